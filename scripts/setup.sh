@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything Shoal needs on a fresh Debian machine: a venv with pinned packages,
+# and (with --test) the Debian packages the test suite uses (etcd-server).
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+for arg in "$@"; do [ "$arg" = "--test" ] && want_test=1; done
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.shoal-deps-$(sha256sum pyproject.toml | cut -c1-16)-$want_test
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/pip install -q -e ".[cluster,operator,bench,test]"
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  touch "$stamp"
+fi
+
+if [ "$want_test" = 1 ] && ! command -v etcd >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+  else
+    echo "etcd-server is missing; install it with: sudo apt-get install etcd-server" >&2
+  fi
+fi
