@@ -11,13 +11,9 @@ Milvus guide shows Milvus Lite::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
-
-if TYPE_CHECKING:
-    from shoal.server import EmbeddedServer
-
 
 def __getattr__(name: str) -> Any:
     if name == "default_server":
