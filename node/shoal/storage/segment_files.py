@@ -144,7 +144,9 @@ def read_segment(directory: Path, mmap: bool = True) -> tuple[Batch, dict[str, A
         else:
             values = _load_npy(directory / entry["file"], mmap)
             if values.dtype.str != entry["dtype"] or list(values.shape) != entry["shape"]:
-                raise ShoalError(Code.UNEXPECTED, f"segment {directory}: column {name} does not match its manifest")
+                raise ShoalError(
+                    Code.UNEXPECTED, f"segment {directory}: column {name} does not match its manifest"
+                )
         valid = _load_npy(directory / entry["valid"], mmap) if "valid" in entry else None
         if len(values) != manifest["rows"] or (valid is not None and len(valid) != manifest["rows"]):
             raise ShoalError(Code.UNEXPECTED, f"segment {directory}: column {name} has the wrong row count")

@@ -375,9 +375,7 @@ class WriteAheadLog:
         """Delete whole files whose records all have LSN < `lsn`; never the newest file."""
         with self._cv:
             files = list(self._files)
-            doomed = [
-                path for i, (_first, path) in enumerate(files[:-1]) if files[i + 1][0] - 1 < lsn
-            ]
+            doomed = [path for i, (_first, path) in enumerate(files[:-1]) if files[i + 1][0] - 1 < lsn]
             self._files = [f for f in files if f[1] not in doomed]
         for path in doomed:
             with contextlib.suppress(FileNotFoundError):
