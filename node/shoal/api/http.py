@@ -1,0 +1,57 @@
+"""The management HTTP port (default 9091): `/healthz` and `/metrics`.
+
+Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
+Prometheus scrapes `/metrics` from the server's `Metrics` registry. A stdlib threaded
+HTTP server in a daemon thread; started and stopped by `shoal.server`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shoal.api.metrics import Metrics
+
+
+class ManagementServer:
+    def __init__(self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool]) -> None:
+        registry = metrics.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+                path = self.path.split("?", 1)[0]
+                if path in ("/healthz", "/health", "/livez", "/readyz"):
+                    ok = is_serving()
+                    self._reply(200 if ok else 503, b"OK" if ok else b"NOT SERVING", "text/plain")
+                elif path == "/metrics":
+                    self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                else:
+                    self._reply(404, b"not found", "text/plain")
+
+            def _reply(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # probes every few seconds would flood the log
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="shoal-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,85 @@
+"""Small shared translations: key/value pairs, template values, consistency.
+
+Used by the search, query, schema and servicer translations. Pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, schema_pb2
+
+from shoal.engine.requests import ConsistencyLevel, ReadConsistency
+from shoal.errors import invalid
+
+
+def kv_to_dict(pairs: Iterable[common_pb2.KeyValuePair]) -> dict[str, str]:
+    return {p.key: p.value for p in pairs}
+
+
+def dict_to_kv(d: Mapping[str, Any]) -> list[common_pb2.KeyValuePair]:
+    return [common_pb2.KeyValuePair(key=str(k), value=str(v)) for k, v in d.items()]
+
+
+def parse_int(value: str, name: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise invalid(f"{name} [{value}] is invalid, it should be an integer") from None
+
+
+def parse_bool(value: str) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def parse_json_params(value: str, name: str = "params") -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        out = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise invalid(f"{name} is not valid JSON: {e}") from None
+    if not isinstance(out, dict):
+        raise invalid(f"{name} must be a JSON object")
+    return out
+
+
+def template_values(values: Mapping[str, schema_pb2.TemplateValue]) -> dict[str, Any]:
+    """`expr_template_values` → plain Python values for `{name}` placeholders in filters."""
+    return {name: _template_value(v) for name, v in values.items()}
+
+
+def _template_value(v: schema_pb2.TemplateValue) -> Any:
+    kind = v.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind == "array_val":
+        return _template_array(v.array_val)
+    if kind == "bytes_val":
+        return bytes(v.bytes_val)
+    return getattr(v, kind)
+
+
+def _template_array(a: schema_pb2.TemplateArrayValue) -> list[Any]:
+    kind = a.WhichOneof("data")
+    if kind is None:
+        return []
+    if kind == "array_data":
+        return [_template_array(x) for x in a.array_data.data]
+    if kind == "json_data":
+        return [json.loads(x) for x in a.json_data.data]
+    return list(getattr(a, kind).data)
+
+
+def read_consistency(
+    guarantee_ts: int, level: int, use_default: bool, travel_ts: int = 0
+) -> ReadConsistency:
+    try:
+        lvl = ConsistencyLevel(level)
+    except ValueError:
+        raise invalid(f"consistency level {level} is invalid") from None
+    return ReadConsistency(
+        guarantee_ts=guarantee_ts, level=lvl, use_default=use_default, travel_ts=travel_ts
+    )

@@ -1,0 +1,296 @@
+"""Collection schemas: proto `schema.CollectionSchema`/`FieldSchema` ↔ `shoal.schema`.
+
+Also validates what Milvus validates at its proxy when a schema is created: names, one
+primary key of type INT64/VARCHAR, dims, max_length, max_capacity, the field count.
+Field ids are assigned 100, 101, ... in declaration order, as Milvus does; the dynamic
+field `$meta` is not part of the domain schema (`enable_dynamic_field` says it exists)
+and is added back as the last field when a schema is described.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pymilvus.grpc_gen import common_pb2, schema_pb2
+
+from shoal.api.translate.common import kv_to_dict
+from shoal.api.validate import check_name
+from shoal.errors import invalid
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    MAX_ARRAY_CAPACITY,
+    MAX_DIM,
+    MAX_FIELDS,
+    MAX_VARCHAR_LENGTH,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+)
+
+FIRST_FIELD_ID = 100
+
+_ARRAY_ELEMENT_TYPES = {
+    DataType.BOOL,
+    DataType.INT8,
+    DataType.INT16,
+    DataType.INT32,
+    DataType.INT64,
+    DataType.FLOAT,
+    DataType.DOUBLE,
+    DataType.VARCHAR,
+}
+
+
+def _data_type(value: int, what: str) -> DataType:
+    try:
+        dt = DataType(value)
+    except ValueError:
+        raise invalid(f"{what}: data type {value} is not supported") from None
+    if dt in (DataType.NONE, DataType.STRING):
+        raise invalid(f"{what}: data type {dt.name} is not supported")
+    return dt
+
+
+def default_from_proto(v: schema_pb2.ValueField) -> Any:
+    kind = v.WhichOneof("data")
+    if kind is None:
+        return None
+    value = getattr(v, kind)
+    return bytes(value) if isinstance(value, bytes) else value
+
+
+def default_to_proto(field: FieldSchema) -> schema_pb2.ValueField | None:
+    v = field.default_value
+    if v is None:
+        return None
+    dt = field.dtype
+    if dt is DataType.BOOL:
+        return schema_pb2.ValueField(bool_data=bool(v))
+    if dt in (DataType.INT8, DataType.INT16, DataType.INT32):
+        return schema_pb2.ValueField(int_data=int(v))
+    if dt is DataType.INT64:
+        return schema_pb2.ValueField(long_data=int(v))
+    if dt is DataType.FLOAT:
+        return schema_pb2.ValueField(float_data=float(v))
+    if dt is DataType.DOUBLE:
+        return schema_pb2.ValueField(double_data=float(v))
+    if dt.is_string:
+        return schema_pb2.ValueField(string_data=str(v))
+    if dt is DataType.JSON:
+        return schema_pb2.ValueField(bytes_data=v if isinstance(v, bytes) else json.dumps(v).encode())
+    return None
+
+
+def _check_default(f: FieldSchema) -> None:
+    v = f.default_value
+    if v is None:
+        return
+    dt = f.dtype
+    ok = (
+        (dt is DataType.BOOL and isinstance(v, bool))
+        or (dt.is_integer and isinstance(v, int) and not isinstance(v, bool))
+        or (dt.is_float and isinstance(v, (int, float)) and not isinstance(v, bool))
+        or (dt.is_string and isinstance(v, str))
+        or dt is DataType.JSON
+    )
+    if not ok:
+        raise invalid(f"type (default value) not match the field type of field {f.name}")
+    if dt.is_string and f.max_length is not None and len(v) > f.max_length:
+        raise invalid(
+            f"the length ({len(v)}) of string exceeds max length ({f.max_length}) of field {f.name}"
+        )
+    if dt is DataType.JSON and isinstance(v, bytes):
+        try:
+            f.default_value = json.loads(v)
+        except json.JSONDecodeError:
+            raise invalid(f"default value of field {f.name} is not valid JSON") from None
+
+
+def _int_param(params: dict[str, str], key: str, field: str) -> int | None:
+    if key not in params:
+        return None
+    try:
+        return int(params[key])
+    except ValueError:
+        raise invalid(f"type param {key} of field {field} must be an integer, got {params[key]!r}") from None
+
+
+def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchema:
+    """One proto field → domain field, with Milvus's per-field checks."""
+    check_name(p.name, "field")
+    dtype = _data_type(p.data_type, f"field {p.name}")
+    params = kv_to_dict(p.type_params)
+    if "params" in params:  # some clients nest type params as a JSON object
+        try:
+            nested = json.loads(params.pop("params"))
+            params.update({k: str(v) for k, v in nested.items()})
+        except (json.JSONDecodeError, AttributeError):
+            raise invalid(f"type params of field {p.name} are not valid JSON") from None
+    f = FieldSchema(
+        name=p.name,
+        dtype=dtype,
+        field_id=field_id or p.fieldID,
+        description=p.description,
+        is_primary=p.is_primary_key,
+        auto_id=p.autoID,
+        is_partition_key=p.is_partition_key,
+        is_clustering_key=p.is_clustering_key,
+        is_dynamic=p.is_dynamic,
+        nullable=p.nullable,
+        default_value=default_from_proto(p.default_value) if p.HasField("default_value") else None,
+        type_params=params,
+    )
+    if dtype.is_dense_vector:
+        dim = _int_param(params, "dim", p.name)
+        if dim is None:
+            raise invalid(f"dimension is not defined in field type params of field {p.name}")
+        if not 1 <= dim <= MAX_DIM:
+            raise invalid(f"invalid dimension: {dim} of field {p.name}. should be in range 2 ~ {MAX_DIM}")
+        if dtype is DataType.BINARY_VECTOR and dim % 8:
+            raise invalid(f"invalid dimension: {dim} of field {p.name}. binary vector dimension should be multiple of 8")
+        f.dim = dim
+    if dtype.is_string:
+        ml = _int_param(params, "max_length", p.name)
+        if ml is None:
+            raise invalid(f"type param(max_length) should be specified for the field({p.name}) of collection")
+        if not 1 <= ml <= MAX_VARCHAR_LENGTH:
+            raise invalid(
+                f"the maximum length specified for the field({p.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
+                f"but got {ml} instead"
+            )
+        f.max_length = ml
+    if dtype is DataType.ARRAY:
+        et = _data_type(p.element_type, f"element type of field {p.name}")
+        if et not in _ARRAY_ELEMENT_TYPES:
+            raise invalid(f"element type {et.name} of field {p.name} is not supported")
+        f.element_type = et
+        cap = _int_param(params, "max_capacity", p.name)
+        if cap is None:
+            raise invalid(f"type param(max_capacity) should be specified for array field {p.name}")
+        if not 1 <= cap <= MAX_ARRAY_CAPACITY:
+            raise invalid(
+                f"the maximum capacity specified for a Array should be in (0, {MAX_ARRAY_CAPACITY}], "
+                f"but got {cap} instead"
+            )
+        f.max_capacity = cap
+        if et.is_string:
+            ml = _int_param(params, "max_length", p.name)
+            if ml is None:
+                raise invalid(f"type param(max_length) should be specified for the field({p.name}) of collection")
+            f.max_length = ml
+    if f.is_primary:
+        if dtype not in (DataType.INT64, DataType.VARCHAR):
+            raise invalid("the data type of primary key should be Int64 or VarChar")
+        if f.nullable:
+            raise invalid(f"primary field {p.name} can not be nullable")
+        if f.default_value is not None:
+            raise invalid(f"primary field {p.name} can not set default value")
+    if f.is_partition_key and dtype not in (DataType.INT64, DataType.VARCHAR):
+        raise invalid("the data type of partition key should be Int64 or VarChar")
+    if f.default_value is not None and dtype.is_vector:
+        raise invalid(f"vector field {p.name} can not set default value")
+    _check_default(f)
+    return f
+
+
+def schema_from_proto(p: schema_pb2.CollectionSchema) -> CollectionSchema:
+    """A CreateCollection schema → domain schema with ids 100, 101, ... ."""
+    user_fields = [f for f in p.fields if not (f.is_dynamic and f.name == DYNAMIC_FIELD)]
+    if not user_fields:
+        raise invalid("schema does not contain any field")
+    if len(user_fields) > MAX_FIELDS:
+        raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
+    fields = [field_from_proto(f, FIRST_FIELD_ID + i) for i, f in enumerate(user_fields)]
+    names = [f.name for f in fields]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise invalid(f"duplicated field name {dup} found")
+    primaries = [f for f in fields if f.is_primary]
+    if not primaries:
+        raise invalid("primary key is not specified")
+    if len(primaries) > 1:
+        raise invalid("there are more than one primary key")
+    if p.autoID:
+        primaries[0].auto_id = True
+    if not any(f.dtype.is_vector for f in fields):
+        raise invalid("schema does not contain vector field")
+    if sum(1 for f in fields if f.is_partition_key) > 1:
+        raise invalid("there are more than one partition key")
+    return CollectionSchema(
+        fields=fields,
+        description=p.description,
+        enable_dynamic_field=p.enable_dynamic_field,
+        auto_id=primaries[0].auto_id,
+        functions=[_function_to_dict(fn) for fn in p.functions],
+    )
+
+
+def _function_to_dict(fn: schema_pb2.FunctionSchema) -> dict[str, Any]:
+    return {
+        "name": fn.name,
+        "type": int(fn.type),
+        "description": fn.description,
+        "input_field_names": list(fn.input_field_names),
+        "output_field_names": list(fn.output_field_names),
+        "params": kv_to_dict(fn.params),
+    }
+
+
+def field_to_proto(f: FieldSchema) -> schema_pb2.FieldSchema:
+    params = dict(f.type_params)
+    if f.dim is not None:
+        params["dim"] = str(f.dim)
+    if f.max_length is not None:
+        params["max_length"] = str(f.max_length)
+    if f.max_capacity is not None:
+        params["max_capacity"] = str(f.max_capacity)
+    out = schema_pb2.FieldSchema(
+        fieldID=f.field_id,
+        name=f.name,
+        is_primary_key=f.is_primary,
+        description=f.description,
+        data_type=int(f.dtype),
+        type_params=[common_pb2.KeyValuePair(key=k, value=v) for k, v in params.items()],
+        autoID=f.auto_id,
+        element_type=int(f.element_type) if f.element_type is not None else 0,
+        is_dynamic=f.is_dynamic,
+        is_partition_key=f.is_partition_key,
+        is_clustering_key=f.is_clustering_key,
+        nullable=f.nullable,
+    )
+    dv = default_to_proto(f)
+    if dv is not None:
+        out.default_value.CopyFrom(dv)
+    return out
+
+
+def dynamic_field_schema(field_id: int) -> FieldSchema:
+    return FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, field_id=field_id, is_dynamic=True)
+
+
+def schema_to_proto(s: CollectionSchema, name: str, database: str = "") -> schema_pb2.CollectionSchema:
+    fields = [field_to_proto(f) for f in s.fields]
+    if s.enable_dynamic_field and s.field(DYNAMIC_FIELD) is None:
+        next_id = max((f.field_id for f in s.fields), default=FIRST_FIELD_ID - 1) + 1
+        fields.append(field_to_proto(dynamic_field_schema(next_id)))
+    out = schema_pb2.CollectionSchema(
+        name=name,
+        description=s.description,
+        autoID=s.auto_id,
+        fields=fields,
+        enable_dynamic_field=s.enable_dynamic_field,
+        dbName=database,
+    )
+    for fn in s.functions:
+        out.functions.append(
+            schema_pb2.FunctionSchema(
+                name=fn.get("name", ""),
+                type=int(fn.get("type", 0)),
+                description=fn.get("description", ""),
+                input_field_names=fn.get("input_field_names", []),
+                output_field_names=fn.get("output_field_names", []),
+                params=[common_pb2.KeyValuePair(key=k, value=str(v)) for k, v in fn.get("params", {}).items()],
+            )
+        )
+    return out

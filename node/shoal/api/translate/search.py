@@ -1,0 +1,249 @@
+"""Search on the wire: `SearchRequest`/`HybridSearchRequest` → engine requests, and
+`engine.requests.SearchResult` → `SearchResults`.
+
+The query vectors arrive in a serialized `common.PlaceholderGroup`; they are decoded
+here into the layouts of `shoal.schema`. Search parameters arrive as string key/values
+with a nested JSON `params`; both levels are read. Neighbours: `field_data` (output
+columns), `common` (consistency, templates), the servicer (caller).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from shoal.api.translate.common import (
+    kv_to_dict,
+    parse_bool,
+    parse_int,
+    parse_json_params,
+    read_consistency,
+    template_values,
+)
+from shoal.api.translate.field_data import (
+    batch_to_fields_data,
+    column_to_field_data,
+    dynamic_output,
+    sparse_from_bytes,
+)
+from shoal.api.validate import check_nq, check_offset_limit, check_topk
+from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
+from shoal.errors import invalid, not_supported
+from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+
+_PH = common_pb2.PlaceholderType
+
+# placeholder type → (numpy dtype of one element, data type it decodes to)
+_DENSE: dict[int, tuple[np.dtype, DataType]] = {
+    _PH.FloatVector: (np.dtype("<f4"), DataType.FLOAT_VECTOR),
+    _PH.Float16Vector: (np.dtype("<f2"), DataType.FLOAT16_VECTOR),
+    _PH.BFloat16Vector: (np.dtype("<u2"), DataType.BFLOAT16_VECTOR),
+    _PH.Int8Vector: (np.dtype("i1"), DataType.INT8_VECTOR),
+    _PH.BinaryVector: (np.dtype("u1"), DataType.BINARY_VECTOR),
+}
+
+
+def decode_placeholders(raw: bytes) -> tuple[DataType, Any]:
+    """Serialized PlaceholderGroup → (vector type, (nq, width) array | sparse dicts | texts)."""
+    group = common_pb2.PlaceholderGroup()
+    try:
+        group.ParseFromString(raw)
+    except Exception:  # protobuf raises DecodeError; any failure is bad input
+        raise invalid("failed to parse the placeholder group of the search request") from None
+    if len(group.placeholders) != 1:
+        raise invalid(f"expected one placeholder in the search request, got {len(group.placeholders)}")
+    ph = group.placeholders[0]
+    values = list(ph.values)
+    if not values:
+        raise invalid("search request carries no query vectors")
+    if ph.type in _DENSE:
+        dtype, kind = _DENSE[ph.type]
+        widths = {len(v) for v in values}
+        if len(widths) != 1 or next(iter(widths)) % dtype.itemsize:
+            raise invalid("query vectors of the search request have different or odd sizes")
+        width = next(iter(widths)) // dtype.itemsize
+        arr = np.frombuffer(b"".join(values), dtype=dtype).reshape(len(values), width)
+        return kind, arr.astype(dtype.newbyteorder("="), copy=True)
+    if ph.type == _PH.SparseFloatVector:
+        return DataType.SPARSE_FLOAT_VECTOR, [sparse_from_bytes(v) for v in values]
+    if ph.type == _PH.VarChar:
+        return DataType.VARCHAR, [v.decode("utf-8", errors="replace") for v in values]
+    raise not_supported(f"placeholder type {ph.type}")
+
+
+def _num(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise invalid(f"{name} [{value}] is invalid, it should be a number") from None
+
+
+def _as_field_layout(kind: DataType, queries: Any, field: FieldSchema | None) -> Any:
+    """Convert float32 queries to a float16/bfloat16 field's layout when the client sent floats."""
+    if field is None or kind is field.dtype or kind is not DataType.FLOAT_VECTOR:
+        return queries
+    if field.dtype is DataType.FLOAT16_VECTOR:
+        return queries.astype(np.float16)
+    if field.dtype is DataType.BFLOAT16_VECTOR:
+        return (queries.view(np.uint32) >> 16).astype(np.uint16)
+    return queries
+
+
+def search_from_proto(req: milvus_pb2.SearchRequest, schema: CollectionSchema | None = None) -> SearchRequest:
+    """One SearchRequest (or a HybridSearch sub-request) → engine SearchRequest."""
+    if len(req.ids.int_id.data) or len(req.ids.str_id.data):
+        raise not_supported("search by primary keys")
+    kv = kv_to_dict(req.search_params)
+    params = parse_json_params(kv.get("params", ""), "search params")
+    anns_field = kv.get("anns_field", "")
+    if not anns_field and schema is not None:
+        vectors = schema.vector_fields
+        if len(vectors) != 1:
+            raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
+        anns_field = vectors[0].name
+    field = schema.field(anns_field) if schema is not None else None
+    if schema is not None and (field is None or not field.dtype.is_vector):
+        raise invalid(f"failed to get field schema by name: fieldName({anns_field}) not found")
+    kind, queries = decode_placeholders(req.placeholder_group)
+    queries = _as_field_layout(kind, queries, field)
+    nq = len(queries)
+    check_nq(nq)
+    if req.nq and req.nq != nq:
+        raise invalid(f"nq [{req.nq}] does not match the number of query vectors [{nq}]")
+
+    topk_raw = kv.get("topk", kv.get("limit", params.get("topk", params.get("limit"))))
+    if topk_raw is None:
+        raise invalid("topk not found in search_params")
+    topk = parse_int(str(topk_raw), "topk")
+    check_topk(topk)
+    offset = parse_int(kv.get("offset", str(params.get("offset", 0))), "offset")
+    check_offset_limit(offset, topk)
+    metric = kv.get("metric_type") or params.get("metric_type") or None
+    for key in ("radius", "range_filter"):
+        if key in params:
+            params[key] = _num(params[key], key)
+    group_by = kv.get("group_by_field") or None
+    group_size = parse_int(kv.get("group_size", "1"), "group_size")
+    if group_size < 1:
+        raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
+    last_bound = kv.get("search_iter_last_bound")
+    return SearchRequest(
+        anns_field=anns_field,
+        queries=queries,
+        topk=topk,
+        metric_type=str(metric).upper() if metric else None,
+        params=params,
+        offset=offset,
+        expr=req.dsl,
+        expr_params=template_values(req.expr_template_values),
+        output_fields=list(req.output_fields),
+        partition_names=list(req.partition_names),
+        round_decimal=parse_int(kv.get("round_decimal", "-1"), "round_decimal"),
+        group_by_field=group_by,
+        group_size=group_size,
+        strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
+        ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
+        consistency=read_consistency(
+            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
+        ),
+        iterator=parse_bool(kv.get("iterator", "false")),
+        iterator_v2=parse_bool(kv.get("search_iter_v2", "false")),
+        iterator_batch_size=parse_int(kv.get("search_iter_batch_size", "0"), "search_iter_batch_size"),
+        iterator_token=kv.get("search_iter_id", ""),
+        iterator_last_bound=_num(last_bound, "search_iter_last_bound") if last_bound else None,
+    )
+
+
+def _rank_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def hybrid_from_proto(
+    req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None
+) -> HybridSearchRequest:
+    if not req.requests:
+        raise invalid("hybrid search carries no sub-requests")
+    if req.HasField("function_score") and len(req.function_score.functions):
+        raise not_supported("function rerankers in hybrid search")
+    subs = [search_from_proto(r, schema) for r in req.requests]
+    rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
+    strategy = str(rank.get("strategy", "rrf")).lower()
+    rparams = rank.get("params", {})
+    if isinstance(rparams, str):
+        rparams = parse_json_params(rparams, "rank params")
+    limit = parse_int(str(rank.get("limit", subs[0].topk)), "limit")
+    check_topk(limit)
+    offset = parse_int(str(rank.get("offset", 0)), "offset")
+    check_offset_limit(offset, limit)
+    group_by = rank.get("group_by_field")
+    return HybridSearchRequest(
+        requests=subs,
+        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}),
+        limit=limit,
+        offset=offset,
+        output_fields=list(req.output_fields),
+        partition_names=list(req.partition_names),
+        round_decimal=parse_int(str(rank.get("round_decimal", -1)), "round_decimal"),
+        group_by_field=str(group_by) if group_by else None,
+        group_size=parse_int(str(rank.get("group_size", 1)), "group_size"),
+        consistency=read_consistency(
+            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
+        ),
+    )
+
+
+def _ids_proto(ids: np.ndarray, pk: FieldSchema | None) -> schema_pb2.IDs:
+    out = schema_pb2.IDs()
+    is_str = (pk is not None and pk.dtype.is_string) or (ids.dtype == object and len(ids) and isinstance(ids[0], str))
+    if is_str:
+        out.str_id.data.extend(str(x) for x in ids)
+    else:
+        out.int_id.data.extend(np.asarray(ids, dtype=np.int64).tolist())
+    return out
+
+
+def result_output_fields(
+    requested: list[str], field_schemas: list[FieldSchema], engine_names: list[str]
+) -> tuple[set[str] | None, list[str]]:
+    """Dynamic keys to keep in `$meta` and the `output_fields` list pymilvus unpacks by."""
+    schema_names = [f.name for f in field_schemas]
+    keys, dyn_names = dynamic_output(requested, schema_names)
+    names = [n for n in engine_names if n in schema_names and n != DYNAMIC_FIELD]
+    for f in field_schemas:
+        if f.name not in names and f.name != DYNAMIC_FIELD:
+            names.append(f.name)
+    if DYNAMIC_FIELD in schema_names:
+        names.extend(dyn_names if keys is not None else [DYNAMIC_FIELD])
+    return keys, names
+
+
+def search_result_to_proto(
+    res: SearchResult, requested_output: list[str], collection: str = ""
+) -> milvus_pb2.SearchResults:
+    pk = next((f for f in res.field_schemas if f.name == res.primary_field_name), None)
+    keys, names = result_output_fields(requested_output, res.field_schemas, res.output_fields)
+    data = schema_pb2.SearchResultData(
+        num_queries=res.num_queries,
+        top_k=res.top_k,
+        topks=list(res.topks),
+        scores=np.asarray(res.scores, dtype=np.float32).tolist(),
+        ids=_ids_proto(np.asarray(res.ids), pk),
+        fields_data=batch_to_fields_data(res.fields, res.field_schemas, keys),
+        output_fields=names,
+        primary_field_name=res.primary_field_name,
+        all_search_count=res.all_search_count,
+    )
+    if res.group_by_field and res.group_by_values is not None:
+        gfield = next((f for f in res.field_schemas if f.name == res.group_by_field), None)
+        if gfield is not None:
+            data.group_by_field_value.CopyFrom(column_to_field_data(gfield, res.group_by_values))
+    if res.iterator_token:
+        data.search_iterator_v2_results.token = res.iterator_token
+        data.search_iterator_v2_results.last_bound = float(res.iterator_last_bound)
+    return milvus_pb2.SearchResults(results=data, collection_name=collection, session_ts=res.session_ts)

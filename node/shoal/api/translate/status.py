@@ -1,0 +1,49 @@
+"""ShoalError → `common.Status`: the one place error codes meet the wire.
+
+pymilvus raises when `code != 0 or error_code != 0`; it maps `code` to its exception
+classes, and still reads the deprecated `error_code` in a few places (e.g. "collection
+not exists" checks), so both are filled. Neighbours: `shoal.errors` (the codes), the
+servicer (every handler's error path).
+"""
+
+from __future__ import annotations
+
+from pymilvus.grpc_gen import common_pb2
+
+from shoal.errors import Code, ShoalError
+
+_LEGACY: dict[int, int] = {
+    Code.SUCCESS: common_pb2.Success,
+    Code.RATE_LIMITED: common_pb2.RateLimit,
+    Code.COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
+    Code.INDEX_NOT_FOUND: common_pb2.IndexNotExist,
+    Code.PARAMETER_INVALID: common_pb2.IllegalArgument,
+    Code.PARAMETER_MISSING: common_pb2.IllegalArgument,
+    Code.METRIC_TYPE_MISMATCH: common_pb2.IllegalMetricType,
+    Code.PRIVILEGE_NOT_AUTHENTICATED: common_pb2.PermissionDenied,
+    Code.PRIVILEGE_NOT_PERMITTED: common_pb2.PermissionDenied,
+}
+
+_RETRIABLE = {int(Code.RATE_LIMITED)}
+
+
+def success() -> common_pb2.Status:
+    return common_pb2.Status(code=0, error_code=common_pb2.Success, reason="")
+
+
+def from_error(err: ShoalError) -> common_pb2.Status:
+    return status(err.code, err.message)
+
+
+def status(code: int, reason: str) -> common_pb2.Status:
+    if code == 0:
+        return success()
+    legacy = _LEGACY.get(code, common_pb2.UnexpectedError)
+    return common_pb2.Status(
+        code=code, error_code=legacy, reason=reason, retriable=code in _RETRIABLE
+    )
+
+
+def unexpected(exc: BaseException) -> common_pb2.Status:
+    """An internal bug: code 65535 with the message, so the client sees what broke."""
+    return status(Code.UNEXPECTED, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,93 @@
+"""The `shoal` command line: `shoal run` starts a node and serves until SIGTERM/SIGINT.
+
+    shoal run [--data DIR] [--port 19530] [--http-port 9091] [--config FILE]
+              [--role standalone] [--host 0.0.0.0] [--wal-fsync always|batch|never]
+
+Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Only the standalone role
+is served by this build; other roles exit with status 2. Once serving, one line
+`Shoal listening on HOST:PORT (http HOST:PORT)` goes to stdout, so `--port 0` users and
+test harnesses learn the chosen ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from shoal.config import ROLES, WAL_FSYNC, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shoal", description="Shoal: a Milvus-compatible vector database")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a node (standalone by default)")
+    run.add_argument("--config", help="YAML configuration file")
+    run.add_argument("--data", dest="data_dir", help="data directory")
+    run.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    run.add_argument("--port", type=int, help="gRPC port (default 19530; 0 picks a free port)")
+    run.add_argument("--http-port", dest="http_port", type=int, help="HTTP port for /healthz and /metrics (default 9091)")
+    run.add_argument("--role", choices=ROLES, help="node role (default standalone)")
+    run.add_argument("--wal-fsync", dest="wal_fsync", choices=WAL_FSYNC, help="WAL fsync policy")
+    run.add_argument("--segment-max-rows", dest="segment_max_rows", type=int, help="rows per growing segment")
+    run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
+    run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = {
+        k: getattr(args, k)
+        for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
+                  "grpc_workers", "log_level")
+    }
+    try:
+        cfg = load_config(args.config, overrides=overrides)
+    except ConfigError as e:
+        print(f"shoal: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if cfg.role != "standalone":
+        print(f"shoal: role {cfg.role} is not supported yet in this build", file=sys.stderr)
+        return 2
+
+    from shoal.server import NodeServer
+
+    node = NodeServer(cfg)
+    try:
+        node.start()
+    except OSError as e:
+        print(f"shoal: cannot start: {e}", file=sys.stderr)
+        return 1
+    shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    print(f"Shoal listening on {shown}:{node.listen_port} (http {shown}:{node.http_port})", flush=True)
+
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop_requested.wait(0.5):
+        pass
+    node.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Node configuration: one YAML file, overridden by `SHOAL_*` environment variables,
+overridden by command-line flags (in that order of precedence, lowest first).
+
+`load_config(path, env, overrides)` returns a validated `Config`. The server
+(`shoal.server`) and the CLI (`shoal.cli`) are its only users; cluster settings (etcd,
+S3) are parsed here so that cluster roles can use them later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
+WAL_FSYNC = ("always", "batch", "never")
+
+
+class ConfigError(ValueError):
+    """A configuration value a human must fix; the message names the setting."""
+
+
+@dataclass
+class S3Config:
+    endpoint: str = ""
+    bucket: str = "shoal"
+    access_key: str = ""
+    secret_key: str = ""
+    region: str = ""
+    prefix: str = ""
+    secure: bool = False
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("./data")
+    host: str = "0.0.0.0"
+    port: int = 19530
+    http_port: int = 9091
+    role: str = "standalone"
+    wal_fsync: str = "batch"
+    segment_max_rows: int = 100_000
+    index_build_threads: int = 1
+    grpc_workers: int = 16
+    max_message_bytes: int = 64 * 1024 * 1024
+    log_level: str = "INFO"
+    etcd_endpoints: list[str] = field(default_factory=list)
+    s3: S3Config = field(default_factory=S3Config)
+
+    def engine_options(self) -> dict[str, Any]:
+        return {
+            "wal_fsync": self.wal_fsync,
+            "segment_max_rows": self.segment_max_rows,
+            "index_build_threads": self.index_build_threads,
+        }
+
+
+_INT_KEYS = {"port", "http_port", "segment_max_rows", "index_build_threads", "grpc_workers", "max_message_bytes"}
+_TOP_KEYS = {f.name for f in fields(Config)}
+_S3_KEYS = {f.name for f in fields(S3Config)}
+
+
+def _flatten_yaml(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept both flat keys and the nested `etcd: {endpoints: [...]}` form."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = str(key).replace("-", "_")
+        if key == "etcd" and isinstance(value, Mapping):
+            if "endpoints" in value:
+                out["etcd_endpoints"] = value["endpoints"]
+        elif key == "s3" and isinstance(value, Mapping):
+            out["s3"] = {str(k).replace("-", "_"): v for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    s3: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("SHOAL_"):
+            continue
+        name = key[len("SHOAL_"):].lower()
+        if name == "data":
+            name = "data_dir"
+        if name in ("etcd_endpoints", "etcd"):
+            out["etcd_endpoints"] = value
+        elif name.startswith("s3_") and name[3:] in _S3_KEYS:
+            s3[name[3:]] = value
+        elif name in _TOP_KEYS and name != "s3":
+            out[name] = value
+    if s3:
+        out["s3"] = s3
+    return out
+
+
+def _coerce(cfg: Config, key: str, value: Any) -> None:
+    if key not in _TOP_KEYS:
+        raise ConfigError(f"unknown setting {key!r}")
+    if key in _INT_KEYS:
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    elif key == "data_dir":
+        value = Path(str(value)).expanduser()
+    elif key == "etcd_endpoints":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        value = [str(v) for v in value]
+    elif key == "s3":
+        if not isinstance(value, Mapping):
+            raise ConfigError("s3 must be a mapping")
+        s3 = cfg.s3
+        for k, v in value.items():
+            if k not in _S3_KEYS:
+                raise ConfigError(f"unknown setting s3.{k}")
+            setattr(s3, k, str(v).lower() in ("1", "true", "yes") if k == "secure" else str(v))
+        return
+    else:
+        value = str(value)
+    setattr(cfg, key, value)
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.role not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {cfg.role!r}")
+    if cfg.wal_fsync not in WAL_FSYNC:
+        raise ConfigError(f"wal_fsync must be one of {', '.join(WAL_FSYNC)}, got {cfg.wal_fsync!r}")
+    for key in ("port", "http_port"):
+        value = getattr(cfg, key)
+        if not 0 <= value <= 65535:
+            raise ConfigError(f"{key} must be in [0, 65535], got {value}")
+    if cfg.segment_max_rows < 1:
+        raise ConfigError(f"segment_max_rows must be positive, got {cfg.segment_max_rows}")
+    if cfg.grpc_workers < 1:
+        raise ConfigError(f"grpc_workers must be positive, got {cfg.grpc_workers}")
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """YAML file < `SHOAL_*` env < explicit overrides (CLI flags; None values ignored)."""
+    cfg = Config()
+    layers: list[Mapping[str, Any]] = []
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        layers.append(_flatten_yaml(raw))
+    layers.append(_from_env(os.environ if env is None else env))
+    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
+    for layer in layers:
+        for key, value in layer.items():
+            _coerce(cfg, key, value)
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,177 @@
+"""Process edge of a standalone node: engine + gRPC server + management HTTP server.
+
+`NodeServer(config)` opens the engine (`shoal.engine.open_engine`), serves
+`MilvusService` (`shoal.api.servicer`) on `config.port` with the metrics interceptor and
+64 MB message limits both ways, and `/healthz` + `/metrics` on `config.http_port`.
+`stop()` stops accepting, drains in-flight calls, then closes the engine.
+`EmbeddedServer` / `default_server` run the same thing inside a Python process, like
+Milvus Lite's `default_server`. The CLI (`shoal.cli`) is the other entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
+
+from shoal.api.http import ManagementServer
+from shoal.api.metrics import Metrics, MetricsInterceptor
+from shoal.api.servicer import ShoalServicer
+from shoal.config import Config
+
+log = logging.getLogger("shoal.server")
+
+
+class NodeServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engine: Any = None
+        self._grpc: grpc.Server | None = None
+        self._http: ManagementServer | None = None
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self.listen_port = 0
+        self.http_port = 0
+
+    def start(self) -> None:
+        from shoal.engine import open_engine  # the engine is heavy; import it only when serving
+
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = open_engine(cfg.data_dir, cfg.engine_options())
+        try:
+            metrics = Metrics(self.engine)
+            opts = [
+                ("grpc.max_send_message_length", cfg.max_message_bytes),
+                ("grpc.max_receive_message_length", cfg.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+            server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers, thread_name_prefix="shoal-grpc"),
+                interceptors=[MetricsInterceptor(metrics)],
+                options=opts,
+            )
+            milvus_pb2_grpc.add_MilvusServiceServicer_to_server(ShoalServicer(self.engine, metrics), server)
+            self.listen_port = server.add_insecure_port(f"{_grpc_host(cfg.host)}:{cfg.port}")
+            if self.listen_port == 0:
+                raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
+            self._http = ManagementServer(cfg.host, cfg.http_port, metrics, self._serving.is_set)
+            self.http_port = self._http.port
+            server.start()
+            self._grpc = server
+            self._http.start()
+        except BaseException:
+            self.engine.close()
+            raise
+        self._serving.set()
+        log.info(
+            "Shoal %s listening on %s:%d (gRPC), http on %s:%d, data in %s",
+            cfg.role, cfg.host, self.listen_port, cfg.host, self.http_port, cfg.data_dir,
+        )
+
+    @property
+    def serving(self) -> bool:
+        return self._serving.is_set()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting calls, let in-flight ones finish (up to `grace` s), close the engine."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._serving.clear()
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()
+        if self._http is not None:
+            self._http.stop()
+        if self.engine is not None:
+            self.engine.close()
+        log.info("Shoal stopped")
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+class EmbeddedServer:
+    """A standalone Shoal inside this process, on free ports, data in a temp dir by default."""
+
+    def __init__(self, data_dir: str | Path | None = None, port: int = 0, http_port: int = 0,
+                 host: str = "127.0.0.1") -> None:
+        self._base: Path | None = Path(data_dir) if data_dir is not None else None
+        self._tmp: Path | None = None
+        self._port = port
+        self._http_port = http_port
+        self._host = host
+        self._node: NodeServer | None = None
+
+    def set_base_dir(self, path: str | Path) -> None:
+        if self._node is not None:
+            raise RuntimeError("cannot change the data dir of a running server")
+        self._base = Path(path)
+
+    @property
+    def data_dir(self) -> Path:
+        if self._base is not None:
+            return self._base
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="shoal-"))
+        return self._tmp
+
+    @property
+    def listen_port(self) -> int:
+        return self._node.listen_port if self._node is not None else self._port
+
+    @property
+    def http_port(self) -> int:
+        return self._node.http_port if self._node is not None else self._http_port
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self._host}:{self.listen_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._node is not None
+
+    def start(self) -> None:
+        if self._node is not None:
+            return
+        cfg = Config(
+            data_dir=self.data_dir, host=self._host, port=self._port, http_port=self._http_port,
+            grpc_workers=8,
+        )
+        node = NodeServer(cfg)
+        node.start()
+        self._node = node
+
+    def stop(self) -> None:
+        if self._node is not None:
+            self._node.stop()
+            self._node = None
+
+    def cleanup(self) -> None:
+        """Stop and remove the data directory (only a temp dir this object created)."""
+        self.stop()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+default_server = EmbeddedServer()
