@@ -1,0 +1,388 @@
+"""Turn a `syntax` tree into a `typed` tree for one collection schema.
+
+Resolves names (schema fields, `$meta`, and bare names that fall back to dynamic-field
+keys), substitutes `{template}` values from `filter_params`, checks types, desugars
+ranges, and folds constant sub-expressions through `evaluator` so constants and data
+share one arithmetic. Every problem is a ShoalError 1100 naming the field and the
+character position; unsupported Milvus functions are code 10 (`not_supported`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shoal.errors import ShoalError, invalid, not_supported
+from shoal.expr import jsonvalues as jv
+from shoal.expr import syntax as s
+from shoal.expr import typed as t
+from shoal.expr.evaluator import Evaluator
+from shoal.expr.lexer import INT64_MAX, INT64_MIN
+from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType
+
+_COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+_ARITHMETIC = ("+", "-", "*", "/", "%", "**")
+_BITWISE = ("&", "|", "^")
+_SHIFTS = ("<<", ">>")
+_CONTAINS = {
+    "json_contains": "one", "array_contains": "one",
+    "json_contains_all": "all", "array_contains_all": "all",
+    "json_contains_any": "any", "array_contains_any": "any",
+}
+_UNSUPPORTED_CALLS = (
+    "text_match", "phrase_match", "random_sample", "element_filter",
+    "match_all", "match_any", "match_least", "match_most", "match_exact",
+)
+
+
+def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
+    root = _Binder(source, schema, params or {}).bind(node)
+    if root.type not in (t.T.BOOL, t.T.JSON):
+        raise invalid(
+            f"cannot parse expression: {source}, error: the filter must be a boolean expression, "
+            f"got {describe(root)} at position {node.pos}"
+        )
+    return root
+
+
+def describe(node: t.Node) -> str:
+    """How a node is named in error messages."""
+    if isinstance(node, t.Field):
+        return f"field '{node.name}' of type {node.dtype.name}"
+    if isinstance(node, t.JsonPath):
+        return f"'{_path_text(node)}'"
+    if isinstance(node, t.ArrayElement):
+        return f"'{node.field}[{node.index}]' of type {node.element_type.name}"
+    if isinstance(node, t.Const):
+        return f"{node.type.value} {node.value!r}"
+    return f"{node.type.value} expression"
+
+
+def _path_text(node: t.JsonPath) -> str:
+    return node.field + "".join(f"[{k!r}]" if isinstance(k, int) else f'["{k}"]' for k in node.keys)
+
+
+class _Binder:
+    def __init__(self, source: str, schema: CollectionSchema, params: Mapping[str, Any]) -> None:
+        self.src = source
+        self.schema = schema
+        self.params = params
+
+    def error(self, node: s.Node, what: str) -> ShoalError:
+        return invalid(f"cannot parse expression: {self.src}, error: {what} at position {node.pos}")
+
+    # -- dispatch ----------------------------------------------------------------------
+    def bind(self, node: s.Node) -> t.Node:
+        if isinstance(node, s.Literal):
+            return self.literal(node)
+        if isinstance(node, s.ListLiteral):
+            items = [self.bind(item) for item in node.items]
+            for item, src in zip(items, node.items, strict=True):
+                if not isinstance(item, t.Const):
+                    raise self.error(src, f"list elements must be constants, got {describe(item)}")
+            return t.Const(t.T.LIST, [item.value for item in items if isinstance(item, t.Const)])
+        if isinstance(node, s.Template):
+            return self.template(node)
+        if isinstance(node, s.Name):
+            return self.name(node)
+        if isinstance(node, s.Unary):
+            return self.unary(node)
+        if isinstance(node, s.Binary):
+            return self.binary(node)
+        if isinstance(node, s.Range):
+            return self.range(node)
+        if isinstance(node, s.In):
+            return self.in_list(node)
+        if isinstance(node, s.Call):
+            return self.call(node)
+        if isinstance(node, s.IsNull):
+            operand = self.bind(node.operand)
+            if not isinstance(operand, t.Field | t.JsonPath | t.ArrayElement):
+                raise self.error(node, f"'is null' needs a field or JSON path, got {describe(operand)}")
+            return t.IsNull(t.T.BOOL, operand, node.negate)
+        if isinstance(node, s.Exists):
+            operand = self.bind(node.operand)
+            if not isinstance(operand, t.JsonPath) or not operand.keys:
+                raise self.error(node, f"'exists' needs a JSON path such as meta[\"key\"], got {describe(operand)}")
+            return t.Exists(t.T.BOOL, operand)
+        raise self.error(node, f"unsupported syntax {type(node).__name__}")
+
+    # -- leaves --------------------------------------------------------------------------
+    def literal(self, node: s.Literal) -> t.Node:
+        v = node.value
+        if isinstance(v, bool):
+            return t.Const(t.T.BOOL, v)
+        if isinstance(v, int):
+            if v > INT64_MAX:
+                raise self.error(node, f"integer {v} is out of the int64 range")
+            return t.Const(t.T.INT, v)
+        if isinstance(v, float):
+            return t.Const(t.T.FLOAT, v)
+        return t.Const(t.T.STRING, v)
+
+    def template(self, node: s.Template) -> t.Node:
+        if node.name not in self.params:
+            raise self.error(node, f"template variable {{{node.name}}} has no value in filter_params")
+        try:
+            value = _plain(self.params[node.name])
+        except ValueError as e:
+            raise self.error(node, f"template variable {{{node.name}}}: {e}") from None
+        return _const(value)
+
+    def name(self, node: s.Name) -> t.Node:
+        name, keys = node.name, node.keys
+        if name == DYNAMIC_FIELD:
+            if not self.schema.enable_dynamic_field:
+                raise self.error(node, "the dynamic field ($meta) is not enabled for this collection")
+            return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, keys)
+        f = self.schema.field(name)
+        if f is None:
+            if self.schema.enable_dynamic_field:
+                return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, (name, *keys))
+            raise self.error(node, f"field '{name}' does not exist and the dynamic field is not enabled")
+        if f.is_dynamic:
+            return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, keys)
+        if f.dtype.is_vector:
+            raise self.error(node, f"cannot filter on vector field '{name}' of type {f.dtype.name}")
+        if f.dtype is DataType.JSON:
+            return t.JsonPath(t.T.JSON, f.name, keys)
+        if f.dtype is DataType.ARRAY:
+            element = f.element_type or DataType.NONE
+            if not keys:
+                return t.Field(t.T.ARRAY, f.name, f.dtype, element)
+            if len(keys) != 1 or not isinstance(keys[0], int):
+                raise self.error(node, f"array field '{name}' takes one integer index, like {name}[0]")
+            try:
+                elem_type = t.type_of_datatype(element)
+            except ValueError:
+                raise self.error(node, f"array field '{name}' has no usable element type") from None
+            return t.ArrayElement(elem_type, f.name, keys[0], element)
+        if keys:
+            raise self.error(node, f"field '{name}' of type {f.dtype.name} cannot be subscripted")
+        try:
+            return t.Field(t.type_of_datatype(f.dtype), f.name, f.dtype)
+        except ValueError:
+            raise self.error(node, f"cannot filter on field '{name}' of type {f.dtype.name}") from None
+
+    # -- operators -----------------------------------------------------------------------
+    def unary(self, node: s.Unary) -> t.Node:
+        if node.op == "-" and isinstance(node.operand, s.Literal) and node.operand.value == INT64_MAX + 1:
+            return t.Const(t.T.INT, INT64_MIN)
+        operand = self.bind(node.operand)
+        if node.op == "not":
+            self.need_predicate(operand, node.operand, "not")
+            if isinstance(operand, t.Const):
+                return t.Const(t.T.BOOL, not operand.value)
+            if isinstance(operand, t.Not):
+                return operand.operand
+            return t.Not(t.T.BOOL, operand)
+        if node.op == "+":
+            self.need_number(operand, node.operand, "unary '+'")
+            return operand
+        if node.op == "-":
+            self.need_number(operand, node.operand, "unary '-'")
+            result_type = t.T.INT if operand.type is t.T.INT else t.T.FLOAT
+        else:
+            if operand.type not in (t.T.INT, t.T.JSON):
+                raise self.error(node.operand, f"'~' needs an integer, got {describe(operand)}")
+            result_type = t.T.INT
+        return self.fold(t.Negate(result_type, node.op, operand), node)
+
+    def binary(self, node: s.Binary) -> t.Node:
+        op = node.op
+        left, right = self.bind(node.left), self.bind(node.right)
+        if op in ("and", "or"):
+            self.need_predicate(left, node.left, op)
+            self.need_predicate(right, node.right, op)
+            return _logical(op, left, right)
+        if op in _COMPARISONS:
+            return self.comparison(op, left, right, node)
+        if op == "like":
+            if left.type not in (t.T.STRING, t.T.JSON):
+                raise self.error(node.left, f"'like' needs a VARCHAR field or JSON value, got {describe(left)}")
+            if not (isinstance(right, t.Const) and right.type is t.T.STRING):
+                raise self.error(node.right, f"the pattern of 'like' must be a string, got {describe(right)}")
+            if isinstance(left, t.Const):
+                return self.fold(t.Like(t.T.BOOL, left, right.value), node)
+            return t.Like(t.T.BOOL, left, right.value)
+        return self.arithmetic(op, left, right, node)
+
+    def arithmetic(self, op: str, left: t.Node, right: t.Node, node: s.Binary) -> t.Node:
+        if op in _BITWISE and left.type is t.T.BOOL and right.type is t.T.BOOL:
+            return self.fold(t.Arith(t.T.BOOL, op, left, right), node)
+        if op in _BITWISE or op in _SHIFTS:
+            for operand, src in ((left, node.left), (right, node.right)):
+                if operand.type not in (t.T.INT, t.T.JSON):
+                    raise self.error(src, f"'{op}' needs integers, got {describe(operand)}")
+            return self.fold(t.Arith(t.T.INT, op, left, right), node)
+        self.need_number(left, node.left, f"'{op}'")
+        self.need_number(right, node.right, f"'{op}'")
+        if op in ("/", "%") and isinstance(right, t.Const) and right.value == 0:
+            raise self.error(node.right, "division by zero")
+        both_int = left.type is t.T.INT and right.type is t.T.INT
+        if op == "**":
+            both_int = both_int and isinstance(right, t.Const) and right.value >= 0
+        return self.fold(t.Arith(t.T.INT if both_int else t.T.FLOAT, op, left, right), node)
+
+    def comparison(self, op: str, left: t.Node, right: t.Node, node: s.Node) -> t.Node:
+        lt, rt = left.type, right.type
+        ok = (
+            t.T.JSON in (lt, rt)
+            or lt.numeric and rt.numeric
+            or lt is rt is t.T.STRING
+            or (lt is rt is t.T.BOOL and op in ("==", "!="))
+            or ({lt, rt} <= {t.T.ARRAY, t.T.LIST} and op in ("==", "!="))
+        )
+        if not ok:
+            raise self.error(node, f"cannot compare {describe(left)} with {describe(right)} using '{op}'")
+        if isinstance(left, t.Const) and isinstance(right, t.Const):
+            result = jv.compare(op, left.value, right.value)
+            if result is None:
+                raise self.error(node, f"cannot compare {describe(left)} with {describe(right)} using '{op}'")
+            return t.Const(t.T.BOOL, result)
+        return t.Compare(t.T.BOOL, op, left, right)
+
+    def range(self, node: s.Range) -> t.Node:
+        low, middle, high = self.bind(node.low), self.bind(node.middle), self.bind(node.high)
+        first = self.comparison(node.op1, low, middle, node)
+        second = self.comparison(node.op2, middle, high, node)
+        return _logical("and", first, second)
+
+    def in_list(self, node: s.In) -> t.Node:
+        operand = self.bind(node.operand)
+        values = self.bind(node.values)
+        if not (isinstance(values, t.Const) and values.type is t.T.LIST):
+            raise self.error(node.values, f"'in' needs a list of constants, got {describe(values)}")
+        items = tuple(values.value)
+        check = _ELEMENT_CHECKS.get(operand.type)
+        if operand.type in (t.T.ARRAY, t.T.LIST) or (check and not all(check(v) for v in items)):
+            raise self.error(node, f"cannot test {describe(operand)} against the list {values.value!r}")
+        if isinstance(operand, t.Const):
+            found = any(jv.compare("==", operand.value, v) for v in items)
+            return t.Const(t.T.BOOL, found != node.negate)
+        return t.InList(t.T.BOOL, operand, items, node.negate)
+
+    def call(self, node: s.Call) -> t.Node:
+        name = node.name
+        if name in _UNSUPPORTED_CALLS or name.startswith("st_"):
+            raise not_supported(f"the filter function {name}()")
+        if name in _CONTAINS:
+            return self.contains(_CONTAINS[name], node)
+        if name == "array_length":
+            if len(node.args) != 1:
+                raise self.error(node, "array_length() takes exactly one argument")
+            operand = self.bind(node.args[0])
+            if not (operand.type is t.T.ARRAY and isinstance(operand, t.Field) or isinstance(operand, t.JsonPath)):
+                raise self.error(node.args[0], f"array_length() needs an ARRAY field or JSON path, got {describe(operand)}")
+            return t.ArrayLength(t.T.INT, operand)
+        raise self.error(node, f"unknown function {name}()")
+
+    def contains(self, mode: str, node: s.Call) -> t.Node:
+        if len(node.args) != 2:
+            raise self.error(node, f"{node.name}() takes exactly two arguments")
+        operand, value = self.bind(node.args[0]), self.bind(node.args[1])
+        if not (isinstance(operand, t.JsonPath) or isinstance(operand, t.Field) and operand.type is t.T.ARRAY):
+            raise self.error(node.args[0], f"{node.name}() needs an ARRAY field or JSON path, got {describe(operand)}")
+        if not isinstance(value, t.Const):
+            raise self.error(node.args[1], f"the second argument of {node.name}() must be a constant, got {describe(value)}")
+        if mode != "one" and value.type is not t.T.LIST:
+            raise self.error(node.args[1], f"the second argument of {node.name}() must be a list, got {describe(value)}")
+        if isinstance(operand, t.Field) and operand.element_type is not None:
+            check = _ELEMENT_CHECKS.get(_safe_type(operand.element_type))
+            wanted = value.value if mode != "one" else [value.value]
+            if check and not all(check(v) for v in wanted):
+                raise self.error(
+                    node.args[1],
+                    f"{node.name}() on field '{operand.name}' (ARRAY of {operand.element_type.name}) "
+                    f"cannot look for {value.value!r}",
+                )
+        return t.Contains(t.T.BOOL, mode, operand, value.value)
+
+    # -- checks and folding --------------------------------------------------------------
+    def need_predicate(self, operand: t.Node, src: s.Node, op: str) -> None:
+        if operand.type not in (t.T.BOOL, t.T.JSON):
+            raise self.error(src, f"'{op}' needs boolean operands, got {describe(operand)}")
+
+    def need_number(self, operand: t.Node, src: s.Node, op: str) -> None:
+        if not (operand.type.numeric or operand.type is t.T.JSON):
+            raise self.error(src, f"arithmetic {op} needs numbers, got {describe(operand)}")
+
+    def fold(self, node: t.Node, src: s.Node) -> t.Node:
+        """Replace an operator over constants by its value, computed like on data."""
+        if not all(isinstance(c, t.Const) for c in t.children(node)):
+            return node
+        if node.type is t.T.BOOL and not isinstance(node, t.Arith):
+            value, _ = Evaluator({}, 1).predicate(node)
+            return t.Const(t.T.BOOL, bool(np.asarray(value).reshape(-1)[0]))
+        vec = Evaluator({}, 1).value(node)
+        if vec.valid is not None and not np.asarray(vec.valid).reshape(-1)[0]:
+            raise self.error(src, "division by zero or shift out of range in constant expression")
+        result = np.asarray(vec.data).reshape(-1)[0].item()
+        return t.Const(node.type, result)
+
+
+def _safe_type(dtype: DataType) -> t.T | None:
+    try:
+        return t.type_of_datatype(dtype)
+    except ValueError:
+        return None
+
+
+_ELEMENT_CHECKS = {
+    t.T.INT: jv.is_number,
+    t.T.FLOAT: jv.is_number,
+    t.T.STRING: lambda v: isinstance(v, str),
+    t.T.BOOL: lambda v: isinstance(v, bool),
+}
+
+
+def _logical(op: str, left: t.Node, right: t.Node) -> t.Node:
+    """`and` / `or` with constant sides folded and nested same-op nodes flattened."""
+    decisive = op == "or"  # `true or x` is true; `false and x` is false
+    parts: list[t.Node] = []
+    for side in (left, right):
+        if isinstance(side, t.Const):
+            if bool(side.value) == decisive:
+                return t.Const(t.T.BOOL, decisive)
+            continue
+        if op == "and" and isinstance(side, t.And) or op == "or" and isinstance(side, t.Or):
+            parts.extend(side.items)
+        else:
+            parts.append(side)
+    if not parts:
+        return t.Const(t.T.BOOL, not decisive)
+    if len(parts) == 1:
+        return parts[0]
+    return t.And(t.T.BOOL, tuple(parts)) if op == "and" else t.Or(t.T.BOOL, tuple(parts))
+
+
+def _plain(value: Any) -> Any:
+    """A filter_params value as plain Python (bool, int, float, str, nested lists)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        v = int(value)
+        if not INT64_MIN <= v <= INT64_MAX:
+            raise ValueError(f"integer {v} is out of the int64 range")
+        return v
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    raise ValueError(f"unsupported value of type {type(value).__name__}")
+
+
+def _const(value: Any) -> t.Const:
+    if isinstance(value, bool):
+        return t.Const(t.T.BOOL, value)
+    if isinstance(value, int):
+        return t.Const(t.T.INT, value)
+    if isinstance(value, float):
+        return t.Const(t.T.FLOAT, value)
+    if isinstance(value, str):
+        return t.Const(t.T.STRING, value)
+    return t.Const(t.T.LIST, value)

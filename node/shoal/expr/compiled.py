@@ -1,0 +1,101 @@
+"""`compile_filter`: the one entry point of `shoal.expr`, and the `CompiledFilter` it returns.
+
+Chains `parser` (text -> syntax), `binder` (syntax + schema + params -> typed tree) and
+`evaluator` (typed tree + batch -> bool mask). The engine compiles a filter once per
+request and evaluates it per segment batch; it may also ask for the primary keys of a
+pure `pk in [...]` / `pk == v` filter to do point lookups instead of a scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shoal.expr import typed as t
+from shoal.expr.binder import bind
+from shoal.expr.evaluator import evaluate
+from shoal.expr.parser import parse
+from shoal.schema import Batch, CollectionSchema
+
+
+class CompiledFilter:
+    """A filter bound to one schema: evaluate it on batches of that collection."""
+
+    def __init__(self, text: str, root: t.Node | None) -> None:
+        self.text = text
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"CompiledFilter({self.text!r})"
+
+    @property
+    def always_true(self) -> bool:
+        return self.root is None or (isinstance(self.root, t.Const) and bool(self.root.value))
+
+    def evaluate(self, batch: Batch, n: int) -> np.ndarray:
+        """A bool mask of the `n` rows of `batch` that match."""
+        if self.root is None:
+            return np.ones(n, dtype=bool)
+        return evaluate(self.root, batch, n)
+
+    @property
+    def referenced_fields(self) -> set[str]:
+        """Schema fields (and `$meta`) whose columns the filter reads."""
+        if self.root is None:
+            return set()
+        names: set[str] = set()
+        for node in t.walk(self.root):
+            if isinstance(node, t.Field | t.ArrayElement | t.JsonPath):
+                names.add(node.name if isinstance(node, t.Field) else node.field)
+        return names
+
+    def primary_key_values(self, pk_name: str) -> list[Any] | None:
+        """The keys when the whole filter is `pk in [...]` / `pk == v`, possibly OR-ed; else None."""
+        if self.root is None:
+            return None
+        keys = _pk_keys(self.root, pk_name)
+        if keys is None:
+            return None
+        seen: set[Any] = set()
+        unique = []
+        for k in keys:
+            if k not in seen:
+                seen.add(k)
+                unique.append(k)
+        return unique
+
+
+def _pk_keys(node: t.Node, pk: str) -> list[Any] | None:
+    def is_pk(n: t.Node) -> bool:
+        return isinstance(n, t.Field) and n.name == pk
+
+    if isinstance(node, t.InList) and not node.negate and is_pk(node.operand):
+        return list(node.values)
+    if isinstance(node, t.Compare) and node.op == "==":
+        if is_pk(node.left) and isinstance(node.right, t.Const):
+            return [node.right.value]
+        if is_pk(node.right) and isinstance(node.left, t.Const):
+            return [node.left.value]
+    if isinstance(node, t.Or):
+        out: list[Any] = []
+        for item in node.items:
+            keys = _pk_keys(item, pk)
+            if keys is None:
+                return None
+            out.extend(keys)
+        return out
+    return None
+
+
+def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any] | None = None) -> CompiledFilter:
+    """Parse, bind and type-check `text` (a Milvus boolean expression) for `schema`.
+
+    Raises ShoalError 1100 for malformed or ill-typed filters (the message names the
+    character position), and code 10 for Milvus functions Shoal does not implement.
+    """
+    syntax_tree = parse(text or "")
+    if syntax_tree is None:
+        return CompiledFilter(text, None)
+    return CompiledFilter(text, bind(text, syntax_tree, schema, params))

@@ -1,0 +1,329 @@
+"""Evaluate a typed filter tree over one columnar batch, vectorised with numpy.
+
+Reads `shoal.schema.Batch` columns and `typed` nodes; `compiled` calls it, `binder`
+uses it to fold constants with exactly the semantics used on data. Scalar numeric, bool
+and VARCHAR columns never run Python code per row; JSON and ARRAY values are walked row
+by row (`jsonvalues`).
+
+Null semantics are three-valued, as in SQL: a predicate yields (value, valid) masks,
+with `value` False wherever `valid` is False. Any comparison touching a null field, a
+missing JSON key, a JSON value of another kind or a division by zero is unknown; `not`
+keeps it unknown; `and`/`or` resolve it when the other side decides. The final mask is
+the rows known to be true. Integer arithmetic is int64 with wrap-around; `/` and `%` on
+integers truncate toward zero like C (and Milvus).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shoal.expr import jsonvalues as jv
+from shoal.expr import typed as t
+from shoal.expr.like import compile_like
+from shoal.schema import Batch
+
+Valid = np.ndarray | None  # None: every row valid
+Tri = tuple[np.ndarray, Valid]
+
+_NUMPY_CMP = {
+    "==": np.equal, "!=": np.not_equal, "<": np.less,
+    "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+}
+
+
+@dataclass
+class Vec:
+    """Values of a value node: an (n,) array or a Python scalar (constants), plus validity."""
+
+    data: Any
+    valid: Valid = None
+
+
+def _and_valid(a: Valid, b: Valid) -> Valid:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+def evaluate(root: t.Node, batch: Batch, n: int) -> np.ndarray:
+    """The rows of `batch` (first `n`) for which `root` is known to be true."""
+    value, valid = Evaluator(batch, n).predicate(root)
+    mask = np.array(np.broadcast_to(np.asarray(value, dtype=bool), (n,)), dtype=bool)
+    if valid is not None:
+        mask &= valid
+    return mask
+
+
+class Evaluator:
+    def __init__(self, batch: Batch, n: int) -> None:
+        self.batch = batch
+        self.n = n
+        self._json_cache: dict[t.JsonPath, np.ndarray] = {}
+
+    # -- predicates ------------------------------------------------------------------
+    def predicate(self, node: t.Node) -> Tri:
+        if isinstance(node, t.Compare):
+            return self.compare(node)
+        if isinstance(node, t.InList):
+            return self.in_list(node)
+        if isinstance(node, t.Like):
+            return self.like(node)
+        if isinstance(node, t.Not):
+            value, valid = self.predicate(node.operand)
+            return (~value if valid is None else ~value & valid), valid
+        if isinstance(node, t.And | t.Or):
+            result = self.predicate(node.items[0])
+            for item in node.items[1:]:
+                result = _and(result, self.predicate(item)) if isinstance(node, t.And) else _or(result, self.predicate(item))
+            return result
+        if isinstance(node, t.IsNull):
+            nulls = self.null_mask(node.operand)
+            return (~nulls if node.negate else nulls), None
+        if isinstance(node, t.Exists):
+            rows = self.json_values(node.path)
+            return np.fromiter((v is not jv.MISSING for v in rows), dtype=bool, count=self.n), None
+        if isinstance(node, t.Contains):
+            return self.contains(node)
+        if isinstance(node, t.Const):
+            return np.full(self.n, bool(node.value)), None
+        # A boolean value used as a predicate: a BOOL field, `a & b` on bools, a JSON value.
+        vec = self.value(node)
+        if node.type is t.T.JSON:
+            return self._tri_from_rows([v if isinstance(v, bool) else None for v in self._rows(vec)])
+        data = np.broadcast_to(np.asarray(vec.data, dtype=bool), (self.n,))
+        return (data if vec.valid is None else data & vec.valid), vec.valid
+
+    def compare(self, node: t.Compare) -> Tri:
+        left, right = self.value(node.left), self.value(node.right)
+        dynamic = (t.T.JSON, t.T.ARRAY, t.T.LIST)
+        if node.left.type in dynamic or node.right.type in dynamic:
+            rows = [jv.compare(node.op, a, b) for a, b in zip(self._rows(left), self._rows(right), strict=True)]
+            return self._tri_from_rows(rows)
+        valid = _and_valid(left.valid, right.valid)
+        with np.errstate(all="ignore"):
+            value = np.asarray(_NUMPY_CMP[node.op](left.data, right.data), dtype=bool)
+        value = np.broadcast_to(value, (self.n,))
+        return (value if valid is None else value & valid), valid
+
+    def in_list(self, node: t.InList) -> Tri:
+        vec = self.value(node.operand)
+        if node.operand.type in (t.T.JSON, t.T.ARRAY):
+            wanted = {jv.norm(v) for v in node.values}
+            rows = [None if v is None or v is jv.MISSING else jv.norm(v) in wanted for v in self._rows(vec)]
+            value, valid = self._tri_from_rows(rows)
+        else:
+            data = np.broadcast_to(np.asarray(vec.data), (self.n,))
+            if not node.values:
+                value = np.zeros(self.n, dtype=bool)
+            elif data.dtype == object:
+                value = np.isin(data, np.array(node.values, dtype=object))
+            else:
+                value = np.isin(data, np.asarray(node.values))
+            valid = vec.valid
+            if valid is not None:
+                value &= valid
+        if node.negate:
+            value = ~value if valid is None else ~value & valid
+        return value, valid
+
+    def like(self, node: t.Like) -> Tri:
+        pattern = compile_like(node.pattern)
+        vec = self.value(node.operand)
+        if node.operand.type is t.T.JSON:
+            rows = [pattern.match_one(v) if isinstance(v, str) else None for v in self._rows(vec)]
+            return self._tri_from_rows(rows)
+        data = np.broadcast_to(np.asarray(vec.data, dtype=object), (self.n,))
+        value = pattern.match_array(data)
+        return (value if vec.valid is None else value & vec.valid), vec.valid
+
+    def contains(self, node: t.Contains) -> Tri:
+        vec = self.value(node.operand)
+        return self._tri_from_rows([jv.contains(node.mode, row, node.value) for row in self._rows(vec)])
+
+    def null_mask(self, node: t.Node) -> np.ndarray:
+        if isinstance(node, t.JsonPath):
+            return np.fromiter((v is None or v is jv.MISSING for v in self.json_values(node)), dtype=bool, count=self.n)
+        valid = self.value(node).valid
+        return np.zeros(self.n, dtype=bool) if valid is None else ~valid
+
+    # -- values ----------------------------------------------------------------------
+    def value(self, node: t.Node) -> Vec:
+        if isinstance(node, t.Const):
+            return Vec(node.value)
+        if isinstance(node, t.Field):
+            return self.field(node)
+        if isinstance(node, t.JsonPath):
+            rows = self.json_values(node)
+            valid = np.fromiter((v is not None and v is not jv.MISSING for v in rows), dtype=bool, count=self.n)
+            return Vec(rows, valid)
+        if isinstance(node, t.ArrayElement):
+            return self.array_element(node)
+        if isinstance(node, t.Arith):
+            return self.arith(node)
+        if isinstance(node, t.Negate):
+            vec = self.numeric(node.operand, node.type)
+            with np.errstate(all="ignore"):
+                data = np.negative(vec.data) if node.op == "-" else np.invert(vec.data)
+            return Vec(data, vec.valid)
+        if isinstance(node, t.ArrayLength):
+            rows = self._rows(self.value(node.operand))
+            lengths = [len(r) if isinstance(r, list) else None for r in rows]
+            valid = np.fromiter((x is not None for x in lengths), dtype=bool, count=self.n)
+            data = np.fromiter((x or 0 for x in lengths), dtype=np.int64, count=self.n)
+            return Vec(data, valid)
+        # A predicate used as a value, e.g. `(a > 1) == true`.
+        value, valid = self.predicate(node)
+        return Vec(value, valid)
+
+    def field(self, node: t.Field) -> Vec:
+        col = self.batch.get(node.name)
+        if col is None:  # e.g. a field added after this data was written: all null
+            if node.type is t.T.STRING:
+                placeholder = np.full(self.n, "", dtype=object)
+            elif node.type in (t.T.ARRAY, t.T.JSON):
+                placeholder = np.full(self.n, None, dtype=object)
+            else:
+                placeholder = np.zeros(self.n, dtype=node.dtype.numpy_dtype())
+            return Vec(placeholder, np.zeros(self.n, dtype=bool))
+        data, valid = col.values[: self.n], None if col.valid is None else col.valid[: self.n]
+        if valid is not None and node.type is t.T.STRING:
+            data = np.where(valid, data, "")  # placeholders may be None; keep comparisons total
+        return Vec(data, valid)
+
+    def json_values(self, node: t.JsonPath) -> np.ndarray:
+        cached = self._json_cache.get(node)
+        if cached is not None:
+            return cached
+        out = np.empty(self.n, dtype=object)
+        col = self.batch.get(node.field)
+        if col is None:
+            out[:] = [jv.MISSING] * self.n
+        else:
+            values = col.values
+            valid = col.valid
+            keys = node.keys
+            for i in range(self.n):
+                if valid is not None and not valid[i]:
+                    out[i] = jv.MISSING
+                else:
+                    out[i] = jv.lookup(values[i], keys)
+        self._json_cache[node] = out
+        return out
+
+    def array_element(self, node: t.ArrayElement) -> Vec:
+        col = self.batch.get(node.field)
+        rows: list[Any] = [None] * self.n
+        if col is not None:
+            for i in range(self.n):
+                row = col.values[i]
+                if (col.valid is None or col.valid[i]) and isinstance(row, list) and node.index < len(row):
+                    rows[i] = row[node.index]
+        valid = np.fromiter((r is not None for r in rows), dtype=bool, count=self.n)
+        if node.type is t.T.STRING:
+            return Vec(np.array([r if r is not None else "" for r in rows], dtype=object), valid)
+        dtype = np.int64 if node.type is t.T.INT else np.float64 if node.type is t.T.FLOAT else np.bool_
+        data = np.array([r if r is not None else 0 for r in rows], dtype=dtype)
+        return Vec(data, valid)
+
+    def numeric(self, node: t.Node, want: t.T) -> Vec:
+        """Values of `node` as int64 / float64 (or bool for bitwise on bools)."""
+        vec = self.value(node)
+        if node.type is t.T.JSON:
+            rows = self._rows(vec)
+            if want is t.T.INT:
+                ok = [isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in rows]
+                data = np.array([v if k else 0 for v, k in zip(rows, ok, strict=True)], dtype=np.int64)
+            else:
+                ok = [jv.is_number(v) for v in rows]
+                data = np.array([v if k else 0.0 for v, k in zip(rows, ok, strict=True)], dtype=np.float64)
+            return Vec(data, np.array(ok, dtype=bool))
+        if node.type is t.T.BOOL:
+            return Vec(np.asarray(vec.data, dtype=bool), vec.valid)
+        dtype = np.int64 if want is t.T.INT else np.float64
+        return Vec(np.asarray(vec.data, dtype=dtype), vec.valid)
+
+    def arith(self, node: t.Arith) -> Vec:
+        op = node.op
+        # Operands are computed in the result's type (int64, float64, or bool for `& | ^`).
+        want = node.type
+        left = self.numeric(node.left, want)
+        right = self.numeric(node.right, want)
+        valid = _and_valid(left.valid, right.valid)
+        a, b = left.data, right.data
+        with np.errstate(all="ignore"):
+            if op in ("/", "%"):
+                zero = np.asarray(b == 0)
+                if zero.any():
+                    no_zero = ~np.broadcast_to(zero, (self.n,))
+                    valid = no_zero if valid is None else valid & no_zero
+                    b = np.where(zero, 1, b).astype(b.dtype)
+                if op == "%":
+                    data = np.fmod(a, b)
+                elif want is t.T.INT:
+                    q = np.floor_divide(a, b)
+                    data = q + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+                else:
+                    data = np.true_divide(a, b)
+            elif op in ("<<", ">>"):
+                bad = np.asarray((b < 0) | (b > 63))
+                if bad.any():
+                    in_range = ~np.broadcast_to(bad, (self.n,))
+                    valid = in_range if valid is None else valid & in_range
+                    b = np.where(bad, 0, b).astype(np.int64)
+                data = np.left_shift(a, b) if op == "<<" else np.right_shift(a, b)
+            elif op == "**":
+                data = np.power(a, b)
+            else:
+                data = _ARITH[op](a, b)
+        return Vec(data, valid)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _rows(self, vec: Vec) -> list[Any]:
+        """Per-row Python values, None where invalid."""
+        data = vec.data
+        if not isinstance(data, np.ndarray):
+            return [data] * self.n
+        if data.ndim == 0:
+            return [data.item()] * self.n
+        rows = data.tolist() if data.dtype != object else list(data)
+        if vec.valid is not None:
+            rows = [r if ok else None for r, ok in zip(rows, vec.valid.tolist(), strict=True)]
+        return [None if r is jv.MISSING else r for r in rows]
+
+    def _tri_from_rows(self, rows: list[bool | None]) -> Tri:
+        value = np.fromiter((r is True for r in rows), dtype=bool, count=self.n)
+        valid = np.fromiter((r is not None for r in rows), dtype=bool, count=self.n)
+        return value, valid
+
+
+_ARITH = {
+    "+": np.add, "-": np.subtract, "*": np.multiply,
+    "&": np.bitwise_and, "|": np.bitwise_or, "^": np.bitwise_xor,
+}
+
+
+def _and(a: Tri, b: Tri) -> Tri:
+    (av, aok), (bv, bok) = a, b
+    if aok is None and bok is None:
+        return av & bv, None
+    aok = np.ones_like(av) if aok is None else aok
+    bok = np.ones_like(bv) if bok is None else bok
+    value = av & bv
+    known_false = (aok & ~av) | (bok & ~bv)
+    return value, value | known_false
+
+
+def _or(a: Tri, b: Tri) -> Tri:
+    (av, aok), (bv, bok) = a, b
+    if aok is None and bok is None:
+        return av | bv, None
+    aok = np.ones_like(av) if aok is None else aok
+    bok = np.ones_like(bv) if bok is None else bok
+    value = av | bv
+    known_false = (aok & ~av) & (bok & ~bv)
+    return value, value | known_false

@@ -1,0 +1,219 @@
+"""Tokens of the Milvus filter language: text in, a list of positioned tokens out.
+
+The first stage of `shoal.expr`; `parser` consumes what this produces. Knows the lexical
+rules of Milvus's Plan.g4 (integer bases, C-style string escapes, raw strings, `$meta`)
+but nothing about precedence or schemas. Every error carries the character position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from shoal.errors import ShoalError, invalid
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class Kind(Enum):
+    INT = "integer"
+    FLOAT = "float"
+    STRING = "string"
+    NAME = "name"
+    OP = "operator"
+    EOF = "end of expression"
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: Kind
+    text: str  # source text (operators, names) or the decoded value's repr for literals
+    pos: int
+    value: int | float | str | None = None
+
+    def is_op(self, *ops: str) -> bool:
+        return self.kind is Kind.OP and self.text in ops
+
+    def is_word(self, *words: str) -> bool:
+        """A name token spelling one of `words` in any letter case (keywords)."""
+        return self.kind is Kind.NAME and self.text.lower() in words
+
+
+def syntax_error(source: str, pos: int, what: str) -> ShoalError:
+    return invalid(f"cannot parse expression: {source}, error: {what} at position {pos}")
+
+
+# Longest first, so `<=` wins over `<` and `**` over `*`.
+_OPERATORS = (
+    "**", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||",
+    "+", "-", "*", "/", "%", "<", ">", "&", "|", "^", "~", "!",
+    "(", ")", "[", "]", "{", "}", ",",
+)
+_SIMPLE_ESCAPES = {
+    "'": "'", '"': '"', "?": "?", "\\": "\\",
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+}
+_STRING_PREFIXES = ("u8", "u", "U", "L")
+
+
+def tokenize(source: str) -> list[Token]:
+    return _Lexer(source).run()
+
+
+class _Lexer:
+    def __init__(self, source: str) -> None:
+        self.src = source
+        self.i = 0
+        self.out: list[Token] = []
+
+    def error(self, pos: int, what: str) -> ShoalError:
+        return syntax_error(self.src, pos, what)
+
+    def run(self) -> list[Token]:
+        src = self.src
+        while True:
+            while self.i < len(src) and src[self.i] in " \t\r\n":
+                self.i += 1
+            if self.i >= len(src):
+                self.out.append(Token(Kind.EOF, "", len(src)))
+                return self.out
+            c = src[self.i]
+            if _is_digit(c) or (c == "." and _is_digit(src[self.i + 1 : self.i + 2])):
+                self.number()
+            elif c in "\"'":
+                self.string(self.i, self.i, raw=False)
+            elif c.isascii() and (c.isalpha() or c == "_"):
+                self.word()
+            elif src.startswith("$meta", self.i) and not _is_name_char(src, self.i + 5):
+                self.out.append(Token(Kind.NAME, "$meta", self.i))
+                self.i += 5
+            else:
+                for op in _OPERATORS:
+                    if src.startswith(op, self.i):
+                        self.out.append(Token(Kind.OP, op, self.i))
+                        self.i += len(op)
+                        break
+                else:
+                    raise self.error(self.i, f"unexpected character {c!r}")
+
+    def word(self) -> None:
+        start = self.i
+        while _is_name_char(self.src, self.i):
+            self.i += 1
+        text = self.src[start : self.i]
+        quote = self.src[self.i : self.i + 1]
+        if quote in ("'", '"'):
+            if text in ("r", "R"):
+                self.string(start, self.i, raw=True)
+                return
+            if text in _STRING_PREFIXES:
+                self.string(start, self.i, raw=False)
+                return
+        self.out.append(Token(Kind.NAME, text, start))
+
+    def number(self) -> None:
+        src, start = self.src, self.i
+        end = start
+        while end < len(src) and (src[end].isalnum() or src[end] in "._"):
+            # An exponent sign belongs to the number: 1e-5, 0x1p+3.
+            end += 1
+            if src[end - 1] in "eEpP" and end < len(src) and src[end] in "+-":
+                is_hex = src[start : start + 2].lower() == "0x"
+                if src[end - 1] in "pP" or not is_hex:
+                    end += 1
+        text = src[start:end]
+        self.i = end
+        value = _parse_number(text)
+        if value is None:
+            raise self.error(start, f"malformed number {text!r}")
+        if isinstance(value, int):
+            if value > INT64_MAX + 1:  # +1: `-9223372036854775808` is legal once negated
+                raise self.error(start, f"integer {text} is out of the int64 range")
+            self.out.append(Token(Kind.INT, text, start, value))
+        else:
+            self.out.append(Token(Kind.FLOAT, text, start, value))
+
+    def string(self, start: int, quote_at: int, raw: bool) -> None:
+        src = self.src
+        quote = src[quote_at]
+        i = quote_at + 1
+        chars: list[str] = []
+        while True:
+            if i >= len(src) or src[i] in "\r\n":
+                raise self.error(start, "unterminated string literal")
+            c = src[i]
+            if c == quote:
+                i += 1
+                break
+            if c != "\\":
+                chars.append(c)
+                i += 1
+                continue
+            if i + 1 >= len(src):
+                raise self.error(start, "unterminated string literal")
+            if raw:
+                chars.append(src[i : i + 2])
+                i += 2
+                continue
+            decoded, i = self.escape(i)
+            chars.append(decoded)
+        value = "".join(chars)
+        self.i = i
+        self.out.append(Token(Kind.STRING, src[start:i], start, value))
+
+    def escape(self, i: int) -> tuple[str, int]:
+        """Decode the escape sequence starting at the backslash at `i`."""
+        src = self.src
+        nxt = src[i + 1]
+        if nxt in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[nxt], i + 2
+        if nxt in "01234567":
+            j = i + 1
+            while j < len(src) and j < i + 4 and src[j] in "01234567":
+                j += 1
+            return chr(int(src[i + 1 : j], 8)), j
+        if nxt in "xuU":
+            width = {"x": None, "u": 4, "U": 8}[nxt]
+            j = i + 2
+            while j < len(src) and src[j] in "0123456789abcdefABCDEF" and (width is None or j < i + 2 + width):
+                j += 1
+            digits = src[i + 2 : j]
+            if not digits or (width is not None and len(digits) != width):
+                raise self.error(i, f"bad \\{nxt} escape in string literal")
+            code = int(digits, 16)
+            if code > 0x10FFFF:
+                raise self.error(i, f"bad \\{nxt} escape in string literal")
+            return chr(code), j
+        # Unknown escapes (`\%`, `\_` for LIKE) keep their backslash for the next stage.
+        return "\\" + nxt, i + 2
+
+
+def _is_digit(c: str) -> bool:
+    return len(c) == 1 and "0" <= c <= "9"
+
+
+def _is_name_char(src: str, i: int) -> bool:
+    return i < len(src) and (src[i].isalnum() or src[i] == "_") and src[i].isascii()
+
+
+def _parse_number(text: str) -> int | float | None:
+    low = text.lower()
+    if "_" in low:
+        return None
+    try:
+        if low.startswith("0x"):
+            if "p" in low:
+                return float.fromhex(low)
+            return int(low[2:], 16)
+        if low.startswith("0b"):
+            return int(low[2:], 2)
+        if any(ch in low for ch in ".e"):
+            if low.endswith(("e", "e+", "e-")):
+                return None
+            return float(low)
+        if len(low) > 1 and low.startswith("0"):
+            return int(low[1:], 8)
+        return int(low, 10)
+    except ValueError:
+        return None
