@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Start a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler) plus the kwok controller as local processes via `kwokctl` (binary
+# runtime, no Docker), then add simulated CPU and GPU nodes and a default StorageClass.
+#
+# Usage: up.sh [RUN_DIR]     (default: $SHOAL_E2E_RUN_DIR or /tmp/shoal-e2e)
+# Env:   SHOAL_E2E_CLUSTER   cluster name (default shoal-e2e)
+#        SHOAL_E2E_BIN       directory with prebuilt binaries (default: run build.sh)
+# Writes RUN_DIR/kubeconfig.path and prints the kubeconfig path as the last stdout line.
+# Stop it with down.sh RUN_DIR.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_DIR="${1:-${SHOAL_E2E_RUN_DIR:-/tmp/shoal-e2e}}"
+NAME="${SHOAL_E2E_CLUSTER:-shoal-e2e}"
+ETCD="${SHOAL_E2E_ETCD:-$(command -v etcd || echo /usr/bin/etcd)}"
+
+log() { printf '[up %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+[[ -x "$ETCD" ]] || { log "etcd not found (apt-get install etcd-server, or set SHOAL_E2E_ETCD)"; exit 1; }
+BIN="${SHOAL_E2E_BIN:-$("$HERE/build.sh" | tail -n 1)}"
+KUBE_VERSION="$("$BIN/kube-apiserver" --version | awk '{print $2}')"
+
+mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+export KWOK_WORKDIR="$RUN_DIR/kwok"
+# kwokctl looks kubectl up on PATH; make sure it finds ours and never downloads one.
+export PATH="$BIN:$PATH"
+
+# kube-apiserver bound to loopback advertises the default-route address; without a
+# default route it cannot pick one, so hand it this machine's first address.
+ADVERTISE_PATCH=""
+if ! awk 'NR > 1 && $2 == "00000000" { found = 1 } END { exit !found }' /proc/net/route 2>/dev/null; then
+  addr="$(hostname -I 2>/dev/null | awk '{print $1}')"
+  addr="${addr:-10.254.254.254}"
+  log "no default route; kube-apiserver --advertise-address=$addr"
+  ADVERTISE_PATCH="
+- name: kube-apiserver
+  extraArgs:
+  - key: advertise-address
+    value: \"$addr\""
+fi
+
+cat > "$RUN_DIR/kwokctl.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  kubeVersion: $KUBE_VERSION
+  bindAddress: 127.0.0.1
+  securePort: true
+  kubeAuthorization: true
+  kubeAdmission: true
+  etcdBinary: $ETCD
+  kubeApiserverBinary: $BIN/kube-apiserver
+  kubeControllerManagerBinary: $BIN/kube-controller-manager
+  kubeSchedulerBinary: $BIN/kube-scheduler
+  kubectlBinary: $BIN/kubectl
+  kwokControllerBinary: $BIN/kwok
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: enable-hostpath-provisioner
+    value: "true"$ADVERTISE_PATCH
+YAML
+
+start=$SECONDS
+if "$BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$NAME"; then
+  log "cluster $NAME already exists in $KWOK_WORKDIR; starting it"
+  "$BIN/kwokctl" start cluster --name "$NAME" --wait 2m >&2
+else
+  log "creating cluster $NAME ($KUBE_VERSION) in $KWOK_WORKDIR"
+  "$BIN/kwokctl" create cluster --name "$NAME" --config "$RUN_DIR/kwokctl.yaml" --wait 2m >&2
+fi
+KUBECONFIG_PATH="$KWOK_WORKDIR/clusters/$NAME/kubeconfig.yaml"
+[[ -f "$KUBECONFIG_PATH" ]] || { log "no kubeconfig at $KUBECONFIG_PATH"; exit 1; }
+kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+log "control plane up after $(( SECONDS - start ))s; adding nodes and storage"
+kc apply -f "$HERE/manifests/nodes.yaml" -f "$HERE/manifests/storage.yaml" >&2
+kc wait --for=condition=Ready node -l type=kwok --timeout=120s >&2
+
+# Pods need the namespace's default ServiceAccount, created by the controller-manager.
+deadline=$(( SECONDS + 120 ))
+until kc get serviceaccount default -n default >/dev/null 2>&1; do
+  (( SECONDS < deadline )) || { log "default ServiceAccount never appeared"; exit 1; }
+  sleep 1
+done
+
+echo "$KUBECONFIG_PATH" > "$RUN_DIR/kubeconfig.path"
+log "ready in $(( SECONDS - start ))s: KUBECONFIG=$KUBECONFIG_PATH"
+echo "$KUBECONFIG_PATH"
