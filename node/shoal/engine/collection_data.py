@@ -1,0 +1,100 @@
+"""The rows of one collection: its segments, and the lock that orders its writes.
+
+Writers (insert/delete/upsert, replay) hold `write_lock` while they log to the WAL and
+apply, so the WAL order is the apply order. Readers take `snapshot()` (a list copy) and
+never lock. Sealing swaps a full growing segment for a fresh one; persisting replaces a
+sealed in-memory segment by its memory-mapped twin.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from shoal.engine.segments import Segment
+from shoal.schema import Batch, CollectionSchema
+
+
+class CollectionData:
+    def __init__(
+        self,
+        collection_id: int,
+        schema: CollectionSchema,
+        new_id: Callable[[], int],
+        segment_max_rows: int,
+    ) -> None:
+        self.collection_id = collection_id
+        self.schema = schema
+        self._new_id = new_id
+        self.segment_max_rows = segment_max_rows
+        self.write_lock = threading.RLock()
+        self.segments: list[Segment] = []
+        self._growing: dict[int, Segment] = {}
+        self.last_lsn = 0  # newest WAL record applied here
+        self.first_unpersisted_lsn = 0  # 0 = everything is persisted
+        self.on_sealed: Callable[[CollectionData], None] | None = None
+
+    # ---- writes (caller holds write_lock)
+    def note_lsn(self, lsn: int) -> None:
+        self.last_lsn = max(self.last_lsn, lsn)
+        if not self.first_unpersisted_lsn:
+            self.first_unpersisted_lsn = lsn
+
+    def apply_insert(self, partition_id: int, batch: Batch, n: int, ts: int) -> None:
+        seg = self._growing.get(partition_id)
+        if seg is None:
+            seg = Segment.growing(self._new_id(), partition_id, self.schema)
+            self._growing[partition_id] = seg
+            self.segments = self.segments + [seg]
+        seg.append(batch, n, ts)
+        if seg.num_rows >= self.segment_max_rows:
+            self.seal_growing(partition_id)
+
+    def apply_delete(self, pks: np.ndarray, ts: int, partition_ids: set[int] | None) -> int:
+        count = 0
+        for seg in self.segments:
+            if partition_ids is None or seg.partition_id in partition_ids:
+                count += seg.apply_delete(pks, ts)
+        return count
+
+    def seal_growing(self, partition_id: int | None = None) -> list[Segment]:
+        """Seal the growing segment of one partition (or all); returns what was sealed."""
+        sealed = []
+        for pid in list(self._growing):
+            if partition_id is not None and pid != partition_id:
+                continue
+            seg = self._growing.pop(pid)
+            if seg.num_rows:
+                seg.sealed = True
+                sealed.append(seg)
+            else:
+                self.segments = [s for s in self.segments if s is not seg]
+        if sealed and self.on_sealed is not None:
+            self.on_sealed(self)
+        return sealed
+
+    def replace(self, old: Segment, new: Segment | None) -> None:
+        """Swap one segment for another (persisting, compaction); None removes it."""
+        self.segments = [new if s is old else s for s in self.segments if new is not None or s is not old]
+
+    def drop_partition(self, partition_id: int) -> list[Segment]:
+        with self.write_lock:
+            gone = [s for s in self.segments if s.partition_id == partition_id]
+            self.segments = [s for s in self.segments if s.partition_id != partition_id]
+            self._growing.pop(partition_id, None)
+            return gone
+
+    # ---- reads
+    def snapshot(self, partition_ids: set[int] | None = None) -> list[Segment]:
+        segs = self.segments
+        if partition_ids is None:
+            return list(segs)
+        return [s for s in segs if s.partition_id in partition_ids]
+
+    def unpersisted(self) -> list[Segment]:
+        return [s for s in self.segments if s.sealed and not s.path]
+
+    def row_count(self, partition_ids: set[int] | None = None) -> int:
+        return sum(s.live_rows() for s in self.snapshot(partition_ids))

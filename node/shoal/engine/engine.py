@@ -1,0 +1,644 @@
+"""`Engine`: the standalone wiring of catalog, write path, read path, persistence and indexing.
+
+Implements `EngineAPI` (facade.py). This module resolves names, checks load state and
+delegates; the work lives in writer.py, reader.py, persistence.py, indexer.py and
+maintenance.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoal.engine.catalog import (
+    DEFAULT_DB,
+    DEFAULT_PARTITION,
+    Catalog,
+    CollectionMeta,
+    IndexMeta,
+    PartitionMeta,
+    check_name,
+)
+from shoal.engine.collection_data import CollectionData
+from shoal.engine.indexer import Indexer, IndexProgress
+from shoal.engine.maintenance import Compactor
+from shoal.engine.persistence import Persistence
+from shoal.engine.reader import Reader
+from shoal.engine.requests import (
+    CollectionInfo,
+    CompactionState,
+    ConsistencyLevel,
+    DatabaseInfo,
+    HybridSearchRequest,
+    IndexInfo,
+    LoadState,
+    MutationResult,
+    PartitionInfo,
+    QueryRequest,
+    QueryResult,
+    SearchRequest,
+    SearchResult,
+)
+from shoal.engine.tso import TimestampOracle
+from shoal.engine.writer import Writer
+from shoal.errors import Code, ShoalError, invalid, not_supported
+from shoal.expr import compile_filter
+from shoal.index import validate_index_params
+from shoal.schema import MAX_DIM, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
+from shoal.storage.meta_store import FileMetaStore
+from shoal.storage.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+DEFAULT_NUM_PARTITIONS = 16
+
+
+class Engine:
+    def __init__(self, data_dir: Path, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.root = Path(data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.segment_max_rows = int(options.get("segment_max_rows", 262_144))
+        self.tso = TimestampOracle()
+        self.catalog = Catalog(FileMetaStore(self.root / "meta.json"))
+        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
+        self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
+        self.writer = Writer(self.wal, self.tso)
+        self.reader = Reader(self.tso)
+        self.datas: dict[int, CollectionData] = {}
+        self._flush_wanted = threading.Event()
+        self._closed = threading.Event()
+        for meta in self.catalog.collections.values():
+            self.tso.observe(meta.created_ts)
+            data = self._new_data(meta)
+            self.persistence.load_segments(meta, data)
+        replayed = self.persistence.replay(self.datas)
+        log.info("recovered %d collections, replayed %d WAL records", len(self.datas), replayed)
+        self.indexer = Indexer(self.root, self._all_collections, int(options.get("min_index_rows", 1024)))
+        self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
+        self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
+        self._flusher.start()
+        self.indexer.kick()
+
+    # ---- plumbing
+    def _new_data(self, meta: CollectionMeta) -> CollectionData:
+        data = CollectionData(meta.collection_id, meta.schema, self.catalog.new_id, self.segment_max_rows)
+        data.on_sealed = lambda _d: self._flush_wanted.set()
+        self.datas[meta.collection_id] = data
+        return data
+
+    def _all_collections(self) -> list[tuple[CollectionMeta, CollectionData]]:
+        return [(m, self.datas[cid]) for cid, m in list(self.catalog.collections.items()) if cid in self.datas]
+
+    def _flush_loop(self) -> None:
+        while not self._closed.is_set():
+            self._flush_wanted.wait(timeout=30.0)
+            self._flush_wanted.clear()
+            if self._closed.is_set():
+                return
+            try:
+                self._flush_sealed()
+            except Exception:
+                log.exception("background flush failed")
+
+    def _flush_sealed(self) -> None:
+        for meta, data in self._all_collections():
+            if data.unpersisted():
+                self.persistence.flush(meta, data)
+        self.persistence.truncate_wal(list(self.datas.values()))
+        self.indexer.kick()
+
+    def _resolve(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:
+        meta = self.catalog.require(database, name)
+        return meta, self.datas[meta.collection_id]
+
+    def _loaded(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:
+        meta, data = self._resolve(database, name)
+        if not meta.loaded and not meta.loaded_partitions:
+            raise ShoalError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={meta.name}]")
+        return meta, data
+
+    def _partition_ids(self, meta: CollectionMeta, names: list[str], for_read: bool) -> set[int] | None:
+        if names:
+            ids = set()
+            for name in names:
+                p = meta.require_partition(name)
+                if for_read and not meta.loaded and p.partition_id not in meta.loaded_partitions:
+                    raise ShoalError(Code.PARTITION_NOT_LOADED, f"partition not loaded[partition={name}]")
+                ids.add(p.partition_id)
+            return ids
+        if for_read and not meta.loaded:
+            return set(meta.loaded_partitions)
+        return None
+
+    # ---- time
+    def alloc_timestamp(self, count: int = 1) -> int:
+        return self.tso.allocate(count)
+
+    # ---- databases
+    def create_database(self, name: str, properties: dict[str, str] | None = None) -> None:
+        self.catalog.create_database(name, self.tso.allocate(), properties or {})
+
+    def drop_database(self, name: str) -> None:
+        self.catalog.drop_database(name)
+
+    def _db_info(self, name: str) -> DatabaseInfo:
+        db = self.catalog.require_database(name)
+        return DatabaseInfo(db.name, db.database_id, db.created_ts, dict(db.properties))
+
+    def list_databases(self) -> list[DatabaseInfo]:
+        return [self._db_info(n) for n in sorted(self.catalog.databases)]
+
+    def describe_database(self, name: str) -> DatabaseInfo:
+        return self._db_info(name or DEFAULT_DB)
+
+    def alter_database(self, name: str, properties: dict[str, str], delete_keys: list[str]) -> None:
+        self.catalog.alter_database(name or DEFAULT_DB, properties, delete_keys)
+
+    # ---- collections
+    def create_collection(
+        self,
+        database: str,
+        name: str,
+        schema: CollectionSchema,
+        *,
+        num_shards: int = 1,
+        num_partitions: int = 0,
+        consistency_level: ConsistencyLevel = ConsistencyLevel.BOUNDED,
+        properties: dict[str, str] | None = None,
+    ) -> None:
+        database = database or DEFAULT_DB
+        check_name("collection", name)
+        self.catalog.require_database(database)
+        _check_schema(schema)
+        existing = self.catalog.find(database, name)
+        if existing is not None:
+            if existing.schema.to_dict() == schema.to_dict():
+                return  # Milvus accepts an identical re-create
+            raise invalid(f"create duplicate collection with different parameters, collection: {name}")
+        created = self.tso.allocate()
+        meta = CollectionMeta(
+            collection_id=self.catalog.new_id(),
+            database=database,
+            name=name,
+            schema=schema,
+            created_ts=created,
+            num_shards=max(1, num_shards or 1),
+            consistency_level=int(consistency_level),
+            properties=dict(properties or {}),
+        )
+        if schema.partition_key_field is not None:
+            count = num_partitions or DEFAULT_NUM_PARTITIONS
+            if not 1 <= count <= 1024:
+                raise invalid(f"partition number ({count}) exceeds max configuration (1024)")
+            meta.num_partitions = count
+            meta.partitions = [PartitionMeta(f"{DEFAULT_PARTITION}_{i}", self.catalog.new_id(), created) for i in range(count)]
+        else:
+            meta.partitions = [PartitionMeta(DEFAULT_PARTITION, self.catalog.new_id(), created)]
+        self._new_data(meta)
+        self.catalog.add_collection(meta)
+
+    def drop_collection(self, database: str, name: str) -> None:
+        meta = self.catalog.find(database, name)
+        if meta is None:
+            self.catalog.require_database(database)
+            return  # dropping a missing collection is not an error in Milvus
+        if self.catalog.aliases_of(meta) and meta.name != name:
+            raise invalid(f"cannot drop the collection via alias = {name}")
+        self.catalog.remove_collection(meta)
+        data = self.datas.pop(meta.collection_id, None)
+        self.persistence.drop_files(meta)
+        if data is not None:
+            data.segments = []
+
+    def has_collection(self, database: str, name: str) -> bool:
+        self.catalog.require_database(database)
+        return self.catalog.find(database, name) is not None
+
+    def _info(self, meta: CollectionMeta) -> CollectionInfo:
+        data = self.datas.get(meta.collection_id)
+        parts = []
+        for p in meta.partitions:
+            rows = data.row_count({p.partition_id}) if data else 0
+            parts.append(PartitionInfo(p.name, p.partition_id, p.created_ts, rows))
+        return CollectionInfo(
+            database=meta.database,
+            name=meta.name,
+            collection_id=meta.collection_id,
+            schema=meta.schema,
+            created_ts=meta.created_ts,
+            num_shards=meta.num_shards,
+            num_partitions=meta.num_partitions,
+            consistency_level=ConsistencyLevel(meta.consistency_level),
+            properties=dict(meta.properties),
+            aliases=self.catalog.aliases_of(meta),
+            partitions=parts,
+        )
+
+    def describe_collection(self, database: str, name: str) -> CollectionInfo:
+        return self._info(self.catalog.require(database, name))
+
+    def list_collections(self, database: str) -> list[CollectionInfo]:
+        return [self._info(m) for m in self.catalog.list_collections(database)]
+
+    def rename_collection(self, database: str, old: str, new: str, new_database: str = "") -> None:
+        meta = self.catalog.require(database, old)
+        self.catalog.rename_collection(meta, new_database or database or DEFAULT_DB, new)
+
+    def alter_collection(self, database: str, name: str, properties: dict[str, str], delete_keys: list[str]) -> None:
+        meta = self.catalog.require(database, name)
+        if "collection.ttl.seconds" in properties:
+            try:
+                if int(properties["collection.ttl.seconds"]) < 0:
+                    raise ValueError
+            except ValueError:
+                raise invalid("collection TTL is not a valid positive integer") from None
+        with self.catalog.lock:
+            meta.properties.update(properties)
+            for key in delete_keys:
+                meta.properties.pop(key, None)
+            self.catalog.save_collection(meta)
+
+    def add_collection_field(self, database: str, name: str, field: FieldSchema) -> None:
+        meta = self.catalog.require(database, name)
+        if meta.schema.field(field.name) is not None:
+            raise invalid(f"duplicate field name: {field.name}")
+        if not field.nullable:
+            raise invalid(f"added field must be nullable, please check it, field name = {field.name}")
+        if field.is_primary:
+            raise invalid("cannot add a primary key field")
+        if len(meta.schema.fields) >= MAX_FIELDS:
+            raise invalid(f"the number of fields exceeds the limit ({MAX_FIELDS})")
+        with self.catalog.lock:
+            field.field_id = max((f.field_id for f in meta.schema.fields), default=99) + 1
+            meta.schema.fields.append(field)
+            self.catalog.save_collection(meta)
+
+    def collection_row_count(self, database: str, name: str) -> int:
+        _, data = self._resolve(database, name)
+        return data.row_count()
+
+    # ---- partitions
+    def create_partition(self, database: str, collection: str, partition: str) -> None:
+        meta = self.catalog.require(database, collection)
+        if meta.schema.partition_key_field is not None:
+            raise invalid("disable create partition if partition key mode is used")
+        self.catalog.add_partition(meta, partition, self.tso.allocate())
+
+    def drop_partition(self, database: str, collection: str, partition: str) -> None:
+        meta, data = self._resolve(database, collection)
+        if partition == DEFAULT_PARTITION:
+            raise invalid("default partition cannot be deleted")
+        if meta.schema.partition_key_field is not None:
+            raise invalid("disable drop partition if partition key mode is used")
+        p = meta.partition(partition)
+        if p is None:
+            return
+        if p.partition_id in meta.loaded_partitions or meta.loaded:
+            raise invalid(f"partition cannot be dropped, partition is loaded, please release it first[partition={partition}]")
+        for seg in data.drop_partition(p.partition_id):
+            self.persistence.drop_segment_files(seg)
+        with self.catalog.lock:
+            meta.partitions = [x for x in meta.partitions if x is not p]
+            meta.segments = [s for s in meta.segments if s.partition_id != p.partition_id]
+            self.catalog.save_collection(meta)
+
+    def has_partition(self, database: str, collection: str, partition: str) -> bool:
+        return self.catalog.require(database, collection).partition(partition) is not None
+
+    def list_partitions(self, database: str, collection: str) -> list[PartitionInfo]:
+        return self._info(self.catalog.require(database, collection)).partitions
+
+    def partition_row_count(self, database: str, collection: str, partition: str) -> int:
+        meta, data = self._resolve(database, collection)
+        return data.row_count({meta.require_partition(partition).partition_id})
+
+    # ---- aliases
+    def create_alias(self, database: str, alias: str, collection: str) -> None:
+        meta = self.catalog.require(database, collection)
+        if meta.name != collection:
+            raise invalid(f"cannot create an alias of an alias: {collection}")
+        self.catalog.create_alias(database, alias, meta)
+
+    def alter_alias(self, database: str, alias: str, collection: str) -> None:
+        self.catalog.alter_alias(database, alias, self.catalog.require(database, collection))
+
+    def drop_alias(self, database: str, alias: str) -> None:
+        self.catalog.drop_alias(database, alias)
+
+    def describe_alias(self, database: str, alias: str) -> str:
+        return self.catalog.describe_alias(database, alias).name
+
+    def list_aliases(self, database: str, collection: str = "") -> list[str]:
+        if collection:
+            return self.catalog.aliases_of(self.catalog.require(database, collection))
+        self.catalog.require_database(database)
+        return self.catalog.aliases_in(database)
+
+    # ---- load / release (segments are memory-mapped at start-up, so loading is a state change)
+    def load_collection(self, database: str, name: str) -> None:
+        meta = self.catalog.require(database, name)
+        with self.catalog.lock:
+            meta.loaded = True
+            meta.loaded_partitions = []
+            self.catalog.save_collection(meta)
+
+    def release_collection(self, database: str, name: str) -> None:
+        meta = self.catalog.require(database, name)
+        with self.catalog.lock:
+            meta.loaded = False
+            meta.loaded_partitions = []
+            self.catalog.save_collection(meta)
+
+    def load_partitions(self, database: str, name: str, partitions: list[str]) -> None:
+        meta = self.catalog.require(database, name)
+        ids = [meta.require_partition(p).partition_id for p in partitions]
+        with self.catalog.lock:
+            if not meta.loaded:
+                meta.loaded_partitions = sorted(set(meta.loaded_partitions) | set(ids))
+            self.catalog.save_collection(meta)
+
+    def release_partitions(self, database: str, name: str, partitions: list[str]) -> None:
+        meta = self.catalog.require(database, name)
+        ids = {meta.require_partition(p).partition_id for p in partitions}
+        with self.catalog.lock:
+            loaded = {p.partition_id for p in meta.partitions} if meta.loaded else set(meta.loaded_partitions)
+            meta.loaded = False
+            meta.loaded_partitions = sorted(loaded - ids)
+            self.catalog.save_collection(meta)
+
+    def load_state(self, database: str, name: str, partitions: list[str] | None = None) -> LoadState:
+        meta = self.catalog.find(database, name)
+        if meta is None:
+            return LoadState.NOT_EXIST
+        if partitions:
+            for p in partitions:
+                part = meta.partition(p)
+                if part is None:
+                    return LoadState.NOT_EXIST
+                if not meta.loaded and part.partition_id not in meta.loaded_partitions:
+                    return LoadState.NOT_LOAD
+            return LoadState.LOADED
+        return LoadState.LOADED if meta.loaded or meta.loaded_partitions else LoadState.NOT_LOAD
+
+    def loading_progress(self, database: str, name: str, partitions: list[str] | None = None) -> int:
+        state = self.load_state(database, name, partitions)
+        if state == LoadState.NOT_EXIST:
+            raise self._not_found(database, name)
+        if state != LoadState.LOADED:
+            raise ShoalError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={name}]")
+        return 100
+
+    def _not_found(self, database: str, name: str) -> ShoalError:
+        self.catalog.require(database, name)
+        return ShoalError(Code.PARTITION_NOT_FOUND, "partition not found")
+
+    # ---- writes
+    def insert(self, database: str, collection: str, partition: str, batch: Batch, num_rows: int) -> MutationResult:
+        meta, data = self._resolve(database, collection)
+        return self.writer.insert(meta, data, partition, batch, num_rows)
+
+    def upsert(
+        self,
+        database: str,
+        collection: str,
+        partition: str,
+        batch: Batch,
+        num_rows: int,
+        partial_update: bool = False,
+    ) -> MutationResult:
+        if partial_update:
+            raise not_supported("partial update (upsert with partial_update=True)")
+        meta, data = self._resolve(database, collection)
+        return self.writer.insert(meta, data, partition, batch, num_rows, upsert=True)
+
+    def delete(
+        self,
+        database: str,
+        collection: str,
+        partition: str,
+        expr: str,
+        expr_params: dict[str, Any] | None = None,
+    ) -> MutationResult:
+        meta, data = self._resolve(database, collection)
+        if not expr.strip():
+            raise invalid("delete plan can't be empty or always true")
+        pk = meta.schema.primary_field
+        flt = compile_filter(expr, meta.schema, expr_params or {})
+        partition_id = meta.require_partition(partition).partition_id if partition else 0
+        keys = flt.primary_key_values(pk.name)
+        if keys is not None:
+            dtype = np.int64 if pk.dtype == DataType.INT64 else object
+            pks = np.array(keys, dtype=dtype) if dtype is np.int64 else np.array([str(k) for k in keys], dtype=object)
+            pks = pd_unique(pks)
+        else:
+            req = QueryRequest(expr=expr, expr_params=expr_params or {}, output_fields=[pk.name])
+            parts = {partition_id} if partition_id else None
+            found = self.reader.query(meta, data.snapshot(parts), req)
+            pks = pd_unique(np.asarray(found.fields[pk.name].values))
+        return self.writer.delete(meta, data, partition_id, pks)
+
+    def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
+        out = {}
+        for name in collections:
+            meta, data = self._resolve(database, name)
+            self.persistence.flush(meta, data)
+            out[name] = ([s.segment_id for s in meta.segments], self.tso.allocate())
+        self.persistence.truncate_wal(list(self.datas.values()))
+        self.indexer.kick()
+        return out
+
+    def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
+        return True  # flush is synchronous: once Flush answered, the data is in segment files
+
+    # ---- reads
+    def query(self, database: str, collection: str, request: QueryRequest) -> QueryResult:
+        meta, data = self._loaded(database, collection)
+        parts = self._partition_ids(meta, request.partition_names, for_read=True)
+        return self.reader.query(meta, data.snapshot(parts), request)
+
+    def search(self, database: str, collection: str, request: SearchRequest) -> SearchResult:
+        meta, data = self._loaded(database, collection)
+        parts = self._partition_ids(meta, request.partition_names, for_read=True)
+        return self.reader.search(meta, data.snapshot(parts), request)
+
+    def hybrid_search(self, database: str, collection: str, request: HybridSearchRequest) -> SearchResult:
+        meta, data = self._loaded(database, collection)
+        parts = self._partition_ids(meta, request.partition_names, for_read=True)
+        return self.reader.hybrid_search(meta, data.snapshot(parts), request)
+
+    # ---- indexes
+    def create_index(
+        self, database: str, collection: str, field: str, index_name: str, params: dict[str, str]
+    ) -> None:
+        meta, data = self._resolve(database, collection)
+        fld = meta.schema.field(field)
+        if fld is None:
+            raise invalid(f"cannot create index on non-exist field: {field}")
+        if not fld.dtype.is_vector:
+            kind = params.get("index_type", "").upper()
+            if kind not in ("", "INVERTED", "STL_SORT", "BITMAP", "TRIE", "AUTOINDEX", "SCALAR_AUTO"):
+                raise invalid(f"invalid index type {kind} for scalar field {field}")
+            spec_params = {k: str(v) for k, v in params.items()}
+        else:
+            spec_params = validate_index_params(fld, params).to_params()
+        name = index_name or field
+        existing = meta.index_for_field(field)
+        with self.catalog.lock:
+            if existing is not None:
+                if existing.params == spec_params and existing.index_name == name:
+                    return
+                if meta.loaded or meta.loaded_partitions:
+                    raise invalid(
+                        "at most one distinct index is allowed per field; drop the index (release the collection first) "
+                        "to create it again with other parameters"
+                    )
+                raise invalid("at most one distinct index is allowed per field")
+            if any(i.index_name == name for i in meta.indexes):
+                raise invalid(f"index name {name} already exists on another field")
+            meta.indexes.append(IndexMeta(self.catalog.new_id(), name, field, spec_params))
+            self.catalog.save_collection(meta)
+        self.indexer.kick()
+
+    def _find_indexes(self, meta: CollectionMeta, field: str, index_name: str) -> list[IndexMeta]:
+        found = [
+            i
+            for i in meta.indexes
+            if (not field or i.field_name == field) and (not index_name or i.index_name == index_name)
+        ]
+        if not found:
+            raise ShoalError(Code.INDEX_NOT_FOUND, f"index not found[collection={meta.name}]")
+        return found
+
+    def describe_index(self, database: str, collection: str, field: str = "", index_name: str = "") -> list[IndexInfo]:
+        meta, data = self._resolve(database, collection)
+        out = []
+        for index in self._find_indexes(meta, field, index_name):
+            fld = meta.schema.field(index.field_name)
+            if fld is not None and fld.dtype.is_vector:
+                prog = self.indexer.progress(meta, data, index)
+            else:
+                rows = sum(s.num_rows for s in data.snapshot())
+                prog = IndexProgress(indexed_rows=rows, total_rows=rows, pending_rows=0)
+            state = "Failed" if prog.failed else ("InProgress" if prog.pending_rows else "Finished")
+            out.append(
+                IndexInfo(
+                    index_name=index.index_name,
+                    field_name=index.field_name,
+                    index_id=index.index_id,
+                    params=dict(index.params),
+                    state=state,
+                    indexed_rows=prog.indexed_rows,
+                    total_rows=prog.total_rows,
+                    pending_index_rows=prog.pending_rows,
+                    fail_reason=prog.failed,
+                )
+            )
+        return out
+
+    def drop_index(self, database: str, collection: str, field: str = "", index_name: str = "") -> None:
+        meta, data = self._resolve(database, collection)
+        try:
+            found = self._find_indexes(meta, field, index_name)
+        except ShoalError:
+            return  # Milvus: dropping a missing index succeeds
+        if meta.loaded or meta.loaded_partitions:
+            raise invalid("index cannot be dropped, collection is loaded, please release it first")
+        with self.catalog.lock:
+            meta.indexes = [i for i in meta.indexes if i not in found]
+            self.catalog.save_collection(meta)
+        for index in found:
+            self.indexer.forget(meta, data, index.field_name)
+
+    def alter_index(
+        self, database: str, collection: str, index_name: str, properties: dict[str, str], delete_keys: list[str]
+    ) -> None:
+        meta, _ = self._resolve(database, collection)
+        (index,) = self._find_indexes(meta, "", index_name)
+        allowed = {"mmap.enabled", "index.offset_cache.enabled"}
+        for key in [*properties, *delete_keys]:
+            if key not in allowed:
+                raise invalid(f"{key} is not a configurable index property")
+        with self.catalog.lock:
+            index.params.update(properties)
+            for key in delete_keys:
+                index.params.pop(key, None)
+            self.catalog.save_collection(meta)
+
+    # ---- maintenance
+    def compact(self, database: str, collection: str) -> int:
+        meta, data = self._resolve(database, collection)
+        self.persistence.flush(meta, data)
+        return self.compactor.compact(meta, data, self.tso.now())
+
+    def compaction_state(self, compaction_id: int) -> CompactionState:
+        return self.compactor.state(compaction_id)
+
+    def stats(self) -> dict[str, float]:
+        segments = sum(len(d.segments) for d in self.datas.values())
+        rows = sum(d.row_count() for d in self.datas.values())
+        return {"collections": len(self.catalog.collections), "segments": segments, "rows": rows}
+
+    # ---- lifecycle
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._flush_wanted.set()
+        self._flusher.join(timeout=30)
+        self.indexer.close()
+        for meta, data in self._all_collections():
+            try:
+                self.persistence.flush(meta, data)
+            except Exception:
+                log.exception("flush of %s on close failed", meta.name)
+        self.persistence.truncate_wal(list(self.datas.values()))
+        self.wal.close()
+        self.catalog.store.close()
+
+
+def pd_unique(values: np.ndarray) -> np.ndarray:
+    """Unique values keeping first-seen order."""
+    if len(values) == 0:
+        return values
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
+
+
+def _check_schema(schema: CollectionSchema) -> None:
+    if len(schema.fields) > MAX_FIELDS:
+        raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
+    names = [f.name for f in schema.fields]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise invalid(f"duplicated field name {dup} found")
+    primaries = [f for f in schema.fields if f.is_primary]
+    if len(primaries) != 1:
+        raise invalid("there should be exactly one primary key field in a collection schema")
+    pk = primaries[0]
+    if pk.dtype not in (DataType.INT64, DataType.VARCHAR):
+        raise invalid("the data type of primary key should be Int64 or VarChar")
+    if pk.dtype == DataType.VARCHAR and not pk.max_length:
+        raise invalid(f"type param(max_length) should be specified for the field({pk.name})")
+    if pk.nullable:
+        raise invalid("primary field not support null")
+    if not schema.vector_fields:
+        raise invalid("schema does not contain vector field")
+    if sum(1 for f in schema.fields if f.is_partition_key) > 1:
+        raise invalid("there are more than one partition key")
+    for f in schema.fields:
+        check_name("field", f.name)
+        if f.dtype.is_dense_vector:
+            if f.dim is None or not 1 <= f.dim <= MAX_DIM:
+                raise invalid(f"invalid dimension: {f.dim} of field {f.name}. should be in range 2 ~ {MAX_DIM}")
+            if f.dtype == DataType.BINARY_VECTOR and f.dim % 8:
+                raise invalid(f"invalid dimension: {f.dim} of field {f.name}. binary vector dimension should be multiple of 8")
+        if f.dtype.is_string and f.max_length is not None and not 1 <= f.max_length <= 65535:
+            raise invalid(f"the maximum length specified for the field({f.name}) should be in (0, 65535]")
+        if f.dtype == DataType.ARRAY and f.element_type is None:
+            raise invalid(f"element data type of array field {f.name} is not set")
+        if f.is_partition_key and f.dtype not in (DataType.INT64, DataType.VARCHAR):
+            raise invalid("the data type of partition key should be Int64 or VarChar")

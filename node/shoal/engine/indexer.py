@@ -1,0 +1,125 @@
+"""Background index builds: one vector index per (persisted sealed segment, indexed field).
+
+A build never blocks inserts or searches: it reads the segment's memory-mapped vectors,
+builds outside every lock, saves the index beside the segment and only then attaches it,
+so searches switch from exact scoring to the index atomically. Segments smaller than
+`min_index_rows` stay exact (an index would not pay for itself) and count as indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shoal.engine.catalog import CollectionMeta, IndexMeta
+from shoal.engine.collection_data import CollectionData
+from shoal.engine.persistence import index_dir
+from shoal.engine.segments import Segment
+from shoal.index import build_index, validate_index_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexProgress:
+    indexed_rows: int
+    total_rows: int
+    pending_rows: int
+    failed: str = ""
+
+
+class Indexer:
+    def __init__(
+        self,
+        root,
+        lookup: Callable[[], list[tuple[CollectionMeta, CollectionData]]],
+        min_index_rows: int = 1024,
+    ) -> None:
+        self.root = root
+        self._lookup = lookup
+        self.min_index_rows = min_index_rows
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._failures: dict[tuple[int, str], str] = {}
+        self._building: tuple[int, int, str] | None = None
+        self._thread = threading.Thread(target=self._run, name="shoal-indexer", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def needs_build(self, seg: Segment, index: IndexMeta) -> bool:
+        return (
+            seg.sealed
+            and bool(seg.path)
+            and seg.num_rows >= self.min_index_rows
+            and index.field_name not in seg.indexes
+        )
+
+    def progress(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> IndexProgress:
+        total = indexed = pending = 0
+        for seg in data.snapshot():
+            total += seg.num_rows
+            if not seg.sealed:
+                continue
+            if index.field_name in seg.indexes or (seg.path and seg.num_rows < self.min_index_rows):
+                indexed += seg.num_rows
+            else:
+                pending += seg.num_rows
+        failed = self._failures.get((meta.collection_id, index.index_name), "")
+        return IndexProgress(indexed, total, pending, failed)
+
+    def forget(self, meta: CollectionMeta, data: CollectionData, field_name: str) -> None:
+        """Drop a field's built indexes (index dropped or rebuilt with new parameters)."""
+        for seg in data.snapshot():
+            seg.indexes.pop(field_name, None)
+            if seg.path:
+                shutil.rmtree(index_dir(self.root, seg.path, field_name), ignore_errors=True)
+        for key in [k for k in self._failures if k[0] == meta.collection_id]:
+            del self._failures[key]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=2.0)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self._build_one():
+                    pass
+            except Exception:
+                log.exception("index builder failed")
+
+    def _build_one(self) -> bool:
+        for meta, data in self._lookup():
+            for index in list(meta.indexes):
+                if (meta.collection_id, index.index_name) in self._failures:
+                    continue
+                field = meta.schema.field(index.field_name)
+                if field is None:
+                    continue
+                for seg in data.snapshot():
+                    if not self.needs_build(seg, index):
+                        continue
+                    try:
+                        spec = validate_index_params(field, index.params)
+                        vectors = seg.columns[field.name].values[: seg.num_rows]
+                        built = build_index(spec, vectors)
+                        where = index_dir(self.root, seg.path, field.name)
+                        shutil.rmtree(where, ignore_errors=True)
+                        where.mkdir(parents=True, exist_ok=True)
+                        built.save(where)
+                    except Exception as exc:
+                        log.exception("building %s on segment %s failed", index.index_name, seg.segment_id)
+                        self._failures[(meta.collection_id, index.index_name)] = str(exc)
+                        return True
+                    if meta.index_for_field(field.name) is index:
+                        seg.indexes[field.name] = built
+                    return True
+        return False

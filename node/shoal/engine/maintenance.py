@@ -1,0 +1,111 @@
+"""Compaction: merge small sealed segments and drop deleted rows, then swap atomically.
+
+A compaction writes one new segment per partition from the live rows of the chosen
+segments, outside every lock. The swap (under the collection's write lock) first copies
+onto the new rows any delete that landed on the old rows meanwhile, then replaces the old
+segments in one step and commits the catalog, so no read ever sees a row twice or loses
+one. The new segment is searched exactly until the indexer has built its index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
+from shoal.engine.collection_data import CollectionData
+from shoal.engine.indexer import Indexer
+from shoal.engine.persistence import Persistence, deletes_path, segment_dir
+from shoal.engine.requests import CompactionState
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment
+from shoal.errors import invalid
+from shoal.schema import Column
+from shoal.storage.segment_files import read_segment, write_array_atomic, write_segment
+
+log = logging.getLogger(__name__)
+
+
+class Compactor:
+    def __init__(self, root: Path, catalog: Catalog, persistence: Persistence, indexer: Indexer) -> None:
+        self.root = root
+        self.catalog = catalog
+        self.persistence = persistence
+        self.indexer = indexer
+        self._states: dict[int, CompactionState] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def plan(self, data: CollectionData, small_rows: int) -> dict[int, list[Segment]]:
+        """Per partition, the persisted segments worth rewriting: small ones and those with deletes."""
+        groups: dict[int, list[Segment]] = {}
+        for seg in data.snapshot():
+            if not (seg.sealed and seg.path):
+                continue
+            if seg.num_rows < small_rows or seg.num_deleted * 5 >= seg.num_rows:
+                groups.setdefault(seg.partition_id, []).append(seg)
+        return {pid: segs for pid, segs in groups.items() if len(segs) > 1 or segs[0].num_deleted}
+
+    def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int) -> int:
+        plans = self.plan(data, max(1, data.segment_max_rows // 2))
+        cid = int(now_ts)
+        state = CompactionState(cid, "Executing" if plans else "Completed", executing_plans=len(plans))
+        with self._lock:
+            self._states[cid] = state
+        if plans:
+            threading.Thread(target=self._run, args=(meta, data, plans, now_ts, state), daemon=True).start()
+        return cid
+
+    def state(self, compaction_id: int) -> CompactionState:
+        with self._lock:
+            found = self._states.get(compaction_id)
+        if found is None:
+            raise invalid(f"compaction {compaction_id} not found")
+        return found
+
+    def _run(
+        self, meta: CollectionMeta, data: CollectionData, plans: dict[int, list[Segment]], now_ts: int, state: CompactionState
+    ) -> None:
+        for pid, olds in plans.items():
+            try:
+                self._merge(meta, data, pid, olds, now_ts)
+                state.completed_plans += 1
+            except Exception:
+                log.exception("compaction of collection %s partition %s failed", meta.name, pid)
+                state.timeout_plans += 1
+            state.executing_plans -= 1
+        state.state = "Completed"
+        self.indexer.kick()
+
+    def _merge(self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int) -> None:
+        keep_rows = [np.flatnonzero(seg.deleted_ts[: seg.num_rows] > now_ts) for seg in olds]
+        total = sum(len(r) for r in keep_rows)
+        new_id = self.catalog.new_id()
+        rel = segment_dir(meta.collection_id, new_id)
+        if total:
+            names = set().union(*(seg.columns.keys() for seg in olds))
+            columns = {}
+            for name in names:
+                parts = [seg.columns[name].take(rows) for seg, rows in zip(olds, keep_rows, strict=True) if name in seg.columns]
+                columns[name] = Column.concat(parts)
+            columns[TS_COLUMN] = Column(np.concatenate([seg.ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]))
+            write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": new_id})
+        with data.write_lock:
+            deleted = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]) if total else None
+            new = None
+            if total:
+                loaded, _ = read_segment(self.root / rel, mmap=True)
+                new = Segment.sealed_from(new_id, pid, meta.schema.primary_field.name, loaded, deleted, rel)
+                write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
+                new.num_deleted = int((new.deleted_ts != NOT_DELETED).sum())
+            first = olds[0]
+            data.replace(first, new)
+            for seg in olds[1:]:
+                data.replace(seg, None)
+            meta.segments = [SegmentMeta(s.segment_id, s.partition_id, s.num_rows, s.path) for s in data.segments if s.path]
+            self.catalog.save_collection(meta)
+        for seg in olds:
+            self.persistence.drop_segment_files(seg)

@@ -1,0 +1,151 @@
+"""Flush, checkpoint and recovery: moving rows from the WAL into segment files and back.
+
+Flush seals a collection's growing segments, writes every unpersisted sealed segment as
+an immutable segment directory, writes the delete sidecars of segments whose deletes
+changed, and only then commits the catalog with the new segment list and the
+collection's checkpoint LSN (records at or below it are in files). Start-up loads the
+segments named by the catalog and replays the WAL past each collection's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from shoal.engine import wal_records
+from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
+from shoal.engine.collection_data import CollectionData
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment
+from shoal.engine.tso import TimestampOracle
+from shoal.engine.writer import apply_record
+from shoal.index import load_index
+from shoal.schema import Column
+from shoal.storage.segment_files import (
+    read_array,
+    read_segment,
+    remove_segment,
+    write_array_atomic,
+    write_segment,
+)
+from shoal.storage.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+
+def segment_dir(collection_id: int, segment_id: int) -> str:
+    return f"segments/{collection_id}/{segment_id}"
+
+
+def deletes_path(root: Path, rel: str) -> Path:
+    return root / f"{rel}.deletes.npy"
+
+
+def index_dir(root: Path, rel: str, field_name: str) -> Path:
+    return root / f"{rel}.index" / field_name
+
+
+class Persistence:
+    def __init__(self, root: Path, catalog: Catalog, wal: WriteAheadLog, tso: TimestampOracle) -> None:
+        self.root = root
+        self.catalog = catalog
+        self.wal = wal
+        self.tso = tso
+        self._flush_lock = threading.Lock()
+
+    # ---- flush
+    def flush(self, meta: CollectionMeta, data: CollectionData) -> int:
+        """Persist everything written to the collection so far; returns the checkpoint LSN."""
+        with self._flush_lock:
+            with data.write_lock:
+                data.seal_growing()
+                checkpoint = data.last_lsn
+                pending = data.unpersisted()
+                dirty = [s for s in data.segments if s.path and s.deletes_dirty]
+                for seg in dirty:
+                    seg.deletes_dirty = False
+                data.first_unpersisted_lsn = 0
+            for seg in pending:
+                self._persist(meta, data, seg)
+            for seg in dirty:
+                write_array_atomic(deletes_path(self.root, seg.path), np.array(seg.deleted_ts))
+            with data.write_lock:
+                meta.segments = [
+                    SegmentMeta(s.segment_id, s.partition_id, s.num_rows, s.path) for s in data.segments if s.path
+                ]
+                meta.checkpoint_lsn = max(meta.checkpoint_lsn, checkpoint)
+            self.catalog.save_collection(meta)
+            return checkpoint
+
+    def _persist(self, meta: CollectionMeta, data: CollectionData, seg: Segment) -> None:
+        rel = segment_dir(meta.collection_id, seg.segment_id)
+        batch, n = seg.snapshot_batch()
+        columns = dict(batch)
+        columns[TS_COLUMN] = Column(np.array(seg.ts[:n]))
+        write_segment(self.root / rel, columns, {"partition_id": seg.partition_id, "segment_id": seg.segment_id})
+        write_array_atomic(deletes_path(self.root, rel), np.array(seg.deleted_ts[:n]))
+        loaded, _ = read_segment(self.root / rel, mmap=True)
+        twin = Segment.sealed_from(seg.segment_id, seg.partition_id, seg.pk_field, loaded, seg.deleted_ts[:n], rel)
+        with data.write_lock:
+            # Deletes applied while the files were written land in the shared array.
+            twin.deleted_ts = seg.deleted_ts[:n]
+            twin.num_deleted = seg.num_deleted
+            twin.deletes_dirty = seg.deletes_dirty
+            twin.indexes = seg.indexes
+            data.replace(seg, twin)
+
+    def truncate_wal(self, datas: list[CollectionData]) -> None:
+        pending = [d.first_unpersisted_lsn for d in datas if d.first_unpersisted_lsn]
+        newest = max((d.last_lsn for d in datas), default=0)
+        upto = (min(pending) - 1) if pending else newest
+        if upto > 0:
+            self.wal.mark_checkpoint(upto)
+
+    def drop_files(self, meta: CollectionMeta) -> None:
+        shutil.rmtree(self.root / "segments" / str(meta.collection_id), ignore_errors=True)
+
+    def drop_segment_files(self, seg: Segment) -> None:
+        if not seg.path:
+            return
+        remove_segment(self.root / seg.path)
+        deletes_path(self.root, seg.path).unlink(missing_ok=True)
+        shutil.rmtree(self.root / f"{seg.path}.index", ignore_errors=True)
+
+    # ---- recovery
+    def load_segments(self, meta: CollectionMeta, data: CollectionData) -> None:
+        pk = meta.schema.primary_field.name
+        segments = []
+        for sm in meta.segments:
+            path = self.root / sm.path
+            columns, _ = read_segment(path, mmap=True)
+            side = deletes_path(self.root, sm.path)
+            deleted = read_array(side, mmap=False) if side.exists() else np.full(sm.num_rows, NOT_DELETED)
+            seg = Segment.sealed_from(sm.segment_id, sm.partition_id, pk, columns, deleted, sm.path)
+            self.tso.observe(seg.max_ts)
+            for index in meta.indexes:
+                where = index_dir(self.root, sm.path, index.field_name)
+                if where.exists():
+                    try:
+                        seg.indexes[index.field_name] = load_index(where, mmap=True)
+                    except Exception:  # a half-written index is rebuilt, never fatal
+                        log.exception("index %s of segment %s is unreadable; rebuilding", index.index_name, sm.path)
+            segments.append(seg)
+        data.segments = segments
+
+    def replay(self, datas: dict[int, CollectionData]) -> int:
+        count = 0
+        for lsn, payload in self.wal.replay():
+            record = wal_records.decode(payload)
+            self.tso.observe(record.ts)
+            meta = self.catalog.collections.get(record.collection_id)
+            data = datas.get(record.collection_id)
+            if meta is None or data is None or lsn <= meta.checkpoint_lsn:
+                continue
+            with data.write_lock:
+                data.note_lsn(lsn)
+                apply_record(data, record)
+            count += 1
+        return count

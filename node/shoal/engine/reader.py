@@ -1,0 +1,490 @@
+"""The read path: query, search and hybrid search over a snapshot of segments.
+
+Every read picks one MVCC timestamp, takes the collection's segment list once, and per
+segment combines visibility (inserted at or before T, not deleted by T, inside the TTL)
+with the filter into one mask that is pushed into the vector search — never applied
+after the top-k. Per-segment hits are merged into the global top-k, then output fields
+are gathered only for the hits that survive.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoal.engine.catalog import CollectionMeta
+from shoal.engine.requests import (
+    HybridSearchRequest,
+    QueryRequest,
+    QueryResult,
+    ReadConsistency,
+    SearchRequest,
+    SearchResult,
+)
+from shoal.engine.segments import Segment
+from shoal.engine.tso import TimestampOracle, compose, physical_ms
+from shoal.errors import Code, ShoalError, invalid
+from shoal.expr import compile_filter
+from shoal.index import range_filter_hits, search_exact
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    MAX_NQ,
+    MAX_TOPK,
+    Batch,
+    CollectionSchema,
+    Column,
+    DataType,
+    FieldSchema,
+    object_array,
+)
+
+QUERY_WINDOW = 16384
+DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
+ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.upper() not in ASCENDING_METRICS
+
+
+def default_metric(field: FieldSchema) -> str:
+    if field.dtype is DataType.BINARY_VECTOR:
+        return "HAMMING"
+    if field.dtype is DataType.SPARSE_FLOAT_VECTOR:
+        return "IP"
+    return "COSINE"
+
+
+def null_column(field: FieldSchema, n: int) -> Column:
+    dtype = field.numpy_dtype()
+    if field.dtype.is_dense_vector:
+        return Column(np.zeros((n, field.vector_width()), dtype=dtype), np.zeros(n, bool))
+    if dtype.kind == "O":
+        return Column(object_array([None] * n), np.zeros(n, bool))
+    return Column(np.zeros(n, dtype=dtype), np.zeros(n, bool))
+
+
+def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[list[FieldSchema], list[str]]:
+    """Schema fields to return (with `$meta` last when dynamic keys are asked for) and the names as asked."""
+    fields: list[FieldSchema] = []
+    wanted: list[str] = []
+    need_meta = False
+    for name in names:
+        if name in ("*", "%"):
+            for f in schema.fields:
+                if f not in fields:
+                    fields.append(f)
+                    wanted.append(f.name)
+            need_meta = need_meta or schema.enable_dynamic_field
+            continue
+        f = schema.field(name)
+        if f is not None:
+            if f not in fields:
+                fields.append(f)
+                wanted.append(name)
+        elif name == DYNAMIC_FIELD and schema.enable_dynamic_field:
+            need_meta = True
+        elif schema.enable_dynamic_field:
+            need_meta = True
+            wanted.append(name)
+        else:
+            raise invalid(f"field {name} not exist")
+    if need_meta:
+        fields.append(DYNAMIC_SCHEMA)
+    return fields, wanted
+
+
+def gather(
+    segments: list[Segment], seg_of_hit: np.ndarray, row_of_hit: np.ndarray, fields: list[FieldSchema]
+) -> Batch:
+    """Output columns for hits given as (segment position, row) pairs, in hit order."""
+    n = len(row_of_hit)
+    out: Batch = {}
+    for field in fields:
+        parts: list[tuple[np.ndarray, Column]] = []
+        for s in np.unique(seg_of_hit):
+            at = np.flatnonzero(seg_of_hit == s)
+            col = segments[s].columns.get(field.name)
+            rows = row_of_hit[at]
+            parts.append((at, col.take(rows) if col is not None else null_column(field, len(rows))))
+        if not parts:
+            out[field.name] = null_column(field, 0)
+            continue
+        if len(parts) == 1 and len(parts[0][0]) == n and np.array_equal(parts[0][0], np.arange(n)):
+            out[field.name] = parts[0][1]
+            continue
+        first = parts[0][1]
+        values = np.empty((n,) + first.values.shape[1:], dtype=first.values.dtype)
+        any_null = any(c.valid is not None for _, c in parts)
+        valid = np.ones(n, bool) if any_null else None
+        for at, col in parts:
+            values[at] = col.values
+            if valid is not None and col.valid is not None:
+                valid[at] = col.valid
+        out[field.name] = Column(values, valid)
+    return out
+
+
+@dataclass
+class _Hits:
+    scores: np.ndarray  # (m,)
+    segs: np.ndarray  # (m,) positions in the segment list
+    rows: np.ndarray  # (m,)
+
+
+class Reader:
+    def __init__(self, tso: TimestampOracle) -> None:
+        self.tso = tso
+
+    # ---- shared
+    def read_ts(self, consistency: ReadConsistency) -> int:
+        if consistency.travel_ts:
+            return consistency.travel_ts
+        return self.tso.now()
+
+    @staticmethod
+    def ttl_floor(meta: CollectionMeta, read_ts: int) -> int:
+        ttl = meta.ttl_seconds
+        return compose(max(0, physical_ms(read_ts) - ttl * 1000)) if ttl > 0 else 0
+
+    def _masks(
+        self,
+        meta: CollectionMeta,
+        segments: list[Segment],
+        expr: str,
+        params: dict,
+        read_ts: int,
+    ) -> list[np.ndarray | None]:
+        """Per segment: rows visible at read_ts that pass the filter (None = all rows)."""
+        flt = compile_filter(expr, meta.schema, params) if expr else None
+        floor = self.ttl_floor(meta, read_ts)
+        masks: list[np.ndarray | None] = []
+        for seg in segments:
+            batch, n = seg.snapshot_batch()
+            mask = seg.visible(read_ts, floor)
+            if flt is not None:
+                fmask = flt.evaluate(batch, n)
+                mask = fmask if mask is None else (mask & fmask[:n])
+            masks.append(mask)
+        return masks
+
+    # ---- query
+    def query(self, meta: CollectionMeta, segments: list[Segment], req: QueryRequest) -> QueryResult:
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        is_count = [f.lower().replace(" ", "") for f in req.output_fields] == ["count(*)"]
+        if not req.expr and req.limit is None and not is_count:
+            raise invalid("empty expression should be used with limit")
+        if req.limit is not None and req.limit + req.offset > QUERY_WINDOW:
+            raise invalid(
+                f"invalid max query result window, (offset+limit) should be in range [1, {QUERY_WINDOW}], "
+                f"but got {req.offset + req.limit}"
+            )
+        masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
+        if is_count:
+            total = sum(s.num_rows if m is None else int(m.sum()) for s, m in zip(segments, masks, strict=True))
+            count_field = FieldSchema(name="count(*)", dtype=DataType.INT64)
+            return QueryResult(
+                fields={"count(*)": Column(np.array([total], dtype=np.int64))},
+                output_fields=["count(*)"],
+                field_schemas=[count_field],
+                session_ts=read_ts,
+                count=total,
+            )
+        pk = meta.schema.primary_field
+        fields, wanted = resolve_output_fields(meta.schema, req.output_fields)
+        if pk not in fields:
+            fields.insert(0, pk)
+            wanted.insert(0, pk.name)
+        seg_parts, row_parts = [], []
+        for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
+            rows = np.arange(seg.num_rows) if mask is None else np.flatnonzero(mask)
+            seg_parts.append(np.full(len(rows), pos, dtype=np.int64))
+            row_parts.append(rows)
+        seg_of = np.concatenate(seg_parts) if seg_parts else np.empty(0, np.int64)
+        row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
+        if req.limit is not None or req.offset or req.order_by_pk:
+            keys = gather(segments, seg_of, row_of, [pk])[pk.name].values
+            order = np.argsort(keys, kind="stable")
+            stop = None if req.limit is None else req.offset + req.limit
+            order = order[req.offset : stop]
+            seg_of, row_of = seg_of[order], row_of[order]
+        return QueryResult(
+            fields=gather(segments, seg_of, row_of, fields),
+            output_fields=wanted,
+            field_schemas=fields,
+            session_ts=read_ts,
+        )
+
+    # ---- search
+    def _vector_field(self, meta: CollectionMeta, anns_field: str) -> FieldSchema:
+        if anns_field:
+            f = meta.schema.field(anns_field)
+            if f is None or not f.dtype.is_vector:
+                raise invalid(f"failed to get field schema by name: fieldName({anns_field}) not found")
+            return f
+        vectors = meta.schema.vector_fields
+        if len(vectors) != 1:
+            raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
+        return vectors[0]
+
+    def _metric(self, meta: CollectionMeta, field: FieldSchema, asked: str | None) -> str:
+        index = meta.index_for_field(field.name)
+        have = index.params.get("metric_type", "").upper() if index else ""
+        if asked and have and asked.upper() != have:
+            raise ShoalError(
+                Code.METRIC_TYPE_MISMATCH,
+                f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
+            )
+        return (asked or have or default_metric(field)).upper()
+
+    def _segment_hits(
+        self,
+        field: FieldSchema,
+        metric: str,
+        segments: list[Segment],
+        masks: list[np.ndarray | None],
+        queries: np.ndarray | list,
+        k: int,
+        params: dict,
+    ) -> list[_Hits]:
+        nq = len(queries)
+        radius = params.get("radius")
+        per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in range(nq)]
+        for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
+            if seg.num_rows == 0 or (mask is not None and not mask.any()):
+                continue
+            col = seg.columns.get(field.name)
+            if col is None:
+                continue
+            n = seg.num_rows
+            vectors = col.values[:n]
+            if col.valid is not None:
+                mask = col.valid[:n] if mask is None else (mask & col.valid[:n])
+            index = seg.indexes.get(field.name)
+            if radius is not None:
+                range_filter = params.get("range_filter")
+                if index is not None:
+                    scores, rows, lims = index.range_search(
+                        queries, float(radius), None if range_filter is None else float(range_filter), params, mask, k
+                    )
+                else:
+                    scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
+                    scores, rows, lims = range_filter_hits(
+                        scores, rows, metric, float(radius), None if range_filter is None else float(range_filter)
+                    )
+                for q in range(nq):
+                    a, b = int(lims[q]), int(lims[q + 1])
+                    per_query[q].append((scores[a:b], rows[a:b], pos))
+                continue
+            if index is not None:
+                scores, rows = index.search(queries, min(k, n), params, mask)
+            else:
+                scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
+            for q in range(nq):
+                per_query[q].append((scores[q], rows[q], pos))
+        desc = higher_is_better(metric)
+        out = []
+        for parts in per_query:
+            if not parts:
+                out.append(_Hits(np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64)))
+                continue
+            scores = np.concatenate([p[0] for p in parts]).astype(np.float32, copy=False)
+            rows = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
+            segs = np.concatenate([np.full(len(p[1]), p[2], dtype=np.int64) for p in parts])
+            keep = rows >= 0
+            scores, rows, segs = scores[keep], rows[keep], segs[keep]
+            order = np.argsort(-scores if desc else scores, kind="stable")[:k]
+            out.append(_Hits(scores[order], segs[order], rows[order]))
+        return out
+
+    def search(self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest) -> SearchResult:
+        field = self._vector_field(meta, req.anns_field)
+        nq = len(req.queries)
+        if not 1 <= req.topk <= MAX_TOPK:
+            raise invalid(f"topk [{req.topk}] is invalid, it should be in range [1, {MAX_TOPK}], but got {req.topk}")
+        if nq > MAX_NQ:
+            raise invalid(f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range [1, {MAX_NQ}]")
+        if req.offset < 0 or req.topk + req.offset > MAX_TOPK:
+            raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
+        metric = self._metric(meta, field, req.metric_type)
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
+        desc = higher_is_better(metric)
+        want = req.topk + req.offset
+        group_field = meta.schema.field(req.group_by_field) if req.group_by_field else None
+        if req.group_by_field and group_field is None:
+            raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
+        k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        if req.iterator_last_bound is not None:
+            k = min(MAX_TOPK, k * 4 + 64)
+        hits = self._segment_hits(field, metric, segments, masks, req.queries, k, req.params)
+        if req.iterator_last_bound is not None:
+            bound = req.iterator_last_bound
+            hits = [
+                _Hits(h.scores[m], h.segs[m], h.rows[m])
+                for h in hits
+                for m in [(h.scores < bound) if desc else (h.scores > bound)]
+            ]
+        group_values = None
+        if group_field is not None:
+            hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
+        else:
+            hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
+        return self._result(meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, group_field, group_values, req)
+
+    def _group(
+        self,
+        segments: list[Segment],
+        hits: list[_Hits],
+        group_field: FieldSchema,
+        topk: int,
+        offset: int,
+        group_size: int,
+        strict: bool,
+    ) -> tuple[list[_Hits], Column]:
+        out: list[_Hits] = []
+        values_out = []
+        for h in hits:
+            keys = gather(segments, h.segs, h.rows, [group_field])[group_field.name].values
+            groups: dict[object, list[int]] = {}
+            order: list[object] = []
+            for i, key in enumerate(keys.tolist()):
+                key = _hashable(key)
+                members = groups.get(key)
+                if members is None:
+                    if len(order) >= topk + offset:
+                        continue
+                    groups[key] = members = []
+                    order.append(key)
+                if len(members) < group_size:
+                    members.append(i)
+            chosen_groups = order[offset : offset + topk]
+            if strict:
+                chosen_groups = [g for g in chosen_groups if len(groups[g]) >= group_size]
+            picks = [i for g in chosen_groups for i in groups[g]]
+            idx = np.array(picks, dtype=np.int64)
+            out.append(_Hits(h.scores[idx], h.segs[idx], h.rows[idx]))
+            values_out.extend(keys[idx].tolist())
+        dtype = group_field.numpy_dtype()
+        return out, Column(object_array(values_out) if dtype.kind == "O" else np.array(values_out, dtype=dtype))
+
+    def _result(
+        self,
+        meta: CollectionMeta,
+        segments: list[Segment],
+        hits: list[_Hits],
+        output_fields: list[str],
+        read_ts: int,
+        round_decimal: int,
+        topk: int,
+        group_field: FieldSchema | None,
+        group_values: Column | None,
+        req: SearchRequest | None = None,
+    ) -> SearchResult:
+        pk = meta.schema.primary_field
+        segs = np.concatenate([h.segs for h in hits]) if hits else np.empty(0, np.int64)
+        rows = np.concatenate([h.rows for h in hits]) if hits else np.empty(0, np.int64)
+        scores = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
+        if round_decimal is not None and round_decimal >= 0:
+            scores = np.round(scores.astype(np.float64), round_decimal).astype(np.float32)
+        fields, wanted = resolve_output_fields(meta.schema, output_fields)
+        with_pk = fields if pk in fields else [pk, *fields]
+        gathered = gather(segments, segs, rows, with_pk)
+        ids = gathered[pk.name].values
+        out_fields = {f.name: gathered[f.name] for f in fields}
+        token, last_bound = "", 0.0
+        if req is not None and req.iterator:
+            token = req.iterator_token or uuid.uuid4().hex
+            if len(scores):
+                last_bound = float(scores[-1])
+            elif req.iterator_last_bound is not None:
+                last_bound = req.iterator_last_bound
+        return SearchResult(
+            num_queries=len(hits),
+            top_k=topk,
+            topks=[len(h.rows) for h in hits],
+            ids=ids,
+            scores=scores.astype(np.float32, copy=False),
+            fields=out_fields,
+            field_schemas=fields,
+            output_fields=wanted,
+            primary_field_name=pk.name,
+            session_ts=read_ts,
+            group_by_field=group_field.name if group_field else None,
+            group_by_values=group_values,
+            iterator_token=token,
+            iterator_last_bound=last_bound,
+            all_search_count=int(len(rows)),
+        )
+
+    # ---- hybrid search
+    def hybrid_search(
+        self, meta: CollectionMeta, segments: list[Segment], req: HybridSearchRequest
+    ) -> SearchResult:
+        if not req.requests:
+            raise invalid("hybrid search needs at least one sub search request")
+        read_ts = self.read_ts(req.consistency)
+        nq = len(req.requests[0].queries)
+        strategy = req.rerank.strategy.lower()
+        weights = req.rerank.params.get("weights") or []
+        if strategy == "weighted" and len(weights) != len(req.requests):
+            raise invalid(
+                f"the length of weights param mismatch with ann search requests: "
+                f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
+            )
+        rrf_k = float(req.rerank.params.get("k", 60))
+        if strategy == "rrf" and not 0 < rrf_k < 16384:
+            raise invalid("The rank params k should be in range (0, 16384)")
+        norm = bool(req.rerank.params.get("norm_score", True))
+        fused: list[dict[tuple[int, int], float]] = [{} for _ in range(nq)]
+        for i, sub in enumerate(req.requests):
+            if len(sub.queries) != nq:
+                raise invalid("all sub search requests of a hybrid search must have the same nq")
+            field = self._vector_field(meta, sub.anns_field)
+            metric = self._metric(meta, field, sub.metric_type)
+            masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
+            hits = self._segment_hits(field, metric, segments, masks, sub.queries, sub.topk, sub.params)
+            for q, h in enumerate(hits):
+                for rank, (score, seg, row) in enumerate(zip(h.scores.tolist(), h.segs.tolist(), h.rows.tolist(), strict=True)):
+                    if strategy == "rrf":
+                        add = 1.0 / (rrf_k + rank + 1)
+                    elif strategy == "weighted":
+                        add = float(weights[i]) * (_normalize(score, metric) if norm else score)
+                    else:
+                        raise invalid(f"unsupported rerank strategy: {req.rerank.strategy}")
+                    fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+        hits_out = []
+        for q in range(nq):
+            ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])[req.offset : req.offset + req.limit]
+            hits_out.append(
+                _Hits(
+                    np.array([s for _, s in ranked], dtype=np.float32),
+                    np.array([k[0] for k, _ in ranked], dtype=np.int64),
+                    np.array([k[1] for k, _ in ranked], dtype=np.int64),
+                )
+            )
+        return self._result(meta, segments, hits_out, req.output_fields, read_ts, req.round_decimal, req.limit, None, None)
+
+
+def _normalize(score: float, metric: str) -> float:
+    metric = metric.upper()
+    if metric == "COSINE":
+        return (1.0 + score) / 2.0
+    if metric == "IP":
+        return 0.5 + math.atan(score) / math.pi
+    return 1.0 - 2.0 * math.atan(score) / math.pi
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value

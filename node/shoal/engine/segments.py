@@ -1,0 +1,201 @@
+"""Segments: the unit of storage, visibility and indexing.
+
+A growing segment is append-only columnar memory with spare capacity, searched exactly.
+A sealed segment is immutable (its columns usually memory-mapped from its segment
+directory) and may carry one vector index per vector field. Both carry, per row, the
+insert timestamp and the timestamp of the first delete that removed it (`NOT_DELETED`
+when none), so an MVCC read at T keeps rows with `ts <= T < deleted_ts`.
+
+Readers take `num_rows` once and only look below it; writers only append above it, so
+reads need no lock against appends.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shoal.schema import DYNAMIC_FIELD, Batch, CollectionSchema, Column
+
+NOT_DELETED = np.iinfo(np.int64).max
+TS_COLUMN = "$ts"
+
+
+class _Buffer:
+    """A growable column: values (and validity) with spare capacity."""
+
+    def __init__(self, template: np.ndarray, nullable: bool, capacity: int) -> None:
+        shape = (capacity,) + template.shape[1:]
+        self.values = np.empty(shape, dtype=template.dtype) if template.dtype != object else np.full(
+            shape, None, dtype=object
+        )
+        self.valid = np.ones(capacity, bool) if nullable else None
+
+    def ensure(self, capacity: int, used: int) -> None:
+        if capacity <= len(self.values):
+            return
+        grown = max(capacity, len(self.values) * 2)
+        values = np.empty((grown,) + self.values.shape[1:], dtype=self.values.dtype)
+        values[:used] = self.values[:used]
+        self.values = values
+        if self.valid is not None:
+            valid = np.ones(grown, bool)
+            valid[:used] = self.valid[:used]
+            self.valid = valid
+
+    def write(self, at: int, col: Column) -> None:
+        n = len(col)
+        self.values[at : at + n] = col.values
+        if self.valid is not None:
+            self.valid[at : at + n] = True if col.valid is None else col.valid
+
+
+@dataclass
+class Segment:
+    segment_id: int
+    partition_id: int
+    pk_field: str
+    columns: Batch
+    ts: np.ndarray
+    deleted_ts: np.ndarray
+    num_rows: int
+    sealed: bool
+    path: str = ""  # segment directory (relative) once persisted
+    indexes: dict[str, Any] = field(default_factory=dict)  # field name -> VectorIndex
+    deletes_dirty: bool = False
+    max_ts: int = 0
+    num_deleted: int = 0
+    _buffers: dict[str, _Buffer] = field(default_factory=dict)
+    _ts_buf: np.ndarray | None = None
+    _del_buf: np.ndarray | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- construction
+    @classmethod
+    def growing(cls, segment_id: int, partition_id: int, schema: CollectionSchema) -> Segment:
+        return cls(
+            segment_id=segment_id,
+            partition_id=partition_id,
+            pk_field=schema.primary_field.name,
+            columns={},
+            ts=np.empty(0, np.int64),
+            deleted_ts=np.empty(0, np.int64),
+            num_rows=0,
+            sealed=False,
+        )
+
+    @classmethod
+    def sealed_from(
+        cls,
+        segment_id: int,
+        partition_id: int,
+        pk_field: str,
+        columns: Batch,
+        deleted_ts: np.ndarray,
+        path: str,
+    ) -> Segment:
+        ts = np.asarray(columns.pop(TS_COLUMN).values)
+        n = len(ts)
+        deleted = np.array(deleted_ts, dtype=np.int64) if len(deleted_ts) == n else np.full(n, NOT_DELETED)
+        return cls(
+            segment_id=segment_id,
+            partition_id=partition_id,
+            pk_field=pk_field,
+            columns=columns,
+            ts=ts,
+            deleted_ts=deleted,
+            num_rows=n,
+            sealed=True,
+            path=path,
+            max_ts=int(ts.max()) if n else 0,
+            num_deleted=int((deleted != NOT_DELETED).sum()),
+        )
+
+    # ---- writes (caller holds the collection's write lock)
+    def append(self, batch: Batch, n: int, ts: int) -> None:
+        assert not self.sealed
+        used = self.num_rows
+        need = used + n
+        if not self._buffers:
+            cap = max(1024, n)
+            for name, col in batch.items():
+                self._buffers[name] = _Buffer(col.values, col.valid is not None or name == DYNAMIC_FIELD, cap)
+            self._ts_buf = np.empty(cap, np.int64)
+            self._del_buf = np.full(cap, NOT_DELETED, np.int64)
+        for name, buf in self._buffers.items():
+            buf.ensure(need, used)
+            col = batch.get(name)
+            if col is None:  # a field added later: rows before it stay null
+                continue
+            buf.write(used, col)
+        for name, col in batch.items():
+            if name not in self._buffers:  # schema evolution: a new field on a growing segment
+                buf = _Buffer(col.values, True, len(self._ts_buf))  # type: ignore[arg-type]
+                buf.valid[:used] = False  # type: ignore[index]
+                buf.write(used, col)
+                self._buffers[name] = buf
+        assert self._ts_buf is not None and self._del_buf is not None
+        if need > len(self._ts_buf):
+            grown = max(need, 2 * len(self._ts_buf))
+            ts_buf = np.empty(grown, np.int64)
+            ts_buf[:used] = self._ts_buf[:used]
+            del_buf = np.full(grown, NOT_DELETED, np.int64)
+            del_buf[:used] = self._del_buf[:used]
+            self._ts_buf, self._del_buf = ts_buf, del_buf
+        self._ts_buf[used:need] = ts
+        self.max_ts = max(self.max_ts, ts)
+        self._publish(need)
+
+    def _publish(self, n: int) -> None:
+        self.columns = {
+            name: Column(buf.values[:n], None if buf.valid is None else buf.valid[:n])
+            for name, buf in self._buffers.items()
+        }
+        assert self._ts_buf is not None and self._del_buf is not None
+        self.ts = self._ts_buf[:n]
+        self.deleted_ts = self._del_buf[:n]
+        self.num_rows = n
+
+    def apply_delete(self, pks: np.ndarray, ts: int) -> int:
+        """Mark live rows whose key is in `pks` and that are older than `ts` as deleted at `ts`."""
+        n = self.num_rows
+        if n == 0 or len(pks) == 0:
+            return 0
+        keys = self.columns[self.pk_field].values[:n]
+        hit = np.isin(keys, pks)
+        if not hit.any():
+            return 0
+        hit &= (self.ts[:n] < ts) & (self.deleted_ts[:n] == NOT_DELETED)
+        count = int(hit.sum())
+        if count:
+            self.deleted_ts[:n][hit] = ts
+            self.num_deleted += count
+            self.deletes_dirty = True
+        return count
+
+    # ---- reads
+    def visible(self, read_ts: int, ttl_floor: int = 0) -> np.ndarray | None:
+        """Bool mask of rows visible at `read_ts`, or None when every row is."""
+        n = self.num_rows
+        if self.num_deleted == 0 and self.max_ts <= read_ts and ttl_floor == 0:
+            return None
+        ts = self.ts[:n]
+        mask = ts <= read_ts
+        if self.num_deleted:
+            mask &= self.deleted_ts[:n] > read_ts
+        if ttl_floor:
+            mask &= ts >= ttl_floor
+        return mask
+
+    def live_rows(self) -> int:
+        return self.num_rows - self.num_deleted
+
+    def snapshot_batch(self) -> tuple[Batch, int]:
+        n = self.num_rows
+        cols = self.columns
+        if self.sealed:
+            return cols, n
+        return {k: Column(c.values[:n], None if c.valid is None else c.valid[:n]) for k, c in cols.items()}, n

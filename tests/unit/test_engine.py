@@ -1,0 +1,163 @@
+"""The engine driven directly (no gRPC): MVCC, durability, flush, indexes, compaction."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoal.engine import open_engine
+from shoal.engine.requests import QueryRequest, ReadConsistency, SearchRequest
+from shoal.errors import Code, ShoalError
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
+
+DIM = 8
+
+
+def _schema(dynamic: bool = False) -> CollectionSchema:
+    return CollectionSchema(
+        fields=[
+            FieldSchema("id", DataType.INT64, field_id=100, is_primary=True),
+            FieldSchema("cat", DataType.INT64, field_id=101),
+            FieldSchema("title", DataType.VARCHAR, field_id=102, max_length=64),
+            FieldSchema("vec", DataType.FLOAT_VECTOR, field_id=103, dim=DIM),
+        ],
+        enable_dynamic_field=dynamic,
+    )
+
+
+def _batch(ids: np.ndarray, rng: np.random.Generator) -> dict[str, Column]:
+    n = len(ids)
+    titles = np.empty(n, dtype=object)
+    titles[:] = [f"t{i}" for i in ids]
+    return {
+        "id": Column(ids.astype(np.int64)),
+        "cat": Column((ids % 10).astype(np.int64)),
+        "title": Column(titles),
+        "vec": Column(rng.standard_normal((n, DIM)).astype(np.float32)),
+    }
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    eng = open_engine(tmp_path, {"segment_max_rows": 500, "min_index_rows": 100})
+    yield eng
+    eng.close()
+
+
+def _ids(result) -> list[int]:
+    return sorted(int(x) for x in result.fields["id"].values)
+
+
+def _count(eng, expr: str = "", **kw) -> int:
+    res = eng.query("", "c", QueryRequest(expr=expr, output_fields=["count(*)"], **kw))
+    return int(res.count)
+
+
+def test_insert_query_search_delete(engine) -> None:
+    rng = np.random.default_rng(0)
+    engine.create_collection("", "c", _schema())
+    res = engine.insert("", "c", "", _batch(np.arange(1000), rng), 1000)
+    assert res.insert_count == 1000 and len(res.ids) == 1000
+    with pytest.raises(ShoalError) as err:
+        engine.query("", "c", QueryRequest(expr="cat == 1"))
+    assert err.value.code == Code.COLLECTION_NOT_LOADED
+    engine.load_collection("", "c")
+    assert _count(engine) == 1000
+    assert _count(engine, "cat == 3") == 100
+    got = engine.query("", "c", QueryRequest(expr="id in [5, 7, 2000]", output_fields=["title"]))
+    assert _ids(got) == [5, 7]
+    assert sorted(got.fields["title"].values) == ["t5", "t7"]
+
+    vecs = engine.query("", "c", QueryRequest(expr="id in [42]", output_fields=["vec"])).fields["vec"].values
+    hits = engine.search("", "c", SearchRequest(anns_field="vec", queries=vecs, topk=5, metric_type="L2"))
+    assert int(hits.ids[0]) == 42 and hits.scores[0] == pytest.approx(0.0, abs=1e-5)
+    filtered = engine.search(
+        "", "c", SearchRequest(anns_field="vec", queries=vecs, topk=5, metric_type="L2", expr="cat == 1")
+    )
+    assert all(int(i) % 10 == 1 for i in filtered.ids) and filtered.topks == [5]
+
+    before = engine.alloc_timestamp()
+    engine.delete("", "c", "", "cat == 3")
+    assert _count(engine) == 900
+    assert _count(engine, consistency=ReadConsistency(travel_ts=before)) == 1000
+    engine.delete("", "c", "", "id in [1, 2]")
+    assert _count(engine) == 898
+
+
+def test_upsert_replaces_row(engine) -> None:
+    rng = np.random.default_rng(1)
+    engine.create_collection("", "c", _schema())
+    engine.load_collection("", "c")
+    engine.insert("", "c", "", _batch(np.arange(10), rng), 10)
+    batch = _batch(np.array([3, 11]), rng)
+    batch["title"] = Column(np.array(["new3", "new11"], dtype=object))
+    engine.upsert("", "c", "", batch, 2)
+    got = engine.query("", "c", QueryRequest(expr="id in [3, 11]", output_fields=["title"]))
+    assert sorted(got.fields["title"].values) == ["new11", "new3"]
+    assert _count(engine) == 11
+
+
+def test_restart_recovers_wal_and_segments(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    eng = open_engine(tmp_path, {"segment_max_rows": 300})
+    eng.create_collection("", "c", _schema())
+    eng.load_collection("", "c")
+    eng.insert("", "c", "", _batch(np.arange(1000), rng), 1000)
+    eng.flush("", ["c"])
+    eng.insert("", "c", "", _batch(np.arange(1000, 1100), rng), 100)  # WAL only
+    eng.delete("", "c", "", "id < 10")
+    # Simulate a crash: drop the engine without close() (no final flush).
+    eng.indexer.close()
+    eng.wal.close()
+    eng2 = open_engine(tmp_path, {"segment_max_rows": 300})
+    try:
+        assert _count(eng2) == 1090
+        assert _count(eng2, "id < 10") == 0
+        assert _count(eng2, "id >= 1000") == 100
+    finally:
+        eng2.close()
+
+
+def test_index_built_in_background_and_used(engine) -> None:
+    rng = np.random.default_rng(3)
+    engine.create_collection("", "c", _schema())
+    engine.create_index("", "c", "vec", "vec_idx", {"index_type": "HNSW", "metric_type": "L2", "M": "8", "efConstruction": "64"})
+    engine.insert("", "c", "", _batch(np.arange(1200), rng), 1200)
+    engine.flush("", ["c"])
+    engine.load_collection("", "c")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        (info,) = engine.describe_index("", "c", "vec")
+        if info.state == "Finished":
+            break
+        time.sleep(0.1)
+    assert info.state == "Finished" and info.indexed_rows == 1200
+    assert any(seg.indexes for seg in engine.datas[engine.catalog.require("", "c").collection_id].segments)
+    q = engine.query("", "c", QueryRequest(expr="id == 77", output_fields=["vec"])).fields["vec"].values
+    res = engine.search("", "c", SearchRequest(anns_field="vec", queries=q, topk=3, params={"ef": 32}))
+    assert int(res.ids[0]) == 77
+    with pytest.raises(ShoalError) as err:
+        engine.search("", "c", SearchRequest(anns_field="vec", queries=q, topk=3, metric_type="IP"))
+    assert err.value.code == Code.METRIC_TYPE_MISMATCH
+
+
+def test_compaction_keeps_every_live_row(engine) -> None:
+    rng = np.random.default_rng(4)
+    engine.create_collection("", "c", _schema())
+    engine.load_collection("", "c")
+    for start in range(0, 600, 100):
+        engine.insert("", "c", "", _batch(np.arange(start, start + 100), rng), 100)
+        engine.flush("", ["c"])
+    engine.delete("", "c", "", "id < 50")
+    cid = engine.compact("", "c")
+    deadline = time.time() + 30
+    while engine.compaction_state(cid).state != "Completed" and time.time() < deadline:
+        time.sleep(0.05)
+    assert engine.compaction_state(cid).state == "Completed"
+    data = engine.datas[engine.catalog.require("", "c").collection_id]
+    assert len(data.segments) == 1
+    assert _count(engine) == 550
+    assert _ids(engine.query("", "c", QueryRequest(expr="id < 60")))[:3] == [50, 51, 52]
