@@ -1,0 +1,62 @@
+"""The node config: one YAML document per component, all in one ConfigMap.
+
+Each component's document is `defaults < dependency connections < spec.config <
+components.<c>.config`, rendered with sorted keys. Its SHA-256 goes into that
+component's pod-template annotation, so a config change restarts only the components
+whose document changed. Neighbours: `dependencies` (connections), `workloads` (mounts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from shoal_operator import constants as c
+from shoal_operator.builders.dependencies import Connections
+from shoal_operator.builders.meta import ClusterRef, child_name, metadata
+from shoal_operator.specs.cluster import MilvusClusterSpec
+
+
+def config_map_name(ref: ClusterRef) -> str:
+    return child_name(ref, "config")
+
+
+def config_key(component: str) -> str:
+    return f"{component}.yaml"
+
+
+def node_config(spec: MilvusClusterSpec, component: str, conn: Connections) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "role": component,
+        "port": c.GRPC_PORT,
+        "http_port": c.HTTP_PORT,
+        "data_dir": c.DATA_DIR,
+    }
+    doc.update(conn.config)
+    doc.update(spec.config or {})
+    doc.update(spec.components.get(component).config or {})
+    return doc
+
+
+def render(doc: dict[str, Any]) -> str:
+    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False)
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rendered_configs(spec: MilvusClusterSpec, conn: Connections) -> dict[str, str]:
+    """component -> its YAML document."""
+    return {name: render(node_config(spec, name, conn)) for name in spec.component_names}
+
+
+def config_map(ref: ClusterRef, documents: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(ref, config_map_name(ref), "config"),
+        "data": {config_key(name): text for name, text in sorted(documents.items())},
+    }

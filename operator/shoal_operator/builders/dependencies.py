@@ -1,0 +1,197 @@
+"""Meta store (etcd) and object store (MinIO-compatible S3) for a cluster.
+
+Builds the in-cluster StatefulSets, Services and the credentials Secret for development
+clusters, and the node-side view of either kind (config keys and secret-backed env).
+Neighbours: `config` renders the node config from `connections`; `workloads` adds the env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal_operator.builders.meta import ClusterRef, child_name, labels, metadata, selector_labels
+from shoal_operator.specs.cluster import InClusterStore, MilvusClusterSpec
+
+ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.21"
+MINIO_IMAGE = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
+ETCD_PORT = 2379
+MINIO_PORT = 9000
+
+
+@dataclass(frozen=True)
+class Connections:
+    """How nodes reach their dependencies: config keys plus env from Secrets."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    env: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _secret_env(var: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": var, "valueFrom": {"secretKeyRef": ref}}
+
+
+def minio_secret_name(ref: ClusterRef) -> str:
+    return child_name(ref, "minio")
+
+
+def connections(ref: ClusterRef, spec: MilvusClusterSpec) -> Connections:
+    config: dict[str, Any] = {}
+    env: list[dict[str, Any]] = []
+    etcd = spec.etcd
+    if etcd is not None and etcd.external is not None:
+        config["etcd.endpoints"] = list(etcd.external.endpoints)
+        if etcd.external.secret_ref:
+            env.append(_secret_env("SHOAL_ETCD_USERNAME", etcd.external.secret_ref, "username", True))
+            env.append(_secret_env("SHOAL_ETCD_PASSWORD", etcd.external.secret_ref, "password", True))
+    elif etcd is not None:
+        config["etcd.endpoints"] = [f"http://{child_name(ref, 'etcd')}.{ref.namespace}.svc:{ETCD_PORT}"]
+    storage = spec.storage
+    if storage is not None and storage.external is not None:
+        config["s3.endpoint"] = storage.external.endpoint
+        config["s3.bucket"] = storage.external.bucket
+        if storage.external.secret_ref:
+            env.append(_secret_env("SHOAL_S3_ACCESS_KEY", storage.external.secret_ref, "accessKey"))
+            env.append(_secret_env("SHOAL_S3_SECRET_KEY", storage.external.secret_ref, "secretKey"))
+    elif storage is not None and storage.in_cluster is not None:
+        config["s3.endpoint"] = f"http://{child_name(ref, 'minio')}.{ref.namespace}.svc:{MINIO_PORT}"
+        config["s3.bucket"] = storage.in_cluster.bucket
+        env.append(_secret_env("SHOAL_S3_ACCESS_KEY", minio_secret_name(ref), "accessKey"))
+        env.append(_secret_env("SHOAL_S3_SECRET_KEY", minio_secret_name(ref), "secretKey"))
+    return Connections(config=config, env=env)
+
+
+def minio_secret(ref: ClusterRef, access_key: str, secret_key: str) -> dict[str, Any]:
+    """Created once if absent (the handler draws the random keys), never re-applied."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(ref, minio_secret_name(ref), "minio"),
+        "type": "Opaque",
+        "stringData": {"accessKey": access_key, "secretKey": secret_key},
+    }
+
+
+def _statefulset(
+    ref: ClusterRef,
+    spec: MilvusClusterSpec,
+    component: str,
+    store: InClusterStore,
+    container: dict[str, Any],
+    data_path: str,
+) -> dict[str, Any]:
+    name = child_name(ref, component)
+    claim: dict[str, Any] = {
+        "metadata": {"name": "data", "labels": labels(ref, component)},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": store.storage_size}},
+        },
+    }
+    if store.storage_class_name:
+        claim["spec"]["storageClassName"] = store.storage_class_name
+    if store.resources:
+        container["resources"] = store.resources
+    container["volumeMounts"] = [{"name": "data", "mountPath": data_path}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(ref, name, component),
+        "spec": {
+            "replicas": 1,
+            "serviceName": name,
+            "selector": {"matchLabels": selector_labels(ref, component)},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": spec.deletion_policy,
+                "whenScaled": "Retain",
+            },
+            "template": {
+                "metadata": {"labels": labels(ref, component)},
+                "spec": {"containers": [container]},
+            },
+            "volumeClaimTemplates": [claim],
+        },
+    }
+
+
+def _service(ref: ClusterRef, component: str, ports: list[tuple[str, int]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(ref, child_name(ref, component), component),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(ref, component),
+            "ports": [
+                {"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in ports
+            ],
+        },
+    }
+
+
+def etcd_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore) -> list[dict[str, Any]]:
+    host = f"{child_name(ref, 'etcd')}.{ref.namespace}.svc"
+    container = {
+        "name": "etcd",
+        "image": store.image or ETCD_IMAGE,
+        "command": ["etcd"],
+        "args": [
+            "--name=etcd",
+            "--data-dir=/var/lib/etcd/data",
+            f"--listen-client-urls=http://0.0.0.0:{ETCD_PORT}",
+            f"--advertise-client-urls=http://{host}:{ETCD_PORT}",
+            "--listen-peer-urls=http://0.0.0.0:2380",
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=1000",
+        ],
+        "ports": [
+            {"name": "client", "containerPort": ETCD_PORT, "protocol": "TCP"},
+            {"name": "peer", "containerPort": 2380, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": ETCD_PORT}, "periodSeconds": 5},
+    }
+    return [
+        _service(ref, "etcd", [("client", ETCD_PORT), ("peer", 2380)]),
+        _statefulset(ref, spec, "etcd", store, container, "/var/lib/etcd"),
+    ]
+
+
+def minio_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore) -> list[dict[str, Any]]:
+    secret = minio_secret_name(ref)
+    container = {
+        "name": "minio",
+        "image": store.image or MINIO_IMAGE,
+        "args": ["server", "/data"],
+        "env": [
+            _secret_env("MINIO_ROOT_USER", secret, "accessKey"),
+            _secret_env("MINIO_ROOT_PASSWORD", secret, "secretKey"),
+        ],
+        "ports": [{"name": "s3", "containerPort": MINIO_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/minio/health/ready", "port": MINIO_PORT},
+            "periodSeconds": 5,
+        },
+    }
+    return [
+        _service(ref, "minio", [("s3", MINIO_PORT)]),
+        _statefulset(ref, spec, "minio", store, container, "/data"),
+    ]
+
+
+def dependency_objects(ref: ClusterRef, spec: MilvusClusterSpec) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    etcd = spec.etcd
+    if etcd is not None and etcd.in_cluster is not None:
+        out += etcd_objects(ref, spec, etcd.in_cluster)
+    storage = spec.storage
+    if storage is not None and storage.in_cluster is not None:
+        out += minio_objects(ref, spec, storage.in_cluster)
+    return out
+
+
+def needs_minio_secret(spec: MilvusClusterSpec) -> bool:
+    storage = spec.storage
+    return storage is not None and storage.in_cluster is not None

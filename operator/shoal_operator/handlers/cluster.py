@@ -1,0 +1,197 @@
+"""MilvusCluster handlers: read the resource, build, apply, prune, write status.
+
+Every event (create, update, resume) and a resync timer run the same idempotent
+`reconcile`; nothing waits inside a handler: rollouts and upgrades advance one step per
+pass. The deletion handler only enforces `deletionPolicy` on PVCs; owner references let
+Kubernetes collect the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from shoal_operator import constants as c
+from shoal_operator import gpu, health, metrics, observe, upgrade
+from shoal_operator.builders import cluster as cluster_builder
+from shoal_operator.builders import dependencies, networking
+from shoal_operator.builders.meta import ClusterRef, child_name, managed_selector, selector_labels
+from shoal_operator.kube import Kube, owns_field
+from shoal_operator.specs.cluster import MilvusClusterSpec
+
+RESYNC_SECONDS = float(os.environ.get("SHOAL_OPERATOR_RESYNC_SECONDS", "15"))
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(ref: ClusterRef) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault((ref.namespace, ref.name), threading.Lock())
+
+
+def parse_spec(body: Any) -> MilvusClusterSpec:
+    try:
+        return MilvusClusterSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+
+
+def _handover_replicas(kube: Kube, live: dict[str, Any]) -> None:
+    """Give `spec.replicas` to a dedicated manager before the main apply stops sending it,
+    so the API server keeps the HPA's value instead of resetting it to the default."""
+    if not owns_field(live, c.FIELD_MANAGER, "spec", "replicas"):
+        return
+    meta = live["metadata"]
+    kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"replicas": live["spec"].get("replicas", 1)},
+        },
+        manager=c.HPA_HANDOVER_MANAGER,
+    )
+
+
+def _gpu_state(
+    spec: MilvusClusterSpec, generation: int, status: Any, index_pods: list[Any]
+) -> tuple[str | None, bool]:
+    """(scheduler complaint about GPU index pods, whether to run the index pool on CPU)."""
+    if spec.mode != "cluster" or spec.components.index.gpu is None:
+        return None, False
+    fallback = gpu.fallback_active(status, generation)
+    complaint = gpu.unschedulable(index_pods)
+    if complaint is not None and spec.components.index.gpu.fallback_to_cpu:
+        fallback = True
+    return complaint, fallback
+
+
+def _dependencies_ready(kube: Kube, ref: ClusterRef, desired: list[dict[str, Any]]) -> tuple[bool, str]:
+    waiting = []
+    for obj in desired:
+        if obj["kind"] != "StatefulSet":
+            continue
+        name = obj["metadata"]["name"]
+        if not observe.statefulset_ready(kube.get("apps/v1", "StatefulSet", ref.namespace, name)):
+            waiting.append(name)
+    if waiting:
+        return False, "waiting for " + ", ".join(waiting)
+    return True, "dependencies are ready"
+
+
+def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, Any]:
+    ref = ClusterRef.from_body(body)
+    spec = parse_spec(body)
+    generation = int(body["metadata"].get("generation", 0))
+    components = spec.component_names
+    pods = observe.pods_by_component(
+        kube.list("v1", "Pod", ref.namespace, managed_selector(ref))
+    )
+    live = {n: kube.get("apps/v1", "Deployment", ref.namespace, child_name(ref, n)) for n in components}
+    before = {n: observe.rollout(d, pods.get(n, [])) if d else None for n, d in live.items()}
+    prev_upgrade = (status or {}).get("upgrade") or None
+    previous_step = (
+        upgrade.Step(prev_upgrade["component"], prev_upgrade["startedAt"]) if prev_upgrade else None
+    )
+    plan = upgrade.plan(
+        components, spec.target_image, before, previous_step, now, spec.upgrade.step_timeout_seconds
+    )
+    complaint, fallback = _gpu_state(spec, generation, status, pods.get("index", []))
+    desired = cluster_builder.desired_objects(ref, spec, plan.images, gpu_active=not fallback)
+
+    if dependencies.needs_minio_secret(spec):
+        kube.create(dependencies.minio_secret(ref, secrets.token_hex(10), secrets.token_urlsafe(30)))
+    applied: dict[str, dict[str, Any]] = {}
+    for obj in desired.objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Deployment" and name in desired.autoscaled:
+            current = next((d for d in live.values() if d and d["metadata"]["name"] == name), None)
+            if current is not None:
+                _handover_replicas(kube, current)
+        result = kube.apply(obj)
+        if obj["kind"] == "Deployment":
+            applied[name] = result
+    _prune(kube, ref, desired.objects)
+
+    after = {
+        n: observe.rollout(applied[child_name(ref, n)], pods.get(n, [])) for n in components
+    }
+    deps_ok, deps_msg = _dependencies_ready(kube, ref, desired.objects)
+    front = networking.front_component(spec)
+    obs = health.Observed(
+        generation=generation,
+        target_image=spec.target_image,
+        components=after,
+        ready={n: observe.ready_replicas(applied[child_name(ref, n)]) for n in components},
+        autoscaled=frozenset(n for n in components if child_name(ref, n) in desired.autoscaled),
+        dependencies_ready=deps_ok,
+        dependencies_message=deps_msg,
+        plan=plan,
+        gpu_unschedulable=complaint,
+        gpu_fallback=fallback,
+        endpoint=networking.endpoint(ref),
+        scale_selector=",".join(f"{k}={v}" for k, v in sorted(selector_labels(ref, front).items())),
+        proxy_replicas=observe.ready_replicas(applied[child_name(ref, front)]),
+    )
+    out = health.status(obs, status, now)
+    out["gpu"] = {"fallbackToCPU": True, "generation": generation} if fallback else None
+    return out
+
+
+def _prune(kube: Kube, ref: ClusterRef, desired: list[dict[str, Any]]) -> None:
+    live: list[dict[str, Any]] = []
+    for api_version, kind in cluster_builder.OWNED_KINDS:
+        live += kube.list(api_version, kind, ref.namespace, managed_selector(ref))
+    for obj in cluster_builder.stale_objects(desired, live):
+        kube.delete(obj["apiVersion"], obj["kind"], ref.namespace, obj["metadata"]["name"])
+
+
+def _run(memo: Any, body: Any, status: Any, patch: Any, logger: Any) -> None:
+    ref = ClusterRef.from_body(body)
+    with _lock(ref), metrics.reconciling(c.CLUSTER_KIND):
+        try:
+            new_status = reconcile(memo.kube, body, status, datetime.now(UTC))
+        except kopf.PermanentError as exc:
+            patch.status["phase"] = "Degraded"
+            patch.status["conditions"] = [
+                health.condition([], "Ready", False, "InvalidSpec", str(exc), 0, datetime.now(UTC).isoformat())
+            ]
+            raise
+    patch.status.update(new_status)
+    logger.debug(f"{ref.name}: phase {new_status['phase']}, ready {new_status['ready']}")
+
+
+@kopf.on.resume(c.GROUP, c.VERSION, c.CLUSTER_PLURAL)
+@kopf.on.create(c.GROUP, c.VERSION, c.CLUSTER_PLURAL)
+@kopf.on.update(c.GROUP, c.VERSION, c.CLUSTER_PLURAL)
+def cluster_changed(memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch,
+                    logger: kopf.Logger, **_: Any) -> None:
+    _run(memo, body, status, patch, logger)
+
+
+@kopf.timer(c.GROUP, c.VERSION, c.CLUSTER_PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def cluster_resync(memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch,
+                   logger: kopf.Logger, **_: Any) -> None:
+    _run(memo, body, status, patch, logger)
+
+
+@kopf.on.delete(c.GROUP, c.VERSION, c.CLUSTER_PLURAL)
+def cluster_deleted(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
+                    **_: Any) -> None:
+    ref = ClusterRef.from_body(body)
+    patch.status["phase"] = "Deleting"
+    policy = (body.get("spec") or {}).get("deletionPolicy", "Retain")
+    kube: Kube = memo.kube
+    claims = kube.list("v1", "PersistentVolumeClaim", ref.namespace, managed_selector(ref))
+    if policy == "Delete":
+        for claim in claims:
+            kube.delete("v1", "PersistentVolumeClaim", ref.namespace, claim["metadata"]["name"])
+        logger.info(f"{ref.name}: deleted {len(claims)} PVCs (deletionPolicy Delete)")
+    else:
+        logger.info(f"{ref.name}: kept {len(claims)} PVCs (deletionPolicy Retain)")

@@ -1,0 +1,60 @@
+"""Reads live children into the plain values the pure modules decide on.
+
+`rollout` turns a Deployment and its pods into an `upgrade.Rollout`; `statefulset_ready`
+judges an in-cluster dependency. Pure functions over API dicts (no client here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shoal_operator import constants as c
+from shoal_operator.upgrade import Rollout
+
+
+def container_image(pod_spec: Mapping[str, Any], container: str = c.NODE_CONTAINER) -> str:
+    for item in pod_spec.get("containers") or []:
+        if item.get("name") == container:
+            return str(item.get("image", ""))
+    return ""
+
+
+def rollout(deployment: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Rollout:
+    spec = deployment.get("spec", {})
+    status = deployment.get("status", {})
+    return Rollout(
+        template_image=container_image(spec.get("template", {}).get("spec", {})),
+        generation=int(deployment.get("metadata", {}).get("generation", 0)),
+        observed_generation=int(status.get("observedGeneration", 0)),
+        replicas=int(spec.get("replicas", 1)),
+        status_replicas=int(status.get("replicas", 0)),
+        updated_replicas=int(status.get("updatedReplicas", 0)),
+        available_replicas=int(status.get("availableReplicas", 0)),
+        pod_images=tuple(sorted(container_image(p.get("spec", {})) for p in pods)),
+    )
+
+
+def ready_replicas(deployment: Mapping[str, Any] | None) -> int:
+    if not deployment:
+        return 0
+    return int(deployment.get("status", {}).get("readyReplicas", 0))
+
+
+def pods_by_component(pods: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        name = pod.get("metadata", {}).get("labels", {}).get(c.COMPONENT_LABEL, "")
+        out.setdefault(name, []).append(pod)
+    return out
+
+
+def statefulset_ready(sts: Mapping[str, Any] | None) -> bool:
+    if not sts:
+        return False
+    want = int(sts.get("spec", {}).get("replicas", 1))
+    status = sts.get("status", {})
+    return (
+        int(status.get("observedGeneration", 0)) >= int(sts.get("metadata", {}).get("generation", 0))
+        and int(status.get("readyReplicas", 0)) >= want
+    )

@@ -1,0 +1,197 @@
+"""`MilvusCluster` spec: mode, version, components, autoscaling, GPU, dependencies, config.
+
+Read by `builders/` (what to create), `upgrade` (the target image) and `crdgen`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shoal_operator.constants import DEFAULT_IMAGE_REPOSITORY, GPU_RESOURCE
+from shoal_operator.specs.common import KubeList, KubeObject, Resources, SpecModel, StringMap, cel_rules
+
+CLUSTER_COMPONENTS = ("coord", "streaming", "query", "index", "proxy")
+STANDALONE_COMPONENTS = ("standalone",)
+
+
+class Probes(SpecModel):
+    """Replacements for the default `/healthz` probes (Kubernetes probe objects)."""
+
+    liveness: KubeObject | None = None
+    readiness: KubeObject | None = None
+    startup: KubeObject | None = None
+
+
+class Autoscaling(SpecModel):
+    """An operator-owned HorizontalPodAutoscaler; the operator then never sets replicas."""
+
+    model_config = {
+        "json_schema_extra": cel_rules(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+        )
+    }
+
+    min_replicas: int = Field(1, ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    target_cpu_utilization: int | None = Field(None, ge=1, le=100, alias="targetCPUUtilization")
+    target_memory_utilization: int | None = Field(None, ge=1, le=100)
+    behavior: KubeObject | None = None
+
+
+class Component(SpecModel):
+    """One role's Deployment: size, resources, scheduling, env, probes, extra config."""
+
+    replicas: int = Field(1, ge=0, le=1000)
+    resources: Resources | None = None
+    node_selector: StringMap | None = None
+    affinity: KubeObject | None = None
+    tolerations: KubeList | None = None
+    topology_spread_constraints: KubeList | None = None
+    env: KubeList | None = None
+    probes: Probes | None = None
+    autoscaling: Autoscaling | None = None
+    config: KubeObject | None = Field(
+        None, description="Node config keys for this component only, merged over spec.config."
+    )
+
+
+class Gpu(SpecModel):
+    """GPUs for the index pool: resource limits, placement, and the CPU fallback."""
+
+    count: int = Field(1, ge=1, le=16)
+    resource_name: str = GPU_RESOURCE
+    node_selector: StringMap | None = None
+    tolerations: KubeList | None = None
+    fallback_to_cpu: bool = Field(
+        False, description="Rebuild the index pool without GPUs when its pods cannot be scheduled."
+    )
+
+
+class IndexComponent(Component):
+    gpu: Gpu | None = None
+
+
+class Components(SpecModel):
+    coord: Component = Field(default_factory=Component)
+    proxy: Component = Field(default_factory=Component)
+    streaming: Component = Field(default_factory=Component)
+    query: Component = Field(default_factory=Component)
+    index: IndexComponent = Field(default_factory=IndexComponent)
+    standalone: Component = Field(default_factory=Component)
+
+    def get(self, name: str) -> Component:
+        component: Component = getattr(self, name)
+        return component
+
+
+class InClusterStore(SpecModel):
+    """A small single-replica StatefulSet with a PVC, for development clusters."""
+
+    image: str | None = None
+    storage_size: str = "1Gi"
+    storage_class_name: str | None = None
+    resources: Resources | None = None
+
+
+class ExternalEtcd(SpecModel):
+    endpoints: list[str] = Field(min_length=1)
+    secret_ref: str | None = Field(None, description="Secret with optional keys username, password.")
+
+
+class EtcdDependency(SpecModel):
+    model_config = {
+        "json_schema_extra": cel_rules(
+            ("has(self.external) != has(self.inCluster)", "set exactly one of external or inCluster")
+        )
+    }
+
+    external: ExternalEtcd | None = None
+    in_cluster: InClusterStore | None = None
+
+
+class ExternalStorage(SpecModel):
+    endpoint: str = Field(min_length=1)
+    bucket: str = "shoal"
+    secret_ref: str | None = Field(None, description="Secret with keys accessKey and secretKey.")
+
+
+class InClusterStorage(InClusterStore):
+    bucket: str = "shoal"
+
+
+class StorageDependency(SpecModel):
+    model_config = {
+        "json_schema_extra": cel_rules(
+            ("has(self.external) != has(self.inCluster)", "set exactly one of external or inCluster")
+        )
+    }
+
+    external: ExternalStorage | None = None
+    in_cluster: InClusterStorage | None = None
+
+
+class Dependencies(SpecModel):
+    """Meta store and object store. Cluster mode defaults both to in-cluster."""
+
+    etcd: EtcdDependency | None = None
+    storage: StorageDependency | None = None
+
+
+class Persistence(SpecModel):
+    """The standalone node's data volume (a PVC), or an emptyDir when disabled."""
+
+    enabled: bool = True
+    size: str = "10Gi"
+    storage_class_name: str | None = None
+
+
+class UpgradePolicy(SpecModel):
+    step_timeout_seconds: int = Field(
+        600, ge=10, le=86400, description="A step not rolled out by then sets UpgradeStalled."
+    )
+
+
+class MilvusClusterSpec(SpecModel):
+    model_config = {
+        "json_schema_extra": cel_rules(
+            (
+                "self.mode != 'standalone' || !has(self.components) || !has(self.components.standalone)"
+                " || (self.components.standalone.replicas <= 1 && !has(self.components.standalone.autoscaling))",
+                "standalone runs one replica and cannot autoscale; use mode: cluster",
+            ),
+        )
+    }
+
+    mode: Literal["standalone", "cluster"] = "standalone"
+    version: str = Field("0.1.0", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    image: str | None = Field(None, description="Overrides shoal/shoal-node:<version>.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    components: Components = Field(default_factory=Components)
+    dependencies: Dependencies = Field(default_factory=Dependencies)
+    config: KubeObject | None = Field(None, description="Node config keys merged into every component.")
+    persistence: Persistence = Field(default_factory=Persistence)
+    upgrade: UpgradePolicy = Field(default_factory=UpgradePolicy)
+    deletion_policy: Literal["Retain", "Delete"] = "Retain"
+
+    @property
+    def target_image(self) -> str:
+        return self.image or f"{DEFAULT_IMAGE_REPOSITORY}:{self.version}"
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return CLUSTER_COMPONENTS if self.mode == "cluster" else STANDALONE_COMPONENTS
+
+    @property
+    def etcd(self) -> EtcdDependency | None:
+        """The meta store in use: as given, or in-cluster by default in cluster mode."""
+        if self.dependencies.etcd is not None or self.mode == "standalone":
+            return self.dependencies.etcd
+        return EtcdDependency(in_cluster=InClusterStore())
+
+    @property
+    def storage(self) -> StorageDependency | None:
+        if self.dependencies.storage is not None or self.mode == "standalone":
+            return self.dependencies.storage
+        return StorageDependency(in_cluster=InClusterStorage())
