@@ -270,12 +270,12 @@ def encode_batch(batch: Batch) -> bytes:
 
 def decode_batch(data: bytes | bytearray | memoryview) -> Batch:
     """Decode `encode_batch` output; numeric columns are read-only views of `data`."""
-    r = _Reader(data)
-    if not isinstance(r.root, dict) or "batch" not in r.root:
-        raise _corrupt("not a batch")
     try:
+        r = _Reader(data)
+        if not isinstance(r.root, dict) or "batch" not in r.root:
+            raise _corrupt("not a batch")
         return _decode_batch_tree(r, r.root["batch"])
-    except (KeyError, TypeError, IndexError, ValueError) as e:
+    except (KeyError, TypeError, IndexError, ValueError, struct.error) as e:
         raise _corrupt(str(e)) from e
 
 
@@ -340,10 +340,10 @@ def encode_record(record: dict[str, Any]) -> bytes:
 
 def decode_record(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     """Decode `encode_record` output; arrays are read-only views of `data`."""
-    r = _Reader(data)
-    if not isinstance(r.root, dict) or "record" not in r.root:
-        raise _corrupt("not a record")
     try:
+        r = _Reader(data)
+        if not isinstance(r.root, dict) or "record" not in r.root:
+            raise _corrupt("not a record")
         return _decode_value(r, r.root["record"])
-    except (KeyError, TypeError, IndexError, ValueError) as e:
+    except (KeyError, TypeError, IndexError, ValueError, struct.error) as e:
         raise _corrupt(str(e)) from e
