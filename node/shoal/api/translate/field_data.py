@@ -253,6 +253,7 @@ def _fill_scalars(
     s = fd.scalars
     if dtype in _SCALAR_ATTR:
         target = getattr(s, _SCALAR_ATTR[dtype])
+        target.SetInParent()  # pymilvus needs the oneof set even for zero rows
         if dtype in SCALAR_DTYPES:
             arr = np.asarray(values, dtype=SCALAR_DTYPES[dtype])
             if valid is not None:
@@ -265,6 +266,7 @@ def _fill_scalars(
         return
     if dtype is DataType.JSON:
         is_meta = field.name == DYNAMIC_FIELD or field.is_dynamic
+        s.json_data.SetInParent()
         out = []
         for i, v in enumerate(values):
             if valid is not None and not valid[i]:
@@ -279,6 +281,7 @@ def _fill_scalars(
         return
     if dtype is DataType.ARRAY:
         et = field.element_type or DataType.NONE
+        s.array_data.SetInParent()
         s.array_data.element_type = int(et)
         for i, v in enumerate(values):
             empty = (valid is not None and not valid[i]) or v is None
@@ -292,6 +295,7 @@ def _fill_vectors(fd: schema_pb2.FieldData, field: FieldSchema, values: Any) -> 
     v = fd.vectors
     if dtype is DataType.SPARSE_FLOAT_VECTOR:
         rows = list(values)
+        v.sparse_float_vector.SetInParent()
         v.sparse_float_vector.contents.extend(sparse_to_bytes(r) for r in rows)
         dim = max((max(r) + 1 for r in rows if r), default=0)
         v.sparse_float_vector.dim = dim
@@ -300,6 +304,7 @@ def _fill_vectors(fd: schema_pb2.FieldData, field: FieldSchema, values: Any) -> 
     v.dim = int(field.dim or 0)
     arr = np.asarray(values)
     if dtype is DataType.FLOAT_VECTOR:
+        v.float_vector.SetInParent()
         v.float_vector.data.extend(arr.astype(np.float32, copy=False).ravel().tolist())
         return
     arr = np.ascontiguousarray(arr, dtype=VECTOR_DTYPES[dtype])

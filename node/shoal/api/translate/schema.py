@@ -270,10 +270,8 @@ def dynamic_field_schema(field_id: int) -> FieldSchema:
 
 
 def schema_to_proto(s: CollectionSchema, name: str, database: str = "") -> schema_pb2.CollectionSchema:
-    fields = [field_to_proto(f) for f in s.fields]
-    if s.enable_dynamic_field and s.field(DYNAMIC_FIELD) is None:
-        next_id = max((f.field_id for f in s.fields), default=FIRST_FIELD_ID - 1) + 1
-        fields.append(field_to_proto(dynamic_field_schema(next_id)))
+    # Milvus hides the dynamic field from describe; pymilvus would treat it as an input field
+    fields = [field_to_proto(f) for f in s.fields if not f.is_dynamic]
     out = schema_pb2.CollectionSchema(
         name=name,
         description=s.description,
