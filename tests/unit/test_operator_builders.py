@@ -1,0 +1,220 @@
+"""Builders: a MilvusCluster spec in, the Kubernetes objects a user would see out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shoal_operator.builders.cluster import desired_objects, stale_objects
+from shoal_operator.builders.meta import ClusterRef
+from shoal_operator.specs.cluster import MilvusClusterSpec
+
+REF = ClusterRef(name="demo", namespace="vectors", uid="1234-uid")
+
+
+def build(spec: dict[str, Any], images: dict[str, str] | None = None, gpu_active: bool = True) -> dict:
+    parsed = MilvusClusterSpec.model_validate(spec)
+    desired = desired_objects(REF, parsed, images or {}, gpu_active)
+    return {(o["kind"], o["metadata"]["name"]): o for o in desired.objects}
+
+
+def container(deploy: dict) -> dict:
+    return deploy["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_standalone_builds_one_deployment_service_config_and_data_claim() -> None:
+    objs = build({})
+    assert sorted(objs) == [
+        ("ConfigMap", "demo-config"),
+        ("Deployment", "demo-standalone"),
+        ("PersistentVolumeClaim", "demo-standalone-data"),
+        ("Service", "demo-milvus"),
+    ]
+    deploy = objs[("Deployment", "demo-standalone")]
+    assert container(deploy)["image"] == "shoal/shoal-node:0.1.0"
+    assert container(deploy)["command"] == ["shoal"]
+    assert container(deploy)["args"] == ["run", "--role", "standalone", "--config", "/etc/shoal/shoal.yaml"]
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert deploy["spec"]["replicas"] == 1
+
+
+def test_cluster_mode_builds_every_role_with_pdbs_and_a_proxy_service() -> None:
+    objs = build({"mode": "cluster"})
+    deployments = sorted(name for kind, name in objs if kind == "Deployment")
+    assert deployments == [f"demo-{r}" for r in ("coord", "index", "proxy", "query", "streaming")]
+    pdbs = sorted(name for kind, name in objs if kind == "PodDisruptionBudget")
+    assert pdbs == deployments
+    service = objs[("Service", "demo-milvus")]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "proxy"
+    assert {p["port"] for p in service["spec"]["ports"]} == {19530, 9091}
+    # cluster mode defaults both dependencies to small in-cluster StatefulSets
+    assert ("StatefulSet", "demo-etcd") in objs and ("StatefulSet", "demo-minio") in objs
+
+
+def test_every_child_is_owned_and_labelled() -> None:
+    for obj in build({"mode": "cluster"}).values():
+        meta = obj["metadata"]
+        assert meta["namespace"] == "vectors"
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "shoal.dev/v1alpha1",
+                "kind": "MilvusCluster",
+                "name": "demo",
+                "uid": "1234-uid",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        labels = meta["labels"]
+        assert labels["app.kubernetes.io/name"] == "shoal"
+        assert labels["app.kubernetes.io/instance"] == "demo"
+        assert labels["app.kubernetes.io/managed-by"] == "shoal-operator"
+        assert labels["app.kubernetes.io/component"]
+
+
+def test_autoscaled_component_gets_an_hpa_and_no_replicas() -> None:
+    spec = {
+        "mode": "cluster",
+        "components": {
+            "query": {"replicas": 5, "autoscaling": {"minReplicas": 2, "maxReplicas": 8,
+                                                    "targetCPUUtilization": 60,
+                                                    "targetMemoryUtilization": 70}},
+            "proxy": {"replicas": 3},
+        },
+    }
+    objs = build(spec)
+    assert "replicas" not in objs[("Deployment", "demo-query")]["spec"]
+    assert objs[("Deployment", "demo-proxy")]["spec"]["replicas"] == 3
+    hpa = objs[("HorizontalPodAutoscaler", "demo-query")]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo-query"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
+    assert targets == {"cpu": 60, "memory": 70}
+    assert [k for k in objs if k[0] == "HorizontalPodAutoscaler"] == [("HorizontalPodAutoscaler", "demo-query")]
+
+
+def test_gpu_index_pool_requests_gpus_and_lands_on_the_gpu_pool() -> None:
+    spec = {
+        "mode": "cluster",
+        "components": {"index": {
+            "resources": {"limits": {"cpu": "4"}},
+            "nodeSelector": {"team": "search"},
+            "gpu": {"count": 2, "nodeSelector": {"shoal.dev/pool": "gpu"},
+                    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu",
+                                     "effect": "NoSchedule"}]},
+        }},
+    }
+    deploy = build(spec)[("Deployment", "demo-index")]
+    pod = deploy["spec"]["template"]["spec"]
+    assert container(deploy)["resources"]["limits"] == {"cpu": "4", "nvidia.com/gpu": 2}
+    assert pod["nodeSelector"] == {"shoal.dev/pool": "gpu", "team": "search"}
+    keys = {t["key"] for t in pod["tolerations"]}
+    assert keys == {"nvidia.com/gpu", "dedicated"}
+    assert {"name": "SHOAL_INDEX_DEVICE", "value": "gpu"} in container(deploy)["env"]
+    # other components never get GPUs
+    query = build(spec)[("Deployment", "demo-query")]
+    assert "resources" not in container(query)
+    assert "tolerations" not in query["spec"]["template"]["spec"]
+
+
+def test_gpu_fallback_builds_the_index_pool_for_cpu() -> None:
+    spec = {"mode": "cluster", "components": {"index": {"gpu": {"count": 1, "fallbackToCPU": True,
+                                                                "nodeSelector": {"shoal.dev/pool": "gpu"}}}}}
+    deploy = build(spec, gpu_active=False)[("Deployment", "demo-index")]
+    pod = deploy["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "resources" not in container(deploy)
+    assert {"name": "SHOAL_INDEX_DEVICE", "value": "cpu"} in container(deploy)["env"]
+
+
+def checksums(spec: dict[str, Any]) -> dict[str, str]:
+    objs = build(spec)
+    return {
+        name.removeprefix("demo-"): o["spec"]["template"]["metadata"]["annotations"]["shoal.dev/config-checksum"]
+        for (kind, name), o in objs.items()
+        if kind == "Deployment"
+    }
+
+
+def test_config_change_of_one_component_changes_only_its_checksum() -> None:
+    base = {"mode": "cluster", "config": {"wal_fsync": "always"}}
+    changed = {**base, "components": {"query": {"config": {"query.cache_mb": 512}}}}
+    before, after = checksums(base), checksums(changed)
+    assert before["query"] != after["query"]
+    assert {k: v for k, v in before.items() if k != "query"} == {k: v for k, v in after.items() if k != "query"}
+
+
+def test_global_config_change_restarts_every_component() -> None:
+    before = checksums({"mode": "cluster", "config": {"wal_fsync": "always"}})
+    after = checksums({"mode": "cluster", "config": {"wal_fsync": "never"}})
+    assert all(before[k] != after[k] for k in before)
+
+
+def test_node_config_carries_role_ports_dependencies_and_user_keys() -> None:
+    import yaml
+
+    spec = {
+        "mode": "cluster",
+        "config": {"wal_fsync": "batch"},
+        "dependencies": {
+            "etcd": {"external": {"endpoints": ["http://etcd-0:2379"], "secretRef": "etcd-creds"}},
+            "storage": {"external": {"endpoint": "http://s3:8333", "bucket": "vec", "secretRef": "s3-creds"}},
+        },
+    }
+    objs = build(spec)
+    doc = yaml.safe_load(objs[("ConfigMap", "demo-config")]["data"]["query.yaml"])
+    assert doc == {
+        "role": "query", "port": 19530, "http_port": 9091, "data_dir": "/var/lib/shoal",
+        "etcd.endpoints": ["http://etcd-0:2379"], "s3.endpoint": "http://s3:8333", "s3.bucket": "vec",
+        "wal_fsync": "batch",
+    }
+    env = {e["name"]: e for e in container(objs[("Deployment", "demo-query")])["env"]}
+    assert env["SHOAL_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "accessKey"}
+    assert env["SHOAL_ETCD_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "etcd-creds"
+    assert not any(kind == "StatefulSet" for kind, _ in objs)
+
+
+def test_deletion_policy_decides_who_owns_the_data() -> None:
+    retain = build({"mode": "standalone"})
+    delete = build({"mode": "standalone", "deletionPolicy": "Delete"})
+    assert "ownerReferences" not in retain[("PersistentVolumeClaim", "demo-standalone-data")]["metadata"]
+    assert delete[("PersistentVolumeClaim", "demo-standalone-data")]["metadata"]["ownerReferences"][0]["uid"] == "1234-uid"
+    sts_retain = build({"mode": "cluster"})[("StatefulSet", "demo-etcd")]
+    sts_delete = build({"mode": "cluster", "deletionPolicy": "Delete"})[("StatefulSet", "demo-etcd")]
+    assert sts_retain["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert sts_delete["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+
+
+def test_builders_are_deterministic() -> None:
+    spec = {
+        "mode": "cluster",
+        "config": {"b": 1, "a": 2},
+        "components": {"index": {"gpu": {"count": 1}}, "query": {"autoscaling": {"maxReplicas": 4}}},
+    }
+    first = json.dumps(list(build(spec, {"coord": "x:1"}).values()), sort_keys=True)
+    second = json.dumps(list(build(spec, {"coord": "x:1"}).values()), sort_keys=True)
+    assert first == second
+    assert "Time" not in first and "timestamp" not in first.lower()
+
+
+def test_images_per_component_come_from_the_upgrade_plan() -> None:
+    objs = build({"mode": "cluster", "version": "0.2.0"}, {"coord": "shoal/shoal-node:0.2.0",
+                                                           "proxy": "shoal/shoal-node:0.1.0"})
+    assert container(objs[("Deployment", "demo-coord")])["image"] == "shoal/shoal-node:0.2.0"
+    assert container(objs[("Deployment", "demo-proxy")])["image"] == "shoal/shoal-node:0.1.0"
+    assert container(objs[("Deployment", "demo-query")])["image"] == "shoal/shoal-node:0.2.0"
+
+
+def test_probe_overrides_replace_the_defaults() -> None:
+    probe = {"tcpSocket": {"port": 19530}, "periodSeconds": 3}
+    deploy = build({"components": {"standalone": {"probes": {"readiness": probe}}}})[("Deployment", "demo-standalone")]
+    assert container(deploy)["readinessProbe"] == probe
+    assert container(deploy)["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_switching_mode_prunes_the_other_modes_children_but_never_data() -> None:
+    standalone = list(build({}).values())
+    cluster = list(build({"mode": "cluster"}).values())
+    stale = {(o["kind"], o["metadata"]["name"]) for o in stale_objects(cluster, standalone)}
+    assert stale == {("Deployment", "demo-standalone")}
