@@ -99,9 +99,14 @@ class Evaluator:
         return (data if vec.valid is None else data & vec.valid), vec.valid
 
     def compare(self, node: t.Compare) -> Tri:
-        left, right = self.value(node.left), self.value(node.right)
-        dynamic = (t.T.JSON, t.T.ARRAY, t.T.LIST)
-        if node.left.type in dynamic or node.right.type in dynamic:
+        lt, rt = node.left.type, node.right.type
+        if lt is t.T.JSON and rt in _SCALAR_TYPES:
+            left, right = self.json_as(node.left, rt), self.value(node.right)
+        elif rt is t.T.JSON and lt in _SCALAR_TYPES:
+            left, right = self.value(node.left), self.json_as(node.right, lt)
+        else:
+            left, right = self.value(node.left), self.value(node.right)
+        if lt in _DYNAMIC_TYPES and rt in _DYNAMIC_TYPES or t.T.ARRAY in (lt, rt) or t.T.LIST in (lt, rt):
             rows = [jv.compare(node.op, a, b) for a, b in zip(self._rows(left), self._rows(right), strict=True)]
             return self._tri_from_rows(rows)
         valid = _and_valid(left.valid, right.valid)
@@ -111,10 +116,14 @@ class Evaluator:
         return (value if valid is None else value & valid), valid
 
     def in_list(self, node: t.InList) -> Tri:
-        vec = self.value(node.operand)
-        if node.operand.type in (t.T.JSON, t.T.ARRAY):
+        operand_type, kind = node.operand.type, _common_kind(node.values)
+        if operand_type is t.T.JSON and kind is not None:
+            vec = self.json_as(node.operand, kind)
+        else:
+            vec = self.value(node.operand)
+        if operand_type is t.T.ARRAY or operand_type is t.T.JSON and kind is None:
             wanted = {jv.norm(v) for v in node.values}
-            rows = [None if v is None or v is jv.MISSING else jv.norm(v) in wanted for v in self._rows(vec)]
+            rows = [None if v is None else jv.norm(v) in wanted for v in self._rows(vec)]
             value, valid = self._tri_from_rows(rows)
         else:
             data = np.broadcast_to(np.asarray(vec.data), (self.n,))
@@ -127,16 +136,20 @@ class Evaluator:
             valid = vec.valid
             if valid is not None:
                 value &= valid
+            if operand_type is t.T.JSON:
+                # A value of another kind is simply not in the list (known false); only a
+                # missing key or JSON null is unknown.
+                valid = self.value(node.operand).valid
         if node.negate:
             value = ~value if valid is None else ~value & valid
         return value, valid
 
     def like(self, node: t.Like) -> Tri:
         pattern = compile_like(node.pattern)
-        vec = self.value(node.operand)
         if node.operand.type is t.T.JSON:
-            rows = [pattern.match_one(v) if isinstance(v, str) else None for v in self._rows(vec)]
-            return self._tri_from_rows(rows)
+            vec = self.json_as(node.operand, t.T.STRING)
+        else:
+            vec = self.value(node.operand)
         data = np.broadcast_to(np.asarray(vec.data, dtype=object), (self.n,))
         value = pattern.match_array(data)
         return (value if vec.valid is None else value & vec.valid), vec.valid
@@ -196,6 +209,7 @@ class Evaluator:
         return Vec(data, valid)
 
     def json_values(self, node: t.JsonPath) -> np.ndarray:
+        """The value at `node`'s path in every row; MISSING where absent or the row is null."""
         cached = self._json_cache.get(node)
         if cached is not None:
             return cached
@@ -204,16 +218,26 @@ class Evaluator:
         if col is None:
             out[:] = [jv.MISSING] * self.n
         else:
-            values = col.values
-            valid = col.valid
-            keys = node.keys
-            for i in range(self.n):
-                if valid is not None and not valid[i]:
-                    out[i] = jv.MISSING
-                else:
-                    out[i] = jv.lookup(values[i], keys)
+            values, keys, missing = col.values[: self.n], node.keys, jv.MISSING
+            if len(keys) == 1 and isinstance(keys[0], str):
+                key = keys[0]
+                out[:] = [v.get(key, missing) if type(v) is dict else missing for v in values]
+            else:
+                lookup = jv.lookup
+                out[:] = [lookup(v, keys) for v in values]
+            if col.valid is not None:
+                out[~col.valid[: self.n]] = missing
         self._json_cache[node] = out
         return out
+
+    def json_as(self, node: t.Node, kind: t.T) -> Vec:
+        """A JSON value node as a column of one scalar kind; other kinds are invalid rows."""
+        rows = self._rows(self.value(node)) if not isinstance(node, t.JsonPath) else self.json_values(node)
+        types = _KIND_PYTYPES[kind]
+        picked = np.array([v if type(v) in types else None for v in rows], dtype=object)
+        valid = np.not_equal(picked, None).astype(bool)
+        picked[~valid] = _KIND_FILL[kind]
+        return Vec(picked, valid)
 
     def array_element(self, node: t.ArrayElement) -> Vec:
         col = self.batch.get(node.field)
@@ -236,12 +260,11 @@ class Evaluator:
         if node.type is t.T.JSON:
             rows = self._rows(vec)
             if want is t.T.INT:
-                ok = [isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in rows]
+                ok = [type(v) is int and -(2**63) <= v < 2**63 for v in rows]
                 data = np.array([v if k else 0 for v, k in zip(rows, ok, strict=True)], dtype=np.int64)
-            else:
-                ok = [jv.is_number(v) for v in rows]
-                data = np.array([v if k else 0.0 for v, k in zip(rows, ok, strict=True)], dtype=np.float64)
-            return Vec(data, np.array(ok, dtype=bool))
+                return Vec(data, np.array(ok, dtype=bool))
+            vec = self.json_as(node, t.T.FLOAT)
+            return Vec(vec.data.astype(np.float64), vec.valid)
         if node.type is t.T.BOOL:
             return Vec(np.asarray(vec.data, dtype=bool), vec.valid)
         dtype = np.int64 if want is t.T.INT else np.float64
@@ -299,6 +322,29 @@ class Evaluator:
         value = np.fromiter((r is True for r in rows), dtype=bool, count=self.n)
         valid = np.fromiter((r is not None for r in rows), dtype=bool, count=self.n)
         return value, valid
+
+
+_SCALAR_TYPES = (t.T.INT, t.T.FLOAT, t.T.STRING, t.T.BOOL)
+_DYNAMIC_TYPES = (t.T.JSON, t.T.ARRAY, t.T.LIST)
+# Python types of JSON values that count as each kind (bool is not a number here).
+_KIND_PYTYPES: dict[t.T, frozenset[type]] = {
+    t.T.INT: frozenset({int, float}),
+    t.T.FLOAT: frozenset({int, float}),
+    t.T.STRING: frozenset({str}),
+    t.T.BOOL: frozenset({bool}),
+}
+_KIND_FILL: dict[t.T, Any] = {t.T.INT: 0, t.T.FLOAT: 0, t.T.STRING: "", t.T.BOOL: False}
+
+
+def _common_kind(values: tuple[Any, ...]) -> t.T | None:
+    """The one scalar kind of all `values` (numbers, strings or bools), if there is one."""
+    if values and all(type(v) is str for v in values):
+        return t.T.STRING
+    if values and all(type(v) in (int, float) for v in values):
+        return t.T.FLOAT
+    if values and all(type(v) is bool for v in values):
+        return t.T.BOOL
+    return None
 
 
 _ARITH = {

@@ -3,7 +3,9 @@
 Used by `evaluator` (row by row, for JSON and ARRAY columns) and `binder` (to fold
 constants). A comparison between values of different kinds (a number and a string, a
 bool and a number) is neither true nor false but unknown (`None`), so such rows never
-match, and neither does their negation. Booleans are never numbers here, unlike Python.
+match, and neither does their negation. Membership (`in`, `json_contains`) is different:
+a value of another kind is simply not in the list. Booleans are never numbers here,
+unlike Python.
 """
 
 from __future__ import annotations

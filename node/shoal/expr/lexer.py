@@ -174,12 +174,13 @@ class _Lexer:
                 j += 1
             return chr(int(src[i + 1 : j], 8)), j
         if nxt in "xuU":
-            width = {"x": None, "u": 4, "U": 8}[nxt]
+            # Exactly 2, 4 or 8 hex digits, as Go's strconv.Unquote (which Milvus uses) reads them.
+            width = {"x": 2, "u": 4, "U": 8}[nxt]
             j = i + 2
-            while j < len(src) and src[j] in "0123456789abcdefABCDEF" and (width is None or j < i + 2 + width):
+            while j < len(src) and src[j] in "0123456789abcdefABCDEF" and j < i + 2 + width:
                 j += 1
             digits = src[i + 2 : j]
-            if not digits or (width is not None and len(digits) != width):
+            if len(digits) != width:
                 raise self.error(i, f"bad \\{nxt} escape in string literal")
             code = int(digits, 16)
             if code > 0x10FFFF:
