@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from shoal_operator.builders.cluster import desired_objects, stale_objects
@@ -139,7 +140,7 @@ def checksums(spec: dict[str, Any]) -> dict[str, str]:
 
 def test_config_change_of_one_component_changes_only_its_checksum() -> None:
     base = {"mode": "cluster", "config": {"wal_fsync": "always"}}
-    changed = {**base, "components": {"query": {"config": {"query.cache_mb": 512}}}}
+    changed = {**base, "components": {"query": {"config": {"grpc_workers": 32}}}}
     before, after = checksums(base), checksums(changed)
     assert before["query"] != after["query"]
     assert {k: v for k, v in before.items() if k != "query"} == {k: v for k, v in after.items() if k != "query"}
@@ -156,7 +157,7 @@ def test_node_config_carries_role_ports_dependencies_and_user_keys() -> None:
 
     spec = {
         "mode": "cluster",
-        "config": {"wal_fsync": "batch"},
+        "config": {"wal_fsync": "batch", "s3": {"region": "eu-1"}},
         "dependencies": {
             "etcd": {"external": {"endpoints": ["http://etcd-0:2379"], "secretRef": "etcd-creds"}},
             "storage": {"external": {"endpoint": "http://s3:8333", "bucket": "vec", "secretRef": "s3-creds"}},
@@ -166,13 +167,27 @@ def test_node_config_carries_role_ports_dependencies_and_user_keys() -> None:
     doc = yaml.safe_load(objs[("ConfigMap", "demo-config")]["data"]["query.yaml"])
     assert doc == {
         "role": "query", "port": 19530, "http_port": 9091, "data_dir": "/var/lib/shoal",
-        "etcd.endpoints": ["http://etcd-0:2379"], "s3.endpoint": "http://s3:8333", "s3.bucket": "vec",
+        "etcd": {"endpoints": ["http://etcd-0:2379"]}, "s3": {"endpoint": "http://s3:8333", "bucket": "vec", "region": "eu-1"},
         "wal_fsync": "batch",
     }
     env = {e["name"]: e for e in container(objs[("Deployment", "demo-query")])["env"]}
     assert env["SHOAL_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "accessKey"}
     assert env["SHOAL_ETCD_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "etcd-creds"
     assert not any(kind == "StatefulSet" for kind, _ in objs)
+
+
+def test_rendered_config_is_accepted_by_the_node(tmp_path: Path) -> None:
+    from shoal.config import load_config
+
+    objs = build({"mode": "cluster", "config": {"wal_fsync": "always"}})
+    for key, text in objs[("ConfigMap", "demo-config")]["data"].items():
+        path = tmp_path / key
+        path.write_text(text)
+        cfg = load_config(path, env={"SHOAL_S3_ACCESS_KEY": "k"})
+        assert cfg.role == key.removesuffix(".yaml")
+        assert cfg.port == 19530 and cfg.http_port == 9091 and cfg.wal_fsync == "always"
+        assert cfg.etcd_endpoints == ["http://demo-etcd.vectors.svc:2379"]
+        assert cfg.s3.endpoint == "http://demo-minio.vectors.svc:9000" and cfg.s3.access_key == "k"
 
 
 def test_deletion_policy_decides_who_owns_the_data() -> None:

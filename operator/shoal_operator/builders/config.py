@@ -1,7 +1,8 @@
 """The node config: one YAML document per component, all in one ConfigMap.
 
 Each component's document is `defaults < dependency connections < spec.config <
-components.<c>.config`, rendered with sorted keys. Its SHA-256 goes into that
+components.<c>.config` (mappings such as `s3:` merged key by key), rendered with sorted
+keys, in the shape `shoal.config` reads (`etcd: {endpoints}`, `s3: {endpoint, bucket}`). Its SHA-256 goes into that
 component's pod-template annotation, so a config change restarts only the components
 whose document changed. Neighbours: `dependencies` (connections), `workloads` (mounts).
 """
@@ -34,10 +35,19 @@ def node_config(spec: MilvusClusterSpec, component: str, conn: Connections) -> d
         "http_port": c.HTTP_PORT,
         "data_dir": c.DATA_DIR,
     }
-    doc.update(conn.config)
-    doc.update(spec.config or {})
-    doc.update(spec.components.get(component).config or {})
+    for layer in (conn.config, spec.config or {}, spec.components.get(component).config or {}):
+        doc = merge(doc, layer)
     return doc
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -43,22 +43,23 @@ def connections(ref: ClusterRef, spec: MilvusClusterSpec) -> Connections:
     env: list[dict[str, Any]] = []
     etcd = spec.etcd
     if etcd is not None and etcd.external is not None:
-        config["etcd.endpoints"] = list(etcd.external.endpoints)
+        config["etcd"] = {"endpoints": list(etcd.external.endpoints)}
         if etcd.external.secret_ref:
             env.append(_secret_env("SHOAL_ETCD_USERNAME", etcd.external.secret_ref, "username", True))
             env.append(_secret_env("SHOAL_ETCD_PASSWORD", etcd.external.secret_ref, "password", True))
     elif etcd is not None:
-        config["etcd.endpoints"] = [f"http://{child_name(ref, 'etcd')}.{ref.namespace}.svc:{ETCD_PORT}"]
+        config["etcd"] = {"endpoints": [f"http://{child_name(ref, 'etcd')}.{ref.namespace}.svc:{ETCD_PORT}"]}
     storage = spec.storage
     if storage is not None and storage.external is not None:
-        config["s3.endpoint"] = storage.external.endpoint
-        config["s3.bucket"] = storage.external.bucket
+        config["s3"] = {"endpoint": storage.external.endpoint, "bucket": storage.external.bucket}
         if storage.external.secret_ref:
             env.append(_secret_env("SHOAL_S3_ACCESS_KEY", storage.external.secret_ref, "accessKey"))
             env.append(_secret_env("SHOAL_S3_SECRET_KEY", storage.external.secret_ref, "secretKey"))
     elif storage is not None and storage.in_cluster is not None:
-        config["s3.endpoint"] = f"http://{child_name(ref, 'minio')}.{ref.namespace}.svc:{MINIO_PORT}"
-        config["s3.bucket"] = storage.in_cluster.bucket
+        config["s3"] = {
+            "endpoint": f"http://{child_name(ref, 'minio')}.{ref.namespace}.svc:{MINIO_PORT}",
+            "bucket": storage.in_cluster.bucket,
+        }
         env.append(_secret_env("SHOAL_S3_ACCESS_KEY", minio_secret_name(ref), "accessKey"))
         env.append(_secret_env("SHOAL_S3_SECRET_KEY", minio_secret_name(ref), "secretKey"))
     return Connections(config=config, env=env)
