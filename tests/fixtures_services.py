@@ -200,7 +200,9 @@ def start_seaweedfs(base: Path, binary: Path | None = None) -> SeaweedS3:
         f"-s3.port.grpc={s3_grpc}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-volume.max=8",
+        # Every bucket is a collection that grows its own volumes (7 at a time): allow
+        # many; volumes are not preallocated, so an empty one costs a few KB.
+        "-volume.max=1000",
         "-master.volumeSizeLimitMB=64",
         "-volume.preStopSeconds=0",
         "-metricsPort=0",

@@ -250,6 +250,7 @@ class S3ObjectStore:
 
     def _guard(self, call: Any, key: str) -> Any:
         """Run a boto3 call, turning its errors into ObjectNotFound / ShoalError."""
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -258,7 +259,7 @@ class S3ObjectStore:
             if _status(e) == 404 or _code(e) in ("NoSuchKey", "404", "NotFound"):
                 raise ObjectNotFound(key, self._where()) from e
             raise _s3_error(e, f"S3 request for {key!r} in {self._where()} failed") from e
-        except BotoCoreError as e:
+        except (BotoCoreError, Boto3Error) as e:
             raise ShoalError(Code.UNEXPECTED, f"S3 request for {key!r} in {self._where()} failed: {e}") from e
 
 
