@@ -23,7 +23,7 @@ import numpy as np
 from shoal.expr import jsonvalues as jv
 from shoal.expr import typed as t
 from shoal.expr.like import compile_like
-from shoal.schema import Batch
+from shoal.schema import SCALAR_DTYPES, Batch
 
 Valid = np.ndarray | None  # None: every row valid
 Tri = tuple[np.ndarray, Valid]
@@ -201,7 +201,7 @@ class Evaluator:
             elif node.type in (t.T.ARRAY, t.T.JSON):
                 placeholder = np.full(self.n, None, dtype=object)
             else:
-                placeholder = np.zeros(self.n, dtype=node.dtype.numpy_dtype())
+                placeholder = np.zeros(self.n, dtype=SCALAR_DTYPES.get(node.dtype, np.dtype(np.int64)))
             return Vec(placeholder, np.zeros(self.n, dtype=bool))
         data, valid = col.values[: self.n], None if col.valid is None else col.valid[: self.n]
         if valid is not None and node.type is t.T.STRING:

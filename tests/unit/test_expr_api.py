@@ -1,0 +1,102 @@
+"""The CompiledFilter contract the engine relies on: empty filters, referenced fields,
+primary-key point lookups, missing columns, and speed on a million rows."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from test_expr_table import SCHEMA, make_batch
+
+from shoal.expr import CompiledFilter, compile_filter
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
+
+
+def test_empty_filter_matches_every_row() -> None:
+    for text in ("", "   ", "\n"):
+        f = compile_filter(text, SCHEMA)
+        assert isinstance(f, CompiledFilter)
+        assert f.evaluate(make_batch(), 6).tolist() == [True] * 6
+        assert f.referenced_fields == set()
+        assert f.primary_key_values("id") is None
+
+
+def test_referenced_fields_lists_schema_fields_and_meta() -> None:
+    f = compile_filter("age > 1 and (color == 'red' or meta['a'] == 1) and nums[0] == 2 and not flag", SCHEMA)
+    assert f.referenced_fields == {"age", "$meta", "meta", "nums", "flag"}
+    assert compile_filter("array_length(tags) > 1", SCHEMA).referenced_fields == {"tags"}
+    assert compile_filter("1 == 1", SCHEMA).referenced_fields == set()
+
+
+def test_primary_key_values_for_point_lookups() -> None:
+    assert compile_filter("id in [3, 1, 3]", SCHEMA).primary_key_values("id") == [3, 1]
+    assert compile_filter("id == 7", SCHEMA).primary_key_values("id") == [7]
+    assert compile_filter("7 == id", SCHEMA).primary_key_values("id") == [7]
+    assert compile_filter("id in [1, 2] or id == 9 || id in [2]", SCHEMA).primary_key_values("id") == [1, 2, 9]
+    assert compile_filter("id in {ids}", SCHEMA, {"ids": [5, 6]}).primary_key_values("id") == [5, 6]
+    assert compile_filter("id in []", SCHEMA).primary_key_values("id") == []
+    # Anything else needs a scan.
+    assert compile_filter("id in [1] and age > 3", SCHEMA).primary_key_values("id") is None
+    assert compile_filter("id not in [1]", SCHEMA).primary_key_values("id") is None
+    assert compile_filter("id > 1", SCHEMA).primary_key_values("id") is None
+    assert compile_filter("id in [1] or age == 2", SCHEMA).primary_key_values("id") is None
+    assert compile_filter("age in [1]", SCHEMA).primary_key_values("id") is None
+
+
+def test_varchar_primary_key_values() -> None:
+    schema = CollectionSchema([FieldSchema("pk", DataType.VARCHAR, is_primary=True, max_length=16)])
+    f = compile_filter('pk in ["a", "b"]', schema)
+    assert f.primary_key_values("pk") == ["a", "b"]
+    batch = {"pk": Column(object_array(["a", "c", "b"]))}
+    assert f.evaluate(batch, 3).tolist() == [True, False, True]
+
+
+def test_column_absent_from_batch_reads_as_null() -> None:
+    # e.g. a nullable field added to the collection after these rows were written
+    batch = make_batch()
+    del batch["score"]
+    assert compile_filter("score is null", SCHEMA).evaluate(batch, 6).all()
+    assert not compile_filter("score > 0 or not (score > 0)", SCHEMA).evaluate(batch, 6).any()
+    del batch["$meta"]
+    assert not compile_filter("color == 'red'", SCHEMA).evaluate(batch, 6).any()
+
+
+def test_one_compiled_filter_serves_many_batches() -> None:
+    f = compile_filter("age >= 30", SCHEMA)
+    full = make_batch()
+    half = {name: col.take(np.arange(3)) for name, col in full.items()}
+    assert f.evaluate(full, 6).tolist() == [False, False, True, True, True, True]
+    assert f.evaluate(half, 3).tolist() == [False, False, True]
+
+
+def test_scalar_filters_are_fast_on_a_million_rows() -> None:
+    n = 1_000_000
+    rng = np.random.default_rng(7)
+    schema = CollectionSchema(
+        [
+            FieldSchema("id", DataType.INT64, is_primary=True),
+            FieldSchema("cat", DataType.INT64),
+            FieldSchema("title", DataType.VARCHAR, max_length=32),
+        ]
+    )
+    cat = rng.integers(0, 100, n)
+    batch = {
+        "id": Column(np.arange(n, dtype=np.int64)),
+        "cat": Column(cat),
+        "title": Column(np.array([f"t{i % 1000}" for i in range(n)], dtype=object)),
+    }
+
+    def best_ms(text: str) -> float:
+        f = compile_filter(text, schema)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            f.evaluate(batch, n)
+            times.append(time.perf_counter() - start)
+        return min(times) * 1000
+
+    assert compile_filter("cat == 7", schema).evaluate(batch, n).sum() == (cat == 7).sum()
+    # A few ms on a quiet machine; the bound leaves room for a busy shared CI box.
+    assert best_ms("cat == 7") < 25
+    assert best_ms("cat in [1, 5, 7] and id > 10") < 150
+    assert best_ms('title like "t1%"') < 400
