@@ -37,8 +37,11 @@ def error_response(method_name: str, status: common_pb2.Status) -> Message:
     cls = response_class(method_name)
     if cls is common_pb2.Status:
         return status
-    if "status" in cls.DESCRIPTOR.fields_by_name:
-        return cls(status=status)
+    # the status field is not always called `status` (e.g. `alter_status`); an error must
+    # never travel in a reply whose status pymilvus cannot see, or it reads as success
+    for f in cls.DESCRIPTOR.fields:
+        if f.message_type is not None and f.message_type.full_name == common_pb2.Status.DESCRIPTOR.full_name:
+            return cls(**{f.name: status})
     return cls()
 
 
@@ -63,7 +66,7 @@ def _unsupported(name: str) -> Callable[..., Any]:
         # streams answer one message carrying the status when the message has one
         def stream(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             reply = error_response(name, st.from_error(not_supported(name)))
-            if "status" in reply.DESCRIPTOR.fields_by_name:
+            if reply.ListFields():
                 yield reply
             else:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not supported by Shoal")
@@ -72,7 +75,10 @@ def _unsupported(name: str) -> Callable[..., Any]:
         return stream
 
     def handler(self: Any, request: Message, context: grpc.ServicerContext) -> Message:
-        return error_response(name, st.from_error(not_supported(name)))
+        reply = error_response(name, st.from_error(not_supported(name)))
+        if not reply.ListFields():  # a reply type without a Status (e.g. Dummy) cannot say "no"
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not supported by Shoal")
+        return reply
 
     handler.__name__ = name
     return handler

@@ -31,7 +31,7 @@ from shoal.api.translate.search import hybrid_from_proto, search_from_proto, sea
 from shoal.api.validate import check_name
 from shoal.engine.facade import EngineAPI
 from shoal.engine.requests import CollectionInfo, ConsistencyLevel, MutationResult
-from shoal.errors import Code, ShoalError, invalid
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.schema import DataType
 
 DEFAULT_DB = "default"
@@ -288,6 +288,26 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
             proto.ParseFromString(request.schema)
         except Exception:
             raise invalid("failed to parse the field schema") from None
+        self._add_field(self._db(request, context), request.collection_name, proto)
+        return _ok()
+
+    def AlterCollectionSchema(self, request: milvus_pb2.AlterCollectionSchemaRequest, context: grpc.ServicerContext) -> Any:
+        if request.action.HasField("drop_request"):
+            raise not_supported("dropping a field")
+        add = request.action.add_request
+        if len(add.func_schema):
+            raise not_supported("adding a function")
+        if not add.field_infos:
+            raise invalid("no field to add")
+        db = self._db(request, context)
+        for info in add.field_infos:
+            self._add_field(db, request.collection_name, info.field_schema)
+            if info.index_name or len(info.extra_params):
+                params = _flat_index_params(kv_to_dict(info.extra_params))
+                self.engine.create_index(db, request.collection_name, info.field_schema.name, info.index_name, params)
+        return milvus_pb2.AlterCollectionSchemaResponse(alter_status=_ok())
+
+    def _add_field(self, db: str, collection: str, proto: schema_pb2.FieldSchema) -> None:
         field = field_from_proto(proto, 0)
         if field.is_primary:
             raise invalid("not support to add pk field")
@@ -297,8 +317,7 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
             raise invalid(f"added field must be nullable, please check it, field name = {field.name}")
         if field.is_partition_key:
             raise invalid("not support to add partition key field")
-        self.engine.add_collection_field(self._db(request, context), request.collection_name, field)
-        return _ok()
+        self.engine.add_collection_field(db, collection, field)
 
     def GetCollectionStatistics(self, request: Any, context: grpc.ServicerContext) -> Any:
         n = self.engine.collection_row_count(self._db(request, context), request.collection_name)

@@ -1,0 +1,139 @@
+"""A real `shoal run` process for the server tests, driven by real pymilvus.
+
+`shoal` (session): one server on free ports with a fresh data dir; tests use its `uri`.
+`shoal_process` (function): a private server a test may SIGKILL and restart on the
+same data dir (durability tests). Server output goes to a log file printed on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_LISTEN = re.compile(r"Shoal listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the ORM API is what many Milvus users still write; its deprecation notice is noise here
+    config.addinivalue_line("filterwarnings", "ignore::pymilvus.decorators.PyMilvusDeprecationWarning")
+
+
+class ShoalProcess:
+    """One `shoal run --port 0` subprocess; `restart()` reuses the data dir."""
+
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.http_port = 0
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        cmd = [
+            sys.executable, "-m", "shoal.cli", "run", "--data", str(self.data_dir), "--host", "127.0.0.1",
+            "--port", "0", "--http-port", "0", *self.extra_args,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "node"), "PYTHONUNBUFFERED": "1"}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = _LISTEN.findall(self.log_path.read_text(errors="replace"))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shoal exited with {self.proc.returncode}:\n{self.tail()}")
+            if len(found) > self._starts:
+                _, port, http = found[-1]
+                self.port, self.http_port = int(port), int(http)
+                self._starts += 1
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"shoal did not start within {timeout}s:\n{self.tail()}")
+
+    _starts = 0
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or close anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit status."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return int(self.proc.returncode)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+    base = tmp_path_factory.mktemp("shoal-server")
+    server = ShoalProcess(base / "data", base / "server.log")
+    server.start()
+    yield server
+    code = server.stop()
+    assert code == 0, f"shoal did not exit cleanly ({code}):\n{server.tail()}"
+
+
+@pytest.fixture()
+def shoal_process(tmp_path: Path) -> Iterator[ShoalProcess]:
+    server = ShoalProcess(tmp_path / "data", tmp_path / "server.log")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture()
+def uri(shoal: ShoalProcess) -> str:
+    return shoal.uri
+
+
+@pytest.fixture()
+def name() -> str:
+    """A fresh collection name per test, so tests share one server without clashing."""
+    return f"c_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture()
+def client(uri: str) -> Iterator[object]:
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri=uri)
+    yield c
+    c.close()

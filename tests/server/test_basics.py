@@ -1,0 +1,109 @@
+"""Connecting, health, metrics, databases and RPCs Shoal does not implement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from conftest import ROOT, ShoalProcess
+from pymilvus import MilvusClient, MilvusException, connections, db, utility
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+
+def test_connect_version_and_health(uri: str) -> None:
+    client = MilvusClient(uri=uri)
+    assert client.get_server_version()
+    connections.connect(alias="basics", uri=uri)
+    try:
+        assert utility.get_server_version(using="basics")
+        assert isinstance(utility.list_collections(using="basics"), list)
+    finally:
+        connections.disconnect("basics")
+    client.close()
+
+
+def test_connect_with_host_and_port(shoal: ShoalProcess) -> None:
+    connections.connect(alias="hp", host="127.0.0.1", port=str(shoal.port))
+    try:
+        assert utility.get_server_version(using="hp")
+    finally:
+        connections.disconnect("hp")
+
+
+def test_healthz_and_metrics_over_http(shoal: ShoalProcess, client: MilvusClient, name: str) -> None:
+    with urllib.request.urlopen(f"{shoal.http}/healthz", timeout=5) as r:
+        assert r.status == 200 and r.read() == b"OK"
+    client.create_collection(name, dimension=2)
+    client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}, {"id": 2, "vector": [1.0, 0.0]}])
+    client.search(name, data=[[0.0, 1.0]], limit=1)
+    with urllib.request.urlopen(f"{shoal.http}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'shoal_grpc_requests_total{code="0",method="Insert"}' in text
+    assert "shoal_grpc_request_seconds_bucket" in text
+    assert "shoal_inserted_rows_total" in text and "shoal_search_requests_total" in text
+    inserted = [line for line in text.splitlines() if line.startswith("shoal_inserted_rows_total")]
+    assert float(inserted[0].split()[-1]) >= 2
+
+
+def test_databases(uri: str, name: str) -> None:
+    client = MilvusClient(uri=uri)
+    dbname = "db_" + name
+    client.create_database(dbname)
+    assert dbname in client.list_databases()
+    assert client.describe_database(dbname)["name"] == dbname
+    other = MilvusClient(uri=uri, db_name=dbname)
+    other.create_collection(name, dimension=3)
+    assert other.list_collections() == [name]
+    assert name not in client.list_collections()
+    client.use_database(dbname)
+    assert client.has_collection(name)
+    client.use_database("default")
+    with pytest.raises(MilvusException):
+        client.drop_database(dbname)  # not empty
+    other.drop_collection(name)
+    client.drop_database(dbname)
+    assert dbname not in client.list_databases()
+    with pytest.raises(MilvusException) as e:
+        MilvusClient(uri=uri, db_name=dbname).list_collections()
+    assert e.value.code == 800
+    other.close()
+    client.close()
+
+
+def test_orm_database_api(uri: str, name: str) -> None:
+    connections.connect(alias="orm_db", uri=uri)
+    try:
+        db.create_database("orm_" + name, using="orm_db")
+        assert "orm_" + name in db.list_database(using="orm_db")
+        db.drop_database("orm_" + name, using="orm_db")
+    finally:
+        connections.disconnect("orm_db")
+
+
+def test_unimplemented_rpcs_answer_code_10(shoal: ShoalProcess) -> None:
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{shoal.port}") as ch:
+        stub = milvus_pb2_grpc.MilvusServiceStub(ch)
+        reply = stub.CreateResourceGroup(milvus_pb2.CreateResourceGroupRequest(resource_group="rg"))
+        assert reply.code == 10 and "not supported" in reply.reason
+        reply = stub.GetReplicas(milvus_pb2.GetReplicasRequest(collectionID=1))
+        assert reply.status.code == 10
+        health = stub.CheckHealth(milvus_pb2.CheckHealthRequest())
+        assert health.isHealthy
+        states = stub.GetComponentStates(milvus_pb2.GetComponentStatesRequest())
+        assert states.state.state_code == 1
+        metrics = stub.GetMetrics(milvus_pb2.GetMetricsRequest(request='{"metric_type": "system_info"}'))
+        assert metrics.status.code == 0 and json.loads(metrics.response)["name"] == "shoal"
+
+
+def test_other_roles_exit_with_status_2(tmp_path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "shoal.cli", "run", "--role", "query", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "node")},
+    )
+    assert out.returncode == 2
+    assert "role query is not supported yet in this build" in out.stderr
