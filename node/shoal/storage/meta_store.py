@@ -290,7 +290,9 @@ class EtcdMetaStore:
         return {kv.key[skip:].decode(): bytes(kv.value) for kv in result.kvs}
 
     def commit(self, puts: Mapping[str, bytes], deletes: Iterable[str]) -> None:
-        put_keys = {self._key(k): bytes(v) for k, v in puts.items() if _check_value(k, v) is None}
+        for key, value in puts.items():
+            _check_value(key, value)
+        put_keys = {self._key(k): bytes(v) for k, v in puts.items()}
         # etcd refuses a transaction that names one key twice; a put wins over a delete.
         delete_keys = {self._key(k) for k in deletes} - put_keys.keys()
         if not put_keys and not delete_keys:

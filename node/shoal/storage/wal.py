@@ -49,12 +49,17 @@ def _file_name(first_lsn: int) -> str:
 
 
 def _crc(lsn: int, payload: bytes | memoryview) -> int:
-    return zlib.crc32(payload, zlib.crc32(_LSN.pack(lsn)))
+    # Payload first, LSN last: appenders checksum the payload outside the log's lock.
+    return zlib.crc32(_LSN.pack(lsn), zlib.crc32(payload))
+
+
+def _header(lsn: int, payload_crc: int, length: int) -> bytes:
+    return _HEADER.pack(length, zlib.crc32(_LSN.pack(lsn), payload_crc), lsn)
 
 
 def frame_record(lsn: int, payload: bytes) -> bytes:
     """One on-disk record (exposed for tests and tools)."""
-    return _HEADER.pack(len(payload), _crc(lsn, payload), lsn) + payload
+    return _header(lsn, zlib.crc32(payload), len(payload)) + payload
 
 
 def _scan(data: bytes, after: int) -> Iterator[tuple[int, int, int, int]]:
@@ -109,7 +114,7 @@ class WriteAheadLog:
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         # Guarded by _lock:
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = []  # record headers and payloads, alternating
         self._pending_first = 0  # LSN of _pending[0]
         self._leader = False
         self._written = 0  # every LSN <= this is in the OS
@@ -197,13 +202,14 @@ class WriteAheadLog:
         """Append one record; return its LSN once it is durable per the fsync policy."""
         if len(payload) > MAX_PAYLOAD:
             raise invalid(f"WAL record too large: {len(payload)} bytes")
+        payload_crc = zlib.crc32(payload)
         with self._cv:
             self._check_open()
             lsn = self._next
             self._next += 1
             if not self._pending:
                 self._pending_first = lsn
-            self._pending.append(frame_record(lsn, payload))
+            self._pending += (_header(lsn, payload_crc, len(payload)), payload)
         self._wait(lsn, self.policy == "always")
         return lsn
 
@@ -254,7 +260,7 @@ class WriteAheadLog:
         try:
             if batch:
                 self._write(first, batch)
-            last = first + len(batch) - 1 if batch else self._written
+            last = first + len(batch) // 2 - 1 if batch else self._written
             with self._cv:
                 self._written = max(self._written, last)
             if durable and self._fd >= 0:
@@ -269,16 +275,16 @@ class WriteAheadLog:
                 self._error = e
             raise ShoalError(Code.UNEXPECTED, f"WAL write failed: {e}") from e
 
-    def _write(self, first: int, records: list[bytes]) -> None:
+    def _write(self, first: int, parts: list[bytes]) -> None:
         chunk: list[bytes] = []
         chunk_bytes = 0
-        for i, rec in enumerate(records):
+        for i in range(0, len(parts), 2):
             if self._fd < 0 or self._fd_size + chunk_bytes >= self.file_bytes:
                 self._write_all(b"".join(chunk))
                 chunk, chunk_bytes = [], 0
-                self._rotate(first + i)
-            chunk.append(rec)
-            chunk_bytes += len(rec)
+                self._rotate(first + i // 2)
+            chunk += parts[i : i + 2]
+            chunk_bytes += len(parts[i]) + len(parts[i + 1])
         self._write_all(b"".join(chunk))
 
     def _write_all(self, data: bytes) -> None:
