@@ -209,6 +209,31 @@ def test_background_fsync_in_batch_mode(tmp_path: Path, monkeypatch: pytest.Monk
         assert synced.wait(5), "the background thread never fsynced"
 
 
+def test_batch_mode_appends_do_not_wait_for_the_background_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_fsync = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        in_fsync.set()
+        time.sleep(1.0)
+        real_fsync(fd)
+
+    wal = WriteAheadLog(tmp_path, fsync="batch", sync_interval_ms=1)
+    wal.append(b"first")  # creates the file before the disk turns slow
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    wal.append(b"second")
+    assert in_fsync.wait(5)
+    started = time.monotonic()
+    for i in range(50):
+        wal.append(b"during fsync %d" % i)
+    assert time.monotonic() - started < 0.8
+    monkeypatch.undo()
+    wal.close()
+    assert len(replay_all(tmp_path)) == 52
+
+
 def test_closed_or_misconfigured_log_raises(tmp_path: Path) -> None:
     with pytest.raises(ShoalError) as err:
         WriteAheadLog(tmp_path, fsync="sometimes")

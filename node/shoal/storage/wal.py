@@ -113,6 +113,9 @@ class WriteAheadLog:
         self.file_bytes = file_bytes
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
+        # Held while the current file descriptor is swapped or fsynced outside a leader;
+        # taken before _lock, never after it.
+        self._fd_lock = threading.Lock()
         # Guarded by _lock:
         self._pending: list[bytes] = []  # record headers and payloads, alternating
         self._pending_first = 0  # LSN of _pending[0]
@@ -239,8 +242,7 @@ class WriteAheadLog:
             while True:
                 if (self._synced if durable else self._written) >= lsn:
                     return
-                if self._error is not None:
-                    self._check_open()
+                self._check_open()
                 if not self._leader:
                     self._leader = True
                     break
@@ -296,28 +298,43 @@ class WriteAheadLog:
 
     def _rotate(self, first_lsn: int) -> None:
         """Close the current file (fsynced) and start a new one whose first record is `first_lsn`."""
-        if self._fd >= 0:
+        with self._fd_lock:
+            if self._fd >= 0:
+                if self.policy != "never":
+                    os.fsync(self._fd)
+                os.close(self._fd)
+            path = self.directory / _file_name(first_lsn)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd_size = os.fstat(self._fd).st_size
             if self.policy != "never":
-                os.fsync(self._fd)
-            os.close(self._fd)
-        path = self.directory / _file_name(first_lsn)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._fd_size = os.fstat(self._fd).st_size
-        if self.policy != "never":
-            _fsync_dir(self.directory)
-        with self._cv:
-            self._files.append((first_lsn, path))
+                _fsync_dir(self.directory)
+            with self._cv:
+                self._files.append((first_lsn, path))
 
     def _flush_loop(self) -> None:
+        """ "batch" policy: fsync what is written, beside (not as) the write leader, so
+        appenders never wait for this fsync."""
         while not self._stop.wait(self._interval):
-            with self._cv:
-                if self._closed or self._error is not None:
-                    return
-                behind = self._synced < self._written
-                target = self._written
-            if behind:
-                with contextlib.suppress(ShoalError):
-                    self._wait(target, True)
+            try:
+                with self._fd_lock:
+                    with self._cv:
+                        if self._closed or self._error is not None:
+                            return
+                        target = self._written
+                        behind = self._synced < target and self._fd >= 0
+                    # Every LSN <= target is in this file or in an older one that was
+                    # fsynced when it was rotated out (rotation needs _fd_lock).
+                    if behind:
+                        os.fsync(self._fd)
+                        with self._cv:
+                            self._synced = max(self._synced, target)
+                            self._cv.notify_all()
+            except OSError as e:
+                log.error("WAL %s background fsync failed: %s", self.directory, e)
+                with self._cv:
+                    self._error = e
+                    self._cv.notify_all()
+                return
 
     # ---- reading and truncation ----------------------------------------------------
 
@@ -407,9 +424,10 @@ class WriteAheadLog:
         if self._flusher is not None:
             self._flusher.join()
         with self._cv:
+            self._closed = True  # from here on no thread can become a write leader
             while self._leader:
                 self._cv.wait()
-            self._closed = True
+        with self._fd_lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
