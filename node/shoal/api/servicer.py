@@ -457,7 +457,11 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
             self._db(request, context), request.collection_name, request.partition_name,
             request.expr, template_values(request.expr_template_values),
         )
-        return self._mutation(res)
+        out = self._mutation(res)
+        # Milvus ≥ 2.3.2 returns no keys for a delete; pymilvus then reports delete_count
+        out.ClearField("IDs")
+        del out.succ_index[:]
+        return out
 
     def Flush(self, request: milvus_pb2.FlushRequest, context: grpc.ServicerContext) -> Any:
         db = self._db(request, context)
