@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shoal.errors import ShoalError
 from shoal.storage.wal import WriteAheadLog
@@ -124,6 +126,48 @@ def test_corruption_in_an_older_file_drops_the_files_after_it(tmp_path: Path) ->
     assert lsns == list(range(1, len(lsns) + 1))
     assert len(lsns) < 30
     assert not any(f.exists() for f in files[2:])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payloads=st.lists(st.binary(max_size=64), min_size=1, max_size=30),
+    damage=st.tuples(st.sampled_from(["cut", "flip"]), st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
+)
+def test_any_damage_leaves_a_prefix_of_the_records(
+    tmp_path_factory: pytest.TempPathFactory, payloads: list[bytes], damage: tuple[str, float, int]
+) -> None:
+    directory = tmp_path_factory.mktemp("wal")
+    with WriteAheadLog(directory, file_bytes=300) as wal:
+        for p in payloads:
+            wal.append(p)
+        files = wal.files()
+    sizes = [f.stat().st_size for f in files]
+    where = int(damage[1] * sum(sizes))
+    index = 0
+    while where >= sizes[index]:
+        where -= sizes[index]
+        index += 1
+    path = files[index]
+    data = bytearray(path.read_bytes())
+    if damage[0] == "cut":
+        del data[where:]
+    else:
+        data[where] ^= 1 << damage[2]
+    path.write_bytes(bytes(data))
+
+    records = replay_all(directory)
+    kept = len(records)
+    assert records == list(zip(range(1, kept + 1), payloads[:kept], strict=True))
+    # Records wholly before the damaged byte survive.
+    before = sum(sizes[:index]) + where
+    intact, offset = 0, 0
+    for p in payloads:
+        offset += 16 + len(p)
+        if offset > before:
+            break
+        intact += 1
+    assert kept >= intact
+    assert kept < len(payloads)
 
 
 def test_rotation_and_checkpoint_truncation(tmp_path: Path) -> None:
