@@ -27,7 +27,7 @@ from shoal_operator.specs.collection import CollectionSpec
 
 
 def connect(uri: str, database: str, token: str = "", user: str = "", password: str = "") -> MilvusClient:
-    return MilvusClient(uri=uri, token=token, user=user, password=password, db_name=database, timeout=30)
+    return MilvusClient(uri=uri, token=token, user=user, password=password, db_name=database, timeout=10)
 
 
 def _type_name(value: Any) -> str:

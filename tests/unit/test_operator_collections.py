@@ -103,3 +103,31 @@ def test_a_different_index_type_is_drift() -> None:
 def test_extra_live_partitions_are_left_alone() -> None:
     d = diff(spec(), live(partitions=("_default", "2024", "2025", "archive")))
     assert d.actions == [] and d.drift == []
+
+
+def test_status_reports_drift_errors_and_unreachable_endpoints() -> None:
+    from datetime import UTC, datetime
+
+    from shoal_operator.handlers.collection import collection_status
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    progress = {"rows": 10, "indexes": {"embedding": {"indexedRows": 10, "totalRows": 10, "state": "Finished"}}}
+    ready = collection_status(3, None, now, [], [], True, progress)
+    assert (ready["phase"], ready["rows"], ready["loadState"]) == ("Ready", 10, "Loaded")
+    drifted = collection_status(3, ready, now, ["field title is INT32 in the collection, spec says VARCHAR"],
+                                [], True, progress)
+    drift = next(c for c in drifted["conditions"] if c["type"] == "SchemaDrift")
+    assert drifted["phase"] == "Drifted" and drift["status"] == "True" and "INT32" in drift["message"]
+    down = collection_status(3, None, now, [], ["cannot reach http://x:19530: timeout"], None, None)
+    assert down["phase"] == "Pending" and "rows" not in down
+    assert next(c for c in down["conditions"] if c["type"] == "Ready")["reason"] == "Unreachable"
+
+
+def test_backups_say_they_are_not_reconciled_yet() -> None:
+    from datetime import UTC, datetime
+
+    from shoal_operator.handlers.backup import pending_status
+
+    st = pending_status(1, datetime(2026, 1, 1, tzinfo=UTC))
+    assert st["phase"] == "Pending"
+    assert st["conditions"][0]["reason"] == "NotImplemented"

@@ -12,7 +12,6 @@ from typing import Any
 
 import kopf
 from pydantic import ValidationError
-from pymilvus import MilvusException
 
 from shoal_operator import collections_client as milvus
 from shoal_operator import constants as c
@@ -74,9 +73,11 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime, logger: Any) ->
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     target = resolve(kube, spec.target, body["metadata"]["namespace"])
     errors: list[str] = []
+    # Any failure talking to the endpoint (pymilvus or gRPC errors alike) becomes status
+    # for a human to read; the next pass retries.
     try:
         client = milvus.connect(target.uri, spec.database, target.token, target.user, target.password)
-    except MilvusException as exc:
+    except Exception as exc:
         return collection_status(generation, status, now, [], [f"cannot reach {target.uri}: {exc}"], None, None)
     try:
         change = diff(spec, milvus.observe(client, spec.name))
@@ -84,11 +85,13 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime, logger: Any) ->
             try:
                 milvus.execute(client, spec, action)
                 logger.info(f"{spec.name}: {milvus.describe(action)}")
-            except MilvusException as exc:
+            except Exception as exc:
                 errors.append(f"{milvus.describe(action)}: {exc}")
                 break
         observed = milvus.observe(client, spec.name)
         progress = milvus.progress(client, spec.name) if observed else None
+    except Exception as exc:
+        return collection_status(generation, status, now, [], [f"{target.uri}: {exc}"], None, None)
     finally:
         client.close()
     return collection_status(
@@ -130,7 +133,7 @@ def collection_deleted(memo: kopf.Memo, body: kopf.Body, retry: int, logger: kop
             client.drop_collection(parsed.name)
         finally:
             client.close()
-    except MilvusException as exc:
+    except Exception as exc:
         if retry < 5:
             raise kopf.TemporaryError(f"cannot drop {parsed.name} yet: {exc}", delay=10) from exc
         logger.warning(f"{parsed.name}: giving up dropping after {retry} tries: {exc}")
