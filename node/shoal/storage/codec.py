@@ -20,7 +20,8 @@ the input. Object columns are stored compactly:
 
 Sparse values are stored as float32 only when that is exact, so round trips are
 bit-exact. Object values must be JSON-representable (dicts with str keys, lists,
-str, int, float, bool, None); numpy scalars inside them decode as Python numbers.
+str, int, float, bool, None); numpy scalars inside them decode as Python numbers, and
+a NaN inside a JSON value comes back as the canonical NaN (JSON text has only one).
 """
 
 from __future__ import annotations
