@@ -161,9 +161,10 @@ def _looks_sparse(values: np.ndarray) -> bool:
 
 
 def _exact_f32(vals: np.ndarray) -> bool:
-    narrow = vals.astype(np.float32)
-    same = narrow.astype(np.float64) == vals
-    return bool(np.all(same | (np.isnan(vals) & np.isnan(narrow))))
+    """True when float32 holds every value bit-exactly (NaN payloads and signs included)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        back = vals.astype(np.float32).astype(np.float64)
+    return bool(np.array_equal(back.view(np.uint64), vals.view(np.uint64)))
 
 
 def _encode_sparse(w: _Writer, values: np.ndarray) -> dict[str, Any]:
