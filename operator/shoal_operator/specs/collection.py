@@ -52,7 +52,7 @@ class FieldSpec(SpecModel):
         )
     }
 
-    name: str = Field(pattern=_NAME)
+    name: str = Field(pattern=_NAME, max_length=255)
     data_type: DataTypeName
     dim: int | None = Field(None, ge=1, le=32768)
     max_length: int | None = Field(None, ge=1, le=65535)
@@ -74,10 +74,10 @@ class CollectionSchema(SpecModel):
     }
 
     fields: list[FieldSpec] = Field(min_length=1, max_length=64)
-    primary_key: str
+    primary_key: str = Field(max_length=255)
     auto_id: bool = False
     enable_dynamic_field: bool = False
-    partition_key: str | None = None
+    partition_key: str | None = Field(None, max_length=255)
     description: str = ""
 
 
