@@ -63,7 +63,7 @@ class Engine:
         self.root.mkdir(parents=True, exist_ok=True)
         self.segment_max_rows = int(options.get("segment_max_rows", 262_144))
         self.tso = TimestampOracle()
-        self.catalog = Catalog(FileMetaStore(self.root / "meta.json"))
+        self.catalog = Catalog(FileMetaStore(self.root / "meta.db"))
         self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)

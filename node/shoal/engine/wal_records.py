@@ -1,6 +1,6 @@
 """The engine's WAL record format: what one acknowledged write looks like on disk.
 
-`[kind u8][collection_id u64][partition_id u64][ts u64][codec batch]`. An insert
+`[kind u8][collection_id u64][partition_id u64][ts u64][pad to 32][codec batch]`. An insert
 carries the full normalized batch (primary keys included, auto ids already assigned);
 a delete carries only the primary key column; an upsert carries both in one record so
 replay applies it atomically at one timestamp.
@@ -15,7 +15,7 @@ from enum import IntEnum
 from shoal.schema import Batch
 from shoal.storage.codec import decode_batch, encode_batch
 
-_HEADER = struct.Struct("<BQQQ")
+_HEADER = struct.Struct("<BQQQ7x")  # 32 bytes, so decoded arrays stay 8-aligned
 DELETE_KEYS = "$delete_pks"
 
 
