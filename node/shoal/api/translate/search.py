@@ -32,7 +32,7 @@ from shoal.api.translate.field_data import (
 from shoal.api.validate import check_nq, check_offset_limit, check_topk
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
 from shoal.errors import invalid, not_supported
-from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from shoal.schema import DYNAMIC_FIELD, VECTOR_DTYPES, CollectionSchema, DataType, FieldSchema
 
 _PH = common_pb2.PlaceholderType
 
@@ -82,13 +82,23 @@ def _num(value: Any, name: str) -> float:
 
 
 def _as_field_layout(kind: DataType, queries: Any, field: FieldSchema | None) -> Any:
-    """Convert float32 queries to a float16/bfloat16 field's layout when the client sent floats."""
-    if field is None or kind is field.dtype or kind is not DataType.FLOAT_VECTOR:
+    """Bring queries into the field's layout when the client sent another vector type.
+
+    pymilvus sends float lists as FloatVector for float16/bfloat16 fields, and raw bytes
+    as BinaryVector when it did not know the field's type.
+    """
+    if field is None or kind is field.dtype or not field.dtype.is_dense_vector:
         return queries
-    if field.dtype is DataType.FLOAT16_VECTOR:
-        return queries.astype(np.float16)
-    if field.dtype is DataType.BFLOAT16_VECTOR:
-        return (queries.view(np.uint32) >> 16).astype(np.uint16)
+    target = VECTOR_DTYPES[field.dtype]
+    if kind is DataType.FLOAT_VECTOR:
+        if field.dtype is DataType.FLOAT16_VECTOR:
+            return queries.astype(np.float16)
+        if field.dtype is DataType.BFLOAT16_VECTOR:
+            return (queries.view(np.uint32) >> 16).astype(np.uint16)
+    if kind is DataType.BINARY_VECTOR and field.dtype is not DataType.FLOAT_VECTOR:
+        raw = np.ascontiguousarray(queries)
+        if raw.shape[1] % target.itemsize == 0:
+            return raw.view(target.newbyteorder("<")).astype(target)
     return queries
 
 
