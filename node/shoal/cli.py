@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from shoal.config import ROLES, WAL_FSYNC, ConfigError, load_config
+from shoal.errors import ShoalError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,15 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from shoal.server import NodeServer
 
-    node = NodeServer(cfg)
-    try:
-        node.start()
-    except OSError as e:
-        print(f"shoal: cannot start: {e}", file=sys.stderr)
-        return 1
-    shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
-    print(f"Shoal listening on {shown}:{node.listen_port} (http {shown}:{node.http_port})", flush=True)
-
+    # handlers first: a SIGTERM that arrives while starting still means a clean stop
     stop_requested = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -76,6 +69,15 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    node = NodeServer(cfg)
+    try:
+        node.start()
+    except (OSError, ShoalError) as e:
+        print(f"shoal: cannot start: {e}", file=sys.stderr)
+        return 1
+    shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    print(f"Shoal listening on {shown}:{node.listen_port} (http {shown}:{node.http_port})", flush=True)
+
     while not stop_requested.wait(0.5):
         pass
     node.stop()
