@@ -30,7 +30,7 @@ from shoal.api.translate.schema import field_from_proto, schema_from_proto, sche
 from shoal.api.translate.search import hybrid_from_proto, search_from_proto, search_result_to_proto
 from shoal.api.validate import check_name
 from shoal.engine.facade import EngineAPI
-from shoal.engine.requests import CollectionInfo, ConsistencyLevel, MutationResult
+from shoal.engine.requests import CollectionInfo, ConsistencyLevel, IndexInfo, MutationResult
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.schema import DataType
 
@@ -533,10 +533,16 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
         self.engine.create_index(db, info.name, request.field_name, request.index_name, params)
         return _ok()
 
-    def DescribeIndex(self, request: milvus_pb2.DescribeIndexRequest, context: grpc.ServicerContext) -> Any:
+    def _indexes(self, request: Any, context: grpc.ServicerContext) -> list[IndexInfo]:
         infos = self.engine.describe_index(
             self._db(request, context), request.collection_name, request.field_name, request.index_name
         )
+        if not infos:
+            raise ShoalError(Code.INDEX_NOT_FOUND, f"index not found[collection={request.collection_name}]")
+        return infos
+
+    def DescribeIndex(self, request: milvus_pb2.DescribeIndexRequest, context: grpc.ServicerContext) -> Any:
+        infos = self._indexes(request, context)
         out = milvus_pb2.DescribeIndexResponse(status=_ok())
         for i in infos:
             out.index_descriptions.append(
@@ -550,19 +556,13 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
         return out
 
     def GetIndexState(self, request: Any, context: grpc.ServicerContext) -> Any:
-        infos = self.engine.describe_index(
-            self._db(request, context), request.collection_name, request.field_name, request.index_name
-        )
-        i = infos[0]
+        i = self._indexes(request, context)[0]
         return milvus_pb2.GetIndexStateResponse(
             status=_ok(), state=_INDEX_STATE.get(i.state, common_pb2.IndexStateNone), fail_reason=i.fail_reason
         )
 
     def GetIndexBuildProgress(self, request: Any, context: grpc.ServicerContext) -> Any:
-        infos = self.engine.describe_index(
-            self._db(request, context), request.collection_name, request.field_name, request.index_name
-        )
-        i = infos[0]
+        i = self._indexes(request, context)[0]
         return milvus_pb2.GetIndexBuildProgressResponse(
             status=_ok(), indexed_rows=i.indexed_rows, total_rows=i.total_rows
         )
