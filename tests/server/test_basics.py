@@ -39,10 +39,13 @@ def test_healthz_and_metrics_over_http(shoal: ShoalProcess, client: MilvusClient
     client.create_collection(name, dimension=2)
     client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}, {"id": 2, "vector": [1.0, 0.0]}])
     client.search(name, data=[[0.0, 1.0]], limit=1)
+    with pytest.raises(MilvusException):
+        client.describe_collection("missing_" + name)
     with urllib.request.urlopen(f"{shoal.http}/metrics", timeout=5) as r:
         text = r.read().decode()
     assert 'shoal_grpc_requests_total{code="0",method="Insert"}' in text
-    assert "shoal_grpc_request_seconds_bucket" in text
+    assert 'shoal_grpc_requests_total{code="100",method="DescribeCollection"}' in text
+    assert 'shoal_grpc_request_seconds_bucket{code="0",le="0.5",method="Search"}' in text
     assert "shoal_inserted_rows_total" in text and "shoal_search_requests_total" in text
     inserted = [line for line in text.splitlines() if line.startswith("shoal_inserted_rows_total")]
     assert float(inserted[0].split()[-1]) >= 2

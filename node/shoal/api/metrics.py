@@ -43,8 +43,8 @@ class Metrics:
             ["method", "code"], registry=self.registry,
         )
         self.latency = Histogram(
-            "shoal_grpc_request_seconds", "gRPC request latency by method",
-            ["method"], registry=self.registry,
+            "shoal_grpc_request_seconds", "gRPC request latency by method and Milvus status code",
+            ["method", "code"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.inserted_rows = Counter(
@@ -87,7 +87,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 code = _status_code(response)
                 return response
             finally:
-                m.latency.labels(method).observe(time.perf_counter() - start)
+                m.latency.labels(method, str(code)).observe(time.perf_counter() - start)
                 m.requests.labels(method, str(code)).inc()
 
         return grpc.unary_unary_rpc_method_handler(
