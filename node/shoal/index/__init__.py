@@ -1,0 +1,48 @@
+"""Vector indexes of sealed segments, and exact search for everything else.
+
+The engine's whole view of this package:
+
+    spec = validate_index_params(field, params)      # Milvus create_index checks -> IndexSpec
+    idx = build_index(spec, vectors, progress)       # VectorIndex over rows 0..n-1
+    scores, rows = idx.search(queries, k, params, allowed)
+    scores, rows, lims = idx.range_search(queries, radius, range_filter, params, allowed, limit)
+    idx.save(dir); idx = load_index(dir, mmap=True)
+    scores, rows = search_exact(vectors, queries, k, metric_type, allowed)
+
+Modules: `params` (validation, IndexSpec), `vectors` (layouts, top-k helpers), `exact`
+(brute force), `base` (VectorIndex contract), `dense` (faiss FLAT/IVF/HNSW/SCANN/GPU),
+`diskann`, `binary`, `sparse`, `gpu`, `factory`. Imports only `shoal.errors`,
+`shoal.schema`, numpy and faiss.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Threads that wait for OpenMP work must sleep, not spin: on a few shared cores spinning
+# faiss threads slow every other thread (measured: PQ training 4x slower). Only effective
+# when this package is what first loads faiss.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import faiss  # noqa: E402
+
+from shoal.index.base import VectorIndex  # noqa: E402
+from shoal.index.exact import search_exact
+from shoal.index.factory import build_index, load_index
+from shoal.index.params import IndexSpec, validate_index_params
+from shoal.index.sparse import SparseRows
+from shoal.index.vectors import range_filter_hits
+
+
+def set_threads(n: int) -> None:
+    """OpenMP threads faiss may use for one batched search or build."""
+    faiss.omp_set_num_threads(max(1, int(n)))
+
+
+set_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+__all__ = [
+    "IndexSpec", "VectorIndex", "SparseRows", "validate_index_params", "build_index", "load_index",
+    "search_exact", "range_filter_hits", "set_threads",
+]

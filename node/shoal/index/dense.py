@@ -1,0 +1,395 @@
+"""Dense float/int8 vector indexes on faiss: FLAT, IVF_*, HNSW*, SCANN and the GPU_* types.
+
+Maps each Milvus index kind onto a faiss index, keeping float16/bfloat16/int8 vectors in
+their own precision (faiss scalar-quantizer codes QT_fp16 / QT_bf16 /
+QT_8bit_direct_signed) instead of a float32 copy. COSINE is inner product over vectors
+normalised at build and at query time. Filters are pushed into faiss as an
+`IDSelectorBitmap`; when very few rows are allowed the allowed rows are decoded from the
+index and searched exactly, so a selective filter never loses recall.
+
+Neighbours: `params` (spec, search-param parsing), `vectors`/`exact` (layouts, exact
+kernels), `gpu` (GPU builds), `base` (the VectorIndex contract); `diskann` extends this.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from shoal.errors import invalid
+from shoal.index.base import VectorIndex
+from shoal.index.exact import dense_exact
+from shoal.index.gpu import gpu_available, train_and_add_on_gpu
+from shoal.index.params import INT32_MAX, IndexSpec, get_float, get_int
+from shoal.index.vectors import (
+    CHUNK_ROWS,
+    check_dense,
+    check_queries,
+    mask_invalid,
+    normalize,
+    to_float32,
+)
+from shoal.schema import DataType
+
+Progress = Callable[[float], None]
+
+DEFAULT_NPROBE = 8
+DEFAULT_REORDER = 4  # SCANN re-ranks reorder_k = 4 * k candidates unless told otherwise
+DEFAULT_EF = 64  # HNSW ef when the search names none (at least k)
+TRAIN_ROWS = 100_000
+MIN_TRAIN_ROWS = 256  # rows sampled to train quantizers
+# Filters at most this selective are answered by an exact scan of the allowed rows.
+EXACT_FRACTION = 0.02
+EXACT_ROWS = 4096
+INDEX_FILE = "index.faiss"
+
+SQ_QTYPES = {
+    "SQ4U": faiss.ScalarQuantizer.QT_4bit_uniform,
+    "SQ6": faiss.ScalarQuantizer.QT_6bit,
+    "SQ8": faiss.ScalarQuantizer.QT_8bit,
+    "BF16": faiss.ScalarQuantizer.QT_bf16,
+    "FP16": faiss.ScalarQuantizer.QT_fp16,
+}
+NATIVE_QTYPES = {
+    DataType.FLOAT16_VECTOR: faiss.ScalarQuantizer.QT_fp16,
+    DataType.BFLOAT16_VECTOR: faiss.ScalarQuantizer.QT_bf16,
+    DataType.INT8_VECTOR: faiss.ScalarQuantizer.QT_8bit_direct_signed,
+}
+
+
+def faiss_metric(metric: str) -> int:
+    """COSINE runs as L2 over unit vectors: the same order, and quantizers fit L2 better."""
+    return faiss.METRIC_INNER_PRODUCT if metric == "IP" else faiss.METRIC_L2
+
+
+def cosine_from_l2(scores: np.ndarray) -> np.ndarray:
+    """Cosine similarity of unit vectors from their squared L2 distance."""
+    return (1.0 - scores / 2.0).astype(np.float32)
+
+
+def native_qtype(spec: IndexSpec) -> int | None:
+    """The SQ type that stores this field's vectors losslessly (None: plain float32)."""
+    if spec.dtype is DataType.INT8_VECTOR and spec.metric_type == "COSINE":
+        # Normalised int8 vectors are no longer integers: keep them as float16.
+        return faiss.ScalarQuantizer.QT_fp16
+    return NATIVE_QTYPES.get(spec.dtype)
+
+
+def flat_storage(spec: IndexSpec) -> Any:
+    qt = native_qtype(spec)
+    mt = faiss_metric(spec.metric_type)
+    return faiss.IndexFlat(spec.dim, mt) if qt is None else faiss.IndexScalarQuantizer(spec.dim, qt, mt)
+
+
+def _refine_index(spec: IndexSpec) -> Any:
+    refine_type = spec.build.get("refine_type", "FP32")
+    if refine_type == "FP32":
+        return flat_storage(spec)
+    return faiss.IndexScalarQuantizer(spec.dim, SQ_QTYPES[refine_type], faiss_metric(spec.metric_type))
+
+
+def make_faiss_index(spec: IndexSpec, n: int) -> tuple[Any, dict[str, Any]]:
+    """An empty faiss index for `spec` sized for `n` rows, and the effective params used."""
+    d, mt, b = spec.dim, faiss_metric(spec.metric_type), spec.build
+    kind = spec.kind
+    eff: dict[str, Any] = {}
+    if "nlist" in b:
+        eff["nlist"] = max(1, min(int(b["nlist"]), n))
+    if "nbits" in b:
+        # k-means needs at least 2**nbits training points.
+        eff["nbits"] = max(1, min(int(b["nbits"]), int(math.log2(max(n, 2)))))
+    qt = native_qtype(spec)
+    if kind == "FLAT" or (n < MIN_TRAIN_ROWS and (kind == "HNSW_PQ" or "nlist" in b)):
+        # Too few rows to train clusters or codebooks: a tiny segment is searched exactly.
+        eff["exact_small"] = kind != "FLAT"
+        return flat_storage(spec), eff
+    if kind in ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "SCANN"):
+        quantizer = faiss.IndexFlat(d, mt)
+        nlist = eff["nlist"]
+        if kind == "IVF_FLAT":
+            if qt is None:
+                return faiss.IndexIVFFlat(quantizer, d, nlist, mt), eff
+            return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, qt, mt, False), eff
+        if kind == "IVF_SQ8":
+            return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, mt), eff
+        if kind == "IVF_PQ":
+            return faiss.IndexIVFPQ(quantizer, d, nlist, int(b["m"]), eff["nbits"], mt), eff
+        # SCANN: 4-bit PQ fast-scan codes (one 16-entry codebook per dimension, d/2 bytes
+        # a row), candidates re-ranked on the raw vectors.
+        base = faiss.IndexIVFPQFastScan(quantizer, d, nlist, d, 4, mt)
+        if b.get("with_raw_data", True):
+            return faiss.IndexRefine(base, flat_storage(spec)), eff
+        return base, eff
+    if kind in ("HNSW", "HNSW_SQ", "HNSW_PQ"):
+        m_links = int(b["M"])
+        if kind == "HNSW":
+            index = faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
+        elif kind == "HNSW_SQ":
+            index = faiss.IndexHNSWSQ(d, SQ_QTYPES[b["sq_type"]], m_links, mt)
+        else:
+            index = faiss.IndexHNSWPQ(d, int(b["m"]), m_links, eff["nbits"], mt)  # replaced in build
+        index.hnsw.efConstruction = int(b["efConstruction"])
+        if b.get("refine"):
+            return faiss.IndexRefine(index, _refine_index(spec)), eff
+        return index, eff
+    raise invalid(f"index type {spec.index_type} is not a dense index")
+
+
+class DenseIndex(VectorIndex):
+    """A faiss index over dense float / float16 / bfloat16 / int8 vectors."""
+
+    family = "dense"
+
+    def __init__(self, spec: IndexSpec, index: Any, num_rows: int, eff: dict[str, Any]) -> None:
+        super().__init__(spec, num_rows)
+        self.index = index
+        self.eff = eff
+        self._cosine = spec.metric_type == "COSINE"
+        self._ivf = _find_ivf(index)
+        self._hnsw = _find_hnsw(index)
+        self._refine = isinstance(index, faiss.IndexRefine)
+        self._reconstruct_from = self._reconstruct_source()
+
+    # ----------------------------------------------------------------- build
+
+    @classmethod
+    def build(cls, spec: IndexSpec, vectors: Any, progress: Progress | None = None) -> DenseIndex:
+        arr = check_dense(vectors, spec.dtype, spec.dim)
+        n = len(arr)
+        index, eff = make_faiss_index(spec, max(n, 1))
+        cosine = spec.metric_type == "COSINE"
+        if spec.kind == "HNSW_PQ" and isinstance(index, faiss.IndexRefine | faiss.IndexHNSWPQ):
+            graph = hnsw_over_pq(spec, arr, int(spec.build["M"]), int(spec.build["efConstruction"]),
+                                 int(spec.build["m"]), int(eff["nbits"]), progress)
+            if isinstance(index, faiss.IndexRefine):
+                refine = _refine_index(spec)
+                fill(refine, arr, cosine, None)
+                index = faiss.IndexRefine(graph, refine)  # the wrapper keeps both alive
+            else:
+                index = graph
+            return cls(spec, index, n, eff)
+        fill(index, arr, cosine, progress, use_gpu=spec.index_type.startswith("GPU_"))
+        return cls(spec, index, n, eff)
+
+    # ----------------------------------------------------------------- search
+
+    def _prepare_queries(self, queries: Any) -> np.ndarray:
+        q = check_queries(queries, self.spec.dtype, self.spec.dim)
+        return normalize(q) if self._cosine else q
+
+    def _check_search_params(self, params: dict[str, Any], k: int) -> None:
+        self._depth(params, k)
+        if self._ivf is not None:
+            get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
+
+    def _depth(self, params: dict[str, Any], k: int) -> int:
+        """HNSW ef / CAGRA itopk_size: at least k (Milvus rejects ef < k)."""
+        if self._hnsw is None:
+            return k
+        key = "itopk_size" if self.spec.index_type == "GPU_CAGRA" and "itopk_size" in params else "ef"
+        ef = get_int(params, key, max(k, DEFAULT_EF), 1, INT32_MAX)
+        assert ef is not None
+        if ef < k:
+            raise invalid(f"{key}({ef}) should be larger than k({k})")
+        return ef
+
+    def _search(
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        sel = None
+        fraction = 1.0
+        if allowed is not None:
+            rows = np.flatnonzero(allowed)
+            fraction = len(rows) / self.num_rows
+            if len(rows) <= EXACT_ROWS or fraction <= EXACT_FRACTION:
+                return self._exact_rows(q, k, rows)
+            bitmap = np.packbits(allowed, bitorder="little")
+            sel = faiss.IDSelectorBitmap(bitmap)
+        sp = self._search_params(k, params, sel, fraction)
+        scores, labels = self.index.search(q, k, params=sp)
+        if self._cosine:
+            scores = cosine_from_l2(scores)
+        return mask_invalid(scores, labels, self.spec.metric_type)
+
+    def _search_params(self, k: int, params: dict[str, Any], sel: Any, fraction: float) -> Any:
+        base: Any
+        if self._hnsw is not None:
+            ef = self._depth(params, k)
+            if sel is not None:
+                ef = int(ef / max(fraction, 0.1))
+            base = faiss.SearchParametersHNSW(efSearch=ef)
+        elif self._ivf is not None:
+            nprobe = get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
+            assert nprobe is not None
+            if sel is not None:
+                nprobe = math.ceil(nprobe / fraction)
+            base = faiss.SearchParametersIVF(nprobe=min(nprobe, self._ivf.nlist))
+        else:
+            base = faiss.SearchParameters() if sel is not None else None
+        if base is not None and sel is not None:
+            base.sel = sel
+        if not self._refine:
+            return base
+        factor = self._refine_factor(k, params)
+        return faiss.IndexRefineSearchParameters(k_factor=factor, base_index_params=base)
+
+    def _refine_factor(self, k: int, params: dict[str, Any]) -> float:
+        if self.spec.kind == "SCANN":
+            reorder = get_int(params, "reorder_k", DEFAULT_REORDER * k, 1, INT32_MAX)
+            assert reorder is not None
+            if reorder < k:
+                raise invalid(f"reorder_k({reorder}) should be larger than k({k})")
+            return reorder / k
+        factor = get_float(params, "refine_k", 1.0, 1.0, float("inf"))
+        assert factor is not None
+        return factor
+
+    def _exact_rows(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over a few rows, decoded from the index's own stored codes."""
+        block = self._decode(rows)
+        metric = "IP" if self._cosine else self.spec.metric_type  # stored vectors are unit length
+        scores, cols = dense_exact(block, q, k, metric)
+        return scores, np.where(cols >= 0, rows[np.maximum(cols, 0)], -1)
+
+    def _decode(self, rows: np.ndarray) -> np.ndarray:
+        return self._reconstruct_from.reconstruct_batch(rows.astype(np.int64))
+
+    def _reconstruct_source(self) -> Any:
+        index = self.index
+        if self._refine:
+            return faiss.downcast_index(index.refine_index)
+        if self._hnsw is not None:
+            return faiss.downcast_index(index.storage)
+        if self._ivf is not None and self.num_rows:
+            self._ivf.make_direct_map()
+        return index
+
+    # ----------------------------------------------------------------- size & persistence
+
+    @property
+    def memory_bytes(self) -> int:
+        return faiss_memory_bytes(self.index)
+
+    def _save(self, directory: Path) -> dict[str, Any]:
+        write_faiss(self.index, directory / INDEX_FILE)
+        return {"eff": self.eff}
+
+    @classmethod
+    def _load(
+        cls, directory: Path, spec: IndexSpec, num_rows: int, extra: dict[str, Any], mmap: bool
+    ) -> DenseIndex:
+        return cls(spec, read_faiss(directory / INDEX_FILE, mmap), num_rows, dict(extra.get("eff", {})))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def float_chunks(arr: np.ndarray, cosine: bool, rows: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """float32 blocks of `arr` (optionally only `rows`), normalised for COSINE."""
+    total = len(arr) if rows is None else len(rows)
+    for start in range(0, total, CHUNK_ROWS):
+        stop = min(total, start + CHUNK_ROWS)
+        block = to_float32(np.asarray(arr[start:stop] if rows is None else arr[rows[start:stop]]))
+        yield np.ascontiguousarray(normalize(block) if cosine else block)
+
+
+def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, use_gpu: bool = False) -> None:
+    """Train (on a sample) and add every row of `arr`, reporting progress 0..1."""
+    n = len(arr)
+    report = progress or (lambda _f: None)
+    report(0.0)
+    if n == 0:
+        report(1.0)
+        return
+    sample = None
+    if not index.is_trained:
+        rng = np.random.default_rng(0)
+        pick = np.sort(rng.choice(n, TRAIN_ROWS, replace=False)) if n > TRAIN_ROWS else None
+        sample = np.concatenate(list(float_chunks(arr, cosine, pick)))
+    if use_gpu and gpu_available() and not isinstance(index, faiss.IndexHNSW):
+        index = train_and_add_on_gpu(index, sample, float_chunks(arr, cosine))
+        report(1.0)
+        return
+    if sample is not None:
+        index.train(sample)
+    report(0.2)
+    done = 0
+    for block in float_chunks(arr, cosine):
+        index.add(block)
+        done += len(block)
+        report(0.2 + 0.8 * done / n)
+
+
+def hnsw_over_pq(
+    spec: IndexSpec, arr: np.ndarray, links: int, ef_construction: int, pq_m: int, nbits: int,
+    progress: Progress | None,
+) -> Any:
+    """An HNSW graph built on exact distances that keeps only PQ codes afterwards.
+
+    A graph built on PQ distances is poor (especially for IP); building on the float32
+    vectors (a transient copy) and then swapping the storage for PQ codes keeps the graph
+    quality at the memory cost of the codes.
+    """
+    report = progress or (lambda _f: None)
+    mt, cosine = faiss_metric(spec.metric_type), spec.metric_type == "COSINE"
+    graph = faiss.IndexHNSWFlat(spec.dim, links, mt)
+    graph.hnsw.efConstruction = ef_construction
+    fill(graph, arr, cosine, lambda f: report(0.7 * f))
+    codes = faiss.IndexPQ(spec.dim, pq_m, nbits, mt)
+    fill(codes, arr, cosine, lambda f: report(0.7 + 0.3 * f))
+    out = faiss.IndexHNSWPQ()
+    out.d, out.metric_type, out.ntotal, out.is_trained = spec.dim, mt, graph.ntotal, True
+    out.hnsw = graph.hnsw  # copies the graph; `graph` (with its float32 copy) is then dropped
+    out.storage = codes
+    codes.this.disown()
+    out.own_fields = True
+    return out
+
+
+def _find_ivf(index: Any) -> Any:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def _find_hnsw(index: Any) -> Any:
+    base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+    return base if isinstance(base, faiss.IndexHNSW) else None
+
+
+def faiss_memory_bytes(index: Any) -> int:
+    """Approximate resident size of a faiss index: codes, ids, graph links, centroids."""
+    if isinstance(index, faiss.IndexRefine):
+        return faiss_memory_bytes(faiss.downcast_index(index.base_index)) + faiss_memory_bytes(
+            faiss.downcast_index(index.refine_index)
+        )
+    n = int(index.ntotal)
+    if isinstance(index, faiss.IndexHNSW):
+        links = int(index.hnsw.neighbors.size()) * 4
+        return links + faiss_memory_bytes(faiss.downcast_index(index.storage))
+    ivf = _find_ivf(index)
+    if ivf is not None:
+        code_size = int(ivf.code_size) or max(1, ivf.d // 4)
+        return n * (code_size + 8) + ivf.nlist * ivf.d * 4
+    return n * int(index.sa_code_size())
+
+
+def write_faiss(index: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    faiss.write_index(index, str(tmp))
+    tmp.replace(path)
+
+
+def read_faiss(path: Path, mmap: bool) -> Any:
+    if mmap:
+        try:
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            pass  # not every faiss index type can be memory-mapped
+    return faiss.read_index(str(path))
