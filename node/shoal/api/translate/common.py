@@ -80,6 +80,12 @@ def read_consistency(
         lvl = ConsistencyLevel(level)
     except ValueError:
         raise invalid(f"consistency level {level} is invalid") from None
+    if 0 < travel_ts < _HYBRID_FLOOR:
+        travel_ts <<= 18  # old clients pass Unix milliseconds; the engine reads hybrid timestamps
     return ReadConsistency(
         guarantee_ts=guarantee_ts, level=lvl, use_default=use_default, travel_ts=travel_ts
     )
+
+
+# hybrid timestamps are physical_ms << 18, so any current one exceeds 2**46
+_HYBRID_FLOOR = 1 << 46
