@@ -137,3 +137,22 @@ def test_default_value_of_wrong_type_is_rejected() -> None:
     proto.default_value.string_data = "seven"
     with pytest.raises(ShoalError, match="default value"):
         field_from_proto(proto)
+
+
+def test_function_outputs_are_marked_so_clients_skip_them() -> None:
+    from pymilvus import Function, FunctionType
+
+    s = CollectionSchema([
+        FieldSchema("id", DataType.INT64, is_primary=True),
+        FieldSchema("text", DataType.VARCHAR, max_length=100, enable_analyzer=True),
+        FieldSchema("sparse", DataType.SPARSE_FLOAT_VECTOR),
+    ])
+    s.add_function(Function("bm25", FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
+    schema = schema_from_proto(sent(s))
+    assert schema.functions[0]["output_field_names"] == ["sparse"]
+    back = described(schema_to_proto(schema, "docs"))
+    by_name = {f["name"]: f for f in back["fields"]}
+    assert by_name["sparse"].get("is_function_output") is True and not by_name["text"].get("is_function_output")
+    assert back["functions"][0]["name"] == "bm25"
+    req = Prepare.row_insert_param("docs", [{"id": 1, "text": "hello"}], "", back["fields"])
+    assert [fd.field_name for fd in req.fields_data] == ["id", "text"]

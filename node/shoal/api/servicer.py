@@ -501,7 +501,7 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
         if self.metrics is not None:
             self.metrics.searches.inc()
             self.metrics.search_nq.inc(len(req.queries))
-        out = search_result_to_proto(res, req.output_fields, info.name)
+        out = search_result_to_proto(res, req.output_fields, info.name, info.schema)
         out.status.CopyFrom(_ok())
         return out
 
@@ -513,7 +513,7 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
         if self.metrics is not None:
             self.metrics.searches.inc()
             self.metrics.search_nq.inc(len(req.requests[0].queries))
-        out = search_result_to_proto(res, req.output_fields, info.name)
+        out = search_result_to_proto(res, req.output_fields, info.name, info.schema)
         out.status.CopyFrom(_ok())
         return out
 

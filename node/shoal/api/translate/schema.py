@@ -272,6 +272,10 @@ def dynamic_field_schema(field_id: int) -> FieldSchema:
 def schema_to_proto(s: CollectionSchema, name: str, database: str = "") -> schema_pb2.CollectionSchema:
     # Milvus hides the dynamic field from describe; pymilvus would treat it as an input field
     fields = [field_to_proto(f) for f in s.fields if not f.is_dynamic]
+    # fields a function fills (e.g. BM25's sparse output) are marked so clients do not send them
+    outputs = {n for fn in s.functions for n in fn.get("output_field_names", [])}
+    for f in fields:
+        f.is_function_output = f.name in outputs
     out = schema_pb2.CollectionSchema(
         name=name,
         description=s.description,

@@ -234,7 +234,7 @@ def result_output_fields(
 
 
 def search_result_to_proto(
-    res: SearchResult, requested_output: list[str], collection: str = ""
+    res: SearchResult, requested_output: list[str], collection: str = "", schema: CollectionSchema | None = None
 ) -> milvus_pb2.SearchResults:
     pk = next((f for f in res.field_schemas if f.name == res.primary_field_name), None)
     keys, names = result_output_fields(requested_output, res.field_schemas, res.output_fields)
@@ -251,6 +251,8 @@ def search_result_to_proto(
     )
     if res.group_by_field and res.group_by_values is not None:
         gfield = next((f for f in res.field_schemas if f.name == res.group_by_field), None)
+        if gfield is None and schema is not None:
+            gfield = schema.field(res.group_by_field)
         if gfield is not None:
             data.group_by_field_value.CopyFrom(column_to_field_data(gfield, res.group_by_values))
     if res.iterator_token:
