@@ -1,0 +1,52 @@
+"""PNG plots of a results dict: recall vs serial QPS, and latency percentiles, per system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MARKERS = {"shoal": "o", "milvus-lite": "s", "faiss": "^"}
+
+
+def write_plots(results: dict[str, Any], out: Path) -> None:
+    runs = [r for r in results["runs"] if "serial_qps" in r["metrics"]]
+    workloads = list(dict.fromkeys(r["workload"] for r in results["runs"])) or ["(none)"]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(6 * len(workloads), 4.5), squeeze=False)
+    for ax, wname in zip(axes[0], workloads, strict=False):
+        for system in dict.fromkeys(r["system"] for r in runs):
+            pts = [r for r in runs if r["workload"] == wname and r["system"] == system]
+            ax.scatter([r["metrics"]["serial_qps"] for r in pts], [r["metrics"].get("recall_at_10", 0) for r in pts],
+                       marker=MARKERS.get(system, "x"), label=system, s=50)
+            for r in pts:
+                ax.annotate(r["index"], (r["metrics"]["serial_qps"], r["metrics"].get("recall_at_10", 0)),
+                            fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("serial QPS (nq=1, top-10, log)")
+        ax.set_ylabel("recall@10")
+        ax.set_title(wname, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "recall_vs_qps.png", dpi=110)
+    plt.close(fig)
+
+    labels = [f"{r['workload'].split('-')[0]}:{r['index']}\n{r['system']}" for r in runs]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(runs)), 4.5))
+    xs = range(len(runs))
+    for key, off, color in (("serial_p50_ms", -0.2, "tab:blue"), ("serial_p90_ms", 0.0, "tab:orange"),
+                            ("serial_p99_ms", 0.2, "tab:red")):
+        ax.bar([x + off for x in xs], [r["metrics"].get(key, 0) for r in runs], width=0.2, label=key[7:], color=color)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=90, fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel("search latency, ms (nq=1, log)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,46 @@
+"""The interface every benchmarked system implements; the runner knows nothing else.
+
+A system holds one collection at a time: ``setup`` loads a workload with one index and
+returns its load timings, ``teardown`` ends it (a server process exits, its data dir goes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from bench.config import IndexSpec
+from bench.workloads import Filter, Workload
+
+# A searcher answers a batch of query vectors with the primary keys of each top-k.
+Searcher = Callable[[np.ndarray, "Filter | None"], list[list[int]]]
+
+
+class System(Protocol):
+    name: str
+
+    def setup(self, workload: Workload, index: IndexSpec, batch: int) -> dict[str, float]:
+        """Insert every row, flush, build ``index`` and load; returns timings in seconds."""
+
+    def searcher(self) -> Searcher:
+        """A search callable for one client thread (its own connection where there is one)."""
+
+    def query_filter(self, expr: Filter, limit: int) -> int:
+        """Rows returned by a filter-only query with a limit."""
+
+    def count(self, expr: Filter) -> int:
+        """``count(*)`` of the rows matching a filter."""
+
+    def insert(self, rows: list[dict]) -> None:
+        """Insert rows (pymilvus row dicts)."""
+
+    def delete(self, ids: list[int]) -> None:
+        """Delete rows by primary key."""
+
+    def resources(self) -> dict[str, float]:
+        """Memory/disk figures in MB that this system can report (may be empty)."""
+
+    def teardown(self) -> None:
+        """Drop everything; safe to call twice or after a failed setup."""
