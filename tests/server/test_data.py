@@ -137,6 +137,7 @@ def test_query_filters_output_fields_limit_offset(client: MilvusClient, name: st
     assert star["color"] == "blue" and star["n"] == 3 and len(star["vector"]) == 2
     only = client.query(name, filter="id == 3", output_fields=["n"])[0]
     assert set(only) == {"id", "n"}
+    assert set(client.query(name, filter="id == 3")[0]) == {"id", "vector", "color", "n"}  # MilvusClient asks for *
     templ = client.query(name, filter="n in {vals}", filter_params={"vals": [1, 2]}, output_fields=["n"])
     assert sorted(r["n"] for r in templ) == [1, 2]
     assert client.query(name, filter='color == "red"', output_fields=["count(*)"])[0]["count(*)"] == 10
@@ -158,6 +159,7 @@ def test_auto_id_and_column_insert_with_orm(uri: str, name: str) -> None:
         rows = coll.query(expr='title in ["a", "c"]', output_fields=["title"])
         assert sorted(r["title"] for r in rows) == ["a", "c"]
         assert {r["id"] for r in rows} <= set(res.primary_keys)
+        assert [set(r) for r in coll.query(expr='title == "b"')] == [{"id"}]  # ORM default: the key only
         coll.flush()
         assert coll.num_entities == 3
         coll.drop()

@@ -484,6 +484,8 @@ class ShoalServicer(milvus_pb2_grpc.MilvusServiceServicer):
         db = self._db(request, context)
         req = query_from_proto(request)
         info = self.engine.describe_collection(db, request.collection_name)
+        if not req.output_fields:  # Milvus returns only the primary key when none are named
+            req.output_fields = [info.schema.primary_field.name]
         res = self.engine.query(db, request.collection_name, req)
         if self.metrics is not None:
             self.metrics.queries.inc()
