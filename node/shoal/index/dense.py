@@ -40,6 +40,7 @@ Progress = Callable[[float], None]
 
 DEFAULT_NPROBE = 8
 DEFAULT_REORDER = 4  # SCANN re-ranks reorder_k = 4 * k candidates unless told otherwise
+DEFAULT_REFINE_K = 2.0
 DEFAULT_EF = 64  # HNSW ef when the search names none (at least k)
 TRAIN_ROWS = 100_000
 MIN_TRAIN_ROWS = 256  # rows sampled to train quantizers
@@ -245,7 +246,8 @@ class DenseIndex(VectorIndex):
             if reorder < k:
                 raise invalid(f"reorder_k({reorder}) should be larger than k({k})")
             return reorder / k
-        factor = get_float(params, "refine_k", 1.0, 1.0, float("inf"))
+        # Milvus defaults refine_k to 1 (re-score only); 2 buys back most of what PQ/SQ loses.
+        factor = get_float(params, "refine_k", DEFAULT_REFINE_K, 1.0, float("inf"))
         assert factor is not None
         return factor
 
