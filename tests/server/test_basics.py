@@ -110,3 +110,21 @@ def test_other_roles_exit_with_status_2(tmp_path) -> None:
     )
     assert out.returncode == 2
     assert "role query is not supported yet in this build" in out.stderr
+
+
+def test_async_client(uri: str, name: str) -> None:
+    import asyncio
+
+    from pymilvus import AsyncMilvusClient
+
+    async def script() -> tuple[list, list]:
+        client = AsyncMilvusClient(uri=uri)
+        await client.create_collection(name, dimension=2, consistency_level="Strong")
+        await client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}, {"id": 2, "vector": [1.0, 0.0]}])
+        hits = await client.search(name, data=[[0.0, 1.0]], limit=1)
+        rows = await client.query(name, filter="id > 1")
+        await client.close()
+        return hits, rows
+
+    hits, rows = asyncio.run(script())
+    assert hits[0][0]["id"] == 1 and [r["id"] for r in rows] == [2]
