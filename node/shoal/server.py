@@ -59,7 +59,10 @@ class NodeServer:
                 options=opts,
             )
             milvus_pb2_grpc.add_MilvusServiceServicer_to_server(ShoalServicer(self.engine, metrics), server)
-            self.listen_port = server.add_insecure_port(f"{_grpc_host(cfg.host)}:{cfg.port}")
+            try:
+                self.listen_port = server.add_insecure_port(f"{_grpc_host(cfg.host)}:{cfg.port}")
+            except RuntimeError as e:  # grpc reports a taken port this way
+                raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: the port is in use or not allowed") from e
             if self.listen_port == 0:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
             self._http = ManagementServer(cfg.host, cfg.http_port, metrics, self._serving.is_set)
