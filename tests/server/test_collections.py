@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pymilvus import (
     Collection,
@@ -196,3 +198,12 @@ def test_add_collection_field(client: MilvusClient, name: str) -> None:
     with pytest.raises(MilvusException) as e:
         client.add_collection_field(name, field_name="strict", data_type=DataType.INT32)
     assert e.value.code == 1100
+
+
+def test_ttl_hides_expired_rows(client: MilvusClient, name: str) -> None:
+    client.create_collection(name, dimension=2, consistency_level="Strong", properties={"collection.ttl.seconds": 2})
+    client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}])
+    assert len(client.query(name, filter="id > 0")) == 1
+    time.sleep(2.5)
+    assert client.query(name, filter="id > 0") == []
+    assert client.search(name, data=[[0.0, 1.0]], limit=1)[0] == []
