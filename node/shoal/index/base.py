@@ -91,6 +91,8 @@ class VectorIndex(ABC):
         self._check_search_params(p, limit)
         mask = check_allowed(allowed, self.num_rows)
         reachable = self.num_rows if mask is None else int(np.count_nonzero(mask))
+        if reachable == self.num_rows:
+            mask = None
         nq = len(q)
         out_s: list[np.ndarray] = [np.zeros(0, np.float32)] * nq
         out_r: list[np.ndarray] = [np.zeros(0, np.int64)] * nq
@@ -101,8 +103,8 @@ class VectorIndex(ABC):
             for key in DEPTH_PARAMS:
                 if key in wide:
                     wide[key] = max(int(float(wide[key])), depth)
-            scores, rows = self._search(q[pending], depth, wide, mask) if self.num_rows else (None, None)
-            assert scores is not None and rows is not None
+            sub = q[pending] if isinstance(q, np.ndarray) else [q[i] for i in pending]
+            scores, rows = self._search(sub, depth, wide, mask)
             inside = (rows >= 0) & range_filter_hits(scores, radius, None, self.spec.metric_type)
             window = inside & range_filter_hits(scores, radius, range_filter, self.spec.metric_type)
             again = []
