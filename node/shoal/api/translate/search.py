@@ -24,6 +24,7 @@ from shoal.api.translate.common import (
     template_values,
 )
 from shoal.api.translate.field_data import (
+    append_packed,
     batch_to_fields_data,
     column_to_field_data,
     dynamic_output,
@@ -242,13 +243,13 @@ def search_result_to_proto(
         num_queries=res.num_queries,
         top_k=res.top_k,
         topks=list(res.topks),
-        scores=np.asarray(res.scores, dtype=np.float32).tolist(),
         ids=_ids_proto(np.asarray(res.ids), pk),
         fields_data=batch_to_fields_data(res.fields, res.field_schemas, keys),
         output_fields=names,
         primary_field_name=res.primary_field_name,
         all_search_count=res.all_search_count,
     )
+    append_packed(data, "scores", np.asarray(res.scores))
     if res.group_by_field and res.group_by_values is not None:
         gfield = next((f for f in res.field_schemas if f.name == res.group_by_field), None)
         if gfield is None and schema is not None:
