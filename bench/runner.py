@@ -114,6 +114,7 @@ def run_streaming(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig
             search = system.searcher()
             idle, _ = measure.serial(search, w.queries, desc=f"{system.name} idle")
             b = cfg.stream_batch_rows
+            batches = [extra_rows(w, w.n + i * b, w.n + (i + 1) * b) for i in range(cfg.stream_batches)]
             write_error: list[BaseException] = []
             done = threading.Event()
             write_time = [0.0]
@@ -122,7 +123,7 @@ def run_streaming(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig
                 t0 = time.perf_counter()
                 try:
                     for i in range(cfg.stream_batches):
-                        system.insert(extra_rows(w, w.n + i * b, w.n + (i + 1) * b))
+                        system.insert(batches[i])
                         system.delete(list(range(i * b, (i + 1) * b)))
                 except BaseException as exc:  # reported as the phase's error
                     write_error.append(exc)

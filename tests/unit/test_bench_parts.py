@@ -1,0 +1,85 @@
+"""The benchmark's pure parts: deterministic workloads, ground truth, recall, parameters, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.config import index_spec, ivf_nlist, parse_size
+from bench.report import render
+from bench.workloads import MixtureOfGaussians, extra_rows, recall, synthetic
+
+
+def test_synthetic_workload_is_deterministic_and_has_the_promised_selectivity() -> None:
+    a = synthetic(3000, 16, 20, 10, seed=7)
+    b = synthetic(3000, 16, 20, 10, seed=7)
+    c = synthetic(3000, 16, 20, 10, seed=8)
+    assert np.array_equal(a.vectors, b.vectors) and np.array_equal(a.cat, b.cat)
+    assert not np.array_equal(a.vectors, c.vectors)
+    assert set(np.unique(a.cat)) <= set(range(100))
+    assert 0.005 < (a.cat == 7).mean() < 0.02
+    assert 0.45 < (a.cat < 50).mean() < 0.55
+    assert a.ground_truth.shape == (20, 10)
+
+
+def test_rows_of_a_range_do_not_depend_on_how_they_are_asked_for() -> None:
+    gen = MixtureOfGaussians(8, 16, seed=1)
+    whole, _ = gen.take(0, 250_000)
+    part, _ = gen.take(99_990, 100_020)  # spans a chunk boundary
+    assert np.array_equal(whole[99_990:100_020], part)
+
+
+def test_ground_truth_is_exact_and_filtered_truth_obeys_the_filter() -> None:
+    w = synthetic(2000, 8, 5, 5, seed=3)
+    d = ((w.vectors[None, :, :] - w.queries[:, None, :]) ** 2).sum(-1)
+    assert np.array_equal(np.sort(w.ground_truth, 1), np.sort(np.argsort(d, 1)[:, :10], 1))
+    for f in w.filters:
+        truth = w.filtered_truth[f.name]
+        assert f.mask[truth[truth >= 0]].all()
+
+
+def test_streaming_rows_get_fresh_primary_keys() -> None:
+    w = synthetic(1000, 8, 5, 5, seed=3)
+    rows = extra_rows(w, 1000, 1010)
+    assert [r["id"] for r in rows] == list(range(1000, 1010))
+    assert rows[0]["vec"].shape == (8,)
+
+
+def test_recall() -> None:
+    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert recall([[1, 2, 3, 4], [5, 6, 0, 0]], truth, k=4) == pytest.approx(0.75)
+    assert recall([[4, 3, 2, 1], [8, 7, 6, 5]], truth, k=4) == 1.0
+
+
+def test_index_parameters_scale_with_size() -> None:
+    assert ivf_nlist(1_000_000) == 1024
+    assert ivf_nlist(2000) == 32
+    assert index_spec("IVF_FLAT", 2000, 32).search_params == {"nprobe": 16}
+    pq = index_spec("IVF_PQ", 100_000, 128)
+    assert pq.build_params == {"nlist": 1024, "m": 16, "nbits": 8}
+    assert index_spec("HNSW", 10, 4).build_params == {"M": 16, "efConstruction": 200}
+    assert parse_size("100k") == 100_000 and parse_size("5m") == 5_000_000 and parse_size("2000") == 2000
+    with pytest.raises(ValueError):
+        index_spec("NOPE", 10, 4)
+
+
+def test_report_shows_errors_and_ratios() -> None:
+    base = {"workload": "w", "rows": 10, "dim": 4, "metric": "L2", "build_params": {}, "search_params": {}}
+    results = {
+        "meta": {"started": "2026-01-01T00:00:00", "command": "python -m bench", "machine": {"cpus": "2"},
+                 "versions": {"pymilvus": "3.0.2"}, "config": {"batch_nq": 100},
+                 "workloads": [{"name": "w", "rows": 10, "dim": 4, "metric": "L2", "queries": 5}]},
+        "floor": {"4": {"echo_payload_bytes": 144.0, "echo_p50_ms": 0.3, "echo_p99_ms": 0.5, "echo_mean_ms": 0.3}},
+        "runs": [
+            {**base, "system": "shoal", "index": "FLAT", "metrics": {"serial_qps": 500.0}, "errors": {}},
+            {**base, "system": "milvus-lite", "index": "FLAT", "metrics": {"serial_qps": 250.0}, "errors": {}},
+            {**base, "system": "faiss", "index": "FLAT", "metrics": {"serial_qps": 1000.0, "serial_mean_ms": 0.2},
+             "errors": {}},
+            {**base, "system": "milvus-lite", "index": "IVF_PQ", "metrics": {},
+             "errors": {"load": "MilvusException: IVF_PQ reserved", "serial": "skipped: load failed"}},
+        ],
+        "streaming": [],
+    }
+    text = render(results)
+    assert "| FLAT | serial_qps | 500.0 | 250.0 | 1,000 | 2,000 | 2.00 | 0.50 | 0.25 |" in text
+    assert "IVF_PQ reserved" in text and "| IVF_PQ | milvus-lite | ERR |" in text
