@@ -39,7 +39,12 @@ def numpy_distances(metric: str) -> np.ndarray:
 
 
 TRUTH = {m: numpy_distances(m) for m in ("HAMMING", "JACCARD")}
-CASES = [("BIN_FLAT", "HAMMING"), ("BIN_FLAT", "JACCARD"), ("BIN_IVF_FLAT", "HAMMING"), ("BIN_IVF_FLAT", "JACCARD")]
+CASES = [
+    ("BIN_FLAT", "HAMMING"),
+    ("BIN_FLAT", "JACCARD"),
+    ("BIN_IVF_FLAT", "HAMMING"),
+    ("BIN_IVF_FLAT", "JACCARD"),
+]
 _built: dict[tuple[str, str], object] = {}
 
 
@@ -51,7 +56,14 @@ def index_for(index_type: str, metric: str):  # noqa: ANN201 - a VectorIndex
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth, strict=True)]))
+    return float(
+        np.mean(
+            [
+                len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum())
+                for f, t in zip(found, truth, strict=True)
+            ]
+        )
+    )
 
 
 @pytest.mark.parametrize(("index_type", "metric"), CASES)

@@ -41,7 +41,11 @@ CASES = [
     ("HNSW", "COSINE", {}),
     ("HNSW", "IP", {"M": "16", "efConstruction": "100"}),
     ("HNSW_SQ", "L2", {"M": "16", "efConstruction": "100"}),
-    ("HNSW_PQ", "IP", {"M": "16", "efConstruction": "100", "m": "16", "refine": "true", "refine_type": "FP16"}),
+    (
+        "HNSW_PQ",
+        "IP",
+        {"M": "16", "efConstruction": "100", "m": "16", "refine": "true", "refine_type": "FP16"},
+    ),
     ("SCANN", "IP", {"nlist": "64"}),
     ("DISKANN", "COSINE", {"max_degree": "32", "search_list_size": "64"}),
     ("AUTOINDEX", "COSINE", {}),
@@ -67,7 +71,10 @@ def index_for(case: tuple[str, str, dict[str, str]]) -> VectorIndex:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, np.count_nonzero(t >= 0)) for f, t in zip(found, truth, strict=True)]
+    hits = [
+        len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, np.count_nonzero(t >= 0))
+        for f, t in zip(found, truth, strict=True)
+    ]
     return float(np.mean(hits))
 
 
@@ -100,14 +107,19 @@ def test_scores_follow_milvus_conventions(case: tuple[str, str, dict[str, str]])
     expected = numpy_scores(metric, QUERIES, rows)
     # PQ codes give approximate scores; exact, SQ8 and re-ranked ones are close.
     tol = 0.2 if case[0] in PQ_ONLY else 0.05
-    assert np.allclose(scores, expected, rtol=tol, atol=tol * np.abs(expected).max()), (scores[0], expected[0])
+    assert np.allclose(scores, expected, rtol=tol, atol=tol * np.abs(expected).max()), (
+        scores[0],
+        expected[0],
+    )
     order = np.diff(scores, axis=1)
     assert (order <= 1e-6).all() if metric in ("IP", "COSINE") else (order >= -1e-6).all()
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.001])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_selective_filters_return_only_allowed_rows(case: tuple[str, str, dict[str, str]], fraction: float) -> None:
+def test_selective_filters_return_only_allowed_rows(
+    case: tuple[str, str, dict[str, str]], fraction: float
+) -> None:
     rng = np.random.default_rng(3)
     allowed = np.zeros(N, bool)
     allowed[rng.choice(N, int(N * fraction), replace=False)] = True
@@ -133,7 +145,9 @@ def test_half_of_rows_filtered_goes_through_the_index(case: tuple[str, str, dict
 
 @pytest.mark.parametrize("mmap", [True, False])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_save_and_load_answer_identically(case: tuple[str, str, dict[str, str]], mmap: bool, tmp_path: Path) -> None:
+def test_save_and_load_answer_identically(
+    case: tuple[str, str, dict[str, str]], mmap: bool, tmp_path: Path
+) -> None:
     index = index_for(case)
     index.save(tmp_path / "idx")
     again = load_index(tmp_path / "idx", mmap=mmap)
@@ -185,7 +199,9 @@ def test_more_k_than_rows_pads_with_minus_one() -> None:
 def test_tiny_segment_of_a_trained_index_type_still_searches() -> None:
     fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
     for index_type in ("IVF_PQ", "SCANN", "HNSW_PQ", "DISKANN"):
-        idx = build_index(validate_index_params(fld, {"index_type": index_type, "metric_type": "L2", "m": "8"}), BASE[:100])
+        idx = build_index(
+            validate_index_params(fld, {"index_type": index_type, "metric_type": "L2", "m": "8"}), BASE[:100]
+        )
         _, rows = idx.search(BASE[:3], 1)
         assert rows[:, 0].tolist() == [0, 1, 2], index_type
 

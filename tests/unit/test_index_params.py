@@ -34,7 +34,8 @@ def test_flat_params_as_pymilvus_sends_them() -> None:
 
 def test_nested_params_json_is_accepted() -> None:
     spec = validate_index_params(
-        FLOAT, {"index_type": "HNSW", "metric_type": "IP", "params": json.dumps({"M": 8, "efConstruction": 64})}
+        FLOAT,
+        {"index_type": "HNSW", "metric_type": "IP", "params": json.dumps({"M": 8, "efConstruction": 64})},
     )
     assert spec.build["M"] == 8 and spec.build["efConstruction"] == 64
     assert spec.to_params()["M"] == "8"
@@ -107,7 +108,9 @@ def test_pq_m_must_divide_dim() -> None:
     rejects(FLOAT, {"index_type": "IVF_PQ", "metric_type": "L2", "m": "5"}, "multiple", "m=5")
     rejects(FLOAT, {"index_type": "HNSW_PQ", "metric_type": "L2", "m": "7"}, "multiple")
     assert validate_index_params(FLOAT, {"index_type": "IVF_PQ", "m": "8", "nbits": "4"}).build == {
-        "nlist": 128, "m": 8, "nbits": 4,
+        "nlist": 128,
+        "m": 8,
+        "nbits": 4,
     }
 
 
@@ -117,19 +120,29 @@ def test_pq_nbits_range() -> None:
 
 
 def test_hnsw_sq_types() -> None:
-    assert validate_index_params(FLOAT, {"index_type": "HNSW_SQ", "sq_type": "fp16"}).build["sq_type"] == "FP16"
+    assert (
+        validate_index_params(FLOAT, {"index_type": "HNSW_SQ", "sq_type": "fp16"}).build["sq_type"] == "FP16"
+    )
     rejects(FLOAT, {"index_type": "HNSW_SQ", "sq_type": "SQ3"}, "sq_type")
     rejects(FLOAT, {"index_type": "HNSW_SQ", "refine_type": "FP16"}, "refine")
 
 
 def test_sparse_drop_ratio_range() -> None:
-    rejects(SPARSE, {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "IP", "drop_ratio_build": "1"}, "drop_ratio_build")
+    rejects(
+        SPARSE,
+        {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "IP", "drop_ratio_build": "1"},
+        "drop_ratio_build",
+    )
     ok = validate_index_params(SPARSE, {"index_type": "SPARSE_WAND", "drop_ratio_build": "0.2"})
     assert ok.build["drop_ratio_build"] == pytest.approx(0.2)
 
 
 def test_cagra_graph_degree_not_above_intermediate() -> None:
-    rejects(FLOAT, {"index_type": "GPU_CAGRA", "graph_degree": "128", "intermediate_graph_degree": "64"}, "graph_degree")
+    rejects(
+        FLOAT,
+        {"index_type": "GPU_CAGRA", "graph_degree": "128", "intermediate_graph_degree": "64"},
+        "graph_degree",
+    )
 
 
 def test_field_without_dim_or_scalar_field() -> None:

@@ -26,8 +26,10 @@ F32, Q32 = clustered(11)
 LAYOUTS = {
     DataType.FLOAT16_VECTOR: (F32.astype(np.float16), Q32.astype(np.float16)),
     DataType.BFLOAT16_VECTOR: (bfloat16_bits(F32), bfloat16_bits(Q32)),
-    DataType.INT8_VECTOR: (np.clip(np.round(F32 * 12), -128, 127).astype(np.int8),
-                           np.clip(np.round(Q32 * 12), -128, 127).astype(np.int8)),
+    DataType.INT8_VECTOR: (
+        np.clip(np.round(F32 * 12), -128, 127).astype(np.int8),
+        np.clip(np.round(Q32 * 12), -128, 127).astype(np.int8),
+    ),
 }
 
 
@@ -68,7 +70,9 @@ APPROX_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("dtype", "index_type"), APPROX_CASES, ids=[f"{d.name}-{t}" for d, t in APPROX_CASES])
+@pytest.mark.parametrize(
+    ("dtype", "index_type"), APPROX_CASES, ids=[f"{d.name}-{t}" for d, t in APPROX_CASES]
+)
 def test_approximate_indexes_on_half_precision(dtype: DataType, index_type: str, tmp_path: Path) -> None:
     base, queries = LAYOUTS[dtype]
     fld = FieldSchema("v", dtype, dim=DIM)

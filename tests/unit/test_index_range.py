@@ -36,7 +36,9 @@ def window(metric: str, lo_rank: int, hi_rank: int) -> tuple[float, float]:
 
 
 def index(index_type: str, metric: str):  # noqa: ANN201 - a VectorIndex
-    spec = validate_index_params(FIELD, {"index_type": index_type, "metric_type": metric, "nlist": "16", "M": "16"})
+    spec = validate_index_params(
+        FIELD, {"index_type": index_type, "metric_type": metric, "nlist": "16", "M": "16"}
+    )
     return build_index(spec, BASE)
 
 
@@ -64,8 +66,11 @@ def test_limit_keeps_the_best_hits_inside_the_window(metric: str) -> None:
     scores, rows, lims = index("FLAT", metric).range_search(QUERIES[:1], radius, range_filter, limit=25)
     assert lims.tolist() == [0, 25]
     inside = np.sort(all_scores(metric)[0])
-    inside = inside[(inside >= range_filter) & (inside < radius)] if metric == "L2" else (
-        -np.sort(-inside[(inside > radius) & (inside <= range_filter)]))
+    inside = (
+        inside[(inside >= range_filter) & (inside < radius)]
+        if metric == "L2"
+        else (-np.sort(-inside[(inside > radius) & (inside <= range_filter)]))
+    )
     assert np.allclose(scores, inside[:25], rtol=1e-4)
 
 
@@ -87,7 +92,9 @@ def test_radius_only() -> None:
     assert sorted(rows.tolist()) == sorted(np.argsort(all_scores("L2")[0])[:10].tolist())
 
 
-@pytest.mark.parametrize(("metric", "radius", "range_filter"), [("L2", 1.0, 2.0), ("L2", 1.0, 1.0), ("IP", 1.0, 0.5)])
+@pytest.mark.parametrize(
+    ("metric", "radius", "range_filter"), [("L2", 1.0, 2.0), ("L2", 1.0, 1.0), ("IP", 1.0, 0.5)]
+)
 def test_inverted_window_is_rejected(metric: str, radius: float, range_filter: float) -> None:
     with pytest.raises(ShoalError) as err:
         index("FLAT", metric).range_search(QUERIES, radius, range_filter)

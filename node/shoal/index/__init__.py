@@ -43,6 +43,13 @@ set_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") els
 
 
 __all__ = [
-    "IndexSpec", "VectorIndex", "SparseRows", "validate_index_params", "build_index", "load_index",
-    "search_exact", "range_filter_hits", "set_threads",
+    "IndexSpec",
+    "VectorIndex",
+    "SparseRows",
+    "validate_index_params",
+    "build_index",
+    "load_index",
+    "search_exact",
+    "range_filter_hits",
+    "set_threads",
 ]

@@ -83,9 +83,13 @@ class VectorIndex(ABC):
         if range_filter is not None:
             range_filter = float(range_filter)
             if desc and range_filter <= radius:
-                raise invalid(f"range_filter ({range_filter}) must be greater than radius ({radius}) for IP/COSINE")
+                raise invalid(
+                    f"range_filter ({range_filter}) must be greater than radius ({radius}) for IP/COSINE"
+                )
             if not desc and range_filter >= radius:
-                raise invalid(f"range_filter ({range_filter}) must be less than radius ({radius}) for {self.spec.metric_type}")
+                raise invalid(
+                    f"range_filter ({range_filter}) must be less than radius ({radius}) for {self.spec.metric_type}"
+                )
         q = self._prepare_queries(queries)
         p = flatten_params(params) if params else {}
         self._check_search_params(p, limit)

@@ -81,7 +81,9 @@ class BinaryIndex(VectorIndex):
         self.eff = eff
 
     @classmethod
-    def build(cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None) -> BinaryIndex:
+    def build(
+        cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None
+    ) -> BinaryIndex:
         report = progress or (lambda _f: None)
         report(0.0)
         codes = np.ascontiguousarray(check_dense(vectors, spec.dtype, spec.dim // 8))
@@ -93,6 +95,7 @@ class BinaryIndex(VectorIndex):
                 nlist = max(1, min(int(spec.build["nlist"]), n))
                 eff["nlist"] = nlist
                 index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(spec.dim), spec.dim, nlist)
+                index.cp.min_points_per_centroid = 1  # small segments train fine; no warning spam
                 index.train(codes)
             else:
                 index = faiss.IndexBinaryFlat(spec.dim)
@@ -118,13 +121,14 @@ class BinaryIndex(VectorIndex):
         if isinstance(self.index, faiss.IndexBinaryIVF):
             if rows is not None:  # faiss binary IVF takes no selector
                 return binary_exact(self.codes, q, k, metric, rows)
-            self.index.nprobe = min(int(get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536) or 1), self.index.nlist)
-            dist, labels = self.index.search(q, k)
+            nprobe = min(int(get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536) or 1), self.index.nlist)
+            dist, labels = self.index.search(q, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
         elif rows is not None and len(rows) <= EXACT_FRACTION * self.num_rows:
             return binary_exact(self.codes, q, k, metric, rows)
         elif rows is not None:
             bitmap = np.packbits(allowed, bitorder="little")
-            dist, labels = self.index.search(q, k, params=faiss.SearchParameters(sel=faiss.IDSelectorBitmap(bitmap)))
+            sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
+            dist, labels = self.index.search(q, k, params=faiss.SearchParameters(sel=sel))
         else:
             dist, labels = self.index.search(q, k)
         return mask_invalid(dist.astype(np.float32), labels, metric)

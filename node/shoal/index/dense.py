@@ -129,7 +129,9 @@ def make_faiss_index(spec: IndexSpec, n: int) -> tuple[Any, dict[str, Any]]:
     if kind in ("HNSW", "HNSW_SQ", "HNSW_PQ"):
         m_links = int(b["M"])
         if kind == "HNSW":
-            index = faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
+            index = (
+                faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
+            )
         elif kind == "HNSW_SQ":
             index = faiss.IndexHNSWSQ(d, SQ_QTYPES[b["sq_type"]], m_links, mt)
         else:
@@ -155,6 +157,7 @@ class DenseIndex(VectorIndex):
         self._hnsw = _find_hnsw(index)
         self._refine = isinstance(index, faiss.IndexRefine)
         self._reconstruct_from = self._reconstruct_source()
+        self._param_cache: dict[tuple[Any, ...], tuple[Any]] = {}
 
     # ----------------------------------------------------------------- build
 
@@ -165,8 +168,15 @@ class DenseIndex(VectorIndex):
         index, eff = make_faiss_index(spec, max(n, 1))
         cosine = spec.metric_type == "COSINE"
         if spec.kind == "HNSW_PQ" and isinstance(index, faiss.IndexRefine | faiss.IndexHNSWPQ):
-            graph = hnsw_over_pq(spec, arr, int(spec.build["M"]), int(spec.build["efConstruction"]),
-                                 int(spec.build["m"]), int(eff["nbits"]), progress)
+            graph = hnsw_over_pq(
+                spec,
+                arr,
+                int(spec.build["M"]),
+                int(spec.build["efConstruction"]),
+                int(spec.build["m"]),
+                int(eff["nbits"]),
+                progress,
+            )
             if isinstance(index, faiss.IndexRefine):
                 refine = _refine_index(spec)
                 fill(refine, arr, cosine, None)
@@ -218,6 +228,24 @@ class DenseIndex(VectorIndex):
         return mask_invalid(scores, labels, self.spec.metric_type)
 
     def _search_params(self, k: int, params: dict[str, Any], sel: Any, fraction: float) -> Any:
+        if sel is not None:
+            return self._make_search_params(k, params, sel, fraction)
+        # Unfiltered searches reuse immutable parameter objects (building one costs a few us).
+        key = (
+            self._depth(params, k),
+            params.get("nprobe"),
+            params.get("reorder_k"),
+            params.get("refine_k"),
+            k,
+        )
+        cached = self._param_cache.get(key)
+        if cached is None:
+            if len(self._param_cache) > 256:
+                self._param_cache.clear()
+            cached = self._param_cache[key] = (self._make_search_params(k, params, None, 1.0),)
+        return cached[0]
+
+    def _make_search_params(self, k: int, params: dict[str, Any], sel: Any, fraction: float) -> Any:
         base: Any
         if self._hnsw is not None:
             ef = self._depth(params, k)
@@ -318,6 +346,7 @@ def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, u
         report(1.0)
         return
     if sample is not None:
+        _quiet_training(index)
         index.train(sample)
     report(0.2)
     done = 0
@@ -327,8 +356,25 @@ def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, u
         report(0.2 + 0.8 * done / n)
 
 
+def _quiet_training(index: Any) -> None:
+    """Let k-means run on few points without faiss printing a warning per codebook."""
+    parts = [index]
+    if isinstance(index, faiss.IndexRefine):
+        parts = [faiss.downcast_index(index.base_index), faiss.downcast_index(index.refine_index)]
+    for part in parts:
+        for holder in (part, getattr(part, "pq", None)):
+            cp = getattr(holder, "cp", None)
+            if cp is not None:
+                cp.min_points_per_centroid = 1
+
+
 def hnsw_over_pq(
-    spec: IndexSpec, arr: np.ndarray, links: int, ef_construction: int, pq_m: int, nbits: int,
+    spec: IndexSpec,
+    arr: np.ndarray,
+    links: int,
+    ef_construction: int,
+    pq_m: int,
+    nbits: int,
     progress: Progress | None,
 ) -> Any:
     """An HNSW graph built on exact distances that keeps only PQ codes afterwards.

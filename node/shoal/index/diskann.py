@@ -36,14 +36,18 @@ class DiskAnnIndex(DenseIndex):
         super().__init__(spec, index, len(raw), eff)
 
     @classmethod
-    def build(cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None) -> DiskAnnIndex:
+    def build(
+        cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None
+    ) -> DiskAnnIndex:
         raw = check_dense(vectors, spec.dtype, spec.dim)
         n = len(raw)
         links = max(2, min(256, int(spec.build["max_degree"]) // 2))
         nbits = max(1, min(8, int(np.log2(max(n, 2)))))
         ef_construction = int(spec.build["search_list_size"])
         if n == 0:
-            index = faiss.IndexHNSWPQ(spec.dim, int(spec.build["pq_m"]), links, nbits, faiss_metric(spec.metric_type))
+            index = faiss.IndexHNSWPQ(
+                spec.dim, int(spec.build["pq_m"]), links, nbits, faiss_metric(spec.metric_type)
+            )
         else:
             index = hnsw_over_pq(spec, raw, links, ef_construction, int(spec.build["pq_m"]), nbits, progress)
         return cls(spec, index, raw, {"nbits": nbits, "M": links})

@@ -34,7 +34,9 @@ def family_of(spec: IndexSpec) -> type[VectorIndex]:
     return DenseIndex
 
 
-def build_index(spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None) -> VectorIndex:
+def build_index(
+    spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None
+) -> VectorIndex:
     """Build the index `spec` describes over `vectors` (rows in the field's column layout)."""
     cls = family_of(spec)
     return cls.build(spec, vectors, progress)  # type: ignore[attr-defined]

@@ -28,8 +28,19 @@ SPARSE_METRICS = ("IP",)
 
 # Index types per vector family, with the metrics each accepts.
 DENSE_INDEXES = (
-    "FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ", "HNSW_PQ", "SCANN", "DISKANN",
-    "GPU_IVF_FLAT", "GPU_IVF_PQ", "GPU_CAGRA", "GPU_BRUTE_FORCE",
+    "FLAT",
+    "IVF_FLAT",
+    "IVF_SQ8",
+    "IVF_PQ",
+    "HNSW",
+    "HNSW_SQ",
+    "HNSW_PQ",
+    "SCANN",
+    "DISKANN",
+    "GPU_IVF_FLAT",
+    "GPU_IVF_PQ",
+    "GPU_CAGRA",
+    "GPU_BRUTE_FORCE",
 )
 INT8_INDEXES = ("FLAT", "HNSW", "HNSW_SQ", "HNSW_PQ")
 BINARY_INDEXES = ("BIN_FLAT", "BIN_IVF_FLAT")
@@ -84,17 +95,27 @@ class IndexSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "index_type": self.index_type, "kind": self.kind, "built_as": self.built_as,
-            "metric_type": self.metric_type, "dtype": int(self.dtype), "dim": self.dim,
-            "build": self.build, "given": self.given,
+            "index_type": self.index_type,
+            "kind": self.kind,
+            "built_as": self.built_as,
+            "metric_type": self.metric_type,
+            "dtype": int(self.dtype),
+            "dim": self.dim,
+            "build": self.build,
+            "given": self.given,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IndexSpec:
         return cls(
-            index_type=d["index_type"], kind=d["kind"], built_as=d["built_as"],
-            metric_type=d["metric_type"], dtype=DataType(d["dtype"]), dim=int(d["dim"]),
-            build=dict(d.get("build", {})), given=dict(d.get("given", {})),
+            index_type=d["index_type"],
+            kind=d["kind"],
+            built_as=d["built_as"],
+            metric_type=d["metric_type"],
+            dtype=DataType(d["dtype"]),
+            dim=int(d["dim"]),
+            build=dict(d.get("build", {})),
+            given=dict(d.get("given", {})),
         )
 
 
@@ -191,9 +212,12 @@ def get_choice(params: Mapping[str, Any], key: str, default: str, choices: tuple
 
 def _dtype_label(dtype: DataType) -> str:
     return {
-        DataType.FLOAT_VECTOR: "FloatVector", DataType.FLOAT16_VECTOR: "Float16Vector",
-        DataType.BFLOAT16_VECTOR: "BFloat16Vector", DataType.INT8_VECTOR: "Int8Vector",
-        DataType.BINARY_VECTOR: "BinaryVector", DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector",
+        DataType.FLOAT_VECTOR: "FloatVector",
+        DataType.FLOAT16_VECTOR: "Float16Vector",
+        DataType.BFLOAT16_VECTOR: "BFloat16Vector",
+        DataType.INT8_VECTOR: "Int8Vector",
+        DataType.BINARY_VECTOR: "BinaryVector",
+        DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector",
     }.get(dtype, dtype.name)
 
 
@@ -260,9 +284,10 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
 
     kind = asked
     if asked == "AUTOINDEX":
-        kind = {DataType.BINARY_VECTOR: "BIN_FLAT", DataType.SPARSE_FLOAT_VECTOR: "SPARSE_INVERTED_INDEX"}.get(
-            dtype, "HNSW"
-        )
+        kind = {
+            DataType.BINARY_VECTOR: "BIN_FLAT",
+            DataType.SPARSE_FLOAT_VECTOR: "SPARSE_INVERTED_INDEX",
+        }.get(dtype, "HNSW")
     build = _build_params(kind, asked, dtype, dim, flat)
     built_as = kind
     if asked in GPU_CPU_EQUIVALENT:
@@ -303,7 +328,9 @@ def _pq_params(flat: Mapping[str, Any], dim: int, nbits_hi: int = 16) -> dict[st
     return {"m": m, "nbits": nbits}
 
 
-def _build_params(kind: str, asked: str, dtype: DataType, dim: int, flat: Mapping[str, Any]) -> dict[str, Any]:
+def _build_params(
+    kind: str, asked: str, dtype: DataType, dim: int, flat: Mapping[str, Any]
+) -> dict[str, Any]:
     """Typed, defaulted build params of one index kind (before GPU fallback mapping)."""
     b: dict[str, Any] = {}
     if kind in ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "SCANN", "BIN_IVF_FLAT", "GPU_IVF_FLAT", "GPU_IVF_PQ"):
@@ -314,7 +341,11 @@ def _build_params(kind: str, asked: str, dtype: DataType, dim: int, flat: Mappin
         auto = asked == "AUTOINDEX"
         b["M"] = get_int(flat, "M", AUTOINDEX_M if auto else DEFAULT_HNSW_M, 2, 2048)
         b["efConstruction"] = get_int(
-            flat, "efConstruction", AUTOINDEX_EF_CONSTRUCTION if auto else DEFAULT_EF_CONSTRUCTION, 1, INT32_MAX
+            flat,
+            "efConstruction",
+            AUTOINDEX_EF_CONSTRUCTION if auto else DEFAULT_EF_CONSTRUCTION,
+            1,
+            INT32_MAX,
         )
     if kind == "HNSW_SQ":
         b["sq_type"] = get_choice(flat, "sq_type", "SQ8", SQ_TYPES)

@@ -116,7 +116,9 @@ class SparseIndex(VectorIndex):
         self.arrays = arrays
 
     @classmethod
-    def build(cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None) -> SparseIndex:
+    def build(
+        cls, spec: IndexSpec, vectors: Any, progress: Callable[[float], None] | None = None
+    ) -> SparseIndex:
         report = progress or (lambda _f: None)
         report(0.0)
         rows = drop_smallest(SparseRows.from_items(vectors), float(spec.build.get("drop_ratio_build", 0.0)))
@@ -126,8 +128,11 @@ class SparseIndex(VectorIndex):
         terms, starts = np.unique(sorted_terms, return_index=True)
         term_ptr = np.append(starts, len(sorted_terms)).astype(np.int64)
         arrays = {
-            "indptr": rows.indptr, "indices": rows.indices, "values": rows.values,
-            "terms": terms.astype(np.uint32), "term_ptr": term_ptr,
+            "indptr": rows.indptr,
+            "indices": rows.indices,
+            "values": rows.values,
+            "terms": terms.astype(np.uint32),
+            "term_ptr": term_ptr,
             "post_rows": rows.row_ids()[order].astype(np.int32 if len(rows) < 2**31 else np.int64),
             "post_vals": rows.values[order],
         }

@@ -79,6 +79,16 @@ def check_dense(vectors: Any, field_dtype: DataType, width: int, what: str = "ve
 def check_queries(queries: Any, field_dtype: DataType, width: int) -> np.ndarray:
     """Queries as float32 (dense float/int8) or uint8 (binary), shape (nq, width)."""
     arr = queries if isinstance(queries, np.ndarray) else np.asarray(queries)
+    if (
+        arr.dtype == np.float32
+        and arr.ndim == 2
+        and arr.shape[1] == width
+        and field_dtype is not DataType.BINARY_VECTOR
+    ):
+        # The hot path (serial nq=1 searches): already the layout faiss wants.
+        if not np.isfinite(arr).all():
+            raise invalid("query vectors contain NaN or infinity")
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
     if field_dtype is DataType.BINARY_VECTOR:
         return np.ascontiguousarray(check_dense(arr, field_dtype, width, "queries"))
     if arr.dtype == np.uint16 and field_dtype is DataType.BFLOAT16_VECTOR:
@@ -180,11 +190,10 @@ def merge_topk(
 
 def mask_invalid(scores: np.ndarray, rows: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Milvus padding: row -1 carries the worst score of the metric."""
-    bad = rows < 0
-    if bad.any():
+    if rows.size and rows.min() < 0:
         scores = scores.copy()
-        scores[bad] = worst_score(metric)
-    return scores.astype(np.float32, copy=False), rows.astype(np.int64, copy=False)
+        scores[rows < 0] = worst_score(metric)
+    return scores, rows
 
 
 def check_allowed(allowed: Any, n: int) -> np.ndarray | None:
@@ -197,7 +206,9 @@ def check_allowed(allowed: Any, n: int) -> np.ndarray | None:
     return mask
 
 
-def range_filter_hits(scores: np.ndarray, radius: float, range_filter: float | None, metric_type: str) -> np.ndarray:
+def range_filter_hits(
+    scores: np.ndarray, radius: float, range_filter: float | None, metric_type: str
+) -> np.ndarray:
     """Bool mask of `scores` inside Milvus's range search window.
 
     L2/HAMMING/JACCARD: range_filter <= d < radius; IP/COSINE: radius < s <= range_filter.
