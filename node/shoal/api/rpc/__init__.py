@@ -1,0 +1,1 @@
+"""MilvusService handlers, one module per family of RPCs, combined by `shoal.api.servicer`."""

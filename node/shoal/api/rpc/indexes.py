@@ -1,0 +1,98 @@
+"""Index and compaction RPCs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from shoal.api.rpc.base import COMPACTION_STATE, INDEX_STATE, RpcBase, flat_index_params, ok
+from shoal.api.translate.common import dict_to_kv, kv_to_dict
+from shoal.api.validate import check_name
+from shoal.engine.requests import IndexInfo
+from shoal.errors import Code, ShoalError, invalid
+from shoal.schema import DataType
+
+
+class IndexRPCs(RpcBase):
+    # ------------------------------------------------------------------ indexes
+
+    def CreateIndex(self, request: milvus_pb2.CreateIndexRequest, context: grpc.ServicerContext) -> Any:
+        params = flat_index_params(kv_to_dict(request.extra_params))
+        db = self._db(request, context)
+        info = self.engine.describe_collection(db, request.collection_name)
+        field = info.schema.field(request.field_name)
+        if field is None:
+            raise invalid(f"cannot create index on non-exist field: {request.field_name}")
+        if field.dtype is DataType.JSON and "json_path" not in params:
+            raise invalid(f"create index on JSON field {field.name} requires json_path and json_cast_type")
+        if request.index_name:
+            check_name(request.index_name, "index")
+        self.engine.create_index(db, info.name, request.field_name, request.index_name, params)
+        return ok()
+
+    def _indexes(self, request: Any, context: grpc.ServicerContext) -> list[IndexInfo]:
+        infos = self.engine.describe_index(
+            self._db(request, context), request.collection_name, request.field_name, request.index_name
+        )
+        if not infos:
+            raise ShoalError(Code.INDEX_NOT_FOUND, f"index not found[collection={request.collection_name}]")
+        return infos
+
+    def DescribeIndex(self, request: milvus_pb2.DescribeIndexRequest, context: grpc.ServicerContext) -> Any:
+        infos = self._indexes(request, context)
+        out = milvus_pb2.DescribeIndexResponse(status=ok())
+        for i in infos:
+            out.index_descriptions.append(
+                milvus_pb2.IndexDescription(
+                    index_name=i.index_name, indexID=i.index_id, params=dict_to_kv(i.params),
+                    field_name=i.field_name, indexed_rows=i.indexed_rows, total_rows=i.total_rows,
+                    state=INDEX_STATE.get(i.state, common_pb2.IndexStateNone),
+                    index_state_fail_reason=i.fail_reason, pending_index_rows=i.pending_index_rows,
+                )
+            )
+        return out
+
+    def GetIndexState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        i = self._indexes(request, context)[0]
+        return milvus_pb2.GetIndexStateResponse(
+            status=ok(), state=INDEX_STATE.get(i.state, common_pb2.IndexStateNone), fail_reason=i.fail_reason
+        )
+
+    def GetIndexBuildProgress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        i = self._indexes(request, context)[0]
+        return milvus_pb2.GetIndexBuildProgressResponse(
+            status=ok(), indexed_rows=i.indexed_rows, total_rows=i.total_rows
+        )
+
+    def DropIndex(self, request: milvus_pb2.DropIndexRequest, context: grpc.ServicerContext) -> Any:
+        self.engine.drop_index(self._db(request, context), request.collection_name, request.field_name, request.index_name)
+        return ok()
+
+    def AlterIndex(self, request: milvus_pb2.AlterIndexRequest, context: grpc.ServicerContext) -> Any:
+        self.engine.alter_index(
+            self._db(request, context), request.collection_name, request.index_name,
+            kv_to_dict(request.extra_params), list(request.delete_keys),
+        )
+        return ok()
+
+    # ------------------------------------------------------------------ maintenance
+
+    def ManualCompaction(self, request: milvus_pb2.ManualCompactionRequest, context: grpc.ServicerContext) -> Any:
+        if request.collection_name:
+            db, name = self._db(request, context), request.collection_name
+        else:
+            info = self._collection_by_id(request.collectionID)
+            db, name = info.database, info.name
+        cid = self.engine.compact(db, name)
+        return milvus_pb2.ManualCompactionResponse(status=ok(), compactionID=cid, compactionPlanCount=1)
+
+    def GetCompactionState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        s = self.engine.compaction_state(request.compactionID)
+        return milvus_pb2.GetCompactionStateResponse(
+            status=ok(), state=COMPACTION_STATE.get(s.state, common_pb2.UndefiedState),
+            executingPlanNo=s.executing_plans, timeoutPlanNo=s.timeout_plans, completedPlanNo=s.completed_plans,
+        )
+
+
