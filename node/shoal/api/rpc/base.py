@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import grpc
+import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from shoal.api.metrics import Metrics
@@ -40,8 +41,9 @@ def ok() -> common_pb2.Status:
     return st.success()
 
 
-
 class RpcBase:
+    """The engine and metrics every handler family uses, and small shared helpers."""
+
     def __init__(self, engine: EngineAPI, metrics: Metrics | None = None, role: str = "standalone") -> None:
         self.engine = engine
         self.metrics = metrics
@@ -82,7 +84,7 @@ class RpcBase:
         if len(ids) and ids.dtype == object:
             out.IDs.str_id.data.extend(str(x) for x in ids)
         else:
-            out.IDs.int_id.data.extend(int(x) for x in ids)
+            out.IDs.int_id.data.extend(ids.astype(np.int64, copy=False).tolist())
         out.succ_index.extend(range(len(ids)))
         return out
 
