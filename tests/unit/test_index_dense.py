@@ -211,3 +211,36 @@ def test_progress_is_reported_up_to_one() -> None:
     fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
     build_index(validate_index_params(fld, {"index_type": "IVF_FLAT", "nlist": "16"}), BASE, seen.append)
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_selective_filter_after_memory_mapped_reload(
+    case: tuple[str, str, dict[str, str]], tmp_path: Path
+) -> None:
+    index = index_for(case)
+    index.save(tmp_path)
+    again = load_index(tmp_path, mmap=True)
+    allowed = np.zeros(N, bool)
+    allowed[::200] = True
+    s1, r1 = index.search(QUERIES, K, allowed=allowed)
+    s2, r2 = again.search(QUERIES, K, allowed=allowed)
+    assert allowed[r2].all() and np.array_equal(r1, r2) and np.allclose(s1, s2)
+
+
+def test_scann_without_raw_data_searches_its_codes_only(tmp_path: Path) -> None:
+    fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
+    spec = validate_index_params(
+        fld, {"index_type": "SCANN", "metric_type": "L2", "nlist": "64", "with_raw_data": "false"}
+    )
+    index = build_index(spec, BASE)
+    with_raw = index_for(CASES[10])
+    assert index.memory_bytes < with_raw.memory_bytes
+    _, truth = search_exact(BASE, QUERIES, K, "L2")
+    assert recall(index.search(QUERIES, K)[1], truth) >= 0.6
+    index.save(tmp_path)
+    allowed = np.zeros(N, bool)
+    allowed[::100] = True
+    _, rows = load_index(tmp_path, mmap=True).search(QUERIES, K, allowed=allowed)
+    assert allowed[rows].all()
+    _, truth = search_exact(BASE, QUERIES, K, "L2", allowed=allowed)
+    assert recall(rows, truth) >= 0.6

@@ -280,7 +280,18 @@ class DenseIndex(VectorIndex):
         return factor
 
     def _exact_rows(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over a few rows, decoded from the index's own stored codes."""
+        """Exact top-k over a few rows, scored on the index's own stored codes."""
+        if self._reconstruct_from is None:
+            # IVF without a flat copy: probe every list, the selector admits only `rows`.
+            allowed = np.zeros(self.num_rows, bool)
+            allowed[rows] = True
+            bitmap = np.packbits(allowed, bitorder="little")
+            sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
+            sp = faiss.SearchParametersIVF(nprobe=self._ivf.nlist, sel=sel)
+            scores, labels = self.index.search(q, k, params=sp)
+            if self._cosine:
+                scores = cosine_from_l2(scores)
+            return mask_invalid(scores, labels, self.spec.metric_type)
         block = self._decode(rows)
         metric = "IP" if self._cosine else self.spec.metric_type  # stored vectors are unit length
         scores, cols = dense_exact(block, q, k, metric)
@@ -295,8 +306,8 @@ class DenseIndex(VectorIndex):
             return faiss.downcast_index(index.refine_index)
         if self._hnsw is not None:
             return faiss.downcast_index(index.storage)
-        if self._ivf is not None and self.num_rows:
-            self._ivf.make_direct_map()
+        if self._ivf is not None:
+            return None  # reconstructing from inverted lists needs a direct map: see _exact_rows
         return index
 
     # ----------------------------------------------------------------- size & persistence
