@@ -217,3 +217,22 @@ def test_nullable_and_default_values(client: MilvusClient, name: str) -> None:
     assert [r["id"] for r in client.query(name, filter="age is null")] == [2, 3]
     hits = client.search(name, data=[[1.0, 0.0]], limit=3, output_fields=["age"])
     assert {h["id"]: h["entity"]["age"] for h in hits[0]} == {1: 30, 2: None, 3: None}
+
+
+def test_nullable_vector_field(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    schema.add_field("nv", DataType.FLOAT_VECTOR, dim=2, nullable=True)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    index.add_index("nv", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.insert(name, [{"id": 1, "v": [0.0, 1.0], "nv": None}, {"id": 2, "v": [1.0, 0.0], "nv": [2.0, 2.0]},
+                         {"id": 3, "v": [1.0, 1.0], "nv": None}])
+    rows = {r["id"]: r["nv"] for r in client.query(name, filter="id > 0", output_fields=["nv"])}
+    assert rows == {1: None, 2: [2.0, 2.0], 3: None}
+    hits = client.search(name, data=[[1.0, 1.0]], anns_field="v", limit=3, output_fields=["nv"])[0]
+    assert {h["id"]: h["entity"]["nv"] for h in hits} == {1: None, 2: [2.0, 2.0], 3: None}
+    only = client.search(name, data=[[1.0, 1.0]], anns_field="nv", limit=3)[0]
+    assert [h["id"] for h in only] == [2]  # rows without a vector are not searchable
