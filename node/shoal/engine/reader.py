@@ -274,9 +274,11 @@ class Reader:
                     )
                 else:
                     scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
-                    scores, rows, lims = range_filter_hits(
-                        scores, rows, metric, float(radius), None if range_filter is None else float(range_filter)
-                    )
+                    keep = range_filter_hits(
+                        scores, float(radius), None if range_filter is None else float(range_filter), metric
+                    ) & (rows >= 0)
+                    lims = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+                    scores, rows = scores[keep], rows[keep]
                 for q in range(nq):
                     a, b = int(lims[q]), int(lims[q + 1])
                     per_query[q].append((scores[a:b], rows[a:b], pos))
