@@ -76,3 +76,15 @@ def test_specs_reject_what_the_crd_rejects() -> None:
     with pytest.raises(ValidationError):
         CollectionSpec.model_validate({"name": "bad name", "schema": {"primaryKey": "id", "fields": []},
                                        "target": {"endpoint": "x"}})
+
+
+def test_acronyms_keep_their_kubernetes_spelling() -> None:
+    spec = MilvusClusterSpec.model_validate({"mode": "cluster", "components": {
+        "index": {"gpu": {"fallbackToCPU": True}},
+        "query": {"autoscaling": {"maxReplicas": 3, "targetCPUUtilization": 50}},
+    }})
+    assert spec.components.index.gpu is not None and spec.components.index.gpu.fallback_to_cpu
+    assert spec.components.query.autoscaling is not None
+    assert spec.components.query.autoscaling.target_cpu_utilization == 50
+    text = crdgen.render()
+    assert "fallbackToCPU:" in text and "targetCPUUtilization:" in text

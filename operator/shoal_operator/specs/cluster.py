@@ -65,7 +65,9 @@ class Gpu(SpecModel):
     node_selector: StringMap | None = None
     tolerations: KubeList | None = None
     fallback_to_cpu: bool = Field(
-        False, description="Rebuild the index pool without GPUs when its pods cannot be scheduled."
+        False,
+        alias="fallbackToCPU",
+        description="Rebuild the index pool without GPUs when its pods cannot be scheduled.",
     )
 
 
