@@ -40,14 +40,17 @@ def run_suite(target: str, extra: list[str], timeout_s: int) -> list[dict]:
 
 
 def cell(outcomes: list[str]) -> str:
+    """pass / fail (passed/ran) / skip; skipped tests do not count as run."""
     if not outcomes:
         return "—"
-    passed = outcomes.count("passed")
-    if passed == len(outcomes):
-        return f"pass ({passed})" if len(outcomes) > 1 else "pass"
-    if all(o == "skipped" for o in outcomes):
+    ran = [o for o in outcomes if o != "skipped"]
+    if not ran:
         return "skip"
-    return f"**fail** ({passed}/{len(outcomes)})"
+    passed = ran.count("passed")
+    note = f", {len(outcomes) - len(ran)} skipped" if len(ran) < len(outcomes) else ""
+    if passed == len(ran):
+        return f"pass ({passed}{note})" if len(outcomes) > 1 else "pass"
+    return f"**fail** ({passed}/{len(ran)}{note})"
 
 
 def render(results: dict[str, list[dict]], pymilvus_version: str) -> str:

@@ -62,7 +62,8 @@ def shoal_argv(data: Path, port: int, http_port: int) -> list[str]:
 
 def milvus_lite_argv(data: Path, port: int, http_port: int) -> list[str]:
     del http_port  # milvus-lite has no management port
-    return [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data),
+    python = os.environ.get("SHOAL_BENCH_SERVER_PYTHON") or sys.executable
+    return [python, "-m", "milvus_lite", "server", "--data-dir", str(data),
             "--host", "127.0.0.1", "--port", str(port)]
 
 

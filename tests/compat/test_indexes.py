@@ -44,8 +44,11 @@ def test_vector_index_builds_and_searches(client: MilvusClient, name: str, index
     ids = [h["id"] for h in res[0]]
     assert len(ids) == 10
     assert ids[0] == 17  # the query itself is in the collection
-    if index_type in ("FLAT", "IVF_FLAT", "HNSW"):
-        assert ids == exact_top(rows, query, 10)
+    exact = exact_top(rows, query, 10)
+    if index_type == "FLAT":
+        assert ids == exact
+    elif index_type in ("IVF_FLAT", "HNSW", "AUTOINDEX"):  # approximate, but not by much here
+        assert len(set(ids) & set(exact)) >= 8
     dists = [h["distance"] for h in res[0]]
     assert dists == sorted(dists)
 

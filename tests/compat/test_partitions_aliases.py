@@ -13,25 +13,34 @@ feature = pytest.mark.feature
 @feature("partition")
 def test_partitions_insert_search_load_drop(client: MilvusClient, name: str) -> None:
     create_products(client, name, rows=[])
-    client.create_partition(name, "2024_01")
-    client.create_partition(name, "2024_02")
-    assert client.has_partition(name, "2024_01")
-    assert set(client.list_partitions(name)) == {"_default", "2024_01", "2024_02"}
+    client.create_partition(name, "month_2024_01")
+    client.create_partition(name, "month_2024_02")
+    assert client.has_partition(name, "month_2024_01")
+    assert set(client.list_partitions(name)) == {"_default", "month_2024_01", "month_2024_02"}
     jan, feb = product_rows(100), product_rows(100, start=100, seed=1)
-    client.insert(name, jan, partition_name="2024_01")
-    client.insert(name, feb, partition_name="2024_02")
+    client.insert(name, jan, partition_name="month_2024_01")
+    client.insert(name, feb, partition_name="month_2024_02")
     q = vectors(1, seed=8)[0]
-    res = client.search(name, data=[q], limit=10, partition_names=["2024_02"])
+    res = client.search(name, data=[q], limit=10, partition_names=["month_2024_02"])
     assert [h["id"] for h in res[0]] == exact_top(feb, q, 10)
-    got = client.query(name, filter="id < 300", partition_names=["2024_01"], output_fields=["count(*)"])
+    got = client.query(name, filter="id < 300", partition_names=["month_2024_01"], output_fields=["count(*)"])
     assert got[0]["count(*)"] == 100
     client.release_collection(name)
-    client.load_partitions(name, ["2024_01"])
-    res = client.search(name, data=[q], limit=5, partition_names=["2024_01"])
+    client.load_partitions(name, ["month_2024_01"])
+    res = client.search(name, data=[q], limit=5, partition_names=["month_2024_01"])
     assert all(h["id"] < 100 for h in res[0])
-    client.release_partitions(name, ["2024_01"])
-    client.drop_partition(name, "2024_02")
-    assert not client.has_partition(name, "2024_02")
+    client.release_partitions(name, ["month_2024_01"])
+    client.drop_partition(name, "month_2024_02")
+    assert not client.has_partition(name, "month_2024_02")
+
+
+@feature("partition")
+def test_partition_names_follow_milvus_rules(client: MilvusClient, name: str) -> None:
+    create_products(client, name)
+    with pytest.raises(MilvusException):
+        client.create_partition(name, "2024_01")  # Milvus: must start with a letter or underscore
+    client.create_partition(name, "_2024_01")
+    assert client.has_partition(name, "_2024_01")
 
 
 @feature("partition")

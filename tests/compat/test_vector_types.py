@@ -38,14 +38,14 @@ def test_binary_vectors(client: MilvusClient, name: str, metric: str) -> None:
 @feature("vector.float16")
 @pytest.mark.parametrize("dtype", ["FLOAT16_VECTOR", "BFLOAT16_VECTOR"])
 def test_half_precision_vectors(client: MilvusClient, name: str, dtype: str) -> None:
-    _collection(client, name, getattr(DataType, dtype), "FLAT", "L2", 8)
     rng = np.random.default_rng(2)
     data = rng.random((30, 8), dtype=np.float32)
     if dtype == "FLOAT16_VECTOR":
         vecs = [v.astype(np.float16) for v in data]
     else:
-        ml_dtypes = pytest.importorskip("ml_dtypes")
+        ml_dtypes = pytest.importorskip("ml_dtypes")  # pymilvus takes bfloat16 as ml_dtypes arrays
         vecs = [v.astype(ml_dtypes.bfloat16) for v in data]
+    _collection(client, name, getattr(DataType, dtype), "FLAT", "L2", 8)
     client.insert(name, [{"id": i, "v": vecs[i]} for i in range(30)])
     client.load_collection(name)
     res = client.search(name, data=[vecs[5]], limit=2, anns_field="v")
