@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# the installed console script, as users run it; the module when the venv has none
+_SCRIPT = Path(sys.executable).parent / "shoal"
+SHOAL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shoal.cli"]
 _LISTEN = re.compile(r"Shoal listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")
 
 
@@ -49,7 +52,7 @@ class ShoalProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = [
-            sys.executable, "-m", "shoal.cli", "run", "--data", str(self.data_dir), "--host", "127.0.0.1",
+            *SHOAL, "run", "--data", str(self.data_dir), "--host", "127.0.0.1",
             "--port", "0", "--http-port", "0", *self.extra_args,
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "node"), "PYTHONUNBUFFERED": "1"}
