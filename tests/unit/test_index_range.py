@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from shoal.errors import Code, ShoalError
-from shoal.index import build_index, range_filter_hits, search_exact, validate_index_params
+from shoal.index import (
+    build_index,
+    range_filter_hits,
+    range_search_exact,
+    search_exact,
+    validate_index_params,
+)
 from shoal.schema import DataType, FieldSchema
 
 N, DIM, NQ = 2000, 16, 12
@@ -106,3 +112,26 @@ def test_range_filter_hits_matches_search_exact_scores() -> None:
     mask = range_filter_hits(scores, 1.0, 3.0, "IP")
     assert np.array_equal(mask, (scores > 1.0) & (scores <= 3.0))
     assert np.array_equal(range_filter_hits(scores, 3.0, 1.0, "L2"), (scores >= 1.0) & (scores < 3.0))
+
+
+@pytest.mark.parametrize("metric", ["L2", "COSINE"])
+def test_range_search_exact_on_a_growing_column(metric: str) -> None:
+    radius, range_filter = window(metric, 10, 40)
+    allowed = np.arange(N) % 2 == 0
+    scores, rows, lims = range_search_exact(BASE, QUERIES, radius, range_filter, metric, allowed, limit=1000)
+    truth = all_scores(metric)
+    for i in range(NQ):
+        inside = range_filter_hits(truth[i], radius, range_filter, metric) & allowed
+        got = rows[lims[i] : lims[i + 1]]
+        assert len(set(got) ^ set(np.flatnonzero(inside))) <= 2
+    flat = index("FLAT", metric).range_search(QUERIES, radius, range_filter, allowed=allowed, limit=1000)
+    assert np.array_equal(flat[2], lims) or np.abs(flat[2] - lims).max() <= 2
+
+
+def test_range_search_exact_binary_and_sparse() -> None:
+    bits = RNG.integers(0, 256, size=(500, 8), dtype=np.uint8)
+    scores, rows, lims = range_search_exact(bits, bits[:3], 20, None, "HAMMING", limit=500)
+    assert (scores < 20).all() and set(rows[lims[0] : lims[1]]) >= {0}
+    sparse = [{1: 1.0, 2: 0.5}, {2: 2.0}, {7: 1.0}]
+    scores, rows, lims = range_search_exact(sparse, [{2: 1.0}], 0.6, None, "IP", limit=10)
+    assert rows.tolist() == [1] and lims.tolist() == [0, 1] and scores.tolist() == [2.0]

@@ -8,6 +8,7 @@ The engine's whole view of this package:
     scores, rows, lims = idx.range_search(queries, radius, range_filter, params, allowed, limit)
     idx.save(dir); idx = load_index(dir, mmap=True)
     scores, rows = search_exact(vectors, queries, k, metric_type, allowed)
+    scores, rows, lims = range_search_exact(vectors, queries, radius, range_filter, metric_type, allowed, limit)
 
 Modules: `params` (validation, IndexSpec), `vectors` (layouts, top-k helpers), `exact`
 (brute force), `base` (VectorIndex contract), `dense` (faiss FLAT/IVF/HNSW/SCANN/GPU),
@@ -27,7 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import faiss  # noqa: E402
 
 from shoal.index.base import VectorIndex  # noqa: E402
-from shoal.index.exact import search_exact
+from shoal.index.exact import ExactIndex, range_search_exact, search_exact
 from shoal.index.factory import build_index, load_index
 from shoal.index.params import IndexSpec, validate_index_params
 from shoal.index.sparse import SparseRows
@@ -50,6 +51,8 @@ __all__ = [
     "build_index",
     "load_index",
     "search_exact",
+    "range_search_exact",
+    "ExactIndex",
     "range_filter_hits",
     "set_threads",
 ]

@@ -5,30 +5,37 @@ L2 squared distance, IP, COSINE similarity, HAMMING bit count, JACCARD distance,
 Dense rows are converted to float32 one chunk at a time, so float16/bfloat16/int8 columns
 (also memory-mapped ones) are read in their stored precision.
 
-Neighbours: `vectors` (layouts, top-k), `binary` and `sparse` (their exact kernels);
-`dense` uses `dense_exact` for selective filters and refinement.
+`range_search_exact` and `ExactIndex` put the same brute force behind the `VectorIndex`
+interface, so growing segments get Milvus range search too.
+
+Neighbours: `vectors` (layouts, top-k), `binary` and `sparse` (their exact kernels),
+`base` (the interface); `dense`/`diskann` use `dense_exact` for selective filters and
+re-ranking.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shoal.errors import invalid
+from shoal.index.base import VectorIndex
 from shoal.index.binary import binary_exact
-from shoal.index.params import check_topk
-from shoal.index.sparse import sparse_exact
+from shoal.index.params import IndexSpec, check_topk
+from shoal.index.sparse import SparseRows, sparse_exact
 from shoal.index.vectors import (
     CHUNK_ROWS,
     check_allowed,
-    descending,
     empty_results,
     merge_topk,
     normalize,
+    sparse_rows,
     to_float32,
     topk_rows,
 )
+from shoal.schema import DataType
 
 DENSE_EXACT_METRICS = ("L2", "IP", "COSINE")
 
@@ -69,13 +76,89 @@ def search_exact(
     vectors: Any, queries: Any, k: int, metric_type: str, allowed: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-k in any column layout; scores (nq, k) float32 and rows (nq, k) int64."""
-    k = check_topk(k)
+    return _exact(vectors, queries, check_topk(k), metric_type, allowed)
+
+
+def range_search_exact(
+    vectors: Any,
+    queries: Any,
+    radius: float,
+    range_filter: float | None,
+    metric_type: str,
+    allowed: np.ndarray | None = None,
+    limit: int = 10,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brute-force Milvus range search (see `VectorIndex.range_search`): scores, rows, lims."""
+    return ExactIndex(vectors, metric_type).range_search(queries, radius, range_filter, None, allowed, limit)
+
+
+class ExactIndex(VectorIndex):
+    """A column searched by brute force behind the VectorIndex interface (growing segments).
+
+    Nothing is built or persisted; vectors are read in place (a SparseRows may be passed
+    for sparse columns so that repeated searches skip the dict-to-CSR conversion).
+    """
+
+    family = "exact"
+
+    def __init__(self, vectors: Any, metric_type: str) -> None:
+        metric = metric_type.upper()
+        if _is_sparse(vectors):
+            self.vectors: Any = SparseRows.from_items(vectors)
+            dtype, dim = DataType.SPARSE_FLOAT_VECTOR, 0
+        else:
+            self.vectors = np.asarray(vectors)
+            if self.vectors.ndim != 2:
+                raise invalid(f"vectors should be a 2-d array, got shape {self.vectors.shape}")
+            dtype, dim = _dense_type(self.vectors.dtype, metric), self.vectors.shape[1]
+            if dtype is DataType.BINARY_VECTOR:
+                dim *= 8
+        super().__init__(IndexSpec("FLAT", "FLAT", "FLAT (exact)", metric, dtype, dim), len(self.vectors))
+
+    @property
+    def memory_bytes(self) -> int:
+        return 0
+
+    def _prepare_queries(self, queries: Any) -> Any:
+        if self.spec.dtype is DataType.SPARSE_FLOAT_VECTOR:
+            return sparse_rows(queries)
+        q = np.asarray(queries)
+        return q.reshape(1, -1) if q.ndim == 1 else q
+
+    def _search(
+        self, queries: Any, k: int, params: dict[str, Any], allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _exact(self.vectors, queries, k, self.spec.metric_type, allowed)
+
+    def _save(self, directory: Path) -> dict[str, Any]:
+        raise invalid("brute-force search keeps no index files")
+
+    @classmethod
+    def _load(
+        cls, directory: Path, spec: IndexSpec, num_rows: int, extra: dict[str, Any], mmap: bool
+    ) -> ExactIndex:
+        raise invalid("brute-force search keeps no index files")
+
+
+def _dense_type(dtype: np.dtype, metric: str) -> DataType:
+    if metric in ("HAMMING", "JACCARD"):
+        return DataType.BINARY_VECTOR
+    return {
+        np.dtype(np.float16): DataType.FLOAT16_VECTOR,
+        np.dtype(np.uint16): DataType.BFLOAT16_VECTOR,
+        np.dtype(np.int8): DataType.INT8_VECTOR,
+    }.get(np.dtype(dtype), DataType.FLOAT_VECTOR)
+
+
+def _exact(
+    vectors: Any, queries: Any, k: int, metric_type: str, allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     metric = metric_type.upper()
     if _is_sparse(vectors):
         if metric != "IP":
             raise invalid(f"metric type {metric_type} not supported for sparse vectors, supported: ['IP']")
-        n = len(vectors)
-        return sparse_exact(vectors, queries, k, check_allowed(allowed, n))
+        rows = SparseRows.from_items(vectors)
+        return sparse_exact(rows, queries, k, check_allowed(allowed, len(rows)))
     base = np.asarray(vectors)
     if base.ndim != 2:
         raise invalid(f"vectors should be a 2-d array, got shape {base.shape}")
@@ -99,9 +182,11 @@ def search_exact(
 
 
 def _is_sparse(vectors: Any) -> bool:
+    if isinstance(vectors, SparseRows):
+        return True
     if isinstance(vectors, np.ndarray):
         return vectors.dtype == object
     return isinstance(vectors, list) and (not vectors or isinstance(vectors[0], dict))
 
 
-__all__ = ["search_exact", "dense_exact", "dense_scores", "descending"]
+__all__ = ["search_exact", "range_search_exact", "ExactIndex", "dense_exact", "dense_scores"]
