@@ -53,6 +53,7 @@ class CatalogRPCs(RpcBase):
         return ok()
 
     def DropCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        check_name(request.collection_name, "collection")
         self.engine.drop_collection(self._db(request, context), request.collection_name)
         return ok()
 

@@ -74,6 +74,7 @@ class SystemRPCs(RpcBase):
         return ok()
 
     def DropDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:
+        check_name(request.db_name, "database")
         self.engine.drop_database(request.db_name)
         return ok()
 
