@@ -122,3 +122,14 @@ def test_varchar_primary_keys(client: MilvusClient, name: str) -> None:
     assert hits[0][0]["pk"] == "b"  # hits are keyed by the primary field's name
     client.delete(name, ids=["a"])
     assert [r["pk"] for r in client.query(name, filter='pk >= ""')] == ["b"]
+
+
+def test_request_over_64_mb_is_refused_not_fatal(stub: milvus_pb2_grpc.MilvusServiceStub, client: MilvusClient,
+                                                  name: str) -> None:
+    client.create_collection(name, dimension=2)
+    big = schema_pb2.FieldData(type=21, field_name="title")
+    big.scalars.string_data.data.append("x" * (65 * 1024 * 1024))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Insert(milvus_pb2.InsertRequest(collection_name=name, fields_data=[big], num_rows=1), timeout=60)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}])["insert_count"] == 1
