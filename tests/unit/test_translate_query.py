@@ -32,6 +32,12 @@ def test_count_star_and_iterator_ordering() -> None:
     assert it.order_by_pk
 
 
+def test_query_window_is_16384() -> None:
+    with pytest.raises(ShoalError) as e:
+        query_from_proto(Prepare.query_request("c", "id > 0", [], [], limit=16000, offset=1000))
+    assert e.value.code == 1100 and "(offset+limit) should be in range [1, 16384], but got 17000" in e.value.message
+
+
 def test_empty_filter_needs_a_limit() -> None:
     with pytest.raises(ShoalError) as e:
         query_from_proto(Prepare.query_request("c", "", ["id"], []))

@@ -11,10 +11,9 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from shoal.api.translate.common import kv_to_dict, parse_bool, parse_int, read_consistency, template_values
 from shoal.api.translate.field_data import batch_to_fields_data
 from shoal.api.translate.search import result_output_fields
-from shoal.api.validate import check_offset_limit
 from shoal.engine.requests import QueryRequest, QueryResult
 from shoal.errors import invalid
-from shoal.schema import DataType
+from shoal.schema import MAX_TOPK, DataType
 
 COUNT_STAR = "count(*)"
 
@@ -23,10 +22,16 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
     kv = kv_to_dict(req.query_params)
     limit = parse_int(kv["limit"], "limit") if kv.get("limit") not in (None, "") else None
     offset = parse_int(kv.get("offset", "0") or "0", "offset")
+    if offset < 0:
+        raise invalid(f"offset [{offset}] is invalid, it should be non-negative")
     if limit is not None:
         if limit < 0:
             raise invalid(f"limit [{limit}] is invalid, it should be non-negative")
-        check_offset_limit(offset, limit)
+        if offset + limit > MAX_TOPK:
+            raise invalid(
+                f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], "
+                f"but got {offset + limit}"
+            )
     elif offset:
         raise invalid("offset requires a limit to be set")
     outputs = [f.strip() for f in req.output_fields if f.strip()]
