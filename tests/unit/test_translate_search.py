@@ -62,6 +62,13 @@ def test_every_vector_type_decodes_to_the_field_layout() -> None:
     assert sv == [{2: 1.0, 5: 0.5}]
 
 
+def test_float_lists_are_converted_for_half_precision_fields() -> None:
+    hv = search_from_proto(request("hv", [[1.5, -2.0]]), schema()).queries
+    assert hv.dtype == np.float16 and hv.tolist() == [[1.5, -2.0]]
+    bfv = search_from_proto(request("bfv", [[1.0, 2.0]]), schema()).queries
+    assert bfv.dtype == np.uint16 and bfv.tolist() == [[0x3F80, 0x4000]]
+
+
 def test_anns_field_is_inferred_only_when_unambiguous() -> None:
     one = CollectionSchema([FieldSchema("id", DataType.INT64, is_primary=True), FieldSchema("v", DataType.FLOAT_VECTOR, dim=2)])
     assert search_from_proto(request("", [[0.0, 1.0]]), one).anns_field == "v"
