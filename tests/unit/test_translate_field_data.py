@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymilvus import CollectionSchema, DataType, FieldSchema
 from pymilvus.client.abstract import CollectionSchema as DescribedSchema
 from pymilvus.client.prepare import Prepare
@@ -187,3 +189,34 @@ def test_value_count_mismatch_is_rejected() -> None:
     with pytest.raises(ShoalError) as e:
         fields_data_to_batch([fd], 2)
     assert e.value.code == 1100 and "id" in e.value.message
+
+
+_SCALARS = {
+    DataType.BOOL: st.booleans(),
+    DataType.INT8: st.integers(-128, 127),
+    DataType.INT32: st.integers(-(2**31), 2**31 - 1),
+    DataType.INT64: st.integers(-(2**63), 2**63 - 1),
+    DataType.DOUBLE: st.floats(allow_nan=False),
+    DataType.VARCHAR: st.text(max_size=20),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(sorted(_SCALARS)))
+def test_nullable_scalars_read_back_by_pymilvus(data: st.DataObject, dtype: DataType) -> None:
+    from pymilvus.client.entity_helper import extract_row_data_from_fields_data_v2
+
+    from shoal.schema import SCALAR_DTYPES
+    from shoal.schema import DataType as DT
+    from shoal.schema import FieldSchema as Field
+
+    values = data.draw(st.lists(st.one_of(st.none(), _SCALARS[dtype]), min_size=1, max_size=30))
+    valid = np.array([v is not None for v in values])
+    dt = DT(int(dtype))
+    fill = [v if v is not None else ("" if dt.is_string else 0) for v in values]
+    arr = np.array(fill, dtype=SCALAR_DTYPES[dt]) if dt in SCALAR_DTYPES else object_array(fill)
+    field = Field("x", dt, field_id=101, nullable=True, max_length=100)
+    fd = batch_to_fields_data({"x": Column(arr, valid)}, [field])[0]
+    rows: list[dict] = [{} for _ in values]
+    extract_row_data_from_fields_data_v2(fd, rows)
+    assert [r["x"] for r in rows] == values
