@@ -244,3 +244,23 @@ def test_scann_without_raw_data_searches_its_codes_only(tmp_path: Path) -> None:
     assert allowed[rows].all()
     _, truth = search_exact(BASE, QUERIES, K, "L2", allowed=allowed)
     assert recall(rows, truth) >= 0.6
+
+
+DENSE_TYPES = [
+    "FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ", "HNSW_PQ", "SCANN", "DISKANN",
+    "GPU_IVF_FLAT", "GPU_IVF_PQ", "GPU_CAGRA", "GPU_BRUTE_FORCE", "AUTOINDEX",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("index_type", DENSE_TYPES)
+def test_empty_and_few_row_segments(index_type: str, tmp_path: Path) -> None:
+    fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
+    spec = validate_index_params(fld, {"index_type": index_type, "metric_type": "L2"})
+    for n in (0, 1, 3):
+        index = build_index(spec, BASE[:n])
+        scores, rows = index.search(QUERIES[:2], 4)
+        assert (rows[:, n:] == -1).all() and np.isposinf(scores[:, n:]).all()
+        if n:
+            assert index.search(BASE[:n], 1)[1][:, 0].tolist() == list(range(n))
+        index.save(tmp_path / str(n))
+        assert np.array_equal(load_index(tmp_path / str(n)).search(QUERIES[:2], 4)[1], rows)

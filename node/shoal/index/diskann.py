@@ -15,11 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from shoal.errors import invalid
-from shoal.index.dense import INDEX_FILE, DenseIndex, faiss_metric, hnsw_over_pq, read_faiss, write_faiss
+from shoal.index.dense import (
+    INDEX_FILE,
+    MIN_TRAIN_ROWS,
+    DenseIndex,
+    fill,
+    flat_storage,
+    hnsw_over_pq,
+    read_faiss,
+    write_faiss,
+)
 from shoal.index.exact import dense_exact, dense_scores
 from shoal.index.params import INT32_MAX, IndexSpec, get_int
 from shoal.index.vectors import check_dense, mask_invalid, to_float32, topk_rows
@@ -44,10 +52,10 @@ class DiskAnnIndex(DenseIndex):
         links = max(2, min(256, int(spec.build["max_degree"]) // 2))
         nbits = max(1, min(8, int(np.log2(max(n, 2)))))
         ef_construction = int(spec.build["search_list_size"])
-        if n == 0:
-            index = faiss.IndexHNSWPQ(
-                spec.dim, int(spec.build["pq_m"]), links, nbits, faiss_metric(spec.metric_type)
-            )
+        if n < MIN_TRAIN_ROWS:
+            # Too few rows for PQ codebooks: a tiny segment keeps exact codes (and is exact).
+            index = flat_storage(spec)
+            fill(index, raw, spec.metric_type == "COSINE", progress)
         else:
             index = hnsw_over_pq(spec, raw, links, ef_construction, int(spec.build["pq_m"]), nbits, progress)
         return cls(spec, index, raw, {"nbits": nbits, "M": links})
