@@ -95,6 +95,10 @@ def test_unimplemented_rpcs_answer_code_10(shoal: ShoalProcess) -> None:
         assert reply.code == 10 and "not supported" in reply.reason
         reply = stub.GetReplicas(milvus_pb2.GetReplicasRequest(collectionID=1))
         assert reply.status.code == 10
+        assert [r.status.code for r in stub.DumpMessages(milvus_pb2.DumpMessagesRequest())] == [10]
+        with pytest.raises(grpc.RpcError) as e:  # its reply type has no Status to carry code 10
+            list(stub.CreateReplicateStream(iter([milvus_pb2.ReplicateRequest()])))
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
         health = stub.CheckHealth(milvus_pb2.CheckHealthRequest())
         assert health.isHealthy
         states = stub.GetComponentStates(milvus_pb2.GetComponentStatesRequest())
