@@ -64,7 +64,7 @@ class SystemRPCs(RpcBase):
         stats = getattr(self.engine, "stats", None)
         if stats is not None:
             body["stats"] = stats()
-        return milvus_pb2.GetMetricsResponse(status=ok(), response=json.dumps(body), component_name="standalone")
+        return milvus_pb2.GetMetricsResponse(status=ok(), response=json.dumps(body), component_name=self.role)
 
     # ------------------------------------------------------------------ databases
 
