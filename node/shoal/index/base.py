@@ -105,8 +105,10 @@ class VectorIndex(ABC):
         while len(pending) and reachable:
             wide = dict(p)
             for key in DEPTH_PARAMS:
-                if key in wide:
+                try:
                     wide[key] = max(int(float(wide[key])), depth)
+                except (KeyError, TypeError, ValueError):
+                    pass  # absent, or a key this index ignores
             sub = q[pending] if isinstance(q, np.ndarray) else [q[i] for i in pending]
             scores, rows = self._search(sub, depth, wide, mask)
             inside = (rows >= 0) & range_filter_hits(scores, radius, None, self.spec.metric_type)

@@ -184,7 +184,7 @@ class DenseIndex(VectorIndex):
             else:
                 index = graph
             return cls(spec, index, n, eff)
-        fill(index, arr, cosine, progress, use_gpu=spec.index_type.startswith("GPU_"))
+        index = fill(index, arr, cosine, progress, use_gpu=spec.index_type.startswith("GPU_"))
         return cls(spec, index, n, eff)
 
     # ----------------------------------------------------------------- search
@@ -339,23 +339,29 @@ def float_chunks(arr: np.ndarray, cosine: bool, rows: np.ndarray | None = None) 
         yield np.ascontiguousarray(normalize(block) if cosine else block)
 
 
-def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, use_gpu: bool = False) -> None:
-    """Train (on a sample) and add every row of `arr`, reporting progress 0..1."""
+def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, use_gpu: bool = False) -> Any:
+    """Train (on a sample) and add every row of `arr`, reporting progress 0..1.
+
+    Returns the filled index: `index` itself, or its CPU copy after a GPU build.
+    """
     n = len(arr)
     report = progress or (lambda _f: None)
     report(0.0)
     if n == 0:
         report(1.0)
-        return
+        return index
     sample = None
     if not index.is_trained:
         rng = np.random.default_rng(0)
         pick = np.sort(rng.choice(n, TRAIN_ROWS, replace=False)) if n > TRAIN_ROWS else None
         sample = np.concatenate(list(float_chunks(arr, cosine, pick)))
     if use_gpu and gpu_available() and not isinstance(index, faiss.IndexHNSW):
-        index = train_and_add_on_gpu(index, sample, float_chunks(arr, cosine))
-        report(1.0)
-        return
+        try:
+            index = train_and_add_on_gpu(index, sample, float_chunks(arr, cosine))
+            report(1.0)
+            return index
+        except RuntimeError:
+            pass  # this index layout has no GPU implementation: build it on the CPU
     if sample is not None:
         _quiet_training(index)
         index.train(sample)
@@ -365,6 +371,7 @@ def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, u
         index.add(block)
         done += len(block)
         report(0.2 + 0.8 * done / n)
+    return index
 
 
 def _quiet_training(index: Any) -> None:
