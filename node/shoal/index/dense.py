@@ -42,8 +42,10 @@ DEFAULT_NPROBE = 8
 DEFAULT_REORDER = 4  # SCANN re-ranks reorder_k = 4 * k candidates unless told otherwise
 DEFAULT_REFINE_K = 2.0
 DEFAULT_EF = 64  # HNSW ef when the search names none (at least k)
-TRAIN_ROWS = 100_000
-MIN_TRAIN_ROWS = 256  # rows sampled to train quantizers
+# Rows sampled to train quantizers: faiss k-means uses at most 256 points per centroid,
+# so this covers an 8-bit PQ codebook and IVF up to nlist 256 fully.
+TRAIN_ROWS = 65_536
+MIN_TRAIN_ROWS = 256  # fewer rows than this: trained index types fall back to exact codes
 # Filters at most this selective are answered by an exact scan of the allowed rows.
 EXACT_FRACTION = 0.02
 EXACT_ROWS = 4096

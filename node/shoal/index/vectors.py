@@ -13,6 +13,7 @@ leaf modules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -129,24 +130,27 @@ def sparse_rows(items: Any) -> list[Mapping[int, float]]:
 
 def to_csr(items: Iterable[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, indices uint32, values float32) of sparse rows, indices sorted per row."""
-    indptr = [0]
-    idx_parts: list[np.ndarray] = []
-    val_parts: list[np.ndarray] = []
-    for row in items:
-        if row:
-            idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-            val = np.fromiter(row.values(), dtype=np.float32, count=len(row))
-            if idx.min() < 0 or idx.max() >= 2**32 - 1:
-                raise invalid("sparse vector index should be in range [0, 4294967294]")
-            if not np.isfinite(val).all():
-                raise invalid("sparse vector values should be finite")
-            order = np.argsort(idx, kind="stable")
-            idx_parts.append(idx[order].astype(np.uint32))
-            val_parts.append(val[order])
-        indptr.append(indptr[-1] + len(row))
-    indices = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.uint32)
-    values = np.concatenate(val_parts) if val_parts else np.zeros(0, np.float32)
-    return np.asarray(indptr, dtype=np.int64), indices, values
+    rows = items if isinstance(items, list) else list(items)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    total = int(lengths.sum())
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    try:
+        idx = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
+        val = np.fromiter(chain.from_iterable(r.values() for r in rows), dtype=np.float64, count=total)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise invalid(f"sparse vectors should map integer indices to numbers: {e}") from None
+    if total:
+        if idx.min() < 0 or idx.max() >= 2**32 - 1:
+            raise invalid("sparse vector index should be in range [0, 4294967294]")
+        if not np.isfinite(val).all():
+            raise invalid("sparse vector values should be finite")
+        row_of = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+        key = (row_of << 32) | idx
+        if (np.diff(key) < 0).any():  # dicts built from the wire are usually sorted already
+            order = np.argsort(key, kind="stable")
+            idx, val = idx[order], val[order]
+    return indptr, idx.astype(np.uint32), val.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- results
