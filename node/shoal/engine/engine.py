@@ -48,7 +48,7 @@ from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
-from shoal.schema import MAX_DIM, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
+from shoal.schema import MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
 from shoal.storage.wal import WriteAheadLog
 
@@ -609,6 +609,7 @@ def pd_unique(values: np.ndarray) -> np.ndarray:
 
 
 def _check_schema(schema: CollectionSchema) -> None:
+    """Collection-level rules; field-level ones (dims, lengths, types) are checked while decoding."""
     if len(schema.fields) > MAX_FIELDS:
         raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
     names = [f.name for f in schema.fields]
@@ -618,27 +619,9 @@ def _check_schema(schema: CollectionSchema) -> None:
     primaries = [f for f in schema.fields if f.is_primary]
     if len(primaries) != 1:
         raise invalid("there should be exactly one primary key field in a collection schema")
-    pk = primaries[0]
-    if pk.dtype not in (DataType.INT64, DataType.VARCHAR):
-        raise invalid("the data type of primary key should be Int64 or VarChar")
-    if pk.dtype == DataType.VARCHAR and not pk.max_length:
-        raise invalid(f"type param(max_length) should be specified for the field({pk.name})")
-    if pk.nullable:
-        raise invalid("primary field not support null")
     if not schema.vector_fields:
         raise invalid("schema does not contain vector field")
     if sum(1 for f in schema.fields if f.is_partition_key) > 1:
         raise invalid("there are more than one partition key")
     for f in schema.fields:
         check_name("field", f.name)
-        if f.dtype.is_dense_vector:
-            if f.dim is None or not 1 <= f.dim <= MAX_DIM:
-                raise invalid(f"invalid dimension: {f.dim} of field {f.name}. should be in range 2 ~ {MAX_DIM}")
-            if f.dtype == DataType.BINARY_VECTOR and f.dim % 8:
-                raise invalid(f"invalid dimension: {f.dim} of field {f.name}. binary vector dimension should be multiple of 8")
-        if f.dtype.is_string and f.max_length is not None and not 1 <= f.max_length <= 65535:
-            raise invalid(f"the maximum length specified for the field({f.name}) should be in (0, 65535]")
-        if f.dtype == DataType.ARRAY and f.element_type is None:
-            raise invalid(f"element data type of array field {f.name} is not set")
-        if f.is_partition_key and f.dtype not in (DataType.INT64, DataType.VARCHAR):
-            raise invalid("the data type of partition key should be Int64 or VarChar")
