@@ -7,12 +7,13 @@ returns its load timings, ``teardown`` ends it (a server process exits, its data
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bench.config import IndexSpec
-from bench.workloads import Filter, Workload
+if TYPE_CHECKING:  # keeps server-only users (tests/compat) free of faiss
+    from bench.config import IndexSpec
+    from bench.workloads import Filter, Workload
 
 # A searcher answers a batch of query vectors with the primary keys of each top-k.
 Searcher = Callable[[np.ndarray, "Filter | None"], list[list[int]]]
