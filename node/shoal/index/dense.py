@@ -457,7 +457,9 @@ def write_faiss(index: Any, path: Path) -> None:
 def read_faiss(path: Path, mmap: bool) -> Any:
     if mmap:
         try:
-            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            # MMAP_IFC maps the flat code arrays (FLAT/HNSW storage, refine vectors) too.
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+            return faiss.read_index(str(path), flags)
         except RuntimeError:
             pass  # not every faiss index type can be memory-mapped
     return faiss.read_index(str(path))
