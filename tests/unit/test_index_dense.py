@@ -264,3 +264,15 @@ def test_empty_and_few_row_segments(index_type: str, tmp_path: Path) -> None:
             assert index.search(BASE[:n], 1)[1][:, 0].tolist() == list(range(n))
         index.save(tmp_path / str(n))
         assert np.array_equal(load_index(tmp_path / str(n)).search(QUERIES[:2], 4)[1], rows)
+
+
+def test_saving_over_a_memory_mapped_copy_keeps_it_readable(tmp_path: Path) -> None:
+    index = index_for(CASES[11])  # DISKANN: raw vectors served from a memory-mapped .npy
+    index.save(tmp_path)
+    mapped = load_index(tmp_path, mmap=True)
+    before = mapped.search(QUERIES, K)
+    mapped.save(tmp_path)  # rewrites the very files `mapped` reads
+    index.save(tmp_path)
+    after = mapped.search(QUERIES, K)
+    assert np.array_equal(before[1], after[1]) and np.array_equal(before[0], after[0])
+    assert np.array_equal(load_index(tmp_path).search(QUERIES, K)[1], before[1])

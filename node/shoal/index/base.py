@@ -169,6 +169,13 @@ class VectorIndex(ABC):
         """Rebuild the object from files written by `_save`."""
 
 
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write an .npy file atomically: readers may have the old one memory-mapped."""
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, np.asarray(array))
+    os.replace(tmp, path)
+
+
 def read_meta(directory: Path) -> dict[str, Any]:
     meta_path = directory / META_FILE
     if not meta_path.exists():

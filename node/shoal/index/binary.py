@@ -18,7 +18,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from shoal.index.base import VectorIndex
+from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_int
 from shoal.index.vectors import check_dense, empty_results, mask_invalid, merge_topk, topk_rows
 
@@ -141,7 +141,7 @@ class BinaryIndex(VectorIndex):
         return own + int(self.index.ntotal) * (self.index.code_size + (8 if self.eff.get("nlist") else 0))
 
     def _save(self, directory: Path) -> dict[str, Any]:
-        np.save(directory / CODES_FILE, self.codes)
+        save_npy(directory / CODES_FILE, self.codes)
         if self.index is not None:
             tmp = directory / (INDEX_FILE + ".tmp")
             faiss.write_index_binary(self.index, str(tmp))

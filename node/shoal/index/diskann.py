@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from shoal.errors import invalid
+from shoal.index.base import save_npy
 from shoal.index.dense import (
     INDEX_FILE,
     MIN_TRAIN_ROWS,
@@ -100,9 +101,7 @@ class DiskAnnIndex(DenseIndex):
 
     def _save(self, directory: Path) -> dict[str, Any]:
         write_faiss(self.index, directory / INDEX_FILE)
-        tmp = directory / (RAW_FILE + ".tmp.npy")
-        np.save(tmp, np.asarray(self.raw))
-        tmp.replace(directory / RAW_FILE)
+        save_npy(directory / RAW_FILE, self.raw)
         self.raw = np.load(directory / RAW_FILE, mmap_mode="r")  # from now on served from disk
         return {"eff": self.eff}
 

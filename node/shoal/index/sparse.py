@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from shoal.errors import invalid
-from shoal.index.base import VectorIndex
+from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_float
 from shoal.index.vectors import check_allowed, empty_results, sparse_rows, to_csr
 
@@ -184,7 +184,7 @@ class SparseIndex(VectorIndex):
 
     def _save(self, directory: Path) -> dict[str, Any]:
         for name in FILES:
-            np.save(directory / f"sparse_{name}.npy", self.arrays[name])
+            save_npy(directory / f"sparse_{name}.npy", self.arrays[name])
         return {}
 
     @classmethod
