@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,7 @@ class Indexer:
                     try:
                         spec = validate_index_params(field, index.params)
                         vectors = seg.columns[field.name].values[: seg.num_rows]
+                        started = time.monotonic()
                         built = build_index(spec, vectors)
                         where = index_dir(self.root, seg.path, field.name)
                         shutil.rmtree(where, ignore_errors=True)
@@ -119,7 +121,14 @@ class Indexer:
                         log.exception("building %s on segment %s failed", index.index_name, seg.segment_id)
                         self._failures[(meta.collection_id, index.index_name)] = str(exc)
                         return True
+                    log.info(
+                        "index %s (%s) of %s.%s built as %s over segment %s (%d rows) in %.2fs",
+                        index.index_name, spec.index_type, meta.name, field.name, spec.built_as,
+                        seg.segment_id, seg.num_rows, time.monotonic() - started,
+                    )
                     if meta.index_for_field(field.name) is index:
                         seg.indexes[field.name] = built
+                    else:  # dropped (maybe re-created with other params) while building
+                        shutil.rmtree(where, ignore_errors=True)
                     return True
         return False
