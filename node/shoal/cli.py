@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+
+# faiss's OpenMP threads must not busy-wait on a shared 2-core box; set before faiss loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from shoal.config import ROLES, WAL_FSYNC, ConfigError, load_config
 from shoal.errors import ShoalError

@@ -28,7 +28,7 @@ from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
-from shoal.index import range_filter_hits, search_exact
+from shoal.index import range_search_exact, search_exact
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -273,12 +273,9 @@ class Reader:
                         queries, float(radius), None if range_filter is None else float(range_filter), params, mask, k
                     )
                 else:
-                    scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
-                    keep = range_filter_hits(
-                        scores, float(radius), None if range_filter is None else float(range_filter), metric
-                    ) & (rows >= 0)
-                    lims = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-                    scores, rows = scores[keep], rows[keep]
+                    scores, rows, lims = range_search_exact(
+                        vectors, queries, float(radius), None if range_filter is None else float(range_filter), metric, mask, k
+                    )
                 for q in range(nq):
                     a, b = int(lims[q]), int(lims[q + 1])
                     per_query[q].append((scores[a:b], rows[a:b], pos))
