@@ -19,7 +19,7 @@ from shoal.engine.catalog import CollectionMeta, IndexMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
-from shoal.index import build_index, validate_index_params
+from shoal.index import build_index, load_index, validate_index_params
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class Indexer:
                         shutil.rmtree(where, ignore_errors=True)
                         where.mkdir(parents=True, exist_ok=True)
                         built.save(where)
+                        # Serve from the saved files, memory-mapped: the build's private copy is freed.
+                        built = load_index(where, mmap=True)
                     except Exception as exc:
                         log.exception("building %s on segment %s failed", index.index_name, seg.segment_id)
                         self._failures[(meta.collection_id, index.index_name)] = str(exc)
