@@ -10,7 +10,9 @@ are gathered only for the hits that survive.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,7 @@ from shoal.schema import (
 )
 
 QUERY_WINDOW = 16384
+ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
 
@@ -138,6 +141,9 @@ class _Hits:
 class Reader:
     def __init__(self, tso: TimestampOracle) -> None:
         self.tso = tso
+        # search iterator V2: token -> (last bound, primary keys returned at that bound)
+        self._iterators: OrderedDict[str, tuple[float, frozenset]] = OrderedDict()
+        self._iterators_lock = threading.Lock()
 
     # ---- shared
     def read_ts(self, consistency: ReadConsistency) -> int:
@@ -268,14 +274,11 @@ class Reader:
             index = seg.indexes.get(field.name)
             if radius is not None:
                 range_filter = params.get("range_filter")
+                rf = None if range_filter is None else float(range_filter)
                 if index is not None:
-                    scores, rows, lims = index.range_search(
-                        queries, float(radius), None if range_filter is None else float(range_filter), params, mask, k
-                    )
+                    scores, rows, lims = index.range_search(queries, float(radius), rf, params, mask, k)
                 else:
-                    scores, rows, lims = range_search_exact(
-                        vectors, queries, float(radius), None if range_filter is None else float(range_filter), metric, mask, k
-                    )
+                    scores, rows, lims = range_search_exact(vectors, queries, float(radius), rf, metric, mask, k)
                 for q in range(nq):
                     a, b = int(lims[q]), int(lims[q + 1])
                     per_query[q].append((scores[a:b], rows[a:b], pos))
@@ -321,22 +324,64 @@ class Reader:
         if req.group_by_field and group_field is None:
             raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        params = req.params
+        seen_at_bound: set = set()
         if req.iterator_last_bound is not None:
-            k = min(MAX_TOPK, k * 4 + 64)
-        hits = self._segment_hits(field, metric, segments, masks, req.queries, k, req.params)
-        if req.iterator_last_bound is not None:
-            bound = req.iterator_last_bound
+            params, seen_at_bound = self._iterator_window(req, desc)
+            k = min(MAX_TOPK, k + len(seen_at_bound))
+        hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
+        if seen_at_bound:
+            pk = meta.schema.primary_field
             hits = [
                 _Hits(h.scores[m], h.segs[m], h.rows[m])
                 for h in hits
-                for m in [(h.scores < bound) if desc else (h.scores > bound)]
+                for m in [~np.isin(gather(segments, h.segs, h.rows, [pk])[pk.name].values, list(seen_at_bound))]
             ]
         group_values = None
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
             hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
-        return self._result(meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, group_field, group_values, req)
+        result = self._result(
+            meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, group_field, group_values, req
+        )
+        if req.iterator:
+            self._remember_bound(req, result, seen_at_bound)
+        return result
+
+    def _iterator_window(self, req: SearchRequest, desc: bool) -> tuple[dict, set]:
+        """Search params of one search-iterator step: a range search from the last bound on.
+
+        The bound is inclusive so that rows tying with the last returned score are not lost;
+        the keys already returned at exactly that score are handed back to be skipped.
+        """
+        bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
+        params = dict(req.params)
+        radius = params.get("radius")
+        user_filter = params.get("range_filter")
+        if desc:
+            params["radius"] = -math.inf if radius is None else float(radius)
+            params["range_filter"] = bound if user_filter is None else min(bound, float(user_filter))
+        else:
+            params["radius"] = math.inf if radius is None else float(radius)
+            params["range_filter"] = bound if user_filter is None else max(bound, float(user_filter))
+        state = self._iterators.get(req.iterator_token)
+        seen = set(state[1]) if state is not None and state[0] == bound else set()
+        return params, seen
+
+    def _remember_bound(self, req: SearchRequest, result: SearchResult, seen: set) -> None:
+        """Keep, per iterator token, the keys returned at the last bound (ties of the next step)."""
+        if not len(result.scores):
+            return
+        last = float(result.scores[-1])
+        at_bound = {_hashable(x) for x in np.asarray(result.ids)[result.scores == result.scores[-1]].tolist()}
+        if req.iterator_last_bound is not None and float(req.iterator_last_bound) == last:
+            at_bound |= seen
+        with self._iterators_lock:
+            self._iterators[result.iterator_token] = (last, frozenset(at_bound))
+            self._iterators.move_to_end(result.iterator_token)
+            while len(self._iterators) > ITERATOR_STATES:
+                self._iterators.popitem(last=False)
 
     def _group(
         self,
@@ -358,15 +403,15 @@ class Reader:
                 key = _hashable(key)
                 members = groups.get(key)
                 if members is None:
-                    if len(order) >= topk + offset:
+                    if not strict and len(order) >= topk + offset:
                         continue
                     groups[key] = members = []
                     order.append(key)
                 if len(members) < group_size:
                     members.append(i)
-            chosen_groups = order[offset : offset + topk]
-            if strict:
-                chosen_groups = [g for g in chosen_groups if len(groups[g]) >= group_size]
+            # strict: skip groups that cannot fill group_size and take the next ones instead
+            full = [g for g in order if not strict or len(groups[g]) >= group_size]
+            chosen_groups = full[offset : offset + topk]
             picks = [i for g in chosen_groups for i in groups[g]]
             idx = np.array(picks, dtype=np.int64)
             out.append(_Hits(h.scores[idx], h.segs[idx], h.rows[idx]))
