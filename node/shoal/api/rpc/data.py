@@ -9,10 +9,16 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2
 
 from shoal.api.rpc.base import RpcBase, ok
-from shoal.api.translate.common import template_values
+from shoal.api.translate.common import kv_to_dict, read_consistency, template_values
 from shoal.api.translate.field_data import fields_data_to_batch
 from shoal.api.translate.query import query_from_proto, query_result_to_proto
-from shoal.api.translate.search import hybrid_from_proto, search_from_proto, search_result_to_proto
+from shoal.api.translate.search import (
+    hybrid_from_proto,
+    search_from_proto,
+    search_ids,
+    search_result_to_proto,
+)
+from shoal.engine.requests import CollectionInfo, QueryRequest
 from shoal.errors import invalid
 
 
@@ -94,7 +100,9 @@ class DataRPCs(RpcBase):
         if len(request.sub_reqs):
             raise invalid("sub requests are only supported by HybridSearch")
         info = self.engine.describe_collection(db, request.collection_name)
-        req = search_from_proto(request, info.schema)
+        ids = search_ids(request)
+        vectors = self._vectors_of(db, info, request, ids) if ids else None
+        req = search_from_proto(request, info.schema, vectors)
         res = self.engine.search(db, request.collection_name, req)
         if self.metrics is not None:
             self.metrics.searches.inc()
@@ -102,6 +110,44 @@ class DataRPCs(RpcBase):
         out = search_result_to_proto(res, req.output_fields, info.name, info.schema)
         out.status.CopyFrom(ok())
         return out
+
+    def _vectors_of(self, db: str, info: CollectionInfo, request: milvus_pb2.SearchRequest, ids: list) -> Any:
+        """Search by primary key: the stored vectors of `ids`, in the order asked."""
+        kv = kv_to_dict(request.search_params)
+        anns = kv.get("anns_field") or ""
+        if not anns:
+            vectors = info.schema.vector_fields
+            if len(vectors) != 1:
+                raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
+            anns = vectors[0].name
+        field = info.schema.field(anns)
+        if field is None or not field.dtype.is_vector:
+            raise invalid(f"failed to get field schema by name: fieldName({anns}) not found")
+        pk = info.schema.primary_field
+        if len(set(ids)) != len(ids):
+            raise invalid("search by primary keys: duplicate primary keys are not allowed")
+        found = self.engine.query(
+            db, request.collection_name,
+            QueryRequest(
+                expr=f"{pk.name} in {{keys}}", expr_params={"keys": ids}, output_fields=[pk.name, anns],
+                partition_names=list(request.partition_names),
+                consistency=read_consistency(
+                    request.guarantee_timestamp, request.consistency_level, request.use_default_consistency,
+                    request.travel_timestamp,
+                ),
+            ),
+        )
+        keys = found.fields[pk.name].values.tolist()
+        where = {k: i for i, k in enumerate(keys)}
+        missing = [k for k in ids if k not in where]
+        if missing:
+            raise invalid(f"search by primary keys: primary keys not found: {missing[:10]}")
+        column = found.fields[anns]
+        if column.valid is not None and not all(column.valid[where[k]] for k in ids):
+            raise invalid(f"search by primary keys: the vector field {anns} of some keys is null")
+        order = [where[k] for k in ids]
+        values = column.values
+        return [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
 
     def HybridSearch(self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext) -> Any:
         db = self._db(request, context)

@@ -103,10 +103,21 @@ def _as_field_layout(kind: DataType, queries: Any, field: FieldSchema | None) ->
     return queries
 
 
-def search_from_proto(req: milvus_pb2.SearchRequest, schema: CollectionSchema | None = None) -> SearchRequest:
-    """One SearchRequest (or a HybridSearch sub-request) → engine SearchRequest."""
-    if len(req.ids.int_id.data) or len(req.ids.str_id.data):
-        raise not_supported("search by primary keys")
+def search_ids(req: milvus_pb2.SearchRequest) -> list[int] | list[str]:
+    """The primary keys of a search by primary key (`search(ids=[...])`); [] for a vector search."""
+    return list(req.ids.int_id.data) or list(req.ids.str_id.data)
+
+
+def search_from_proto(
+    req: milvus_pb2.SearchRequest, schema: CollectionSchema | None = None, id_vectors: Any = None
+) -> SearchRequest:
+    """One SearchRequest (or a HybridSearch sub-request) → engine SearchRequest.
+
+    `id_vectors` are the stored vectors of the keys of a search by primary key, in key
+    order; they stand in for the placeholder group.
+    """
+    if search_ids(req) and id_vectors is None:
+        raise not_supported("search by primary keys in this request")
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -118,8 +129,11 @@ def search_from_proto(req: milvus_pb2.SearchRequest, schema: CollectionSchema | 
     field = schema.field(anns_field) if schema is not None else None
     if schema is not None and (field is None or not field.dtype.is_vector):
         raise invalid(f"failed to get field schema by name: fieldName({anns_field}) not found")
-    kind, queries = decode_placeholders(req.placeholder_group)
-    queries = _as_field_layout(kind, queries, field)
+    if id_vectors is not None:
+        queries = id_vectors
+    else:
+        kind, queries = decode_placeholders(req.placeholder_group)
+        queries = _as_field_layout(kind, queries, field)
     nq = len(queries)
     check_nq(nq)
     if req.nq and req.nq != nq:
