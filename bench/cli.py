@@ -21,7 +21,7 @@ from tqdm import tqdm
 from bench import corpus, workloads
 from bench.config import INDEX_TYPES, SYSTEMS, WORKLOADS, BenchConfig, index_spec, parse_size
 from bench.echo import measure_echo
-from bench.machine import machine, versions
+from bench.machine import all_packages, machine, versions
 from bench.runner import run_index, run_streaming
 from bench.systems import make_system
 
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     if quick:
         cfg.n_queries, cfg.batch_rounds, cfg.concurrent_queries = 30, 3, 48
         cfg.filtered_queries, cfg.filter_only_queries = 15, 5
-        cfg.text_docs, cfg.stream_batches, cfg.stream_batch_rows, cfg.insert_batch = 2000, 4, 100, 1000
+        cfg.text_docs, cfg.stream_batches, cfg.stream_batch_rows, cfg.insert_batch = 600, 4, 100, 1000
     if a.queries:
         cfg.n_queries = a.queries
         cfg.filtered_queries = min(cfg.filtered_queries, a.queries)
@@ -78,7 +78,8 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     return cfg
 
 
-def build_workloads(cfg: BenchConfig) -> list[workloads.Workload]:
+def build_workloads(cfg: BenchConfig, skipped: dict[str, str]) -> list[workloads.Workload]:
+    """The workloads to run; one that cannot be built is named in ``skipped`` with the reason."""
     out = []
     if "synthetic" in cfg.workloads or "streaming" in cfg.workloads:
         for n in cfg.sizes:
@@ -87,15 +88,20 @@ def build_workloads(cfg: BenchConfig) -> list[workloads.Workload]:
                 out.append(workloads.synthetic(n, dim, cfg.n_queries, cfg.filtered_queries, cfg.seed))
     if "text" in cfg.workloads:
         tqdm.write("loading the embedded fortunes corpus (first run embeds it, then it is cached)")
-        texts, vectors = corpus.load_embedded_corpus(cfg.text_docs)
-        out.append(workloads.text(texts, vectors, cfg.n_queries, cfg.filtered_queries, cfg.seed))
+        try:
+            texts, vectors = corpus.load_embedded_corpus(cfg.text_docs)
+        except corpus.CorpusUnavailable as exc:
+            skipped["text"] = str(exc)
+            tqdm.write(f"text workload skipped: {exc}")
+        else:
+            out.append(workloads.text(texts, vectors, cfg.n_queries, cfg.filtered_queries, cfg.seed))
     return out
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {"meta": {"command": cfg.command, "started": started.isoformat(),
-                                        "machine": machine(), "versions": versions(),
+                                        "machine": machine(), "versions": versions(), "all_packages": all_packages(),
                                         "config": {k: v for k, v in vars(cfg).items()}},
                                "floor": {}, "runs": [], "streaming": []}
     workdir = tempfile.mkdtemp(prefix="shoal-bench-")
@@ -107,7 +113,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _run_all(cfg: BenchConfig, results: dict[str, Any], workdir: str) -> None:
-    all_w = build_workloads(cfg)
+    all_w = build_workloads(cfg, results["meta"].setdefault("skipped_workloads", {}))
     for dim in sorted({w.dim for w in all_w}):
         results["floor"][str(dim)] = measure_echo(dim * 4 + 128, 200 if cfg.quick else 2000)
     jobs = [(w, i, s) for w in all_w if "synthetic" in cfg.workloads or w.name.startswith("text")

@@ -27,6 +27,11 @@ def machine() -> dict[str, str]:
             "os": platform.platform(), "python": platform.python_version()}
 
 
+def all_packages() -> dict[str, str]:
+    """Every installed distribution and its version (recorded in results.json)."""
+    return {d.metadata["Name"]: d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
+
+
 def versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:

@@ -111,9 +111,12 @@ def render(results: dict[str, Any]) -> str:
            "Produced by `python -m bench` (see `docs/bench.md`). Command:", "", f"    {meta['command']}", "",
            "## Machine", ""]
     out += [f"- {k}: {v}" for k, v in meta["machine"].items()]
-    out += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in meta["versions"].items()]
+    out += ["", "## Versions (every installed package is in results.json)", ""]
+    out += [f"- {k}: {v}" for k, v in meta["versions"].items()]
     out += ["", "## Workloads", "", "| workload | rows | dim | metric | queries |", "|---|---:|---:|---|---:|"]
     out += [f"| {w['name']} | {w['rows']} | {w['dim']} | {w['metric']} | {w['queries']} |" for w in meta["workloads"]]
+    for wname, why in meta.get("skipped_workloads", {}).items():
+        out.append(f"| {wname} | skipped: {why} | | | |")
     out += ["", f"Top-10 everywhere; batch nq={cfg['batch_nq']}; concurrency 1/4/16 client threads; "
             f"filters `cat == 7` (1 %) and `cat < 50` (50 %); HNSW M=16 efConstruction=200 ef=64; "
             f"IVF nlist ≤ 1024 (scaled to the size), nprobe ≤ 16.", "",
