@@ -103,6 +103,10 @@ class Engine:
                 self._flush_sealed()
             except Exception:
                 log.exception("background flush failed")
+            try:
+                self._auto_compact()
+            except Exception:
+                log.exception("automatic compaction failed")
 
     def _flush_sealed(self) -> None:
         for meta, data in self._all_collections():
@@ -110,6 +114,13 @@ class Engine:
                 self.persistence.flush(meta, data)
         self.persistence.truncate_wal(list(self.datas.values()))
         self.indexer.kick()
+
+    def _auto_compact(self) -> None:
+        """Start a compaction wherever small segments piled up or deletes took a large share."""
+        for meta, data in self._all_collections():
+            if self.compactor.wanted(data):
+                cid = self.compactor.compact(meta, data, self.tso.now())
+                log.info("automatic compaction %d of collection %s", cid, meta.name)
 
     def _resolve(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:
         meta = self.catalog.require(database, name)
@@ -449,6 +460,7 @@ class Engine:
             out[name] = ([s.segment_id for s in meta.segments], self.tso.allocate())
         self.persistence.truncate_wal(list(self.datas.values()))
         self.indexer.kick()
+        self._flush_wanted.set()  # the background loop then checks for automatic compaction
         return out
 
     def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:

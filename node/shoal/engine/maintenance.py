@@ -27,6 +27,9 @@ from shoal.schema import Column
 from shoal.storage.segment_files import read_segment, write_array_atomic, write_segment
 
 log = logging.getLogger(__name__)
+# Automatic compaction (checked after every flush and periodically by the engine).
+AUTO_SMALL_SEGMENTS = 4
+AUTO_DELETED_RATIO = 0.2
 
 
 class Compactor:
@@ -38,6 +41,7 @@ class Compactor:
         self._states: dict[int, CompactionState] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._running: dict[int, int] = {}  # collection id -> id of its running compaction
 
     def plan(self, data: CollectionData, small_rows: int) -> dict[int, list[Segment]]:
         """Per partition, the persisted segments worth rewriting: small ones and those with deletes."""
@@ -49,15 +53,40 @@ class Compactor:
                 groups.setdefault(seg.partition_id, []).append(seg)
         return {pid: segs for pid, segs in groups.items() if len(segs) > 1 or segs[0].num_deleted}
 
+    def small_rows(self, data: CollectionData) -> int:
+        return max(1, data.segment_max_rows // 2)
+
     def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int) -> int:
-        plans = self.plan(data, max(1, data.segment_max_rows // 2))
-        cid = int(now_ts)
-        state = CompactionState(cid, "Executing" if plans else "Completed", executing_plans=len(plans))
+        """Start compacting the collection; returns the compaction id to poll.
+
+        One compaction per collection at a time: asking while one runs returns its id.
+        """
         with self._lock:
+            running = self._running.get(meta.collection_id)
+            if running is not None:
+                return running
+            plans = self.plan(data, self.small_rows(data))
+            cid = int(now_ts)
+            state = CompactionState(cid, "Executing" if plans else "Completed", executing_plans=len(plans))
             self._states[cid] = state
+            if plans:
+                self._running[meta.collection_id] = cid
         if plans:
             threading.Thread(target=self._run, args=(meta, data, plans, now_ts, state), daemon=True).start()
         return cid
+
+    def wanted(self, data: CollectionData) -> bool:
+        """Whether automatic compaction should run: a partition has AUTO_SMALL_SEGMENTS small
+        segments, or a segment has lost AUTO_DELETED_RATIO of its rows to deletes."""
+        small: dict[int, int] = {}
+        for seg in data.snapshot():
+            if not (seg.sealed and seg.path):
+                continue
+            if seg.num_deleted and seg.num_deleted >= AUTO_DELETED_RATIO * seg.num_rows:
+                return True
+            if seg.num_rows < self.small_rows(data):
+                small[seg.partition_id] = small.get(seg.partition_id, 0) + 1
+        return any(count >= AUTO_SMALL_SEGMENTS for count in small.values())
 
     def state(self, compaction_id: int) -> CompactionState:
         with self._lock:
@@ -69,15 +98,19 @@ class Compactor:
     def _run(
         self, meta: CollectionMeta, data: CollectionData, plans: dict[int, list[Segment]], now_ts: int, state: CompactionState
     ) -> None:
-        for pid, olds in plans.items():
-            try:
-                self._merge(meta, data, pid, olds, now_ts)
-                state.completed_plans += 1
-            except Exception:
-                log.exception("compaction of collection %s partition %s failed", meta.name, pid)
-                state.timeout_plans += 1
-            state.executing_plans -= 1
-        state.state = "Completed"
+        try:
+            for pid, olds in plans.items():
+                try:
+                    self._merge(meta, data, pid, olds, now_ts)
+                    state.completed_plans += 1
+                except Exception:
+                    log.exception("compaction of collection %s partition %s failed", meta.name, pid)
+                    state.timeout_plans += 1
+                state.executing_plans -= 1
+        finally:
+            with self._lock:
+                self._running.pop(meta.collection_id, None)
+            state.state = "Completed"
         self.indexer.kick()
 
     def _merge(self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int) -> None:
