@@ -68,9 +68,9 @@ class Indexer:
     def progress(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> IndexProgress:
         total = indexed = pending = 0
         for seg in data.snapshot():
-            total += seg.num_rows
             if not seg.sealed:
-                continue
+                continue  # growing rows are searched exactly and, as in Milvus, not counted
+            total += seg.num_rows
             if index.field_name in seg.indexes or (seg.path and seg.num_rows < self.min_index_rows):
                 indexed += seg.num_rows
             else:
