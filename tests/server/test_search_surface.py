@@ -224,6 +224,19 @@ def test_search_iterator_with_limit(client: MilvusClient, name: str, no_fallback
     assert seen == best_first(scores_of(data, data[0], "L2"), "L2")[:120].tolist()
 
 
+def test_search_iterator_with_rounded_scores(client: MilvusClient, name: str, no_fallback: None) -> None:
+    data = dataset(1300, seed=15)
+    make_collection(client, name, {"v": data[:1100]}, {"v": data[1100:]}, {"v": ("FLAT", "L2", {})})
+    it = client.search_iterator(name, data=[data[0].tolist()], batch_size=64, round_decimal=0, search_params={"metric_type": "L2"})
+    seen: list[int] = []
+    dist: list[float] = []
+    while page := it.next():
+        seen.extend(h["id"] for h in page)
+        dist.extend(h["distance"] for h in page)
+    assert sorted(seen) == list(range(1300)) and dist == sorted(dist)
+    assert all(d == round(d) for d in dist)
+
+
 def test_query_iterator_every_row_once_by_key(client: MilvusClient, name: str, no_fallback: None) -> None:
     data = dataset(1500, seed=6)
     tag = np.arange(1500) % 3

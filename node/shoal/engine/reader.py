@@ -141,8 +141,8 @@ class _Hits:
 class Reader:
     def __init__(self, tso: TimestampOracle) -> None:
         self.tso = tso
-        # search iterator V2: token -> (last bound, primary keys returned at that bound)
-        self._iterators: OrderedDict[str, tuple[float, frozenset]] = OrderedDict()
+        # search iterator V2: token -> (bound reported, unrounded bound, keys returned at it)
+        self._iterators: OrderedDict[str, tuple[float, float, frozenset]] = OrderedDict()
         self._iterators_lock = threading.Lock()
 
     # ---- shared
@@ -326,8 +326,9 @@ class Reader:
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
         params = req.params
         seen_at_bound: set = set()
+        real_bound = math.nan
         if req.iterator_last_bound is not None:
-            params, seen_at_bound = self._iterator_window(req, desc)
+            params, real_bound, seen_at_bound = self._iterator_window(req, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
         hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
         if seen_at_bound:
@@ -346,16 +347,21 @@ class Reader:
             meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, group_field, group_values, req
         )
         if req.iterator:
-            self._remember_bound(req, result, seen_at_bound)
+            raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
+            self._remember_bound(req, result, raw, (real_bound, seen_at_bound))
         return result
 
-    def _iterator_window(self, req: SearchRequest, desc: bool) -> tuple[dict, set]:
+    def _iterator_window(self, req: SearchRequest, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.
 
         The bound is inclusive so that rows tying with the last returned score are not lost;
         the keys already returned at exactly that score are handed back to be skipped.
         """
         bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
+        seen: set = set()
+        state = self._iterators.get(req.iterator_token)
+        if state is not None and state[0] == bound:  # the bound we reported, maybe rounded
+            bound, seen = state[1], set(state[2])
         params = dict(req.params)
         radius = params.get("radius")
         user_filter = params.get("range_filter")
@@ -365,20 +371,19 @@ class Reader:
         else:
             params["radius"] = math.inf if radius is None else float(radius)
             params["range_filter"] = bound if user_filter is None else max(bound, float(user_filter))
-        state = self._iterators.get(req.iterator_token)
-        seen = set(state[1]) if state is not None and state[0] == bound else set()
-        return params, seen
+        return params, bound, seen
 
-    def _remember_bound(self, req: SearchRequest, result: SearchResult, seen: set) -> None:
-        """Keep, per iterator token, the keys returned at the last bound (ties of the next step)."""
-        if not len(result.scores):
+    def _remember_bound(self, req: SearchRequest, result: SearchResult, raw: np.ndarray, step: tuple) -> None:
+        """Keep, per iterator token, the unrounded last score and the keys returned at it."""
+        if not len(raw):
             return
-        last = float(result.scores[-1])
-        at_bound = {_hashable(x) for x in np.asarray(result.ids)[result.scores == result.scores[-1]].tolist()}
-        if req.iterator_last_bound is not None and float(req.iterator_last_bound) == last:
+        last = float(raw[-1])
+        at_bound = {_hashable(x) for x in np.asarray(result.ids)[raw == raw[-1]].tolist()}
+        real_bound, seen = step
+        if real_bound == last:
             at_bound |= seen
         with self._iterators_lock:
-            self._iterators[result.iterator_token] = (last, frozenset(at_bound))
+            self._iterators[result.iterator_token] = (result.iterator_last_bound, last, frozenset(at_bound))
             self._iterators.move_to_end(result.iterator_token)
             while len(self._iterators) > ITERATOR_STATES:
                 self._iterators.popitem(last=False)
