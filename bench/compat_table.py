@@ -70,6 +70,10 @@ def render(results: dict[str, list[dict]], pymilvus_version: str) -> str:
            "Milvus guide); each test is tagged with a feature. A cell reads `pass` when every test of",
            "the feature passed, else `fail (passed/total)`. Known Shoal gaps are listed in",
            "`tests/compat/known_gaps.txt`; this table ignores that list (`--runxfail`).", "",
+           "Run the suite yourself: `python -m pytest tests/compat [--target shoal|milvus-lite]",
+           "[--uri http://host:19530]` (or `SHOAL_COMPAT_TARGET` / `SHOAL_COMPAT_URI`); with no URI it starts",
+           "its own server process on a free loopback port. `scripts/compat-pymilvus26.sh [--target ...]`",
+           "runs it with pymilvus 2.6.17; `python -m bench.compat_table` regenerates this page.", "",
            "| feature | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for feat in sorted(features):
         out.append(f"| {feat} | " + " | ".join(cell(features[feat].get(s, [])) for s in systems) + " |")
