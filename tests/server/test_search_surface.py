@@ -295,6 +295,36 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient, name: str) -> None
     assert err.value.code == 1100
 
 
+def test_hybrid_search_group_by(client: MilvusClient, name: str) -> None:
+    a, b = dataset(1300, seed=13), dataset(1300, seed=14)
+    grp = np.arange(1300) % 37
+    make_collection(
+        client, name, {"a": a[:1100], "b": b[:1100]}, {"a": a[1100:], "b": b[1100:]},
+        {"a": ("HNSW", "L2", {"M": 16, "efConstruction": 100}), "b": ("FLAT", "IP", {})}, {"grp": grp},
+    )
+    reqs = [
+        AnnSearchRequest([a[5].tolist()], "a", {"metric_type": "L2"}, limit=20),
+        AnnSearchRequest([b[5].tolist()], "b", {"metric_type": "IP"}, limit=20),
+    ]
+    for ranker in (RRFRanker(), WeightedRanker(0.5, 0.5)):
+        hits = client.hybrid_search(name, reqs, ranker, limit=4, group_by_field="grp", group_size=2, output_fields=["grp"])[0]
+        groups = [h["entity"]["grp"] for h in hits]
+        assert len(set(groups)) == 4 and all(groups.count(g) <= 2 for g in groups)
+        assert all(grp[h["id"]] == h["entity"]["grp"] for h in hits)
+        assert hits[0]["id"] == 5  # the query rows themselves win both sub searches
+        strict = client.hybrid_search(name, reqs, ranker, limit=4, group_by_field="grp", group_size=2,
+                                      strict_group_size=True, output_fields=["grp"])[0]
+        sgroups = [h["entity"]["grp"] for h in strict]
+        assert len(set(sgroups)) == 4 and all(sgroups.count(g) == 2 for g in sgroups)
+        summed = client.hybrid_search(name, reqs, ranker, limit=4, group_by_field="grp", group_size=2,
+                                      rank_group_scorer="sum", output_fields=["grp"])[0]
+        totals: dict[int, float] = {}
+        for h in summed:
+            totals[h["entity"]["grp"]] = totals.get(h["entity"]["grp"], 0.0) + h["distance"]
+        order = list(dict.fromkeys(h["entity"]["grp"] for h in summed))
+        assert [totals[g] for g in order] == sorted(totals.values(), reverse=True)
+
+
 # ---------------------------------------------------------------- ignore_growing
 
 

@@ -397,7 +397,10 @@ class Reader:
         offset: int,
         group_size: int,
         strict: bool,
+        scorer: str = "max",
     ) -> tuple[list[_Hits], Column]:
+        """Hits grouped by a field: groups ordered by their best hit (hybrid search: by the
+        max, sum or avg of their rows' fused scores), at most group_size rows each."""
         out: list[_Hits] = []
         values_out = []
         for h in hits:
@@ -408,12 +411,15 @@ class Reader:
                 key = _hashable(key)
                 members = groups.get(key)
                 if members is None:
-                    if not strict and len(order) >= topk + offset:
+                    if not strict and scorer == "max" and len(order) >= topk + offset:
                         continue
                     groups[key] = members = []
                     order.append(key)
                 if len(members) < group_size:
                     members.append(i)
+            if scorer != "max":  # fused scores: higher is better
+                agg = np.sum if scorer == "sum" else np.mean
+                order.sort(key=lambda g: -float(agg(h.scores[groups[g]])))
             # strict: skip groups that cannot fill group_size and take the next ones instead
             full = [g for g in order if not strict or len(groups[g]) >= group_size]
             chosen_groups = full[offset : offset + topk]
@@ -492,6 +498,14 @@ class Reader:
         if strategy == "rrf" and not 0 < rrf_k < 16384:
             raise invalid("The rank params k should be in range (0, 16384)")
         norm = bool(req.rerank.params.get("norm_score", True))
+        group_field = meta.schema.field(req.group_by_field) if req.group_by_field else None
+        if req.group_by_field and group_field is None:
+            raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
+        if req.group_size < 1:
+            raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
+        scorer = (req.group_scorer or "max").lower()
+        if scorer not in ("max", "sum", "avg"):
+            raise invalid(f"rank_group_scorer [{req.group_scorer}] is invalid, it should be one of max, sum, avg")
         fused: list[dict[tuple[int, int], float]] = [{} for _ in range(nq)]
         for i, sub in enumerate(req.requests):
             if len(sub.queries) != nq:
@@ -499,7 +513,18 @@ class Reader:
             field = self._vector_field(meta, sub.anns_field)
             metric = self._metric(meta, field, sub.metric_type)
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
-            hits = self._segment_hits(field, metric, segments, masks, sub.queries, sub.topk, sub.params)
+            if group_field is None:
+                hits = self._segment_hits(field, metric, segments, masks, sub.queries, sub.topk, sub.params)
+            else:  # as Milvus: every sub search is grouped itself, then the groups' rows are fused
+                k = min(MAX_TOPK, max(sub.topk * max(req.group_size, 1) * 8, 256))
+                hits = self._segment_hits(field, metric, segments, masks, sub.queries, k, sub.params)
+                hits, _ = self._group(segments, hits, group_field, sub.topk, 0, req.group_size, False)
+                desc = higher_is_better(metric)
+                hits = [
+                    _Hits(h.scores[o], h.segs[o], h.rows[o])
+                    for h in hits
+                    for o in [np.argsort(-h.scores if desc else h.scores, kind="stable")]
+                ]
             for q, h in enumerate(hits):
                 for rank, (score, seg, row) in enumerate(zip(h.scores.tolist(), h.segs.tolist(), h.rows.tolist(), strict=True)):
                     if strategy == "rrf":
@@ -511,7 +536,9 @@ class Reader:
                     fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
         hits_out = []
         for q in range(nq):
-            ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])[req.offset : req.offset + req.limit]
+            ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])
+            if group_field is None:
+                ranked = ranked[req.offset : req.offset + req.limit]
             hits_out.append(
                 _Hits(
                     np.array([s for _, s in ranked], dtype=np.float32),
@@ -519,7 +546,14 @@ class Reader:
                     np.array([k[1] for k, _ in ranked], dtype=np.int64),
                 )
             )
-        return self._result(meta, segments, hits_out, req.output_fields, read_ts, req.round_decimal, req.limit, None, None)
+        group_values = None
+        if group_field is not None:
+            hits_out, group_values = self._group(
+                segments, hits_out, group_field, req.limit, req.offset, req.group_size, req.strict_group_size, scorer
+            )
+        return self._result(
+            meta, segments, hits_out, req.output_fields, read_ts, req.round_decimal, req.limit, group_field, group_values
+        )
 
 
 def _normalize(score: float, metric: str) -> float:

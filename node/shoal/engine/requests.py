@@ -149,6 +149,8 @@ class HybridSearchRequest:
     round_decimal: int = -1
     group_by_field: str | None = None
     group_size: int = 1
+    strict_group_size: bool = False
+    group_scorer: str = "max"  # how a group's rows' fused scores rank the group: max | sum | avg
     consistency: ReadConsistency = field(default_factory=ReadConsistency)
 
 

@@ -217,6 +217,8 @@ def hybrid_from_proto(
         round_decimal=parse_int(str(rank.get("round_decimal", -1)), "round_decimal"),
         group_by_field=str(group_by) if group_by else None,
         group_size=parse_int(str(rank.get("group_size", 1)), "group_size"),
+        strict_group_size=parse_bool(str(rank.get("strict_group_size", "false"))),
+        group_scorer=str(rank.get("rank_group_scorer", "max")),
         consistency=read_consistency(
             req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
         ),
