@@ -128,9 +128,10 @@ class Indexer:
                         index.index_name, spec.index_type, meta.name, field.name, spec.built_as,
                         seg.segment_id, seg.num_rows, time.monotonic() - started,
                     )
-                    if meta.index_for_field(field.name) is index:
+                    live = any(s is seg for s in data.segments)
+                    if meta.index_for_field(field.name) is index and live:
                         seg.indexes[field.name] = built
-                    else:  # dropped (maybe re-created with other params) while building
+                    else:  # index dropped (maybe re-created) or segment compacted away meanwhile
                         shutil.rmtree(where, ignore_errors=True)
                     return True
         return False
