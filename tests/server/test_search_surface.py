@@ -214,7 +214,7 @@ def test_search_iterator_v2_every_row_once_in_order(
         assert np.allclose(dist, scores[seen], rtol=1e-4, atol=1e-4)
 
 
-def test_search_iterator_with_limit(client: MilvusClient, name: str, no_fallback: None) -> None:
+def test_search_iterator_on_ivf_with_limit(client: MilvusClient, name: str, no_fallback: None) -> None:
     data = dataset(1300, seed=5)
     make_collection(client, name, {"v": data[:1100]}, {"v": data[1100:]}, {"v": ("IVF_FLAT", "L2", {"nlist": 16})})
     it = client.search_iterator(name, data=[data[0].tolist()], batch_size=50, limit=120, search_params={"metric_type": "L2", "params": {"nprobe": 16}})
@@ -222,6 +222,12 @@ def test_search_iterator_with_limit(client: MilvusClient, name: str, no_fallback
     while page := it.next():
         seen.extend(h["id"] for h in page)
     assert seen == best_first(scores_of(data, data[0], "L2"), "L2")[:120].tolist()
+    # at the default nprobe too, iterating goes on through every IVF list to the last row
+    it = client.search_iterator(name, data=[data[0].tolist()], batch_size=300, search_params={"metric_type": "L2"})
+    seen = []
+    while page := it.next():
+        seen.extend(h["id"] for h in page)
+    assert sorted(seen) == list(range(1300))
 
 
 def test_search_iterator_with_rounded_scores(client: MilvusClient, name: str, no_fallback: None) -> None:

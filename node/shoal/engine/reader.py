@@ -45,6 +45,7 @@ from shoal.schema import (
 
 QUERY_WINDOW = 16384
 ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
+MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
 
@@ -325,10 +326,14 @@ class Reader:
             raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
         params = req.params
+        if req.iterator:
+            # Every IVF list is probed (the indexes cap nprobe at nlist): an iterator must reach
+            # every row, and rows left behind the first page's bound would never come back.
+            params = {**params, "nprobe": MAX_NPROBE}
         seen_at_bound: set = set()
         real_bound = math.nan
         if req.iterator_last_bound is not None:
-            params, real_bound, seen_at_bound = self._iterator_window(req, desc)
+            params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
         hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
         if seen_at_bound:
@@ -351,7 +356,7 @@ class Reader:
             self._remember_bound(req, result, raw, (real_bound, seen_at_bound))
         return result
 
-    def _iterator_window(self, req: SearchRequest, desc: bool) -> tuple[dict, float, set]:
+    def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.
 
         The bound is inclusive so that rows tying with the last returned score are not lost;
@@ -362,7 +367,7 @@ class Reader:
         state = self._iterators.get(req.iterator_token)
         if state is not None and state[0] == bound:  # the bound we reported, maybe rounded
             bound, seen = state[1], set(state[2])
-        params = dict(req.params)
+        params = dict(params)
         radius = params.get("radius")
         user_filter = params.get("range_filter")
         if desc:
