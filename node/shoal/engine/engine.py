@@ -118,7 +118,7 @@ class Engine:
     def _auto_compact(self) -> None:
         """Start a compaction wherever small segments piled up or deletes took a large share."""
         for meta, data in self._all_collections():
-            if self.compactor.wanted(data):
+            if not self.compactor.running(meta.collection_id) and self.compactor.wanted(data):
                 cid = self.compactor.compact(meta, data, self.tso.now())
                 log.info("automatic compaction %d of collection %s", cid, meta.name)
 

@@ -75,6 +75,10 @@ class Compactor:
             threading.Thread(target=self._run, args=(meta, data, plans, now_ts, state), daemon=True).start()
         return cid
 
+    def running(self, collection_id: int) -> bool:
+        with self._lock:
+            return collection_id in self._running
+
     def wanted(self, data: CollectionData) -> bool:
         """Whether automatic compaction should run: a partition has AUTO_SMALL_SEGMENTS small
         segments, or a segment has lost AUTO_DELETED_RATIO of its rows to deletes."""
