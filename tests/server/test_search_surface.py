@@ -345,6 +345,15 @@ def test_ignore_growing(client: MilvusClient, name: str) -> None:
     truth = best_first(scores_of(data[:1100], q, "L2"), "L2")[:10]
     assert len({h["id"] for h in sealed_only} & set(truth.tolist())) >= 9
     assert client.query(name, filter="id >= 0", output_fields=["count(*)"], ignore_growing=True)[0]["count(*)"] == 1100
+    reqs = [
+        AnnSearchRequest([q.tolist()], "v", {"metric_type": "L2", "ignore_growing": True}, limit=10),
+        AnnSearchRequest([q.tolist()], "v", {"metric_type": "L2"}, limit=10),
+    ]
+    fused = client.hybrid_search(name, reqs, RRFRanker(), limit=20)[0]
+    by_id = {h["id"]: h["distance"] for h in fused}
+    assert by_id[1200] == pytest.approx(1 / 61, rel=1e-5)  # ranked first, by the second request only
+    assert all(d <= 1 / 61 + 1e-6 for i, d in by_id.items() if i >= 1100)
+    assert fused[0]["id"] < 1100  # sealed rows score in both requests
 
 
 # ---------------------------------------------------------------- very selective filters

@@ -518,6 +518,8 @@ class Reader:
             field = self._vector_field(meta, sub.anns_field)
             metric = self._metric(meta, field, sub.metric_type)
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
+            if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
+                masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
             if group_field is None:
                 hits = self._segment_hits(field, metric, segments, masks, sub.queries, sub.topk, sub.params)
             else:  # as Milvus: every sub search is grouped itself, then the groups' rows are fused
