@@ -116,6 +116,8 @@ def test_drop_alter_and_rebuild_with_new_params(shoal: ShoalProcess, client: Mil
     client.load_collection(name)
     queries = data[:20] + 0.05
     assert recall(client, name, data, queries) >= 0.8
+    add_index(client, name, "HNSW", {"M": 8, "efConstruction": 64})  # the same index again: accepted
+    assert client.list_indexes(name) == ["vidx"]
     # another index on the same field, or dropping it while loaded, is refused
     with pytest.raises(MilvusException) as err:
         add_index(client, name, "IVF_FLAT", {"nlist": 32})
