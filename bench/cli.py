@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     p.add_argument("--queries", type=int, default=None, help="queries per serial phase")
     p.add_argument("--text-docs", type=int, default=None, help="fortunes to embed (0 = all)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--phase-seconds", type=float, default=60.0,
+                   help="time budget of each timing loop (serial, batch, each concurrency level, each filter)")
     p.add_argument("--out", default=None, help="results folder (default bench/results/<date>-<name>)")
     p.add_argument("--name", default=None, help="suffix of the default results folder")
     a = p.parse_args(argv)
@@ -54,6 +56,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         out=a.out or "",
         quick=quick,
         seed=a.seed,
+        phase_budget_s=a.phase_seconds,
         command="python -m bench " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:])),
     )
     for bad, known, what in ((cfg.systems, SYSTEMS, "system"), (cfg.indexes, INDEX_TYPES, "index"),

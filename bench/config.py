@@ -51,6 +51,7 @@ class BenchConfig:
     stream_batch_rows: int = 1000
     stream_index: str = "IVF_FLAT"
     insert_batch: int = 5000
+    phase_budget_s: float = 60.0  # per timing loop; a slow system answers fewer queries
     command: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -24,9 +24,16 @@ def percentile(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(round(p / 100 * (len(sorted_ms) - 1))))]
 
 
-def serial(search: Searcher, queries: np.ndarray, flt: Filter | None = None,
-           desc: str = "serial") -> tuple[dict[str, float], list[list[int]]]:
-    """nq=1 searches one after another: QPS, p50/p90/p99 latency (ms) and the results."""
+MIN_QUERIES = 20  # a time budget never cuts a loop below this many queries
+
+
+def serial(search: Searcher, queries: np.ndarray, flt: Filter | None = None, desc: str = "serial",
+           budget_s: float = float("inf")) -> tuple[dict[str, float], list[list[int]]]:
+    """nq=1 searches one after another: QPS, p50/p90/p99 latency (ms) and the results.
+
+    Stops early once ``budget_s`` is spent (a slow system at a large size), so the results
+    cover the first queries only; recall is then computed over those.
+    """
     for q in queries[: min(5, len(queries))]:
         search(q[None, :], flt)  # warm-up
     lat: list[float] = []
@@ -36,13 +43,16 @@ def serial(search: Searcher, queries: np.ndarray, flt: Filter | None = None,
         t0 = time.perf_counter()
         found.extend(search(q[None, :], flt))
         lat.append((time.perf_counter() - t0) * 1e3)
+        if len(lat) >= MIN_QUERIES and t0 - t_start > budget_s:
+            break
     total = time.perf_counter() - t_start
     lat.sort()
-    return ({"qps": len(queries) / total, "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
+    return ({"qps": len(lat) / total, "queries": float(len(lat)), "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
              "p99_ms": percentile(lat, 99), "mean_ms": statistics.fmean(lat)}, found)
 
 
-def batch(search: Searcher, queries: np.ndarray, nq: int, rounds: int) -> dict[str, float]:
+def batch(search: Searcher, queries: np.ndarray, nq: int, rounds: int,
+          budget_s: float = float("inf")) -> dict[str, float]:
     """Searches of ``nq`` vectors at once: queries answered per second, latency per batch."""
     lat = []
     t_start = time.perf_counter()
@@ -51,24 +61,33 @@ def batch(search: Searcher, queries: np.ndarray, nq: int, rounds: int) -> dict[s
         t0 = time.perf_counter()
         search(queries[lo: lo + nq], None)
         lat.append((time.perf_counter() - t0) * 1e3)
+        if t0 - t_start > budget_s:
+            break
     total = time.perf_counter() - t_start
-    return {"batch_qps": rounds * nq / total, "batch_p50_ms": statistics.median(lat)}
+    return {"batch_qps": len(lat) * nq / total, "batch_p50_ms": statistics.median(lat)}
 
 
 def concurrent(make_searcher: Callable[[], Searcher], queries: np.ndarray, threads: int,
-               total_queries: int) -> float:
-    """QPS of ``threads`` client threads (each with its own searcher) sharing ``total_queries``."""
+               total_queries: int, budget_s: float = float("inf")) -> float:
+    """QPS of ``threads`` client threads (each with its own searcher) sharing ``total_queries``.
+
+    Threads stop taking new queries once ``budget_s`` is spent.
+    """
     searchers = [make_searcher() for _ in range(threads)]
     for s in searchers:
         s(queries[:1], None)  # connect and warm up outside the timing
     counter = iter(range(total_queries))
     lock = threading.Lock()
     errors: list[BaseException] = []
+    done = [0]
+    deadline = [float("inf")]
 
     def work(s: Searcher) -> None:
         while True:
             with lock:
                 i = next(counter, None)
+                if i is not None and i >= MIN_QUERIES and time.perf_counter() > deadline[0]:
+                    i = None
             if i is None:
                 return
             try:
@@ -76,9 +95,12 @@ def concurrent(make_searcher: Callable[[], Searcher], queries: np.ndarray, threa
             except BaseException as exc:  # surfaced below so the phase records it
                 errors.append(exc)
                 return
+            with lock:
+                done[0] += 1
 
     pool = [threading.Thread(target=work, args=(s,)) for s in searchers]
     t0 = time.perf_counter()
+    deadline[0] = t0 + budget_s
     for t in pool:
         t.start()
     for t in pool:
@@ -86,4 +108,4 @@ def concurrent(make_searcher: Callable[[], Searcher], queries: np.ndarray, threa
     elapsed = time.perf_counter() - t0
     if errors:
         raise errors[0]
-    return total_queries / elapsed
+    return done[0] / elapsed

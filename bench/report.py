@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 LOAD_COLS = ("load_s", "insert_rows_per_s", "index_s", "after_load_rss_mb", "vmhwm_mb", "disk_mb", "index_mb")
-SEARCH_COLS = ("serial_qps", "serial_p50_ms", "serial_p99_ms", "recall_at_10", "batch_qps",
+SEARCH_COLS = ("serial_queries", "serial_qps", "serial_p50_ms", "serial_p99_ms", "recall_at_10", "batch_qps",
                "conc1_qps", "conc4_qps", "conc16_qps")
 FILTER_COLS = ("filt1_qps", "filt1_recall", "filt50_qps", "filt50_recall", "query_eq_qps", "query_eq_ok",
                "count_qps", "count_ok")

@@ -13,6 +13,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from tqdm import tqdm
+
 from bench import measure
 from bench.config import CONCURRENCY, BenchConfig, IndexSpec
 from bench.systems.base import System
@@ -51,17 +53,20 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) ->
         search = system.searcher()
 
         def serial() -> dict[str, float]:
-            stats, found = measure.serial(search, w.queries, desc=f"{system.name} serial")
+            stats, found = measure.serial(search, w.queries, desc=f"{system.name} serial",
+                                          budget_s=cfg.phase_budget_s)
             out = {f"serial_{k}": v for k, v in stats.items()}
             out["recall_at_10"] = recall(found, w.ground_truth)
             return out
 
         _phase(record, "serial", serial)
-        _phase(record, "batch", lambda: measure.batch(search, w.queries, cfg.batch_nq, cfg.batch_rounds))
+        _phase(record, "batch", lambda: measure.batch(search, w.queries, cfg.batch_nq, cfg.batch_rounds,
+                                                          cfg.phase_budget_s))
 
         def concurrent() -> dict[str, float]:
-            return {f"conc{t}_qps": measure.concurrent(system.searcher, w.queries, t, cfg.concurrent_queries)
-                    for t in CONCURRENCY}
+            return {f"conc{t}_qps": measure.concurrent(system.searcher, w.queries, t, cfg.concurrent_queries,
+                                                       cfg.phase_budget_s)
+                    for t in tqdm(CONCURRENCY, desc="concurrent", unit="level", leave=False)}
 
         _phase(record, "concurrent", concurrent)
 
@@ -69,7 +74,8 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) ->
             out: dict[str, float] = {}
             for f in w.filters:
                 truth = w.filtered_truth[f.name]
-                stats, found = measure.serial(search, w.queries[: len(truth)], f, desc=f"filter {f.name}")
+                stats, found = measure.serial(search, w.queries[: len(truth)], f, desc=f"filter {f.name}",
+                                              budget_s=cfg.phase_budget_s)
                 key = "filt1" if f.name == "1%" else "filt50"
                 out[f"{key}_qps"] = stats["qps"]
                 out[f"{key}_p50_ms"] = stats["p50_ms"]

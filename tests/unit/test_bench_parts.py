@@ -83,3 +83,21 @@ def test_report_shows_errors_and_ratios() -> None:
     text = render(results)
     assert "| FLAT | serial_qps | 500.0 | 250.0 | 1,000 | 2,000 | 2.00 | 0.50 | 0.25 |" in text
     assert "IVF_PQ reserved" in text and "| IVF_PQ | milvus-lite | ERR |" in text
+
+
+def test_timing_loops_respect_their_time_budget() -> None:
+    import time
+
+    from bench import measure
+
+    def slow_exact(vectors: np.ndarray, flt: object) -> list[list[int]]:
+        time.sleep(0.002)
+        return [[0] * 10 for _ in vectors]
+
+    queries = np.zeros((500, 4), dtype=np.float32)
+    stats, found = measure.serial(slow_exact, queries, budget_s=0.0)
+    assert stats["queries"] == measure.MIN_QUERIES == len(found)
+    stats, found = measure.serial(slow_exact, queries[:30])
+    assert stats["queries"] == 30 and stats["p50_ms"] >= 2.0
+    qps = measure.concurrent(lambda: slow_exact, queries, threads=4, total_queries=500, budget_s=0.0)
+    assert 0 < qps
