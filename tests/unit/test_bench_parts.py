@@ -101,3 +101,16 @@ def test_timing_loops_respect_their_time_budget() -> None:
     assert stats["queries"] == 30 and stats["p50_ms"] >= 2.0
     qps = measure.concurrent(lambda: slow_exact, queries, threads=4, total_queries=500, budget_s=0.0)
     assert 0 < qps
+
+
+def test_fortunes_corpus_is_read_whole_and_missing_corpus_says_how_to_fix(monkeypatch, tmp_path) -> None:
+    from bench import corpus
+
+    if corpus.FORTUNES_DIR.is_dir():
+        texts = corpus.read_fortunes()
+        assert len(texts) > 10_000 and len(set(texts)) == len(texts)
+        assert all(len(t) >= 20 and "\n" not in t for t in texts[:100])
+        assert corpus.read_fortunes(50) == texts[:50]
+    monkeypatch.setattr(corpus, "FORTUNES_DIR", tmp_path / "absent")
+    with pytest.raises(corpus.CorpusUnavailable, match="apt-get install fortunes"):
+        corpus.read_fortunes()
