@@ -6,6 +6,7 @@
 # Usage: up.sh [RUN_DIR]     (default: $SHOAL_E2E_RUN_DIR or /tmp/shoal-e2e)
 # Env:   SHOAL_E2E_CLUSTER   cluster name (default shoal-e2e)
 #        SHOAL_E2E_BIN       directory with prebuilt binaries (default: run build.sh)
+#        SHOAL_E2E_ETCD      etcd binary (default: the one build.sh made)
 # Writes RUN_DIR/kubeconfig.path and prints the kubeconfig path as the last stdout line.
 # Stop it with down.sh RUN_DIR.
 set -euo pipefail
@@ -13,12 +14,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN_DIR="${1:-${SHOAL_E2E_RUN_DIR:-/tmp/shoal-e2e}}"
 NAME="${SHOAL_E2E_CLUSTER:-shoal-e2e}"
-ETCD="${SHOAL_E2E_ETCD:-$(command -v etcd || echo /usr/bin/etcd)}"
 
 log() { printf '[up %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-[[ -x "$ETCD" ]] || { log "etcd not found (apt-get install etcd-server, or set SHOAL_E2E_ETCD)"; exit 1; }
 BIN="${SHOAL_E2E_BIN:-$("$HERE/build.sh" | tail -n 1)}"
+# Our etcd 3.5 by default: kube-apiserver needs watch-progress support (etcd >= 3.5.13)
+# for the streaming watch-lists that kwok's client uses.
+ETCD="${SHOAL_E2E_ETCD:-$BIN/etcd}"
+[[ -x "$ETCD" ]] || { log "etcd not found at $ETCD"; exit 1; }
 KUBE_VERSION="$("$BIN/kube-apiserver" --version | awk '{print $2}')"
 
 mkdir -p "$RUN_DIR"
