@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from test_expr_table import SCHEMA, make_batch
 
+from shoal.errors import Code, ShoalError
 from shoal.expr import CompiledFilter, compile_filter
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
@@ -100,3 +102,26 @@ def test_scalar_filters_are_fast_on_a_million_rows() -> None:
     assert best_ms("cat == 7") < 25
     assert best_ms("cat in [1, 5, 7] and id > 10") < 150
     assert best_ms('title like "t1%"') < 400
+
+
+def test_long_or_chains_and_big_lists_compile() -> None:
+    chain = " or ".join(f"id == {i}" for i in range(3000))
+    f = compile_filter(chain, SCHEMA)
+    assert f.primary_key_values("id") == list(range(3000))
+    assert f.evaluate(make_batch(), 6).tolist() == [True] * 6
+    big = compile_filter(f"id in {list(range(0, 20000, 2))}", SCHEMA)
+    assert big.evaluate(make_batch(), 6).tolist() == [False, True, False, True, False, True]
+
+
+def test_absurd_nesting_is_an_invalid_parameter_not_a_crash() -> None:
+    with pytest.raises(ShoalError) as info:
+        compile_filter("(" * 5000 + "id == 1" + ")" * 5000, SCHEMA)
+    assert info.value.code == Code.PARAMETER_INVALID
+    assert "nested too deeply" in info.value.message
+
+
+def test_hex_digit_e_followed_by_plus_is_addition() -> None:
+    # 0x1e + 5 == 35, not a malformed exponent
+    assert compile_filter("age == 0x1e+5 - 5", SCHEMA).evaluate(make_batch(), 6).tolist() == [
+        False, False, True, False, False, False,
+    ]

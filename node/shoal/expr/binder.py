@@ -78,7 +78,7 @@ class _Binder:
         if isinstance(node, s.Literal):
             return self.literal(node)
         if isinstance(node, s.ListLiteral):
-            items = [self.bind(item) for item in node.items]
+            items = [self.literal(item) if isinstance(item, s.Literal) else self.bind(item) for item in node.items]
             for item, src in zip(items, node.items, strict=True):
                 if not isinstance(item, t.Const):
                     raise self.error(src, f"list elements must be constants, got {describe(item)}")
@@ -90,6 +90,8 @@ class _Binder:
         if isinstance(node, s.Unary):
             return self.unary(node)
         if isinstance(node, s.Binary):
+            if node.op in ("and", "or"):
+                return self.logical_chain(node)
             return self.binary(node)
         if isinstance(node, s.Range):
             return self.range(node)
@@ -190,13 +192,28 @@ class _Binder:
             result_type = t.T.INT
         return self.fold(t.Negate(result_type, node.op, operand), node)
 
+    def logical_chain(self, node: s.Binary) -> t.Node:
+        """`a or b or c ...` bound without recursing down the chain (filters may OR thousands)."""
+        op = node.op
+        operands: list[s.Node] = []
+        stack: list[s.Node] = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, s.Binary) and current.op == op:
+                stack.append(current.right)
+                stack.append(current.left)
+            else:
+                operands.append(current)
+        parts = []
+        for src in operands:
+            bound = self.bind(src)
+            self.need_predicate(bound, src, op)
+            parts.append(bound)
+        return _logical(op, parts)
+
     def binary(self, node: s.Binary) -> t.Node:
         op = node.op
         left, right = self.bind(node.left), self.bind(node.right)
-        if op in ("and", "or"):
-            self.need_predicate(left, node.left, op)
-            self.need_predicate(right, node.right, op)
-            return _logical(op, left, right)
         if op in _COMPARISONS:
             return self.comparison(op, left, right, node)
         if op == "like":
@@ -248,7 +265,7 @@ class _Binder:
         low, middle, high = self.bind(node.low), self.bind(node.middle), self.bind(node.high)
         first = self.comparison(node.op1, low, middle, node)
         second = self.comparison(node.op2, middle, high, node)
-        return _logical("and", first, second)
+        return _logical("and", [first, second])
 
     def in_list(self, node: s.In) -> t.Node:
         operand = self.bind(node.operand)
@@ -338,11 +355,11 @@ _ELEMENT_CHECKS = {
 }
 
 
-def _logical(op: str, left: t.Node, right: t.Node) -> t.Node:
+def _logical(op: str, sides: list[t.Node]) -> t.Node:
     """`and` / `or` with constant sides folded and nested same-op nodes flattened."""
     decisive = op == "or"  # `true or x` is true; `false and x` is false
     parts: list[t.Node] = []
-    for side in (left, right):
+    for side in sides:
         if isinstance(side, t.Const):
             if bool(side.value) == decisive:
                 return t.Const(t.T.BOOL, decisive)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.errors import invalid
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
 from shoal.expr.evaluator import evaluate
@@ -95,7 +96,10 @@ def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any
     Raises ShoalError 1100 for malformed or ill-typed filters (the message names the
     character position), and code 10 for Milvus functions Shoal does not implement.
     """
-    syntax_tree = parse(text or "")
-    if syntax_tree is None:
-        return CompiledFilter(text, None)
-    return CompiledFilter(text, bind(text, syntax_tree, schema, params))
+    try:
+        syntax_tree = parse(text or "")
+        if syntax_tree is None:
+            return CompiledFilter(text, None)
+        return CompiledFilter(text, bind(text, syntax_tree, schema, params))
+    except RecursionError:
+        raise invalid(f"cannot parse expression: {text[:200]}, error: the expression is nested too deeply") from None

@@ -7,8 +7,9 @@ but nothing about precedence or schemas. Every error carries the character posit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from enum import Enum
+from typing import NamedTuple
 
 from shoal.errors import ShoalError, invalid
 
@@ -25,10 +26,9 @@ class Kind(Enum):
     EOF = "end of expression"
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: Kind
-    text: str  # source text (operators, names) or the decoded value's repr for literals
+    text: str  # source text as written
     pos: int
     value: int | float | str | None = None
 
@@ -44,11 +44,18 @@ def syntax_error(source: str, pos: int, what: str) -> ShoalError:
     return invalid(f"cannot parse expression: {source}, error: {what} at position {pos}")
 
 
-# Longest first, so `<=` wins over `<` and `**` over `*`.
-_OPERATORS = (
-    "**", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||",
-    "+", "-", "*", "/", "%", "<", ">", "&", "|", "^", "~", "!",
-    "(", ")", "[", "]", "{", "}", ",",
+# One pass per token: whitespace, numbers, names, `$meta`, operators (longest first, so
+# `<=` wins over `<` and `**` over `*`), or the opening quote of a string.
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n]+)
+  | (?P<num>(?:[0-9]|\.[0-9])(?:[0-9A-Za-z_.]|(?<=[eEpP])[+-])*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<meta>\$meta(?![A-Za-z0-9_]))
+  | (?P<op>\*\*|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>&|^~!()\[\]{},])
+  | (?P<quote>["'])
+    """,
+    re.VERBOSE,
 )
 _SIMPLE_ESCAPES = {
     "'": "'", '"': '"', "?": "?", "\\": "\\",
@@ -71,37 +78,30 @@ class _Lexer:
         return syntax_error(self.src, pos, what)
 
     def run(self) -> list[Token]:
-        src = self.src
-        while True:
-            while self.i < len(src) and src[self.i] in " \t\r\n":
-                self.i += 1
-            if self.i >= len(src):
-                self.out.append(Token(Kind.EOF, "", len(src)))
-                return self.out
-            c = src[self.i]
-            if _is_digit(c) or (c == "." and _is_digit(src[self.i + 1 : self.i + 2])):
-                self.number()
-            elif c in "\"'":
+        src, match = self.src, _TOKEN_RE.match
+        while self.i < len(src):
+            m = match(src, self.i)
+            if m is None:
+                raise self.error(self.i, f"unexpected character {src[self.i]!r}")
+            group = m.lastgroup
+            if group == "ws":
+                self.i = m.end()
+            elif group == "num":
+                self.number(m.group())
+            elif group == "name":
+                self.word(m.group())
+            elif group == "quote":
                 self.string(self.i, self.i, raw=False)
-            elif c.isascii() and (c.isalpha() or c == "_"):
-                self.word()
-            elif src.startswith("$meta", self.i) and not _is_name_char(src, self.i + 5):
-                self.out.append(Token(Kind.NAME, "$meta", self.i))
-                self.i += 5
             else:
-                for op in _OPERATORS:
-                    if src.startswith(op, self.i):
-                        self.out.append(Token(Kind.OP, op, self.i))
-                        self.i += len(op)
-                        break
-                else:
-                    raise self.error(self.i, f"unexpected character {c!r}")
+                kind = Kind.NAME if group == "meta" else Kind.OP
+                self.out.append(Token(kind, m.group(), self.i))
+                self.i = m.end()
+        self.out.append(Token(Kind.EOF, "", len(src)))
+        return self.out
 
-    def word(self) -> None:
+    def word(self, text: str) -> None:
         start = self.i
-        while _is_name_char(self.src, self.i):
-            self.i += 1
-        text = self.src[start : self.i]
+        self.i += len(text)
         quote = self.src[self.i : self.i + 1]
         if quote in ("'", '"'):
             if text in ("r", "R"):
@@ -112,18 +112,12 @@ class _Lexer:
                 return
         self.out.append(Token(Kind.NAME, text, start))
 
-    def number(self) -> None:
-        src, start = self.src, self.i
-        end = start
-        while end < len(src) and (src[end].isalnum() or src[end] in "._"):
-            # An exponent sign belongs to the number: 1e-5, 0x1p+3.
-            end += 1
-            if src[end - 1] in "eEpP" and end < len(src) and src[end] in "+-":
-                is_hex = src[start : start + 2].lower() == "0x"
-                if src[end - 1] in "pP" or not is_hex:
-                    end += 1
-        text = src[start:end]
-        self.i = end
+    def number(self, text: str) -> None:
+        start = self.i
+        if text[:2] in ("0x", "0X") and "p" not in text.lower():
+            # A sign after a hex digit `e` is an operator: 0x1e+5 is 0x1e + 5.
+            text = re.split(r"[+-]", text, maxsplit=1)[0]
+        self.i = start + len(text)
         value = _parse_number(text)
         if value is None:
             raise self.error(start, f"malformed number {text!r}")
@@ -190,15 +184,9 @@ class _Lexer:
         return "\\" + nxt, i + 2
 
 
-def _is_digit(c: str) -> bool:
-    return len(c) == 1 and "0" <= c <= "9"
-
-
-def _is_name_char(src: str, i: int) -> bool:
-    return i < len(src) and (src[i].isalnum() or src[i] == "_") and src[i].isascii()
-
-
 def _parse_number(text: str) -> int | float | None:
+    if text.isdigit() and (text[0] != "0" or len(text) == 1) and text.isascii():
+        return int(text)
     low = text.lower()
     if "_" in low:
         return None

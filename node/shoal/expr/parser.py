@@ -48,7 +48,8 @@ class _Parser:
 
     # -- token helpers -------------------------------------------------------------
     def peek(self, ahead: int = 0) -> Token:
-        return self.toks[min(self.i + ahead, len(self.toks) - 1)]
+        at = self.i + ahead
+        return self.toks[at] if at < len(self.toks) else self.toks[-1]
 
     def next(self) -> Token:
         tok = self.peek()
@@ -213,8 +214,15 @@ class _Parser:
 
     def list_literal(self, open_tok: Token) -> s.Node:
         items: list[s.Node] = []
+        literal_kinds = (Kind.INT, Kind.FLOAT, Kind.STRING)
         while not self.peek().is_op("]"):
-            items.append(self.expr(0))
+            tok, after = self.peek(), self.peek(1)
+            if tok.value is not None and tok.kind in literal_kinds and after.kind is Kind.OP and after.text in (",", "]"):
+                # Fast path for long literal lists such as `pk in [1, 2, ...]`.
+                self.i += 1
+                items.append(s.Literal(tok.pos, tok.value))
+            else:
+                items.append(self.expr(0))
             if not self.peek().is_op(","):
                 break
             self.next()
