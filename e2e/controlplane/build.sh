@@ -69,7 +69,7 @@ log "kubernetes $K8S_VERSION (staging modules $STAGING_VERSION), kwok $KWOK_VERS
 log "cache: $ROOT"
 
 # --- the throwaway consumer module -------------------------------------------------
-log "downloading k8s.io/kubernetes@$K8S_VERSION (module zip, a few hundred MB with deps)"
+log "downloading k8s.io/kubernetes@$K8S_VERSION (plus about 1 GB of dependency modules on a cold cache)"
 DL_JSON="$(cd "$SRC" && GOFLAGS= "$GO" mod download -json "k8s.io/kubernetes@$K8S_VERSION" || true)"
 KGOMOD="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$DL_JSON")"
 if [[ ! -f "$KGOMOD" ]]; then
@@ -112,7 +112,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [[ -x "$BIN/$b" ]] || CMDS+=("k8s.io/kubernetes/cmd/$b")
 done
 if (( ${#CMDS[@]} > 0 )); then
-  log "compiling ${CMDS[*]##*/} (-p $PAR, GOMAXPROCS=$GOMAXPROCS; cold: 20-40 min)"
+  log "compiling ${CMDS[*]##*/} (-p $PAR, GOMAXPROCS=$GOMAXPROCS; cold: about 15 min on 2 cores)"
   start=$SECONDS
   (cd "$SRC" && "${NICE[@]}" "$GO" build -p "$PAR" -trimpath -ldflags "$LDFLAGS" -o "$STAGE/" "${CMDS[@]}")
   log "compiled in $(( SECONDS - start ))s"
