@@ -20,6 +20,17 @@ def container_image(pod_spec: Mapping[str, Any], container: str = c.NODE_CONTAIN
     return ""
 
 
+def live_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Pods that serve or will serve: not terminating, not finished. A terminating pod is
+    already out of the Service's endpoints, so it no longer holds an upgrade back."""
+    return [
+        p
+        for p in pods
+        if not p.get("metadata", {}).get("deletionTimestamp")
+        and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+    ]
+
+
 def rollout(deployment: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Rollout:
     spec = deployment.get("spec", {})
     status = deployment.get("status", {})
@@ -31,7 +42,7 @@ def rollout(deployment: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) ->
         status_replicas=int(status.get("replicas", 0)),
         updated_replicas=int(status.get("updatedReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
-        pod_images=tuple(sorted(container_image(p.get("spec", {})) for p in pods)),
+        pod_images=tuple(sorted(container_image(p.get("spec", {})) for p in live_pods(pods))),
     )
 
 

@@ -51,8 +51,7 @@ def ns(k8s_cluster: Any, operator: OperatorProcess) -> Iterator[str]:
     name = f"op-{uuid.uuid4().hex[:8]}"
     k8s_cluster.kubectl("create", "namespace", name)
     yield name
-    # Wait, so that GPU capacity and PVCs are free for the next test.
-    k8s_cluster.kubectl("delete", "namespace", name, "--timeout=180s", check=False, timeout=200)
+    k8s_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def apply(k8s_cluster: Any, ns: str, name: str, spec: dict[str, Any]) -> None:
@@ -102,7 +101,8 @@ def image_of(dep: dict[str, Any]) -> str:
 
 
 def pods(kube: Kube, ns: str, selector: str) -> list[dict[str, Any]]:
-    return kube.list("v1", "Pod", ns, selector)
+    """Pods that are not on their way out."""
+    return [p for p in kube.list("v1", "Pod", ns, selector) if not p["metadata"].get("deletionTimestamp")]
 
 
 def test_cluster_comes_up_with_owned_children_and_ready_status(k8s_cluster: Any, kube: Kube, ns: str) -> None:
@@ -204,6 +204,7 @@ def rolled_out(dep: k8s.V1Deployment, image: str) -> bool:
     )
 
 
+@pytest.mark.timeout(900)
 def test_upgrade_rolls_components_in_order_and_leaves_hpa_replicas_alone(
     k8s_cluster: Any, kube: Kube, ns: str
 ) -> None:
@@ -231,7 +232,7 @@ def test_upgrade_rolls_components_in_order_and_leaves_hpa_replicas_alone(
             and condition(cluster(kube, ns, "up"), "Upgrading").get("status") == "True",
             timeout=60, what="Upgrading condition",
         )
-        obj = wait_ready(k8s_cluster, kube, ns, "up", timeout=240)
+        obj = wait_ready(k8s_cluster, kube, ns, "up", timeout=500)
     finally:
         recorder.stop()
         api.close()
