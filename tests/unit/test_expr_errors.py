@@ -29,6 +29,7 @@ SYNTAX_ERRORS: list[tuple[str, int, str]] = [
     ("age in [1, 2", 12, "expected ']'"),
     ("age == 0x", 7, "malformed number"),
     ("age == 08", 7, "malformed number"),
+    ("age == 0x1p99999", 7, "malformed number"),
     ("age == 99999999999999999999", 7, "int64 range"),
     ("age == 9223372036854775808", 7, "int64 range"),
     ("1 < age > 3", 8, "both sides"),

@@ -434,8 +434,11 @@ TOKENS = [
     "a", "i", "s", "b", "m", "k", "arr", "$meta", "id", "1", "0", "2.5", "0x1f", "'x'", '"y"', "r'z'", "[", "]", "(",
     ")", "{", "}", ",", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "**", "&", "|", "^", "~", "<<",
     ">>", "and", "or", "not", "!", "&&", "||", "in", "like", "is", "null", "exists", "true", "json_contains",
-    "array_length", "array_contains_any", "text_match", '["v"]', "[0]",
+    "array_length", "array_contains_any", "text_match", '["v"]', "[0]", "{x}", "{l}", "{s}", "{nope}", "1.5e3",
+    "0b101", "017", "08", "1e", "'\\x41'", "'\\u00e9'", '"\\q"', "r'a\\'b'", "u8'x'", "is not null", "IS NULL",
+    "NOT IN", "$", "\\", "'", ".5", "-", "0x1p3", "9223372036854775808",
 ]
+PARAMS = {"x": 1, "l": [1, "a", [2.5]], "s": "a", "f": 0.5, "b": True}
 
 
 @settings(max_examples=300, deadline=None)
@@ -446,7 +449,7 @@ def test_arbitrary_token_soup_never_crashes(
     schema, rows = scenario
     text = glue.join(tokens)
     try:
-        mask = compile_filter(text, schema).evaluate(to_batch(schema, rows, True), len(rows))
+        mask = compile_filter(text, schema, PARAMS).evaluate(to_batch(schema, rows, True), len(rows))
     except ShoalError as e:
         assert e.code in (Code.PARAMETER_INVALID, Code.NOT_SUPPORTED), e.message
         return

@@ -204,5 +204,5 @@ def _parse_number(text: str) -> int | float | None:
         if len(low) > 1 and low.startswith("0"):
             return int(low[1:], 8)
         return int(low, 10)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
