@@ -119,7 +119,7 @@ class Engine:
         """Start a compaction wherever small segments piled up or deletes took a large share."""
         for meta, data in self._all_collections():
             if not self.compactor.running(meta.collection_id) and self.compactor.wanted(data):
-                cid = self.compactor.compact(meta, data, self.tso.now())
+                cid = self.compactor.compact(meta, data, self.tso.now(), auto=True)
                 log.info("automatic compaction %d of collection %s", cid, meta.name)
 
     def _resolve(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:

@@ -9,7 +9,6 @@ one. The new segment is searched exactly until the indexer has built its index.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from pathlib import Path
@@ -39,45 +38,47 @@ class Compactor:
         self.persistence = persistence
         self.indexer = indexer
         self._states: dict[int, CompactionState] = {}
-        self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._running: dict[int, int] = {}  # collection id -> id of its running compaction
+        self._last_id = 0
+        self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
+        self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
 
-    def plan(self, data: CollectionData, small_rows: int) -> dict[int, list[Segment]]:
-        """Per partition, the persisted segments worth rewriting: small ones and those with deletes."""
+    def plan(self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0) -> dict[int, list[Segment]]:
+        """Per partition, the persisted segments worth rewriting: small ones and those whose
+        deleted rows reach `deleted_ratio` (0: any delete, for a compaction the user asked for)."""
         groups: dict[int, list[Segment]] = {}
         for seg in data.snapshot():
             if not (seg.sealed and seg.path):
                 continue
-            if seg.num_rows < small_rows or seg.num_deleted * 5 >= seg.num_rows:
+            if seg.num_rows < small_rows or (seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows):
                 groups.setdefault(seg.partition_id, []).append(seg)
         return {pid: segs for pid, segs in groups.items() if len(segs) > 1 or segs[0].num_deleted}
 
     def small_rows(self, data: CollectionData) -> int:
         return max(1, data.segment_max_rows // 2)
 
-    def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int) -> int:
+    def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int, auto: bool = False) -> int:
         """Start compacting the collection; returns the compaction id to poll.
 
-        One compaction per collection at a time: asking while one runs returns its id.
+        Compactions of one collection run one after another; each plans when its turn comes,
+        so a request made while another runs still covers every segment there is by then.
+        Rows deleted at or before `now_ts` are dropped.
         """
         with self._lock:
-            running = self._running.get(meta.collection_id)
-            if running is not None:
-                return running
-            plans = self.plan(data, self.small_rows(data))
-            cid = int(now_ts)
-            state = CompactionState(cid, "Executing" if plans else "Completed", executing_plans=len(plans))
+            cid = max(int(now_ts), self._last_id + 1)
+            self._last_id = cid
+            state = CompactionState(cid, "Executing")
             self._states[cid] = state
-            if plans:
-                self._running[meta.collection_id] = cid
-        if plans:
-            threading.Thread(target=self._run, args=(meta, data, plans, now_ts, state), daemon=True).start()
+            self._busy[meta.collection_id] = self._busy.get(meta.collection_id, 0) + 1
+            turn = self._turns.setdefault(meta.collection_id, threading.Lock())
+        ratio = AUTO_DELETED_RATIO if auto else 0.0
+        threading.Thread(target=self._run, args=(meta, data, now_ts, state, turn, ratio), daemon=True).start()
         return cid
 
     def running(self, collection_id: int) -> bool:
+        """Whether a compaction of the collection is running or waiting for its turn."""
         with self._lock:
-            return collection_id in self._running
+            return self._busy.get(collection_id, 0) > 0
 
     def wanted(self, data: CollectionData) -> bool:
         """Whether automatic compaction should run: a partition has AUTO_SMALL_SEGMENTS small
@@ -100,20 +101,29 @@ class Compactor:
         return found
 
     def _run(
-        self, meta: CollectionMeta, data: CollectionData, plans: dict[int, list[Segment]], now_ts: int, state: CompactionState
+        self,
+        meta: CollectionMeta,
+        data: CollectionData,
+        now_ts: int,
+        state: CompactionState,
+        turn: threading.Lock,
+        deleted_ratio: float,
     ) -> None:
         try:
-            for pid, olds in plans.items():
-                try:
-                    self._merge(meta, data, pid, olds, now_ts)
-                    state.completed_plans += 1
-                except Exception:
-                    log.exception("compaction of collection %s partition %s failed", meta.name, pid)
-                    state.timeout_plans += 1
-                state.executing_plans -= 1
+            with turn:
+                plans = self.plan(data, self.small_rows(data), deleted_ratio)
+                state.executing_plans = len(plans)
+                for pid, olds in plans.items():
+                    try:
+                        self._merge(meta, data, pid, olds, now_ts)
+                        state.completed_plans += 1
+                    except Exception:
+                        log.exception("compaction of collection %s partition %s failed", meta.name, pid)
+                        state.timeout_plans += 1
+                    state.executing_plans -= 1
         finally:
             with self._lock:
-                self._running.pop(meta.collection_id, None)
+                self._busy[meta.collection_id] -= 1
             state.state = "Completed"
         self.indexer.kick()
 
