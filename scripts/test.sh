@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs what is needed, lints, runs the unit and
-# server suites (real pymilvus against a real `shoal run`), the conformance suite, the
-# operator's e2e on a real control plane, and the benchmark smoke test.
+# Runs every test on a fresh machine: installs what is needed, lints, then runs
+#   tests/unit    pure functions (parser, codec, WAL, indexes, builders, bench harness --quick)
+#   tests/server  real pymilvus against a real `shoal run`
+#   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below)
+#   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
+# Extra arguments go to pytest (e.g. `-m "not e2e"` or `-k search`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
@@ -10,5 +13,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 ruff check node operator tests bench e2e
 
-echo "== pytest"
+echo "== pytest (pymilvus 3.0.x)"
 pytest -q -p no:cacheprovider tests "$@"
+
+echo "== conformance suite under pymilvus 2.6.x"
+./scripts/compat-pymilvus26.sh
