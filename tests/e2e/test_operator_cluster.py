@@ -258,6 +258,36 @@ def test_upgrade_rolls_components_in_order_and_leaves_hpa_replicas_alone(
     assert deployment(kube, ns, "up-query")["spec"]["replicas"] == 4  # still the HPA's number
 
 
+def test_a_stuck_upgrade_step_is_reported_and_blocks_only_later_steps(
+    k8s_cluster: Any, kube: Kube, ns: str
+) -> None:
+    apply(k8s_cluster, ns, "stuck", {"mode": "cluster", "version": OLD, "dependencies": EXTERNAL,
+                                     "upgrade": {"stepTimeoutSeconds": 10}})
+    wait_ready(k8s_cluster, kube, ns, "stuck")
+    # The new coord pods can never be scheduled, so the first step cannot finish.
+    patch(k8s_cluster, ns, "stuck", {"spec": {"version": NEW, "components": {
+        "coord": {"nodeSelector": {"shoal.dev/pool": "nowhere"}}}}})
+
+    def stalled() -> dict[str, Any] | None:
+        cond = condition(cluster(kube, ns, "stuck"), "Upgrading")
+        return cond if cond.get("reason") == "UpgradeStalled" else None
+
+    cond = k8s_cluster.wait_for(stalled, timeout=120, what="UpgradeStalled")
+    assert cond["status"] == "True"
+    assert "coord did not roll out to shoal/shoal-node:0.2.0 within 10s" in cond["message"]
+    obj = cluster(kube, ns, "stuck")
+    assert obj["status"]["phase"] == "Degraded"
+    assert condition(obj, "Degraded")["reason"] == "UpgradeStalled"
+    assert obj["status"]["upgrade"]["component"] == "coord"
+    for later in ("streaming", "query", "index", "proxy"):
+        assert image_of(deployment(kube, ns, f"stuck-{later}")) == f"shoal/shoal-node:{OLD}"
+    # The operator stays responsive: other changes still go through.
+    patch(k8s_cluster, ns, "stuck", {"spec": {"components": {"proxy": {"replicas": 2}}}})
+    k8s_cluster.wait_for(lambda: deployment(kube, ns, "stuck-proxy")["spec"]["replicas"] == 2, timeout=30,
+                         what="proxy scaled during a stalled upgrade")
+    assert image_of(deployment(kube, ns, "stuck-proxy")) == f"shoal/shoal-node:{OLD}"
+
+
 def test_operator_restart_does_not_touch_pods(
     k8s_cluster: Any, kube: Kube, ns: str, operator: OperatorProcess
 ) -> None:
