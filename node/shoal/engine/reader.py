@@ -353,7 +353,7 @@ class Reader:
         )
         if req.iterator:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
-            self._remember_bound(req, result, raw, (real_bound, seen_at_bound))
+            self._remember_bound(result, raw, (real_bound, seen_at_bound))
         return result
 
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
@@ -378,7 +378,7 @@ class Reader:
             params["range_filter"] = bound if user_filter is None else max(bound, float(user_filter))
         return params, bound, seen
 
-    def _remember_bound(self, req: SearchRequest, result: SearchResult, raw: np.ndarray, step: tuple) -> None:
+    def _remember_bound(self, result: SearchResult, raw: np.ndarray, step: tuple[float, set]) -> None:
         """Keep, per iterator token, the unrounded last score and the keys returned at it."""
         if not len(raw):
             return
