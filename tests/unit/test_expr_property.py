@@ -31,6 +31,7 @@ json_scalars = st.one_of(
     st.sampled_from(["a", "ab", "b", ""]),
     st.booleans(),
     st.none(),
+    st.lists(st.integers(0, 3), max_size=3),
 )
 
 
@@ -94,6 +95,7 @@ def to_batch(schema: CollectionSchema, rows: list[dict[str, Any]], none_placehol
 
 NUM_FIELDS = [("field", "i"), ("field", "j"), ("field", "x"), ("field", "k"), ("json", "m"), ("alen",), ("elem", 0), ("elem", 2)]
 INT_FIELDS = [("field", "i"), ("field", "j"), ("elem", 0)]
+BITWISE = ("&", "|", "^", "<<", ">>")
 CMP_OPS = ["==", "!=", "<", "<=", ">", ">="]
 
 
@@ -113,9 +115,16 @@ def num_expr(rnd: random.Random, depth: int, ints_only: bool = False) -> Expr:
         return rnd.choice(INT_FIELDS if ints_only else NUM_FIELDS)
     if rnd.random() < 0.1:
         return ("neg", num_expr(rnd, depth - 1, ints_only))
-    op = rnd.choice(["+", "-", "*", "/", "%", "/", "%"])
+    ops = ["+", "-", "*", "/", "%", "/", "%", "**"] + (["&", "|", "^", "<<", ">>"] * 2 if ints_only else [])
+    op = rnd.choice(ops)
     left = num_expr(rnd, depth - 1, ints_only)
-    if op in "/%" and rnd.random() < 0.5:
+    if op in BITWISE and rnd.random() < 0.3:
+        left = ("field", "k")  # JSON operands of bitwise operators must hold integers
+    if op == "**":
+        right = ("lit", rnd.choice([0, 1, 2, 3] if ints_only else [2, 3, 2.0, 1.0]))
+    elif op in ("<<", ">>"):
+        right = ("lit", rnd.randint(0, 8)) if rnd.random() < 0.7 else num_expr(rnd, depth - 1, ints_only)
+    elif op in "/%" and rnd.random() < 0.5:
         right = int_lit(rnd, nonzero=True) if ints_only or rnd.random() < 0.7 else ("lit", rnd.choice([0.5, -1.5, 2.0]))
     else:
         right = num_expr(rnd, depth - 1, ints_only)
@@ -137,10 +146,10 @@ def predicate(rnd: random.Random, depth: int, rows: list[dict[str, Any]]) -> Exp
         if roll < 0.25:
             return ("not", predicate(rnd, depth - 1, rows))
         return ("and" if roll < 0.6 else "or", predicate(rnd, depth - 1, rows), predicate(rnd, depth - 1, rows))
-    kind = rnd.randrange(11)
+    kind = rnd.randrange(-1, 12)
     strs = ["a", "ab", "", "b"]
-    if kind in (0, 1):
-        e = num_expr(rnd, 2, ints_only=kind == 0)
+    if kind in (-1, 0, 1):
+        e = num_expr(rnd, 2, ints_only=kind <= 0)
         return ("cmp", rnd.choice(CMP_OPS), e, hit_value(rnd, e, rows) or any_lit(rnd))
     if kind == 2:
         return ("cmp", rnd.choice(CMP_OPS), num_expr(rnd, 2), num_expr(rnd, 1))
@@ -167,6 +176,13 @@ def predicate(rnd: random.Random, depth: int, rows: list[dict[str, Any]]) -> Exp
         return ("isnull", rnd.choice(["i", "x", "s", "b", "k"]), rnd.random() < 0.5)
     if kind == 9:
         return ("contains", rnd.choice(["one", "all", "any"]), [rnd.randrange(7) for _ in range(rnd.randrange(4))])
+    if kind == 10:
+        roll = rnd.random()
+        if roll < 0.3:
+            return ("exists",)
+        if roll < 0.6:
+            return ("in", ("field", "k"), [rnd.choice([0, 1, 2, "a", "", True, 0.5]) for _ in range(rnd.randrange(4))], rnd.random() < 0.4)
+        return ("jcontains", rnd.choice(["one", "all", "any"]), [rnd.randrange(4) for _ in range(rnd.randrange(3))])
     return ("field", "b")
 
 
@@ -215,6 +231,12 @@ def render(e: Expr, style: int) -> str:
         fn = {"one": "array_contains", "all": "array_contains_all", "any": "array_contains_any"}[e[1]]
         arg = str(e[2][0] if e[2] else 0) if e[1] == "one" else str(e[2])
         return f"{fn}(arr, {arg})"
+    if kind == "exists":
+        return f"({['exists', 'EXISTS'][style % 2]} {render(('field', 'k'), style)})"
+    if kind == "jcontains":
+        fn = {"one": "json_contains", "all": "JSON_CONTAINS_ALL", "any": "json_contains_any"}[e[1]]
+        arg = str(e[2][0] if e[2] else 0) if e[1] == "one" else str(e[2])
+        return f"{fn}({render(('field', 'k'), style)}, {arg})"
     if kind in ("and", "or"):
         word = {"and": ["and", "AND", "&&"], "or": ["or", "OR", "||"]}[kind][style % 3]
         return f"({render(e[1], style)} {word} {render(e[2], style)})"
@@ -242,6 +264,10 @@ def static_type(e: Expr) -> str:
     if kind in ("alen", "elem"):
         return "int"
     if kind == "arith":
+        if e[1] in BITWISE:
+            return "int"
+        if e[1] == "**":
+            return "int" if static_type(e[2]) == "int" and isinstance(e[3][1], int) else "float"
         return "int" if static_type(e[2]) == static_type(e[3]) == "int" else "float"
     if kind == "neg":
         return "int" if static_type(e[1]) == "int" else "float"
@@ -268,10 +294,21 @@ def raw(e: Expr, row: dict[str, Any]) -> Any:
     if kind == "neg":
         v = number(e[1], row)
         return None if v is None else check(-v)
+    if kind == "arith" and e[1] in BITWISE:
+        a, b = integer(e[2], row), integer(e[3], row)
+        if a is None or b is None:
+            return None
+        if e[1] in ("<<", ">>"):
+            if not 0 <= b <= 63:
+                return None
+            return wrap(a << b) if e[1] == "<<" else a >> b
+        return a & b if e[1] == "&" else a | b if e[1] == "|" else a ^ b
     if kind == "arith":
         a, b = number(e[2], row), number(e[3], row)
         if a is None or b is None:
             return None
+        if e[1] == "**":
+            return check(a**b) if static_type(e) == "int" else float(a) ** float(b)
         as_int = static_type(e) == "int"
         if not as_int:
             a, b = float(a), float(b)
@@ -292,6 +329,17 @@ def number(e: Expr, row: dict[str, Any]) -> int | float | None:
     if static_type(e) == "json":
         return float(v) if is_num(v) else None
     return v
+
+
+def integer(e: Expr, row: dict[str, Any]) -> int | None:
+    v = raw(e, row)
+    if static_type(e) == "json":
+        return v if type(v) is int else None
+    return v
+
+
+def wrap(v: int) -> int:
+    return (v + 2**63) % 2**64 - 2**63
 
 
 def check(v: int | float) -> int | float:
@@ -345,6 +393,15 @@ def truth(e: Expr, row: dict[str, Any]) -> bool | None:
         if e[1] == "one":
             return (e[2][0] if e[2] else 0) in arr
         return all(v in arr for v in e[2]) if e[1] == "all" else any(v in arr for v in e[2])
+    if kind == "exists":
+        return "k" in row["$meta"]
+    if kind == "jcontains":
+        v = row["$meta"].get("k")
+        if not isinstance(v, list):
+            return None
+        wanted = [e[2][0] if e[2] else 0] if e[1] == "one" else e[2]
+        hits = [any(same(x, w) for x in v) for w in wanted]
+        return all(hits) if e[1] == "all" else any(hits)
     if kind == "and":
         return both(truth(e[1], row), truth(e[2], row))
     if kind == "or":
@@ -365,7 +422,7 @@ def both(a: bool | None, b: bool | None) -> bool | None:
 
 
 def uses_dynamic(e: Expr) -> bool:
-    if e[:2] == ("field", "k") or e == ("isnull", "k", True) or e == ("isnull", "k", False):
+    if e[:2] == ("field", "k") or e[:2] == ("isnull", "k") or e[0] in ("exists", "jcontains"):
         return True
     return any(isinstance(part, tuple) and uses_dynamic(part) for part in e)
 
@@ -380,14 +437,18 @@ def is_const(e: Expr) -> bool:
     return False
 
 
-def divides_by_constant_zero(e: Expr) -> bool:
-    if e[0] == "arith" and e[1] in ("/", "%") and is_const(e[3]):
+def constant_error(e: Expr) -> bool:
+    """Does Shoal have to reject `e` while compiling (a constant zero divisor or shift count out of range)?"""
+    if e[0] == "arith" and e[1] in ("/", "%", "<<", ">>") and is_const(e[3]):
         try:
-            if number(e[3], {}) == 0:
-                return True
+            right = number(e[3], {})
         except Overflow:
-            pass
-    return any(isinstance(part, tuple) and divides_by_constant_zero(part) for part in e)
+            return False
+        if e[1] in ("/", "%") and right == 0:
+            return True
+        if e[1] in ("<<", ">>") and is_const(e[2]) and not 0 <= right <= 63:
+            return True
+    return any(isinstance(part, tuple) and constant_error(part) for part in e)
 
 
 # -- the properties -------------------------------------------------------------------------
@@ -417,7 +478,7 @@ def check_one(
         compiled = compile_filter(text, schema)
     except ShoalError as e:
         assert e.code == Code.PARAMETER_INVALID, e.message
-        expected_error = (uses_dynamic(expr) and not schema.enable_dynamic_field) or divides_by_constant_zero(expr)
+        expected_error = (uses_dynamic(expr) and not schema.enable_dynamic_field) or constant_error(expr)
         assert expected_error, f"{text!r} was rejected: {e.message}"
         return
     assert schema.enable_dynamic_field or not uses_dynamic(expr), f"{text!r} compiled without a dynamic field"
