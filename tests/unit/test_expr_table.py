@@ -308,3 +308,9 @@ def test_template_values_come_from_filter_params(expr: str, params: dict, expect
     batch = make_batch()
     mask = compile_filter(expr, SCHEMA, params).evaluate(batch, 6)
     assert batch["id"].values[mask].tolist() == expected
+
+
+def test_every_case_handles_an_empty_batch() -> None:
+    empty = {name: col.take(np.arange(0)) for name, col in make_batch().items()}
+    for expr, _ in CASES:
+        assert compile_filter(expr, SCHEMA).evaluate(empty, 0).shape == (0,), expr
