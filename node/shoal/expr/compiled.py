@@ -73,12 +73,12 @@ def _pk_keys(node: t.Node, pk: str) -> list[Any] | None:
         return isinstance(n, t.Field) and n.name == pk
 
     if isinstance(node, t.InList) and not node.negate and is_pk(node.operand):
-        return list(node.values)
+        return _as_key_type(node.operand, node.values)
     if isinstance(node, t.Compare) and node.op == "==":
         if is_pk(node.left) and isinstance(node.right, t.Const):
-            return [node.right.value]
+            return _as_key_type(node.left, [node.right.value])
         if is_pk(node.right) and isinstance(node.left, t.Const):
-            return [node.left.value]
+            return _as_key_type(node.right, [node.left.value])
     if isinstance(node, t.Or):
         out: list[Any] = []
         for item in node.items:
@@ -88,6 +88,13 @@ def _pk_keys(node: t.Node, pk: str) -> list[Any] | None:
             out.extend(keys)
         return out
     return None
+
+
+def _as_key_type(field: t.Node, values: Any) -> list[Any]:
+    """Keys as the primary key's type: `id in [2.0, 2.5]` looks up 2 only (2.5 matches nothing)."""
+    if field.type is not t.T.INT:
+        return list(values)
+    return [int(v) for v in values if isinstance(v, int) or isinstance(v, float) and v.is_integer()]
 
 
 def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any] | None = None) -> CompiledFilter:
