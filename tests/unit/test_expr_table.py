@@ -300,6 +300,9 @@ TEMPLATE_CASES: list[tuple[str, dict, list[int]]] = [
     ("json_contains_any(meta['b']['c'], {vals})", {"vals": [3]}, [1]),
     ("age in {ages} and name like {pat}", {"ages": (10, 30, 40), "pat": "a%"}, [1, 3]),
     ("age == {x}", {"x": np.int64(20)}, [2]),
+    ("age in [{a}, {b}]", {"a": 10, "b": 20}, [1, 2]),
+    ("color == {c} or meta['a'] == {c}", {"c": "1"}, [2]),
+    ("nums == {l}", {"l": [4]}, [2]),
 ]
 
 
