@@ -47,10 +47,8 @@ class LikePattern:
             method = str.__contains__
         else:
             assert self.regex is not None
-            return np.fromiter(
-                (m is not None for m in map(self.regex.fullmatch, values)), dtype=bool, count=n
-            )
-        # map() over a C method: no Python bytecode runs per row.
+            return np.fromiter(map(bool, map(self.regex.fullmatch, values)), dtype=bool, count=n)
+        # map() over C callables: no Python bytecode runs per row.
         return np.fromiter(map(method, values, itertools.repeat(self.literal)), dtype=bool, count=n)
 
 
