@@ -155,6 +155,20 @@ def test_scaling_a_component_and_through_the_scale_subresource(k8s_cluster: Any,
     k8s_cluster.wait_for(lambda: cluster(kube, ns, "scale")["status"]["scale"]["replicas"] == 2, timeout=30)
 
 
+def test_switching_standalone_to_cluster_prunes_the_standalone_node(k8s_cluster: Any, kube: Kube, ns: str) -> None:
+    apply(k8s_cluster, ns, "grow", {"mode": "standalone", "version": OLD, "persistence": {"enabled": False}})
+    obj = wait_ready(k8s_cluster, kube, ns, "grow")
+    assert list(obj["status"]["components"]) == ["standalone"]
+    assert obj["status"]["scale"]["selector"].endswith("app.kubernetes.io/name=shoal")
+    patch(k8s_cluster, ns, "grow", {"spec": {"mode": "cluster", "dependencies": EXTERNAL}})
+    obj = wait_ready(k8s_cluster, kube, ns, "grow")
+    assert sorted(obj["status"]["components"]) == sorted(ROLES)
+    k8s_cluster.wait_for(lambda: kube.get("apps/v1", "Deployment", ns, "grow-standalone") is None, timeout=30,
+                         what="standalone Deployment pruned")
+    service = kube.get("v1", "Service", ns, "grow-milvus")
+    assert service is not None and service["spec"]["selector"]["app.kubernetes.io/component"] == "proxy"
+
+
 def test_config_change_restarts_only_that_component(k8s_cluster: Any, kube: Kube, ns: str) -> None:
     apply(k8s_cluster, ns, "cfg", {"mode": "cluster", "version": OLD, "dependencies": EXTERNAL})
     wait_ready(k8s_cluster, kube, ns, "cfg")
@@ -379,6 +393,26 @@ def test_deletion_policy_decides_the_fate_of_pvcs(k8s_cluster: Any, kube: Kube, 
         assert claims(kube, ns, "data") == expected
     else:
         k8s_cluster.wait_for(lambda: claims(kube, ns, "data") == [], timeout=120, what="PVCs deleted")
+
+
+def test_backups_and_restores_are_accepted_but_not_reconciled_yet(
+    k8s_cluster: Any, kube: Kube, ns: str
+) -> None:
+    docs = [
+        {"apiVersion": API_VERSION, "kind": "MilvusBackup", "metadata": {"name": "nightly"},
+         "spec": {"clusterRef": "demo", "schedule": "0 3 * * *"}},
+        {"apiVersion": API_VERSION, "kind": "MilvusRestore", "metadata": {"name": "back"},
+         "spec": {"clusterRef": "demo", "backupName": "nightly"}},
+    ]
+    k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
+    for kind, name in (("MilvusBackup", "nightly"), ("MilvusRestore", "back")):
+        def reported(kind: str = kind, name: str = name) -> dict[str, Any] | None:
+            obj = kube.get(API_VERSION, kind, ns, name) or {}
+            return obj.get("status") if (obj.get("status") or {}).get("phase") else None
+
+        status = k8s_cluster.wait_for(reported, timeout=30, what=f"{kind} status")
+        assert status["phase"] == "Pending"
+        assert status["conditions"][0]["reason"] == "NotImplemented"
 
 
 def test_two_operators_peer_and_only_one_acts(

@@ -122,6 +122,9 @@ def test_collection_is_created_kept_and_dropped(k8s_cluster: Any, ns: str, shoal
     k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(doc))
     k8s_cluster.wait_for(lambda: status(kube, ns).get("phase") == "Ready", timeout=90, what="Collection Ready")
 
+    table = k8s_cluster.kubectl("get", "collections", "-n", ns).stdout.splitlines()
+    assert table[0].split()[:5] == ["NAME", "PHASE", "COLLECTION", "LOAD", "ROWS"]
+    assert table[1].split()[:4] == ["docs", "Ready", name, "Loaded"]
     assert client.has_collection(name)
     assert "p2025" in client.list_partitions(name)
     assert client.list_indexes(name) == ["embedding"]

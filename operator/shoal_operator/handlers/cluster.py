@@ -141,6 +141,9 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
     )
     out = health.status(obs, status, now)
     out["gpu"] = {"fallbackToCPU": True, "generation": generation} if fallback else None
+    # Status is merge-patched: components that no longer exist (mode switch) need a null.
+    for gone in set((status or {}).get("components") or {}) - set(out["components"]):
+        out["components"][gone] = None
     return out
 
 
