@@ -118,3 +118,12 @@ def test_template_value_of_unknown_type_is_rejected() -> None:
         compile_filter("age > {x}", SCHEMA, {"x": object()})
     assert info.value.code == Code.PARAMETER_INVALID
     assert "{x}" in info.value.message
+
+
+def test_error_for_a_huge_filter_quotes_only_its_start() -> None:
+    text = "id in [" + ", ".join(str(i) for i in range(50000)) + ", 'x']"
+    with pytest.raises(ShoalError) as info:
+        compile_filter(text, SCHEMA)
+    assert info.value.code == Code.PARAMETER_INVALID
+    assert len(info.value.message) < 1000
+    assert "field 'id'" in info.value.message

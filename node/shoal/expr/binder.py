@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import ShoalError, invalid, not_supported
+from shoal.errors import ShoalError, not_supported
 from shoal.expr import jsonvalues as jv
 from shoal.expr import syntax as s
 from shoal.expr import typed as t
 from shoal.expr.evaluator import Evaluator
-from shoal.expr.lexer import INT64_MAX, INT64_MIN
+from shoal.expr.lexer import INT64_MAX, INT64_MIN, syntax_error
 from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -40,10 +40,7 @@ _UNSUPPORTED_CALLS = (
 def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
     root = _Binder(source, schema, params or {}).bind(node)
     if root.type not in (t.T.BOOL, t.T.JSON):
-        raise invalid(
-            f"cannot parse expression: {source}, error: the filter must be a boolean expression, "
-            f"got {describe(root)} at position {node.pos}"
-        )
+        raise syntax_error(source, node.pos, f"the filter must be a boolean expression, got {describe(root)}")
     return root
 
 
@@ -56,7 +53,8 @@ def describe(node: t.Node) -> str:
     if isinstance(node, t.ArrayElement):
         return f"'{node.field}[{node.index}]' of type {node.element_type.name}"
     if isinstance(node, t.Const):
-        return f"{node.type.value} {node.value!r}"
+        shown = repr(node.value)
+        return f"{node.type.value} {shown if len(shown) <= 60 else shown[:60] + '...'}"
     return f"{node.type.value} expression"
 
 
@@ -71,7 +69,7 @@ class _Binder:
         self.params = params
 
     def error(self, node: s.Node, what: str) -> ShoalError:
-        return invalid(f"cannot parse expression: {self.src}, error: {what} at position {node.pos}")
+        return syntax_error(self.src, node.pos, what)
 
     # -- dispatch ----------------------------------------------------------------------
     def bind(self, node: s.Node) -> t.Node:
@@ -273,9 +271,12 @@ class _Binder:
         if not (isinstance(values, t.Const) and values.type is t.T.LIST):
             raise self.error(node.values, f"'in' needs a list of constants, got {describe(values)}")
         items = tuple(values.value)
+        if operand.type in (t.T.ARRAY, t.T.LIST):
+            raise self.error(node, f"'in' cannot test {describe(operand)}; use array_contains_any")
         check = _ELEMENT_CHECKS.get(operand.type)
-        if operand.type in (t.T.ARRAY, t.T.LIST) or (check and not all(check(v) for v in items)):
-            raise self.error(node, f"cannot test {describe(operand)} against the list {values.value!r}")
+        bad = next((v for v in items if check and not check(v)), None) if check else None
+        if bad is not None:
+            raise self.error(node, f"cannot test {describe(operand)} against {bad!r} in the list")
         if isinstance(operand, t.Const):
             found = any(jv.compare("==", operand.value, v) for v in items)
             return t.Const(t.T.BOOL, found != node.negate)
@@ -313,7 +314,7 @@ class _Binder:
                 raise self.error(
                     node.args[1],
                     f"{node.name}() on field '{operand.name}' (ARRAY of {operand.element_type.name}) "
-                    f"cannot look for {value.value!r}",
+                    f"cannot look for {describe(value)}",
                 )
         return t.Contains(t.T.BOOL, mode, operand, value.value)
 

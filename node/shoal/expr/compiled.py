@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import invalid
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
 from shoal.expr.evaluator import evaluate
+from shoal.expr.lexer import syntax_error
 from shoal.expr.parser import parse
 from shoal.schema import Batch, CollectionSchema
 
@@ -109,4 +109,4 @@ def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any
             return CompiledFilter(text, None)
         return CompiledFilter(text, bind(text, syntax_tree, schema, params))
     except RecursionError:
-        raise invalid(f"cannot parse expression: {text[:200]}, error: the expression is nested too deeply") from None
+        raise syntax_error(text, 0, "the expression is nested too deeply") from None

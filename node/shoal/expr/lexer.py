@@ -41,7 +41,9 @@ class Token(NamedTuple):
 
 
 def syntax_error(source: str, pos: int, what: str) -> ShoalError:
-    return invalid(f"cannot parse expression: {source}, error: {what} at position {pos}")
+    """Code 1100 in Milvus's message shape; long filters (big pk lists) are cut short."""
+    shown = source if len(source) <= 300 else source[:300] + "..."
+    return invalid(f"cannot parse expression: {shown}, error: {what} at position {pos}")
 
 
 # One pass per token: whitespace, numbers, names, `$meta`, operators (longest first, so
