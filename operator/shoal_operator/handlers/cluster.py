@@ -86,50 +86,36 @@ def _dependencies_ready(kube: Kube, ref: ClusterRef, desired: list[dict[str, Any
 
 
 def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, Any]:
+    """One pass: observe -> plan the upgrade step -> build -> apply -> report status."""
     ref = ClusterRef.from_body(body)
     spec = parse_spec(body)
     generation = int(body["metadata"].get("generation", 0))
-    components = spec.component_names
-    pods = observe.pods_by_component(
-        kube.list("v1", "Pod", ref.namespace, managed_selector(ref))
-    )
-    live = {n: kube.get("apps/v1", "Deployment", ref.namespace, child_name(ref, n)) for n in components}
-    before = {n: observe.rollout(d, pods.get(n, [])) if d else None for n, d in live.items()}
-    prev_upgrade = (status or {}).get("upgrade") or None
-    previous_step = (
-        upgrade.Step(prev_upgrade["component"], prev_upgrade["startedAt"]) if prev_upgrade else None
-    )
+    pods = observe.pods_by_component(kube.list("v1", "Pod", ref.namespace, managed_selector(ref)))
+    live = {
+        n: kube.get("apps/v1", "Deployment", ref.namespace, child_name(ref, n)) for n in spec.component_names
+    }
     plan = upgrade.plan(
-        components, spec.target_image, before, previous_step, now, spec.upgrade.step_timeout_seconds
+        spec.component_names,
+        spec.target_image,
+        {n: observe.rollout(d, pods.get(n, [])) if d else None for n, d in live.items()},
+        _previous_step(status),
+        now,
+        spec.upgrade.step_timeout_seconds,
     )
     complaint, fallback = _gpu_state(spec, generation, status, pods.get("index", []))
     desired = cluster_builder.desired_objects(ref, spec, plan.images, gpu_active=not fallback)
-
-    if dependencies.needs_minio_secret(spec):
-        kube.create(dependencies.minio_secret(ref, secrets.token_hex(10), secrets.token_urlsafe(30)))
-    applied: dict[str, dict[str, Any]] = {}
-    for obj in desired.objects:
-        name = obj["metadata"]["name"]
-        if obj["kind"] == "Deployment" and name in desired.autoscaled:
-            current = next((d for d in live.values() if d and d["metadata"]["name"] == name), None)
-            if current is not None:
-                _handover_replicas(kube, current)
-        result = kube.apply(obj)
-        if obj["kind"] == "Deployment":
-            applied[name] = result
+    applied = _apply(kube, ref, spec, desired, live)
     _prune(kube, ref, desired.objects)
 
-    after = {
-        n: observe.rollout(applied[child_name(ref, n)], pods.get(n, [])) for n in components
-    }
     deps_ok, deps_msg = _dependencies_ready(kube, ref, desired.objects)
     front = networking.front_component(spec)
+    deployed = {n: applied[child_name(ref, n)] for n in spec.component_names}
     obs = health.Observed(
         generation=generation,
         target_image=spec.target_image,
-        components=after,
-        ready={n: observe.ready_replicas(applied[child_name(ref, n)]) for n in components},
-        autoscaled=frozenset(n for n in components if child_name(ref, n) in desired.autoscaled),
+        components={n: observe.rollout(d, pods.get(n, [])) for n, d in deployed.items()},
+        ready={n: observe.ready_replicas(d) for n, d in deployed.items()},
+        autoscaled=frozenset(n for n in spec.component_names if child_name(ref, n) in desired.autoscaled),
         dependencies_ready=deps_ok,
         dependencies_message=deps_msg,
         plan=plan,
@@ -137,7 +123,7 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
         gpu_fallback=fallback,
         endpoint=networking.endpoint(ref),
         scale_selector=",".join(f"{k}={v}" for k, v in sorted(selector_labels(ref, front).items())),
-        proxy_replicas=observe.ready_replicas(applied[child_name(ref, front)]),
+        proxy_replicas=observe.ready_replicas(deployed[front]),
     )
     out = health.status(obs, status, now)
     out["gpu"] = {"fallbackToCPU": True, "generation": generation} if fallback else None
@@ -145,6 +131,34 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
     for gone in set((status or {}).get("components") or {}) - set(out["components"]):
         out["components"][gone] = None
     return out
+
+
+def _previous_step(status: Any) -> upgrade.Step | None:
+    recorded = (status or {}).get("upgrade") or None
+    return upgrade.Step(recorded["component"], recorded["startedAt"]) if recorded else None
+
+
+def _apply(
+    kube: Kube,
+    ref: ClusterRef,
+    spec: MilvusClusterSpec,
+    desired: cluster_builder.Desired,
+    live: dict[str, dict[str, Any] | None],
+) -> dict[str, dict[str, Any]]:
+    """Server-side apply everything; returns the Deployments as the API server now has
+    them (new generation included), so status never judges a template it did not see."""
+    if dependencies.needs_minio_secret(spec):
+        kube.create(dependencies.minio_secret(ref, secrets.token_hex(10), secrets.token_urlsafe(30)))
+    live_by_name = {d["metadata"]["name"]: d for d in live.values() if d}
+    applied: dict[str, dict[str, Any]] = {}
+    for obj in desired.objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Deployment" and name in desired.autoscaled and name in live_by_name:
+            _handover_replicas(kube, live_by_name[name])
+        result = kube.apply(obj)
+        if obj["kind"] == "Deployment":
+            applied[name] = result
+    return applied
 
 
 def _prune(kube: Kube, ref: ClusterRef, desired: list[dict[str, Any]]) -> None:
