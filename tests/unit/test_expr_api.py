@@ -127,3 +127,15 @@ def test_hex_digit_e_followed_by_plus_is_addition() -> None:
     assert compile_filter("age == 0x1e+5 - 5", SCHEMA).evaluate(make_batch(), 6).tolist() == [
         False, False, True, False, False, False,
     ]
+
+
+def test_json_lists_of_equal_length_in_every_row_stay_lists() -> None:
+    # numpy must not turn [[1, 2], [3, 4]] into a 2-d array on the way
+    schema = CollectionSchema(
+        [FieldSchema("id", DataType.INT64, is_primary=True), FieldSchema("m", DataType.JSON)],
+        enable_dynamic_field=True,
+    )
+    rows = [{"l": [1, 2]}, {"l": [3, 4]}]
+    batch = {"id": Column(np.arange(2)), "m": Column(object_array(rows)), "$meta": Column(object_array(rows))}
+    for text in ('json_contains(m["l"], 3)', "json_contains(l, 3)", 'm["l"][1] == 4', "l == [3, 4]"):
+        assert compile_filter(text, schema).evaluate(batch, 2).tolist() == [False, True], text
