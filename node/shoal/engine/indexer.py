@@ -131,7 +131,13 @@ class Indexer:
                     live = any(s is seg for s in data.segments)
                     if meta.index_for_field(field.name) is index and live:
                         seg.indexes[field.name] = built
-                    else:  # index dropped (maybe re-created) or segment compacted away meanwhile
+                    else:  # index dropped (maybe re-created), segment compacted or collection dropped
                         shutil.rmtree(where, ignore_errors=True)
+                        dropped = all(m.collection_id != meta.collection_id for m, _ in self._lookup())
+                        for parent in (where.parent, where.parent.parent) if dropped else (where.parent,):
+                            try:
+                                parent.rmdir()  # only when nothing else is left in it
+                            except OSError:
+                                break
                     return True
         return False
