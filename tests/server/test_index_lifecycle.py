@@ -258,6 +258,9 @@ def test_manual_compaction_under_continuous_reads(shoal: ShoalProcess, client: M
             top = [h["id"] for h in c.search(name, data=[q.tolist()], limit=10, search_params={"params": {"nprobe": 16}})[0]]
             if n != expected_count or len(tagged) != 285 or len({r["id"] for r in tagged}) != 285 or top != expected_top:
                 errors.append(f"count {n}, tag==3 rows {len(tagged)}, top {top}")
+            desc = c.describe_index(name, "vidx")  # the merged segment is indexed before the swap
+            if desc["state"] != "Finished" or desc["pending_index_rows"] or desc["indexed_rows"] != desc["total_rows"]:
+                errors.append(f"index {desc}")
             reads += 1
         c.close()
 
@@ -279,7 +282,7 @@ def test_manual_compaction_under_continuous_reads(shoal: ShoalProcess, client: M
     assert errors == [] and reads >= 4, (errors[:3], reads)
     after = segment_dirs(where)
     assert len(after) == 1 and not (after & before)  # three segments merged into one new one
-    wait_finished(client, name)  # the merged segment gets its index
+    assert index_meta_files(where).keys() == {where / f"{next(iter(after))}.index/v/meta.json"}
     assert client.query(name, filter="id < 150", output_fields=["id"]) == []
     assert client.query(name, filter="id >= 0", output_fields=["count(*)"])[0]["count(*)"] == expected_count
     assert [h["id"] for h in client.search(name, data=[q.tolist()], limit=10, search_params={"params": {"nprobe": 16}})[0]] == expected_top

@@ -87,6 +87,33 @@ class Indexer:
         for key in [k for k in self._failures if k[0] == meta.collection_id]:
             del self._failures[key]
 
+    def build_now(self, meta: CollectionMeta, seg: Segment) -> dict[str, IndexMeta]:
+        """Build and attach, in the caller's thread, every index `seg` needs (compaction builds
+        a segment's indexes before the segment becomes visible). Returns field -> index built."""
+        built: dict[str, IndexMeta] = {}
+        for index in list(meta.indexes):
+            field = meta.schema.field(index.field_name)
+            if field is None or not field.dtype.is_vector or not self.needs_build(seg, index):
+                continue
+            try:
+                spec = validate_index_params(field, index.params)
+                where = index_dir(self.root, seg.path, field.name)
+                shutil.rmtree(where, ignore_errors=True)
+                where.mkdir(parents=True, exist_ok=True)
+                build_index(spec, seg.columns[field.name].values[: seg.num_rows]).save(where)
+                seg.indexes[field.name] = load_index(where, mmap=True)
+                built[field.name] = index
+            except Exception:  # the background builder retries, and records a failure
+                log.exception("building %s on compacted segment %s failed", index.index_name, seg.segment_id)
+        return built
+
+    def keep_current(self, meta: CollectionMeta, seg: Segment, built: dict[str, IndexMeta]) -> None:
+        """Detach indexes of `seg` whose definition was dropped or replaced since they were built."""
+        for field_name, index in built.items():
+            if meta.index_for_field(field_name) is not index:
+                seg.indexes.pop(field_name, None)
+                shutil.rmtree(index_dir(self.root, seg.path, field_name), ignore_errors=True)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(timeout=2.0)
@@ -103,8 +130,8 @@ class Indexer:
                 if (meta.collection_id, index.index_name) in self._failures:
                     continue
                 field = meta.schema.field(index.field_name)
-                if field is None:
-                    continue
+                if field is None or not field.dtype.is_vector:
+                    continue  # scalar indexes need no build: filters evaluate columns directly
                 for seg in data.snapshot():
                     if not self.needs_build(seg, index):
                         continue

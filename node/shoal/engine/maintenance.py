@@ -4,7 +4,7 @@ A compaction writes one new segment per partition from the live rows of the chos
 segments, outside every lock. The swap (under the collection's write lock) first copies
 onto the new rows any delete that landed on the old rows meanwhile, then replaces the old
 segments in one step and commits the catalog, so no read ever sees a row twice or loses
-one. The new segment is searched exactly until the indexer has built its index.
+one. The new segment's indexes are built before the swap.
 """
 
 from __future__ import annotations
@@ -140,14 +140,21 @@ class Compactor:
                 columns[name] = Column.concat(parts)
             columns[TS_COLUMN] = Column(np.concatenate([seg.ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]))
             write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": new_id})
+        new = built = None
+        if total:
+            loaded, _ = read_segment(self.root / rel, mmap=True)
+            current = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
+            new = Segment.sealed_from(new_id, pid, meta.schema.primary_field.name, loaded, current, rel)
+            # Indexed before it is swapped in: searches stay on an index and DescribeIndex
+            # stays Finished across the swap.
+            built = self.indexer.build_now(meta, new)
         with data.write_lock:
-            deleted = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]) if total else None
-            new = None
-            if total:
-                loaded, _ = read_segment(self.root / rel, mmap=True)
-                new = Segment.sealed_from(new_id, pid, meta.schema.primary_field.name, loaded, deleted, rel)
-                write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
+            if new is not None:
+                # deletes that landed on the old rows while the new segment was being written
+                new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
                 new.num_deleted = int((new.deleted_ts != NOT_DELETED).sum())
+                write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
+                self.indexer.keep_current(meta, new, built or {})
             first = olds[0]
             data.replace(first, new)
             for seg in olds[1:]:
