@@ -161,3 +161,21 @@ def test_compaction_keeps_every_live_row(engine) -> None:
     assert len(data.segments) == 1
     assert _count(engine) == 550
     assert _ids(engine.query("", "c", QueryRequest(expr="id < 60")))[:3] == [50, 51, 52]
+
+
+def test_scalar_index_is_built_and_answers_filters(engine) -> None:
+    rng = np.random.default_rng(5)
+    engine.create_collection("", "c", _schema())
+    engine.insert("", "c", "", _batch(np.arange(300), rng), 300)
+    engine.flush("", ["c"])
+    engine.create_index("", "c", "title", "title_idx", {"index_type": "INVERTED"})
+    data = engine.datas[engine.catalog.require("", "c").collection_id]
+    deadline = time.time() + 20
+    while time.time() < deadline and not all("title" in s.scalar_indexes for s in data.segments):
+        time.sleep(0.05)
+    assert data.segments and all("title" in s.scalar_indexes for s in data.segments)
+    engine.load_collection("", "c")
+    assert _ids(engine.query("", "c", QueryRequest(expr="title in ['t5', 't17']"))) == [5, 17]
+    with pytest.raises(ShoalError) as err:
+        engine.create_index("", "c", "cat", "cat_idx", {"index_type": "Trie"})
+    assert err.value.code == Code.PARAMETER_INVALID

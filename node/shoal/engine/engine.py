@@ -48,6 +48,7 @@ from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
+from shoal.index.scalar import validate_scalar_index
 from shoal.schema import MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
 from shoal.storage.wal import WriteAheadLog
@@ -491,10 +492,8 @@ class Engine:
         if fld is None:
             raise invalid(f"cannot create index on non-exist field: {field}")
         if not fld.dtype.is_vector:
-            kind = params.get("index_type", "").upper()
-            if kind not in ("", "INVERTED", "STL_SORT", "BITMAP", "TRIE", "AUTOINDEX", "SCALAR_AUTO"):
-                raise invalid(f"invalid index type {kind} for scalar field {field}")
             spec_params = {k: str(v) for k, v in params.items()}
+            spec_params["index_type"] = validate_scalar_index(fld, params.get("index_type", ""))
         else:
             spec_params = validate_index_params(fld, params).to_params()
         name = index_name or field

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from shoal.engine.catalog import CollectionMeta, IndexMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
 from shoal.index import build_index, load_index, validate_index_params
+from shoal.index.scalar import build_scalar_index
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ class Indexer:
         """Drop a field's built indexes (index dropped or rebuilt with new parameters)."""
         for seg in data.snapshot():
             seg.indexes.pop(field_name, None)
+            seg.scalar_indexes.pop(field_name, None)
             if seg.path:
                 shutil.rmtree(index_dir(self.root, seg.path, field_name), ignore_errors=True)
         for key in [k for k in self._failures if k[0] == meta.collection_id]:
@@ -124,14 +128,28 @@ class Indexer:
             except Exception:
                 log.exception("index builder failed")
 
+    @staticmethod
+    def _build_scalar(data: CollectionData, field_name: str) -> bool:
+        """Build one missing scalar index (kept in memory; rebuilt after a restart)."""
+        for seg in data.snapshot():
+            if seg.sealed and seg.path and field_name not in seg.scalar_indexes and field_name in seg.columns:
+                col = seg.columns[field_name]
+                seg.scalar_indexes[field_name] = build_scalar_index(col.take(np.arange(seg.num_rows)))
+                return True
+        return False
+
     def _build_one(self) -> bool:
         for meta, data in self._lookup():
             for index in list(meta.indexes):
                 if (meta.collection_id, index.index_name) in self._failures:
                     continue
                 field = meta.schema.field(index.field_name)
-                if field is None or not field.dtype.is_vector:
-                    continue  # scalar indexes need no build: filters evaluate columns directly
+                if field is None:
+                    continue
+                if not field.dtype.is_vector:
+                    if self._build_scalar(data, field.name):
+                        return True
+                    continue
                 for seg in data.snapshot():
                     if not self.needs_build(seg, index):
                         continue

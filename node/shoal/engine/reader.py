@@ -173,7 +173,7 @@ class Reader:
             batch, n = seg.snapshot_batch()
             mask = seg.visible(read_ts, floor)
             if flt is not None:
-                fmask = flt.evaluate(batch, n)
+                fmask = flt.evaluate(batch, n, seg.scalar_indexes)
                 mask = fmask if mask is None else (mask & fmask[:n])
             masks.append(mask)
         return masks

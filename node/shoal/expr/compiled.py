@@ -15,7 +15,7 @@ import numpy as np
 
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
-from shoal.expr.evaluator import evaluate
+from shoal.expr.evaluator import FieldIndex, evaluate
 from shoal.expr.lexer import syntax_error
 from shoal.expr.parser import parse
 from shoal.schema import Batch, CollectionSchema
@@ -35,11 +35,11 @@ class CompiledFilter:
     def always_true(self) -> bool:
         return self.root is None or (isinstance(self.root, t.Const) and bool(self.root.value))
 
-    def evaluate(self, batch: Batch, n: int) -> np.ndarray:
-        """A bool mask of the `n` rows of `batch` that match."""
+    def evaluate(self, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None) -> np.ndarray:
+        """A bool mask of the `n` rows of `batch` that match; `indexes` (scalar indexes by field) may answer predicates."""
         if self.root is None:
             return np.ones(n, dtype=bool)
-        return evaluate(self.root, batch, n)
+        return evaluate(self.root, batch, n, indexes)
 
     @property
     def referenced_fields(self) -> set[str]:

@@ -15,8 +15,9 @@ integers truncate toward zero like C (and Milvus).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,6 +33,17 @@ _NUMPY_CMP = {
     "==": np.equal, "!=": np.not_equal, "<": np.less,
     "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
 }
+
+
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class FieldIndex(Protocol):
+    """A scalar index over one column (see `shoal.index.scalar`): row masks or None (scan instead)."""
+
+    def compare(self, op: str, value: Any) -> np.ndarray | None: ...
+    def isin(self, values: tuple[Any, ...]) -> np.ndarray | None: ...
+    def prefix(self, prefix: str) -> np.ndarray | None: ...
 
 
 @dataclass
@@ -50,9 +62,11 @@ def _and_valid(a: Valid, b: Valid) -> Valid:
     return a & b
 
 
-def evaluate(root: t.Node, batch: Batch, n: int) -> np.ndarray:
+def evaluate(
+    root: t.Node, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None
+) -> np.ndarray:
     """The rows of `batch` (first `n`) for which `root` is known to be true."""
-    value, valid = Evaluator(batch, n).predicate(root)
+    value, valid = Evaluator(batch, n, indexes).predicate(root)
     mask = np.array(np.broadcast_to(np.asarray(value, dtype=bool), (n,)), dtype=bool)
     if valid is not None:
         mask &= valid
@@ -60,9 +74,10 @@ def evaluate(root: t.Node, batch: Batch, n: int) -> np.ndarray:
 
 
 class Evaluator:
-    def __init__(self, batch: Batch, n: int) -> None:
+    def __init__(self, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None) -> None:
         self.batch = batch
         self.n = n
+        self.indexes = indexes or {}
         self._json_cache: dict[t.JsonPath, np.ndarray] = {}
 
     # -- predicates ------------------------------------------------------------------
@@ -98,7 +113,28 @@ class Evaluator:
         data = np.broadcast_to(np.asarray(vec.data, dtype=bool), (self.n,))
         return (data if vec.valid is None else data & vec.valid), vec.valid
 
+    def _index_of(self, node: t.Node) -> FieldIndex | None:
+        if isinstance(node, t.Field) and node.name in self.batch:
+            return self.indexes.get(node.name)
+        return None
+
+    def _indexed(self, field: t.Node, mask: np.ndarray | None) -> Tri | None:
+        """An index's answer with the column's validity, or None to scan."""
+        if mask is None:
+            return None
+        assert isinstance(field, t.Field)
+        col = self.batch[field.name]
+        valid = None if col.valid is None else col.valid[: self.n]
+        mask = mask[: self.n]
+        return (mask if valid is None else mask & valid), valid
+
     def compare(self, node: t.Compare) -> Tri:
+        for field, const, op in ((node.left, node.right, node.op), (node.right, node.left, _FLIPPED[node.op])):
+            index = self._index_of(field)
+            if index is not None and isinstance(const, t.Const):
+                answered = self._indexed(field, index.compare(op, const.value))
+                if answered is not None:
+                    return answered
         lt, rt = node.left.type, node.right.type
         if lt is t.T.JSON and rt in _SCALAR_TYPES:
             left, right = self.json_as(node.left, rt), self.value(node.right)
@@ -116,6 +152,13 @@ class Evaluator:
         return (value if valid is None else value & valid), valid
 
     def in_list(self, node: t.InList) -> Tri:
+        index = self._index_of(node.operand)
+        answered = self._indexed(node.operand, index.isin(node.values)) if index is not None else None
+        if answered is not None:
+            value, valid = answered
+            if node.negate:
+                value = ~value if valid is None else ~value & valid
+            return value, valid
         operand_type, kind = node.operand.type, _common_kind(node.values)
         if operand_type is t.T.JSON and kind is not None:
             vec = self.json_as(node.operand, kind)
@@ -146,6 +189,12 @@ class Evaluator:
 
     def like(self, node: t.Like) -> Tri:
         pattern = compile_like(node.pattern)
+        index = self._index_of(node.operand)
+        if index is not None and pattern.kind in ("prefix", "exact"):
+            mask = index.prefix(pattern.literal) if pattern.kind == "prefix" else index.compare("==", pattern.literal)
+            answered = self._indexed(node.operand, mask)
+            if answered is not None:
+                return answered
         if node.operand.type is t.T.JSON:
             vec = self.json_as(node.operand, t.T.STRING)
         else:

@@ -1,0 +1,148 @@
+"""Scalar indexes (INVERTED, STL_SORT, BITMAP, Trie) over one sealed segment's column.
+
+They answer the filter predicates a user indexes for — comparisons with a constant,
+`in` lists and prefix `like` — with a row mask, without scanning the column's values:
+
+- numeric columns keep the row order that sorts them (binary search, then mark rows);
+- VARCHAR columns are dictionary-encoded against their sorted distinct values, so a
+  string predicate becomes an integer comparison on the codes (a prefix is a code range).
+
+Null rows are never matched (the evaluator ANDs in the column's validity anyway). A
+method returns None when it cannot answer, and the caller scans instead. The four Milvus
+names share these two structures; they differ in which field types they accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shoal.errors import invalid, not_supported
+from shoal.schema import Column, DataType, FieldSchema
+
+SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "BITMAP", "TRIE", "AUTOINDEX", "SCALAR_AUTO")
+_STRING_MAX = "\U0010ffff"
+
+
+def validate_scalar_index(field: FieldSchema, index_type: str) -> str:
+    """The canonical index type for a scalar field, or a 1100 error like Milvus's."""
+    kind = (index_type or "AUTOINDEX").upper()
+    dtype = field.dtype
+    if kind not in SCALAR_INDEX_TYPES:
+        raise invalid(f"invalid index type {index_type} for scalar field {field.name}")
+    if kind in ("AUTOINDEX", "SCALAR_AUTO"):
+        kind = "INVERTED"
+    if dtype in (DataType.JSON, DataType.ARRAY):
+        raise not_supported(f"{kind} index on {dtype.name} field {field.name}")
+    if kind == "STL_SORT" and not (dtype.is_integer or dtype.is_float):
+        raise invalid(f"STL_SORT are only supported on numeric field, got {dtype.name} for field {field.name}")
+    if kind == "TRIE" and not dtype.is_string:
+        raise invalid(f"TRIE are only supported on varchar field, got {dtype.name} for field {field.name}")
+    if kind == "BITMAP" and not (dtype.is_integer or dtype.is_string or dtype is DataType.BOOL):
+        raise invalid(f"bitmap index are only supported on bool, int, string, got {dtype.name} for field {field.name}")
+    return kind
+
+
+class ScalarIndex:
+    """Row masks for predicates on one column of `n` rows."""
+
+    def __init__(self, column: Column) -> None:
+        values = np.asarray(column.values)
+        self.n = len(values)
+        live = np.arange(self.n) if column.valid is None else np.flatnonzero(column.valid)
+        self.is_string = values.dtype.kind == "O"
+        if self.is_string:
+            uniques, codes = np.unique(values[live], return_inverse=True)
+            self.uniques = uniques
+            self.codes = np.full(self.n, -1, dtype=np.int32)
+            self.codes[live] = codes.astype(np.int32)
+        else:
+            order = np.argsort(values[live], kind="stable")
+            self.order = live[order]
+            self.sorted = values[self.order]
+
+    @property
+    def memory_bytes(self) -> int:
+        if self.is_string:
+            return int(self.codes.nbytes + sum(len(s) for s in self.uniques.tolist()) + 8 * len(self.uniques))
+        return int(self.order.nbytes + self.sorted.nbytes)
+
+    # ---- numeric helpers
+    def _mark(self, lo: int, hi: int) -> np.ndarray:
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.order[lo:hi]] = True
+        return mask
+
+    def _numeric_compare(self, op: str, value: Any) -> np.ndarray | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            return None
+        s = self.sorted
+        left = int(np.searchsorted(s, value, "left"))
+        right = int(np.searchsorted(s, value, "right"))
+        spans = {
+            "==": (left, right),
+            "<": (0, left),
+            "<=": (0, right),
+            ">": (right, len(s)),
+            ">=": (left, len(s)),
+        }
+        if op == "!=":
+            return self._mark(0, left) | self._mark(right, len(s))
+        lo, hi = spans[op]
+        return self._mark(lo, hi)
+
+    # ---- string helpers
+    def _code_bounds(self, value: str) -> tuple[int, int]:
+        return int(np.searchsorted(self.uniques, value, "left")), int(np.searchsorted(self.uniques, value, "right"))
+
+    def _string_compare(self, op: str, value: Any) -> np.ndarray | None:
+        if not isinstance(value, str):
+            return None
+        left, right = self._code_bounds(value)
+        codes = self.codes
+        live = codes >= 0
+        if op == "==":
+            return codes == left if right > left else np.zeros(self.n, dtype=bool)
+        if op == "!=":
+            return live & (codes != left) if right > left else live
+        if op == "<":
+            return live & (codes < left)
+        if op == "<=":
+            return live & (codes < right)
+        if op == ">":
+            return codes >= right
+        if op == ">=":
+            return codes >= left
+        return None
+
+    # ---- the predicates the evaluator asks for
+    def compare(self, op: str, value: Any) -> np.ndarray | None:
+        """Rows where `column <op> value` (op one of == != < <= > >=)."""
+        return self._string_compare(op, value) if self.is_string else self._numeric_compare(op, value)
+
+    def isin(self, values: tuple[Any, ...]) -> np.ndarray | None:
+        if self.is_string:
+            if not all(isinstance(v, str) for v in values):
+                return None
+            wanted = [self._code_bounds(v) for v in values]
+            hits = np.array([lo for lo, hi in wanted if hi > lo], dtype=np.int32)
+            return np.isin(self.codes, hits) if len(hits) else np.zeros(self.n, dtype=bool)
+        mask = np.zeros(self.n, dtype=bool)
+        for v in values:
+            part = self._numeric_compare("==", v)
+            if part is None:
+                return None
+            mask |= part
+        return mask
+
+    def prefix(self, prefix: str) -> np.ndarray | None:
+        if not self.is_string:
+            return None
+        lo = int(np.searchsorted(self.uniques, prefix, "left"))
+        hi = int(np.searchsorted(self.uniques, prefix + _STRING_MAX, "left"))
+        return (self.codes >= lo) & (self.codes < hi)
+
+
+def build_scalar_index(column: Column) -> ScalarIndex:
+    return ScalarIndex(column)
