@@ -134,3 +134,67 @@ def test_helm_chart_renders_and_passes_server_side_dry_run(
     if values:
         k8s_cluster.kubectl("create", "namespace", "team-a", check=False)
     k8s_cluster.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-f", "-", input=rendered)
+
+
+def token_kubeconfig(k8s_cluster: Any, token: str, path: Path) -> Path:
+    """A kubeconfig for the same API server that authenticates with `token` only."""
+    raw = yaml.safe_load(k8s_cluster.kubectl("config", "view", "--raw", "--minify").stdout)
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": raw["clusters"][0]["cluster"]}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "e2e", "user": "operator"}}],
+        "current-context": "operator",
+    }))
+    return path
+
+
+@pytest.mark.timeout(900)
+def test_operator_runs_with_the_charts_least_privilege_rbac(
+    k8s_cluster: Any, ns: str, helm: str, tmp_path: Path
+) -> None:
+    from shoal_operator.kube import Kube
+    from shoal_operator.testing import OperatorProcess
+
+    home = f"rbac-{uuid.uuid4().hex[:6]}"
+    k8s_cluster.kubectl("create", "namespace", home)
+    rendered = subprocess.run(
+        [helm, "template", "shoal-operator", str(REPO / "charts" / "shoal-operator"), "--namespace", home,
+         "--set", "replicaCount=0"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    k8s_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    token = k8s_cluster.kubectl("create", "token", "shoal-operator", "-n", home).stdout.strip()
+    kubeconfig = token_kubeconfig(k8s_cluster, token, tmp_path / "operator.kubeconfig")
+    denied = k8s_cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "delete", "nodes", check=False)
+    assert denied.stdout.strip() == "no"
+
+    doc = {"apiVersion": API_VERSION, "kind": "MilvusCluster", "metadata": {"name": "rbac"},
+           "spec": {"mode": "cluster", "deletionPolicy": "Delete",
+                    "dependencies": {"etcd": {"inCluster": {}}, "storage": {"inCluster": {}}},
+                    "components": {"query": {"autoscaling": {"maxReplicas": 2}}}}}
+    api = k8s_cluster.api_client()
+    kube = Kube(api)
+    try:
+        with OperatorProcess(kubeconfig, tmp_path / "operator.log",
+                             env={"SHOAL_OPERATOR_RESYNC_SECONDS": "2"}) as op:
+            k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(doc))
+
+            def ready() -> bool:
+                obj = kube.get(API_VERSION, "MilvusCluster", ns, "rbac") or {}
+                conds = (obj.get("status") or {}).get("conditions") or []
+                return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+            try:
+                k8s_cluster.wait_for(ready, timeout=300, interval=1, what="Ready under chart RBAC")
+                k8s_cluster.kubectl("delete", "-n", ns, "milvuscluster", "rbac", "--timeout=120s", timeout=150)
+                k8s_cluster.wait_for(
+                    lambda: not kube.list("v1", "PersistentVolumeClaim", ns, "app.kubernetes.io/instance=rbac"),
+                    timeout=120, what="PVCs deleted under chart RBAC",
+                )
+            except (TimeoutError, subprocess.CalledProcessError):
+                raise AssertionError(op.log_tail(60)) from None
+            assert "Forbidden" not in op.log_tail(2000)
+    finally:
+        api.close()
+        k8s_cluster.kubectl("delete", "namespace", home, "--wait=false", check=False)
