@@ -24,6 +24,7 @@ _PLURALS: dict[str, str] = {
     "Secret": "secrets",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Pod": "pods",
+    "Event": "events",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "PodDisruptionBudget": "poddisruptionbudgets",
     c.CLUSTER_KIND: c.CLUSTER_PLURAL,

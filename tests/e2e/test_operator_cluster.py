@@ -270,6 +270,10 @@ def test_upgrade_rolls_components_in_order_and_leaves_hpa_replicas_alone(
         for pod in pods(kube, ns, f"app.kubernetes.io/instance=up,app.kubernetes.io/component={r}"):
             assert pod["spec"]["containers"][0]["image"] == target
     assert deployment(kube, ns, "up-query")["spec"]["replicas"] == 4  # still the HPA's number
+    events = [e for e in kube.list("v1", "Event", ns, "") if e["involvedObject"].get("name") == "up"]
+    steps = sorted(e["message"] for e in events if e["reason"] == "UpgradeStep")
+    assert steps == sorted(f"rolling {r} to {target}" for r in ROLES)  # (the order is checked above)
+    assert not any("Timer" in e["message"] for e in events)  # no event per resync pass
 
 
 def test_a_stuck_upgrade_step_is_reported_and_blocks_only_later_steps(

@@ -125,6 +125,8 @@ def test_collection_is_created_kept_and_dropped(k8s_cluster: Any, ns: str, shoal
     table = k8s_cluster.kubectl("get", "collections", "-n", ns).stdout.splitlines()
     assert table[0].split()[:5] == ["NAME", "PHASE", "COLLECTION", "LOAD", "ROWS"]
     assert table[1].split()[:4] == ["docs", "Ready", name, "Loaded"]
+    events = [e["message"] for e in kube.list("v1", "Event", ns, "") if e["reason"] == "Reconciled"]
+    assert f"{name}: create collection" in events and f"{name}: create index embedding (FLAT)" in events
     assert client.has_collection(name)
     assert "p2025" in client.list_partitions(name)
     assert client.list_indexes(name) == ["embedding"]

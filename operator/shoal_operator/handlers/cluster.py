@@ -181,7 +181,24 @@ def _run(memo: Any, body: Any, status: Any, patch: Any, logger: Any) -> None:
             ]
             raise
     patch.status.update(new_status)
+    _announce(body, status, new_status)
     logger.debug(f"{ref.name}: phase {new_status['phase']}, ready {new_status['ready']}")
+
+
+def _announce(body: Any, old: Any, new: dict[str, Any]) -> None:
+    """Kubernetes Events for what changed: upgrade steps, phase transitions."""
+    old = old or {}
+    step = (new.get("upgrade") or {}).get("component")
+    if step and step != (old.get("upgrade") or {}).get("component"):
+        message = f"rolling {step} to {new['version']}"
+        kopf.event(body, type="Normal", reason="UpgradeStep", message=message)
+    if new["phase"] != old.get("phase"):
+        reasons = {c["type"]: c for c in new["conditions"]}
+        if new["phase"] == "Degraded":
+            degraded = reasons["Degraded"]
+            kopf.warn(body, reason=degraded["reason"], message=degraded["message"])
+        else:
+            kopf.event(body, type="Normal", reason=new["phase"], message=reasons["Ready"]["message"])
 
 
 @kopf.on.resume(c.GROUP, c.VERSION, c.CLUSTER_PLURAL)

@@ -65,7 +65,7 @@ def collection_status(
     return out
 
 
-def reconcile(kube: Kube, body: Any, status: Any, now: datetime, logger: Any) -> dict[str, Any]:
+def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, Any]:
     generation = int(body["metadata"].get("generation", 0))
     try:
         spec = CollectionSpec.model_validate(dict(body.get("spec") or {}))
@@ -84,7 +84,8 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime, logger: Any) ->
         for action in change.actions:
             try:
                 milvus.execute(client, spec, action)
-                logger.info(f"{spec.name}: {milvus.describe(action)}")
+                message = f"{spec.name}: {milvus.describe(action)}"
+                kopf.event(body, type="Normal", reason="Reconciled", message=message)
             except Exception as exc:
                 errors.append(f"{milvus.describe(action)}: {exc}")
                 break
@@ -99,23 +100,23 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime, logger: Any) ->
     )
 
 
-def _run(memo: Any, body: Any, status: Any, patch: Any, logger: Any) -> None:
+def _run(memo: Any, body: Any, status: Any, patch: Any) -> None:
     with metrics.reconciling(c.COLLECTION_KIND):
-        patch.status.update(reconcile(memo.kube, body, status, datetime.now(UTC), logger))
+        patch.status.update(reconcile(memo.kube, body, status, datetime.now(UTC)))
 
 
 @kopf.on.resume(c.GROUP, c.VERSION, c.COLLECTION_PLURAL)
 @kopf.on.create(c.GROUP, c.VERSION, c.COLLECTION_PLURAL)
 @kopf.on.update(c.GROUP, c.VERSION, c.COLLECTION_PLURAL)
 def collection_changed(memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch,
-                       logger: kopf.Logger, **_: Any) -> None:
-    _run(memo, body, status, patch, logger)
+                       **_: Any) -> None:
+    _run(memo, body, status, patch)
 
 
 @kopf.timer(c.GROUP, c.VERSION, c.COLLECTION_PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def collection_drift_check(memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch,
-                           logger: kopf.Logger, **_: Any) -> None:
-    _run(memo, body, status, patch, logger)
+                           **_: Any) -> None:
+    _run(memo, body, status, patch)
 
 
 @kopf.on.delete(c.GROUP, c.VERSION, c.COLLECTION_PLURAL)

@@ -8,6 +8,7 @@ one replica acts and the others stand by.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from typing import Any
@@ -29,7 +30,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.peering.name = os.environ.get("SHOAL_OPERATOR_PEERING", c.PEERING_NAME)
     settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)
     settings.peering.stealth = True
-    settings.posting.level = 20  # INFO and above become Kubernetes events
+    # Only warnings become Kubernetes Events automatically (Kopf logs every timer pass at
+    # INFO); handlers post the Events worth a human's attention themselves.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
     settings.networking.error_backoffs = [1, 2, 5, 10]
 
