@@ -378,19 +378,28 @@ def claims(kube: Kube, ns: str, name: str) -> list[str]:
                   kube.list("v1", "PersistentVolumeClaim", ns, f"app.kubernetes.io/instance={name}"))
 
 
+DATA_LAYOUTS = {
+    "cluster": ({"mode": "cluster", "dependencies": {"etcd": {"inCluster": {"storageSize": "1Gi"}},
+                                                     "storage": {"inCluster": {"storageSize": "1Gi"}}}},
+                ["data-data-etcd-0", "data-data-minio-0"], ("StatefulSet", "data-etcd")),
+    "standalone": ({"mode": "standalone", "persistence": {"size": "1Gi"}},
+                   ["data-standalone-data"], ("Deployment", "data-standalone")),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(DATA_LAYOUTS))
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
-def test_deletion_policy_decides_the_fate_of_pvcs(k8s_cluster: Any, kube: Kube, ns: str, policy: str) -> None:
-    apply(k8s_cluster, ns, "data", {
-        "mode": "cluster", "version": OLD, "deletionPolicy": policy,
-        "dependencies": {"etcd": {"inCluster": {"storageSize": "1Gi"}},
-                         "storage": {"inCluster": {"storageSize": "1Gi"}}},
-    })
+def test_deletion_policy_decides_the_fate_of_pvcs(
+    k8s_cluster: Any, kube: Kube, ns: str, policy: str, mode: str
+) -> None:
+    spec, expected, (kind, child) = DATA_LAYOUTS[mode]
+    apply(k8s_cluster, ns, "data", {**spec, "version": OLD, "deletionPolicy": policy})
     obj = wait_ready(k8s_cluster, kube, ns, "data", timeout=180)
     assert condition(obj, "DependenciesReady")["status"] == "True"
-    expected = ["data-data-etcd-0", "data-data-minio-0"]
     assert claims(kube, ns, "data") == expected
     k8s_cluster.kubectl("delete", "-n", ns, "milvuscluster", "data", "--timeout=120s", timeout=150)
-    k8s_cluster.wait_for(lambda: kube.get("apps/v1", "StatefulSet", ns, "data-etcd") is None, timeout=120,
+    api_version = "apps/v1"
+    k8s_cluster.wait_for(lambda: kube.get(api_version, kind, ns, child) is None, timeout=120,
                          what="children collected")
     if policy == "Retain":
         time.sleep(3)
