@@ -170,3 +170,19 @@ def test_retain_keeps_the_collection(k8s_cluster: Any, ns: str, shoal_uri: str) 
     client.drop_collection(name)
     client.close()
     api.close()
+
+
+def test_a_missing_cluster_is_reported_not_fatal(k8s_cluster: Any, ns: str) -> None:
+    api = k8s_cluster.api_client()
+    kube = Kube(api)
+    body = {**spec("unused", "docs"), "target": {"clusterRef": "nowhere"}}
+    doc = {"apiVersion": API_VERSION, "kind": "Collection", "metadata": {"name": "docs"}, "spec": body}
+    k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(doc))
+    st = k8s_cluster.wait_for(lambda: status(kube, ns) if status(kube, ns).get("phase") else None, timeout=30,
+                              what="Collection status")
+    assert st["phase"] == "Pending"  # the cluster may still be created
+    assert st["errors"] == [f"MilvusCluster nowhere not found in {ns}"]
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["message"] == st["errors"][0]
+    k8s_cluster.kubectl("delete", "-n", ns, "collection", "docs", "--timeout=30s", timeout=60)
+    api.close()

@@ -19,7 +19,7 @@ from shoal_operator import metrics
 from shoal_operator.collections_diff import diff
 from shoal_operator.health import condition
 from shoal_operator.kube import Kube
-from shoal_operator.milvus_target import resolve
+from shoal_operator.milvus_target import TargetMissing, resolve
 from shoal_operator.specs.collection import CollectionSpec
 
 RESYNC_SECONDS = float(os.environ.get("SHOAL_OPERATOR_COLLECTION_RESYNC_SECONDS", "30"))
@@ -71,7 +71,10 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
         spec = CollectionSpec.model_validate(dict(body.get("spec") or {}))
     except ValidationError as exc:
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    target = resolve(kube, spec.target, body["metadata"]["namespace"])
+    try:
+        target = resolve(kube, spec.target, body["metadata"]["namespace"])
+    except TargetMissing as exc:
+        return collection_status(generation, status, now, [], [str(exc)], None, None)
     errors: list[str] = []
     # Any failure talking to the endpoint (pymilvus or gRPC errors alike) becomes status
     # for a human to read; the next pass retries.
@@ -127,13 +130,15 @@ def collection_deleted(memo: kopf.Memo, body: kopf.Body, retry: int, logger: kop
         return
     parsed = CollectionSpec.model_validate(dict(spec))
     kube: Kube = memo.kube
-    target = resolve(kube, parsed.target, body["metadata"]["namespace"])
     try:
+        target = resolve(kube, parsed.target, body["metadata"]["namespace"])
         client = milvus.connect(target.uri, parsed.database, target.token, target.user, target.password)
         try:
             client.drop_collection(parsed.name)
         finally:
             client.close()
+    except TargetMissing as exc:
+        logger.info(f"{parsed.name}: nothing to drop: {exc}")
     except Exception as exc:
         if retry < 5:
             raise kopf.TemporaryError(f"cannot drop {parsed.name} yet: {exc}", delay=10) from exc
