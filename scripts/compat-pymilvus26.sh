@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 [ -x .venv/bin/python ] || ./scripts/setup.sh --test
 venv="${SHOAL_CACHE:-$HOME/.cache/shoal}/venv-pymilvus26"
-stamp="$venv/.pymilvus-2.6.17"
+stamp="$venv/.pymilvus-2.6.17-ml-dtypes-0.6.0"
 if [ ! -f "$stamp" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "pymilvus==2.6.17" "pytest==9.2.0" "pytest-timeout==2.4.0" "numpy==2.4.6"
+  "$venv/bin/pip" install -q "pymilvus==2.6.17" "pytest==9.2.0" "pytest-timeout==2.4.0" "numpy==2.4.6" "ml-dtypes==0.6.0"
   touch "$stamp"
 fi
 "$venv/bin/python" -c 'import pymilvus; assert pymilvus.__version__.startswith("2.6."), pymilvus.__version__; print("pymilvus", pymilvus.__version__)'
