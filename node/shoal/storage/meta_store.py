@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import struct
 import threading
 import zlib
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from shoal.errors import Code, ShoalError, invalid
+from shoal.storage.durable import write_atomic
 
 T = TypeVar("T")
 
@@ -143,16 +143,8 @@ class FileMetaStore:
             for key in deletes:
                 new.pop(key, None)
             new.update({k: bytes(v) for k, v in puts.items()})
-            with open(self._tmp, "wb") as f:
-                f.write(_serialize(new))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(self._tmp, self.path)
-            fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            blob = _serialize(new)
+            write_atomic(self.path, lambda f: f.write(blob), tmp=self._tmp)
             self._data = new
 
     def close(self) -> None:

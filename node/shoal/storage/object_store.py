@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shoal.errors import Code, ShoalError, invalid
+from shoal.storage.durable import write_atomic
 
 _TMP_MARK = ".shoal-tmp-"
 
@@ -87,22 +88,7 @@ class LocalObjectStore:
     def _commit(self, key: str, fill: Any) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex[:12]}")
-        try:
-            with open(tmp, "wb") as f:
-                fill(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(path, fill, tmp=path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex[:12]}"))
 
     def put(self, key: str, data: bytes) -> None:
         self._commit(key, lambda f: f.write(data))

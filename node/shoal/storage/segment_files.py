@@ -31,20 +31,12 @@ import numpy as np
 from shoal.errors import Code, ShoalError, invalid
 from shoal.schema import Batch, Column
 from shoal.storage.codec import decode_batch, encode_batch
+from shoal.storage.durable import fsync_dir, write_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 _TMP_MARK = ".shoal-tmp-"
 _NUMERIC_KINDS = "biuf"
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a directory's entries (creations, renames, removals) durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -189,15 +181,7 @@ def write_array_atomic(path: Path, arr: np.ndarray) -> None:
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise invalid(f"write_array_atomic takes numeric arrays, got dtype {arr.dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    try:
-        _save_npy(tmp, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    write_atomic(path, lambda f: np.save(f, np.ascontiguousarray(arr), allow_pickle=False), tmp=_tmp_sibling(path))
 
 
 def read_array(path: Path, mmap: bool = True) -> np.ndarray:

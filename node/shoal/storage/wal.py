@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from shoal.errors import Code, ShoalError, invalid
+from shoal.storage.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,6 @@ def _scan(data: bytes, after: int) -> Iterator[tuple[int, int, int, int]]:
         yield lsn, start, end, end
         prev = lsn
         pos = end
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WriteAheadLog:
@@ -177,7 +170,7 @@ class WriteAheadLog:
                     log.warning("WAL %s follows a corrupt record; removing it", stale)
                     stale.unlink()
                 if later:
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
                 break
             kept.append((first, path))
         self._files = kept
@@ -307,7 +300,7 @@ class WriteAheadLog:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._fd_size = os.fstat(self._fd).st_size
             if self.policy != "never":
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             with self._cv:
                 self._files.append((first_lsn, path))
 
@@ -390,7 +383,7 @@ class WriteAheadLog:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, self.directory / _CHECKPOINT)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 self._checkpoint = lsn
         return self.truncate_before(lsn + 1)
 
@@ -404,7 +397,7 @@ class WriteAheadLog:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if doomed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return len(doomed)
 
     def files(self) -> list[Path]:
