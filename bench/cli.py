@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
             p.error(f"unknown {what}(s) {sorted(unknown)}; choose from {', '.join(known)}")
     if quick:
         cfg.n_queries, cfg.batch_rounds, cfg.concurrent_queries = 30, 3, 48
-        cfg.filtered_queries, cfg.filter_only_queries = 15, 5
+        cfg.filtered_queries, cfg.filter_only_queries, cfg.sweep_queries = 15, 5, 20
         cfg.text_docs, cfg.stream_batches, cfg.stream_batch_rows, cfg.insert_batch = 600, 4, 100, 1000
     if a.queries:
         cfg.n_queries = a.queries

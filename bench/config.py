@@ -46,6 +46,7 @@ class BenchConfig:
     concurrent_queries: int = 400
     filtered_queries: int = 200
     filter_only_queries: int = 50
+    sweep_queries: int = 200
     text_docs: int = 0  # 0 = the whole corpus
     stream_batches: int = 20
     stream_batch_rows: int = 1000
@@ -81,6 +82,16 @@ def index_spec(index_type: str, n_rows: int, dim: int, quick: bool = False) -> I
     if index_type == "HNSW":
         return IndexSpec("HNSW", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}, {"ef": HNSW_EF})
     raise ValueError(f"unknown index type {index_type!r}; choose from {', '.join(INDEX_TYPES)}")
+
+
+def sweep_values(index: IndexSpec) -> list[dict[str, int]]:
+    """Search parameters for the recall-vs-QPS curve of an index (empty for FLAT)."""
+    if "nprobe" in index.search_params:
+        nlist = index.build_params["nlist"]
+        return [{"nprobe": v} for v in sorted({min(v, nlist) for v in (1, 4, 16, 64, 256)})]
+    if "ef" in index.search_params:
+        return [{"ef": v} for v in (16, 32, 64, 128, 256)]
+    return []
 
 
 def parse_size(text: str) -> int:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MARKERS = {"shoal": "o", "milvus-lite": "s", "faiss": "^"}
+COLORS = {"shoal": "tab:blue", "milvus-lite": "tab:orange", "faiss": "tab:green"}
 
 
 def write_plots(results: dict[str, Any], out: Path) -> None:
@@ -20,13 +21,18 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
     for ax, wname in zip(axes[0], workloads, strict=False):
         for system in dict.fromkeys(r["system"] for r in runs):
             pts = [r for r in runs if r["workload"] == wname and r["system"] == system]
+            for r in pts:  # the nprobe / ef sweep of each index as a thin line
+                curve = r.get("sweep") or []
+                if len(curve) > 1:
+                    ax.plot([p["qps"] for p in curve], [p["recall_at_10"] for p in curve], lw=0.8, alpha=0.6,
+                            color=COLORS.get(system, "grey"))
             ax.scatter([r["metrics"]["serial_qps"] for r in pts], [r["metrics"].get("recall_at_10", 0) for r in pts],
-                       marker=MARKERS.get(system, "x"), label=system, s=50)
+                       marker=MARKERS.get(system, "x"), label=system, s=50, color=COLORS.get(system, "grey"))
             for r in pts:
                 ax.annotate(r["index"], (r["metrics"]["serial_qps"], r["metrics"].get("recall_at_10", 0)),
                             fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_xlabel("serial QPS (nq=1, top-10, log)")
+        ax.set_xlabel("serial QPS (nq=1, top-10, log); lines: nprobe / ef sweeps")
         ax.set_ylabel("recall@10")
         ax.set_title(wname, fontsize=9)
         ax.grid(alpha=0.3)

@@ -131,6 +131,14 @@ def render(results: dict[str, Any]) -> str:
         out += ["", "### Search (nq=1 serial, nq=100 batch, 1/4/16 threads)", ""] + _table(runs, SEARCH_COLS)
         out += ["", "### Filters (1 % and 50 % filtered search; filter-only query and count)", ""]
         out += _table(runs, FILTER_COLS)
+        swept = [r for r in runs if r.get("sweep")]
+        if swept:
+            out += ["", "### Recall vs QPS sweeps (serial nq=1; `value: QPS / recall@10`)", "",
+                    "| index | system | points |", "|---|---|---|"]
+            for r in swept:
+                pts = "; ".join(f"{k}={p[k]}: {fmt(p['qps'])} / {p['recall_at_10']:.3f}"
+                                for p in r["sweep"] for k in p if k in ("nprobe", "ef"))
+                out.append(f"| {r['index']} | {r['system']} | {pts} |")
         out += ["", "### Ratios (Shoal ÷ other; >1 is better for QPS, recall, rows/s; <1 for s, ms, MB)", ""]
         out += ratio_table(results, runs)
     if results.get("streaming"):

@@ -16,11 +16,11 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import measure
-from bench.config import CONCURRENCY, BenchConfig, IndexSpec
+from bench.config import CONCURRENCY, BenchConfig, IndexSpec, sweep_values
 from bench.systems.base import System
 from bench.workloads import Workload, extra_rows, recall
 
-PHASES = ("load", "serial", "batch", "concurrent", "filtered", "filter_only", "resources")
+PHASES = ("load", "serial", "batch", "concurrent", "filtered", "filter_only", "sweep", "resources")
 STREAM_PHASES = ("stream_load", "streaming")
 LIMIT = 100
 
@@ -97,6 +97,22 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) ->
                     "count_qps": n / (t2 - t1), "count_ok": float(all(c == int(half.mask.sum()) for c in counts))}
 
         _phase(record, "filter_only", filter_only)
+        def sweep() -> dict[str, float]:
+            points = []
+            queries, truth = w.queries[: cfg.sweep_queries], w.ground_truth[: cfg.sweep_queries]
+            try:
+                for params in sweep_values(spec):
+                    system.tune(params)
+                    stats, found = measure.serial(system.searcher(), queries, desc=f"sweep {params}",
+                                                  budget_s=cfg.phase_budget_s / 4)
+                    points.append({**params, "qps": stats["qps"], "p50_ms": stats["p50_ms"],
+                                   "recall_at_10": recall(found, truth)})
+            finally:
+                system.tune(spec.search_params)
+            record["sweep"] = points
+            return {"sweep_points": float(len(points))}
+
+        _phase(record, "sweep", sweep)
         _phase(record, "resources", lambda: system.resources())
     finally:
         try:

@@ -28,6 +28,9 @@ class System(Protocol):
     def searcher(self) -> Searcher:
         """A search callable for one client thread (its own connection where there is one)."""
 
+    def tune(self, search_params: dict[str, int]) -> None:
+        """Use these search parameters (nprobe, ef) in searchers made from now on."""
+
     def query_filter(self, expr: Filter, limit: int) -> int:
         """Rows returned by a filter-only query with a limit."""
 

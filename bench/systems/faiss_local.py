@@ -7,6 +7,7 @@ Neighbours: :mod:`bench.runner` treats it like any other :class:`~bench.systems.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -103,6 +104,12 @@ class FaissSystem:
             return [[int(i) for i in row if i >= 0] for row in ids]
 
         return search
+
+    def tune(self, search_params: dict[str, int]) -> None:
+        assert self.spec is not None
+        self.spec = dataclasses.replace(self.spec, search_params=dict(search_params))
+        with self._lock:
+            self._apply_search_params()
 
     def query_filter(self, expr: Filter, limit: int) -> int:
         assert self.alive is not None

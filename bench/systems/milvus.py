@@ -79,6 +79,9 @@ class MilvusSystem:
 
         return search
 
+    def tune(self, search_params: dict[str, int]) -> None:
+        self.search_params = {"metric_type": self.metric, "params": dict(search_params)}
+
     def query_filter(self, expr: Filter, limit: int) -> int:
         assert self.client is not None
         return len(self.client.query(COLLECTION, filter=expr.expr, limit=limit, output_fields=["id"]))

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # one metric that proves each phase ran
 PHASE_METRIC = {"load": "load_s", "serial": "recall_at_10", "batch": "batch_qps", "concurrent": "conc16_qps",
-                "filtered": "filt1_recall", "filter_only": "count_ok"}
+                "filtered": "filt1_recall", "filter_only": "count_ok", "sweep": "sweep_points"}
 
 
 def test_quick_benchmark_produces_numbers_for_every_phase(tmp_path: Path) -> None:
@@ -39,6 +39,8 @@ def test_quick_benchmark_produces_numbers_for_every_phase(tmp_path: Path) -> Non
     for system in systems:  # every system gets through every phase on the plain FLAT index
         flat = [r for r in runs if r["system"] == system and r["index"] == "FLAT"]
         assert flat and all(not r["errors"] for r in flat), [r["errors"] for r in flat]
+    hnsw = [r for r in runs if r["index"] == "HNSW" and not r["errors"]]
+    assert hnsw and all(len(r["sweep"]) == 5 and 0 <= r["sweep"][-1]["recall_at_10"] <= 1 for r in hnsw)
     servers = [r for r in runs if r["system"] != "faiss" and not r["errors"]]
     assert servers and all(r["metrics"]["vmhwm_mb"] > 0 and "disk_mb" in r["metrics"] for r in servers)
     assert all(e["echo_p50_ms"] > 0 for e in results["floor"].values())
