@@ -21,10 +21,12 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$want_test" = 1 ] && ! command -v etcd >/dev/null 2>&1; then
+# Debian packages the tests use: etcd (meta-store tests) and fortunes (the corpus of the
+# benchmark's real-embedding workload).
+if [ "$want_test" = 1 ] && { ! command -v etcd >/dev/null 2>&1 || [ ! -d /usr/share/games/fortunes ]; }; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server fortunes >/dev/null
   else
-    echo "etcd-server is missing; install it with: sudo apt-get install etcd-server" >&2
+    echo "missing Debian packages; install them with: sudo apt-get install etcd-server fortunes" >&2
   fi
 fi
