@@ -85,8 +85,8 @@ def render(results: dict[str, list[dict]], pymilvus_version: str) -> str:
     out += ["", "Not covered, with the reason: time travel (`travel_timestamp`, removed from Milvus in 2.3);",
             "bulk insert (`do_bulk_insert` reads files from the server's object storage, not the client's);",
             "`utility.export_collection`/`import_collection` from the guide's backup section (not pymilvus",
-            "APIs; backups are `shoal backup` and the MilvusBackup resource, tested elsewhere); TLS and",
-            "authentication (server configuration, tested in tests/server)."]
+            "APIs; Shoal has no backup command yet and MilvusBackup is schema only); TLS and",
+            "authentication (not implemented in Shoal yet: see docs/status.md)."]
     out += ["", "## Failures", "", "| system | test | message |", "|---|---|---|"]
     for s in systems:
         for r in results[s]:
