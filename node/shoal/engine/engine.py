@@ -445,12 +445,12 @@ class Engine:
         if keys is not None:
             dtype = np.int64 if pk.dtype == DataType.INT64 else object
             pks = np.array(keys, dtype=dtype) if dtype is np.int64 else np.array([str(k) for k in keys], dtype=object)
-            pks = pd_unique(pks)
+            pks = unique_in_order(pks)
         else:
             req = QueryRequest(expr=expr, expr_params=expr_params or {}, output_fields=[pk.name])
             parts = {partition_id} if partition_id else None
             found = self.reader.query(meta, data.snapshot(parts), req)
-            pks = pd_unique(np.asarray(found.fields[pk.name].values))
+            pks = unique_in_order(np.asarray(found.fields[pk.name].values))
         return self.writer.delete(meta, data, partition_id, pks)
 
     def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
@@ -611,7 +611,7 @@ class Engine:
         self.catalog.store.close()
 
 
-def pd_unique(values: np.ndarray) -> np.ndarray:
+def unique_in_order(values: np.ndarray) -> np.ndarray:
     """Unique values keeping first-seen order."""
     if len(values) == 0:
         return values

@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from shoal.engine.catalog import CollectionMeta, IndexMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
 from shoal.index import build_index, load_index, validate_index_params
 from shoal.index.scalar import build_scalar_index
+from shoal.schema import Column
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +132,9 @@ class Indexer:
         """Build one missing scalar index (kept in memory; rebuilt after a restart)."""
         for seg in data.snapshot():
             if seg.sealed and seg.path and field_name not in seg.scalar_indexes and field_name in seg.columns:
-                col = seg.columns[field_name]
-                seg.scalar_indexes[field_name] = build_scalar_index(col.take(np.arange(seg.num_rows)))
+                n, col = seg.num_rows, seg.columns[field_name]
+                rows = Column(col.values[:n], None if col.valid is None else col.valid[:n])
+                seg.scalar_indexes[field_name] = build_scalar_index(rows)
                 return True
         return False
 
