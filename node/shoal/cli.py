@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", dest="http_port", type=int, help="HTTP port for /healthz and /metrics (default 9091)")
     run.add_argument("--role", choices=ROLES, help="node role (default standalone)")
     run.add_argument("--wal-fsync", dest="wal_fsync", choices=WAL_FSYNC, help="WAL fsync policy")
-    run.add_argument("--segment-max-rows", dest="segment_max_rows", type=int, help="rows per growing segment")
+    run.add_argument("--segment-max-rows", dest="segment_max_rows", type=int, help="rows at which a growing segment seals (default 1048576)")
+    run.add_argument("--segment-max-bytes", dest="segment_max_bytes", type=int,
+                     help="approximate bytes at which a growing segment seals (default 1 GiB)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
     return p
@@ -48,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
-                  "grpc_workers", "log_level")
+                  "segment_max_bytes", "grpc_workers", "log_level")
     }
     try:
         cfg = load_config(args.config, overrides=overrides)

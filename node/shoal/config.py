@@ -43,7 +43,8 @@ class Config:
     http_port: int = 9091
     role: str = "standalone"
     wal_fsync: str = "batch"
-    segment_max_rows: int = 100_000
+    segment_max_rows: int = 1_048_576
+    segment_max_bytes: int = 1 << 30
     index_build_threads: int = 1
     grpc_workers: int = 16
     max_message_bytes: int = 64 * 1024 * 1024
@@ -55,11 +56,12 @@ class Config:
         return {
             "wal_fsync": self.wal_fsync,
             "segment_max_rows": self.segment_max_rows,
+            "segment_max_bytes": self.segment_max_bytes,
             "index_build_threads": self.index_build_threads,
         }
 
 
-_INT_KEYS = {"port", "http_port", "segment_max_rows", "index_build_threads", "grpc_workers", "max_message_bytes"}
+_INT_KEYS = {"port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "grpc_workers", "max_message_bytes"}
 _TOP_KEYS = {f.name for f in fields(Config)}
 _S3_KEYS = {f.name for f in fields(S3Config)}
 
@@ -136,8 +138,9 @@ def _validate(cfg: Config) -> None:
         value = getattr(cfg, key)
         if not 0 <= value <= 65535:
             raise ConfigError(f"{key} must be in [0, 65535], got {value}")
-    if cfg.segment_max_rows < 1:
-        raise ConfigError(f"segment_max_rows must be positive, got {cfg.segment_max_rows}")
+    for key in ("segment_max_rows", "segment_max_bytes"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be positive, got {getattr(cfg, key)}")
     if cfg.grpc_workers < 1:
         raise ConfigError(f"grpc_workers must be positive, got {cfg.grpc_workers}")
 

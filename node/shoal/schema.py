@@ -163,6 +163,9 @@ class FieldSchema:
         return cls(**kw)
 
 
+VARIABLE_FIELD_BYTES = 64
+
+
 @dataclass
 class CollectionSchema:
     fields: list[FieldSchema]
@@ -188,6 +191,20 @@ class CollectionSchema:
 
     def field(self, name: str) -> FieldSchema | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def approx_row_bytes(self) -> int:
+        """A row's in-memory size for segment sizing: exact for fixed-width fields, a guess
+        (VARIABLE_FIELD_BYTES) for strings, JSON, arrays and sparse vectors."""
+        total = 0
+        for f in self.fields:
+            dtype = f.numpy_dtype()
+            if f.dtype.is_dense_vector:
+                total += f.vector_width() * dtype.itemsize
+            elif dtype.kind == "O":
+                total += VARIABLE_FIELD_BYTES
+            else:
+                total += dtype.itemsize
+        return max(1, total)
 
     def field_by_id(self, field_id: int) -> FieldSchema | None:
         return next((f for f in self.fields if f.field_id == field_id), None)

@@ -35,6 +35,7 @@ def test_yaml_env_and_flags_layer(tmp_path: Path) -> None:
     cfg = load_config(cfg_file, env=env, overrides={"port": 0, "role": None})
     assert cfg.port == 0 and cfg.role == "standalone"
     assert cfg.engine_options() == {"wal_fsync": "never", "segment_max_rows": cfg.segment_max_rows,
+                                    "segment_max_bytes": cfg.segment_max_bytes,
                                     "index_build_threads": cfg.index_build_threads}
 
 

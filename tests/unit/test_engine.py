@@ -158,7 +158,10 @@ def test_compaction_keeps_every_live_row(engine) -> None:
         time.sleep(0.05)
     assert engine.compaction_state(cid).state == "Completed"
     data = engine.datas[engine.catalog.require("", "c").collection_id]
-    assert len(data.segments) == 1
+    # 550 live rows of small segments: packed into merges no larger than a full segment (500)
+    assert len(data.segments) == 2 and sum(s.num_rows for s in data.segments) == 550
+    assert all(s.num_rows <= data.seal_rows == 500 for s in data.segments)
+    assert not any(s.num_deleted for s in data.segments)
     assert _count(engine) == 550
     assert _ids(engine.query("", "c", QueryRequest(expr="id < 60")))[:3] == [50, 51, 52]
 

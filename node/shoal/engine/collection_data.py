@@ -24,11 +24,13 @@ class CollectionData:
         schema: CollectionSchema,
         new_id: Callable[[], int],
         segment_max_rows: int,
+        segment_max_bytes: int = 1 << 30,
     ) -> None:
         self.collection_id = collection_id
         self.schema = schema
         self._new_id = new_id
         self.segment_max_rows = segment_max_rows
+        self.segment_max_bytes = segment_max_bytes
         self.write_lock = threading.RLock()
         self.segments: list[Segment] = []
         self._growing: dict[int, Segment] = {}
@@ -49,8 +51,13 @@ class CollectionData:
             self._growing[partition_id] = seg
             self.segments = self.segments + [seg]
         seg.append(batch, n, ts)
-        if seg.num_rows >= self.segment_max_rows:
+        if seg.num_rows >= self.seal_rows:
             self.seal_growing(partition_id)
+
+    @property
+    def seal_rows(self) -> int:
+        """Rows at which a growing segment seals: the row cap, or fewer when wide rows reach the byte cap."""
+        return max(1, min(self.segment_max_rows, self.segment_max_bytes // self.schema.approx_row_bytes()))
 
     def apply_delete(self, pks: np.ndarray, ts: int, partition_ids: set[int] | None) -> int:
         count = 0

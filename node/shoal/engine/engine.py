@@ -62,7 +62,8 @@ class Engine:
         options = options or {}
         self.root = Path(data_dir)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.segment_max_rows = int(options.get("segment_max_rows", 262_144))
+        self.segment_max_rows = int(options.get("segment_max_rows", 1_048_576))
+        self.segment_max_bytes = int(options.get("segment_max_bytes", 1 << 30))
         self.tso = TimestampOracle()
         self.catalog = Catalog(FileMetaStore(self.root / "meta.db"))
         self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
@@ -86,7 +87,9 @@ class Engine:
 
     # ---- plumbing
     def _new_data(self, meta: CollectionMeta) -> CollectionData:
-        data = CollectionData(meta.collection_id, meta.schema, self.catalog.new_id, self.segment_max_rows)
+        data = CollectionData(
+            meta.collection_id, meta.schema, self.catalog.new_id, self.segment_max_rows, self.segment_max_bytes
+        )
         data.on_sealed = lambda _d: self._flush_wanted.set()
         self.datas[meta.collection_id] = data
         return data

@@ -43,19 +43,34 @@ class Compactor:
         self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
         self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
 
-    def plan(self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0) -> dict[int, list[Segment]]:
-        """Per partition, the persisted segments worth rewriting: small ones and those whose
-        deleted rows reach `deleted_ratio` (0: any delete, for a compaction the user asked for)."""
+    def plan(self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0) -> list[tuple[int, list[Segment]]]:
+        """The merges to run, as (partition, segments) pairs: per partition, the persisted segments
+        worth rewriting (small ones, and those whose deleted rows reach `deleted_ratio`; 0: any
+        delete, for a compaction the user asked for), packed so no merge outgrows a full segment."""
         groups: dict[int, list[Segment]] = {}
         for seg in data.snapshot():
             if not (seg.sealed and seg.path):
                 continue
             if seg.num_rows < small_rows or (seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows):
                 groups.setdefault(seg.partition_id, []).append(seg)
-        return {pid: segs for pid, segs in groups.items() if len(segs) > 1 or segs[0].num_deleted}
+        plans: list[tuple[int, list[Segment]]] = []
+        for pid, segs in groups.items():
+            bins: list[list[Segment]] = []
+            room: list[int] = []
+            for seg in sorted(segs, key=lambda s: -s.live_rows()):
+                live = seg.live_rows()
+                at = next((i for i, free in enumerate(room) if free >= live), None)
+                if at is None:
+                    bins.append([seg])
+                    room.append(data.seal_rows - live)
+                else:
+                    bins[at].append(seg)
+                    room[at] -= live
+            plans += [(pid, b) for b in bins if len(b) > 1 or b[0].num_deleted]
+        return plans
 
     def small_rows(self, data: CollectionData) -> int:
-        return max(1, data.segment_max_rows // 2)
+        return max(1, data.seal_rows // 2)
 
     def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int, auto: bool = False) -> int:
         """Start compacting the collection; returns the compaction id to poll.
@@ -113,7 +128,7 @@ class Compactor:
             with turn:
                 plans = self.plan(data, self.small_rows(data), deleted_ratio)
                 state.executing_plans = len(plans)
-                for pid, olds in plans.items():
+                for pid, olds in plans:
                     try:
                         self._merge(meta, data, pid, olds, now_ts)
                         state.completed_plans += 1

@@ -107,6 +107,12 @@ def gather(
     """Output columns for hits given as (segment position, row) pairs, in hit order."""
     n = len(row_of_hit)
     out: Batch = {}
+    if n and seg_of_hit.min() == seg_of_hit.max():  # every hit in one segment: no scatter
+        seg = segments[int(seg_of_hit[0])]
+        for field in fields:
+            col = seg.columns.get(field.name)
+            out[field.name] = col.take(row_of_hit) if col is not None else null_column(field, n)
+        return out
     for field in fields:
         parts: list[tuple[np.ndarray, Column]] = []
         for s in np.unique(seg_of_hit):
@@ -262,6 +268,7 @@ class Reader:
         nq = len(queries)
         radius = params.get("radius")
         per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in range(nq)]
+        blocks: list[tuple[np.ndarray, np.ndarray, int]] = []  # (nq, k) scores and rows per segment
         for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
             if seg.num_rows == 0 or (mask is not None and not mask.any()):
                 continue
@@ -288,9 +295,10 @@ class Reader:
                 scores, rows = index.search(queries, min(k, n), params, mask)
             else:
                 scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
-            for q in range(nq):
-                per_query[q].append((scores[q], rows[q], pos))
+            blocks.append((np.asarray(scores, dtype=np.float32).reshape(nq, -1), np.asarray(rows, dtype=np.int64).reshape(nq, -1), pos))
         desc = higher_is_better(metric)
+        if radius is None:
+            return _merge_top_k(blocks, nq, k, desc)
         out = []
         for parts in per_query:
             if not parts:
@@ -561,6 +569,29 @@ class Reader:
         return self._result(
             meta, segments, hits_out, req.output_fields, read_ts, req.round_decimal, req.limit, group_field, group_values
         )
+
+
+def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: int, desc: bool) -> list[_Hits]:
+    """Per query, the best k of every segment's (nq, k) answers (row -1 = no hit), ties in segment order."""
+    if not blocks:
+        empty = _Hits(np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64))
+        return [empty] * nq
+    if len(blocks) == 1:
+        scores, rows, pos = blocks[0]
+    else:
+        scores = np.concatenate([b[0] for b in blocks], axis=1)
+        rows = np.concatenate([b[1] for b in blocks], axis=1)
+    key = -scores if desc else scores.copy()
+    key[rows < 0] = np.inf
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    at = np.arange(nq)[:, None]
+    scores, rows = scores[at, order], rows[at, order]
+    if len(blocks) == 1:
+        segs = np.full(rows.shape, pos, dtype=np.int64)
+    else:
+        segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
+    found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
+    return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
 
 
 def _normalize(score: float, metric: str) -> float:
