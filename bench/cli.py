@@ -21,6 +21,7 @@ from tqdm import tqdm
 from bench import corpus, workloads
 from bench.config import INDEX_TYPES, SYSTEMS, WORKLOADS, BenchConfig, index_spec, parse_size
 from bench.echo import measure_echo
+from bench.instant import measure_instant
 from bench.machine import all_packages, machine, versions
 from bench.runner import run_index, run_streaming
 from bench.systems import make_system
@@ -118,7 +119,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 def _run_all(cfg: BenchConfig, results: dict[str, Any], workdir: str) -> None:
     all_w = build_workloads(cfg, results["meta"].setdefault("skipped_workloads", {}))
     for dim in sorted({w.dim for w in all_w}):
-        results["floor"][str(dim)] = measure_echo(dim * 4 + 128, 200 if cfg.quick else 2000)
+        rounds = 200 if cfg.quick else 2000
+        results["floor"][str(dim)] = {**measure_echo(dim * 4 + 128, rounds), **measure_instant(dim, rounds, cfg.batch_nq)}
     jobs = [(w, i, s) for w in all_w if "synthetic" in cfg.workloads or w.name.startswith("text")
             for i in cfg.indexes for s in cfg.systems]
     with tqdm(total=len(jobs), desc="system x index", unit="run") as bar:

@@ -69,11 +69,14 @@ def test_report_shows_errors_and_ratios() -> None:
         "meta": {"started": "2026-01-01T00:00:00", "command": "python -m bench", "machine": {"cpus": "2"},
                  "versions": {"pymilvus": "3.0.2"}, "config": {"batch_nq": 100},
                  "workloads": [{"name": "w", "rows": 10, "dim": 4, "metric": "L2", "queries": 5}]},
-        "floor": {"4": {"echo_payload_bytes": 144.0, "echo_p50_ms": 0.3, "echo_p99_ms": 0.5, "echo_mean_ms": 0.3}},
+        "floor": {"4": {"echo_payload_bytes": 144.0, "echo_p50_ms": 0.3, "echo_p99_ms": 0.5, "echo_mean_ms": 0.3,
+                        "instant_p50_ms": 0.8, "instant_p99_ms": 1.0, "instant_mean_ms": 0.8, "instant_batch_qps": 4000.0}},
         "runs": [
-            {**base, "system": "shoal", "index": "FLAT", "metrics": {"serial_qps": 500.0}, "errors": {}},
+            {**base, "system": "shoal", "index": "FLAT", "metrics": {"serial_qps": 500.0, "batch_qps": 1500.0},
+             "errors": {}},
             {**base, "system": "milvus-lite", "index": "FLAT", "metrics": {"serial_qps": 250.0}, "errors": {}},
-            {**base, "system": "faiss", "index": "FLAT", "metrics": {"serial_qps": 1000.0, "serial_mean_ms": 0.2},
+            {**base, "system": "faiss", "index": "FLAT", "metrics": {"serial_qps": 1000.0, "serial_mean_ms": 0.2,
+                                                                         "batch_qps": 4000.0},
              "errors": {}},
             {**base, "system": "milvus-lite", "index": "IVF_PQ", "metrics": {},
              "errors": {"load": "MilvusException: IVF_PQ reserved", "serial": "skipped: load failed"}},
@@ -81,7 +84,10 @@ def test_report_shows_errors_and_ratios() -> None:
         "streaming": [],
     }
     text = render(results)
-    assert "| FLAT | serial_qps | 500.0 | 250.0 | 1,000 | 2,000 | 2.00 | 0.50 | 0.25 |" in text
+    # floor = faiss 0.2 ms + echo 0.3 ms; client floor = faiss 0.2 ms + pymilvus 0.8 ms
+    assert "| FLAT | serial_qps | 500.0 | 250.0 | 1,000 | 2,000 | 1,000 | 2.00 | 0.50 | 0.25 | 0.50 |" in text
+    # batches: faiss 4,000 q/s and pymilvus alone 4,000 q/s → 2,000 q/s at best through pymilvus
+    assert "| FLAT | batch_qps | 1,500 | — | 4,000 | — | 2,000 | — | 0.38 | — | 0.75 |" in text
     assert "IVF_PQ reserved" in text and "| IVF_PQ | milvus-lite | ERR |" in text
 
 

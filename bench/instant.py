@@ -1,0 +1,119 @@
+"""The client floor: a Milvus-protocol server that answers every search at once.
+
+``python -m bench.instant --port P`` serves Connect and Search over plain grpcio; each
+Search is answered with ``limit`` made-up hits per query vector (ids 0..limit-1) without
+looking at the vectors. :func:`measure_instant` starts it as its own process and times the
+unchanged pymilvus ``MilvusClient.search`` against it, exactly as the bench calls Shoal and
+milvus-lite: that figure is what pymilvus (request building, result parsing) plus gRPC
+cost, the part of a server's latency that no server can remove.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent import futures
+
+import grpc
+import numpy as np
+from pymilvus import MilvusClient
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from bench.config import TOP_K
+from bench.systems.servers import free_port
+
+SERVICE = "milvus.proto.milvus.MilvusService"
+
+
+def _limit(request: milvus_pb2.SearchRequest) -> int:
+    params = {kv.key: kv.value for kv in request.search_params}
+    raw = params.get("topk") or params.get("limit") or json.loads(params.get("params") or "{}").get("topk", TOP_K)
+    return int(raw)
+
+
+def _search(request: milvus_pb2.SearchRequest, context: grpc.ServicerContext) -> milvus_pb2.SearchResults:
+    nq, k = max(1, int(request.nq)), _limit(request)
+    data = schema_pb2.SearchResultData(num_queries=nq, top_k=k, topks=[k] * nq, primary_field_name="id")
+    data.ids.int_id.data.extend(list(range(k)) * nq)
+    data.scores.extend([0.5] * (nq * k))
+    return milvus_pb2.SearchResults(status=common_pb2.Status(), results=data)
+
+
+def _connect(request: milvus_pb2.ConnectRequest, context: grpc.ServicerContext) -> milvus_pb2.ConnectResponse:
+    return milvus_pb2.ConnectResponse(status=common_pb2.Status(), identifier=1)
+
+
+def serve(port: int) -> None:
+    methods = {
+        "Search": grpc.unary_unary_rpc_method_handler(
+            _search, milvus_pb2.SearchRequest.FromString, milvus_pb2.SearchResults.SerializeToString
+        ),
+        "Connect": grpc.unary_unary_rpc_method_handler(
+            _connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString
+        ),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print(f"instant Milvus serving on {port}", flush=True)
+    server.wait_for_termination()
+
+
+def measure_instant(dim: int, rounds: int, batch: int = 100) -> dict[str, float]:
+    """pymilvus search latency (nq=1, ms) and throughput (nq=``batch``, q/s) against the instant server."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rng = np.random.default_rng(0)
+    queries = rng.standard_normal((max(rounds, batch), dim)).astype(np.float32)
+    params = {"metric_type": "L2", "params": {}}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=30)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+        def search(vectors: np.ndarray) -> list[list[int]]:
+            res = client.search("bench", data=[v for v in vectors], limit=TOP_K, anns_field="vec",
+                                search_params=params, filter="", output_fields=[])
+            return [[int(hit["id"]) for hit in hits] for hits in res]
+
+        for i in range(min(50, rounds)):
+            search(queries[i : i + 1])  # warm-up: connection, thread pool
+        lat = []
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            search(queries[i : i + 1])
+            lat.append((time.perf_counter() - t0) * 1e3)
+        batches = max(5, rounds // 20)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            search(queries[:batch])
+        batch_qps = batches * batch / (time.perf_counter() - t0)
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lat.sort()
+    return {"instant_p50_ms": statistics.median(lat), "instant_p99_ms": lat[int(0.99 * (len(lat) - 1))],
+            "instant_mean_ms": statistics.fmean(lat), "instant_batch_qps": batch_qps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a Milvus-protocol server that answers searches at once")
+    parser.add_argument("--port", type=int, required=True)
+    serve(parser.parse_args().port)
+
+
+if __name__ == "__main__":
+    main()
