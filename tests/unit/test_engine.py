@@ -182,3 +182,28 @@ def test_scalar_index_is_built_and_answers_filters(engine) -> None:
     with pytest.raises(ShoalError) as err:
         engine.create_index("", "c", "cat", "cat_idx", {"index_type": "Trie"})
     assert err.value.code == Code.PARAMETER_INVALID
+
+
+def test_selective_filter_is_scored_exactly_even_on_a_lossy_index(engine) -> None:
+    """A filter keeping a few rows of an IVF_PQ segment is answered from the stored vectors:
+    the true nearest allowed rows with their exact L2 distances, not PQ estimates."""
+    rng = np.random.default_rng(6)
+    engine.create_collection("", "c", _schema())
+    engine.create_index("", "c", "vec", "vec_idx", {"index_type": "IVF_PQ", "metric_type": "L2", "nlist": "16", "m": "4"})
+    batch = _batch(np.arange(3000), rng)
+    engine.insert("", "c", "", batch, 3000)
+    engine.flush("", ["c"])
+    engine.load_collection("", "c")
+    deadline = time.time() + 30
+    while engine.describe_index("", "c", "vec")[0].state != "Finished" and time.time() < deadline:
+        time.sleep(0.1)
+    data = engine.datas[engine.catalog.require("", "c").collection_id]
+    assert all("vec" in seg.indexes for seg in data.segments)
+    q = rng.standard_normal((1, DIM)).astype(np.float32)
+    res = engine.search("", "c", SearchRequest(anns_field="vec", queries=q, topk=5, expr="cat == 3"))
+    vectors = batch["vec"].values
+    kept = np.flatnonzero(np.arange(3000) % 10 == 3)
+    dist = ((vectors[kept] - q) ** 2).sum(axis=1)
+    best = kept[np.argsort(dist)[:5]]
+    assert [int(i) for i in res.ids] == best.tolist()
+    assert np.allclose(res.scores, np.sort(dist)[:5], rtol=1e-4)

@@ -276,3 +276,25 @@ def test_saving_over_a_memory_mapped_copy_keeps_it_readable(tmp_path: Path) -> N
     after = mapped.search(QUERIES, K)
     assert np.array_equal(before[1], after[1]) and np.array_equal(before[0], after[0])
     assert np.array_equal(load_index(tmp_path).search(QUERIES, K)[1], before[1])
+
+
+def test_filtered_ivf_probes_more_lists_but_not_all() -> None:
+    """A 5 % filter over 100k rows (5,000 kept: too many for the exact path) widens nprobe
+    by at most IVF_FILTER_PROBE_FACTOR, not to every list, and still finds the filtered top-10."""
+    import faiss
+
+    from shoal.index.dense import IVF_FILTER_PROBE_FACTOR
+
+    base, queries = clustered(100_000, DIM, seed=11, clusters=200)
+    fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
+    spec = validate_index_params(fld, {"index_type": "IVF_FLAT", "metric_type": "L2", "nlist": "256"})
+    index = build_index(spec, base)
+    allowed = np.random.default_rng(12).random(len(base)) < 0.05
+    sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+    sp = index._search_params(K, {"nprobe": 8}, sel, float(allowed.mean()))
+    assert sp.nprobe == 8 * IVF_FILTER_PROBE_FACTOR < 256
+    _, rows = index.search(queries, K, params={"nprobe": 8}, allowed=allowed)
+    assert allowed[rows].all()
+    _, truth = search_exact(base, queries, K, "L2", allowed=allowed)
+    recall = np.mean([len(set(r) & set(t)) / K for r, t in zip(rows.tolist(), truth.tolist(), strict=True)])
+    assert recall >= 0.95

@@ -49,6 +49,10 @@ MIN_TRAIN_ROWS = 256  # fewer rows than this: trained index types fall back to e
 # Filters at most this selective are answered by an exact scan of the allowed rows.
 EXACT_FRACTION = 0.02
 EXACT_ROWS = 4096
+# A filtered IVF search probes nprobe / (share of rows kept) lists, at most this many times nprobe:
+# the kept rows nearest the query sit in the nearest lists, and probing every list to find
+# them costs a full scan.
+IVF_FILTER_PROBE_FACTOR = 8
 INDEX_FILE = "index.faiss"
 
 SQ_QTYPES = {
@@ -219,7 +223,8 @@ class DenseIndex(VectorIndex):
         if allowed is not None:
             rows = np.flatnonzero(allowed)
             fraction = len(rows) / self.num_rows
-            if len(rows) <= EXACT_ROWS or fraction <= EXACT_FRACTION:
+            cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
+            if len(rows) <= EXACT_ROWS or cheap_exact:
                 return self._exact_rows(q, k, rows)
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(bitmap)
@@ -258,7 +263,7 @@ class DenseIndex(VectorIndex):
             nprobe = get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
             assert nprobe is not None
             if sel is not None:
-                nprobe = math.ceil(nprobe / fraction)
+                nprobe = math.ceil(nprobe * min(1.0 / fraction, IVF_FILTER_PROBE_FACTOR))
             base = faiss.SearchParametersIVF(nprobe=min(nprobe, self._ivf.nlist))
         else:
             base = faiss.SearchParameters() if sel is not None else None
