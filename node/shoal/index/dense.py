@@ -221,11 +221,11 @@ class DenseIndex(VectorIndex):
         sel = None
         fraction = 1.0
         if allowed is not None:
-            rows = np.flatnonzero(allowed)
-            fraction = len(rows) / self.num_rows
+            kept = int(np.count_nonzero(allowed))
+            fraction = kept / self.num_rows
             cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
-            if len(rows) <= EXACT_ROWS or cheap_exact:
-                return self._exact_rows(q, k, rows)
+            if kept <= EXACT_ROWS or cheap_exact:
+                return self._exact_rows(q, k, np.flatnonzero(allowed))
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(bitmap)
         sp = self._search_params(k, params, sel, fraction)
