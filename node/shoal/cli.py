@@ -65,7 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shoal: role {cfg.role} is not supported yet in this build", file=sys.stderr)
         return 2
 
+    from shoal.index import single_threaded_blas
     from shoal.server import NodeServer
+
+    single_threaded_blas()
 
     # handlers first: a SIGTERM that arrives while starting still means a clean stop
     stop_requested = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -64,3 +65,55 @@ def test_concurrent_searches_match_serial_ones(index_type: str) -> None:
         parallel = list(pool.map(task, range(len(queries))))
     for (s1, r1), (s2, r2) in zip(serial, parallel, strict=True):
         assert np.array_equal(r1, r2) and np.array_equal(s1, s2)
+
+
+def test_search_lets_other_threads_run_while_faiss_works() -> None:
+    """A long faiss search releases the GIL: a Python thread keeps counting meanwhile
+    (were the GIL held, it would stall until the search returned)."""
+    import threading
+
+    from shoal.index import set_threads
+
+    rng = np.random.default_rng(3)
+    index = build_index(validate_index_params(FIELD, {"index_type": "FLAT"}), rng.normal(size=(40_000, DIM)).astype(np.float32))
+    queries = rng.normal(size=(3000, DIM)).astype(np.float32)
+    set_threads(1)  # one core for faiss, the other for the counting thread
+    try:
+        def count_for(seconds: float) -> float:
+            n, end = 0, time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                n += 1
+            return n / seconds
+
+        alone = count_for(0.1)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (index.search(queries, 10), done.set()))
+        start = time.perf_counter()
+        worker.start()
+        n = 0
+        while not done.is_set():
+            n += 1
+        took = time.perf_counter() - start
+        worker.join()
+    finally:
+        set_threads(len(os.sched_getaffinity(0)))
+    assert took > 0.05, f"the search took {took * 1e3:.0f} ms: too short to tell"
+    assert n / took > 0.25 * alone, f"counted {n / took:.0f}/s during the search vs {alone:.0f}/s alone"
+
+
+def test_server_blas_policy_pins_numpy_blas_and_leaves_faiss_threads() -> None:
+    """`shoal run` keeps numpy's BLAS on one thread (its spinning workers would take faiss's
+    cores) without touching the OpenMP threads faiss searches and builds with."""
+    import subprocess
+    import sys
+
+    code = (
+        "import faiss, threadpoolctl\n"
+        "from shoal.index import single_threaded_blas\n"
+        "before = faiss.omp_get_max_threads()\n"
+        "single_threaded_blas()\n"
+        "info = {i['prefix']: i['num_threads'] for i in threadpoolctl.threadpool_info()}\n"
+        "print(info['libscipy_openblas'], faiss.omp_get_max_threads() == before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "True"]
