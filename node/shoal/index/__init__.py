@@ -45,9 +45,9 @@ def single_threaded_blas() -> None:
     calling thread, for the whole process.
 
     faiss's OpenMP threads do the parallel work; BLAS worker threads spin after every call
-    and take their cores (measured at 1M rows: an exact top-10 over 10,000 filtered rows
-    7.4 ms with numpy's default BLAS threads, 0.5 ms with one). Process-wide, so only the
-    `shoal run` server applies it, not an embedding application.
+    and take their cores (measured in one process at 1M rows: faiss reconstruct + numpy exact
+    top-10 over 10,000 rows 7.4 ms with numpy's default BLAS threads, 0.5 ms with one).
+    Process-wide, so only the `shoal run` server applies it, not an embedding application.
     """
     from threadpoolctl import ThreadpoolController
 
