@@ -8,10 +8,8 @@ stops it. floor latency = faiss serial latency + this round trip.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 from concurrent import futures
 
 import grpc
@@ -39,6 +37,8 @@ def serve(port: int) -> None:
 
 def measure_echo(payload_bytes: int, rounds: int) -> dict[str, float]:
     """Round-trip latency (ms) of ``rounds`` echoes of ``payload_bytes`` through a real process."""
+    from bench.measure import round_trips  # the client side only: the echo server stays bare
+
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.echo", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -47,20 +47,12 @@ def measure_echo(payload_bytes: int, rounds: int) -> dict[str, float]:
             grpc.channel_ready_future(channel).result(timeout=60)
             call = channel.unary_unary(METHOD)
             payload = bytes(payload_bytes)
-            for _ in range(min(50, rounds)):
-                call(payload)  # warm-up: connection, thread pool
-            lat = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                call(payload)
-                lat.append((time.perf_counter() - t0) * 1e3)
+            stats = round_trips(lambda _: call(payload), rounds)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    lat.sort()
-    return {"echo_p50_ms": statistics.median(lat), "echo_p99_ms": lat[int(0.99 * (len(lat) - 1))],
-            "echo_mean_ms": statistics.fmean(lat), "echo_payload_bytes": float(payload_bytes),
-            "echo_qps": 1e3 / statistics.fmean(lat)}
+    return {"echo_p50_ms": stats["p50_ms"], "echo_p99_ms": stats["p99_ms"], "echo_mean_ms": stats["mean_ms"],
+            "echo_payload_bytes": float(payload_bytes), "echo_qps": 1e3 / stats["mean_ms"]}
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -66,6 +65,8 @@ def serve(port: int) -> None:
 
 def measure_instant(dim: int, rounds: int, batch: int = 100) -> dict[str, float]:
     """pymilvus search latency (nq=1, ms) and throughput (nq=``batch``, q/s) against the instant server."""
+    from bench.measure import round_trips  # the client side only: the instant server stays bare
+
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -88,13 +89,7 @@ def measure_instant(dim: int, rounds: int, batch: int = 100) -> dict[str, float]
                                 search_params=params, filter="", output_fields=[])
             return [[int(hit["id"]) for hit in hits] for hits in res]
 
-        for i in range(min(50, rounds)):
-            search(queries[i : i + 1])  # warm-up: connection, thread pool
-        lat = []
-        for i in range(rounds):
-            t0 = time.perf_counter()
-            search(queries[i : i + 1])
-            lat.append((time.perf_counter() - t0) * 1e3)
+        stats = round_trips(lambda i: search(queries[i : i + 1]), rounds)
         batches = max(5, rounds // 20)
         t0 = time.perf_counter()
         for _ in range(batches):
@@ -104,9 +99,8 @@ def measure_instant(dim: int, rounds: int, batch: int = 100) -> dict[str, float]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    lat.sort()
-    return {"instant_p50_ms": statistics.median(lat), "instant_p99_ms": lat[int(0.99 * (len(lat) - 1))],
-            "instant_mean_ms": statistics.fmean(lat), "instant_batch_qps": batch_qps}
+    return {"instant_p50_ms": stats["p50_ms"], "instant_p99_ms": stats["p99_ms"],
+            "instant_mean_ms": stats["mean_ms"], "instant_batch_qps": batch_qps}
 
 
 def main() -> None:

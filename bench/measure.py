@@ -24,6 +24,20 @@ def percentile(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(round(p / 100 * (len(sorted_ms) - 1))))]
 
 
+def round_trips(call: Callable[[int], object], rounds: int, warmup: int = 50) -> dict[str, float]:
+    """Latency in ms of ``call(i)`` for i in 0..rounds-1, after ``min(warmup, rounds)`` untimed
+    calls (connection, thread pools): p50, p99 and mean."""
+    for i in range(min(warmup, rounds)):
+        call(i)
+    lat = []
+    for i in range(rounds):
+        t0 = time.perf_counter()
+        call(i)
+        lat.append((time.perf_counter() - t0) * 1e3)
+    lat.sort()
+    return {"p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 99), "mean_ms": statistics.fmean(lat)}
+
+
 MIN_QUERIES = 20  # a time budget never cuts a loop below this many queries
 
 
