@@ -30,7 +30,7 @@ from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
-from shoal.index import range_search_exact, search_exact
+from shoal.index import EXACT_ROWS, range_search_exact, search_exact
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -48,7 +48,6 @@ ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
 MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
-EXACT_FILTER_ROWS = 4096  # a filter keeping at most this many rows of a segment is searched exactly
 
 
 def higher_is_better(metric: str) -> bool:
@@ -281,7 +280,9 @@ class Reader:
             if col.valid is not None:
                 mask = col.valid[:n] if mask is None else (mask & col.valid[:n])
             index = seg.indexes.get(field.name)
-            if index is not None and mask is not None and field.dtype.is_dense_vector and _few(mask):
+            if index is not None and mask is not None and field.dtype.is_dense_vector and (
+                np.count_nonzero(mask) <= EXACT_ROWS
+            ):
                 index = None  # a handful of rows: exact scores from the stored vectors beat any index
             if radius is not None:
                 range_filter = params.get("range_filter")
@@ -572,10 +573,6 @@ class Reader:
         return self._result(
             meta, segments, hits_out, req.output_fields, read_ts, req.round_decimal, req.limit, group_field, group_values
         )
-
-
-def _few(mask: np.ndarray) -> bool:
-    return int(np.count_nonzero(mask)) <= EXACT_FILTER_ROWS
 
 
 def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: int, desc: bool) -> list[_Hits]:

@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import faiss  # noqa: E402
 
 from shoal.index.base import VectorIndex  # noqa: E402
+from shoal.index.dense import EXACT_ROWS
 from shoal.index.exact import ExactIndex, range_search_exact, search_exact
 from shoal.index.factory import build_index, load_index
 from shoal.index.params import IndexSpec, validate_index_params
@@ -59,6 +60,7 @@ set_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") els
 
 
 __all__ = [
+    "EXACT_ROWS",
     "IndexSpec",
     "VectorIndex",
     "SparseRows",

@@ -46,7 +46,8 @@ DEFAULT_EF = 64  # HNSW ef when the search names none (at least k)
 # so this covers an 8-bit PQ codebook and IVF up to nlist 256 fully.
 TRAIN_ROWS = 65_536
 MIN_TRAIN_ROWS = 256  # fewer rows than this: trained index types fall back to exact codes
-# Filters at most this selective are answered by an exact scan of the allowed rows.
+# Filters at most this selective are answered by an exact scan of the allowed rows (the reader
+# also scores segments whose filter keeps at most EXACT_ROWS rows from the stored vectors).
 EXACT_FRACTION = 0.02
 EXACT_ROWS = 4096
 # A filtered IVF search probes nprobe / (share of rows kept) lists, at most this many times nprobe:
