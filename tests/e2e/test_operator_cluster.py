@@ -78,6 +78,18 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def wait_condition(
+    k8s_cluster: Any, kube: Kube, ns: str, name: str, kind: str, timeout: float, **fields: str
+) -> dict[str, Any]:
+    """Wait until the MilvusCluster's `kind` condition carries every value in `fields`; returns it."""
+
+    def seen() -> dict[str, Any] | None:
+        cond = condition(cluster(kube, ns, name), kind)
+        return cond if all(cond.get(k) == v for k, v in fields.items()) else None
+
+    return k8s_cluster.wait_for(seen, timeout=timeout, what=f"{kind} {fields}")
+
+
 def wait_ready(k8s_cluster: Any, kube: Kube, ns: str, name: str, timeout: float = 150) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         obj = cluster(kube, ns, name)
@@ -286,11 +298,7 @@ def test_a_stuck_upgrade_step_is_reported_and_blocks_only_later_steps(
     patch(k8s_cluster, ns, "stuck", {"spec": {"version": NEW, "components": {
         "coord": {"nodeSelector": {"shoal.dev/pool": "nowhere"}}}}})
 
-    def stalled() -> dict[str, Any] | None:
-        cond = condition(cluster(kube, ns, "stuck"), "Upgrading")
-        return cond if cond.get("reason") == "UpgradeStalled" else None
-
-    cond = k8s_cluster.wait_for(stalled, timeout=120, what="UpgradeStalled")
+    cond = wait_condition(k8s_cluster, kube, ns, "stuck", "Upgrading", 120, reason="UpgradeStalled")
     assert cond["status"] == "True"
     assert "coord did not roll out to shoal/shoal-node:0.2.0 within 10s" in cond["message"]
     obj = cluster(kube, ns, "stuck")
@@ -349,11 +357,7 @@ def test_unschedulable_gpu_sets_a_condition_blocks_nothing_and_falls_back(
         "components": {"index": {"gpu": {"count": 2}}},  # no node has two GPUs
     })
 
-    def gpu_condition() -> dict[str, Any] | None:
-        cond = condition(cluster(kube, ns, "greedy"), "GPUUnschedulable")
-        return cond if cond.get("status") == "True" else None
-
-    cond = k8s_cluster.wait_for(gpu_condition, timeout=90, what="GPUUnschedulable")
+    cond = wait_condition(k8s_cluster, kube, ns, "greedy", "GPUUnschedulable", 90, status="True")
     assert cond["reason"] == "InsufficientGPU"
     assert "nvidia.com/gpu" in cond["message"]
     obj = cluster(kube, ns, "greedy")
