@@ -8,6 +8,7 @@ only allowed rows, and a save/load round trip that answers identically.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +281,8 @@ def test_saving_over_a_memory_mapped_copy_keeps_it_readable(tmp_path: Path) -> N
 
 def test_filtered_ivf_probes_more_lists_but_not_all() -> None:
     """A 5 % filter over 100k rows (5,000 kept: too many for the exact path) widens nprobe
-    by at most IVF_FILTER_PROBE_FACTOR, not to every list, and still finds the filtered top-10."""
+    by log2(1 / 5 %) (at most IVF_FILTER_PROBE_FACTOR), not to every list, and still finds the
+    filtered top-10."""
     import faiss
 
     from shoal.index.dense import IVF_FILTER_PROBE_FACTOR
@@ -292,9 +294,38 @@ def test_filtered_ivf_probes_more_lists_but_not_all() -> None:
     allowed = np.random.default_rng(12).random(len(base)) < 0.05
     sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
     sp = index._search_params(K, {"nprobe": 8}, sel, float(allowed.mean()))
-    assert sp.nprobe == 8 * IVF_FILTER_PROBE_FACTOR < 256
+    assert sp.nprobe == math.ceil(8 * math.log2(1 / allowed.mean())) <= 8 * IVF_FILTER_PROBE_FACTOR < 256
     _, rows = index.search(queries, K, params={"nprobe": 8}, allowed=allowed)
     assert allowed[rows].all()
     _, truth = search_exact(base, queries, K, "L2", allowed=allowed)
     recall = np.mean([len(set(r) & set(t)) / K for r, t in zip(rows.tolist(), truth.tolist(), strict=True)])
     assert recall >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("index_type", "build", "search"),
+    [
+        ("HNSW", {"M": "16", "efConstruction": "100"}, {"ef": 32}),
+        ("IVF_FLAT", {"nlist": "128"}, {"nprobe": 16}),
+        ("SCANN", {"nlist": "128"}, {"nprobe": 16, "reorder_k": 15}),
+    ],
+)
+def test_broad_filter_drops_rows_after_a_deeper_unfiltered_search(
+    index_type: str, build: dict[str, str], search: dict[str, int]
+) -> None:
+    """A filter keeping 30 % of 20k rows (too many for the exact path) is applied to an
+    unfiltered search for more hits; a query whose nearest rows are all filtered out is searched
+    again with the filter inside faiss, so every query still gets ten allowed rows."""
+    base, queries = clustered(20_000, DIM, seed=21)
+    fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
+    index = build_index(validate_index_params(fld, {"index_type": index_type, "metric_type": "L2", **build}), base)
+    allowed = np.random.default_rng(22).random(len(base)) < 0.3
+    _, rows = index.search(queries, K, params=search, allowed=allowed)
+    assert (rows >= 0).all() and allowed[rows].all()
+    _, truth = search_exact(base, queries, K, "L2", allowed=allowed)
+    assert recall(rows, truth) >= 0.9
+    # rows far from the first query only: its unfiltered nearest hits are all dropped
+    far = np.linalg.norm(base - queries[0], axis=1) > np.quantile(np.linalg.norm(base - queries[0], axis=1), 0.5)
+    scores, rows = index.search(queries[:1], K, params=search, allowed=far)
+    assert (rows >= 0).all() and far[rows].all()
+    assert np.all(np.diff(scores[0]) >= -1e-4)  # still ordered best first

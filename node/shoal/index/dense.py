@@ -33,6 +33,7 @@ from shoal.index.vectors import (
     mask_invalid,
     normalize,
     to_float32,
+    worst_score,
 )
 from shoal.schema import DataType
 
@@ -50,10 +51,16 @@ MIN_TRAIN_ROWS = 256  # fewer rows than this: trained index types fall back to e
 # also scores segments whose filter keeps at most EXACT_ROWS rows from the stored vectors).
 EXACT_FRACTION = 0.02
 EXACT_ROWS = 4096
-# A filtered IVF search probes nprobe / (share of rows kept) lists, at most this many times nprobe:
-# the kept rows nearest the query sit in the nearest lists, and probing every list to find
-# them costs a full scan.
+# A filtered IVF search probes nprobe * log2(1 / share of rows kept) lists, at most this many
+# times nprobe: the rarer the kept rows, the further out the nearest of them sit, but they still
+# sit in the nearer lists, and probing every list to find them costs a full scan.
 IVF_FILTER_PROBE_FACTOR = 8
+# A filter keeping at least this share of rows is applied after an unfiltered search for
+# POSTFILTER_OVERFETCH * k / share hits: faiss's selector check slows every scanned row, and
+# at such shares the top-k kept rows are almost surely among those hits (queries where they
+# are not are searched again with the selector).
+POSTFILTER_SHARE = 0.2
+POSTFILTER_OVERFETCH = 2.0
 INDEX_FILE = "index.faiss"
 
 SQ_QTYPES = {
@@ -164,6 +171,8 @@ class DenseIndex(VectorIndex):
         self._hnsw = _find_hnsw(index)
         self._refine = isinstance(index, faiss.IndexRefine)
         self._reconstruct_from = self._reconstruct_source()
+        # float32 rows in one flat array: exact scores over a few rows read them in place
+        self._flat = self._reconstruct_from if isinstance(self._reconstruct_from, faiss.IndexFlat) else None
         self._param_cache: dict[tuple[Any, ...], tuple[Any]] = {}
 
     # ----------------------------------------------------------------- build
@@ -219,21 +228,63 @@ class DenseIndex(VectorIndex):
     def _search(
         self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        sel = None
-        fraction = 1.0
-        if allowed is not None:
-            kept = int(np.count_nonzero(allowed))
-            fraction = kept / self.num_rows
-            cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
-            if kept <= EXACT_ROWS or cheap_exact:
-                return self._exact_rows(q, k, np.flatnonzero(allowed))
-            bitmap = np.packbits(allowed, bitorder="little")
-            sel = faiss.IDSelectorBitmap(bitmap)
-        sp = self._search_params(k, params, sel, fraction)
+        if allowed is None:
+            return self._faiss_search(q, k, self._search_params(k, params, None, 1.0))
+        kept = int(np.count_nonzero(allowed))
+        fraction = kept / self.num_rows
+        cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
+        if kept <= EXACT_ROWS or cheap_exact:
+            return self._exact_rows(q, k, np.flatnonzero(allowed))
+        if fraction >= POSTFILTER_SHARE:
+            return self._postfiltered(q, k, params, allowed, fraction)
+        return self._selected(q, k, params, allowed, fraction)
+
+    def _faiss_search(self, q: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's top-k in Milvus's conventions: COSINE similarities, row -1 padding."""
         scores, labels = self.index.search(q, k, params=sp)
         if self._cosine:
             scores = cosine_from_l2(scores)
         return mask_invalid(scores, labels, self.spec.metric_type)
+
+    def _selected(
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray, fraction: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k with the filter pushed into faiss (an IDSelector checked at every row).
+
+        A query left with fewer rows than it could have (the graph around it, or the lists it
+        probed, held too few allowed rows) is scored exactly over the allowed rows.
+        """
+        bitmap = np.packbits(allowed, bitorder="little")
+        sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
+        scores, labels = self._faiss_search(q, k, self._search_params(k, params, sel, fraction))
+        short = np.count_nonzero(labels >= 0, axis=1) < min(k, int(fraction * self.num_rows + 0.5))
+        if short.any():
+            scores[short], labels[short] = self._exact_rows(q[short], k, np.flatnonzero(allowed))
+        return scores, labels
+
+    def _postfiltered(
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray, fraction: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the allowed rows among an unfiltered search's top k * overfetch / fraction."""
+        wide = min(self.num_rows, math.ceil(POSTFILTER_OVERFETCH * k / fraction))
+        deeper = dict(params)  # at least `wide` deep wherever the index has a depth
+        if self._hnsw is not None:
+            deeper["ef"] = max(self._depth(params, k), wide)
+            deeper.pop("itopk_size", None)
+        if self.spec.kind == "SCANN" and "reorder_k" in params:
+            deeper["reorder_k"] = max(get_int(params, "reorder_k", wide, 1, INT32_MAX) or wide, wide)
+        scores, labels = self._faiss_search(q, wide, self._search_params(wide, deeper, None, 1.0))
+        ok = labels >= 0
+        ok[ok] = allowed[labels[ok]]
+        order = np.argsort(~ok, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(scores, order, axis=1)
+        labels = np.take_along_axis(labels, order, axis=1)
+        dropped = ~np.take_along_axis(ok, order, axis=1)
+        scores[dropped], labels[dropped] = worst_score(self.spec.metric_type), -1
+        short = np.count_nonzero(ok, axis=1) < k
+        if short.any():
+            scores[short], labels[short] = self._selected(q[short], k, params, allowed, fraction)
+        return scores, labels
 
     def _search_params(self, k: int, params: dict[str, Any], sel: Any, fraction: float) -> Any:
         if sel is not None:
@@ -264,7 +315,7 @@ class DenseIndex(VectorIndex):
             nprobe = get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
             assert nprobe is not None
             if sel is not None:
-                nprobe = math.ceil(nprobe * min(1.0 / fraction, IVF_FILTER_PROBE_FACTOR))
+                nprobe = math.ceil(nprobe * min(max(math.log2(1.0 / fraction), 1.0), IVF_FILTER_PROBE_FACTOR))
             base = faiss.SearchParametersIVF(nprobe=min(nprobe, self._ivf.nlist))
         else:
             base = faiss.SearchParameters() if sel is not None else None
@@ -300,8 +351,10 @@ class DenseIndex(VectorIndex):
             if self._cosine:
                 scores = cosine_from_l2(scores)
             return mask_invalid(scores, labels, self.spec.metric_type)
-        block = self._decode(rows)
         metric = "IP" if self._cosine else self.spec.metric_type  # stored vectors are unit length
+        if self._flat is not None:
+            return mask_invalid(*knn_by_rows(self._flat, q, k, rows, metric), metric)
+        block = self._decode(rows)
         scores, cols = dense_exact(block, q, k, metric)
         return scores, np.where(cols >= 0, rows[np.maximum(cols, 0)], -1)
 
@@ -336,6 +389,20 @@ class DenseIndex(VectorIndex):
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def knn_by_rows(flat: Any, q: np.ndarray, k: int, rows: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of `q` over `rows` of a float32 flat index, scored where the rows lie (no copy)."""
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    subset = np.ascontiguousarray(rows, dtype=np.int64)
+    nq = len(q)
+    scores = np.empty((nq, k), np.float32)
+    labels = np.empty((nq, k), np.int64)
+    knn = faiss.knn_L2sqr_by_idx if metric == "L2" else faiss.knn_inner_products_by_idx
+    # ld_subset 0: every query scores the same subset
+    knn(faiss.swig_ptr(q), flat.get_xb(), faiss.swig_ptr(subset), flat.d, nq, flat.ntotal, len(subset), k,
+        faiss.swig_ptr(scores), faiss.swig_ptr(labels), 0)
+    return scores, labels
 
 
 def float_chunks(arr: np.ndarray, cosine: bool, rows: np.ndarray | None = None) -> Iterator[np.ndarray]:
