@@ -47,7 +47,7 @@ class CollectionData:
     def apply_insert(self, partition_id: int, batch: Batch, n: int, ts: int) -> None:
         seg = self._growing.get(partition_id)
         if seg is None:
-            seg = Segment.growing(self._new_id(), partition_id, self.schema)
+            seg = Segment.growing(self._new_id(), partition_id, self.schema, self.seal_rows)
             self._growing[partition_id] = seg
             self.segments = self.segments + [seg]
         seg.append(batch, n, ts)
