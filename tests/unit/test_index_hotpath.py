@@ -117,3 +117,31 @@ def test_server_blas_policy_pins_numpy_blas_and_leaves_faiss_threads() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "True"]
+
+
+def test_one_query_runs_faiss_on_one_thread_a_batch_on_all() -> None:
+    """faiss splits a one-query flat scan over its threads and loses more waking them than it
+    gains, so a search of one query runs on the calling thread; a batch gets every thread."""
+    import threading
+
+    import faiss
+
+    from shoal.index import set_threads
+
+    rng = np.random.default_rng(4)
+    index = build_index(validate_index_params(FIELD, {"index_type": "FLAT"}), rng.normal(size=(2000, DIM)).astype(np.float32))
+    seen: list[int] = []
+
+    def search_and_look(nq: int) -> None:
+        index.search(rng.normal(size=(nq, DIM)).astype(np.float32), 10)
+        seen.append(faiss.omp_get_max_threads())
+
+    set_threads(2)
+    try:
+        for nq in (1, 5, 1):
+            worker = threading.Thread(target=search_and_look, args=(nq,))  # a gRPC worker's own thread
+            worker.start()
+            worker.join()
+    finally:
+        set_threads(len(os.sched_getaffinity(0)))
+    assert seen == [1, 2, 1]

@@ -25,7 +25,7 @@ import os
 # when this package is what first loads faiss.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import faiss  # noqa: E402
+import faiss  # noqa: E402, F401  (loaded here, after the wait policy is set)
 
 from shoal.index.base import VectorIndex  # noqa: E402
 from shoal.index.dense import EXACT_ROWS
@@ -33,12 +33,8 @@ from shoal.index.exact import ExactIndex, range_search_exact, search_exact
 from shoal.index.factory import build_index, load_index
 from shoal.index.params import IndexSpec, validate_index_params
 from shoal.index.sparse import SparseRows
+from shoal.index.threads import set_threads
 from shoal.index.vectors import range_filter_hits
-
-
-def set_threads(n: int) -> None:
-    """OpenMP threads faiss may use for one batched search or build."""
-    faiss.omp_set_num_threads(max(1, int(n)))
 
 
 def single_threaded_blas() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from shoal.errors import invalid
 from shoal.index.params import IndexSpec, check_topk, flatten_params
+from shoal.index.threads import threads_for_queries
 from shoal.index.vectors import check_allowed, descending, empty_results, range_filter_hits
 
 META_FILE = "meta.json"
@@ -61,6 +62,7 @@ class VectorIndex(ABC):
                 mask = None
         if self.num_rows == 0 or len(q) == 0:
             return empty_results(len(q), k, self.spec.metric_type)
+        threads_for_queries(len(q))
         return self._search(q, k, p, mask)
 
     def range_search(
@@ -98,6 +100,7 @@ class VectorIndex(ABC):
         if reachable == self.num_rows:
             mask = None
         nq = len(q)
+        threads_for_queries(nq)
         out_s: list[np.ndarray] = [np.zeros(0, np.float32)] * nq
         out_r: list[np.ndarray] = [np.zeros(0, np.int64)] * nq
         pending = np.arange(nq)
