@@ -268,6 +268,12 @@ def batch_len(batch: Mapping[str, Column]) -> int:
 def object_array(items: list[Any]) -> np.ndarray:
     """A 1-d object array from a list, never letting numpy broadcast nested lists."""
     out = np.empty(len(items), dtype=object)
+    if set(map(type, items)) <= _FLAT_OBJECTS:  # nothing numpy could broadcast: one C-level copy
+        out[:] = items
+        return out
     for i, item in enumerate(items):
         out[i] = item
     return out
+
+
+_FLAT_OBJECTS = {str, bytes, int, float, bool, type(None)}

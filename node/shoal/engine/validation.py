@@ -195,6 +195,10 @@ def _cast_scalar(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndarr
 
 def _check_strings(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     limit = f.max_length
+    if ok.all() and set(map(type, values)) <= {str}:  # the common case, checked at C speed
+        longest = max(map(len, values), default=0)
+        if limit is None or longest <= limit:
+            return values if values.dtype == object else object_array(list(values))
     out = []
     for i, v in enumerate(values):
         if not ok[i]:
