@@ -281,3 +281,39 @@ def test_bad_search_params_are_1100(
     with pytest.raises(MilvusException) as err:
         client.search(name, data=queries[:1].tolist(), limit=K, search_params={"params": search_params})
     assert err.value.code == 1100, err.value
+
+
+@pytest.mark.parametrize("index_type", ["HNSW", "IVF_FLAT"])
+def test_filter_that_excludes_the_query_neighbourhood_still_answers(
+    client: MilvusClient, name: str, index_type: str
+) -> None:
+    """Queries sit in cluster 0 and the filter keeps only other clusters: the index's nearest
+    rows are all filtered out. Whether the filter keeps 95 % (applied after a deeper unfiltered
+    search) or 15 % (inside faiss), every query still gets its ten nearest allowed rows; faiss's
+    HNSW alone returns none for such a query."""
+    rng = np.random.default_rng(5)
+    n = 30_000  # 15 % of it is more than the 4,096 rows the reader scores exactly
+    centres = rng.normal(size=(CLUSTERS, DIM)) * 4
+    grp = rng.integers(0, CLUSTERS, n)
+    data = (centres[grp] + rng.normal(size=(n, DIM))).astype(np.float32)
+    queries = (centres[0] + rng.normal(size=(NQ, DIM))).astype(np.float32)
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("grp", DataType.INT64)
+    client.create_collection(name, schema=schema, consistency_level="Strong")
+    for start in range(0, n, 5000):
+        client.insert(name, [{"id": i, "v": data[i], "grp": int(grp[i])} for i in range(start, min(n, start + 5000))])
+    client.flush(name)
+    index = client.prepare_index_params()
+    index.add_index("v", index_name="vidx", index_type=index_type, metric_type="L2", params={})
+    client.create_index(name, index)
+    wait_indexed(client, name, "vidx")
+    client.load_collection(name)
+    for flt, keep in (("grp != 0", grp != 0), ("grp in [1, 2, 3]", np.isin(grp, [1, 2, 3]))):
+        hits = client.search(name, data=queries.tolist(), limit=K, anns_field="v", filter=flt)
+        assert all(len(row) == K for row in hits), [len(row) for row in hits]
+        assert all(keep[h["id"]] for row in hits for h in row)
+        allowed = np.flatnonzero(keep)
+        r = recall(hits, allowed[brute_topk(data[allowed], queries, "L2")])
+        assert r >= 0.9, f"{index_type} {flt}: recall {r}"

@@ -314,8 +314,8 @@ def test_broad_filter_drops_rows_after_a_deeper_unfiltered_search(
     index_type: str, build: dict[str, str], search: dict[str, int]
 ) -> None:
     """A filter keeping 30 % of 20k rows (too many for the exact path) is applied to an
-    unfiltered search for more hits; a query whose nearest rows are all filtered out is searched
-    again with the filter inside faiss, so every query still gets ten allowed rows."""
+    unfiltered search for more hits; a query whose nearest rows are all filtered out is scored
+    exactly over the allowed rows, so every query still gets ten allowed rows."""
     base, queries = clustered(20_000, DIM, seed=21)
     fld = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
     index = build_index(validate_index_params(fld, {"index_type": index_type, "metric_type": "L2", **build}), base)
