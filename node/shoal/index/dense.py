@@ -235,9 +235,9 @@ class DenseIndex(VectorIndex):
         fraction = kept / self.num_rows
         cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
         if kept <= EXACT_ROWS or cheap_exact:
-            return self._exact_rows(q, k, np.flatnonzero(allowed))
+            return self._exact_allowed(q, k, allowed)
         if fraction >= POSTFILTER_SHARE:
-            return self._postfiltered(q, k, params, allowed, fraction, kept)
+            return self._postfiltered(q, k, params, allowed, fraction)
         return self._selected(q, k, params, allowed, fraction, kept)
 
     def _faiss_search(self, q: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -259,12 +259,10 @@ class DenseIndex(VectorIndex):
         sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
         scores, labels = self._faiss_search(q, k, self._search_params(k, params, sel, fraction))
         short = np.count_nonzero(labels >= 0, axis=1) < min(k, kept)
-        if short.any():
-            scores[short], labels[short] = self._exact_rows(q[short], k, np.flatnonzero(allowed))
-        return scores, labels
+        return self._rescore_exactly(q, k, allowed, scores, labels, short)
 
     def _postfiltered(
-        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray, fraction: float, kept: int
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray, fraction: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the allowed rows among an unfiltered search's top k * overfetch / fraction."""
         wide = min(self.num_rows, math.ceil(POSTFILTER_OVERFETCH * k / fraction))
@@ -282,12 +280,17 @@ class DenseIndex(VectorIndex):
         labels = np.take_along_axis(labels, order, axis=1)
         dropped = ~np.take_along_axis(ok, order, axis=1)
         scores[dropped], labels[dropped] = worst_score(self.spec.metric_type), -1
-        short = np.count_nonzero(ok, axis=1) < k
+        # Fewer than k allowed hits: the filter follows the data, the rows nearest these queries
+        # are filtered out, and a graph or the lists around them hold few allowed rows (faiss's
+        # HNSW with a selector returned a third of the true top-10 in such a test).
+        return self._rescore_exactly(q, k, allowed, scores, labels, np.count_nonzero(ok, axis=1) < k)
+
+    def _rescore_exactly(
+        self, q: np.ndarray, k: int, allowed: np.ndarray, scores: np.ndarray, labels: np.ndarray, short: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`scores` and `labels` with the `short` queries' rows replaced by the exact top-k."""
         if short.any():
-            # The filter follows the data: the rows nearest these queries are filtered out, and a
-            # graph or the lists around them hold few allowed rows (faiss's HNSW with a selector
-            # returned a third of the true top-10 in such a test), so score the allowed rows exactly.
-            scores[short], labels[short] = self._exact_rows(q[short], k, np.flatnonzero(allowed))
+            scores[short], labels[short] = self._exact_allowed(q[short], k, allowed)
         return scores, labels
 
     def _search_params(self, k: int, params: dict[str, Any], sel: Any, fraction: float) -> Any:
@@ -342,19 +345,14 @@ class DenseIndex(VectorIndex):
         assert factor is not None
         return factor
 
-    def _exact_rows(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over a few rows, scored on the index's own stored codes."""
+    def _exact_allowed(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the allowed rows, scored on the index's own stored codes."""
         if self._reconstruct_from is None:
-            # IVF without a flat copy: probe every list, the selector admits only `rows`.
-            allowed = np.zeros(self.num_rows, bool)
-            allowed[rows] = True
+            # IVF without a flat copy: probe every list, the selector admits only allowed rows.
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
-            sp = faiss.SearchParametersIVF(nprobe=self._ivf.nlist, sel=sel)
-            scores, labels = self.index.search(q, k, params=sp)
-            if self._cosine:
-                scores = cosine_from_l2(scores)
-            return mask_invalid(scores, labels, self.spec.metric_type)
+            return self._faiss_search(q, k, faiss.SearchParametersIVF(nprobe=self._ivf.nlist, sel=sel))
+        rows = np.flatnonzero(allowed)
         metric = "IP" if self._cosine else self.spec.metric_type  # stored vectors are unit length
         if self._flat is not None:
             return mask_invalid(*knn_by_rows(self._flat, q, k, rows, metric), metric)
@@ -372,7 +370,7 @@ class DenseIndex(VectorIndex):
         if self._hnsw is not None:
             return faiss.downcast_index(index.storage)
         if self._ivf is not None:
-            return None  # reconstructing from inverted lists needs a direct map: see _exact_rows
+            return None  # reconstructing from inverted lists needs a direct map: see _exact_allowed
         return index
 
     # ----------------------------------------------------------------- size & persistence
