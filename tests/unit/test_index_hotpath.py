@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -67,18 +69,27 @@ def test_concurrent_searches_match_serial_ones(index_type: str) -> None:
         assert np.array_equal(r1, r2) and np.array_equal(s1, s2)
 
 
+@contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """faiss's thread count set to n for the block, then back to one per core."""
+    from shoal.index import set_threads
+
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(len(os.sched_getaffinity(0)))
+
+
 def test_search_lets_other_threads_run_while_faiss_works() -> None:
     """A long faiss search releases the GIL: a Python thread keeps counting meanwhile
     (were the GIL held, it would stall until the search returned)."""
     import threading
 
-    from shoal.index import set_threads
-
     rng = np.random.default_rng(3)
     index = build_index(validate_index_params(FIELD, {"index_type": "FLAT"}), rng.normal(size=(40_000, DIM)).astype(np.float32))
     queries = rng.normal(size=(3000, DIM)).astype(np.float32)
-    set_threads(1)  # one core for faiss, the other for the counting thread
-    try:
+    with faiss_threads(1):  # one core for faiss, the other for the counting thread
         def count_for(seconds: float) -> float:
             n, end = 0, time.perf_counter() + seconds
             while time.perf_counter() < end:
@@ -95,8 +106,6 @@ def test_search_lets_other_threads_run_while_faiss_works() -> None:
             n += 1
         took = time.perf_counter() - start
         worker.join()
-    finally:
-        set_threads(len(os.sched_getaffinity(0)))
     assert took > 0.05, f"the search took {took * 1e3:.0f} ms: too short to tell"
     assert n / took > 0.25 * alone, f"counted {n / took:.0f}/s during the search vs {alone:.0f}/s alone"
 
@@ -126,8 +135,6 @@ def test_one_query_runs_faiss_on_one_thread_a_batch_on_all() -> None:
 
     import faiss
 
-    from shoal.index import set_threads
-
     rng = np.random.default_rng(4)
     index = build_index(validate_index_params(FIELD, {"index_type": "FLAT"}), rng.normal(size=(2000, DIM)).astype(np.float32))
     seen: list[int] = []
@@ -136,12 +143,9 @@ def test_one_query_runs_faiss_on_one_thread_a_batch_on_all() -> None:
         index.search(rng.normal(size=(nq, DIM)).astype(np.float32), 10)
         seen.append(faiss.omp_get_max_threads())
 
-    set_threads(2)
-    try:
+    with faiss_threads(2):
         for nq in (1, 5, 1):
             worker = threading.Thread(target=search_and_look, args=(nq,))  # a gRPC worker's own thread
             worker.start()
             worker.join()
-    finally:
-        set_threads(len(os.sched_getaffinity(0)))
     assert seen == [1, 2, 1]
