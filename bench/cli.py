@@ -13,6 +13,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from tqdm import tqdm
 
 from bench import corpus, workloads
 from bench.config import INDEX_TYPES, SYSTEMS, WORKLOADS, BenchConfig, index_spec, parse_size
-from bench.echo import measure_echo
-from bench.instant import measure_instant
+from bench.echo import EchoProbe, measure_echo
+from bench.instant import InstantProbe, measure_instant
 from bench.machine import all_packages, machine, versions
+from bench.measure import Probe
 from bench.runner import run_index, run_streaming
 from bench.systems import make_system
 
@@ -123,10 +125,16 @@ def _run_all(cfg: BenchConfig, results: dict[str, Any], workdir: str) -> None:
         results["floor"][str(dim)] = {**measure_echo(dim * 4 + 128, rounds), **measure_instant(dim, rounds, cfg.batch_nq)}
     jobs = [(w, i, s) for w in all_w if "synthetic" in cfg.workloads or w.name.startswith("text")
             for i in cfg.indexes for s in cfg.systems]
-    with tqdm(total=len(jobs), desc="system x index", unit="run") as bar:
+    with tqdm(total=len(jobs), desc="system x index", unit="run") as bar, ExitStack() as probes:
+        beside: dict[int, dict[str, Probe]] = {}
         for w, index_type, system_name in jobs:
             bar.set_postfix_str(f"{w.name} {index_type} {system_name}")
-            record = run_index(make_system(system_name, workdir), w, index_spec(index_type, w.n, w.dim, cfg.quick), cfg)
+            system = make_system(system_name, workdir)
+            if not system.in_process and w.dim not in beside:
+                beside[w.dim] = {"echo": probes.enter_context(closing(EchoProbe(w.dim * 4 + 128))),
+                                 "instant": probes.enter_context(closing(InstantProbe()))}
+            record = run_index(system, w, index_spec(index_type, w.n, w.dim, cfg.quick), cfg,
+                               None if system.in_process else beside[w.dim])
             results["runs"].append(record)
             bar.update()
     synth = [w for w in all_w if w.name.startswith("synthetic")]

@@ -1,8 +1,9 @@
 """The protocol floor: a bare gRPC unary echo (generic handler, bytes in/out) on loopback.
 
-``python -m bench.echo --port P`` serves; :func:`measure_echo` starts that as its own
-process, times round trips of a search-sized payload with a plain grpcio client, and
-stops it. floor latency = faiss serial latency + this round trip.
+``python -m bench.echo --port P`` serves; :class:`EchoProbe` starts that as its own
+process and sends it search-sized payloads with a plain grpcio client, either in a loop of
+its own (:func:`measure_echo`) or one beside each query of a system under test (the runner),
+so that both see the same machine. floor latency = faiss serial latency + this round trip.
 """
 
 from __future__ import annotations
@@ -35,22 +36,40 @@ def serve(port: int) -> None:
     server.wait_for_termination()
 
 
+class EchoProbe:
+    """An echo server process and a client to it; ``probe(queries)`` is one round trip."""
+
+    def __init__(self, payload_bytes: int) -> None:
+        self.payload = bytes(payload_bytes)
+        port = free_port()
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.echo", "--port", str(port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=60)
+        except BaseException:
+            self.close()
+            raise
+        self._call = self._channel.unary_unary(METHOD)
+
+    def __call__(self, queries: object = None) -> None:
+        self._call(self.payload)
+
+    def close(self) -> None:
+        self._channel.close()
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
 def measure_echo(payload_bytes: int, rounds: int) -> dict[str, float]:
     """Round-trip latency (ms) of ``rounds`` echoes of ``payload_bytes`` through a real process."""
     from bench.measure import round_trips  # the client side only: the echo server stays bare
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.echo", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    probe = EchoProbe(payload_bytes)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
-            call = channel.unary_unary(METHOD)
-            payload = bytes(payload_bytes)
-            stats = round_trips(lambda _: call(payload), rounds)
+        stats = round_trips(lambda _: probe(), rounds)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        probe.close()
     return {"echo_p50_ms": stats["p50_ms"], "echo_p99_ms": stats["p99_ms"], "echo_mean_ms": stats["mean_ms"],
             "echo_payload_bytes": float(payload_bytes), "echo_qps": 1e3 / stats["mean_ms"]}
 

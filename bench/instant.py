@@ -2,10 +2,11 @@
 
 ``python -m bench.instant --port P`` serves Connect and Search over plain grpcio; each
 Search is answered with ``limit`` made-up hits per query vector (ids 0..limit-1) without
-looking at the vectors. :func:`measure_instant` starts it as its own process and times the
-unchanged pymilvus ``MilvusClient.search`` against it, exactly as the bench calls Shoal and
-milvus-lite: that figure is what pymilvus (request building, result parsing) plus gRPC
-cost, the part of a server's latency that no server can remove.
+looking at the vectors. :class:`InstantProbe` starts it as its own process and calls it with
+the unchanged pymilvus ``MilvusClient.search``, exactly as the bench calls Shoal and
+milvus-lite: in a loop of its own (:func:`measure_instant`) or beside each query of a system
+under test (the runner). That figure is what pymilvus (request building, result parsing)
+plus gRPC cost, the part of a server's latency that no server can remove.
 """
 
 from __future__ import annotations
@@ -63,42 +64,63 @@ def serve(port: int) -> None:
     server.wait_for_termination()
 
 
+class InstantProbe:
+    """The instant server process and a pymilvus client; ``probe(queries)`` is one search."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            self._client = _client_for(f"http://127.0.0.1:{port}")
+        except BaseException:
+            self._stop()
+            raise
+
+    def __call__(self, queries: np.ndarray) -> list[list[int]]:
+        res = self._client.search("bench", data=[v for v in queries], limit=TOP_K, anns_field="vec",
+                                  search_params=_PARAMS, filter="", output_fields=[])
+        return [[int(hit["id"]) for hit in hits] for hits in res]
+
+    def close(self) -> None:
+        self._client.close()
+        self._stop()
+
+    def _stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
+_PARAMS = {"metric_type": "L2", "params": {}}
+
+
+def _client_for(uri: str) -> MilvusClient:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return MilvusClient(uri=uri, timeout=30)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def measure_instant(dim: int, rounds: int, batch: int = 100) -> dict[str, float]:
     """pymilvus search latency (nq=1, ms) and throughput (nq=``batch``, q/s) against the instant server."""
     from bench.measure import round_trips  # the client side only: the instant server stays bare
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rng = np.random.default_rng(0)
     queries = rng.standard_normal((max(rounds, batch), dim)).astype(np.float32)
-    params = {"metric_type": "L2", "params": {}}
+    probe = InstantProbe()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=30)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-        def search(vectors: np.ndarray) -> list[list[int]]:
-            res = client.search("bench", data=[v for v in vectors], limit=TOP_K, anns_field="vec",
-                                search_params=params, filter="", output_fields=[])
-            return [[int(hit["id"]) for hit in hits] for hits in res]
-
-        stats = round_trips(lambda i: search(queries[i : i + 1]), rounds)
+        stats = round_trips(lambda i: probe(queries[i : i + 1]), rounds)
         batches = max(5, rounds // 20)
         t0 = time.perf_counter()
         for _ in range(batches):
-            search(queries[:batch])
+            probe(queries[:batch])
         batch_qps = batches * batch / (time.perf_counter() - t0)
-        client.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        probe.close()
     return {"instant_p50_ms": stats["p50_ms"], "instant_p99_ms": stats["p99_ms"],
             "instant_mean_ms": stats["mean_ms"], "instant_batch_qps": batch_qps}
 

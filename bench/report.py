@@ -17,6 +17,8 @@ FILTER_COLS = ("filt1_qps", "filt1_recall", "filt50_qps", "filt50_recall", "quer
                "count_qps", "count_ok")
 STREAM_COLS = ("idle_p50_ms", "idle_p99_ms", "stream_p50_ms", "stream_p99_ms", "stream_search_qps",
                "stream_write_rows_per_s", "stream_count_ok")
+BESIDE_COLS = ("serial_echo_p50_ms", "serial_echo_p99_ms", "serial_instant_p50_ms", "serial_instant_p99_ms",
+               "batch_instant_qps")
 RATIO_METRICS = ("load_s", "insert_rows_per_s", "serial_qps", "serial_p50_ms", "serial_p99_ms", "recall_at_10",
                  "batch_qps", "conc1_qps", "conc4_qps", "conc16_qps", "filt1_qps", "filt1_recall", "filt50_qps",
                  "filt50_recall", "query_eq_qps", "count_qps", "vmhwm_mb", "after_load_rss_mb", "disk_mb")
@@ -65,18 +67,32 @@ def _table(runs: list[dict[str, Any]], cols: tuple[str, ...]) -> list[str]:
     return lines
 
 
+def floor_parts(results: dict[str, Any], dim: int, beside: dict[str, Any] | None = None) -> dict[str, float]:
+    """Echo and instant-server figures: those measured beside a system's own queries (its
+    run's ``serial_echo_p50_ms`` etc.) where present, else the ones measured at the start."""
+    out = dict(results["floor"].get(str(dim)) or {})
+    for key in ("echo", "instant"):
+        for stat in ("p50_ms", "p99_ms", "mean_ms"):
+            if beside and f"serial_{key}_{stat}" in beside:
+                out[f"{key}_{stat}"] = beside[f"serial_{key}_{stat}"]
+    if beside and "batch_instant_qps" in beside:
+        out["instant_batch_qps"] = beside["batch_instant_qps"]
+    return out
+
+
 def floor_value(results: dict[str, Any], faiss_run: dict[str, Any] | None, metric: str,
-                client: bool = False) -> float | None:
+                client: bool = False, beside: dict[str, Any] | None = None) -> float | None:
     """A floor for a latency or throughput metric: faiss's own figure plus what the protocol adds.
 
     The protocol floor (the issue's definition) adds one bare gRPC echo round trip; the client
     floor (``client=True``) adds the unchanged pymilvus search call against a server that
     answers at once (bench.instant), which also covers pymilvus's request building and
-    result parsing, and is the only one defined for batches.
+    result parsing, and is the only one defined for batches. ``beside``: the metrics of the
+    run being compared, whose floors measured beside its queries are preferred.
     """
     if faiss_run is None:
         return None
-    floor = results["floor"].get(str(faiss_run["dim"])) or {}
+    floor = floor_parts(results, faiss_run["dim"], beside)
     key = "instant" if client else "echo"
     m = faiss_run["metrics"]
     if f"{key}_p50_ms" not in floor:
@@ -107,8 +123,9 @@ def ratio_table(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str
         s, ml, fa = (by.get((index, n)) for n in ("shoal", "milvus-lite", "faiss"))
         for metric in RATIO_METRICS:
             vals = [x["metrics"].get(metric) if x else None for x in (s, ml, fa)]
-            fl = floor_value(results, fa, metric)
-            cf = floor_value(results, fa, metric, client=True)
+            beside = s["metrics"] if s else None
+            fl = floor_value(results, fa, metric, beside=beside)
+            cf = floor_value(results, fa, metric, client=True, beside=beside)
             if all(v is None for v in vals):
                 continue
             sv = vals[0]
@@ -137,7 +154,10 @@ def render(results: dict[str, Any]) -> str:
             "Protocol floor: a bare gRPC unary echo of a search-sized payload. Client floor: the unchanged "
             "pymilvus `MilvusClient.search` against a server that answers at once (`bench/instant.py`): "
             "pymilvus's own request building and result parsing plus gRPC, which no server can remove. "
-            "In the ratio tables, floor = faiss + echo and client floor = faiss + that call.", "",
+            "In the ratio tables, floor = faiss + echo and client floor = faiss + that call, where echo and "
+            "call are the ones timed beside Shoal's own queries (one of each right after every serial query "
+            "and batch, table \"Floors beside each system\"); the figures below, measured once at the start, "
+            "stand in only where those are missing.", "",
             "| dim | echo bytes | echo p50 ms | echo p99 ms | echo mean ms | pymilvus p50 ms | pymilvus p99 ms "
             "| pymilvus mean ms | pymilvus nq=100 q/s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dim, e in results["floor"].items():
@@ -148,6 +168,10 @@ def render(results: dict[str, Any]) -> str:
         runs = [r for r in results["runs"] if r["workload"] == wname]
         out += ["", f"## {wname}", "", "### Load and resources (s, rows/s, MB)", ""] + _table(runs, LOAD_COLS)
         out += ["", "### Search (nq=1 serial, nq=100 batch, 1/4/16 threads)", ""] + _table(runs, SEARCH_COLS)
+        remote = [r for r in runs if any(c in r["metrics"] for c in BESIDE_COLS)]
+        if remote:
+            out += ["", "### Floors beside each system (echo and instant pymilvus call after each of its queries)",
+                    ""] + _table(remote, BESIDE_COLS)
         out += ["", "### Filters (1 % and 50 % filtered search; filter-only query and count)", ""]
         out += _table(runs, FILTER_COLS)
         swept = [r for r in runs if r.get("sweep")]

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from bench import measure
 from bench.config import CONCURRENCY, BenchConfig, IndexSpec, sweep_values
+from bench.measure import Probe
 from bench.systems.base import System
 from bench.workloads import Workload, extra_rows, recall
 
@@ -38,8 +39,13 @@ def _phase(record: dict[str, Any], phase: str, fn: Callable[[], dict[str, float]
         record.setdefault("tracebacks", {})[phase] = traceback.format_exc(limit=4)[-2000:]
 
 
-def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) -> dict[str, Any]:
-    """All phases of :data:`PHASES` for one freshly loaded collection."""
+def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig,
+              beside: dict[str, Probe] | None = None) -> dict[str, Any]:
+    """All phases of :data:`PHASES` for one freshly loaded collection.
+
+    ``beside``: floor probes (``echo``, ``instant``) timed after each serial query, and the
+    ``instant`` one after each batch, so the floors are measured next to this system.
+    """
     record: dict[str, Any] = {"workload": w.name, "system": system.name, "index": spec.index_type,
                               "build_params": spec.build_params, "search_params": spec.search_params,
                               "rows": w.n, "dim": w.dim, "metric": w.metric, "metrics": {}, "errors": {}}
@@ -54,14 +60,15 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) ->
 
         def serial() -> dict[str, float]:
             stats, found = measure.serial(search, w.queries, desc=f"{system.name} serial",
-                                          budget_s=cfg.phase_budget_s)
+                                          budget_s=cfg.phase_budget_s, beside=beside)
             out = {f"serial_{k}": v for k, v in stats.items()}
             out["recall_at_10"] = recall(found, w.ground_truth)
             return out
 
         _phase(record, "serial", serial)
+        batch_beside = {k: v for k, v in (beside or {}).items() if k == "instant"}
         _phase(record, "batch", lambda: measure.batch(search, w.queries, cfg.batch_nq, cfg.batch_rounds,
-                                                          cfg.phase_budget_s))
+                                                          cfg.phase_budget_s, batch_beside))
 
         def concurrent() -> dict[str, float]:
             return {f"conc{t}_qps": measure.concurrent(system.searcher, w.queries, t, cfg.concurrent_queries,

@@ -21,6 +21,7 @@ Searcher = Callable[[np.ndarray, "Filter | None"], list[list[int]]]
 
 class System(Protocol):
     name: str
+    in_process: bool  # searched inside the bench process (no protocol floor applies)
 
     def setup(self, workload: Workload, index: IndexSpec, batch: int) -> dict[str, float]:
         """Insert every row, flush, build ``index`` and load; returns timings in seconds."""

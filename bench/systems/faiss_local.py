@@ -38,6 +38,7 @@ class FaissSystem:
     """One faiss index in this process; ids are the workload's primary keys."""
 
     name = "faiss"
+    in_process = True
 
     def __init__(self) -> None:
         self.index: faiss.Index | None = None

@@ -27,6 +27,7 @@ class MilvusSystem:
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.name = server.name
+        self.in_process = False
         self.client: MilvusClient | None = None
         self.search_params: dict = {}
         self.metric = "L2"

@@ -90,6 +90,14 @@ def test_report_shows_errors_and_ratios() -> None:
     assert "| FLAT | batch_qps | 1,500 | — | 4,000 | — | 2,000 | — | 0.38 | — | 0.75 |" in text
     assert "IVF_PQ reserved" in text and "| IVF_PQ | milvus-lite | ERR |" in text
 
+    # floors timed beside Shoal's own queries replace the ones from the start of the run
+    results["runs"][0]["metrics"].update(serial_echo_mean_ms=0.8, serial_instant_mean_ms=1.8,
+                                         batch_instant_qps=1000.0)
+    text = render(results)
+    assert "| FLAT | serial_qps | 500.0 | 250.0 | 1,000 | 1,000 | 500.0 | 2.00 | 0.50 | 0.50 | 1.00 |" in text
+    assert "| FLAT | batch_qps | 1,500 | — | 4,000 | — | 800.0 | — | 0.38 | — | 1.88 |" in text
+    assert "### Floors beside each system" in text
+
 
 def test_timing_loops_respect_their_time_budget() -> None:
     import time
@@ -107,6 +115,29 @@ def test_timing_loops_respect_their_time_budget() -> None:
     assert stats["queries"] == 30 and stats["p50_ms"] >= 2.0
     qps = measure.concurrent(lambda: slow_exact, queries, threads=4, total_queries=500, budget_s=0.0)
     assert 0 < qps
+
+
+def test_probes_beside_a_system_are_timed_apart_from_it() -> None:
+    import time
+
+    from bench import measure
+
+    seen: list[int] = []
+
+    def fast(vectors: np.ndarray, flt: object) -> list[list[int]]:
+        return [[0] * 10 for _ in vectors]
+
+    def slow_probe(vectors: np.ndarray) -> None:
+        seen.append(len(vectors))
+        time.sleep(0.003)
+
+    queries = np.zeros((40, 4), dtype=np.float32)
+    stats, found = measure.serial(fast, queries, beside={"echo": slow_probe})
+    assert len(found) == 40 and stats["echo_p50_ms"] >= 3.0
+    assert stats["qps"] > 1000  # the probe's 3 ms per query is not the system's
+    seen.clear()
+    out = measure.batch(fast, queries, nq=10, rounds=4, beside={"instant": slow_probe})
+    assert seen == [10] * 4 and out["batch_instant_qps"] < 10 / 0.003 and out["batch_qps"] > 10 / 0.003
 
 
 def test_fortunes_corpus_is_read_whole_and_missing_corpus_says_how_to_fix(monkeypatch, tmp_path) -> None:

@@ -43,6 +43,9 @@ def test_quick_benchmark_produces_numbers_for_every_phase(tmp_path: Path) -> Non
     assert hnsw and all(len(r["sweep"]) == 5 and 0 <= r["sweep"][-1]["recall_at_10"] <= 1 for r in hnsw)
     servers = [r for r in runs if r["system"] != "faiss" and not r["errors"]]
     assert servers and all(r["metrics"]["vmhwm_mb"] > 0 and "disk_mb" in r["metrics"] for r in servers)
+    assert all(r["metrics"]["serial_echo_p50_ms"] > 0 and r["metrics"]["serial_instant_p50_ms"] > 0
+               and r["metrics"]["batch_instant_qps"] > 0 for r in servers)  # floors timed beside each server
+    assert not any("serial_echo_p50_ms" in r["metrics"] for r in runs if r["system"] == "faiss")
     assert all(e["echo_p50_ms"] > 0 and e["instant_p50_ms"] > 0 and e["instant_batch_qps"] > 0
                for e in results["floor"].values())
     streaming = {s["system"]: s for s in results["streaming"]}
