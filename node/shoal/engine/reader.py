@@ -280,9 +280,8 @@ class Reader:
             if col.valid is not None:
                 mask = col.valid[:n] if mask is None else (mask & col.valid[:n])
             index = seg.indexes.get(field.name)
-            if index is not None and mask is not None and field.dtype.is_dense_vector and (
-                np.count_nonzero(mask) <= EXACT_ROWS
-            ):
+            kept = None if mask is None or index is None else int(np.count_nonzero(mask))
+            if kept is not None and kept <= EXACT_ROWS and field.dtype.is_dense_vector:
                 index = None  # a handful of rows: exact scores from the stored vectors beat any index
             if radius is not None:
                 range_filter = params.get("range_filter")
@@ -296,7 +295,7 @@ class Reader:
                     per_query[q].append((scores[a:b], rows[a:b], pos))
                 continue
             if index is not None:
-                scores, rows = index.search(queries, min(k, n), params, mask)
+                scores, rows = index.search(queries, min(k, n), params, mask, kept)
             else:
                 scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
             blocks.append((np.asarray(scores, dtype=np.float32).reshape(nq, -1), np.asarray(rows, dtype=np.int64).reshape(nq, -1), pos))

@@ -46,16 +46,26 @@ class VectorIndex(ABC):
         """Approximate resident bytes of the index (memory-mapped raw vectors excluded)."""
 
     def search(
-        self, queries: Any, k: int, params: dict[str, Any] | None = None, allowed: np.ndarray | None = None
+        self,
+        queries: Any,
+        k: int,
+        params: dict[str, Any] | None = None,
+        allowed: np.ndarray | None = None,
+        kept: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k: scores float32 (nq, k) and row offsets int64 (nq, k), padded with row -1."""
+        """Top-k: scores float32 (nq, k) and row offsets int64 (nq, k), padded with row -1.
+
+        `kept`: the number of True rows of `allowed`, from a caller that has counted them
+        already (a count over a million-row mask costs some 30 us).
+        """
         k = check_topk(k)
         q = self._prepare_queries(queries)
         p = flatten_params(params) if params else {}
         self._check_search_params(p, k)
         mask = check_allowed(allowed, self.num_rows)
+        count = self.num_rows
         if mask is not None:
-            count = int(np.count_nonzero(mask))
+            count = int(np.count_nonzero(mask)) if kept is None else kept
             if count == 0:
                 return empty_results(len(q), k, self.spec.metric_type)
             if count == self.num_rows:
@@ -63,7 +73,7 @@ class VectorIndex(ABC):
         if self.num_rows == 0 or len(q) == 0:
             return empty_results(len(q), k, self.spec.metric_type)
         threads_for_queries(len(q))
-        return self._search(q, k, p, mask)
+        return self._search(q, k, p, mask, count)
 
     def range_search(
         self,
@@ -113,7 +123,7 @@ class VectorIndex(ABC):
                 except (KeyError, TypeError, ValueError):
                     pass  # absent, or a key this index ignores
             sub = q[pending] if isinstance(q, np.ndarray) else [q[i] for i in pending]
-            scores, rows = self._search(sub, depth, wide, mask)
+            scores, rows = self._search(sub, depth, wide, mask, reachable)
             inside = (rows >= 0) & range_filter_hits(scores, radius, None, self.spec.metric_type)
             window = inside & range_filter_hits(scores, radius, range_filter, self.spec.metric_type)
             again = []
@@ -156,9 +166,9 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def _search(
-        self, queries: Any, k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, queries: Any, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k over a non-empty index; `allowed` is None or has at least one True."""
+        """Top-k over a non-empty index; `allowed` is None or has `kept` >= 1 True rows."""
 
     @abstractmethod
     def _save(self, directory: Path) -> dict[str, Any]:

@@ -112,7 +112,7 @@ class BinaryIndex(VectorIndex):
         get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
 
     def _search(
-        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
         metric = self.spec.metric_type
         rows = None if allowed is None else np.flatnonzero(allowed)

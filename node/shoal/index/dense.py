@@ -227,11 +227,10 @@ class DenseIndex(VectorIndex):
         return ef
 
     def _search(
-        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return self._faiss_search(q, k, self._search_params(k, params, None, 1.0))
-        kept = int(np.count_nonzero(allowed))
         fraction = kept / self.num_rows
         cheap_exact = self._reconstruct_from is not None and fraction <= EXACT_FRACTION
         if kept <= EXACT_ROWS or cheap_exact:

@@ -69,9 +69,9 @@ class DiskAnnIndex(DenseIndex):
         return search_list
 
     def _search(
-        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        _, cand = DenseIndex._search(self, q, self._depth(params, k), params, allowed)
+        _, cand = DenseIndex._search(self, q, self._depth(params, k), params, allowed, kept)
         return self._rerank(q, cand, k)
 
     def _rerank(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,7 @@ class ExactIndex(VectorIndex):
         return q.reshape(1, -1) if q.ndim == 1 else q
 
     def _search(
-        self, queries: Any, k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, queries: Any, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
         return _exact(self.vectors, queries, k, self.spec.metric_type, allowed)
 

@@ -150,7 +150,8 @@ class SparseIndex(VectorIndex):
         get_float(params, "drop_ratio_search", 0.0, 0.0, 1.0, hi_open=True)
 
     def _search(
-        self, queries: list[Mapping[int, float]], k: int, params: dict[str, Any], allowed: np.ndarray | None
+        self, queries: list[Mapping[int, float]], k: int, params: dict[str, Any], allowed: np.ndarray | None,
+        kept: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         drop = float(get_float(params, "drop_ratio_search", 0.0, 0.0, 1.0, hi_open=True) or 0.0)
         a = self.arrays
