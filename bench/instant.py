@@ -56,7 +56,9 @@ def serve(port: int) -> None:
             _connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString
         ),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10))
+    # pymilvus pings every 10 s while idle; allow it, as Shoal and Milvus do (else GOAWAY).
+    keepalive = [("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.min_ping_interval_without_data_ms", 1000)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=keepalive)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()

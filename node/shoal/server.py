@@ -28,6 +28,14 @@ from shoal.config import Config
 
 log = logging.getLogger("shoal.server")
 
+# pymilvus pings every 10 s even with no call in flight. gRPC's default server policy allows
+# such pings once per 2 h and answers the third early one with GOAWAY "too_many_pings",
+# which drops the connection and prints an error in the client. Accept pings 1 s apart.
+KEEPALIVE_POLICY = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+]
+
 
 class NodeServer:
     def __init__(self, config: Config) -> None:
@@ -52,6 +60,7 @@ class NodeServer:
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                *KEEPALIVE_POLICY,
             ]
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers, thread_name_prefix="shoal-grpc"),

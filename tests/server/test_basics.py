@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 
+import grpc
 import pytest
 from conftest import ROOT, ShoalProcess
 from pymilvus import MilvusClient, MilvusException, connections, db, utility
@@ -132,3 +134,19 @@ def test_async_client(uri: str, name: str) -> None:
 
     hits, rows = asyncio.run(script())
     assert hits[0][0]["id"] == 1 and [r["id"] for r in rows] == [2]
+
+
+def test_idle_client_keepalive_pings_are_accepted(uri: str) -> None:
+    """pymilvus pings every 10 s while idle; a gRPC server with default settings answers
+    the third such ping with GOAWAY "too_many_pings" and drops the connection. Shoal must
+    keep an idle, pinging connection open (here at a faster cadence, so the test is short)."""
+    target = uri.removeprefix("http://")
+    options = [("grpc.keepalive_time_ms", 1500), ("grpc.keepalive_timeout_ms", 1000),
+               ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
+    states: list[grpc.ChannelConnectivity] = []
+    with grpc.insecure_channel(target, options=options) as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        channel.subscribe(states.append, try_to_connect=False)
+        time.sleep(8)  # five pings, no calls
+        channel.unsubscribe(states.append)
+    assert states and all(s is grpc.ChannelConnectivity.READY for s in states), states
