@@ -80,10 +80,10 @@ def serial(search: Searcher, queries: np.ndarray, flt: Filter | None = None, des
     answers every query right after the system does; its latency comes back as
     ``<name>_p50_ms`` etc., and its time is not counted in the system's QPS.
     """
-    probes = _Beside(beside)
+    warm_up = _Beside(beside)
     for q in queries[: min(5, len(queries))]:
-        search(q[None, :], flt)  # warm-up
-        probes.run(q[None, :])
+        search(q[None, :], flt)
+        warm_up.run(q[None, :])
     probes = _Beside(beside)
     lat: list[float] = []
     found: list[list[int]] = []
