@@ -25,6 +25,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from bench.config import TOP_K
 from bench.systems.servers import free_port
+from shoal.server import KEEPALIVE_POLICY
 
 SERVICE = "milvus.proto.milvus.MilvusService"
 
@@ -56,9 +57,8 @@ def serve(port: int) -> None:
             _connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString
         ),
     }
-    # pymilvus pings every 10 s while idle; allow it, as Shoal and Milvus do (else GOAWAY).
-    keepalive = [("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.min_ping_interval_without_data_ms", 1000)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=keepalive)
+    # pymilvus pings every 10 s while idle: accept those pings as Shoal does (else GOAWAY).
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=KEEPALIVE_POLICY)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
