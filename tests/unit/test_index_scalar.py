@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from shoal.errors import Code, ShoalError
 from shoal.expr import compile_filter
-from shoal.index.scalar import build_scalar_index, validate_scalar_index
+from shoal.index.scalar import ScalarIndex, build_scalar_index, validate_scalar_index
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
 SCHEMA = CollectionSchema(
@@ -57,12 +57,29 @@ def test_indexed_filters_match_the_scan(rows: list[tuple[int | None, str | None,
     nums, tags, prices = (list(x) for x in zip(*rows, strict=True))
     batch = _batch(nums, tags, prices)
     n = len(rows)
-    indexes = {name: build_scalar_index(batch[name]) for name in ("num", "price", "tag")}
-    for expr in EXPRESSIONS:
-        flt = compile_filter(expr, SCHEMA)
-        scanned = flt.evaluate(batch, n)
-        indexed = flt.evaluate(batch, n, indexes)
-        assert np.array_equal(scanned, indexed), expr
+    # scan_above=1.0: the index answers every predicate it can, whatever it matches
+    for scan_above in (1.0, 0.1):
+        indexes = {name: ScalarIndex(batch[name], scan_above) for name in ("num", "price", "tag")}
+        for expr in EXPRESSIONS:
+            flt = compile_filter(expr, SCHEMA)
+            scanned = flt.evaluate(batch, n)
+            indexed = flt.evaluate(batch, n, indexes)
+            assert np.array_equal(scanned, indexed), (expr, scan_above)
+
+
+def test_a_numeric_index_answers_only_where_it_beats_a_scan() -> None:
+    values = np.arange(100_000, dtype=np.int64) % 100  # each value on 1 % of the rows
+    valid = np.arange(100_000) % 200 != 0  # 0.5 % nulls
+    index = ScalarIndex(Column(values, valid))
+    live = valid
+    one = index.compare("==", 7)
+    assert one is not None and np.array_equal(one, live & (values == 7))
+    assert np.array_equal(index.isin((3, 9, 3)), live & np.isin(values, [3, 9]))
+    most = index.compare("!=", 7)  # 99 % match: the rows that do not are cleared instead
+    assert most is not None and np.array_equal(most, live & (values != 7))
+    assert np.array_equal(index.compare(">=", 2), live & (values >= 2))
+    assert index.compare("<", 50) is None  # half the rows: the caller scans
+    assert index.isin(tuple(range(40))) is None
 
 
 def test_a_varchar_equality_never_scans_strings() -> None:
