@@ -4,8 +4,6 @@ with the index as without."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
@@ -67,8 +65,7 @@ def test_scalar_indexes_keep_every_answer(client: MilvusClient, name: str) -> No
     client.create_index(name, scalar)
     assert {"cat_idx", "price_idx", "tag_idx"} <= set(client.list_indexes(name))
     assert client.describe_index(name, "tag_idx")["index_type"] == "TRIE"
-    client.load_collection(name)
-    time.sleep(1.0)  # let the background builder attach the in-memory indexes
+    client.load_collection(name)  # create_index waited for DescribeIndex to report the indexes built
     assert _answers(client, name, vectors[0].tolist()) == before
 
 

@@ -174,8 +174,11 @@ def test_scalar_index_is_built_and_answers_filters(engine) -> None:
     engine.create_index("", "c", "title", "title_idx", {"index_type": "INVERTED"})
     data = engine.datas[engine.catalog.require("", "c").collection_id]
     deadline = time.time() + 20
-    while time.time() < deadline and not all("title" in s.scalar_indexes for s in data.segments):
+    while time.time() < deadline and engine.describe_index("", "c", "title")[0].state != "Finished":
         time.sleep(0.05)
+    (info,) = engine.describe_index("", "c", "title")
+    assert info.indexed_rows == info.total_rows == 300 and info.pending_index_rows == 0
+    # "Finished" is reported only once every sealed segment has its index
     assert data.segments and all("title" in s.scalar_indexes for s in data.segments)
     engine.load_collection("", "c")
     assert _ids(engine.query("", "c", QueryRequest(expr="title in ['t5', 't17']"))) == [5, 17]

@@ -24,7 +24,7 @@ from shoal.engine.catalog import (
     check_name,
 )
 from shoal.engine.collection_data import CollectionData
-from shoal.engine.indexer import Indexer, IndexProgress
+from shoal.engine.indexer import Indexer
 from shoal.engine.maintenance import Compactor
 from shoal.engine.persistence import Persistence
 from shoal.engine.reader import Reader
@@ -531,12 +531,7 @@ class Engine:
         meta, data = self._resolve(database, collection)
         out = []
         for index in self._find_indexes(meta, field, index_name):
-            fld = meta.schema.field(index.field_name)
-            if fld is not None and fld.dtype.is_vector:
-                prog = self.indexer.progress(meta, data, index)
-            else:
-                rows = sum(s.num_rows for s in data.snapshot())
-                prog = IndexProgress(indexed_rows=rows, total_rows=rows, pending_rows=0)
+            prog = self.indexer.progress(meta, data, index)
             state = "Failed" if prog.failed else ("InProgress" if prog.pending_rows else "Finished")
             out.append(
                 IndexInfo(

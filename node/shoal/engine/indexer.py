@@ -68,12 +68,16 @@ class Indexer:
         )
 
     def progress(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> IndexProgress:
+        field = meta.schema.field(index.field_name)
+        vector = field is not None and field.dtype.is_vector
         total = indexed = pending = 0
         for seg in data.snapshot():
             if not seg.sealed:
                 continue  # growing rows are searched exactly and, as in Milvus, not counted
             total += seg.num_rows
-            if index.field_name in seg.indexes or (seg.path and seg.num_rows < self.min_index_rows):
+            built = seg.indexes if vector else seg.scalar_indexes
+            too_small = vector and seg.path and seg.num_rows < self.min_index_rows
+            if index.field_name in built or too_small:
                 indexed += seg.num_rows
             else:
                 pending += seg.num_rows
