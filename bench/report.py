@@ -15,13 +15,19 @@ SEARCH_COLS = ("serial_queries", "serial_qps", "serial_p50_ms", "serial_p99_ms",
                "conc1_qps", "conc4_qps", "conc16_qps")
 FILTER_COLS = ("filt1_qps", "filt1_recall", "filt50_qps", "filt50_recall", "query_eq_qps", "query_eq_ok",
                "count_qps", "count_ok")
+SIDX_COLS = ("sidx_build_s", "sidx_filt1_qps", "sidx_filt1_recall", "sidx_filt50_qps", "sidx_filt50_recall",
+             "sidx_query_eq_qps", "sidx_query_eq_ok", "sidx_count_qps", "sidx_count_ok")
+# with the scalar index ÷ without: (metric, its counterpart before the index)
+SIDX_GAINS = (("sidx_filt1_qps", "filt1_qps"), ("sidx_filt50_qps", "filt50_qps"), ("sidx_query_eq_qps", "query_eq_qps"),
+              ("sidx_count_qps", "count_qps"))
 STREAM_COLS = ("idle_p50_ms", "idle_p99_ms", "stream_p50_ms", "stream_p99_ms", "stream_search_qps",
                "stream_write_rows_per_s", "stream_count_ok")
 BESIDE_COLS = ("serial_echo_p50_ms", "serial_echo_p99_ms", "serial_instant_p50_ms", "serial_instant_p99_ms",
                "batch_instant_qps")
 RATIO_METRICS = ("load_s", "insert_rows_per_s", "serial_qps", "serial_p50_ms", "serial_p99_ms", "recall_at_10",
                  "batch_qps", "conc1_qps", "conc4_qps", "conc16_qps", "filt1_qps", "filt1_recall", "filt50_qps",
-                 "filt50_recall", "query_eq_qps", "count_qps", "vmhwm_mb", "after_load_rss_mb", "disk_mb")
+                 "filt50_recall", "query_eq_qps", "count_qps", "sidx_filt1_qps", "sidx_filt50_qps", "sidx_query_eq_qps",
+                 "sidx_count_qps", "vmhwm_mb", "after_load_rss_mb", "disk_mb")
 PHASE_OF = {"load_s": "load", "insert_rows_per_s": "load", "index_s": "load", "after_load_rss_mb": "resources",
             "vmhwm_mb": "resources", "disk_mb": "resources", "index_mb": "resources"}
 
@@ -43,7 +49,7 @@ def fmt(v: Any) -> str:
 def _phase_for(col: str) -> str:
     if col in PHASE_OF:
         return PHASE_OF[col]
-    for prefix, phase in (("serial", "serial"), ("recall", "serial"), ("batch", "batch"), ("conc", "concurrent"),
+    for prefix, phase in (("sidx", "scalar_index"), ("serial", "serial"), ("recall", "serial"), ("batch", "batch"), ("conc", "concurrent"),
                           ("filt", "filtered"), ("query_eq", "filter_only"), ("count", "filter_only")):
         if col.startswith(prefix):
             return phase
@@ -114,6 +120,17 @@ def _ratio(a: Any, b: Any) -> str:
     return f"{a / b:.2f}"
 
 
+def scalar_gain_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Each server's filter figures with the scalar index ÷ the same figures scanning."""
+    lines = ["| index | system | " + " | ".join(f"{a} ÷ {b}" for a, b in SIDX_GAINS) + " |",
+             "|---|---|" + "---:|" * len(SIDX_GAINS)]
+    for r in runs:
+        m = r["metrics"]
+        lines.append(f"| {r['index']} | {r['system']} | " + " | ".join(_ratio(m.get(a), m.get(b)) for a, b in SIDX_GAINS)
+                     + " |")
+    return lines
+
+
 def ratio_table(results: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     by = {(r["index"], r["system"]): r for r in runs}
     lines = ["| index | metric | shoal | milvus-lite | faiss | floor | client floor | shoal/milvus-lite | shoal/faiss "
@@ -174,6 +191,11 @@ def render(results: dict[str, Any]) -> str:
                     ""] + _table(remote, BESIDE_COLS)
         out += ["", "### Filters (1 % and 50 % filtered search; filter-only query and count)", ""]
         out += _table(runs, FILTER_COLS)
+        indexed = [r for r in runs if any(c in r["metrics"] for c in SIDX_COLS) or "scalar_index" in r["errors"]]
+        if indexed:
+            out += ["", "### Scalar index: the filter phases again after an INVERTED index on `cat`", ""]
+            out += _table(indexed, SIDX_COLS) + ["", "With the index ÷ scanning (>1: the index made it faster):", ""]
+            out += scalar_gain_table(indexed)
         swept = [r for r in runs if r.get("sweep")]
         if swept:
             out += ["", "### Recall vs QPS sweeps (serial nq=1; `value: QPS / recall@10`)", "",

@@ -18,10 +18,11 @@ from tqdm import tqdm
 from bench import measure
 from bench.config import CONCURRENCY, BenchConfig, IndexSpec, sweep_values
 from bench.measure import Probe
-from bench.systems.base import System
+from bench.systems.base import Searcher, System
 from bench.workloads import Workload, extra_rows, recall
 
-PHASES = ("load", "serial", "batch", "concurrent", "filtered", "filter_only", "sweep", "resources")
+PHASES = ("load", "serial", "batch", "concurrent", "filtered", "filter_only", "sweep", "scalar_index",
+          "resources")
 STREAM_PHASES = ("stream_load", "streaming")
 LIMIT = 100
 
@@ -77,33 +78,9 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig,
 
         _phase(record, "concurrent", concurrent)
 
-        def filtered() -> dict[str, float]:
-            out: dict[str, float] = {}
-            for f in w.filters:
-                truth = w.filtered_truth[f.name]
-                stats, found = measure.serial(search, w.queries[: len(truth)], f, desc=f"filter {f.name}",
-                                              budget_s=cfg.phase_budget_s)
-                key = "filt1" if f.name == "1%" else "filt50"
-                out[f"{key}_qps"] = stats["qps"]
-                out[f"{key}_p50_ms"] = stats["p50_ms"]
-                out[f"{key}_recall"] = recall(found, truth)
-            return out
+        _phase(record, "filtered", lambda: _filtered(search, w, cfg))
+        _phase(record, "filter_only", lambda: _filter_only(system, w, cfg))
 
-        _phase(record, "filtered", filtered)
-
-        def filter_only() -> dict[str, float]:
-            eq, half = w.filters
-            want_rows = min(LIMIT, int(eq.mask.sum()))
-            t0 = time.perf_counter()
-            rows = [system.query_filter(eq, LIMIT) for _ in range(cfg.filter_only_queries)]
-            t1 = time.perf_counter()
-            counts = [system.count(half) for _ in range(cfg.filter_only_queries)]
-            t2 = time.perf_counter()
-            n = cfg.filter_only_queries
-            return {"query_eq_qps": n / (t1 - t0), "query_eq_ok": float(all(r == want_rows for r in rows)),
-                    "count_qps": n / (t2 - t1), "count_ok": float(all(c == int(half.mask.sum()) for c in counts))}
-
-        _phase(record, "filter_only", filter_only)
         def sweep() -> dict[str, float]:
             points = []
             queries, truth = w.queries[: cfg.sweep_queries], w.ground_truth[: cfg.sweep_queries]
@@ -120,6 +97,8 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig,
             return {"sweep_points": float(len(points))}
 
         _phase(record, "sweep", sweep)
+        if not system.in_process:  # faiss's filters are precomputed masks: nothing to index
+            _phase(record, "scalar_index", lambda: _with_scalar_index(system, search, w, cfg))
         _phase(record, "resources", lambda: system.resources())
     finally:
         try:
@@ -127,6 +106,44 @@ def run_index(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig,
         except Exception as exc:
             record["errors"]["teardown"] = _error(exc)
     return record
+
+
+def _filtered(search: Searcher, w: Workload, cfg: BenchConfig, prefix: str = "") -> dict[str, float]:
+    """1 % and 50 % filtered search: QPS, p50 and recall against the filtered ground truth."""
+    out: dict[str, float] = {}
+    for f in w.filters:
+        truth = w.filtered_truth[f.name]
+        stats, found = measure.serial(search, w.queries[: len(truth)], f, desc=f"{prefix}filter {f.name}",
+                                      budget_s=cfg.phase_budget_s)
+        key = prefix + ("filt1" if f.name == "1%" else "filt50")
+        out[f"{key}_qps"] = stats["qps"]
+        out[f"{key}_p50_ms"] = stats["p50_ms"]
+        out[f"{key}_recall"] = recall(found, truth)
+    return out
+
+
+def _filter_only(system: System, w: Workload, cfg: BenchConfig, prefix: str = "") -> dict[str, float]:
+    """Filter-only query (``cat == 7`` with a limit) and ``count(*)`` of ``cat < 50``."""
+    eq, half = w.filters
+    want_rows = min(LIMIT, int(eq.mask.sum()))
+    n = cfg.filter_only_queries
+    t0 = time.perf_counter()
+    rows = [system.query_filter(eq, LIMIT) for _ in range(n)]
+    t1 = time.perf_counter()
+    counts = [system.count(half) for _ in range(n)]
+    t2 = time.perf_counter()
+    return {f"{prefix}query_eq_qps": n / (t1 - t0), f"{prefix}query_eq_ok": float(all(r == want_rows for r in rows)),
+            f"{prefix}count_qps": n / (t2 - t1),
+            f"{prefix}count_ok": float(all(c == int(half.mask.sum()) for c in counts))}
+
+
+def _with_scalar_index(system: System, search: Searcher, w: Workload, cfg: BenchConfig) -> dict[str, float]:
+    """The filter phases again after an INVERTED index on ``cat`` (the one scalar index type
+    milvus-lite builds), keys prefixed ``sidx_``."""
+    out = {"sidx_build_s": system.index_scalar("cat")}
+    out.update(_filtered(search, w, cfg, "sidx_"))
+    out.update(_filter_only(system, w, cfg, "sidx_"))
+    return out
 
 
 def run_streaming(system: System, w: Workload, spec: IndexSpec, cfg: BenchConfig) -> dict[str, Any]:

@@ -38,6 +38,9 @@ class System(Protocol):
     def count(self, expr: Filter) -> int:
         """``count(*)`` of the rows matching a filter."""
 
+    def index_scalar(self, field: str) -> float:
+        """Build an INVERTED index on scalar ``field`` and reload; returns the seconds it took."""
+
     def insert(self, rows: list[dict]) -> None:
         """Insert rows (pymilvus row dicts)."""
 

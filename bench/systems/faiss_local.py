@@ -124,6 +124,9 @@ class FaissSystem:
         assert self.index is not None
         return int(self.index.ntotal)
 
+    def index_scalar(self, field: str) -> float:
+        raise NotImplementedError("faiss holds no scalar columns: its filters are precomputed masks")
+
     def insert(self, rows: list[dict]) -> None:
         assert self.index is not None
         vecs = np.stack([r["vec"] for r in rows]).astype(np.float32)

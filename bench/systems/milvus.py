@@ -98,6 +98,16 @@ class MilvusSystem:
                                 consistency_level="Strong")
         return int(res[0]["count(*)"])
 
+    def index_scalar(self, field: str) -> float:
+        assert self.client is not None
+        t0 = time.perf_counter()
+        self.client.release_collection(COLLECTION)
+        params = MilvusClient.prepare_index_params()
+        params.add_index(field_name=field, index_type="INVERTED", index_name=f"{field}_idx")
+        self.client.create_index(COLLECTION, params, sync=True)
+        self.client.load_collection(COLLECTION)
+        return time.perf_counter() - t0
+
     def insert(self, rows: list[dict]) -> None:
         assert self.client is not None
         self.client.insert(COLLECTION, rows)

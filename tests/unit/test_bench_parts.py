@@ -98,6 +98,13 @@ def test_report_shows_errors_and_ratios() -> None:
     assert "| FLAT | batch_qps | 1,500 | — | 4,000 | — | 800.0 | — | 0.38 | — | 1.88 |" in text
     assert "### Floors beside each system" in text
 
+    # the scalar-index phase: each figure with the index ÷ the same figure scanning
+    results["runs"][0]["metrics"].update(filt1_qps=200.0, sidx_filt1_qps=300.0, count_qps=50.0, sidx_count_qps=200.0)
+    results["runs"][1]["errors"]["scalar_index"] = "MilvusException: not supported"
+    text = render(results)
+    assert "| FLAT | shoal | 1.50 | — | — | 4.00 |" in text
+    assert "| FLAT | milvus-lite | ERR | ERR |" in text
+
 
 def test_timing_loops_respect_their_time_budget() -> None:
     import time

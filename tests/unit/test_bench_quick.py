@@ -46,10 +46,16 @@ def test_quick_benchmark_produces_numbers_for_every_phase(tmp_path: Path) -> Non
     assert all(r["metrics"]["serial_echo_p50_ms"] > 0 and r["metrics"]["serial_instant_p50_ms"] > 0
                and r["metrics"]["batch_instant_qps"] > 0 for r in servers)  # floors timed beside each server
     assert not any("serial_echo_p50_ms" in r["metrics"] for r in runs if r["system"] == "faiss")
+    for r in servers:  # the filter phases ran again with a scalar index, with the same answers
+        m = r["metrics"]
+        assert m["sidx_query_eq_ok"] == m["sidx_count_ok"] == 1.0 and m["sidx_filt1_qps"] > 0, r["system"]
+        if r["index"] == "FLAT":
+            assert m["sidx_filt1_recall"] == m["sidx_filt50_recall"] == 1.0, r["system"]
+    assert not any(k.startswith("sidx_") for r in runs if r["system"] == "faiss" for k in r["metrics"])
     assert all(e["echo_p50_ms"] > 0 and e["instant_p50_ms"] > 0 and e["instant_batch_qps"] > 0
                for e in results["floor"].values())
     streaming = {s["system"]: s for s in results["streaming"]}
     assert set(streaming) == systems
     assert any("stream_p99_ms" in s["metrics"] for s in streaming.values())
     readme = (out / "README.md").read_text()
-    assert "shoal/milvus-lite" in readme and "Protocol floor" in readme
+    assert "shoal/milvus-lite" in readme and "Protocol floor" in readme and "INVERTED index on `cat`" in readme
