@@ -24,7 +24,8 @@ SCHEMA = CollectionSchema(
 
 EXPRESSIONS = [
     "num == 3", "num != 3", "num < 3", "num <= 3", "num > 3", "num >= 3", "3 < num", "num in [1, 4, 9]",
-    "num not in [1, 4]", "price > 0.5", "price <= 0.25", "price == 1.5", "tag == 'ab'", "tag != 'ab'",
+    "num not in [1, 4]", "price > 0.5", "price <= 0.25", "price == 1.5", "price != 0.5", "price >= -2.0",
+    "price in [0.5, 1.5]", "tag == 'ab'", "tag != 'ab'",
     "tag < 'b'", "tag >= 'b'", "tag > 'ab'", "tag <= 'ab'", "tag in ['a', 'bc', 'zz']", "tag not in ['a']",
     "tag like 'a%'", "tag like 'ab'", "tag like '%b'", "not (tag == 'a')", "num > 2 and tag like 'b%'",
     "num == 2.5", "num in []",
@@ -47,7 +48,7 @@ def _batch(nums: list[int | None], tags: list[str | None], prices: list[float]) 
         st.tuples(
             st.one_of(st.none(), st.integers(0, 10)),
             st.one_of(st.none(), st.sampled_from(["", "a", "ab", "abc", "b", "bc", "zz"])),
-            st.sampled_from([0.0, 0.25, 0.5, 1.5, -2.0]),
+            st.sampled_from([0.0, 0.25, 0.5, 1.5, -2.0, float("nan")]),
         ),
         min_size=1,
         max_size=40,

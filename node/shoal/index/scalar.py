@@ -69,6 +69,8 @@ class ScalarIndex:
             order = np.argsort(values[live], kind="stable")
             self.order = live[order]
             self.sorted = values[self.order]
+            # NaN sorts last and matches no ordering comparison: ranges upward stop before it
+            self.ordered_end = int(np.searchsorted(self.sorted, np.nan)) if values.dtype.kind == "f" else len(live)
             self.nulls = np.empty(0, np.int64) if column.valid is None else np.flatnonzero(~column.valid)
 
     @property
@@ -114,8 +116,8 @@ class ScalarIndex:
             "!=": [(0, left), (right, len(s))],
             "<": [(0, left)],
             "<=": [(0, right)],
-            ">": [(right, len(s))],
-            ">=": [(left, len(s))],
+            ">": [(right, self.ordered_end)],
+            ">=": [(left, self.ordered_end)],
         }
         return self._mark(spans[op])
 
