@@ -187,6 +187,21 @@ def test_scalar_index_is_built_and_answers_filters(engine) -> None:
     assert err.value.code == Code.PARAMETER_INVALID
 
 
+def test_scalar_index_on_an_added_field_finishes(engine) -> None:
+    """Segments sealed before a field was added have no column to index: they count as done."""
+    rng = np.random.default_rng(7)
+    engine.create_collection("", "c", _schema())
+    engine.insert("", "c", "", _batch(np.arange(300), rng), 300)
+    engine.flush("", ["c"])
+    engine.add_collection_field("", "c", FieldSchema("score", DataType.INT32, nullable=True))
+    engine.create_index("", "c", "score", "score_idx", {"index_type": "STL_SORT"})
+    deadline = time.time() + 20
+    while time.time() < deadline and engine.describe_index("", "c", "score")[0].state != "Finished":
+        time.sleep(0.05)
+    (info,) = engine.describe_index("", "c", "score")
+    assert info.state == "Finished" and info.pending_index_rows == 0 and info.indexed_rows == 300
+
+
 def test_selective_filter_is_scored_exactly_even_on_a_lossy_index(engine) -> None:
     """A filter keeping a few rows of an IVF_PQ segment is answered from the stored vectors:
     the true nearest allowed rows with their exact L2 distances, not PQ estimates."""

@@ -76,8 +76,11 @@ class Indexer:
                 continue  # growing rows are searched exactly and, as in Milvus, not counted
             total += seg.num_rows
             built = seg.indexes if vector else seg.scalar_indexes
-            too_small = vector and seg.path and seg.num_rows < self.min_index_rows
-            if index.field_name in built or too_small:
+            if vector:  # segments under min_index_rows are searched exactly, never indexed
+                nothing_to_build = bool(seg.path) and seg.num_rows < self.min_index_rows
+            else:  # sealed before the field was added: no column, every row null
+                nothing_to_build = index.field_name not in seg.columns
+            if index.field_name in built or nothing_to_build:
                 indexed += seg.num_rows
             else:
                 pending += seg.num_rows
