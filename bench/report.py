@@ -49,8 +49,9 @@ def fmt(v: Any) -> str:
 def _phase_for(col: str) -> str:
     if col in PHASE_OF:
         return PHASE_OF[col]
-    for prefix, phase in (("sidx", "scalar_index"), ("serial", "serial"), ("recall", "serial"), ("batch", "batch"), ("conc", "concurrent"),
-                          ("filt", "filtered"), ("query_eq", "filter_only"), ("count", "filter_only")):
+    for prefix, phase in (("sidx", "scalar_index"), ("serial", "serial"), ("recall", "serial"), ("batch", "batch"),
+                          ("conc", "concurrent"), ("filt", "filtered"), ("query_eq", "filter_only"),
+                          ("count", "filter_only")):
         if col.startswith(prefix):
             return phase
     return ""
