@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--segment-max-rows", dest="segment_max_rows", type=int, help="rows at which a growing segment seals (default 1048576)")
     run.add_argument("--segment-max-bytes", dest="segment_max_bytes", type=int,
                      help="approximate bytes at which a growing segment seals (default 1 GiB)")
+    run.add_argument("--filter-cache-mb", dest="filter_cache_mb", type=int,
+                     help="memory for filter results on sealed segments, reused when a filter repeats (default 64; 0 = off)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
     return p
@@ -50,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
-                  "segment_max_bytes", "grpc_workers", "log_level")
+                  "segment_max_bytes", "filter_cache_mb", "grpc_workers", "log_level")
     }
     try:
         cfg = load_config(args.config, overrides=overrides)

@@ -46,6 +46,7 @@ class Config:
     segment_max_rows: int = 1_048_576
     segment_max_bytes: int = 1 << 30
     index_build_threads: int = 1
+    filter_cache_mb: int = 64
     grpc_workers: int = 16
     max_message_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
@@ -58,10 +59,14 @@ class Config:
             "segment_max_rows": self.segment_max_rows,
             "segment_max_bytes": self.segment_max_bytes,
             "index_build_threads": self.index_build_threads,
+            "filter_cache_bytes": self.filter_cache_mb << 20,
         }
 
 
-_INT_KEYS = {"port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "grpc_workers", "max_message_bytes"}
+_INT_KEYS = {
+    "port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "filter_cache_mb",
+    "grpc_workers", "max_message_bytes",
+}
 _TOP_KEYS = {f.name for f in fields(Config)}
 _S3_KEYS = {f.name for f in fields(S3Config)}
 
@@ -143,6 +148,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be positive, got {getattr(cfg, key)}")
     if cfg.grpc_workers < 1:
         raise ConfigError(f"grpc_workers must be positive, got {cfg.grpc_workers}")
+    if cfg.filter_cache_mb < 0:
+        raise ConfigError(f"filter_cache_mb must be 0 (off) or more, got {cfg.filter_cache_mb}")
 
 
 def load_config(

@@ -225,3 +225,73 @@ def test_selective_filter_is_scored_exactly_even_on_a_lossy_index(engine) -> Non
     best = kept[np.argsort(dist)[:5]]
     assert [int(i) for i in res.ids] == best.tolist()
     assert np.allclose(res.scores, np.sort(dist)[:5], rtol=1e-4)
+
+
+def _sealed_engine(tmp_path: Path, rows: int, dynamic: bool = False, **options):
+    eng = open_engine(tmp_path, {"segment_max_rows": 1 << 20, "min_index_rows": 1 << 30, **options})
+    rng = np.random.default_rng(8)
+    eng.create_collection("", "c", _schema(dynamic))
+    batch = _batch(np.arange(rows), rng)
+    if dynamic:
+        batch["$meta"] = Column(np.array([{"x": int(i) % 7} for i in range(rows)], dtype=object))
+    eng.insert("", "c", "", batch, rows)
+    eng.flush("", ["c"])
+    eng.load_collection("", "c")
+    return eng, batch
+
+
+def test_repeated_filter_reuses_the_sealed_segment_result_and_stays_exact(tmp_path: Path) -> None:
+    """The second run of a filter on a sealed segment comes from the filter cache, and deletes,
+    time travel, other template values and filtered searches still see exactly the right rows."""
+    eng, batch = _sealed_engine(tmp_path, 20_000)
+    try:
+        assert _count(eng, "cat == 3") == 2000
+        assert _count(eng, "cat == 3") == 2000
+        assert eng.stats()["filter_cache_hits"] == 1 and eng.stats()["filter_cache_bytes"] == 20_000
+        before = eng.alloc_timestamp()
+        eng.delete("", "c", "", "id in [3, 13, 23]")
+        assert _count(eng, "cat == 3") == 1997
+        assert _count(eng, "cat == 3", consistency=ReadConsistency(travel_ts=before)) == 2000
+        assert _count(eng, "cat == {c}", expr_params={"c": 4}) == 2000
+        assert _count(eng, "cat == {c}", expr_params={"c": 3}) == 1997
+        q = np.random.default_rng(9).standard_normal((2, DIM)).astype(np.float32)
+        kept = np.flatnonzero((np.arange(20_000) % 10 == 3) & ~np.isin(np.arange(20_000), [3, 13, 23]))
+        for _ in range(2):  # a miss, then a hit
+            res = eng.search("", "c", SearchRequest(anns_field="vec", queries=q, topk=5, metric_type="L2",
+                                                    expr="cat == 3 and id > 0"))
+            for i in range(2):
+                dist = ((batch["vec"].values[kept] - q[i]) ** 2).sum(axis=1)
+                assert [int(x) for x in res.ids[i * 5:(i + 1) * 5]] == kept[np.argsort(dist)[:5]].tolist()
+        assert eng.stats()["filter_cache_hits"] >= 4
+    finally:
+        eng.close()
+
+
+def test_filter_cache_respects_its_budget_and_can_be_turned_off(tmp_path: Path) -> None:
+    eng, _ = _sealed_engine(tmp_path / "a", 20_000, filter_cache_bytes=50_000)
+    try:
+        for c in range(5):
+            assert _count(eng, f"cat == {c}") == 2000
+        assert eng.stats()["filter_cache_bytes"] == 40_000  # two 20,000-row masks fit the budget
+        assert _count(eng, "cat == 4") == 2000 and eng.stats()["filter_cache_hits"] == 1
+        assert _count(eng, "cat == 0") == 2000 and eng.stats()["filter_cache_hits"] == 1  # evicted
+    finally:
+        eng.close()
+    eng, _ = _sealed_engine(tmp_path / "b", 20_000, filter_cache_bytes=0)
+    try:
+        assert _count(eng, "cat == 3") == _count(eng, "cat == 3") == 2000
+        assert eng.stats()["filter_cache_hits"] == 0 and eng.stats()["filter_cache_bytes"] == 0
+    finally:
+        eng.close()
+
+
+def test_a_filter_bound_differently_after_a_field_is_added_is_not_served_stale(tmp_path: Path) -> None:
+    """`x` first means the dynamic key `$meta.x`; once a field `x` is added it means the new
+    (all-null) column, and the cached result of the old meaning must not answer it."""
+    eng, _ = _sealed_engine(tmp_path, 20_000, dynamic=True)
+    try:
+        assert _count(eng, "x == 2") == _count(eng, "x == 2") > 2000
+        eng.add_collection_field("", "c", FieldSchema("x", DataType.INT64, nullable=True))
+        assert _count(eng, "x == 2") == 0
+    finally:
+        eng.close()

@@ -24,6 +24,7 @@ from shoal.engine.catalog import (
     check_name,
 )
 from shoal.engine.collection_data import CollectionData
+from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
 from shoal.engine.indexer import Indexer
 from shoal.engine.maintenance import Compactor
 from shoal.engine.persistence import Persistence
@@ -69,7 +70,7 @@ class Engine:
         self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)
-        self.reader = Reader(self.tso)
+        self.reader = Reader(self.tso, FilterCache(int(options.get("filter_cache_bytes", DEFAULT_CAPACITY_BYTES))))
         self.datas: dict[int, CollectionData] = {}
         self._flush_wanted = threading.Event()
         self._closed = threading.Event()
@@ -589,7 +590,12 @@ class Engine:
     def stats(self) -> dict[str, float]:
         segments = sum(len(d.segments) for d in self.datas.values())
         rows = sum(d.row_count() for d in self.datas.values())
-        return {"collections": len(self.catalog.collections), "segments": segments, "rows": rows}
+        cache = self.reader.filter_cache
+        return {
+            "collections": len(self.catalog.collections), "segments": segments, "rows": rows,
+            "filter_cache_hits": cache.hits, "filter_cache_misses": cache.misses,
+            "filter_cache_bytes": cache.size_bytes,
+        }
 
     # ---- lifecycle
     def close(self) -> None:

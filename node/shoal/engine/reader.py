@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
+from shoal.engine.filter_cache import FilterCache
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -146,8 +147,9 @@ class _Hits:
 
 
 class Reader:
-    def __init__(self, tso: TimestampOracle) -> None:
+    def __init__(self, tso: TimestampOracle, filter_cache: FilterCache | None = None) -> None:
         self.tso = tso
+        self.filter_cache = filter_cache if filter_cache is not None else FilterCache(0)
         # search iterator V2: token -> (bound reported, unrounded bound, keys returned at it)
         self._iterators: OrderedDict[str, tuple[float, float, frozenset]] = OrderedDict()
         self._iterators_lock = threading.Lock()
@@ -179,7 +181,7 @@ class Reader:
             batch, n = seg.snapshot_batch()
             mask = seg.visible(read_ts, floor)
             if flt is not None:
-                fmask = flt.evaluate(batch, n, seg.scalar_indexes)
+                fmask = self.filter_cache.evaluate(flt, seg, batch, n)
                 mask = fmask if mask is None else (mask & fmask[:n])
             masks.append(mask)
         return masks
@@ -199,7 +201,9 @@ class Reader:
             )
         masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
         if is_count:
-            total = sum(s.num_rows if m is None else int(m.sum()) for s, m in zip(segments, masks, strict=True))
+            total = sum(
+                s.num_rows if m is None else int(np.count_nonzero(m)) for s, m in zip(segments, masks, strict=True)
+            )
             count_field = FieldSchema(name="count(*)", dtype=DataType.INT64)
             return QueryResult(
                 fields={"count(*)": Column(np.array([total], dtype=np.int64))},

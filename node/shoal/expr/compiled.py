@@ -9,6 +9,7 @@ pure `pk in [...]` / `pk == v` filter to do point lookups instead of a scan.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,11 @@ class CompiledFilter:
 
     def __repr__(self) -> str:
         return f"CompiledFilter({self.text!r})"
+
+    @cached_property
+    def cache_key(self) -> str:
+        """Equal for filters that match the same rows of any batch: the bound tree, constants included."""
+        return repr(self.root)
 
     @property
     def always_true(self) -> bool:

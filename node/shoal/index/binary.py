@@ -20,7 +20,7 @@ import numpy as np
 
 from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_int
-from shoal.index.vectors import check_dense, empty_results, mask_invalid, merge_topk, topk_rows
+from shoal.index.vectors import allowed_rows, check_dense, empty_results, mask_invalid, merge_topk, topk_rows
 
 CODES_FILE = "codes.npy"
 INDEX_FILE = "index.faiss"
@@ -115,7 +115,7 @@ class BinaryIndex(VectorIndex):
         self, q: np.ndarray, k: int, params: dict[str, Any], allowed: np.ndarray | None, kept: int
     ) -> tuple[np.ndarray, np.ndarray]:
         metric = self.spec.metric_type
-        rows = None if allowed is None else np.flatnonzero(allowed)
+        rows = None if allowed is None else allowed_rows(allowed)
         if self.index is None:
             return binary_exact(self.codes, q, k, metric, rows)
         if isinstance(self.index, faiss.IndexBinaryIVF):

@@ -28,6 +28,7 @@ from shoal.index.gpu import gpu_available, train_and_add_on_gpu
 from shoal.index.params import INT32_MAX, IndexSpec, get_float, get_int
 from shoal.index.vectors import (
     CHUNK_ROWS,
+    allowed_rows,
     check_dense,
     check_queries,
     mask_invalid,
@@ -351,7 +352,7 @@ class DenseIndex(VectorIndex):
             bitmap = np.packbits(allowed, bitorder="little")
             sel = faiss.IDSelectorBitmap(bitmap)  # `bitmap` and `sel` must outlive the search
             return self._faiss_search(q, k, faiss.SearchParametersIVF(nprobe=self._ivf.nlist, sel=sel))
-        rows = np.flatnonzero(allowed)
+        rows = allowed_rows(allowed)
         metric = "IP" if self._cosine else self.spec.metric_type  # stored vectors are unit length
         if self._flat is not None:
             return mask_invalid(*knn_by_rows(self._flat, q, k, rows, metric), metric)

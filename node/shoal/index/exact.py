@@ -27,6 +27,7 @@ from shoal.index.params import IndexSpec, check_topk
 from shoal.index.sparse import SparseRows, sparse_exact
 from shoal.index.vectors import (
     CHUNK_ROWS,
+    allowed_rows,
     check_allowed,
     empty_results,
     merge_topk,
@@ -163,7 +164,7 @@ def _exact(
     if base.ndim != 2:
         raise invalid(f"vectors should be a 2-d array, got shape {base.shape}")
     mask = check_allowed(allowed, len(base))
-    rows = None if mask is None else np.flatnonzero(mask)
+    rows = None if mask is None else allowed_rows(mask)
     if metric in ("HAMMING", "JACCARD"):
         q = np.asarray(queries, dtype=np.uint8)
         q = q.reshape(1, -1) if q.ndim == 1 else q
