@@ -28,7 +28,8 @@ def test_yaml_env_and_flags_layer(tmp_path: Path) -> None:
     assert cfg.etcd_endpoints == ["http://e1:2379", "http://e2:2379"]
     assert cfg.s3.endpoint == "http://s3:8333" and cfg.s3.bucket == "vectors" and cfg.s3.secure
     env = {"SHOAL_PORT": "19700", "SHOAL_WAL_FSYNC": "never", "SHOAL_DATA_DIR": "/data",
-           "SHOAL_ETCD_ENDPOINTS": "a:1,b:2", "SHOAL_S3_BUCKET": "other", "HOME": "/x"}
+           "SHOAL_ETCD_ENDPOINTS": "a:1,b:2", "SHOAL_S3_BUCKET": "other", "HOME": "/x",
+           "SHOAL_FILTER_CACHE_MB": "8"}
     cfg = load_config(cfg_file, env=env)
     assert cfg.port == 19700 and cfg.wal_fsync == "never" and cfg.data_dir == Path("/data")
     assert cfg.etcd_endpoints == ["a:1", "b:2"] and cfg.s3.bucket == "other" and cfg.http_port == 9100
@@ -36,13 +37,15 @@ def test_yaml_env_and_flags_layer(tmp_path: Path) -> None:
     assert cfg.port == 0 and cfg.role == "standalone"
     assert cfg.engine_options() == {"wal_fsync": "never", "segment_max_rows": cfg.segment_max_rows,
                                     "segment_max_bytes": cfg.segment_max_bytes,
-                                    "index_build_threads": cfg.index_build_threads}
+                                    "index_build_threads": cfg.index_build_threads,
+                                    "filter_cache_bytes": 8 << 20}
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [("port: lots\n", "port must be an integer"), ("role: king\n", "role must be one of"),
-     ("wal_fsync: sometimes\n", "wal_fsync"), ("colour: blue\n", "unknown setting"), ("- a\n", "mapping")],
+     ("wal_fsync: sometimes\n", "wal_fsync"), ("colour: blue\n", "unknown setting"),
+     ("filter_cache_mb: -1\n", "filter_cache_mb must be 0"), ("- a\n", "mapping")],
 )
 def test_bad_config_is_reported(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "bad.yaml"
