@@ -31,7 +31,7 @@ from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
-from shoal.index import EXACT_ROWS, range_search_exact, search_exact
+from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -219,7 +219,7 @@ class Reader:
             wanted.insert(0, pk.name)
         seg_parts, row_parts = [], []
         for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
-            rows = np.arange(seg.num_rows) if mask is None else np.flatnonzero(mask)
+            rows = np.arange(seg.num_rows) if mask is None else allowed_rows(mask)
             seg_parts.append(np.full(len(rows), pos, dtype=np.int64))
             row_parts.append(rows)
         seg_of = np.concatenate(seg_parts) if seg_parts else np.empty(0, np.int64)

@@ -34,7 +34,7 @@ from shoal.index.factory import build_index, load_index
 from shoal.index.params import IndexSpec, validate_index_params
 from shoal.index.sparse import SparseRows
 from shoal.index.threads import set_threads
-from shoal.index.vectors import range_filter_hits
+from shoal.index.vectors import allowed_rows, range_filter_hits
 
 
 def single_threaded_blas() -> None:
@@ -67,6 +67,7 @@ __all__ = [
     "range_search_exact",
     "ExactIndex",
     "range_filter_hits",
+    "allowed_rows",
     "set_threads",
     "single_threaded_blas",
 ]
