@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="approximate bytes at which a growing segment seals (default 1 GiB)")
     run.add_argument("--filter-cache-mb", dest="filter_cache_mb", type=int,
                      help="memory for filter results on sealed segments, reused when a filter repeats (default 64; 0 = off)")
+    run.add_argument("--index-build-threads", dest="index_build_threads", type=int,
+                     help="threads one index build may use (default 0: every CPU the process may use)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
     return p
@@ -52,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
-                  "segment_max_bytes", "filter_cache_mb", "grpc_workers", "log_level")
+                  "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level")
     }
     try:
         cfg = load_config(args.config, overrides=overrides)

@@ -18,6 +18,7 @@ import yaml
 
 ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
 WAL_FSYNC = ("always", "batch", "never")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -45,7 +46,7 @@ class Config:
     wal_fsync: str = "batch"
     segment_max_rows: int = 1_048_576
     segment_max_bytes: int = 1 << 30
-    index_build_threads: int = 1
+    index_build_threads: int = 0  # 0: every CPU the process may use
     filter_cache_mb: int = 64
     grpc_workers: int = 16
     max_message_bytes: int = 64 * 1024 * 1024
@@ -148,6 +149,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be positive, got {getattr(cfg, key)}")
     if cfg.grpc_workers < 1:
         raise ConfigError(f"grpc_workers must be positive, got {cfg.grpc_workers}")
+    if cfg.max_message_bytes < 1 and cfg.max_message_bytes != -1:
+        raise ConfigError(f"max_message_bytes must be positive (or -1: no limit), got {cfg.max_message_bytes}")
+    if cfg.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}")
+    if cfg.index_build_threads < 0:
+        raise ConfigError(f"index_build_threads must be 0 (every CPU) or more, got {cfg.index_build_threads}")
     if cfg.filter_cache_mb < 0:
         raise ConfigError(f"filter_cache_mb must be 0 (off) or more, got {cfg.filter_cache_mb}")
 

@@ -45,7 +45,9 @@ def test_yaml_env_and_flags_layer(tmp_path: Path) -> None:
     ("text", "message"),
     [("port: lots\n", "port must be an integer"), ("role: king\n", "role must be one of"),
      ("wal_fsync: sometimes\n", "wal_fsync"), ("colour: blue\n", "unknown setting"),
-     ("filter_cache_mb: -1\n", "filter_cache_mb must be 0"), ("- a\n", "mapping")],
+     ("filter_cache_mb: -1\n", "filter_cache_mb must be 0"), ("- a\n", "mapping"),
+     ("index_build_threads: -2\n", "index_build_threads must be 0"), ("log_level: LOUD\n", "log_level must be one of"),
+     ("max_message_bytes: 0\n", "max_message_bytes must be positive")],
 )
 def test_bad_config_is_reported(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "bad.yaml"

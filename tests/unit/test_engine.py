@@ -295,3 +295,27 @@ def test_a_filter_bound_differently_after_a_field_is_added_is_not_served_stale(t
         assert _count(eng, "x == 2") == 0
     finally:
         eng.close()
+
+
+def _builder_threads(eng) -> int:
+    deadline = time.monotonic() + 10
+    while eng.stats()["index_build_threads"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return int(eng.stats()["index_build_threads"])
+
+
+def test_index_builds_use_the_configured_thread_count(tmp_path: Path) -> None:
+    """`index_build_threads` is what faiss reports in the builder thread; 0 means every CPU the
+    process may use (affinity capped by a cgroup quota)."""
+    from shoal.index import available_cpus
+
+    eng = open_engine(tmp_path / "one", {"index_build_threads": 1})
+    try:
+        assert _builder_threads(eng) == 1
+    finally:
+        eng.close()
+    eng = open_engine(tmp_path / "all", {})
+    try:
+        assert _builder_threads(eng) == available_cpus()
+    finally:
+        eng.close()

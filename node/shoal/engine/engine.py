@@ -80,7 +80,10 @@ class Engine:
             self.persistence.load_segments(meta, data)
         replayed = self.persistence.replay(self.datas)
         log.info("recovered %d collections, replayed %d WAL records", len(self.datas), replayed)
-        self.indexer = Indexer(self.root, self._all_collections, int(options.get("min_index_rows", 1024)))
+        self.indexer = Indexer(
+            self.root, self._all_collections, int(options.get("min_index_rows", 1024)),
+            int(options.get("index_build_threads", 0)),
+        )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
         self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
         self._flusher.start()
@@ -594,7 +597,7 @@ class Engine:
         return {
             "collections": len(self.catalog.collections), "segments": segments, "rows": rows,
             "filter_cache_hits": cache.hits, "filter_cache_misses": cache.misses,
-            "filter_cache_bytes": cache.size_bytes,
+            "filter_cache_bytes": cache.size_bytes, "index_build_threads": self.indexer.threads_in_use,
         }
 
     # ---- lifecycle

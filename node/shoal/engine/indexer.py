@@ -19,7 +19,7 @@ from shoal.engine.catalog import CollectionMeta, IndexMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
-from shoal.index import build_index, load_index, validate_index_params
+from shoal.index import build_index, load_index, threads_for_builds, validate_index_params
 from shoal.index.scalar import build_scalar_index
 from shoal.schema import Column
 
@@ -40,10 +40,13 @@ class Indexer:
         root,
         lookup: Callable[[], list[tuple[CollectionMeta, CollectionData]]],
         min_index_rows: int = 1024,
+        build_threads: int = 0,
     ) -> None:
         self.root = root
         self._lookup = lookup
         self.min_index_rows = min_index_rows
+        self._build_threads = build_threads  # 0: as many as batched searches use
+        self.threads_in_use = 0  # what faiss reports in the builder thread, once it runs
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._failures: dict[tuple[int, str], str] = {}
@@ -101,6 +104,7 @@ class Indexer:
         """Build and attach, in the caller's thread, every index `seg` needs (compaction builds
         a segment's indexes before the segment becomes visible). Returns field -> index built."""
         built: dict[str, IndexMeta] = {}
+        threads_for_builds(self._build_threads)
         for index in list(meta.indexes):
             field = meta.schema.field(index.field_name)
             if field is None or not field.dtype.is_vector or not self.needs_build(seg, index):
@@ -125,6 +129,7 @@ class Indexer:
                 shutil.rmtree(index_dir(self.root, seg.path, field_name), ignore_errors=True)
 
     def _run(self) -> None:
+        self.threads_in_use = threads_for_builds(self._build_threads)
         while not self._stop.is_set():
             self._wake.wait(timeout=2.0)
             self._wake.clear()

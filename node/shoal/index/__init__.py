@@ -33,7 +33,7 @@ from shoal.index.exact import ExactIndex, range_search_exact, search_exact
 from shoal.index.factory import build_index, load_index
 from shoal.index.params import IndexSpec, validate_index_params
 from shoal.index.sparse import SparseRows
-from shoal.index.threads import set_threads
+from shoal.index.threads import available_cpus, set_threads, threads_for_builds
 from shoal.index.vectors import allowed_rows, range_filter_hits
 
 
@@ -52,7 +52,7 @@ def single_threaded_blas() -> None:
     ThreadpoolController().select(prefix="libscipy_openblas").limit(limits=1)
 
 
-set_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+set_threads(available_cpus())
 
 
 __all__ = [
@@ -69,5 +69,7 @@ __all__ = [
     "range_filter_hits",
     "allowed_rows",
     "set_threads",
+    "threads_for_builds",
+    "available_cpus",
     "single_threaded_blas",
 ]

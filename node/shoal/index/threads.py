@@ -4,13 +4,67 @@ OpenMP's thread count is per calling thread, so each search sets it for its own 
 thread. A single query runs on one thread: faiss splits a one-query flat scan across threads,
 and waking them costs more than they save (measured: 100k x 128 FLAT, nq=1, 1.7 ms on one
 thread, 2.9 ms on two); HNSW and IVF search one query on one thread anyway.
+
+The default is the CPUs this process may really use: its affinity, capped by a cgroup CPU
+quota (a Kubernetes CPU limit), which `os.cpu_count()` does not see. OpenMP threads beyond
+the quota only get the pod throttled.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import faiss
 
 _threads = 1
+
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def quota_cpus(quota: str, period: str) -> int | None:
+    """CPUs a CFS quota allows, rounded up; None for no quota.
+
+    cgroup v2 writes both in `cpu.max` ("max 100000", "150000 100000"); cgroup v1 in
+    `cpu.cfs_quota_us` (-1 for none) and `cpu.cfs_period_us`.
+    """
+    quota, period = quota.strip(), period.strip()
+    if quota in ("max", "-1", ""):
+        return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    if q <= 0 or p <= 0:
+        return None
+    return max(1, math.ceil(q / p))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def cgroup_cpus(root: Path = _CGROUP) -> int | None:
+    """The CPU limit of the cgroup at `root` (v2 or v1 layout); None when there is none."""
+    v2 = _read(root / "cpu.max")
+    if v2 is not None:
+        parts = v2.split()
+        return quota_cpus(parts[0], parts[1]) if len(parts) == 2 else None
+    quota, period = _read(root / "cpu" / "cpu.cfs_quota_us"), _read(root / "cpu" / "cpu.cfs_period_us")
+    if quota is None or period is None:
+        return None
+    return quota_cpus(quota, period)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by its cgroup's CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = cgroup_cpus()
+    return max(1, min(cpus, limit) if limit else cpus)
 
 
 def set_threads(n: int) -> None:
@@ -23,3 +77,10 @@ def set_threads(n: int) -> None:
 def threads_for_queries(nq: int) -> None:
     """Give the calling thread's next faiss call one thread for one query, all of them for a batch."""
     faiss.omp_set_num_threads(1 if nq <= 1 else _threads)
+
+
+def threads_for_builds(n: int) -> int:
+    """Give the calling thread's index builds `n` threads (0: as many as batched searches);
+    returns the count faiss now reports for this thread."""
+    faiss.omp_set_num_threads(max(1, int(n)) if n > 0 else _threads)
+    return int(faiss.omp_get_max_threads())
