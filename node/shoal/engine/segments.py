@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.engine.prefault import PREFAULTER, window_bytes
 from shoal.schema import DYNAMIC_FIELD, Batch, CollectionSchema, Column
 
 NOT_DELETED = np.iinfo(np.int64).max
@@ -33,6 +34,7 @@ class _Buffer:
             shape, None, dtype=object
         )
         self.valid = np.ones(capacity, bool) if nullable else None
+        self.backed = 0  # rows below this are written or being faulted in by the prefaulter
 
     def ensure(self, capacity: int, used: int, reserve: int) -> None:
         if capacity <= len(self.values):
@@ -50,6 +52,7 @@ class _Buffer:
             values = np.empty((grown,) + self.values.shape[1:], dtype=self.values.dtype)
         values[:used] = self.values[:used]
         self.values = values
+        self.backed = used
         if self.valid is not None:
             valid = np.ones(grown, bool)
             valid[:used] = self.valid[:used]
@@ -60,6 +63,19 @@ class _Buffer:
         self.values[at : at + n] = col.values
         if self.valid is not None:
             self.valid[at : at + n] = True if col.valid is None else col.valid
+        self._back_ahead(at + n, n)
+
+    def _back_ahead(self, end: int, n: int) -> None:
+        """Keep a window of pages past `end` backed, so the next appends do not fault them in."""
+        row_bytes = self.values.strides[0] if self.values.ndim else 0
+        if row_bytes <= 0 or self.values.dtype == object:
+            return
+        window = window_bytes(n * row_bytes) // row_bytes
+        if window == 0 or end + window // 2 <= self.backed:
+            return
+        target = min(len(self.values), end + window)
+        PREFAULTER.ahead(self.values, max(self.backed, end), target)
+        self.backed = target
 
 
 @dataclass
