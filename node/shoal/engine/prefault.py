@@ -17,6 +17,7 @@ import ctypes
 import logging
 import mmap
 import queue
+import sys
 import threading
 
 import numpy as np
@@ -44,6 +45,8 @@ def window_bytes(last_write_bytes: int) -> int:
 
 
 def _madvise() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    if not sys.platform.startswith("linux"):  # the advice number is Linux's
+        return None
     try:
         fn = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
