@@ -14,6 +14,7 @@ many small collections cost nothing extra.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import mmap
 import queue
@@ -71,7 +72,7 @@ class Prefaulter:
 
     def ahead(self, values: np.ndarray, start_row: int, stop_row: int) -> None:
         """Back rows [start_row, stop_row) of the C-contiguous array `values`, in the background."""
-        if self._madvise is None or values.dtype == object or stop_row <= start_row:
+        if self._madvise is None or stop_row <= start_row:
             return
         base = values.ctypes.data
         row = values.strides[0]
@@ -87,7 +88,7 @@ class Prefaulter:
         if fn(addr, length, MADV_POPULATE_WRITE) == 0:
             return True
         err = ctypes.get_errno()
-        if err in (22, 38):  # EINVAL / ENOSYS: the kernel predates MADV_POPULATE_WRITE
+        if err in (errno.EINVAL, errno.ENOSYS):  # the kernel predates MADV_POPULATE_WRITE
             log.info("madvise(MADV_POPULATE_WRITE) unsupported (errno %d): inserts fault pages as they write", err)
             self._madvise = None
         return False

@@ -67,9 +67,9 @@ class _Buffer:
 
     def _back_ahead(self, end: int, n: int) -> None:
         """Keep a window of pages past `end` backed, so the next appends do not fault them in."""
-        row_bytes = self.values.strides[0] if self.values.ndim else 0
-        if row_bytes <= 0 or self.values.dtype == object:
+        if self.values.dtype == object:  # pointers: the objects live elsewhere
             return
+        row_bytes = self.values.strides[0]
         window = window_bytes(n * row_bytes) // row_bytes
         if window == 0 or end + window // 2 <= self.backed:
             return
