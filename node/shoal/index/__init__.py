@@ -10,7 +10,7 @@ The engine's whole view of this package:
     scores, rows = search_exact(vectors, queries, k, metric_type, allowed)
     scores, rows, lims = range_search_exact(vectors, queries, radius, range_filter, metric_type, allowed, limit)
 
-Modules: `params` (validation, IndexSpec), `vectors` (layouts, top-k helpers), `exact`
+Modules: `registry` (one record per index type, validation), `params` (value parsers, IndexSpec), `vectors` (layouts, top-k helpers), `exact`
 (brute force), `base` (VectorIndex contract), `dense` (faiss FLAT/IVF/HNSW/SCANN/GPU),
 `diskann`, `binary`, `sparse`, `gpu`, `factory`. Imports only `shoal.errors`,
 `shoal.schema`, numpy and faiss.
@@ -31,7 +31,8 @@ from shoal.index.base import VectorIndex  # noqa: E402
 from shoal.index.dense import EXACT_ROWS
 from shoal.index.exact import ExactIndex, range_search_exact, search_exact
 from shoal.index.factory import build_index, load_index
-from shoal.index.params import IndexSpec, validate_index_params
+from shoal.index.params import IndexSpec
+from shoal.index.registry import validate_index_params
 from shoal.index.sparse import SparseRows
 from shoal.index.threads import available_cpus, set_threads, threads_for_builds
 from shoal.index.vectors import allowed_rows, range_filter_hits

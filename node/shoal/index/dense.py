@@ -110,53 +110,78 @@ def _refine_index(spec: IndexSpec) -> Any:
     return faiss.IndexScalarQuantizer(spec.dim, SQ_QTYPES[refine_type], faiss_metric(spec.metric_type))
 
 
+def _ivf_flat(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    d, mt, qt = spec.dim, faiss_metric(spec.metric_type), native_qtype(spec)
+    if qt is None:
+        return faiss.IndexIVFFlat(faiss.IndexFlat(d, mt), d, eff["nlist"], mt)
+    return faiss.IndexIVFScalarQuantizer(faiss.IndexFlat(d, mt), d, eff["nlist"], qt, mt, False)
+
+
+def _ivf_sq8(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    d, mt = spec.dim, faiss_metric(spec.metric_type)
+    return faiss.IndexIVFScalarQuantizer(faiss.IndexFlat(d, mt), d, eff["nlist"], faiss.ScalarQuantizer.QT_8bit, mt)
+
+
+def _ivf_pq(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    d, mt = spec.dim, faiss_metric(spec.metric_type)
+    return faiss.IndexIVFPQ(faiss.IndexFlat(d, mt), d, eff["nlist"], int(spec.build["m"]), eff["nbits"], mt)
+
+
+def _scann(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    # 4-bit PQ fast-scan codes (one 16-entry codebook per dimension, d/2 bytes a row),
+    # candidates re-ranked on the raw vectors.
+    d, mt = spec.dim, faiss_metric(spec.metric_type)
+    base = faiss.IndexIVFPQFastScan(faiss.IndexFlat(d, mt), d, eff["nlist"], d, 4, mt)
+    if spec.build.get("with_raw_data", True):
+        return faiss.IndexRefine(base, flat_storage(spec))
+    return base
+
+
+def _hnsw_graph(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    d, mt, b, qt = spec.dim, faiss_metric(spec.metric_type), spec.build, native_qtype(spec)
+    m_links = int(b["M"])
+    if spec.kind == "HNSW":
+        index = faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
+    elif spec.kind == "HNSW_SQ":
+        index = faiss.IndexHNSWSQ(d, SQ_QTYPES[b["sq_type"]], m_links, mt)
+    else:
+        index = faiss.IndexHNSWPQ(d, int(b["m"]), m_links, eff["nbits"], mt)  # replaced in build
+    index.hnsw.efConstruction = int(b["efConstruction"])
+    if b.get("refine"):
+        return faiss.IndexRefine(index, _refine_index(spec))
+    return index
+
+
+# The faiss index of each dense kind in the registry (`registry.INDEX_TYPES`), given its
+# effective params; FLAT (and too-small trained kinds) are flat storage.
+MAKERS: dict[str, Callable[[IndexSpec, dict[str, Any]], Any]] = {
+    "IVF_FLAT": _ivf_flat,
+    "IVF_SQ8": _ivf_sq8,
+    "IVF_PQ": _ivf_pq,
+    "SCANN": _scann,
+    "HNSW": _hnsw_graph,
+    "HNSW_SQ": _hnsw_graph,
+    "HNSW_PQ": _hnsw_graph,
+}
+
+
 def make_faiss_index(spec: IndexSpec, n: int) -> tuple[Any, dict[str, Any]]:
     """An empty faiss index for `spec` sized for `n` rows, and the effective params used."""
-    d, mt, b = spec.dim, faiss_metric(spec.metric_type), spec.build
-    kind = spec.kind
+    b, kind = spec.build, spec.kind
     eff: dict[str, Any] = {}
     if "nlist" in b:
         eff["nlist"] = max(1, min(int(b["nlist"]), n))
     if "nbits" in b:
         # k-means needs at least 2**nbits training points.
         eff["nbits"] = max(1, min(int(b["nbits"]), int(math.log2(max(n, 2)))))
-    qt = native_qtype(spec)
     if kind == "FLAT" or (n < MIN_TRAIN_ROWS and (kind == "HNSW_PQ" or "nlist" in b)):
         # Too few rows to train clusters or codebooks: a tiny segment is searched exactly.
         eff["exact_small"] = kind != "FLAT"
         return flat_storage(spec), eff
-    if kind in ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "SCANN"):
-        quantizer = faiss.IndexFlat(d, mt)
-        nlist = eff["nlist"]
-        if kind == "IVF_FLAT":
-            if qt is None:
-                return faiss.IndexIVFFlat(quantizer, d, nlist, mt), eff
-            return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, qt, mt, False), eff
-        if kind == "IVF_SQ8":
-            return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, mt), eff
-        if kind == "IVF_PQ":
-            return faiss.IndexIVFPQ(quantizer, d, nlist, int(b["m"]), eff["nbits"], mt), eff
-        # SCANN: 4-bit PQ fast-scan codes (one 16-entry codebook per dimension, d/2 bytes
-        # a row), candidates re-ranked on the raw vectors.
-        base = faiss.IndexIVFPQFastScan(quantizer, d, nlist, d, 4, mt)
-        if b.get("with_raw_data", True):
-            return faiss.IndexRefine(base, flat_storage(spec)), eff
-        return base, eff
-    if kind in ("HNSW", "HNSW_SQ", "HNSW_PQ"):
-        m_links = int(b["M"])
-        if kind == "HNSW":
-            index = (
-                faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
-            )
-        elif kind == "HNSW_SQ":
-            index = faiss.IndexHNSWSQ(d, SQ_QTYPES[b["sq_type"]], m_links, mt)
-        else:
-            index = faiss.IndexHNSWPQ(d, int(b["m"]), m_links, eff["nbits"], mt)  # replaced in build
-        index.hnsw.efConstruction = int(b["efConstruction"])
-        if b.get("refine"):
-            return faiss.IndexRefine(index, _refine_index(spec)), eff
-        return index, eff
-    raise invalid(f"index type {spec.index_type} is not a dense index")
+    maker = MAKERS.get(kind)
+    if maker is None:
+        raise invalid(f"index type {spec.index_type} is not a dense index")
+    return maker(spec, eff), eff
 
 
 class DenseIndex(VectorIndex):

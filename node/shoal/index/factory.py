@@ -1,6 +1,6 @@
 """Building and loading indexes: picks the index family for a spec or a saved directory.
 
-Neighbours: `params` (IndexSpec), the families `dense`, `diskann`, `binary`, `sparse`,
+Neighbours: `params` (IndexSpec), `registry` (which family builds a kind), the families `dense`, `diskann`, `binary`, `sparse`,
 and `base` (meta.json). The engine calls `build_index` / `load_index` through the package.
 """
 
@@ -16,8 +16,8 @@ from shoal.index.binary import BinaryIndex
 from shoal.index.dense import DenseIndex
 from shoal.index.diskann import DiskAnnIndex
 from shoal.index.params import IndexSpec
+from shoal.index.registry import index_type
 from shoal.index.sparse import SparseIndex
-from shoal.schema import DataType
 
 FAMILIES: dict[str, type[VectorIndex]] = {
     cls.family: cls for cls in (DenseIndex, DiskAnnIndex, BinaryIndex, SparseIndex)
@@ -25,13 +25,7 @@ FAMILIES: dict[str, type[VectorIndex]] = {
 
 
 def family_of(spec: IndexSpec) -> type[VectorIndex]:
-    if spec.dtype is DataType.SPARSE_FLOAT_VECTOR:
-        return SparseIndex
-    if spec.dtype is DataType.BINARY_VECTOR:
-        return BinaryIndex
-    if spec.kind == "DISKANN":
-        return DiskAnnIndex
-    return DenseIndex
+    return FAMILIES[index_type(spec.kind).family]
 
 
 def build_index(
