@@ -83,10 +83,13 @@ def test_index_type_must_fit_the_vector_type() -> None:
     assert validate_index_params(INT8, {"index_type": "HNSW", "metric_type": "COSINE"}).kind == "HNSW"
 
 
-def test_bm25_is_reported_as_unsupported() -> None:
-    with pytest.raises(ShoalError) as err:
-        validate_index_params(SPARSE, {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25"})
-    assert err.value.code == Code.NOT_SUPPORTED
+def test_bm25_metric_and_its_params() -> None:
+    spec = validate_index_params(
+        SPARSE, {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25", "bm25_k1": "1.5", "bm25_b": "0.5"}
+    )
+    assert spec.metric_type == "BM25" and spec.to_params()["bm25_k1"] == "1.5"
+    for bad in ({"bm25_k1": "3"}, {"bm25_b": "1.5"}):
+        rejects(SPARSE, {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25", **bad}, next(iter(bad)))
 
 
 @pytest.mark.parametrize("nlist", ["0", "65537", "-3", "abc", "1.5"])

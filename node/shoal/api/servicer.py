@@ -16,8 +16,9 @@ from shoal.api.rpc.catalog import CatalogRPCs
 from shoal.api.rpc.data import DataRPCs
 from shoal.api.rpc.indexes import IndexRPCs
 from shoal.api.rpc.system import SystemRPCs
+from shoal.api.rpc.text import TextRPCs
 
 
 @install_handlers
-class ShoalServicer(SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, milvus_pb2_grpc.MilvusServiceServicer):
+class ShoalServicer(SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, TextRPCs, milvus_pb2_grpc.MilvusServiceServicer):
     """`ShoalServicer(engine, metrics=None, role="standalone")`."""

@@ -25,6 +25,7 @@ from shoal.engine.catalog import (
 )
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
+from shoal.engine.fulltext import bm25_input, check_functions
 from shoal.engine.indexer import Indexer
 from shoal.engine.maintenance import Compactor
 from shoal.engine.persistence import Persistence
@@ -49,6 +50,7 @@ from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
+from shoal.index.params import flatten_params
 from shoal.index.scalar import validate_scalar_index
 from shoal.schema import MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
@@ -502,7 +504,16 @@ class Engine:
             spec_params = {k: str(v) for k, v in params.items()}
             spec_params["index_type"] = validate_scalar_index(fld, params.get("index_type", ""))
         else:
+            is_bm25 = bm25_input(meta.schema, fld) is not None
+            if is_bm25 and not flatten_params(params).get("metric_type"):
+                params = {**params, "metric_type": "BM25"}
             spec_params = validate_index_params(fld, params).to_params()
+            if is_bm25 != (spec_params["metric_type"] == "BM25"):
+                raise invalid(
+                    f"the metric type of the BM25 function output {field} must be BM25"
+                    if is_bm25
+                    else f"metric type BM25 only applies to the output field of a BM25 function, not {field}"
+                )
         name = index_name or field
         existing = meta.index_for_field(field)
         with self.catalog.lock:
@@ -641,5 +652,6 @@ def _check_schema(schema: CollectionSchema) -> None:
         raise invalid("schema does not contain vector field")
     if sum(1 for f in schema.fields if f.is_partition_key) > 1:
         raise invalid("there are more than one partition key")
+    check_functions(schema)
     for f in schema.fields:
         check_name("field", f.name)

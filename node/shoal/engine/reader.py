@@ -14,11 +14,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
 from shoal.engine.filter_cache import FilterCache
+from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -32,6 +34,7 @@ from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
+from shoal.index.sparse import BM25_KEY, sparse_exact
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -77,10 +80,13 @@ def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[l
     fields: list[FieldSchema] = []
     wanted: list[str] = []
     need_meta = False
+    bm25_outputs = {dst.name for _, dst in bm25_pairs(schema)} if schema.functions else set()
     for name in names:
+        if name in bm25_outputs:
+            raise invalid(f"not allowed to retrieve raw data of field {name}: it is the output of a BM25 function")
         if name in ("*", "%"):
             for f in schema.fields:
-                if f not in fields:
+                if f not in fields and f.name not in bm25_outputs:
                     fields.append(f)
                     wanted.append(f.name)
             need_meta = need_meta or schema.enable_dynamic_field
@@ -257,7 +263,25 @@ class Reader:
                 Code.METRIC_TYPE_MISMATCH,
                 f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
             )
+        if not have and bm25_input(meta.schema, field) is not None:
+            have = "BM25"  # a BM25 function's output is scored by BM25 even before it is indexed
+            if asked and asked.upper() != have:
+                raise ShoalError(
+                    Code.METRIC_TYPE_MISMATCH,
+                    f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
+                )
         return (asked or have or default_metric(field)).upper()
+
+    def _text_queries(
+        self, meta: CollectionMeta, field: FieldSchema, segments: list[Segment], queries: Any, params: dict
+    ) -> tuple[Any, dict]:
+        """Raw-text queries on a BM25 output: idf-weighted term vectors and the BM25 context."""
+        text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
+        if text_field is None:
+            return queries, params
+        index = meta.index_for_field(field.name)
+        bq = bm25_queries(text_field, field, list(queries), segments, index.params if index else None)
+        return bq.queries, {**params, BM25_KEY: bq.context}
 
     def _segment_hits(
         self,
@@ -300,6 +324,8 @@ class Reader:
                 continue
             if index is not None:
                 scores, rows = index.search(queries, min(k, n), params, mask, kept)
+            elif BM25_KEY in params:
+                scores, rows = sparse_exact(vectors, queries, min(k, n), mask, bm25=params[BM25_KEY])
             else:
                 scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
             blocks.append((np.asarray(scores, dtype=np.float32).reshape(nq, -1), np.asarray(rows, dtype=np.int64).reshape(nq, -1), pos))
@@ -350,7 +376,8 @@ class Reader:
         if req.iterator_last_bound is not None:
             params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
-        hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
+        queries, params = self._text_queries(meta, field, segments, req.queries, params)
+        hits = self._segment_hits(field, metric, segments, masks, queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field
             hits = [
@@ -535,11 +562,12 @@ class Reader:
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
             if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
+            queries, sub_params = self._text_queries(meta, field, segments, sub.queries, sub.params)
             if group_field is None:
-                hits = self._segment_hits(field, metric, segments, masks, sub.queries, sub.topk, sub.params)
+                hits = self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params)
             else:  # as Milvus: every sub search is grouped itself, then the groups' rows are fused
                 k = min(MAX_TOPK, max(sub.topk * max(req.group_size, 1) * 8, 256))
-                hits = self._segment_hits(field, metric, segments, masks, sub.queries, k, sub.params)
+                hits = self._segment_hits(field, metric, segments, masks, queries, k, sub_params)
                 hits, _ = self._group(segments, hits, group_field, sub.topk, 0, req.group_size, False)
                 desc = higher_is_better(metric)
                 hits = [
@@ -607,6 +635,8 @@ def _normalize(score: float, metric: str) -> float:
         return (1.0 + score) / 2.0
     if metric == "IP":
         return 0.5 + math.atan(score) / math.pi
+    if metric == "BM25":
+        return 2.0 * math.atan(score) / math.pi
     return 1.0 - 2.0 * math.atan(score) / math.pi
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.engine.fulltext import fill_outputs, function_outputs
 from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -75,8 +76,9 @@ def normalize_insert(
     if DYNAMIC_FIELD in batch and not schema.enable_dynamic_field:
         raise invalid("the dynamic field ($meta) was given but the collection has no dynamic field")
 
+    outputs = function_outputs(schema) if schema.functions else set()
     for f in schema.fields:
-        if f.is_dynamic and f.name == DYNAMIC_FIELD:
+        if (f.is_dynamic and f.name == DYNAMIC_FIELD) or f.name in outputs:
             continue
         col = batch.get(f.name)
         if f.is_primary:
@@ -94,6 +96,8 @@ def normalize_insert(
             col = _missing_column(f, num_rows)
         out[f.name] = _normalize_column(f, col, num_rows)
 
+    if schema.functions:
+        fill_outputs(schema, batch, out)
     if schema.enable_dynamic_field:
         out[DYNAMIC_FIELD] = _dynamic_column(batch, extra, num_rows)
     _check_pk_values(pk, out.get(pk.name))

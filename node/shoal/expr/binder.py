@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import ShoalError, not_supported
+from shoal.errors import ShoalError, invalid, not_supported
 from shoal.expr import jsonvalues as jv
 from shoal.expr import syntax as s
 from shoal.expr import typed as t
@@ -32,7 +32,7 @@ _CONTAINS = {
     "json_contains_any": "any", "array_contains_any": "any",
 }
 _UNSUPPORTED_CALLS = (
-    "text_match", "phrase_match", "random_sample", "element_filter",
+    "random_sample", "element_filter",
     "match_all", "match_any", "match_least", "match_most", "match_exact",
 )
 
@@ -288,6 +288,8 @@ class _Binder:
             raise not_supported(f"the filter function {name}()")
         if name in _CONTAINS:
             return self.contains(_CONTAINS[name], node)
+        if name in ("text_match", "phrase_match"):
+            return self.text_match(node)
         if name == "array_length":
             if len(node.args) != 1:
                 raise self.error(node, "array_length() takes exactly one argument")
@@ -296,6 +298,29 @@ class _Binder:
                 raise self.error(node.args[0], f"array_length() needs an ARRAY field or JSON path, got {describe(operand)}")
             return t.ArrayLength(t.T.INT, operand)
         raise self.error(node, f"unknown function {name}()")
+
+    def text_match(self, node: s.Call) -> t.Node:
+        phrase = node.name == "phrase_match"
+        if len(node.args) not in ((2, 3) if phrase else (2,)):
+            raise self.error(node, f"{node.name}() takes {'two or three' if phrase else 'two'} arguments")
+        operand, query = self.bind(node.args[0]), self.bind(node.args[1])
+        if not isinstance(operand, t.Field) or operand.dtype is not DataType.VARCHAR:
+            raise self.error(node.args[0], f"{node.name}() needs a VARCHAR field, got {describe(operand)}")
+        fld = self.schema.field(operand.name)
+        if fld is None or str(fld.type_params.get("enable_match", "")).lower() != "true":
+            raise invalid(f"field \"{operand.name}\" does not enable match")
+        if not (isinstance(query, t.Const) and isinstance(query.value, str)):
+            raise self.error(node.args[1], f"the second argument of {node.name}() must be a string, got {describe(query)}")
+        slop: int | None = None
+        if phrase:
+            slop = 0
+            if len(node.args) == 3:
+                raw = self.bind(node.args[2])
+                if not (isinstance(raw, t.Const) and isinstance(raw.value, int) and not isinstance(raw.value, bool)) or raw.value < 0:
+                    raise self.error(node.args[2], "the slop of phrase_match() must be a non-negative integer")
+                slop = int(raw.value)
+        params = fld.type_params.get("analyzer_params") or ""
+        return t.TextMatch(t.T.BOOL, operand, str(params), query.value, slop)
 
     def contains(self, mode: str, node: s.Call) -> t.Node:
         if len(node.args) != 2:

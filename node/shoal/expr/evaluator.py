@@ -25,6 +25,7 @@ from shoal.expr import jsonvalues as jv
 from shoal.expr import typed as t
 from shoal.expr.like import compile_like
 from shoal.schema import SCALAR_DTYPES, Batch
+from shoal.text.analyzer import analyzer_for
 
 Valid = np.ndarray | None  # None: every row valid
 Tri = tuple[np.ndarray, Valid]
@@ -104,6 +105,8 @@ class Evaluator:
             return np.fromiter((v is not jv.MISSING for v in rows), dtype=bool, count=self.n), None
         if isinstance(node, t.Contains):
             return self.contains(node)
+        if isinstance(node, t.TextMatch):
+            return self.text_match(node)
         if isinstance(node, t.Const):
             return np.full(self.n, bool(node.value)), None
         # A boolean value used as a predicate: a BOOL field, `a & b` on bools, a JSON value.
@@ -206,6 +209,18 @@ class Evaluator:
     def contains(self, node: t.Contains) -> Tri:
         vec = self.value(node.operand)
         return self._tri_from_rows([jv.contains(node.mode, row, node.value) for row in self._rows(vec)])
+
+    def text_match(self, node: t.TextMatch) -> Tri:
+        analyzer = analyzer_for(node.analyzer)
+        wanted = analyzer.tokens(node.query)
+        rows = self._rows(self.value(node.operand))
+        if node.slop is None:
+            terms = set(wanted)
+            hits = [None if r is None else not terms.isdisjoint(analyzer.tokens(r)) for r in rows]
+        else:
+            hits = [None if r is None else phrase_in(wanted, analyzer.tokens(r), node.slop) for r in rows]
+        value, valid = self._tri_from_rows(hits)
+        return value, valid
 
     def null_mask(self, node: t.Node) -> np.ndarray:
         if isinstance(node, t.JsonPath):
@@ -422,3 +437,25 @@ def _or(a: Tri, b: Tri) -> Tri:
     value = av | bv
     known_false = (aok & ~av) & (bok & ~bv)
     return value, value | known_false
+
+
+def phrase_in(phrase: list[str], tokens: list[str], slop: int) -> bool:
+    """The phrase's tokens appear in order, with at most `slop` other tokens between them in all."""
+    if not phrase:
+        return False
+    positions: dict[str, list[int]] = {}
+    for i, tok in enumerate(tokens):
+        positions.setdefault(tok, []).append(i)
+    if any(tok not in positions for tok in phrase):
+        return False
+    for start in positions[phrase[0]]:
+        at = start
+        for tok in phrase[1:]:
+            nxt = next((p for p in positions[tok] if p > at), None)
+            if nxt is None:
+                break
+            at = nxt
+        else:
+            if at - start - (len(phrase) - 1) <= slop:
+                return True
+    return False

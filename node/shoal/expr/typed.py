@@ -157,6 +157,16 @@ class Contains(Node):
     value: Any
 
 
+@dataclass(frozen=True)
+class TextMatch(Node):
+    """text_match (any of the query's tokens) or, with `slop` set, phrase_match."""
+
+    operand: Node  # a VARCHAR Field with enable_match
+    analyzer: str  # the field's analyzer_params (JSON text)
+    query: str
+    slop: int | None = None
+
+
 def walk(node: Node) -> list[Node]:
     """Every node of the tree, parents before children."""
     out = [node]
@@ -168,7 +178,7 @@ def walk(node: Node) -> list[Node]:
 def children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, Arith | Compare):
         return (node.left, node.right)
-    if isinstance(node, Negate | ArrayLength | InList | Like | Not | IsNull | Contains):
+    if isinstance(node, Negate | ArrayLength | InList | Like | Not | IsNull | Contains | TextMatch):
         return (node.operand,)
     if isinstance(node, And | Or):
         return node.items

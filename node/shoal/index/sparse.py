@@ -8,6 +8,11 @@ answers identically (WAND is a pruning strategy, not a different result).
 `drop_ratio_build` drops each row's smallest values at build; `drop_ratio_search` the
 query's smallest values at search.
 
+BM25 (metric BM25, rows are term counts from a BM25 function): a search carries
+`params["_bm25"]` = `Bm25Context` (k1, b and the collection-wide average document length);
+query values are the terms' idf times their count, and a row's value of a term becomes
+tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl)), len being the row's term count.
+
 Neighbours: `base` (VectorIndex contract), `vectors` (CSR conversion, top-k); `exact`
 calls `sparse_exact` for unindexed segments.
 """
@@ -25,6 +30,24 @@ from shoal.errors import invalid
 from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_float
 from shoal.index.vectors import check_allowed, empty_results, sparse_rows, to_csr
+
+BM25_KEY = "_bm25"
+
+
+@dataclass(frozen=True)
+class Bm25Context:
+    """The collection-wide part of BM25 scoring, the same for every segment of one search."""
+
+    k1: float
+    b: float
+    avgdl: float
+
+
+def bm25_values(tf: np.ndarray, doc_len: np.ndarray, ctx: Bm25Context) -> np.ndarray:
+    """Each posting's BM25 term weight (before the query's idf)."""
+    norm = ctx.k1 * (1.0 - ctx.b + ctx.b * doc_len / max(ctx.avgdl, 1e-9))
+    return tf * (ctx.k1 + 1.0) / (tf + norm)
+
 
 FILES = ("indptr", "indices", "values", "terms", "term_ptr", "post_rows", "post_vals")
 
@@ -48,6 +71,10 @@ class SparseRows:
 
     def row_ids(self) -> np.ndarray:
         return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr))
+
+    def doc_lengths(self) -> np.ndarray:
+        """Each row's sum of values: its token count when the rows are BM25 term counts."""
+        return np.bincount(self.row_ids(), weights=self.values, minlength=len(self)).astype(np.float64)
 
 
 def drop_smallest(rows: SparseRows, ratio: float) -> SparseRows:
@@ -82,7 +109,12 @@ def _top(cands: np.ndarray, sums: np.ndarray, k: int, out_s: np.ndarray, out_r: 
 
 
 def sparse_exact(
-    vectors: Any, queries: Any, k: int, allowed: np.ndarray | None = None, drop_ratio: float = 0.0
+    vectors: Any,
+    queries: Any,
+    k: int,
+    allowed: np.ndarray | None = None,
+    drop_ratio: float = 0.0,
+    bm25: Bm25Context | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact sparse IP top-k by a scan of the CSR rows (no inverted index needed)."""
     rows = SparseRows.from_items(vectors)
@@ -90,6 +122,9 @@ def sparse_exact(
     out_s, out_r = empty_results(len(items), k, "IP")
     mask = check_allowed(allowed, len(rows))
     row_of = rows.row_ids()
+    values = rows.values
+    if bm25 is not None:
+        values = bm25_values(values, rows.doc_lengths()[row_of], bm25)
     for i, query in enumerate(items):
         terms, weights = _query_terms(query, drop_ratio)
         if len(terms) == 0 or len(rows.indices) == 0:
@@ -101,7 +136,7 @@ def sparse_exact(
         if not hit.any():
             continue
         touched, inverse = np.unique(row_of[hit], return_inverse=True)
-        sums = np.bincount(inverse, weights=rows.values[hit] * weights[pos[hit]]).astype(np.float32)
+        sums = np.bincount(inverse, weights=values[hit] * weights[pos[hit]]).astype(np.float32)
         _top(touched, sums, k, out_s, out_r, i)
     return out_s, out_r
 
@@ -114,6 +149,24 @@ class SparseIndex(VectorIndex):
     def __init__(self, spec: IndexSpec, arrays: dict[str, np.ndarray]) -> None:
         super().__init__(spec, len(arrays["indptr"]) - 1)
         self.arrays = arrays
+        self._doc_len: np.ndarray | None = None
+
+    def doc_lengths(self) -> np.ndarray:
+        """Per row, its token count (BM25 rows are term counts); computed once."""
+        if self._doc_len is None:
+            a = self.arrays
+            self._doc_len = SparseRows(np.asarray(a["indptr"]), np.asarray(a["indices"]), np.asarray(a["values"])).doc_lengths()
+        return self._doc_len
+
+    def term_stats(self, terms: np.ndarray) -> np.ndarray:
+        """How many rows hold each of `terms` (BM25 document frequencies)."""
+        a = self.arrays
+        pos = np.searchsorted(a["terms"], terms)
+        pos_ok = np.minimum(pos, max(len(a["terms"]) - 1, 0))
+        if not len(a["terms"]):
+            return np.zeros(len(terms), np.int64)
+        found = (pos < len(a["terms"])) & (a["terms"][pos_ok] == terms)
+        return np.where(found, a["term_ptr"][pos_ok + 1] - a["term_ptr"][pos_ok], 0)
 
     @classmethod
     def build(
@@ -155,6 +208,8 @@ class SparseIndex(VectorIndex):
     ) -> tuple[np.ndarray, np.ndarray]:
         drop = float(get_float(params, "drop_ratio_search", 0.0, 0.0, 1.0, hi_open=True) or 0.0)
         a = self.arrays
+        bm25: Bm25Context | None = params.get(BM25_KEY)
+        doc_len = self.doc_lengths() if bm25 is not None else None
         out_s, out_r = empty_results(len(queries), k, "IP")
         for i, query in enumerate(queries):
             q_terms, q_weights = _query_terms(query, drop)
@@ -166,9 +221,17 @@ class SparseIndex(VectorIndex):
             lo, hi = a["term_ptr"][pos[found]], a["term_ptr"][pos[found] + 1]
             spans = [slice(s, e) for s, e in zip(lo, hi, strict=True)]
             post_rows = np.concatenate([a["post_rows"][sp] for sp in spans])
-            contrib = np.concatenate(
-                [a["post_vals"][sp] * w for sp, w in zip(spans, q_weights[found], strict=True)]
-            )
+            if doc_len is not None:
+                contrib = np.concatenate(
+                    [
+                        bm25_values(a["post_vals"][sp], doc_len[a["post_rows"][sp]], bm25) * w  # type: ignore[arg-type]
+                        for sp, w in zip(spans, q_weights[found], strict=True)
+                    ]
+                )
+            else:
+                contrib = np.concatenate(
+                    [a["post_vals"][sp] * w for sp, w in zip(spans, q_weights[found], strict=True)]
+                )
             if allowed is not None:
                 ok = allowed[post_rows]
                 post_rows, contrib = post_rows[ok], contrib[ok]

@@ -1,0 +1,220 @@
+"""Schema functions: BM25 full-text search, and the model functions Shoal cannot call.
+
+A BM25 function turns a VARCHAR field (with `enable_analyzer`) into a SPARSE_FLOAT_VECTOR
+field holding each row's term counts, filled on insert. A search on that field with raw
+text tokenizes the text with the same analyzer and scores BM25 with statistics over the
+whole collection (every segment's rows: count, average length, document frequencies), so a
+score does not depend on how rows are spread over segments.
+
+Text-embedding and model-rerank functions need an external model service that this node
+cannot reach: their schema is accepted, and using them answers code 10 naming the provider.
+
+Neighbours: `shoal.text` (analyzers), `shoal.index.sparse` (BM25 scoring), `validation`
+(insert) and `reader` (search) call in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shoal.errors import invalid, not_supported
+from shoal.index.params import flatten_params, get_float
+from shoal.index.sparse import Bm25Context, SparseIndex, SparseRows
+from shoal.schema import Batch, CollectionSchema, Column, DataType, FieldSchema, object_array
+from shoal.text.analyzer import Analyzer, analyzer_for, build_analyzer, parse_params
+
+# schema_pb2.FunctionType
+FUNCTION_BM25 = 1
+FUNCTION_TEXT_EMBEDDING = 2
+FUNCTION_RERANK = 3
+FUNCTION_MINHASH = 4
+
+DEFAULT_K1 = 1.2
+DEFAULT_B = 0.75
+K1_RANGE = (1.2, 2.0)
+B_RANGE = (0.0, 1.0)
+
+
+def is_true(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1")
+
+
+def field_analyzer(field: FieldSchema) -> Analyzer:
+    return analyzer_for(field.type_params.get("analyzer_params"))
+
+
+def bm25_pairs(schema: CollectionSchema) -> list[tuple[FieldSchema, FieldSchema]]:
+    """(input VARCHAR, output sparse) field pairs of the schema's BM25 functions."""
+    out = []
+    for fn in schema.functions:
+        if int(fn.get("type", 0)) != FUNCTION_BM25:
+            continue
+        src = schema.field(fn["input_field_names"][0])
+        dst = schema.field(fn["output_field_names"][0])
+        if src is not None and dst is not None:
+            out.append((src, dst))
+    return out
+
+
+def bm25_input(schema: CollectionSchema, field: FieldSchema) -> FieldSchema | None:
+    """The text field whose BM25 output `field` is (None: not a BM25 output)."""
+    if not schema.functions:
+        return None
+    return next((src for src, dst in bm25_pairs(schema) if dst.name == field.name), None)
+
+
+def function_outputs(schema: CollectionSchema) -> set[str]:
+    return {n for fn in schema.functions for n in fn.get("output_field_names", [])}
+
+
+# ---------------------------------------------------------------------------- create_collection
+
+
+def check_functions(schema: CollectionSchema) -> None:
+    """Milvus's rules for schema functions, checked at create_collection."""
+    names: set[str] = set()
+    used_outputs: set[str] = set()
+    for fn in schema.functions:
+        name = fn.get("name", "")
+        if not name:
+            raise invalid("function name cannot be empty")
+        if name in names:
+            raise invalid(f"duplicate function name: {name}")
+        names.add(name)
+        kind = int(fn.get("type", 0))
+        inputs, outputs = fn.get("input_field_names", []), fn.get("output_field_names", [])
+        for n in (*inputs, *outputs):
+            if schema.field(n) is None:
+                raise invalid(f"function input or output field not found: {n}")
+        for n in outputs:
+            if n in used_outputs:
+                raise invalid(f"duplicate function output field: {n}")
+            used_outputs.add(n)
+        if kind == FUNCTION_BM25:
+            _check_bm25(schema, inputs, outputs)
+        elif kind == FUNCTION_TEXT_EMBEDDING:
+            if len(inputs) != 1 or len(outputs) != 1:
+                raise invalid("text embedding function needs one input and one output field")
+        elif kind == FUNCTION_RERANK:
+            raise invalid("rerank function can only be used in search, not in the collection schema")
+        elif kind == FUNCTION_MINHASH:
+            raise not_supported("the MinHash function")
+        else:
+            raise invalid(f"unknown function type {kind}")
+    for f in schema.fields:
+        if f.dtype is DataType.VARCHAR and is_true(f.type_params.get("enable_analyzer", "false")):
+            build_analyzer(parse_params(f.type_params.get("analyzer_params")))
+        if f.dtype is DataType.VARCHAR and is_true(f.type_params.get("enable_match", "false")):
+            if not is_true(f.type_params.get("enable_analyzer", "false")):
+                # Milvus lets enable_match alone pick the standard analyzer
+                build_analyzer(parse_params(f.type_params.get("analyzer_params")))
+
+
+def _check_bm25(schema: CollectionSchema, inputs: list[str], outputs: list[str]) -> None:
+    if len(inputs) != 1:
+        raise invalid("BM25 function only supports one input field")
+    if len(outputs) != 1:
+        raise invalid("BM25 function only supports one output field")
+    src, dst = schema.field(inputs[0]), schema.field(outputs[0])
+    assert src is not None and dst is not None
+    if src.dtype is not DataType.VARCHAR:
+        raise invalid(f"BM25 function input field must be a VARCHAR field, got {src.dtype.name}")
+    if not is_true(src.type_params.get("enable_analyzer", "false")):
+        raise invalid(f"BM25 function input field {src.name} must set enable_analyzer to true")
+    if dst.dtype is not DataType.SPARSE_FLOAT_VECTOR:
+        raise invalid(f"BM25 function output field must be a SPARSE_FLOAT_VECTOR field, got {dst.dtype.name}")
+
+
+# ---------------------------------------------------------------------------- insert
+
+
+def fill_outputs(schema: CollectionSchema, given: Batch, out: Batch) -> None:
+    """Refuse function outputs the client sent; compute the BM25 outputs from `out`'s text."""
+    outputs = function_outputs(schema)
+    for name in outputs:
+        if name in given:
+            raise invalid(f"attempt to insert function output field {name}: it is generated by its function")
+    for fn in schema.functions:
+        kind = int(fn.get("type", 0))
+        if kind == FUNCTION_TEXT_EMBEDDING:
+            raise unreachable_provider(fn)
+    for src, dst in bm25_pairs(schema):
+        col = out.get(src.name)
+        if col is None:  # partial upsert without the text: the output stays as stored
+            continue
+        analyzer = field_analyzer(src)
+        ok = col.valid
+        rows = [
+            analyzer.term_counts(text) if (ok is None or ok[i]) and text is not None else {}
+            for i, text in enumerate(col.values.tolist())
+        ]
+        out[dst.name] = Column(object_array(rows))
+
+
+def unreachable_provider(fn: Mapping[str, Any]) -> Exception:
+    params = fn.get("params", {})
+    provider = params.get("provider") or params.get("reranker") or "unknown"
+    return not_supported(
+        f"function {fn.get('name', '')}: the model provider {provider!r} cannot be reached from this Shoal node "
+        "(no external model service is configured)"
+    )
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@dataclass
+class Bm25Query:
+    queries: list[dict[int, float]]
+    context: Bm25Context
+
+
+def bm25_params(index_params: Mapping[str, Any] | None) -> tuple[float, float]:
+    flat = flatten_params(index_params or {})
+    k1 = get_float(flat, "bm25_k1", DEFAULT_K1, *K1_RANGE)
+    b = get_float(flat, "bm25_b", DEFAULT_B, *B_RANGE)
+    assert k1 is not None and b is not None
+    return k1, b
+
+
+def _segment_stats(seg: Any, field: FieldSchema, terms: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """Rows, total length and per-term document counts of one segment's BM25 column."""
+    n = seg.num_rows
+    col = seg.columns.get(field.name)
+    if n == 0 or col is None:
+        return 0, 0.0, np.zeros(len(terms), np.int64)
+    index = seg.indexes.get(field.name)
+    if isinstance(index, SparseIndex) and index.num_rows == n:
+        return n, float(index.doc_lengths().sum()), index.term_stats(terms)
+    rows = SparseRows.from_items(col.values[:n])
+    hit = np.isin(rows.indices, terms)
+    held = rows.indices[hit]
+    df = np.searchsorted(terms, held)
+    return n, float(rows.values.sum()), np.bincount(df, minlength=len(terms)).astype(np.int64)
+
+
+def bm25_queries(
+    text_field: FieldSchema, field: FieldSchema, texts: list[Any], segments: list[Any], index_params: Any
+) -> Bm25Query:
+    """Raw-text queries as idf-weighted term vectors, with the collection's BM25 statistics."""
+    if not all(isinstance(t, str) for t in texts):
+        raise invalid(f"field {field.name} is the output of a BM25 function: search it with raw text")
+    analyzer = field_analyzer(text_field)
+    counts = [analyzer.term_counts(t) for t in texts]
+    terms = np.array(sorted({t for c in counts for t in c}), dtype=np.int64)
+    total_rows, total_len = 0, 0.0
+    df = np.zeros(len(terms), np.int64)
+    for seg in segments:
+        n, length, seg_df = _segment_stats(seg, field, terms)
+        total_rows += n
+        total_len += length
+        df += seg_df
+    idf = np.log1p((total_rows - df + 0.5) / (df + 0.5))
+    weight = dict(zip(terms.tolist(), idf.tolist(), strict=True))
+    k1, b = bm25_params(index_params)
+    avgdl = total_len / total_rows if total_rows else 1.0
+    return Bm25Query([{t: c * weight[t] for t, c in q.items()} for q in counts], Bm25Context(k1, b, avgdl))
