@@ -127,6 +127,16 @@ def _ivf_pq(spec: IndexSpec, eff: dict[str, Any]) -> Any:
     return faiss.IndexIVFPQ(faiss.IndexFlat(d, mt), d, eff["nlist"], int(spec.build["m"]), eff["nbits"], mt)
 
 
+def _ivf_rabitq(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    # RaBitQ: one bit per dimension plus two scalars a row, distances corrected by an unbiased
+    # estimator; `refine` re-ranks candidates on a finer copy.
+    d, mt = spec.dim, faiss_metric(spec.metric_type)
+    base = faiss.IndexIVFRaBitQ(faiss.IndexFlat(d, mt), d, eff["nlist"], mt)
+    if spec.build.get("refine"):
+        return faiss.IndexRefine(base, _refine_index(spec))
+    return base
+
+
 def _scann(spec: IndexSpec, eff: dict[str, Any]) -> Any:
     # 4-bit PQ fast-scan codes (one 16-entry codebook per dimension, d/2 bytes a row),
     # candidates re-ranked on the raw vectors.
@@ -159,6 +169,7 @@ MAKERS: dict[str, Callable[[IndexSpec, dict[str, Any]], Any]] = {
     "IVF_SQ8": _ivf_sq8,
     "IVF_PQ": _ivf_pq,
     "SCANN": _scann,
+    "IVF_RABITQ": _ivf_rabitq,
     "HNSW": _hnsw_graph,
     "HNSW_SQ": _hnsw_graph,
     "HNSW_PQ": _hnsw_graph,
@@ -197,6 +208,7 @@ class DenseIndex(VectorIndex):
         self._ivf = _find_ivf(index)
         self._hnsw = _find_hnsw(index)
         self._refine = isinstance(index, faiss.IndexRefine)
+        self._rabitq = spec.kind == "IVF_RABITQ"
         self._reconstruct_from = self._reconstruct_source()
         # float32 rows in one flat array: exact scores over a few rows read them in place
         self._flat = self._reconstruct_from if isinstance(self._reconstruct_from, faiss.IndexFlat) else None
@@ -240,6 +252,8 @@ class DenseIndex(VectorIndex):
         self._depth(params, k)
         if self._ivf is not None:
             get_int(params, "nprobe", DEFAULT_NPROBE, 1, 65536)
+        if self._rabitq:
+            get_int(params, "rbq_query_bits", 0, 0, 8)
 
     def _depth(self, params: dict[str, Any], k: int) -> int:
         """HNSW ef / CAGRA itopk_size: at least k (Milvus rejects ef < k)."""
@@ -327,6 +341,7 @@ class DenseIndex(VectorIndex):
             params.get("nprobe"),
             params.get("reorder_k"),
             params.get("refine_k"),
+            params.get("rbq_query_bits"),
             k,
         )
         cached = self._param_cache.get(key)
@@ -348,7 +363,12 @@ class DenseIndex(VectorIndex):
             assert nprobe is not None
             if sel is not None:
                 nprobe = math.ceil(nprobe * min(max(math.log2(1.0 / fraction), 1.0), IVF_FILTER_PROBE_FACTOR))
-            base = faiss.SearchParametersIVF(nprobe=min(nprobe, self._ivf.nlist))
+            if self._rabitq:
+                base = faiss.IVFRaBitQSearchParameters()
+                base.nprobe = min(nprobe, self._ivf.nlist)
+                base.qb = get_int(params, "rbq_query_bits", 0, 0, 8)
+            else:
+                base = faiss.SearchParametersIVF(nprobe=min(nprobe, self._ivf.nlist))
         else:
             base = faiss.SearchParameters() if sel is not None else None
         if base is not None and sel is not None:

@@ -131,6 +131,10 @@ def _hnsw_pq(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any
     return {**_pq(flat, dim), **_hnsw(flat, auto), **_refine(flat)}
 
 
+def _ivf_rabitq(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]:
+    return {**_nlist(flat), **_refine(flat)}
+
+
 def _scann(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]:
     return {**_nlist(flat), "with_raw_data": get_bool(flat, "with_raw_data", True)}
 
@@ -196,6 +200,7 @@ INDEX_TYPES: tuple[IndexType, ...] = (
     IndexType("HNSW_SQ", FLOAT_AND_INT8, _hnsw_sq, search_params=_REFINE_SEARCH),
     IndexType("HNSW_PQ", FLOAT_AND_INT8, _hnsw_pq, search_params=_REFINE_SEARCH),
     IndexType("SCANN", FLOAT_TYPES, _scann, search_params=("nprobe", "reorder_k")),
+    IndexType("IVF_RABITQ", FLOAT_TYPES, _ivf_rabitq, search_params=("nprobe", "rbq_query_bits", "refine_k")),
     IndexType("DISKANN", FLOAT_TYPES, _diskann, family="diskann", search_params=("search_list",)),
     IndexType("GPU_IVF_FLAT", FLOAT_TYPES, _gpu_ivf, cpu_kind="IVF_FLAT", search_params=_IVF_SEARCH),
     IndexType("GPU_IVF_PQ", FLOAT_TYPES, _gpu_ivf_pq, cpu_kind="IVF_PQ", search_params=_IVF_SEARCH),
