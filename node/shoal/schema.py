@@ -13,6 +13,8 @@ Column representation (one `Column` per field, `n` rows):
 | FLOAT / DOUBLE            | np.float32 / np.float64 (n,)                               |
 | VARCHAR                   | object (n,) of str                                         |
 | JSON                      | object (n,) of parsed Python values (dict/list/str/...)    |
+| TIMESTAMPTZ               | np.int64 (n,): microseconds since the epoch, UTC           |
+| GEOMETRY                  | object (n,) of WKT str                                     |
 | ARRAY                     | object (n,) of Python lists                                |
 | FLOAT_VECTOR              | np.float32 (n, dim)                                        |
 | FLOAT16_VECTOR            | np.float16 (n, dim)                                        |
@@ -52,6 +54,8 @@ class DataType(IntEnum):
     VARCHAR = 21
     ARRAY = 22
     JSON = 23
+    GEOMETRY = 24
+    TIMESTAMPTZ = 26
     BINARY_VECTOR = 100
     FLOAT_VECTOR = 101
     FLOAT16_VECTOR = 102
@@ -136,6 +140,8 @@ class FieldSchema:
             return SCALAR_DTYPES[self.dtype]
         if self.dtype in VECTOR_DTYPES:
             return VECTOR_DTYPES[self.dtype]
+        if self.dtype is DataType.TIMESTAMPTZ:
+            return np.dtype(np.int64)
         return np.dtype(object)
 
     def vector_width(self) -> int:

@@ -125,6 +125,7 @@ def test_gpu_indexes_report_their_cpu_fallback(shoal: ShoalProcess, client: Milv
         ("IVF_PQ", {"nlist": 32, "m": 8, "nbits": 8}, {"nprobe": 32}),
         ("HNSW", {"M": 16, "efConstruction": 100}, {"ef": 64}),
         ("SCANN", {"nlist": 32}, {"nprobe": 16, "reorder_k": 100}),
+        ("IVF_RABITQ", {"nlist": 32, "refine": True, "refine_type": "FP32"}, {"nprobe": 16, "refine_k": 4}),
     ],
 )
 def test_index_build_and_search_params(

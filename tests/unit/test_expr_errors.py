@@ -102,15 +102,26 @@ def test_ill_typed_filter_names_the_field(expr: str, schema: CollectionSchema, w
     assert "at position" in info.value.message
 
 
-@pytest.mark.parametrize(
-    "expr",
-    ["text_match(name, 'shoal')", "PHRASE_MATCH(name, 'a b', 2)", "random_sample(0.1)", "st_within(name, 'x')"],
-)
-def test_text_and_geo_functions_are_reported_unsupported(expr: str) -> None:
+def test_unimplemented_functions_are_reported_unsupported() -> None:
     with pytest.raises(ShoalError) as info:
-        compile_filter(expr, SCHEMA)
+        compile_filter("random_sample(0.1)", SCHEMA)
     assert info.value.code == Code.NOT_SUPPORTED
     assert "not supported" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("text_match(name, 'shoal')", "does not enable match"),
+        ("PHRASE_MATCH(name, 'a b', 2)", "does not enable match"),
+        ("st_within(name, 'POINT (0 0)')", "GEOMETRY field"),
+    ],
+)
+def test_text_and_geo_functions_need_fitting_fields(expr: str, words: str) -> None:
+    with pytest.raises(ShoalError) as info:
+        compile_filter(expr, SCHEMA)
+    assert info.value.code == Code.PARAMETER_INVALID
+    assert words in info.value.message
 
 
 def test_template_value_of_unknown_type_is_rejected() -> None:

@@ -46,6 +46,7 @@ from shoal.schema import (
     FieldSchema,
     object_array,
 )
+from shoal.timestamptz import format_iso
 
 QUERY_WINDOW = 16384
 ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
@@ -145,6 +146,17 @@ def gather(
     return out
 
 
+def present(batch: Batch, fields: list[FieldSchema], timezone: str | None) -> Batch:
+    """Output columns as clients see them: TIMESTAMPTZ as ISO text in `timezone`."""
+    for f in fields:
+        if f.dtype is DataType.TIMESTAMPTZ and f.name in batch:
+            col = batch[f.name]
+            ok = col.valid
+            text = [format_iso(v, timezone) if ok is None or ok[i] else "" for i, v in enumerate(col.values.tolist())]
+            batch[f.name] = Column(object_array(text), col.valid)
+    return batch
+
+
 @dataclass
 class _Hits:
     scores: np.ndarray  # (m,)
@@ -237,7 +249,7 @@ class Reader:
             order = order[req.offset : stop]
             seg_of, row_of = seg_of[order], row_of[order]
         return QueryResult(
-            fields=gather(segments, seg_of, row_of, fields),
+            fields=present(gather(segments, seg_of, row_of, fields), fields, req.timezone or meta.properties.get("timezone")),
             output_fields=wanted,
             field_schemas=fields,
             session_ts=read_ts,
@@ -498,7 +510,9 @@ class Reader:
             scores = np.round(scores.astype(np.float64), round_decimal).astype(np.float32)
         fields, wanted = resolve_output_fields(meta.schema, output_fields)
         with_pk = fields if pk in fields else [pk, *fields]
-        gathered = gather(segments, segs, rows, with_pk)
+        gathered = present(
+            gather(segments, segs, rows, with_pk), with_pk, (req.timezone if req else "") or meta.properties.get("timezone")
+        )
         ids = gathered[pk.name].values
         out_fields = {f.name: gathered[f.name] for f in fields}
         token, last_bound = "", 0.0

@@ -95,6 +95,7 @@ class QueryRequest:
     consistency: ReadConsistency = field(default_factory=ReadConsistency)
     ignore_growing: bool = False
     order_by_pk: bool = False  # the query iterator needs rows sorted by primary key
+    timezone: str = ""  # TIMESTAMPTZ output zone (else the collection's)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class SearchRequest:
     group_by_field: str | None = None
     group_size: int = 1
     strict_group_size: bool = False
+    timezone: str = ""  # TIMESTAMPTZ output zone (else the collection's)
     ignore_growing: bool = False
     consistency: ReadConsistency = field(default_factory=ReadConsistency)
     # search iterator V2

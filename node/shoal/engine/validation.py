@@ -15,6 +15,7 @@ import numpy as np
 
 from shoal.engine.fulltext import fill_outputs, function_outputs
 from shoal.errors import invalid
+from shoal.geometry import geometry_wkt
 from shoal.schema import (
     DYNAMIC_FIELD,
     SCALAR_DTYPES,
@@ -26,6 +27,7 @@ from shoal.schema import (
     FieldSchema,
     object_array,
 )
+from shoal.timestamptz import parse_iso
 
 _ELEMENT_CHECK: dict[DataType, tuple[type, ...]] = {
     DataType.BOOL: (bool, np.bool_),
@@ -51,6 +53,7 @@ def normalize_insert(
     *,
     for_upsert: bool = False,
     partial: bool = False,
+    timezone: str | None = None,
 ) -> Batch:
     """Check `batch` against `schema`; return it cast, defaults filled, dynamic keys merged.
 
@@ -94,7 +97,7 @@ def normalize_insert(
             if partial:
                 continue
             col = _missing_column(f, num_rows)
-        out[f.name] = _normalize_column(f, col, num_rows)
+        out[f.name] = _normalize_column(f, col, num_rows, timezone)
 
     if schema.functions:
         fill_outputs(schema, batch, out)
@@ -120,12 +123,12 @@ def _placeholder_values(f: FieldSchema, n: int) -> np.ndarray:
     return object_array([None] * n)
 
 
-def _normalize_column(f: FieldSchema, col: Column, n: int) -> Column:
+def _normalize_column(f: FieldSchema, col: Column, n: int, timezone: str | None = None) -> Column:
     valid = None if col.valid is None else np.asarray(col.valid, dtype=bool)
     if valid is not None and not valid.all():
         if f.default_value is None and not f.nullable:
             raise invalid(f"the field ({f.name}) is not nullable, but null values were given")
-    values = _cast_values(f, col.values, valid, n)
+    values = _cast_values(f, col.values, valid, n, timezone)
     if valid is not None and f.default_value is not None and not valid.all():
         values = _fill_default(f, values, valid)
         valid = None
@@ -147,11 +150,19 @@ def _fill_default(f: FieldSchema, values: np.ndarray, valid: np.ndarray) -> np.n
     return out
 
 
-def _cast_values(f: FieldSchema, values: np.ndarray, valid: np.ndarray | None, n: int) -> np.ndarray:
+def _cast_values(
+    f: FieldSchema, values: np.ndarray, valid: np.ndarray | None, n: int, timezone: str | None = None
+) -> np.ndarray:
     dt = f.dtype
     ok = np.ones(n, dtype=bool) if valid is None else valid
     if dt in SCALAR_DTYPES:
         return _cast_scalar(f, values, ok)
+    if dt is DataType.TIMESTAMPTZ:
+        if np.asarray(values).dtype.kind in "iu":  # already microseconds (defaults, restored data)
+            return np.asarray(values, dtype=np.int64)
+        return np.array([parse_iso(v, timezone) if ok[i] else 0 for i, v in enumerate(values)], dtype=np.int64)
+    if dt is DataType.GEOMETRY:
+        return object_array(geometry_wkt([v if ok[i] else None for i, v in enumerate(values)], f.name))
     if dt.is_string:
         return _check_strings(f, values, ok)
     if dt is DataType.JSON:

@@ -81,7 +81,7 @@ class Writer:
     ) -> MutationResult:
         if n <= 0:
             raise invalid("the number of rows to insert must be positive")
-        batch = normalize_insert(meta.schema, batch, n, for_upsert=upsert)
+        batch = normalize_insert(meta.schema, batch, n, for_upsert=upsert, timezone=meta.properties.get("timezone"))
         pk = meta.schema.primary_field
         if pk.auto_id and (not upsert or pk.name not in batch):
             first = self.tso.allocate(n)

@@ -20,6 +20,7 @@ from shoal.expr import syntax as s
 from shoal.expr import typed as t
 from shoal.expr.evaluator import Evaluator
 from shoal.expr.lexer import INT64_MAX, INT64_MIN, syntax_error
+from shoal.geometry import DISTANCE_PREDICATES, PREDICATES, parse_wkt
 from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -31,6 +32,7 @@ _CONTAINS = {
     "json_contains_all": "all", "array_contains_all": "all",
     "json_contains_any": "any", "array_contains_any": "any",
 }
+SPATIAL_CALLS = (*PREDICATES, *DISTANCE_PREDICATES)
 _UNSUPPORTED_CALLS = (
     "random_sample", "element_filter",
     "match_all", "match_any", "match_least", "match_most", "match_exact",
@@ -284,6 +286,8 @@ class _Binder:
 
     def call(self, node: s.Call) -> t.Node:
         name = node.name
+        if name in SPATIAL_CALLS:
+            return self.spatial(node)
         if name in _UNSUPPORTED_CALLS or name.startswith("st_"):
             raise not_supported(f"the filter function {name}()")
         if name in _CONTAINS:
@@ -298,6 +302,24 @@ class _Binder:
                 raise self.error(node.args[0], f"array_length() needs an ARRAY field or JSON path, got {describe(operand)}")
             return t.ArrayLength(t.T.INT, operand)
         raise self.error(node, f"unknown function {name}()")
+
+    def spatial(self, node: s.Call) -> t.Node:
+        distance = node.name in DISTANCE_PREDICATES
+        if len(node.args) != (3 if distance else 2):
+            raise self.error(node, f"{node.name}() takes {'three' if distance else 'two'} arguments")
+        operand, wkt = self.bind(node.args[0]), self.bind(node.args[1])
+        if not isinstance(operand, t.Field) or operand.dtype is not DataType.GEOMETRY:
+            raise self.error(node.args[0], f"{node.name}() needs a GEOMETRY field, got {describe(operand)}")
+        if not (isinstance(wkt, t.Const) and isinstance(wkt.value, str)):
+            raise self.error(node.args[1], f"the second argument of {node.name}() must be WKT text, got {describe(wkt)}")
+        parse_wkt(wkt.value, node.name)
+        dist = None
+        if distance:
+            d = self.bind(node.args[2])
+            if not (isinstance(d, t.Const) and d.type in (t.T.INT, t.T.FLOAT)) or d.value < 0:
+                raise self.error(node.args[2], f"the distance of {node.name}() must be a non-negative number")
+            dist = float(d.value)
+        return t.Spatial(t.T.BOOL, node.name, operand, wkt.value, dist)
 
     def text_match(self, node: s.Call) -> t.Node:
         phrase = node.name == "phrase_match"

@@ -24,6 +24,7 @@ import numpy as np
 from shoal.expr import jsonvalues as jv
 from shoal.expr import typed as t
 from shoal.expr.like import compile_like
+from shoal.geometry import evaluate as spatial
 from shoal.schema import SCALAR_DTYPES, Batch
 from shoal.text.analyzer import analyzer_for
 
@@ -107,6 +108,8 @@ class Evaluator:
             return self.contains(node)
         if isinstance(node, t.TextMatch):
             return self.text_match(node)
+        if isinstance(node, t.Spatial):
+            return self._tri_from_rows(spatial(node.name, self._rows(self.value(node.operand)), node.wkt, node.distance))
         if isinstance(node, t.Const):
             return np.full(self.n, bool(node.value)), None
         # A boolean value used as a predicate: a BOOL field, `a & b` on bools, a JSON value.

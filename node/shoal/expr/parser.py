@@ -13,6 +13,7 @@ from __future__ import annotations
 from shoal.errors import ShoalError
 from shoal.expr import syntax as s
 from shoal.expr.lexer import Kind, Token, syntax_error, tokenize
+from shoal.timestamptz import parse_iso
 
 KEYWORDS = frozenset({"and", "or", "not", "in", "like", "exists", "is", "null", "true", "false"})
 
@@ -183,6 +184,13 @@ class _Parser:
         word = tok.text.lower()
         if word in ("true", "false"):
             return s.Literal(tok.pos, word == "true")
+        if word == "iso" and self.peek().kind is Kind.STRING:
+            # ISO '2025-01-01T00:00:00+08:00': a TIMESTAMPTZ constant, in microseconds (UTC when no offset)
+            text = self.next()
+            try:
+                return s.Literal(tok.pos, parse_iso(text.value))
+            except ShoalError as e:
+                raise self.error(text, e.message) from None
         if self.peek().is_op("("):
             self.next()
             return s.Call(tok.pos, word, self.arguments())

@@ -33,11 +33,11 @@ class T(Enum):
 def type_of_datatype(dtype: DataType) -> T:
     if dtype is DataType.BOOL:
         return T.BOOL
-    if dtype.is_integer:
+    if dtype.is_integer or dtype is DataType.TIMESTAMPTZ:
         return T.INT
     if dtype.is_float:
         return T.FLOAT
-    if dtype.is_string:
+    if dtype.is_string or dtype is DataType.GEOMETRY:
         return T.STRING
     if dtype is DataType.JSON:
         return T.JSON
@@ -167,6 +167,16 @@ class TextMatch(Node):
     slop: int | None = None
 
 
+@dataclass(frozen=True)
+class Spatial(Node):
+    """An ST_* predicate of a GEOMETRY field against a constant WKT geometry."""
+
+    name: str  # lower-cased, e.g. st_within
+    operand: Node
+    wkt: str
+    distance: float | None = None
+
+
 def walk(node: Node) -> list[Node]:
     """Every node of the tree, parents before children."""
     out = [node]
@@ -178,7 +188,7 @@ def walk(node: Node) -> list[Node]:
 def children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, Arith | Compare):
         return (node.left, node.right)
-    if isinstance(node, Negate | ArrayLength | InList | Like | Not | IsNull | Contains | TextMatch):
+    if isinstance(node, Negate | ArrayLength | InList | Like | Not | IsNull | Contains | TextMatch | Spatial):
         return (node.operand,)
     if isinstance(node, And | Or):
         return node.items

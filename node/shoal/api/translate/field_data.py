@@ -41,6 +41,8 @@ _SCALAR_ATTR: dict[DataType, str] = {
     DataType.DOUBLE: "double_data",
     DataType.VARCHAR: "string_data",
     DataType.STRING: "string_data",
+    DataType.TIMESTAMPTZ: "string_data",  # ISO text on the wire; the engine stores microseconds
+    DataType.GEOMETRY: "geometry_wkt_data",
 }
 
 _BYTE_VECTOR_ATTR: dict[DataType, str] = {
@@ -50,7 +52,7 @@ _BYTE_VECTOR_ATTR: dict[DataType, str] = {
     DataType.INT8_VECTOR: "int8_vector",
 }
 
-_PLACEHOLDER: dict[DataType, Any] = {DataType.VARCHAR: "", DataType.STRING: ""}
+_PLACEHOLDER: dict[DataType, Any] = {DataType.VARCHAR: "", DataType.STRING: "", DataType.GEOMETRY: ""}
 
 
 # ---------------------------------------------------------------- packed numbers

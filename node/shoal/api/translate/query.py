@@ -44,6 +44,7 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
         raise invalid("empty expression should be used with limit")
     iterator = parse_bool(kv.get("iterator", "false"))
     return QueryRequest(
+        timezone=kv.get("timezone", ""),
         expr=req.expr,
         expr_params=template_values(req.expr_template_values),
         output_fields=[COUNT_STAR if o.lower() == COUNT_STAR else o for o in outputs],

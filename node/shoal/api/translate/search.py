@@ -170,6 +170,7 @@ def search_from_proto(
         group_by_field=group_by,
         group_size=group_size,
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
+        timezone=kv.get("timezone") or str(params.get("timezone", "")),
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
         consistency=read_consistency(
             req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp

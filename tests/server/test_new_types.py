@@ -1,0 +1,132 @@
+"""Milvus 2.6's TIMESTAMPTZ and GEOMETRY types through real pymilvus.
+
+TIMESTAMPTZ: ISO 8601 in, ISO out (in the request's or the collection's timezone), and
+`ISO '...'` comparisons in filters, checked against Python's datetime. GEOMETRY: WKT in and
+out, and every ST_* predicate checked row by row against shapely.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+import shapely
+from pymilvus import DataType, MilvusClient, MilvusException
+
+STAMPS = [
+    "2025-01-01T00:00:00Z",
+    "2025-01-01T08:00:00+08:00",  # the same instant as the first
+    "2025-03-15T12:30:00.250000+00:00",
+    "2024-12-31T23:59:59-05:00",
+    "2025-06-01T00:00:00",  # no offset: the collection's timezone (UTC here)
+]
+SHAPES = [
+    "POINT (1 1)",
+    "POINT (5 5)",
+    "LINESTRING (0 0, 10 10)",
+    "POLYGON ((0 0, 4 0, 4 4, 0 4, 0 0))",
+    "POLYGON ((3 3, 6 3, 6 6, 3 6, 3 3))",
+    "LINESTRING (-1 2, 2 2)",
+    "POINT (20 20)",
+]
+
+
+def instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def make(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("ts", DataType.TIMESTAMPTZ, nullable=True)
+    schema.add_field("geo", DataType.GEOMETRY, nullable=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def test_timestamptz_round_trip_and_filters(client: MilvusClient, name: str) -> None:
+    make(client, name)
+    rows = [{"id": i, "ts": t, "geo": None, "v": [0.0, float(i)]} for i, t in enumerate(STAMPS)]
+    rows.append({"id": 99, "ts": None, "geo": None, "v": [1.0, 1.0]})
+    client.insert(name, rows)
+    got = {r["id"]: r["ts"] for r in client.query(name, filter="id >= 0", output_fields=["ts"])}
+    assert got[99] is None or got[99] == ""
+    for i, text in enumerate(STAMPS):
+        assert instant(got[i]) == instant(text)
+    shanghai = client.query(name, filter="id == 0", output_fields=["ts"], timezone="Asia/Shanghai")[0]["ts"]
+    assert shanghai.startswith("2025-01-01T08:00:00") and shanghai.endswith("+08:00")
+    for op, bound in [(">", "2025-01-01T00:00:00Z"), ("<=", "2025-01-01T09:00:00+08:00"), ("==", "2025-01-01T00:00:00Z")]:
+        expr = f"ts {op} ISO '{bound}'"
+        want = sorted(
+            i for i, t in enumerate(STAMPS)
+            if {">": instant(t) > instant(bound), "<=": instant(t) <= instant(bound), "==": instant(t) == instant(bound)}[op]
+        )
+        assert sorted(r["id"] for r in client.query(name, filter=expr, output_fields=["id"])) == want, expr
+    hits = client.search(name, data=[[0.0, 0.0]], limit=2, filter="ts < ISO '2025-02-01T00:00:00Z'", output_fields=["ts"])[0]
+    assert [h["id"] for h in hits] == [0, 1]
+    with pytest.raises(MilvusException):
+        client.insert(name, [{"id": 7, "ts": "yesterday", "geo": None, "v": [0.0, 0.0]}])
+    client.drop_collection(name)
+
+
+def test_collection_timezone_reads_naive_values(client: MilvusClient, name: str) -> None:
+    make(client, name)
+    client.alter_collection_properties(name, {"timezone": "Asia/Tokyo"})
+    client.insert(name, [{"id": 1, "ts": "2025-01-01T09:00:00", "geo": None, "v": [0.0, 0.0]}])
+    out = client.query(name, filter="id == 1", output_fields=["ts"])[0]["ts"]
+    assert instant(out) == datetime(2025, 1, 1, 9, tzinfo=ZoneInfo("Asia/Tokyo"))
+    client.drop_collection(name)
+
+
+@pytest.mark.parametrize(
+    ("func", "wkt", "distance"),
+    [
+        ("ST_WITHIN", "POLYGON ((0 0, 5 0, 5 5, 0 5, 0 0))", None),
+        ("ST_CONTAINS", "POINT (2 2)", None),
+        ("ST_INTERSECTS", "LINESTRING (0 5, 5 0)", None),
+        ("ST_EQUALS", "POINT (1 1)", None),
+        ("ST_TOUCHES", "POLYGON ((4 0, 8 0, 8 4, 4 4, 4 0))", None),
+        ("ST_OVERLAPS", "POLYGON ((2 2, 5 2, 5 5, 2 5, 2 2))", None),
+        ("ST_CROSSES", "LINESTRING (0 3, 10 3)", None),
+        ("ST_DWITHIN", "POINT (0 0)", 2.0),
+    ],
+)
+def test_geometry_predicates_match_shapely(client: MilvusClient, func: str, wkt: str, distance: float | None) -> None:
+    name = f"geo_{func.lower()}"
+    client.drop_collection(name)
+    make(client, name)
+    rows = [{"id": i, "ts": None, "geo": g, "v": [0.0, 0.0]} for i, g in enumerate(SHAPES)]
+    rows.append({"id": 50, "ts": None, "geo": None, "v": [0.0, 0.0]})
+    client.insert(name, rows)
+    expr = f"{func}(geo, '{wkt}')" if distance is None else f"{func}(geo, '{wkt}', {distance})"
+    got = sorted(r["id"] for r in client.query(name, filter=expr, output_fields=["id"]))
+    other = shapely.from_wkt(wkt)
+    geoms = shapely.from_wkt(np.array(SHAPES, dtype=object))
+    fn = {
+        "ST_WITHIN": shapely.within, "ST_CONTAINS": shapely.contains, "ST_INTERSECTS": shapely.intersects,
+        "ST_EQUALS": shapely.equals, "ST_TOUCHES": shapely.touches, "ST_OVERLAPS": shapely.overlaps,
+        "ST_CROSSES": shapely.crosses,
+    }
+    truth = shapely.dwithin(geoms, other, distance) if distance is not None else fn[func](geoms, other)
+    assert got == np.flatnonzero(truth).tolist()
+    assert got, "each case should select at least one row"
+    back = {r["id"]: r["geo"] for r in client.query(name, filter="id < 50", output_fields=["geo"])}
+    assert all(shapely.equals(shapely.from_wkt(back[i]), shapely.from_wkt(g)) for i, g in enumerate(SHAPES))
+    client.drop_collection(name)
+
+
+def test_bad_geometry_is_refused(client: MilvusClient, name: str) -> None:
+    make(client, name)
+    with pytest.raises(MilvusException):
+        client.insert(name, [{"id": 1, "ts": None, "geo": "POINT (1", "v": [0.0, 0.0]}])
+    client.insert(name, [{"id": 1, "ts": None, "geo": "POINT (1 2)", "v": [0.0, 0.0]}])
+    with pytest.raises(MilvusException):
+        client.query(name, filter="ST_WITHIN(id, 'POINT (1 2)')")
+    with pytest.raises(MilvusException):
+        client.query(name, filter="ST_WITHIN(geo, 'not wkt')")
+    client.drop_collection(name)
