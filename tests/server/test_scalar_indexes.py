@@ -71,7 +71,7 @@ def test_scalar_indexes_keep_every_answer(client: MilvusClient, name: str) -> No
 
 @pytest.mark.parametrize(
     ("field", "index_type"),
-    [("tag", "STL_SORT"), ("cat", "Trie"), ("price", "BITMAP")],
+    [("cat", "NGRAM"), ("cat", "Trie"), ("price", "BITMAP")],
 )
 def test_scalar_index_on_the_wrong_type_is_refused(client: MilvusClient, name: str, field: str, index_type: str) -> None:
     _collection(client, name)

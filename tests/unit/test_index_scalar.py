@@ -93,7 +93,7 @@ def test_a_varchar_equality_never_scans_strings() -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "kind"),
-    [(DataType.VARCHAR, "STL_SORT"), (DataType.INT64, "TRIE"), (DataType.DOUBLE, "BITMAP"), (DataType.INT64, "HNSW")],
+    [(DataType.BOOL, "STL_SORT"), (DataType.INT64, "TRIE"), (DataType.DOUBLE, "BITMAP"), (DataType.INT64, "HNSW")],
 )
 def test_index_types_refuse_the_wrong_field_type(dtype: DataType, kind: str) -> None:
     with pytest.raises(ShoalError) as err:

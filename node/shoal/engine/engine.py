@@ -51,8 +51,8 @@ from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
 from shoal.index.params import flatten_params
-from shoal.index.scalar import validate_scalar_index
-from shoal.schema import MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
+from shoal.index.scalar import json_index_name, scalar_index_params
+from shoal.schema import DYNAMIC_FIELD, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
 from shoal.storage.wal import WriteAheadLog
 
@@ -498,11 +498,15 @@ class Engine:
     ) -> None:
         meta, data = self._resolve(database, collection)
         fld = meta.schema.field(field)
+        if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
+            # a dynamic-field key: a JSON-path index of $meta, described under the key's name
+            given = str(params.get("json_path") or "")
+            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else f'{DYNAMIC_FIELD}["{field}"]'}
+            fld = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
         if fld is None:
             raise invalid(f"cannot create index on non-exist field: {field}")
         if not fld.dtype.is_vector:
-            spec_params = {k: str(v) for k, v in params.items()}
-            spec_params["index_type"] = validate_scalar_index(fld, params.get("index_type", ""))
+            spec_params = scalar_index_params(fld, params)
         else:
             is_bm25 = bm25_input(meta.schema, fld) is not None
             if is_bm25 and not flatten_params(params).get("metric_type"):
@@ -514,8 +518,11 @@ class Engine:
                     if is_bm25
                     else f"metric type BM25 only applies to the output field of a BM25 function, not {field}"
                 )
-        name = index_name or field
-        existing = meta.index_for_field(field)
+        path = spec_params.get("json_path")
+        name = index_name or (json_index_name(path) if path and fld.name != DYNAMIC_FIELD else field)
+        existing = next(
+            (i for i in meta.indexes if i.field_name == field and i.params.get("json_path") == path), None
+        )
         with self.catalog.lock:
             if existing is not None:
                 if existing.params == spec_params and existing.index_name == name:

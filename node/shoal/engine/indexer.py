@@ -20,7 +20,7 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
 from shoal.index import build_index, load_index, threads_for_builds, validate_index_params
-from shoal.index.scalar import build_scalar_index
+from shoal.index.scalar import build_scalar_index, scan_only
 from shoal.schema import Column
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class Indexer:
     def progress(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> IndexProgress:
         field = meta.schema.field(index.field_name)
         vector = field is not None and field.dtype.is_vector
+        nothing_built = not vector and scan_only(field, index.params)
         total = indexed = pending = 0
         for seg in data.snapshot():
             if not seg.sealed:
@@ -83,7 +84,7 @@ class Indexer:
                 nothing_to_build = bool(seg.path) and seg.num_rows < self.min_index_rows
             else:  # sealed before the field was added: no column, every row null
                 nothing_to_build = index.field_name not in seg.columns
-            if index.field_name in built or nothing_to_build:
+            if index.field_name in built or nothing_to_build or nothing_built:
                 indexed += seg.num_rows
             else:
                 pending += seg.num_rows
@@ -159,6 +160,8 @@ class Indexer:
                 if field is None:
                     continue
                 if not field.dtype.is_vector:
+                    if scan_only(field, index.params):
+                        continue
                     if self._build_scalar(data, field.name):
                         return True
                     continue

@@ -19,11 +19,55 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import invalid, not_supported
+from shoal.errors import invalid
 from shoal.schema import Column, DataType, FieldSchema
 
-SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "BITMAP", "TRIE", "AUTOINDEX", "SCALAR_AUTO")
+SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "BITMAP", "TRIE", "NGRAM", "RTREE", "AUTOINDEX", "SCALAR_AUTO")
+JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR", "JSON")
 _STRING_MAX = "\U0010ffff"
+
+
+def scan_only(field: FieldSchema | None, params: dict[str, str]) -> bool:
+    """Indexes Shoal accepts and describes but answers by scanning (same results): JSON paths,
+    ARRAY fields, NGRAM, RTREE. Nothing is built for them."""
+    if field is None or "json_path" in params:
+        return True
+    return field.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY) or params.get("index_type") == "NGRAM"
+
+
+def scalar_index_params(field: FieldSchema, params: dict[str, Any]) -> dict[str, str]:
+    """Checked, normalised params of a scalar index (1100 like Milvus for bad ones)."""
+    out = {k: str(v) for k, v in params.items()}
+    out["index_type"] = validate_scalar_index(field, str(params.get("index_type", "")))
+    if field.dtype is DataType.JSON:
+        cast = str(params.get("json_cast_type", "")).upper()
+        if cast not in JSON_CAST_TYPES:
+            raise invalid(f"json_cast_type {params.get('json_cast_type', '')!r} is not supported, supported: {list(JSON_CAST_TYPES)}")
+        out["json_cast_type"] = cast
+        path = str(params.get("json_path") or field.name)
+        if not (path == field.name or path.startswith(field.name + "[")):
+            raise invalid(f"json_path {path} should start with the field name {field.name}")
+        out["json_path"] = path
+    if out["index_type"] == "NGRAM":
+        lo = _int_param(params, "min_gram", field)
+        hi = _int_param(params, "max_gram", field)
+        if not 1 <= lo <= hi:
+            raise invalid(f"invalid ngram params: min_gram ({lo}) and max_gram ({hi}) need 1 <= min_gram <= max_gram")
+    return out
+
+
+def _int_param(params: dict[str, Any], key: str, field: FieldSchema) -> int:
+    try:
+        return int(str(params.get(key)))
+    except ValueError:
+        raise invalid(f"{key} of the NGRAM index on {field.name} must be an integer, got {params.get(key)!r}") from None
+
+
+def json_index_name(path: str) -> str:
+    """Milvus's default name of a JSON-path index: the path as a JSON Pointer (`j['a']['b']` -> `j/a/b`)."""
+    head, _, rest = path.partition("[")
+    keys = [k.strip().strip("'\"") for k in rest.replace("]", "").split("[")] if rest else []
+    return "/".join([head, *keys])
 
 
 def validate_scalar_index(field: FieldSchema, index_type: str) -> str:
@@ -33,11 +77,19 @@ def validate_scalar_index(field: FieldSchema, index_type: str) -> str:
     if kind not in SCALAR_INDEX_TYPES:
         raise invalid(f"invalid index type {index_type} for scalar field {field.name}")
     if kind in ("AUTOINDEX", "SCALAR_AUTO"):
-        kind = "INVERTED"
-    if dtype in (DataType.JSON, DataType.ARRAY):
-        raise not_supported(f"{kind} index on {dtype.name} field {field.name}")
-    if kind == "STL_SORT" and not (dtype.is_integer or dtype.is_float):
-        raise invalid(f"STL_SORT are only supported on numeric field, got {dtype.name} for field {field.name}")
+        kind = "RTREE" if dtype is DataType.GEOMETRY else "INVERTED"
+    if (kind == "RTREE") != (dtype is DataType.GEOMETRY):
+        raise invalid(f"RTREE index is only supported on geometry field, got {kind} on {dtype.name} field {field.name}")
+    if kind == "NGRAM" and not (dtype.is_string or dtype is DataType.JSON):
+        raise invalid(f"ngram index can only be created on VARCHAR or JSON field, got {dtype.name} for field {field.name}")
+    if dtype is DataType.ARRAY and kind not in ("INVERTED", "BITMAP"):
+        raise invalid(f"{kind} index is not supported on array field {field.name}")
+    if dtype is DataType.ARRAY and kind == "BITMAP" and field.element_type in (DataType.FLOAT, DataType.DOUBLE):
+        raise invalid(f"bitmap index are only supported on bool, int, string array, got {field.element_type} for field {field.name}")
+    if dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY):
+        return kind
+    if kind == "STL_SORT" and not (dtype.is_integer or dtype.is_float or dtype.is_string or dtype is DataType.TIMESTAMPTZ):
+        raise invalid(f"STL_SORT are only supported on numeric, varchar or timestamptz field, got {dtype.name} for field {field.name}")
     if kind == "TRIE" and not dtype.is_string:
         raise invalid(f"TRIE are only supported on varchar field, got {dtype.name} for field {field.name}")
     if kind == "BITMAP" and not (dtype.is_integer or dtype.is_string or dtype is DataType.BOOL):

@@ -23,9 +23,10 @@ class IndexRPCs(RpcBase):
         db = self._db(request, context)
         info = self.engine.describe_collection(db, request.collection_name)
         field = info.schema.field(request.field_name)
-        if field is None:
+        dynamic_key = field is None and info.schema.enable_dynamic_field and "json_cast_type" in params
+        if field is None and not dynamic_key:
             raise invalid(f"cannot create index on non-exist field: {request.field_name}")
-        if field.dtype is DataType.JSON and "json_path" not in params:
+        if field is not None and field.dtype is DataType.JSON and "json_path" not in params:
             raise invalid(f"create index on JSON field {field.name} requires json_path and json_cast_type")
         if request.index_name:
             check_name(request.index_name, "index")
