@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.errors import invalid
+from shoal.errors import invalid, not_supported
 from shoal.index.params import (
     AUTOINDEX_EF_CONSTRUCTION,
     AUTOINDEX_M,
@@ -218,6 +218,11 @@ INDEX_TYPES: tuple[IndexType, ...] = (
     ),
 )
 REGISTRY: dict[str, IndexType] = {t.name: t for t in INDEX_TYPES}
+# Milvus index types Shoal knows but does not build (answered with code 10, and why).
+UNSUPPORTED_INDEXES = {
+    "HNSW_PRQ": "faiss trains product residual quantizers by beam search, minutes for a few thousand rows",
+    "MINHASH_LSH": "no MinHash function or LSH index for binary vectors yet",
+}
 ALL_INDEXES = (*REGISTRY, "AUTOINDEX")
 
 # What AUTOINDEX builds per vector type (HNSW for the rest).
@@ -293,6 +298,8 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
     flat = flatten_params(params)
     given = {k: str(v) for k, v in flat.items() if k not in ("index_type", "metric_type")}
     asked = str(flat.get("index_type") or "AUTOINDEX").upper()
+    if asked in UNSUPPORTED_INDEXES:
+        raise not_supported(f"index type {asked} ({UNSUPPORTED_INDEXES[asked]})")
     if asked not in ALL_INDEXES:
         raise invalid(f"invalid index type: {flat.get('index_type')}")
     dtype = fld.dtype
