@@ -378,6 +378,8 @@ class Reader:
         if req.group_by_field and group_field is None:
             raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        if req.boosts:  # boosts reorder candidates: take more than the page (Milvus: each segment's top-k)
+            k = min(MAX_TOPK, max(k * 4, k + 100))
         params = req.params
         if req.iterator:
             # Every IVF list is probed (the indexes cap nprobe at nlist): an iterator must reach
@@ -397,6 +399,8 @@ class Reader:
                 for h in hits
                 for m in [~np.isin(gather(segments, h.segs, h.rows, [pk])[pk.name].values, list(seen_at_bound))]
             ]
+        if req.boosts:
+            hits = self._boost(meta, segments, hits, req.boosts, req.boost_params, req.expr_params, desc)
         group_values = None
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
@@ -409,6 +413,58 @@ class Reader:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
             self._remember_bound(result, raw, (real_bound, seen_at_bound))
         return result
+
+    def _boost(
+        self,
+        meta: CollectionMeta,
+        segments: list[Segment],
+        hits: list[_Hits],
+        boosts: list[dict[str, str]],
+        params: dict[str, str],
+        expr_params: dict,
+        desc: bool,
+    ) -> list[_Hits]:
+        """Milvus's boost rankers: hits matching a ranker's filter get its weight, multiplied
+        into (or added to) their score; several rankers combine by product (or sum)."""
+        boost_mode = str(params.get("boost_mode", "multiply")).lower()
+        function_mode = str(params.get("function_mode", "multiply")).lower()
+        if boost_mode not in ("multiply", "sum") or function_mode not in ("multiply", "sum"):
+            raise invalid("boost_mode and function_mode should be multiply or sum")
+        rules = []
+        for b in boosts:
+            try:
+                weight = float(b.get("weight", "1"))
+            except ValueError:
+                raise invalid(f"boost ranker weight must be a number, got {b.get('weight')!r}") from None
+            expr = b.get("filter", "")
+            rules.append((compile_filter(expr, meta.schema, expr_params) if expr else None, weight))
+        masks: dict[tuple[int, int], np.ndarray] = {}
+        out = []
+        for h in hits:
+            factor = np.ones(len(h.rows)) if function_mode == "multiply" else np.zeros(len(h.rows))
+            matched_any = np.zeros(len(h.rows), bool)
+            for r, (flt, weight) in enumerate(rules):
+                matched = np.ones(len(h.rows), bool)
+                if flt is not None:
+                    for s in np.unique(h.segs).tolist():
+                        key = (r, s)
+                        if key not in masks:
+                            seg = segments[s]
+                            batch, n = seg.snapshot_batch()
+                            masks[key] = self.filter_cache.evaluate(flt, seg, batch, n)
+                        at = h.segs == s
+                        matched[at] = masks[key][h.rows[at]]
+                matched_any |= matched
+                if function_mode == "multiply":
+                    factor[matched] *= weight
+                else:
+                    factor[matched] += weight
+            scores = h.scores.astype(np.float64)
+            boosted = scores * factor if boost_mode == "multiply" else scores + factor
+            scores = np.where(matched_any, boosted, scores).astype(np.float32)
+            order = np.argsort(-scores if desc else scores, kind="stable")
+            out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
+        return out
 
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.

@@ -123,6 +123,8 @@ class SearchRequest:
     group_by_field: str | None = None
     group_size: int = 1
     strict_group_size: bool = False
+    boosts: list[dict[str, str]] = field(default_factory=list)  # boost rankers: filter, weight
+    boost_params: dict[str, str] = field(default_factory=dict)  # boost_mode, function_mode
     timezone: str = ""  # TIMESTAMPTZ output zone (else the collection's)
     ignore_growing: bool = False
     consistency: ReadConsistency = field(default_factory=ReadConsistency)

@@ -155,7 +155,14 @@ def search_from_proto(
     if group_size < 1:
         raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
     last_bound = kv.get("search_iter_last_bound")
+    boosts, boost_params = rankers_from_proto(req)
+    if len(getattr(req, "function_chains", ())):
+        raise not_supported("function chains in search")
+    if req.HasField("highlighter"):
+        raise not_supported("the search highlighter")
     return SearchRequest(
+        boosts=boosts,
+        boost_params=boost_params,
         anns_field=anns_field,
         queries=queries,
         topk=topk,
@@ -183,6 +190,32 @@ def search_from_proto(
     )
 
 
+def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The boost rankers of a search's function_score (their params) and the score's own params.
+
+    A model ranker needs an external service this node cannot reach: it answers code 10
+    naming its provider. Decay, RRF and weighted rankers in a single search are code 10 too.
+    """
+    if not req.HasField("function_score") or not len(req.function_score.functions):
+        return [], {}
+    boosts = []
+    for fn in req.function_score.functions:
+        params = kv_to_dict(fn.params)
+        reranker = str(params.get("reranker", "")).lower()
+        if reranker == "model":
+            provider = params.get("provider", "unknown")
+            raise not_supported(
+                f"the model ranker {fn.name!r}: its provider {provider!r} cannot be reached from this Shoal node "
+                "(no external model service is configured)"
+            )
+        if reranker != "boost":
+            raise not_supported(f"the {reranker or 'unnamed'} ranker in this request")
+        if "random_score" in params:
+            raise not_supported("random_score in a boost ranker")
+        boosts.append(params)
+    return boosts, kv_to_dict(req.function_score.params)
+
+
 def _rank_value(raw: str) -> Any:
     try:
         return json.loads(raw)
@@ -196,8 +229,11 @@ def hybrid_from_proto(
     if not req.requests:
         raise invalid("hybrid search carries no sub-requests")
     if req.HasField("function_score") and len(req.function_score.functions):
+        rankers_from_proto(req)  # a model ranker names its unreachable provider
         raise not_supported("function rerankers in hybrid search")
     subs = [search_from_proto(r, schema) for r in req.requests]
+    if any(sub.boosts for sub in subs):
+        raise not_supported("boost rankers in hybrid search sub-requests")
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
     strategy = str(rank.get("strategy", "rrf")).lower()
     rparams = rank.get("params", {})
