@@ -1,5 +1,5 @@
 """Search rankers through real pymilvus: boost rankers checked against numpy, and model
-rankers answering code 10 that names the provider this node cannot reach."""
+rankers answering code 10 that names the provider this node cannot reach. Also query ORDER BY."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def test_model_ranker_names_its_provider(client: MilvusClient, coll: tuple[str, 
     with pytest.raises(MilvusException, match="tei") as err:
         client.search(name, data=[[0.1, 0.2, 0.3, 0.4]], limit=3, ranker=model)
     assert err.value.code == 10
+
+
+def test_query_order_by(client: MilvusClient, coll: tuple[str, np.ndarray]) -> None:
+    name, _ = coll
+    got = client.query(name, filter="id >= 10", output_fields=["cat"], limit=7, offset=3, order_by_fields=[
+        {"field": "cat", "order": "desc"}, {"field": "id", "order": "asc"}])
+    want = sorted(range(10, N), key=lambda i: (-(i % 5), i))[3:10]
+    assert [r["id"] for r in got] == want
+    with pytest.raises(MilvusException):
+        client.query(name, filter="id >= 0", limit=3, order_by_fields=[{"field": "v", "order": "asc"}])

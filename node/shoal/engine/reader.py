@@ -242,7 +242,12 @@ class Reader:
             row_parts.append(rows)
         seg_of = np.concatenate(seg_parts) if seg_parts else np.empty(0, np.int64)
         row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
-        if req.limit is not None or req.offset or req.order_by_pk:
+        if req.order_by:
+            order = self._order_by(meta.schema, segments, seg_of, row_of, req.order_by, pk)
+            stop = None if req.limit is None else req.offset + req.limit
+            order = order[req.offset : stop]
+            seg_of, row_of = seg_of[order], row_of[order]
+        elif req.limit is not None or req.offset or req.order_by_pk:
             keys = gather(segments, seg_of, row_of, [pk])[pk.name].values
             order = np.argsort(keys, kind="stable")
             stop = None if req.limit is None else req.offset + req.limit
@@ -254,6 +259,37 @@ class Reader:
             field_schemas=fields,
             session_ts=read_ts,
         )
+
+    @staticmethod
+    def _order_by(
+        schema: CollectionSchema,
+        segments: list[Segment],
+        seg_of: np.ndarray,
+        row_of: np.ndarray,
+        order_by: list[tuple[str, bool]],
+        pk: FieldSchema,
+    ) -> np.ndarray:
+        """Row order for ORDER BY: each key ascending or descending, nulls last, ties by primary key."""
+        fields = []
+        for name, desc in order_by:
+            f = schema.field(name)
+            if f is None:
+                raise invalid(f"order by field {name} not found in schema")
+            if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY):
+                raise invalid(f"order by field {name} of type {f.dtype.name} is not sortable")
+            fields.append((f, desc))
+        cols = gather(segments, seg_of, row_of, [f for f, _ in fields] + [pk])
+        keys: list[np.ndarray] = [np.unique(cols[pk.name].values, return_inverse=True)[1]]
+        for f, desc in reversed(fields):  # np.lexsort sorts by the last key first
+            col = cols[f.name]
+            values = col.values
+            if col.valid is not None and values.dtype == object:
+                values = np.where(col.valid, values, "")  # null placeholders may be None
+            _, rank = np.unique(values, return_inverse=True)
+            rank = -rank if desc else rank
+            keys.append(rank)
+            keys.append(np.zeros(len(rank), bool) if col.valid is None else ~col.valid)  # nulls last
+        return np.lexsort(keys) if len(seg_of) else np.empty(0, np.int64)
 
     # ---- search
     def _vector_field(self, meta: CollectionMeta, anns_field: str) -> FieldSchema:

@@ -95,6 +95,7 @@ class QueryRequest:
     consistency: ReadConsistency = field(default_factory=ReadConsistency)
     ignore_growing: bool = False
     order_by_pk: bool = False  # the query iterator needs rows sorted by primary key
+    order_by: list[tuple[str, bool]] = field(default_factory=list)  # ORDER BY (field, descending)
     timezone: str = ""  # TIMESTAMPTZ output zone (else the collection's)
 
 

@@ -12,10 +12,24 @@ from shoal.api.translate.common import kv_to_dict, parse_bool, parse_int, read_c
 from shoal.api.translate.field_data import batch_to_fields_data
 from shoal.api.translate.search import result_output_fields
 from shoal.engine.requests import QueryRequest, QueryResult
-from shoal.errors import invalid
+from shoal.errors import invalid, not_supported
 from shoal.schema import MAX_TOPK, DataType
 
 COUNT_STAR = "count(*)"
+
+
+def parse_order_by(raw: str) -> list[tuple[str, bool]]:
+    """`price:desc,id` → [("price", True), ("id", False)]."""
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, _, direction = item.partition(":")
+        direction = (direction or "asc").strip().lower()
+        if direction not in ("asc", "desc"):
+            raise invalid(f"invalid order direction {direction!r} for {name}: expected asc or desc")
+        out.append((name.strip(), direction == "desc"))
+    return out
 
 
 def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
@@ -43,7 +57,10 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
     if not req.expr and limit is None and COUNT_STAR not in lowered:
         raise invalid("empty expression should be used with limit")
     iterator = parse_bool(kv.get("iterator", "false"))
+    if kv.get("group_by_fields"):
+        raise not_supported("group_by_fields in query (aggregation)")
     return QueryRequest(
+        order_by=parse_order_by(kv.get("order_by_fields", "")),
         timezone=kv.get("timezone", ""),
         expr=req.expr,
         expr_params=template_values(req.expr_template_values),
