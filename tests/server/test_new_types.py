@@ -130,3 +130,18 @@ def test_bad_geometry_is_refused(client: MilvusClient, name: str) -> None:
     with pytest.raises(MilvusException):
         client.query(name, filter="ST_WITHIN(geo, 'not wkt')")
     client.drop_collection(name)
+
+
+def test_nullable_vector_field(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2, nullable=True)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": 1, "v": [0.0, 0.0]}, {"id": 2, "v": None}, {"id": 3, "v": [1.0, 1.0]}])
+    got = {r["id"]: r["v"] for r in client.query(name, filter="id > 0", output_fields=["v"])}
+    assert got[2] is None and got[3] == [1.0, 1.0]
+    hits = client.search(name, data=[[0.0, 0.1]], limit=3)[0]
+    assert [h["id"] for h in hits] == [1, 3]  # a null vector is never a hit
+    client.drop_collection(name)
