@@ -1,0 +1,211 @@
+"""Milvus 2.6 features as its user guide shows them: full-text search (BM25, text_match,
+phrase_match, run_analyzer), TIMESTAMPTZ and GEOMETRY fields, nullable vectors, IVF_RABITQ,
+JSON-path, ARRAY and NGRAM indexes, boost rankers and query ORDER BY.
+
+Plain pymilvus code; a client without a feature's API (older pymilvus) skips that test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymilvus import DataType, MilvusClient
+
+feature = pytest.mark.feature
+
+DOCS = [
+    "Vector databases store embeddings for similarity search",
+    "Full text search ranks documents with BM25",
+    "The quick brown fox jumps over the lazy dog",
+    "Milvus supports dense and sparse vectors",
+    "BM25 scores depend on term frequency and document length",
+]
+
+
+def _needs(*names: str) -> None:
+    import pymilvus
+
+    for name in names:
+        if not (hasattr(DataType, name) or hasattr(pymilvus, name)):
+            pytest.skip(f"this pymilvus has no {name}")
+
+
+def _fulltext(client: MilvusClient, name: str, match: bool = False) -> None:
+    from pymilvus import Function, FunctionType
+
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=1000, enable_analyzer=True, enable_match=match)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=["text"], output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                    params={"inverted_index_algo": "DAAT_MAXSCORE", "bm25_k1": 1.2, "bm25_b": 0.75})
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "text": t} for i, t in enumerate(DOCS)])
+
+
+@feature("fulltext.bm25")
+def test_full_text_search(client: MilvusClient, name: str) -> None:
+    _needs("Function", "FunctionType")
+    _fulltext(client, name)
+    hits = client.search(name, data=["BM25 term frequency"], anns_field="sparse", limit=3, output_fields=["text"])[0]
+    assert hits[0]["id"] == 4 and {h["id"] for h in hits} <= {1, 4}
+
+
+@feature("fulltext.text_match")
+def test_text_match(client: MilvusClient, name: str) -> None:
+    _needs("Function", "FunctionType")
+    _fulltext(client, name, match=True)
+    rows = client.query(name, filter="TEXT_MATCH(text, 'fox vectors')", output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [2, 3]
+
+
+@feature("fulltext.phrase_match")
+def test_phrase_match(client: MilvusClient, name: str) -> None:
+    _needs("Function", "FunctionType")
+    _fulltext(client, name, match=True)
+    rows = client.query(name, filter="PHRASE_MATCH(text, 'brown fox')", output_fields=["id"])
+    assert [r["id"] for r in rows] == [2]
+
+
+@feature("fulltext.run_analyzer")
+def test_run_analyzer(client: MilvusClient) -> None:
+    if not hasattr(client, "run_analyzer"):
+        pytest.skip("this pymilvus has no run_analyzer")
+    out = client.run_analyzer("The Quick Brown Fox", analyzer_params={"type": "standard"})
+    assert list(out.tokens) == ["the", "quick", "brown", "fox"]
+
+
+@feature("type.timestamptz")
+def test_timestamptz(client: MilvusClient, name: str) -> None:
+    _needs("TIMESTAMPTZ")
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("ts", DataType.TIMESTAMPTZ)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": 1, "ts": "2025-01-01T00:00:00Z", "v": [0.0, 0.0]},
+                         {"id": 2, "ts": "2025-06-01T12:00:00+08:00", "v": [1.0, 0.0]}])
+    rows = client.query(name, filter="ts > ISO '2025-03-01T00:00:00Z'", output_fields=["ts"])
+    assert [r["id"] for r in rows] == [2]
+
+
+@feature("type.geometry")
+def test_geometry(client: MilvusClient, name: str) -> None:
+    _needs("GEOMETRY")
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("geo", DataType.GEOMETRY)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": 1, "geo": "POINT (1 1)", "v": [0.0, 0.0]},
+                         {"id": 2, "geo": "POINT (9 9)", "v": [1.0, 0.0]}])
+    rows = client.query(name, filter="ST_WITHIN(geo, 'POLYGON ((0 0, 5 0, 5 5, 0 5, 0 0))')", output_fields=["geo"])
+    assert [r["id"] for r in rows] == [1]
+
+
+@feature("type.nullable_vector")
+def test_nullable_vector(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2, nullable=True)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": 1, "v": [0.0, 0.0]}, {"id": 2, "v": None}])
+    assert [h["id"] for h in client.search(name, data=[[0.0, 0.0]], limit=5)[0]] == [1]
+
+
+@feature("index.IVF_RABITQ")
+def test_ivf_rabitq(client: MilvusClient, name: str) -> None:
+    data = np.random.default_rng(1).random((500, 32), dtype=np.float32)
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=32)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="IVF_RABITQ", metric_type="L2", params={"nlist": 16, "refine": True, "refine_type": "FP32"})
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "v": data[i].tolist()} for i in range(len(data))])
+    hits = client.search(name, data=[data[7].tolist()], limit=5, search_params={"params": {"nprobe": 16, "refine_k": 4}})[0]
+    assert hits[0]["id"] == 7
+
+
+def _json_array(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("meta", DataType.JSON)
+    schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=16)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "meta": {"price": i * 10, "color": "red" if i % 2 else "blue"},
+                          "tags": [f"t{i % 3}"], "title": f"title-{i}-{'sale' if i % 4 == 0 else 'new'}",
+                          "v": [float(i), 0.0]} for i in range(20)])
+    client.release_collection(name)
+
+
+@feature("index.json_path")
+def test_json_path_index(client: MilvusClient, name: str) -> None:
+    _json_array(client, name)
+    index = client.prepare_index_params()
+    index.add_index("meta", index_name="price_idx", index_type="INVERTED",
+                    params={"json_path": "meta[\"price\"]", "json_cast_type": "double"})
+    client.create_index(name, index)
+    client.load_collection(name)
+    rows = client.query(name, filter='meta["price"] >= 150', output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [15, 16, 17, 18, 19]
+
+
+@feature("index.array")
+def test_array_index(client: MilvusClient, name: str) -> None:
+    _json_array(client, name)
+    index = client.prepare_index_params()
+    index.add_index("tags", index_type="INVERTED")
+    client.create_index(name, index)
+    client.load_collection(name)
+    rows = client.query(name, filter='array_contains(tags, "t1")', output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [i for i in range(20) if i % 3 == 1]
+
+
+@feature("index.ngram")
+def test_ngram_index(client: MilvusClient, name: str) -> None:
+    _json_array(client, name)
+    index = client.prepare_index_params()
+    index.add_index("title", index_type="NGRAM", params={"min_gram": 2, "max_gram": 3})
+    client.create_index(name, index)
+    client.load_collection(name)
+    rows = client.query(name, filter='title like "%sale%"', output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [0, 4, 8, 12, 16]
+
+
+@feature("search.boost_ranker")
+def test_boost_ranker(client: MilvusClient, name: str) -> None:
+    _needs("Function", "FunctionType")
+    from pymilvus import Function, FunctionType
+
+    _json_array(client, name)
+    client.load_collection(name)
+    boost = Function(name="boost", input_field_names=[], function_type=FunctionType.RERANK,
+                     params={"reranker": "boost", "filter": "id == 3", "weight": 0.001})
+    hits = client.search(name, data=[[5.2, 0.0]], limit=3, ranker=boost)[0]
+    assert hits[0]["id"] == 3  # L2 distance 4.84 scaled to 0.00484, ahead of id 5's 0.04
+
+
+@feature("query.order_by")
+def test_query_order_by(client: MilvusClient, name: str) -> None:
+    _json_array(client, name)
+    client.load_collection(name)
+    try:
+        rows = client.query(name, filter="id < 10", output_fields=["id"], limit=3,
+                            order_by_fields=[{"field": "id", "order": "desc"}])
+    except TypeError:
+        pytest.skip("this pymilvus has no order_by_fields")
+    assert [r["id"] for r in rows] == [9, 8, 7]
