@@ -201,11 +201,12 @@ def test_boost_ranker(client: MilvusClient, name: str) -> None:
 
 @feature("query.order_by")
 def test_query_order_by(client: MilvusClient, name: str) -> None:
+    import pymilvus
+
+    if pymilvus.__version__.startswith("2."):
+        pytest.skip("pymilvus 2.x does not send order_by_fields")
     _json_array(client, name)
     client.load_collection(name)
-    try:
-        rows = client.query(name, filter="id < 10", output_fields=["id"], limit=3,
-                            order_by_fields=[{"field": "id", "order": "desc"}])
-    except TypeError:
-        pytest.skip("this pymilvus has no order_by_fields")
+    rows = client.query(name, filter="id < 10", output_fields=["id"], limit=3,
+                        order_by_fields=[{"field": "id", "order": "desc"}])
     assert [r["id"] for r in rows] == [9, 8, 7]
