@@ -1,10 +1,11 @@
 """Milvus text analyzers: `analyzer_params` → a function from text to tokens.
 
-Built-in analyzers `standard` (standard tokenizer + lowercase) and `english` (+ English
-stop words and the Snowball English stemmer); custom analyzers name a `tokenizer`
-(`standard`, `whitespace`) and a `filter` list (`lowercase`, `asciifolding`, `alphanumonly`,
+Built-in analyzers `standard` (standard tokenizer + lowercase), `english` (+ English
+stop words and the Snowball English stemmer) and `chinese` (jieba, via the rjieba package,
++ `cnalphanumonly`); custom analyzers name a `tokenizer` (`standard`, `whitespace`,
+`jieba`) and a `filter` list (`lowercase`, `asciifolding`, `alphanumonly`,
 `cnalphanumonly`, `cncharonly`, `stop`, `stemmer`, `length`, `regex`). What Shoal does not
-do (`chinese`/`jieba`, `icu`, `lindera`, `decompounder`, ...) answers code 10 when the
+do (`icu`, `lindera`, `decompounder`, ...) answers code 10 when the
 analyzer is built, i.e. at create_collection.
 
 A token's term id in the BM25 sparse vectors is a stable 32-bit hash of its text.
@@ -18,6 +19,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -44,16 +46,37 @@ def term_id(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
 
 
-def _standard(text: str) -> Tokens:
-    return _STANDARD.findall(text)
+Spans = list[tuple[str, int, int]]
 
 
-def _whitespace(text: str) -> Tokens:
-    return text.split()
+@dataclass(frozen=True)
+class Tokenizer:
+    """Text → tokens, and the same tokens with their character offsets (run_analyzer)."""
+
+    tokens: Callable[[str], Tokens]
+    spans: Callable[[str], Spans]
 
 
-TOKENIZERS: dict[str, Callable[[str], Tokens]] = {"standard": _standard, "whitespace": _whitespace}
-SPLITTERS = {_standard: _STANDARD, _whitespace: re.compile(r"\S+")}
+def _regex_tokenizer(pattern: re.Pattern[str]) -> Tokenizer:
+    return Tokenizer(pattern.findall, lambda text: [(m.group(0), m.start(), m.end()) for m in pattern.finditer(text)])
+
+
+def _jieba() -> Tokenizer:
+    try:
+        import rjieba
+    except ImportError:
+        raise not_supported("the jieba tokenizer (the rjieba package is not installed)") from None
+    return Tokenizer(
+        lambda text: [t for t in rjieba.cut(text) if t.strip()],
+        lambda text: [(t, a, b) for t, a, b in rjieba.tokenize(text) if t.strip()],
+    )
+
+
+TOKENIZERS: dict[str, Callable[[], Tokenizer]] = {
+    "standard": lambda: _regex_tokenizer(_STANDARD),
+    "whitespace": lambda: _regex_tokenizer(re.compile(r"\S+")),
+    "jieba": _jieba,
+}
 
 
 def _lowercase(tokens: Tokens) -> Tokens:
@@ -163,12 +186,12 @@ def _filter(spec: Any) -> Filter:
 class Analyzer:
     """Text → tokens through one tokenizer and a chain of filters."""
 
-    def __init__(self, tokenizer: Callable[[str], Tokens], filters: list[Filter]) -> None:
+    def __init__(self, tokenizer: Tokenizer, filters: list[Filter]) -> None:
         self.tokenizer = tokenizer
         self.filters = filters
 
     def tokens(self, text: str) -> Tokens:
-        out = self.tokenizer(text)
+        out = self.tokenizer.tokens(text)
         for f in self.filters:
             out = f(out)
         return out
@@ -180,12 +203,12 @@ class Analyzer:
         neighbours and can be decided one token at a time.
         """
         out = []
-        for position, m in enumerate(SPLITTERS[self.tokenizer].finditer(text)):  # type: ignore[index]
-            kept = [m.group(0)]
+        for position, (token, start, end) in enumerate(self.tokenizer.spans(text)):
+            kept = [token]
             for f in self.filters:
                 kept = f(kept)
             if kept:
-                out.append((kept[0], m.start(), m.end(), position))
+                out.append((kept[0], start, end, position))
         return out
 
     @staticmethod
@@ -201,11 +224,11 @@ class Analyzer:
         return counts
 
 
-def _tokenizer(spec: Any) -> Callable[[str], Tokens]:
+def _tokenizer(spec: Any) -> Tokenizer:
     name = spec.get("type") if isinstance(spec, Mapping) else spec
     if name in TOKENIZERS:
-        return TOKENIZERS[name]
-    if name in ("jieba", "lindera", "icu", "char_group", "grpc"):
+        return TOKENIZERS[name]()
+    if name in ("lindera", "icu", "char_group", "grpc"):
         raise not_supported(f"the {name} tokenizer")
     raise invalid(f"unknown tokenizer {name!r}")
 
@@ -234,12 +257,15 @@ def build_analyzer(params: Mapping[str, Any]) -> Analyzer:
         elif kind == "english":
             filters = [_lowercase, _stop_filter(["_english_"]), _stemmer_filter("english")]
         elif kind == "chinese":
-            raise not_supported("the chinese analyzer (jieba tokenizer)")
+            filters = [_cnalphanumonly]
+            if extra_stop is not None:
+                filters.append(_stop_filter(extra_stop))
+            return Analyzer(_jieba(), filters)
         else:
             raise invalid(f"unknown analyzer type {kind!r}")
         if extra_stop is not None:
             filters.append(_stop_filter(extra_stop))
-        return Analyzer(_standard, filters)
+        return Analyzer(_regex_tokenizer(_STANDARD), filters)
     return Analyzer(_tokenizer(params.get("tokenizer", "standard")), [_filter(f) for f in params.get("filter", [])])
 
 
