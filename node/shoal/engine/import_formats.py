@@ -24,6 +24,7 @@ from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
     SCALAR_DTYPES,
+    VECTOR_DTYPES,
     Batch,
     CollectionSchema,
     Column,
@@ -111,8 +112,20 @@ def _bf16_bits(values: np.ndarray) -> np.ndarray:
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
+def _is_16bit_bytes(f: FieldSchema, arr: np.ndarray) -> bool:
+    """bulk_writer stores FLOAT16/BFLOAT16 vectors given as arrays as their raw bytes (uint8, 2 per element)."""
+    return f.dtype in (DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR) and arr.dtype == np.uint8
+
+
+def dense_width(f: FieldSchema, arr: np.ndarray) -> int:
+    """Elements per row `arr` must have for `f`."""
+    return 2 * f.vector_width() if _is_16bit_bytes(f, arr) else f.vector_width()
+
+
 def dense_from_floats(f: FieldSchema, arr: np.ndarray) -> np.ndarray:
-    """A 2-d array of numbers → the stored layout of `f`'s vector type."""
+    """A 2-d array of numbers (or of 16-bit vectors' bytes) → the stored layout of `f`'s vector type."""
+    if _is_16bit_bytes(f, arr):
+        return np.ascontiguousarray(arr).view(VECTOR_DTYPES[f.dtype])
     if f.dtype is DataType.FLOAT16_VECTOR:
         return arr.astype(np.float16)
     if f.dtype is DataType.BFLOAT16_VECTOR:
@@ -286,12 +299,13 @@ def _arrow_column(f: FieldSchema, col: Any, n: int) -> Column:
     valid = None if not nulls else np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     is_list = pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)
     if f.dtype.is_dense_vector and not nulls and is_list:
-        width = f.vector_width()
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        width = dense_width(f, flat)
         lengths = pc.list_value_length(col)
         if pc.min(lengths).as_py() != width or pc.max(lengths).as_py() != width:
             bad = next(i for i, v in enumerate(lengths.to_pylist()) if v != width)
-            raise ValueError(f"row {bad} of the chunk: a vector does not have {width} elements (dim {f.dim})")
-        flat = col.flatten().to_numpy(zero_copy_only=False)
+            raise ValueError(f"row {bad} of the chunk: a vector has {lengths[bad].as_py()} elements, "
+                             f"the schema wants {width} (dim {f.dim})")
         return Column(dense_from_floats(f, flat.reshape(n, width)), valid)
     if f.dtype in SCALAR_DTYPES and not pa.types.is_string(col.type):
         arr = col.fill_null(False if f.dtype is DataType.BOOL else 0) if nulls else col
@@ -336,7 +350,12 @@ def _numpy(paths: list[str], schema: CollectionSchema) -> Iterator[Chunk]:
             raise fail(paths[0], "no .npy file for the field", None, f.name)
         try:
             arrays[f.name] = np.load(p, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as e:
+        except ValueError as e:
+            if "Python objects" in str(e):  # what np.save writes for a column with None in it
+                raise fail(p, "holds Python objects (null values?); a .npy import takes plain arrays only, "
+                           "nulls need JSON, Parquet or CSV", None, f.name) from None
+            raise fail(p, f"not a readable .npy file: {e}", None, f.name) from None
+        except OSError as e:
             raise fail(p, f"not a readable .npy file: {e}", None, f.name) from None
     counts = {name: a.shape[0] if a.ndim else 0 for name, a in arrays.items()}
     if len(set(counts.values())) > 1:
@@ -371,11 +390,9 @@ def _numpy(paths: list[str], schema: CollectionSchema) -> Iterator[Chunk]:
 
 def _numpy_column(f: FieldSchema, arr: np.ndarray, n: int) -> Column:
     if f.dtype.is_dense_vector:
-        width = f.vector_width()
+        width = dense_width(f, arr)
         if arr.ndim != 2 or arr.shape[1] != width:
             raise ValueError(f"the array has shape {arr.shape}, the schema wants ({n}, {width}) (dim {f.dim})")
-        if f.dtype is DataType.BFLOAT16_VECTOR and arr.dtype == np.uint16:
-            return Column(np.array(arr))
         return Column(dense_from_floats(f, np.asarray(arr)))
     if f.dtype in SCALAR_DTYPES and arr.dtype.kind in "biuf":
         return Column(np.array(arr))

@@ -26,7 +26,7 @@ import numpy as np
 
 from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
 from shoal.engine.collection_data import CollectionData
-from shoal.engine.import_formats import ImportFileError, group_rows, read_group
+from shoal.engine.import_formats import ImportFileError, group_format, group_rows, read_group
 from shoal.engine.persistence import segment_dir
 from shoal.engine.segments import TS_COLUMN, Segment
 from shoal.engine.tso import TimestampOracle
@@ -140,6 +140,8 @@ class Importer:
             raise invalid("not allow to set partition name for collection with partition key")
         if partition:
             meta.require_partition(partition)
+        for group in files:
+            group_format(group)
         job = ImportJob(next(self._ids), database, meta.name, meta.collection_id, partition,
                         [list(g) for g in files], dict(options))
         with self._lock:
