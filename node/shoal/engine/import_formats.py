@@ -51,7 +51,7 @@ class ImportFileError(Exception):
 
 
 def fail(path: str, message: str, row: int | None = None, field: str | None = None) -> ImportFileError:
-    where = f"file {os.path.basename(path)}"
+    where = path.strip("<>") if path.startswith("<") else f"file {os.path.basename(path)}"
     if row is not None:  # 0-based in the code, counted from 1 for people
         where += f", row {row + 1}"
     if field is not None:
@@ -179,9 +179,19 @@ def _from_text(f: FieldSchema, value: Any) -> Any:
     return value
 
 
-def _rows_to_batch(path: str, schema: CollectionSchema, rows: list[Any], first_row: int) -> Batch:
+def rows_to_batch(
+    path: str, schema: CollectionSchema, rows: list[Any], first_row: int = 0, with_auto_id: bool = False,
+    partial: bool = False,
+) -> Batch:
+    """Rows as JSON objects → raw columns. The RESTful API's insert and upsert use it too (`path`
+    "<request>" names no file; an upsert carries the keys even of an auto_id collection)."""
     fields = input_fields(schema)
+    pk = schema.primary_field
+    if with_auto_id and pk.auto_id:
+        fields = [pk, *fields]
     names = {f.name for f in fields}
+    if partial:  # a partial upsert: the fields no row names stay out of the batch
+        fields = [f for f in fields if f.is_primary or any(isinstance(r, dict) and f.name in r for r in rows)]
     dynamic = schema.enable_dynamic_field
     columns: dict[str, list[Any]] = {f.name: [] for f in fields}
     metas: list[dict[str, Any]] = []
@@ -200,20 +210,19 @@ def _rows_to_batch(path: str, schema: CollectionSchema, rows: list[Any], first_r
             extra = next((k for k in row if k not in names), None)
             if extra is not None and not (schema.primary_field.auto_id and extra == schema.primary_field.name):
                 raise fail(path, "the collection has no such field and no dynamic field", first_row + i, extra)
-    batch = _convert(path, fields, columns, first_row)
+    batch = _convert(path, fields, columns)
     if dynamic:
         batch[DYNAMIC_FIELD] = Column(object_array(metas))
     return batch
 
 
-def _convert(path: str, fields: list[FieldSchema], columns: dict[str, list[Any]], first_row: int) -> Batch:
+def _convert(path: str, fields: list[FieldSchema], columns: dict[str, list[Any]]) -> Batch:
     batch: Batch = {}
     for f in fields:
         try:
             batch[f.name] = column_from_values(f, columns[f.name])
         except (ValueError, TypeError) as e:
-            raise fail(path, f"cannot read the value as {f.dtype.name}: {e}", None if first_row < 0 else first_row,
-                       f.name) from None
+            raise fail(path, f"cannot read the value as {f.dtype.name}: {e}", None, f.name) from None
     return batch
 
 
@@ -233,11 +242,11 @@ def _json(path: str, schema: CollectionSchema, lines: bool) -> Iterator[Chunk]:
                 except json.JSONDecodeError as e:
                     raise fail(path, f"invalid JSON: {e.msg}", i) from None
                 if len(rows) == CHUNK_ROWS:
-                    yield Chunk(_rows_to_batch(path, schema, rows, start), len(rows), path, start, fh.tell() / size)
+                    yield Chunk(rows_to_batch(path, schema, rows, start), len(rows), path, start, fh.tell() / size)
                     start += len(rows)
                     rows = []
             if rows:
-                yield Chunk(_rows_to_batch(path, schema, rows, start), len(rows), path, start, 1.0)
+                yield Chunk(rows_to_batch(path, schema, rows, start), len(rows), path, start, 1.0)
         return
     try:
         with open(path, encoding="utf-8") as fh:
@@ -252,7 +261,7 @@ def _json(path: str, schema: CollectionSchema, lines: bool) -> Iterator[Chunk]:
     total = max(1, len(rows))
     for start in range(0, len(rows), CHUNK_ROWS):
         part = rows[start:start + CHUNK_ROWS]
-        yield Chunk(_rows_to_batch(path, schema, part, start), len(part), path, start, (start + len(part)) / total)
+        yield Chunk(rows_to_batch(path, schema, part, start), len(part), path, start, (start + len(part)) / total)
 
 
 def _parquet(path: str, schema: CollectionSchema) -> Iterator[Chunk]:
@@ -427,11 +436,11 @@ def _csv(path: str, schema: CollectionSchema, options: dict[str, str]) -> Iterat
                     raise fail(path, f"cannot read {text[:40]!r}: {e}", line_no - 2, name) from None
             rows.append(row)
             if len(rows) == CHUNK_ROWS:
-                yield Chunk(_rows_to_batch(path, schema, rows, start), len(rows), path, start, min(1.0, fh.tell() / size))
+                yield Chunk(rows_to_batch(path, schema, rows, start), len(rows), path, start, min(1.0, fh.tell() / size))
                 start += len(rows)
                 rows = []
         if rows:
-            yield Chunk(_rows_to_batch(path, schema, rows, start), len(rows), path, start, 1.0)
+            yield Chunk(rows_to_batch(path, schema, rows, start), len(rows), path, start, 1.0)
 
 
 def _csv_value(f: FieldSchema | None, text: str, nullkey: str) -> Any:
