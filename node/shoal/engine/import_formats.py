@@ -134,7 +134,7 @@ def dense_from_floats(f: FieldSchema, arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.uint8)
     if f.dtype is DataType.INT8_VECTOR:
         return arr.astype(np.int8)
-    return arr.astype(np.float32)
+    return arr.astype(np.float32, copy=False)
 
 
 def _sparse(value: Any) -> dict[int, float]:

@@ -252,11 +252,24 @@ class Importer:
 
 
 def _first_bad_row(meta: CollectionMeta, batch: Batch, n: int) -> int | None:
-    """The first row `normalize_insert` refuses on its own (the error path only)."""
-    for i in range(n):
-        one = {k: c.take(np.array([i])) for k, c in batch.items()}
+    """The first row `normalize_insert` refuses (the error path only): the shortest failing
+    prefix, found by bisection, ends at it."""
+
+    def fails(k: int) -> bool:
+        rows = np.arange(k)
         try:
-            normalize_insert(meta.schema, one, 1)
+            normalize_insert(meta.schema, {name: c.take(rows) for name, c in batch.items()}, k)
         except ShoalError:
-            return i
-    return None
+            return True
+        return False
+
+    if not fails(n):
+        return None
+    lo, hi = 1, n  # fails(hi) holds
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fails(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo - 1

@@ -9,6 +9,8 @@ engine. Results go out as one JSON object per row, dynamic keys at the top level
 
 from __future__ import annotations
 
+import datetime
+import os
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,6 @@ from shoal.api.translate.common import dict_to_kv
 from shoal.api.translate.query import query_from_proto
 from shoal.api.translate.search import hybrid_from_proto, search_from_proto
 from shoal.engine.import_formats import ImportFileError, rows_to_batch
-from shoal.engine.importer import ImportJob
 from shoal.engine.requests import SearchResult
 from shoal.errors import invalid
 from shoal.schema import DYNAMIC_FIELD, Batch, CollectionSchema, DataType, FieldSchema
@@ -247,17 +248,13 @@ def _job_id(c: Call) -> int:
         raise invalid(f"jobId {raw!r} is not a job id") from None
 
 
-def _state(job: ImportJob) -> str:
-    return job.state
-
-
 def import_progress(c: Call) -> dict[str, Any]:
     job = c.engine.import_job(_job_id(c))
-    details = [{"fileName": p, "fileSize": _size(p), "progress": job.progress, "state": _state(job),
+    details = [{"fileName": p, "fileSize": _size(p), "progress": job.progress, "state": job.state,
                 "importedRows": job.file_rows.get(p, 0), "totalRows": job.file_rows.get(p, 0)}
                for g in job.files for p in g]
     out = {
-        "jobId": str(job.job_id), "collectionName": job.collection, "state": _state(job), "progress": job.progress,
+        "jobId": str(job.job_id), "collectionName": job.collection, "state": job.state, "progress": job.progress,
         "importedRows": job.imported_rows, "totalRows": job.total_rows, "reason": job.reason,
         "fileSize": sum(d["fileSize"] for d in details), "details": details,
     }
@@ -267,8 +264,6 @@ def import_progress(c: Call) -> dict[str, Any]:
 
 
 def _size(path: str) -> int:
-    import os
-
     try:
         return os.path.getsize(path)
     except OSError:
@@ -276,14 +271,12 @@ def _size(path: str) -> int:
 
 
 def _iso(t: float) -> str:
-    import datetime
-
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def list_imports(c: Call) -> dict[str, Any]:
     jobs = sorted(c.engine.list_import_jobs(c.db, c.get("collectionName", "", str)), key=lambda j: j.job_id)
-    return {"records": [{"jobId": str(j.job_id), "collectionName": j.collection, "state": _state(j),
+    return {"records": [{"jobId": str(j.job_id), "collectionName": j.collection, "state": j.state,
                          "progress": j.progress} for j in jobs]}
 
 
