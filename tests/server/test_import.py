@@ -233,3 +233,6 @@ def test_unknown_file_types_and_missing_collections_are_refused(client: MilvusCl
         utility.do_bulk_insert(name, files=[str(tmp_path / "x.txt")])
     with pytest.raises(MilvusException):
         utility.do_bulk_insert("no_such_collection_xyz", files=[str(tmp_path / "x.parquet")])
+    with pytest.raises(MilvusException, match="object storage") as e:
+        utility.do_bulk_insert(name, files=["s3://bucket/1.parquet"])
+    assert e.value.code == 10

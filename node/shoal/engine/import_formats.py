@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import invalid
+from shoal.errors import invalid, not_supported
 from shoal.schema import (
     DYNAMIC_FIELD,
     SCALAR_DTYPES,
@@ -68,6 +68,9 @@ def input_fields(schema: CollectionSchema) -> list[FieldSchema]:
 
 
 def group_format(paths: list[str]) -> str:
+    remote = next((p for p in paths if "://" in p), None)
+    if remote is not None:
+        raise not_supported(f"import from object storage ({remote}); give paths on the server's file system")
     exts = {os.path.splitext(p)[1].lower() for p in paths}
     if len(exts) != 1 or next(iter(exts)) not in FORMATS:
         raise invalid(f"unsupported import files {paths}: expected one .json, .jsonl, .parquet or .csv file, "
