@@ -255,3 +255,18 @@ def test_import_jobs_through_pymilvus_bulk_import_helpers(rest, client: MilvusCl
     assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 200
     assert rest("jobs/import/describe", {"jobId": "123"})["code"] != 0
     assert rest("jobs/import/create", {"collectionName": name, "files": "x"})["code"] == 1801
+
+
+def test_bulk_import_of_every_type_in_three_formats_in_one_job(client: MilvusClient, shoal, tmp_path: Path) -> None:
+    from test_import import all_types, assert_same_rows, make_rows, write_files
+
+    name, schema = all_types(client, numpy=False)
+    rows = make_rows(90, numpy=False, start=2000)
+    groups = []
+    for i, ft in enumerate((BulkFileType.PARQUET, BulkFileType.JSON, BulkFileType.CSV)):
+        groups += write_files(tmp_path / ft.name, schema, rows[30 * i:30 * (i + 1)], ft)
+    job_id = bulk_import(url=shoal.http, collection_name=name, files=groups).json()["data"]["jobId"]
+    done = _wait_job(shoal.http, job_id)
+    assert done["state"] == "Completed" and done["importedRows"] == 90, done
+    assert [d["importedRows"] for d in done["details"]] == [30, 30, 30]
+    assert_same_rows(client, name, rows, numpy=False)
