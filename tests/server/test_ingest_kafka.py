@@ -74,7 +74,17 @@ def test_kafka_ingest_survives_a_kill_mid_stream_with_exactly_every_row(kafka_br
 
     topic = f"rows_{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=120)
+    deadline = time.monotonic() + 120
+    while True:  # a broker that just opened its port may still be electing its controller
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=60)
+            break
+        except confluent_kafka.KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" in str(e):
+                break
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     client = MilvusClient(uri=shoal.uri)
     name = f"kafka_{uuid.uuid4().hex[:8]}"
     schema = client.create_schema()
