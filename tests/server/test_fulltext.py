@@ -166,6 +166,21 @@ def test_english_analyzer_stems_queries_and_documents(client: MilvusClient, name
     client.drop_collection(name)
 
 
+def test_partial_upsert_keeps_the_bm25_output(client: MilvusClient, name: str) -> None:
+    schema = bm25_schema(client)
+    schema.add_field("tag", DataType.VARCHAR, max_length=16, nullable=True)
+    client.create_collection(name, schema=schema, index_params=bm25_index(client))
+    client.insert(name, [{"id": 1, "text": "red apples", "tag": None}, {"id": 2, "text": "green pears", "tag": None}])
+    before = client.search(name, data=["apples"], anns_field="sparse", limit=2)[0]
+    client.upsert(name, [{"id": 1, "tag": "fruit"}], partial_update=True)
+    after = client.search(name, data=["apples"], anns_field="sparse", limit=2, output_fields=["text", "tag"])[0]
+    assert [(h["id"], h["distance"]) for h in after] == [(h["id"], h["distance"]) for h in before]
+    assert after[0]["entity"] == {"text": "red apples", "tag": "fruit"}
+    client.upsert(name, [{"id": 2, "text": "apples and pears"}], partial_update=True)
+    assert [h["id"] for h in client.search(name, data=["apples"], anns_field="sparse", limit=2)[0]] == [1, 2]
+    client.drop_collection(name)
+
+
 def test_bad_full_text_requests(client: MilvusClient, name: str) -> None:
     schema = bm25_schema(client)
     client.create_collection(name, schema=schema)

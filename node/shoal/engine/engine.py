@@ -26,8 +26,10 @@ from shoal.engine.catalog import (
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
 from shoal.engine.fulltext import bm25_input, check_functions
+from shoal.engine.importer import Importer, ImportJob
 from shoal.engine.indexer import Indexer
 from shoal.engine.maintenance import Compactor
+from shoal.engine.partial_update import complete_partial
 from shoal.engine.persistence import Persistence
 from shoal.engine.reader import Reader
 from shoal.engine.requests import (
@@ -47,7 +49,7 @@ from shoal.engine.requests import (
 )
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
-from shoal.errors import Code, ShoalError, invalid, not_supported
+from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
 from shoal.index.params import flatten_params
@@ -87,6 +89,9 @@ class Engine:
             int(options.get("index_build_threads", 0)),
         )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
+        self.importer = Importer(
+            self.root, self.catalog, self.tso, self.writer, self.datas.get, self.indexer.kick
+        )
         self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
         self._flusher.start()
         self.indexer.kick()
@@ -431,10 +436,17 @@ class Engine:
         num_rows: int,
         partial_update: bool = False,
     ) -> MutationResult:
-        if partial_update:
-            raise not_supported("partial update (upsert with partial_update=True)")
         meta, data = self._resolve(database, collection)
-        return self.writer.insert(meta, data, partition, batch, num_rows, upsert=True)
+        if not partial_update:
+            return self.writer.insert(meta, data, partition, batch, num_rows, upsert=True)
+        with data.write_lock:  # nothing may land between reading the stored rows and the upsert
+            full = complete_partial(meta.schema, batch, num_rows, lambda keys, fields: self._stored_rows(meta, data, keys, fields))
+            return self.writer.insert(meta, data, partition, full, num_rows, upsert=True)
+
+    def _stored_rows(self, meta: CollectionMeta, data: CollectionData, keys: np.ndarray, fields: list[str]) -> QueryResult:
+        pk = meta.schema.primary_field.name
+        req = QueryRequest(expr=f"{pk} in {{keys}}", expr_params={"keys": keys.tolist()}, output_fields=[pk, *fields])
+        return self.reader.query(meta, data.snapshot(), req)
 
     def delete(
         self,
@@ -462,6 +474,26 @@ class Engine:
             pks = unique_in_order(np.asarray(found.fields[pk.name].values))
         return self.writer.delete(meta, data, partition_id, pks)
 
+    def truncate_collection(self, database: str, name: str) -> MutationResult:
+        """Remove every row, keeping schema, partitions and indexes: one logged delete of every live key.
+
+        Being a delete, it is durable and replayed like any other; compaction then drops the rows.
+        """
+        meta, data = self._resolve(database, name)
+        pk = meta.schema.primary_field.name
+        with data.write_lock:
+            now = self.tso.now()
+            parts = []
+            for seg in data.snapshot():
+                batch, n = seg.snapshot_batch()
+                keys = np.asarray(batch[pk].values[:n])
+                mask = seg.visible(now)
+                parts.append(keys if mask is None else keys[mask[:n]])
+            keys = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+            res = self.writer.delete(meta, data, 0, unique_in_order(keys))
+        self._flush_wanted.set()  # lets automatic compaction reclaim the space
+        return res
+
     def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
         out = {}
         for name in collections:
@@ -475,6 +507,20 @@ class Engine:
 
     def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
         return True  # flush is synchronous: once Flush answered, the data is in segment files
+
+    # ---- bulk import
+    def import_files(
+        self, database: str, collection: str, partition: str, files: list[list[str]], options: dict[str, str]
+    ) -> ImportJob:
+        meta, _ = self._resolve(database, collection)
+        return self.importer.submit(database or DEFAULT_DB, meta, partition, files, options)
+
+    def import_job(self, job_id: int) -> ImportJob:
+        return self.importer.get(job_id)
+
+    def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
+        cid = self._resolve(database, collection)[0].collection_id if collection else None
+        return self.importer.list(database or DEFAULT_DB, cid)
 
     # ---- reads
     def query(self, database: str, collection: str, request: QueryRequest) -> QueryResult:
@@ -623,6 +669,7 @@ class Engine:
         if self._closed.is_set():
             return
         self._closed.set()
+        self.importer.close()
         self._flush_wanted.set()
         self._flusher.join(timeout=30)
         self.indexer.close()

@@ -181,26 +181,42 @@ def bm25_params(index_params: Mapping[str, Any] | None) -> tuple[float, float]:
     return k1, b
 
 
-def _segment_stats(seg: Any, field: FieldSchema, terms: np.ndarray) -> tuple[int, float, np.ndarray]:
-    """Rows, total length and per-term document counts of one segment's BM25 column."""
+def _segment_stats(
+    seg: Any, field: FieldSchema, terms: np.ndarray, live: np.ndarray | None
+) -> tuple[int, float, np.ndarray]:
+    """Live rows, their total length and per-term document counts in one segment's BM25 column."""
     n = seg.num_rows
     col = seg.columns.get(field.name)
     if n == 0 or col is None:
         return 0, 0.0, np.zeros(len(terms), np.int64)
+    live = None if live is None else live[:n]
     index = seg.indexes.get(field.name)
     if isinstance(index, SparseIndex) and index.num_rows == n:
-        return n, float(index.doc_lengths().sum()), index.term_stats(terms)
+        lengths = index.doc_lengths()
+        if live is None:
+            return n, float(lengths.sum()), index.term_stats(terms)
+        return int(np.count_nonzero(live)), float(lengths[live].sum()), index.term_stats(terms, live)
     rows = SparseRows.from_items(col.values[:n])
     hit = np.isin(rows.indices, terms)
-    held = rows.indices[hit]
-    df = np.searchsorted(terms, held)
-    return n, float(rows.values.sum()), np.bincount(df, minlength=len(terms)).astype(np.int64)
+    if live is not None:
+        hit &= live[rows.row_ids()]
+    lengths = rows.doc_lengths()
+    df = np.bincount(np.searchsorted(terms, rows.indices[hit]), minlength=len(terms)).astype(np.int64)
+    if live is None:
+        return n, float(lengths.sum()), df
+    return int(np.count_nonzero(live)), float(lengths[live].sum()), df
 
 
 def bm25_queries(
-    text_field: FieldSchema, field: FieldSchema, texts: list[Any], segments: list[Any], index_params: Any
+    text_field: FieldSchema,
+    field: FieldSchema,
+    texts: list[Any],
+    segments: list[Any],
+    live: list[np.ndarray | None],
+    index_params: Any,
 ) -> Bm25Query:
-    """Raw-text queries as idf-weighted term vectors, with the collection's BM25 statistics."""
+    """Raw-text queries as idf-weighted term vectors, with the BM25 statistics of the
+    collection's live rows (`live`: per segment, the rows visible to this read; None = all)."""
     if not all(isinstance(t, str) for t in texts):
         raise invalid(f"field {field.name} is the output of a BM25 function: search it with raw text")
     analyzer = field_analyzer(text_field)
@@ -208,8 +224,8 @@ def bm25_queries(
     terms = np.array(sorted({t for c in counts for t in c}), dtype=np.int64)
     total_rows, total_len = 0, 0.0
     df = np.zeros(len(terms), np.int64)
-    for seg in segments:
-        n, length, seg_df = _segment_stats(seg, field, terms)
+    for seg, seg_live in zip(segments, live, strict=True):
+        n, length, seg_df = _segment_stats(seg, field, terms, seg_live)
         total_rows += n
         total_len += length
         df += seg_df

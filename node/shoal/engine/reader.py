@@ -321,14 +321,23 @@ class Reader:
         return (asked or have or default_metric(field)).upper()
 
     def _text_queries(
-        self, meta: CollectionMeta, field: FieldSchema, segments: list[Segment], queries: Any, params: dict
+        self,
+        meta: CollectionMeta,
+        field: FieldSchema,
+        segments: list[Segment],
+        queries: Any,
+        params: dict,
+        read_ts: int,
     ) -> tuple[Any, dict]:
-        """Raw-text queries on a BM25 output: idf-weighted term vectors and the BM25 context."""
+        """Raw-text queries on a BM25 output: idf-weighted term vectors and the BM25 context
+        (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count)."""
         text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
         if text_field is None:
             return queries, params
         index = meta.index_for_field(field.name)
-        bq = bm25_queries(text_field, field, list(queries), segments, index.params if index else None)
+        floor = self.ttl_floor(meta, read_ts)
+        live = [seg.visible(read_ts, floor) for seg in segments]
+        bq = bm25_queries(text_field, field, list(queries), segments, live, index.params if index else None)
         return bq.queries, {**params, BM25_KEY: bq.context}
 
     def _segment_hits(
@@ -426,7 +435,7 @@ class Reader:
         if req.iterator_last_bound is not None:
             params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
-        queries, params = self._text_queries(meta, field, segments, req.queries, params)
+        queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field
@@ -668,7 +677,7 @@ class Reader:
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
             if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
-            queries, sub_params = self._text_queries(meta, field, segments, sub.queries, sub.params)
+            queries, sub_params = self._text_queries(meta, field, segments, sub.queries, sub.params, read_ts)
             if group_field is None:
                 hits = self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params)
             else:  # as Milvus: every sub search is grouped itself, then the groups' rows are fused

@@ -61,6 +61,9 @@ class _Buffer:
     def write(self, at: int, col: Column) -> None:
         n = len(col)
         self.values[at : at + n] = col.values
+        if self.valid is None and col.valid is not None and not col.valid.all():
+            # the first rows of a nullable field were all set; this batch brings its first null
+            self.valid = np.ones(len(self.values), bool)
         if self.valid is not None:
             self.valid[at : at + n] = True if col.valid is None else col.valid
         self._back_ahead(at + n, n)

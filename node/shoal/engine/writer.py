@@ -76,9 +76,9 @@ class Writer:
         part = meta.require_partition(partition or DEFAULT_PARTITION)
         return np.full(n, part.partition_id, dtype=np.int64)
 
-    def insert(
-        self, meta: CollectionMeta, data: CollectionData, partition: str, batch: Batch, n: int, *, upsert: bool = False
-    ) -> MutationResult:
+    def prepare(self, meta: CollectionMeta, partition: str, batch: Batch, n: int, *, upsert: bool = False) -> Batch:
+        """Check and normalize a batch, assign auto ids, and route each row to its partition
+        (`PARTITION_COLUMN`). Bulk import shares this with insert and upsert."""
         if n <= 0:
             raise invalid("the number of rows to insert must be positive")
         batch = normalize_insert(meta.schema, batch, n, for_upsert=upsert, timezone=meta.properties.get("timezone"))
@@ -88,8 +88,14 @@ class Writer:
             batch[pk.name] = Column(np.arange(first, first + n, dtype=np.int64))
         if batch_len(batch) != n:
             raise invalid(f"the number of rows ({batch_len(batch)}) does not match num_rows ({n})")
-        ids = np.asarray(batch[pk.name].values)
         batch[PARTITION_COLUMN] = Column(self._route(meta, partition, batch, n))
+        return batch
+
+    def insert(
+        self, meta: CollectionMeta, data: CollectionData, partition: str, batch: Batch, n: int, *, upsert: bool = False
+    ) -> MutationResult:
+        batch = self.prepare(meta, partition, batch, n, upsert=upsert)
+        ids = np.asarray(batch[meta.schema.primary_field.name].values)
         if upsert:
             batch[DELETE_KEYS] = Column(ids)
         record = Record(Kind.UPSERT if upsert else Kind.INSERT, meta.collection_id, 0, 0, batch)

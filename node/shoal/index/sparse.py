@@ -158,15 +158,21 @@ class SparseIndex(VectorIndex):
             self._doc_len = SparseRows(np.asarray(a["indptr"]), np.asarray(a["indices"]), np.asarray(a["values"])).doc_lengths()
         return self._doc_len
 
-    def term_stats(self, terms: np.ndarray) -> np.ndarray:
-        """How many rows hold each of `terms` (BM25 document frequencies)."""
+    def term_stats(self, terms: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """How many rows (of `rows`, a mask; None = all) hold each of `terms` (BM25 document frequencies)."""
         a = self.arrays
-        pos = np.searchsorted(a["terms"], terms)
-        pos_ok = np.minimum(pos, max(len(a["terms"]) - 1, 0))
         if not len(a["terms"]):
             return np.zeros(len(terms), np.int64)
+        pos = np.searchsorted(a["terms"], terms)
+        pos_ok = np.minimum(pos, len(a["terms"]) - 1)
         found = (pos < len(a["terms"])) & (a["terms"][pos_ok] == terms)
-        return np.where(found, a["term_ptr"][pos_ok + 1] - a["term_ptr"][pos_ok], 0)
+        lo, hi = a["term_ptr"][pos_ok], a["term_ptr"][pos_ok + 1]
+        if rows is None:
+            return np.where(found, hi - lo, 0)
+        return np.array(
+            [int(np.count_nonzero(rows[a["post_rows"][b:e]])) if ok else 0 for ok, b, e in zip(found, lo, hi, strict=True)],
+            dtype=np.int64,
+        )
 
     @classmethod
     def build(
