@@ -11,7 +11,7 @@ Column representation (one `Column` per field, `n` rows):
 | BOOL                      | np.bool_ (n,)                                              |
 | INT8/16/32/64             | np.int8/16/32/64 (n,)                                      |
 | FLOAT / DOUBLE            | np.float32 / np.float64 (n,)                               |
-| VARCHAR                   | object (n,) of str                                         |
+| VARCHAR, TEXT             | object (n,) of str                                         |
 | JSON                      | object (n,) of parsed Python values (dict/list/str/...)    |
 | TIMESTAMPTZ               | np.int64 (n,): microseconds since the epoch, UTC           |
 | GEOMETRY                  | object (n,) of WKT str                                     |
@@ -55,6 +55,7 @@ class DataType(IntEnum):
     ARRAY = 22
     JSON = 23
     GEOMETRY = 24
+    TEXT = 25
     TIMESTAMPTZ = 26
     BINARY_VECTOR = 100
     FLOAT_VECTOR = 101
@@ -81,7 +82,7 @@ class DataType(IntEnum):
 
     @property
     def is_string(self) -> bool:
-        return self in (DataType.VARCHAR, DataType.STRING)
+        return self in (DataType.VARCHAR, DataType.STRING, DataType.TEXT)
 
 
 SCALAR_DTYPES: dict[DataType, np.dtype] = {

@@ -145,3 +145,20 @@ def test_nullable_vector_field(client: MilvusClient, name: str) -> None:
     hits = client.search(name, data=[[0.0, 0.1]], limit=3)[0]
     assert [h["id"] for h in hits] == [1, 3]  # a null vector is never a hit
     client.drop_collection(name)
+
+
+def test_text_type(client: MilvusClient, name: str) -> None:
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("body", DataType.TEXT, enable_analyzer=True, enable_match=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    long = "word " * 20_000  # past VARCHAR's 65,535 limit: TEXT has none
+    client.insert(name, [{"id": 1, "body": long + "needle", "v": [0.0, 0.0]}, {"id": 2, "body": "short text", "v": [1.0, 0.0]}])
+    back = client.query(name, filter="id == 1", output_fields=["body"])[0]["body"]
+    assert back == long + "needle"
+    assert [r["id"] for r in client.query(name, filter='text_match(body, "needle")', output_fields=["id"])] == [1]
+    assert [r["id"] for r in client.query(name, filter='body like "short%"', output_fields=["id"])] == [2]
+    client.drop_collection(name)

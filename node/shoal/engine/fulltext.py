@@ -106,9 +106,9 @@ def check_functions(schema: CollectionSchema) -> None:
         else:
             raise invalid(f"unknown function type {kind}")
     for f in schema.fields:
-        if f.dtype is DataType.VARCHAR and is_true(f.type_params.get("enable_analyzer", "false")):
+        if f.dtype.is_string and is_true(f.type_params.get("enable_analyzer", "false")):
             build_analyzer(parse_params(f.type_params.get("analyzer_params")))
-        if f.dtype is DataType.VARCHAR and is_true(f.type_params.get("enable_match", "false")):
+        if f.dtype.is_string and is_true(f.type_params.get("enable_match", "false")):
             if not is_true(f.type_params.get("enable_analyzer", "false")):
                 # Milvus lets enable_match alone pick the standard analyzer
                 build_analyzer(parse_params(f.type_params.get("analyzer_params")))
@@ -121,8 +121,8 @@ def _check_bm25(schema: CollectionSchema, inputs: list[str], outputs: list[str])
         raise invalid("BM25 function only supports one output field")
     src, dst = schema.field(inputs[0]), schema.field(outputs[0])
     assert src is not None and dst is not None
-    if src.dtype is not DataType.VARCHAR:
-        raise invalid(f"BM25 function input field must be a VARCHAR field, got {src.dtype.name}")
+    if src.dtype not in (DataType.VARCHAR, DataType.TEXT):
+        raise invalid(f"BM25 function input field must be a VARCHAR or TEXT field, got {src.dtype.name}")
     if not is_true(src.type_params.get("enable_analyzer", "false")):
         raise invalid(f"BM25 function input field {src.name} must set enable_analyzer to true")
     if dst.dtype is not DataType.SPARSE_FLOAT_VECTOR:

@@ -326,8 +326,8 @@ class _Binder:
         if len(node.args) not in ((2, 3) if phrase else (2,)):
             raise self.error(node, f"{node.name}() takes {'two or three' if phrase else 'two'} arguments")
         operand, query = self.bind(node.args[0]), self.bind(node.args[1])
-        if not isinstance(operand, t.Field) or operand.dtype is not DataType.VARCHAR:
-            raise self.error(node.args[0], f"{node.name}() needs a VARCHAR field, got {describe(operand)}")
+        if not isinstance(operand, t.Field) or operand.dtype not in (DataType.VARCHAR, DataType.TEXT):
+            raise self.error(node.args[0], f"{node.name}() needs a VARCHAR or TEXT field, got {describe(operand)}")
         fld = self.schema.field(operand.name)
         if fld is None or str(fld.type_params.get("enable_match", "")).lower() != "true":
             raise invalid(f"field \"{operand.name}\" does not enable match")

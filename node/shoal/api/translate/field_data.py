@@ -41,6 +41,7 @@ _SCALAR_ATTR: dict[DataType, str] = {
     DataType.DOUBLE: "double_data",
     DataType.VARCHAR: "string_data",
     DataType.STRING: "string_data",
+    DataType.TEXT: "string_data",
     DataType.TIMESTAMPTZ: "string_data",  # ISO text on the wire; the engine stores microseconds
     DataType.GEOMETRY: "geometry_wkt_data",
 }
@@ -52,7 +53,7 @@ _BYTE_VECTOR_ATTR: dict[DataType, str] = {
     DataType.INT8_VECTOR: "int8_vector",
 }
 
-_PLACEHOLDER: dict[DataType, Any] = {DataType.VARCHAR: "", DataType.STRING: "", DataType.GEOMETRY: ""}
+_PLACEHOLDER: dict[DataType, Any] = {DataType.VARCHAR: "", DataType.STRING: "", DataType.TEXT: "", DataType.GEOMETRY: ""}
 
 
 # ---------------------------------------------------------------- packed numbers

@@ -152,14 +152,16 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
         f.dim = dim
     if dtype.is_string:
         ml = _int_param(params, "max_length", p.name)
-        if ml is None:
+        if ml is None and dtype is DataType.TEXT:
+            ml = 0  # TEXT has no length limit unless one is given
+        elif ml is None:
             raise invalid(f"type param(max_length) should be specified for the field({p.name}) of collection")
-        if not 1 <= ml <= MAX_VARCHAR_LENGTH:
+        elif not 1 <= ml <= MAX_VARCHAR_LENGTH:
             raise invalid(
                 f"the maximum length specified for the field({p.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
                 f"but got {ml} instead"
             )
-        f.max_length = ml
+        f.max_length = ml or None
     if dtype is DataType.ARRAY:
         et = _data_type(p.element_type, f"element type of field {p.name}")
         if et not in _ARRAY_ELEMENT_TYPES:
