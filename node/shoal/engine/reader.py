@@ -508,13 +508,24 @@ class Reader:
         read_ts = self.read_ts(req.consistency)
         nq = len(req.requests[0].queries)
         strategy = req.rerank.strategy.lower()
+        if strategy not in ("rrf", "weighted"):
+            raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
         weights = req.rerank.params.get("weights") or []
+        if strategy == "weighted" and not isinstance(weights, list):
+            raise invalid("The weights param should be an array")
+        if strategy == "weighted" and any(
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+        ):
+            raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
         if strategy == "weighted" and len(weights) != len(req.requests):
             raise invalid(
                 f"the length of weights param mismatch with ann search requests: "
                 f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
             )
-        rrf_k = float(req.rerank.params.get("k", 60))
+        raw_k = req.rerank.params.get("k", 60)
+        if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+            raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+        rrf_k = float(raw_k)
         if strategy == "rrf" and not 0 < rrf_k < 16384:
             raise invalid("The rank params k should be in range (0, 16384)")
         norm = bool(req.rerank.params.get("norm_score", True))

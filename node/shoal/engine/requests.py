@@ -65,6 +65,7 @@ class CollectionInfo:
     properties: dict[str, str]
     aliases: list[str]
     partitions: list[PartitionInfo]
+    updated_ts: int = 0
 
 
 @dataclass

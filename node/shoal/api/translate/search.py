@@ -118,6 +118,8 @@ def search_from_proto(
     """
     if search_ids(req) and id_vectors is None:
         raise not_supported("search by primary keys in this request")
+    if req.HasField("function_score") and len(req.function_score.functions):
+        raise not_supported("function rerankers (decay, model) in search")
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -155,6 +157,9 @@ def search_from_proto(
     if group_size < 1:
         raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
     last_bound = kv.get("search_iter_last_bound")
+    iterator = parse_bool(kv.get("iterator", "false"))
+    # an iterator's later pages pass its first page's session_ts: they read that snapshot
+    travel = req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp
     return SearchRequest(
         anns_field=anns_field,
         queries=queries,
@@ -171,10 +176,8 @@ def search_from_proto(
         group_size=group_size,
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
-        consistency=read_consistency(
-            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
-        ),
-        iterator=parse_bool(kv.get("iterator", "false")),
+        consistency=read_consistency(req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, travel),
+        iterator=iterator,
         iterator_v2=parse_bool(kv.get("search_iter_v2", "false")),
         iterator_batch_size=parse_int(kv.get("search_iter_batch_size", "0"), "search_iter_batch_size"),
         iterator_token=kv.get("search_iter_id", ""),

@@ -1,0 +1,210 @@
+"""Answers that must equal Milvus's, through real pymilvus against `shoal run`.
+
+One row per primary key (the last written) in every segment layout, defaults of added
+fields, VARCHAR auto ids, iterator snapshots, upsert across partitions, the dynamic field
+switched on later. Milvus behaviour is taken from its proxy code and docs (see
+docs/compat.md).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymilvus import DataType, MilvusClient, MilvusException
+
+DIM = 4
+
+
+def _schema(pk_type: DataType = DataType.INT64, auto_id: bool = False, dynamic: bool = False):
+    schema = MilvusClient.create_schema(auto_id=auto_id, enable_dynamic_field=dynamic)
+    if pk_type == DataType.VARCHAR:
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    else:
+        schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("tag", DataType.VARCHAR, max_length=32)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    return schema
+
+
+def _create(client: MilvusClient, name: str, **kw) -> None:
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=_schema(**kw), index_params=index)
+
+
+def _row(pk, tag: str, at: float = 0.0) -> dict:
+    return {"id": pk, "tag": tag, "vec": [at, 0.0, 0.0, 0.0]}
+
+
+def _one_row_per_key(client: MilvusClient, name: str, want: dict[int, str]) -> None:
+    """query, get, count(*), search and the query iterator all see exactly `want` (id -> tag)."""
+    got = client.query(name, filter="id >= 0", output_fields=["tag"])
+    assert sorted((r["id"], r["tag"]) for r in got) == sorted(want.items())
+    assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == len(want)
+    for pk, tag in want.items():
+        rows = client.query(name, filter=f"id == {pk}", output_fields=["tag"])
+        assert [r["tag"] for r in rows] == [tag]
+    assert sorted(r["id"] for r in client.get(name, ids=list(want))) == sorted(want)
+    hits = client.search(name, data=[[0.0, 0.0, 0.0, 0.0]], limit=len(want) + 5, output_fields=["tag"])[0]
+    assert sorted((h["id"], h["entity"]["tag"]) for h in hits) == sorted(want.items())
+    it = client.query_iterator(name, batch_size=2, filter="id >= 0", output_fields=["tag"])
+    seen = []
+    while page := it.next():
+        seen += [(r["id"], r["tag"]) for r in page]
+    it.close()
+    assert sorted(seen) == sorted(want.items())
+
+
+def _compact(client: MilvusClient, name: str) -> None:
+    job = client.compact(name)
+    deadline = time.monotonic() + 120
+    while client.get_compaction_state(job) != "Completed":
+        assert time.monotonic() < deadline, "compaction did not finish in 120 s"
+        time.sleep(0.2)
+
+
+def test_duplicate_keys_read_as_the_last_row_written_growing_sealed_compacted(client, name) -> None:
+    _create(client, name)
+    for i, tag in enumerate(["a", "b", "c"]):  # id=1 three times
+        client.insert(name, [_row(1, tag, i)])
+    client.insert(name, [_row(2, "x", 1), _row(2, "y", 2), _row(3, "z", 3)])  # a repeat inside one batch
+    _one_row_per_key(client, name, {1: "c", 2: "y", 3: "z"})
+
+    client.flush(name)  # sealed
+    client.insert(name, [_row(3, "z2", 3)])  # growing shadows sealed
+    _one_row_per_key(client, name, {1: "c", 2: "y", 3: "z2"})
+    client.flush(name)
+    client.insert(name, [_row(1, "d", 0)])
+    client.flush(name)
+    _one_row_per_key(client, name, {1: "d", 2: "y", 3: "z2"})
+    _compact(client, name)
+    _one_row_per_key(client, name, {1: "d", 2: "y", 3: "z2"})
+    client.drop_collection(name)
+
+
+def test_duplicate_keys_stay_shadowed_after_a_restart(shoal_process) -> None:
+    client = MilvusClient(uri=shoal_process.uri)
+    _create(client, "dups", pk_type=DataType.VARCHAR)
+    client.insert("dups", [_row("k1", "a"), _row("k2", "a")])
+    client.flush("dups")
+    client.insert("dups", [_row("k1", "b")])  # shadows a sealed row; only in the WAL
+    client.insert("dups", [_row("k2", "b"), _row("k2", "c")])
+    client.close()
+    shoal_process.restart()
+    client = MilvusClient(uri=shoal_process.uri)
+    client.load_collection("dups")
+    rows = client.query("dups", filter='id != ""', output_fields=["tag"])
+    assert sorted((r["id"], r["tag"]) for r in rows) == [("k1", "b"), ("k2", "c")]
+    assert client.query("dups", filter="", output_fields=["count(*)"])[0]["count(*)"] == 2
+    client.close()
+
+
+def test_upsert_refuses_repeated_keys_in_one_batch(client, name) -> None:
+    _create(client, name)
+    with pytest.raises(MilvusException) as err:
+        client.upsert(name, [_row(1, "a"), _row(1, "b")])
+    assert err.value.code == 1100
+    assert "duplicate primary keys are not allowed in the same batch" in err.value.message
+    client.drop_collection(name)
+
+
+def test_upsert_into_a_partition_leaves_one_row_per_key(client, name) -> None:
+    _create(client, name)
+    client.create_partition(name, "p1")
+    client.create_partition(name, "p2")
+    client.insert(name, [_row(1, "old")], partition_name="p2")
+    client.upsert(name, [_row(1, "new")], partition_name="p1")
+    rows = client.query(name, filter="id == 1", output_fields=["tag"])
+    assert [r["tag"] for r in rows] == ["new"]
+    assert client.query(name, filter="id == 1", partition_names=["p1"], output_fields=["tag"])[0]["tag"] == "new"
+    client.drop_collection(name)
+
+
+def test_an_added_field_reads_its_default_on_older_rows(client, name) -> None:
+    _create(client, name)
+    client.insert(name, [_row(1, "a"), _row(2, "a")])
+    client.flush(name)
+    client.insert(name, [_row(3, "a")])  # growing
+    client.add_collection_field(name, "extra", DataType.VARCHAR, max_length=16, nullable=True, default_value="aa")
+    client.insert(name, [{**_row(4, "a"), "extra": "bb"}])
+    rows = client.query(name, filter="id >= 0", output_fields=["extra"])
+    assert sorted((r["id"], r["extra"]) for r in rows) == [(1, "aa"), (2, "aa"), (3, "aa"), (4, "bb")]
+    assert sorted(r["id"] for r in client.query(name, filter='extra == "aa"')) == [1, 2, 3]
+    client.flush(name)
+    assert sorted(r["id"] for r in client.query(name, filter='extra == "aa"')) == [1, 2, 3]
+    client.drop_collection(name)
+
+
+def test_varchar_auto_id_generates_string_ids_and_upsert_takes_them(client, name) -> None:
+    _create(client, name, pk_type=DataType.VARCHAR, auto_id=True)
+    res = client.insert(name, [{"tag": "a", "vec": [0.0] * DIM}, {"tag": "b", "vec": [1.0] * DIM}])
+    ids = list(res["ids"])
+    assert len(ids) == 2 and all(isinstance(i, str) and i.isdigit() for i in ids)
+    assert [r["tag"] for r in client.query(name, filter=f'id == "{ids[0]}"', output_fields=["tag"])] == ["a"]
+    client.upsert(name, [{"id": ids[0], "tag": "a2", "vec": [0.0] * DIM}])
+    rows = client.query(name, filter='id != ""', output_fields=["tag"])
+    assert sorted(r["tag"] for r in rows) == ["a2", "b"]
+    client.drop_collection(name)
+
+
+def test_query_iterator_reads_one_snapshot_also_after_a_resume(client, name, tmp_path: Path) -> None:
+    _create(client, name)
+    client.insert(name, [_row(i, "t") for i in range(300)])
+    cp = str(tmp_path / "it.cp")
+    it = client.query_iterator(name, batch_size=100, filter="id >= 0", iterator_cp_file=cp)
+    seen = [r["id"] for r in it.next()]
+    client.insert(name, [_row(i, "t") for i in range(1000, 1200)])  # after the snapshot
+    seen += [r["id"] for r in it.next()]
+    # a second iterator resumes from the checkpoint file: same snapshot, same cursor
+    resumed = client.query_iterator(name, batch_size=100, filter="id >= 0", iterator_cp_file=cp)
+    while page := resumed.next():
+        seen += [r["id"] for r in page]
+    resumed.close()
+    assert sorted(seen) == list(range(300))
+    client.drop_collection(name)
+
+
+def test_dynamic_field_switched_on_later_takes_effect(client, name) -> None:
+    _create(client, name)
+    client.insert(name, [_row(1, "a")])
+    with pytest.raises(MilvusException):
+        client.insert(name, [{**_row(2, "a"), "color": "red"}])
+    client.alter_collection_properties(name, properties={"dynamicfield.enabled": True})
+    assert client.describe_collection(name)["enable_dynamic_field"] is True
+    client.insert(name, [{**_row(2, "a"), "color": "red"}])
+    rows = client.query(name, filter='color == "red"', output_fields=["color"])
+    assert [(r["id"], r["color"]) for r in rows] == [(2, "red")]
+    assert client.query(name, filter="id == 1", output_fields=["*"])[0]["id"] == 1
+    with pytest.raises(MilvusException) as err:
+        client.alter_collection_properties(name, properties={"dynamicfield.enabled": False})
+    assert err.value.code == 1100
+    client.drop_collection(name)
+
+
+def test_a_function_reranker_is_refused_not_ignored(client, name) -> None:
+    from pymilvus import Function, FunctionType
+
+    _create(client, name)
+    client.insert(name, [_row(1, "a")])
+    ranker = Function(
+        name="decay",
+        input_field_names=["id"],
+        function_type=FunctionType.RERANK,
+        params={"reranker": "decay", "function": "gauss", "origin": 0, "scale": 10},
+    )
+    with pytest.raises(MilvusException) as err:
+        client.search(name, data=[[0.0] * DIM], limit=1, ranker=ranker)
+    assert err.value.code == 10
+    client.drop_collection(name)
+
+
+def test_vectors_of_shadowed_rows_never_surface_in_search(client, name) -> None:
+    _create(client, name)
+    rng = np.random.default_rng(7)
+    client.insert(name, [{"id": i % 20, "tag": str(i), "vec": rng.random(DIM).tolist()} for i in range(100)])
+    hits = client.search(name, data=[[0.5] * DIM], limit=50)[0]
+    assert sorted(h["id"] for h in hits) == list(range(20))
+    client.drop_collection(name)
