@@ -134,6 +134,9 @@ class SystemRPCs(RpcBase):
             out.results.append(milvus_pb2.RoleResult(role=milvus_pb2.RoleEntity(name=role), users=users))
         return out
 
+    def ListCredUsers(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.ListCredUsersResponse(status=ok(), usernames=[ROOT_USER])
+
     def SelectUser(self, request: milvus_pb2.SelectUserRequest, context: grpc.ServicerContext) -> Any:
         wanted = request.user.name if request.HasField("user") else ""
         out = milvus_pb2.SelectUserResponse(status=ok())
