@@ -69,7 +69,11 @@ class CollectionData:
         """Delete the rows older than `ts` with these keys; inserts call it too (one row per key)."""
         if len(pks) == 0:
             return 0
-        lo, hi = pks.min(), pks.max()
+        if pks.dtype != object:
+            pks = np.sort(pks)  # sorted probes walk each sorted run in order (cache-friendly)
+            lo, hi = pks[0], pks[-1]
+        else:
+            lo, hi = pks.min(), pks.max()
         count = 0
         for seg in self.segments:
             if partition_ids is None or seg.partition_id in partition_ids:
