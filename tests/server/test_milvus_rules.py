@@ -114,3 +114,9 @@ def test_an_unknown_or_misconfigured_reranker_is_refused(client: MilvusClient, m
     _fails(lambda: client.hybrid_search(made, reqs, WeightedRanker(0.5), limit=3), 1100, "weights")
     _fails(lambda: client.hybrid_search(made, reqs, RRFRanker(k=-1), limit=3), 1100, "k should be in range")
     assert len(client.hybrid_search(made, reqs, RRFRanker(), limit=3)[0]) == 3
+
+
+def test_a_filter_that_cannot_be_planned_is_worded_as_milvus(client: MilvusClient, made: str) -> None:
+    message = _fails(lambda: client.query(made, filter="id == "), 1100, "failed to create query plan: ")
+    assert message.endswith(": invalid parameter")
+    _fails(lambda: client.search(made, data=[[0.0] * 4], filter="id in", limit=1), 1100, "failed to create query plan")
