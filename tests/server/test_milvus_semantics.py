@@ -184,19 +184,59 @@ def test_dynamic_field_switched_on_later_takes_effect(client, name) -> None:
     client.drop_collection(name)
 
 
-def test_a_function_reranker_is_refused_not_ignored(client, name) -> None:
+def _decay(**params):
     from pymilvus import Function, FunctionType
 
+    return Function(
+        name="decay", input_field_names=["id"], function_type=FunctionType.RERANK,
+        params={"reranker": "decay", **params},
+    )
+
+
+def test_decay_rerank_scores_follow_milvus_formula(client, name) -> None:
+    import math
+
+    _create(client, name)
+    client.insert(name, [_row(i, "t", float(4 - i)) for i in range(5)])  # L2 to the origin: (4 - id)^2
+    hits = client.search(
+        name, data=[[0.0] * DIM], limit=3, ranker=_decay(function="gauss", origin=0, scale=2, offset=1, decay=0.3)
+    )[0]
+
+    def want(pk: int) -> float:
+        greater = 1 - 2 * math.atan(float((4 - pk) ** 2)) / math.pi  # a distance turned "greater is better"
+        far = max(0.0, abs(pk - 0) - 1)
+        return greater * math.exp(far**2 / (2**2 / math.log(0.3)))
+
+    expected = sorted([4, 3, 2], key=lambda pk: -want(pk))  # as Milvus: the limit nearest hits, reordered
+    assert [h["id"] for h in hits] == expected
+    for h in hits:
+        assert h["distance"] == pytest.approx(want(h["id"]), rel=1e-5)
+    for fn, formula in (("exp", lambda d: math.exp(math.log(0.5) / 2 * d)), ("linear", lambda d: max(0.5, 1 - 0.25 * d))):
+        got = client.search(name, data=[[4.0, 0, 0, 0]], limit=5, ranker=_decay(function=fn, origin=4, scale=2))[0]
+        for h in got:  # id 4 sits on the query: distance 0, greater score 1
+            greater = 1 - 2 * math.atan(float(h["id"] ** 2)) / math.pi
+            assert h["distance"] == pytest.approx(greater * formula(abs(h["id"] - 4)), rel=1e-5)
+    client.drop_collection(name)
+
+
+def test_invalid_or_unsupported_rerank_functions_are_refused(client, name) -> None:
     _create(client, name)
     client.insert(name, [_row(1, "a")])
-    ranker = Function(
-        name="decay",
-        input_field_names=["id"],
-        function_type=FunctionType.RERANK,
-        params={"reranker": "decay", "function": "gauss", "origin": 0, "scale": 10},
-    )
+    for ranker, code, text in (
+        (_decay(function="gauss", scale=2), 1100, "Decay function lost param: origin"),
+        (_decay(function="gauss", origin=0, scale=0), 1100, "scale must > 0"),
+        (_decay(function="gauss", origin=0, scale=1, decay=1), 1100, "decay must 0 < decay < 1"),
+        (_decay(function="cubic", origin=0, scale=1), 1100, "Invaild decay function"),
+        (_decay(function="gauss", origin="x", scale=1), 1100, "is not a number"),
+    ):
+        with pytest.raises(MilvusException) as err:
+            client.search(name, data=[[0.0] * DIM], limit=1, ranker=ranker)
+        assert err.value.code == code and text in err.value.message
+    from pymilvus import Function, FunctionType
+
+    model = Function(name="m", input_field_names=["tag"], function_type=FunctionType.RERANK, params={"reranker": "model"})
     with pytest.raises(MilvusException) as err:
-        client.search(name, data=[[0.0] * DIM], limit=1, ranker=ranker)
+        client.search(name, data=[[0.0] * DIM], limit=1, ranker=model)
     assert err.value.code == 10
     client.drop_collection(name)
 

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from shoal.engine.requests import (
 )
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
-from shoal.errors import Code, ShoalError, invalid
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
 from shoal.schema import (
@@ -359,6 +360,10 @@ class Reader:
                 for m in [~np.isin(gather(segments, h.segs, h.rows, [pk])[pk.name].values, list(seen_at_bound))]
             ]
         group_values = None
+        if req.rerank is not None:
+            if group_field is not None or req.iterator:
+                raise not_supported("a function reranker with group_by or an iterator")
+            hits = self._rerank(segments, hits, req.rerank, metric)
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
@@ -370,6 +375,17 @@ class Reader:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
             self._remember_bound(result, raw, (real_bound, seen_at_bound))
         return result
+
+    @staticmethod
+    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str) -> list[_Hits]:
+        field = FieldSchema(name=rerank.field, dtype=DataType.DOUBLE)
+        out = []
+        for h in hits:
+            col = gather(segments, h.segs, h.rows, [field])[field.name]
+            scores = rerank.rescore(h.scores, metric, np.asarray(col.values, dtype=np.float64), col.valid)
+            order = np.argsort(-scores, kind="stable")
+            out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
+        return out
 
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.

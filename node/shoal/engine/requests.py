@@ -131,6 +131,7 @@ class SearchRequest:
     iterator_batch_size: int = 0
     iterator_token: str = ""
     iterator_last_bound: float | None = None
+    rerank: Any = None  # a function reranker (engine.rerank.DecayRerank) over the limit + offset hits
 
 
 @dataclass

@@ -32,6 +32,7 @@ from shoal.api.translate.field_data import (
 )
 from shoal.api.validate import check_nq, check_offset_limit, check_topk
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
+from shoal.engine.rerank import parse_function_rerank
 from shoal.errors import invalid, not_supported
 from shoal.schema import DYNAMIC_FIELD, VECTOR_DTYPES, CollectionSchema, DataType, FieldSchema
 
@@ -118,8 +119,15 @@ def search_from_proto(
     """
     if search_ids(req) and id_vectors is None:
         raise not_supported("search by primary keys in this request")
+    rerank = None
     if req.HasField("function_score") and len(req.function_score.functions):
-        raise not_supported("function rerankers (decay, model) in search")
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        functions = [
+            (fn.name, list(fn.input_field_names), {kv.key: kv.value for kv in fn.params})
+            for fn in req.function_score.functions
+        ]
+        rerank = parse_function_rerank(schema, functions)
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -178,6 +186,7 @@ def search_from_proto(
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
         consistency=read_consistency(req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, travel),
         iterator=iterator,
+        rerank=rerank,
         iterator_v2=parse_bool(kv.get("search_iter_v2", "false")),
         iterator_batch_size=parse_int(kv.get("search_iter_batch_size", "0"), "search_iter_batch_size"),
         iterator_token=kv.get("search_iter_id", ""),
