@@ -120,3 +120,13 @@ def test_a_filter_that_cannot_be_planned_is_worded_as_milvus(client: MilvusClien
     message = _fails(lambda: client.query(made, filter="id == "), 1100, "failed to create query plan: ")
     assert message.endswith(": invalid parameter")
     _fails(lambda: client.search(made, data=[[0.0] * 4], filter="id in", limit=1), 1100, "failed to create query plan")
+
+
+def test_search_params_of_the_index_are_type_checked_before_any_segment_is_indexed(
+    client: MilvusClient, made: str
+) -> None:
+    client.insert(made, [{"id": i, "vector": [float(i)] * 4} for i in range(5)])  # growing: no index built yet
+    search = lambda params: client.search(made, data=[[0.0] * 4], limit=3, search_params={"params": params})  # noqa: E731
+    _fails(lambda: search({"ef": "abc"}), 1100, "param 'ef' (abc) should be an integer")
+    _fails(lambda: search({"ef": 2}), 1100, "ef(2) should be larger than k(3)")
+    assert len(search({"ef": 16})[0]) == 3

@@ -33,6 +33,7 @@ from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
+from shoal.index.params import check_search_params
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -351,6 +352,9 @@ class Reader:
         if req.iterator_last_bound is not None:
             params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
+        index_meta = meta.index_for_field(field.name)
+        if index_meta is not None:
+            check_search_params(index_meta.params.get("index_type", ""), field.dtype, params, k)
         hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field
