@@ -219,6 +219,31 @@ def test_decay_rerank_scores_follow_milvus_formula(client, name) -> None:
     client.drop_collection(name)
 
 
+def test_decay_rerank_of_a_hybrid_search_takes_the_best_sub_score(client, name) -> None:
+    import math
+
+    from pymilvus import AnnSearchRequest
+
+    _create(client, name)
+    client.insert(name, [_row(i, "t", float(i)) for i in range(6)])
+    subs = [AnnSearchRequest([[0.0] * DIM], "vec", {}, 3), AnnSearchRequest([[5.0, 0, 0, 0]], "vec", {}, 3)]
+    ranker = _decay(function="exp", origin=5, scale=3, decay=0.4)
+    hits = client.hybrid_search(name, subs, ranker, limit=4)[0]
+
+    def greater(d: float) -> float:
+        return 1 - 2 * math.atan(d) / math.pi
+
+    found = {}  # each sub search's 3 nearest (L2 is squared), best "greater" score per id
+    for centre in (0, 5):
+        for pk in sorted(range(6), key=lambda p: (p - centre) ** 2)[:3]:
+            found[pk] = max(found.get(pk, 0.0), greater(float((pk - centre) ** 2)))
+    want = {pk: g * math.exp(math.log(0.4) / 3 * abs(pk - 5)) for pk, g in found.items()}
+    assert [h["id"] for h in hits] == sorted(want, key=lambda p: -want[p])[:4]
+    for h in hits:
+        assert h["distance"] == pytest.approx(want[h["id"]], rel=1e-5)
+    client.drop_collection(name)
+
+
 def test_invalid_or_unsupported_rerank_functions_are_refused(client, name) -> None:
     _create(client, name)
     client.insert(name, [_row(1, "a")])

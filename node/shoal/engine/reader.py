@@ -28,6 +28,7 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
+from shoal.engine.rerank import to_greater
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
@@ -391,6 +392,20 @@ class Reader:
             out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
         return out
 
+    @staticmethod
+    def _decayed(segments: list[Segment], scores: dict[tuple[int, int], float], decay: Any) -> dict[tuple[int, int], float]:
+        if not scores:
+            return scores
+        keys = list(scores)
+        field = FieldSchema(name=decay.field, dtype=DataType.DOUBLE)
+        segs = np.array([k[0] for k in keys], dtype=np.int64)
+        rows = np.array([k[1] for k in keys], dtype=np.int64)
+        col = gather(segments, segs, rows, [field])[field.name]
+        factors = decay.factors(np.asarray(col.values, dtype=np.float64)).astype(np.float32)
+        if col.valid is not None:
+            factors[~col.valid] = 0.0
+        return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
+
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.
 
@@ -528,7 +543,10 @@ class Reader:
         read_ts = self.read_ts(req.consistency)
         nq = len(req.requests[0].queries)
         strategy = req.rerank.strategy.lower()
-        if strategy not in ("rrf", "weighted"):
+        decay = req.rerank.function if strategy == "decay" else None
+        if decay is not None and req.group_by_field:
+            raise not_supported("a function reranker with group_by")
+        if strategy not in ("rrf", "weighted") and decay is None:
             raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
         weights = req.rerank.params.get("weights") or []
         if strategy == "weighted" and not isinstance(weights, list):
@@ -584,9 +602,13 @@ class Reader:
                         add = 1.0 / (rrf_k + rank + 1)
                     elif strategy == "weighted":
                         add = float(weights[i]) * (_normalize(score, metric) if norm else score)
-                    else:
-                        raise invalid(f"unsupported rerank strategy: {req.rerank.strategy}")
+                    else:  # decay: the best "greater is better" score of any sub search, scaled below
+                        greater = float(to_greater(np.array([score]), metric)[0])
+                        fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
+                        continue
                     fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+        if decay is not None:
+            fused = [self._decayed(segments, f, decay) for f in fused]
         hits_out = []
         for q in range(nq):
             ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])

@@ -136,8 +136,9 @@ class SearchRequest:
 
 @dataclass
 class RerankSpec:
-    strategy: str  # "rrf" | "weighted"
+    strategy: str  # "rrf" | "weighted" | "decay" (a function reranker: `function`)
     params: dict[str, Any] = field(default_factory=dict)
+    function: Any = None  # engine.rerank.DecayRerank
 
 
 @dataclass

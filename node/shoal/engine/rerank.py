@@ -42,13 +42,18 @@ class DecayRerank:
     def rescore(
         self, scores: np.ndarray, metric: str, values: np.ndarray, valid: np.ndarray | None = None
     ) -> np.ndarray:
-        greater = scores.astype(np.float32)
-        if metric.upper() not in _SIMILARITIES:
-            greater = (1.0 - 2 * np.arctan(scores.astype(np.float64)) / math.pi).astype(np.float32)
+        greater = to_greater(scores, metric)
         factors = self.factors(values).astype(np.float32)
         if valid is not None:
             factors[~valid] = 0.0  # a null input field ranks last
         return factors * greater
+
+
+def to_greater(scores: np.ndarray, metric: str) -> np.ndarray:
+    """Scores where greater is better: distances pass through 1 - 2·atan(d)/π, as in Milvus."""
+    if metric.upper() in _SIMILARITIES:
+        return scores.astype(np.float32)
+    return (1.0 - 2 * np.arctan(scores.astype(np.float64)) / math.pi).astype(np.float32)
 
 
 def _number(params: dict[str, str], key: str) -> float:

@@ -123,11 +123,7 @@ def search_from_proto(
     if req.HasField("function_score") and len(req.function_score.functions):
         if schema is None:
             raise not_supported("function rerankers in this request")
-        functions = [
-            (fn.name, list(fn.input_field_names), {kv.key: kv.value for kv in fn.params})
-            for fn in req.function_score.functions
-        ]
-        rerank = parse_function_rerank(schema, functions)
+        rerank = parse_function_rerank(schema, _functions(req.function_score))
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -194,6 +190,13 @@ def search_from_proto(
     )
 
 
+def _functions(function_score: Any) -> list[tuple[str, list[str], dict[str, str]]]:
+    return [
+        (fn.name, list(fn.input_field_names), {kv.key: kv.value for kv in fn.params})
+        for fn in function_score.functions
+    ]
+
+
 def _rank_value(raw: str) -> Any:
     try:
         return json.loads(raw)
@@ -206,11 +209,14 @@ def hybrid_from_proto(
 ) -> HybridSearchRequest:
     if not req.requests:
         raise invalid("hybrid search carries no sub-requests")
+    function = None
     if req.HasField("function_score") and len(req.function_score.functions):
-        raise not_supported("function rerankers in hybrid search")
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        function = parse_function_rerank(schema, _functions(req.function_score))
     subs = [search_from_proto(r, schema) for r in req.requests]
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
-    strategy = str(rank.get("strategy", "rrf")).lower()
+    strategy = "decay" if function is not None else str(rank.get("strategy", "rrf")).lower()
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
@@ -221,7 +227,7 @@ def hybrid_from_proto(
     group_by = rank.get("group_by_field")
     return HybridSearchRequest(
         requests=subs,
-        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}),
+        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}, function=function),
         limit=limit,
         offset=offset,
         output_fields=list(req.output_fields),
