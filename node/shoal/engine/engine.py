@@ -234,8 +234,12 @@ class Engine:
             return  # dropping a missing collection is not an error in Milvus
         if self.catalog.aliases_of(meta) and meta.name != name:
             raise invalid(f"cannot drop the collection via alias = {name}")
+        data = self.datas.get(meta.collection_id)
+        if data is not None:
+            with data.write_lock:
+                data.dropped = True
         self.catalog.remove_collection(meta)
-        data = self.datas.pop(meta.collection_id, None)
+        self.datas.pop(meta.collection_id, None)
         self.persistence.drop_files(meta)
         if data is not None:
             data.segments = []
@@ -262,6 +266,7 @@ class Engine:
             properties=dict(meta.properties),
             aliases=self.catalog.aliases_of(meta),
             partitions=parts,
+            updated_ts=meta.updated_ts or meta.created_ts,
         )
 
     def describe_collection(self, database: str, name: str) -> CollectionInfo:
@@ -282,7 +287,18 @@ class Engine:
                     raise ValueError
             except ValueError:
                 raise invalid("collection TTL is not a valid positive integer") from None
+        properties = dict(properties)
+        dynamic = properties.pop("dynamicfield.enabled", None)
+        if dynamic is not None:
+            enable = str(dynamic).strip().lower()
+            if enable not in ("true", "false"):
+                raise invalid(f"dynamicfield.enabled must be true or false, got {dynamic}")
+            if enable == "false" and meta.schema.enable_dynamic_field:
+                raise invalid("dynamic schema cannot supported to be disabled")
         with self.catalog.lock:
+            if dynamic is not None and str(dynamic).strip().lower() == "true":
+                meta.schema.enable_dynamic_field = True
+            meta.updated_ts = self.tso.allocate()
             meta.properties.update(properties)
             for key in delete_keys:
                 meta.properties.pop(key, None)
@@ -301,7 +317,11 @@ class Engine:
         with self.catalog.lock:
             field.field_id = max((f.field_id for f in meta.schema.fields), default=99) + 1
             meta.schema.fields.append(field)
+            meta.updated_ts = self.tso.allocate()
             self.catalog.save_collection(meta)
+        data = self.datas.get(meta.collection_id)
+        if data is not None:
+            data.fill_added_fields()
 
     def collection_row_count(self, database: str, name: str) -> int:
         _, data = self._resolve(database, name)

@@ -29,11 +29,13 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
+from shoal.engine.rerank import to_greater
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
-from shoal.errors import Code, ShoalError, invalid
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
+from shoal.index.params import check_search_params
 from shoal.index.sparse import BM25_KEY, sparse_exact
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -49,6 +51,7 @@ from shoal.schema import (
 from shoal.timestamptz import format_iso
 
 QUERY_WINDOW = 16384
+DEPTH_KEYS = ("ef", "search_list", "itopk_size")
 ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
 MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
@@ -423,6 +426,7 @@ class Reader:
         if req.group_by_field and group_field is None:
             raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        page_k = k
         if req.boosts:  # boosts reorder candidates: take more than the page (Milvus: each segment's top-k)
             k = min(MAX_TOPK, max(k * 4, k + 100))
         params = req.params
@@ -435,6 +439,11 @@ class Reader:
         if req.iterator_last_bound is not None:
             params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
+        index_meta = meta.index_for_field(field.name)
+        if index_meta is not None:
+            check_search_params(index_meta.params.get("index_type", ""), field.dtype, params, page_k)
+        if k > page_k:  # boost candidates: search deeper than the user's depth params reach
+            params = {**params, **{d: max(int(float(params[d])), k) for d in DEPTH_KEYS if params.get(d) not in (None, "")}}
         queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, params)
         if seen_at_bound:
@@ -447,6 +456,10 @@ class Reader:
         if req.boosts:
             hits = self._boost(meta, segments, hits, req.boosts, req.boost_params, req.expr_params, desc)
         group_values = None
+        if req.rerank is not None:
+            if group_field is not None or req.iterator:
+                raise not_supported("a function reranker with group_by or an iterator")
+            hits = self._rerank(segments, hits, req.rerank, metric)
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
@@ -510,6 +523,32 @@ class Reader:
             order = np.argsort(-scores if desc else scores, kind="stable")
             out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
         return out
+
+    @staticmethod
+    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str) -> list[_Hits]:
+        field = FieldSchema(name=rerank.field, dtype=DataType.DOUBLE)
+        out = []
+        for h in hits:
+            col = gather(segments, h.segs, h.rows, [field])[field.name]
+            scores = rerank.rescore(h.scores, metric, np.asarray(col.values, dtype=np.float64), col.valid)
+            order = np.argsort(-scores, kind="stable")
+            out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
+        return out
+
+    @staticmethod
+    def _decayed(segments: list[Segment], scores: dict[tuple[int, int], float], decay: Any) -> dict[tuple[int, int], float]:
+        if not scores:
+            return scores
+        keys = list(scores)
+        field = FieldSchema(name=decay.field, dtype=DataType.DOUBLE)
+        segs = np.array([k[0] for k in keys], dtype=np.int64)
+        rows = np.array([k[1] for k in keys], dtype=np.int64)
+        col = gather(segments, segs, rows, [field])[field.name]
+        factors = decay.factors(np.asarray(col.values, dtype=np.float64)).astype(np.float32)
+        if col.valid is not None:
+            factors[~col.valid] = 0.0
+        return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
+
 
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.
@@ -650,13 +689,27 @@ class Reader:
         read_ts = self.read_ts(req.consistency)
         nq = len(req.requests[0].queries)
         strategy = req.rerank.strategy.lower()
+        decay = req.rerank.function if strategy == "decay" else None
+        if decay is not None and req.group_by_field:
+            raise not_supported("a function reranker with group_by")
+        if strategy not in ("rrf", "weighted") and decay is None:
+            raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
         weights = req.rerank.params.get("weights") or []
+        if strategy == "weighted" and not isinstance(weights, list):
+            raise invalid("The weights param should be an array")
+        if strategy == "weighted" and any(
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+        ):
+            raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
         if strategy == "weighted" and len(weights) != len(req.requests):
             raise invalid(
                 f"the length of weights param mismatch with ann search requests: "
                 f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
             )
-        rrf_k = float(req.rerank.params.get("k", 60))
+        raw_k = req.rerank.params.get("k", 60)
+        if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+            raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+        rrf_k = float(raw_k)
         if strategy == "rrf" and not 0 < rrf_k < 16384:
             raise invalid("The rank params k should be in range (0, 16384)")
         norm = bool(req.rerank.params.get("norm_score", True))
@@ -696,9 +749,13 @@ class Reader:
                         add = 1.0 / (rrf_k + rank + 1)
                     elif strategy == "weighted":
                         add = float(weights[i]) * (_normalize(score, metric) if norm else score)
-                    else:
-                        raise invalid(f"unsupported rerank strategy: {req.rerank.strategy}")
+                    else:  # decay: the best "greater is better" score of any sub search, scaled below
+                        greater = float(to_greater(np.array([score]), metric)[0])
+                        fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
+                        continue
                     fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+        if decay is not None:
+            fused = [self._decayed(segments, f, decay) for f in fused]
         hits_out = []
         for q in range(nq):
             ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])

@@ -32,6 +32,7 @@ from shoal.index.params import (
     get_choice,
     get_float,
     get_int,
+    resolved_kind,
 )
 from shoal.schema import DataType, FieldSchema
 
@@ -225,8 +226,6 @@ UNSUPPORTED_INDEXES = {
 }
 ALL_INDEXES = (*REGISTRY, "AUTOINDEX")
 
-# What AUTOINDEX builds per vector type (HNSW for the rest).
-AUTOINDEX_KIND = {DataType.BINARY_VECTOR: "BIN_FLAT", DataType.SPARSE_FLOAT_VECTOR: "SPARSE_INVERTED_INDEX"}
 
 
 def index_type(name: str) -> IndexType:
@@ -313,7 +312,7 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
     metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)))
 
     auto = asked == "AUTOINDEX"
-    record = REGISTRY[AUTOINDEX_KIND.get(dtype, "HNSW") if auto else asked]
+    record = REGISTRY[resolved_kind(asked, dtype)]
     build = record.params(flat, dim, dtype, auto)
     kind = built_as = record.name
     if record.cpu_kind is not None:

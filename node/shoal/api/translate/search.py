@@ -32,6 +32,7 @@ from shoal.api.translate.field_data import (
 )
 from shoal.api.validate import check_nq, check_offset_limit, check_topk
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
+from shoal.engine.rerank import parse_function_rerank
 from shoal.errors import invalid, not_supported
 from shoal.schema import DYNAMIC_FIELD, VECTOR_DTYPES, CollectionSchema, DataType, FieldSchema
 
@@ -118,6 +119,12 @@ def search_from_proto(
     """
     if search_ids(req) and id_vectors is None:
         raise not_supported("search by primary keys in this request")
+    rerank = None
+    boosts, boost_params = rankers_from_proto(req) or ([], {})
+    if req.HasField("function_score") and len(req.function_score.functions) and not boosts:
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        rerank = parse_function_rerank(schema, _functions(req.function_score))
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -155,11 +162,13 @@ def search_from_proto(
     if group_size < 1:
         raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
     last_bound = kv.get("search_iter_last_bound")
-    boosts, boost_params = rankers_from_proto(req)
     if len(getattr(req, "function_chains", ())):
         raise not_supported("function chains in search")
     if req.HasField("highlighter"):
         raise not_supported("the search highlighter")
+    iterator = parse_bool(kv.get("iterator", "false"))
+    # an iterator's later pages pass its first page's session_ts: they read that snapshot
+    travel = req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp
     return SearchRequest(
         boosts=boosts,
         boost_params=boost_params,
@@ -179,10 +188,9 @@ def search_from_proto(
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
         timezone=kv.get("timezone") or str(params.get("timezone", "")),
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
-        consistency=read_consistency(
-            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
-        ),
-        iterator=parse_bool(kv.get("iterator", "false")),
+        consistency=read_consistency(req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, travel),
+        iterator=iterator,
+        rerank=rerank,
         iterator_v2=parse_bool(kv.get("search_iter_v2", "false")),
         iterator_batch_size=parse_int(kv.get("search_iter_batch_size", "0"), "search_iter_batch_size"),
         iterator_token=kv.get("search_iter_id", ""),
@@ -190,11 +198,12 @@ def search_from_proto(
     )
 
 
-def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]]:
-    """The boost rankers of a search's function_score (their params) and the score's own params.
+def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]] | None:
+    """The boost rankers of a search's function_score (their params) and the score's own
+    params; None when the function score is not made of boost rankers (a decay ranker).
 
     A model ranker needs an external service this node cannot reach: it answers code 10
-    naming its provider. Decay, RRF and weighted rankers in a single search are code 10 too.
+    naming its provider.
     """
     if not req.HasField("function_score") or not len(req.function_score.functions):
         return [], {}
@@ -209,11 +218,18 @@ def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]]:
                 "(no external model service is configured)"
             )
         if reranker != "boost":
-            raise not_supported(f"the {reranker or 'unnamed'} ranker in this request")
+            return None
         if "random_score" in params:
             raise not_supported("random_score in a boost ranker")
         boosts.append(params)
     return boosts, kv_to_dict(req.function_score.params)
+
+
+def _functions(function_score: Any) -> list[tuple[str, list[str], dict[str, str]]]:
+    return [
+        (fn.name, list(fn.input_field_names), {kv.key: kv.value for kv in fn.params})
+        for fn in function_score.functions
+    ]
 
 
 def _rank_value(raw: str) -> Any:
@@ -228,14 +244,18 @@ def hybrid_from_proto(
 ) -> HybridSearchRequest:
     if not req.requests:
         raise invalid("hybrid search carries no sub-requests")
+    function = None
     if req.HasField("function_score") and len(req.function_score.functions):
-        rankers_from_proto(req)  # a model ranker names its unreachable provider
-        raise not_supported("function rerankers in hybrid search")
+        if rankers_from_proto(req) is not None:  # a model ranker names its unreachable provider
+            raise not_supported("boost rankers in hybrid search")
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        function = parse_function_rerank(schema, _functions(req.function_score))
     subs = [search_from_proto(r, schema) for r in req.requests]
     if any(sub.boosts for sub in subs):
         raise not_supported("boost rankers in hybrid search sub-requests")
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
-    strategy = str(rank.get("strategy", "rrf")).lower()
+    strategy = "decay" if function is not None else str(rank.get("strategy", "rrf")).lower()
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
@@ -246,7 +266,7 @@ def hybrid_from_proto(
     group_by = rank.get("group_by_field")
     return HybridSearchRequest(
         requests=subs,
-        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}),
+        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}, function=function),
         limit=limit,
         offset=offset,
         output_fields=list(req.output_fields),
