@@ -70,3 +70,20 @@ def test_query_order_by(client: MilvusClient, coll: tuple[str, np.ndarray]) -> N
     assert [r["id"] for r in got] == want
     with pytest.raises(MilvusException):
         client.query(name, filter="id >= 0", limit=3, order_by_fields=[{"field": "v", "order": "asc"}])
+
+
+def test_boost_with_an_explicit_hnsw_depth(client: MilvusClient, name: str) -> None:
+    data = np.random.default_rng(3).random((300, 4), dtype=np.float32)
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("cat", DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="HNSW", metric_type="IP", params={"M": 8, "efConstruction": 64})
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "cat": i % 5, "v": data[i].tolist()} for i in range(300)])
+    client.flush(name)
+    hits = client.search(name, data=[data[0].tolist()], limit=5, search_params={"params": {"ef": 16}},
+                         ranker=boost("b", "cat == 3", 10.0))[0]
+    assert len(hits) == 5 and all(h["id"] % 5 == 3 for h in hits)  # x10 puts every cat-3 hit first
+    client.drop_collection(name)
