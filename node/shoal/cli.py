@@ -3,6 +3,8 @@
     shoal run [--data DIR] [--port 19530] [--http-port 9091] [--config FILE]
               [--role standalone] [--host 0.0.0.0] [--wal-fsync always|batch|never]
 
+    shoal backup create|restore|list|describe|delete|prune|verify ...   (see shoal.backup.command)
+
 Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Only the standalone role
 is served by this build; other roles exit with status 2. Once serving, one line
 `Shoal listening on HOST:PORT (http HOST:PORT)` goes to stdout, so `--port 0` users and
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="threads one index build may use (default 0: every CPU the process may use)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    from shoal.backup.command import add_parser as add_backup_parser
+
+    add_backup_parser(sub)
     return p
 
 
@@ -101,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "backup":
+        from shoal.backup.command import run as run_backup
+
+        return run_backup(args)
     return 2
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.engine.backup import BackupService
 from shoal.engine.catalog import (
     DEFAULT_DB,
     DEFAULT_PARTITION,
@@ -85,6 +86,7 @@ class Engine:
             int(options.get("index_build_threads", 0)),
         )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
+        self.backups = BackupService(self)
         self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
         self._flusher.start()
         self.indexer.kick()
