@@ -36,6 +36,8 @@ def test_an_on_demand_backup_is_one_job_named_after_the_resource() -> None:
     spec = MilvusBackupSpec.model_validate({
         "clusterRef": "demo", "collections": ["a", "b"],
         "storage": {"endpoint": "http://s3:8333", "bucket": "bk", "prefix": "team/x", "secretRef": "s3-keys"},
+        "pod": {"nodeSelector": {"pool": "ops"}, "tolerations": [{"key": "ops", "operator": "Exists"}],
+                "resources": {"limits": {"memory": "1Gi"}}},
     })
     job = b.backup_object(OWNER, spec, CLUSTER, MilvusClusterSpec.model_validate({"image": "shoal:dev"}))
     assert job["kind"] == "Job" and job["metadata"]["name"] == "nightly-backup"
@@ -43,6 +45,9 @@ def test_an_on_demand_backup_is_one_job_named_after_the_resource() -> None:
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["containers"][0]["image"] == "shoal:dev"
     assert pod["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+    assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert pod["nodeSelector"] == {"pool": "ops"} and pod["tolerations"][0]["key"] == "ops"
+    assert pod["containers"][0]["resources"] == {"limits": {"memory": "1Gi"}}
     (create,) = script(job)
     assert create[:3] == ["shoal", "backup", "create"]
     assert create[create.index("--uri") + 1] == "http://demo-milvus.vectors.svc:9091"

@@ -18,7 +18,7 @@ from typing import Any
 from shoal_operator import constants as c
 from shoal_operator.builders.dependencies import connections
 from shoal_operator.builders.meta import ClusterRef, service_name
-from shoal_operator.specs.backup import BackupStorage, MilvusBackupSpec, MilvusRestoreSpec
+from shoal_operator.specs.backup import BackupStorage, JobPod, MilvusBackupSpec, MilvusRestoreSpec
 from shoal_operator.specs.cluster import MilvusClusterSpec
 
 BACKUP_COMPONENT = "backup"
@@ -112,7 +112,7 @@ def _metadata(owner: Owner, name: str, component: str, owned: bool = True) -> di
     return meta
 
 
-def _pod_spec(image: str, pull: str, script: str, storage: Storage) -> dict[str, Any]:
+def _pod_spec(image: str, pull: str, script: str, storage: Storage, placement: JobPod | None) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "shoal-backup",
         "image": image,
@@ -120,13 +120,20 @@ def _pod_spec(image: str, pull: str, script: str, storage: Storage) -> dict[str,
         "command": ["/bin/sh", "-c", script],
         "env": list(storage.env),
         "terminationMessagePath": RESULT_PATH,
-        "terminationMessagePolicy": "File",
+        # on failure the last log lines (the one-line error) become the message
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if storage.mounts:
         container["volumeMounts"] = list(storage.mounts)
+    if placement and placement.resources:
+        container["resources"] = placement.resources
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     if storage.volumes:
         pod["volumes"] = list(storage.volumes)
+    if placement and placement.node_selector:
+        pod["nodeSelector"] = dict(sorted(placement.node_selector.items()))
+    if placement and placement.tolerations:
+        pod["tolerations"] = list(placement.tolerations)
     return pod
 
 
@@ -165,7 +172,7 @@ def backup_object(
     """The Job (on demand) or CronJob (scheduled) that runs the backup."""
     storage = storage_for(spec.storage, cluster, cluster_spec)
     pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy,
-                    backup_script(owner, spec, cluster, storage), storage)
+                    backup_script(owner, spec, cluster, storage), storage, spec.pod)
     job_spec = {
         "backoffLimit": JOB_BACKOFF_LIMIT,
         "template": {"metadata": {"labels": _labels(owner, BACKUP_COMPONENT)}, "spec": pod},
@@ -194,7 +201,7 @@ def cleanup_job(owner: Owner, spec: MilvusBackupSpec, cluster: ClusterRef, clust
     storage = storage_for(spec.storage, cluster, cluster_spec)
     args = ["shoal", "backup", "delete", "--from", storage.dest]
     args += ["--match", backup_name_prefix(owner)] if spec.schedule else ["--name", owner.name, "--missing-ok"]
-    pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy, shlex.join(args), storage)
+    pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy, shlex.join(args), storage, spec.pod)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -224,7 +231,7 @@ def restore_job(
         args.append("--drop-existing")
     if not spec.with_indexes:
         args.append("--no-indexes")
-    pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy, shlex.join(args), storage)
+    pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy, shlex.join(args), storage, spec.pod)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

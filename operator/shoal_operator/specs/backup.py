@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shoal_operator.specs.common import SpecModel, StringMap, cel_rules
+from shoal_operator.specs.common import KubeList, Resources, SpecModel, StringMap, cel_rules
 
 
 class BackupStorage(SpecModel):
@@ -25,6 +25,14 @@ class BackupStorage(SpecModel):
         None, description="A directory instead of S3 (on a volume given by volumeClaim), e.g. /backups."
     )
     volume_claim: str | None = Field(None, description="PersistentVolumeClaim mounted at `path`.")
+
+
+class JobPod(SpecModel):
+    """Placement and resources of the pod that runs `shoal backup`."""
+
+    node_selector: StringMap | None = None
+    tolerations: KubeList | None = None
+    resources: Resources | None = None
 
 
 class Retention(SpecModel):
@@ -45,6 +53,7 @@ class MilvusBackupSpec(SpecModel):
         "Retain", description="What deleting this resource does to its backup files."
     )
     suspend: bool = Field(False, description="Pause a schedule.")
+    pod: JobPod | None = None
 
 
 class MilvusRestoreSpec(SpecModel):
@@ -66,6 +75,7 @@ class MilvusRestoreSpec(SpecModel):
     database: str | None = Field(None, description="Restore into this database.")
     drop_existing: bool = Field(False, description="Replace collections that already exist.")
     with_indexes: bool = Field(True, description="Restore index files (false: the node rebuilds them).")
+    pod: JobPod | None = None
 
     @model_validator(mode="after")
     def _source(self) -> MilvusRestoreSpec:
