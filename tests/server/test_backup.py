@@ -179,7 +179,7 @@ def test_restore_refuses_an_existing_name_unless_told_to_drop_it(source: dict) -
     client, name, dest = source["client"], source["name"], source["dest"]
     refused = backup_cli("restore", "--uri", source["http"], "--from", str(dest), "--name", source["backup"],
                          "--no-progress", ok=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 3  # refused: a retry cannot help
     assert f"collection {name} already exists" in refused.stderr and "--drop-existing" in refused.stderr
     client.create_collection("bk_target", dimension=4)
     backup_cli("restore", "--uri", source["http"], "--from", str(dest), "--name", source["backup"],
@@ -199,7 +199,7 @@ def test_verify_finds_a_damaged_file_and_an_interrupted_backup_is_not_listed(sou
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
     bad = backup_cli("verify", "--from", str(dest), "--name", source["backup"], "--no-progress", ok=False)
-    assert bad.returncode == 1 and victim in bad.stdout
+    assert bad.returncode == 3 and victim in bad.stdout
     # blobs without a manifest (a create killed midway) are no backup
     (dest / "backups" / "half").mkdir()
     listed = json.loads(backup_cli("list", "--from", str(dest), "--json").stdout)

@@ -42,6 +42,8 @@ def test_an_on_demand_backup_is_one_job_named_after_the_resource() -> None:
     job = b.backup_object(OWNER, spec, CLUSTER, MilvusClusterSpec.model_validate({"image": "shoal:dev"}))
     assert job["kind"] == "Job" and job["metadata"]["name"] == "nightly-backup"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "MilvusBackup"
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]  # a refusal (exit 3) is not retried
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [3]
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["containers"][0]["image"] == "shoal:dev"
     assert pod["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
@@ -187,3 +189,65 @@ def test_restore_status() -> None:
     assert st["phase"] == "Completed" and st["rows"] == {"default.a2": 7} and st["backupId"] == "nightly"
     st = b.restore_status(1, None, NOW, None, [], "", "MilvusBackup nightly has no finished backup yet")
     assert st["phase"] == "Pending" and st["conditions"][0]["reason"] == "Blocked"
+
+
+class FakeKube:
+    """The few Kube calls the backup handlers make, over a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def put(self, obj: dict[str, Any]) -> None:
+        self.objects[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        want = dict(part.split("=", 1) for part in selector.split(","))
+        return [o for (k, ns, _), o in self.objects.items() if k == kind and ns == namespace
+                and all((o["metadata"].get("labels") or {}).get(a) == v for a, v in want.items())]
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in self.objects:
+            return False
+        self.put(obj)
+        return True
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.put(obj)
+        return obj
+
+
+def _body(kind: str, name: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "shoal.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": "vectors", "uid": f"{name}-uid", "generation": 1},
+            "spec": spec, "status": status or {}}
+
+
+def test_handlers_make_the_job_then_follow_it_into_status_and_feed_the_restore() -> None:
+    from shoal_operator.handlers import backup as h
+
+    kube = FakeKube()
+    body = _body("MilvusBackup", "once", {"clusterRef": "demo", "storage": {"bucket": "bk", "endpoint": "http://s3"}})
+    with pytest.raises(h.Blocked, match="MilvusCluster demo not found"):
+        h.ensure_backup(kube, body)  # type: ignore[arg-type]
+    kube.put({"kind": "MilvusCluster", "metadata": {"name": "demo", "namespace": "vectors", "uid": "c"}, "spec": {}})
+    h.ensure_backup(kube, body)  # type: ignore[arg-type]
+    job = kube.get("batch/v1", "Job", "vectors", "once-backup")
+    assert job is not None
+    assert h.backup_status(kube, body, {})["phase"] == "Pending"  # type: ignore[arg-type]
+    job["status"] = _job("once-backup", "1", "Complete")["status"]
+    pod = _pod(0, RESULT) | {"kind": "Pod", "metadata": {"name": "once-backup-x", "namespace": "vectors",
+                                                          "labels": {"job-name": "once-backup"}}}
+    kube.put(pod)
+    status = h.backup_status(kube, body, {})  # type: ignore[arg-type]
+    assert status["phase"] == "Completed" and status["backupId"] == "nightly"
+    kube.put(body | {"kind": "MilvusBackup", "status": status})
+    kube.put({"kind": "MilvusCluster", "metadata": {"name": "other", "namespace": "vectors", "uid": "o"}, "spec": {}})
+    restore = _body("MilvusRestore", "back", {"clusterRef": "other", "backupRef": "once", "rename": {"a": "b"}})
+    assert h.ensure_restore(kube, restore, {}) == "nightly"  # type: ignore[arg-type]
+    job = kube.get("batch/v1", "Job", "vectors", "back-restore")
+    assert job is not None and "--rename a:b" in job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "s3://bk/backups" in job["spec"]["template"]["spec"]["containers"][0]["command"][2]

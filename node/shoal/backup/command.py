@@ -11,8 +11,8 @@
 
 URI is the node's HTTP port (default http://127.0.0.1:9091). DEST is a directory or
 s3://bucket/prefix; S3 endpoint and keys come from the --s3-* flags, SHOAL_S3_* or AWS_*.
-`create` prints the backup's name on its last line; every command exits 1 with one line on
-stderr when it fails.
+`create` prints the backup's name on its last line. A failure is one line on stderr and exit
+status 3 when the request was refused (retrying cannot help), 1 otherwise (unreachable, I/O).
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import re
 import sys
 from typing import Any
 
-from shoal.errors import ShoalError
+from shoal.errors import Code, ShoalError
 
+EXIT_TRANSIENT = 1  # unreachable node or storage, I/O: worth a retry
+EXIT_REFUSED = 3  # the request itself was refused (bad name, missing collection, existing target)
 _AGE = re.compile(r"^(\d+)([smhd]?)$")
 
 
@@ -156,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
             _print(result)
             if result["bad"]:
                 print(f"shoal backup: backup {args.name} is damaged: {len(result['bad'])} bad files", file=sys.stderr)
-                return 1
+                return EXIT_REFUSED
         return 0
     except ShoalError as e:
         print(f"shoal backup: {e.message}", file=sys.stderr)
-        return 1
+        return EXIT_TRANSIENT if e.code == Code.UNEXPECTED else EXIT_REFUSED
 
 
 def _result(args: argparse.Namespace, value: dict[str, Any]) -> None:

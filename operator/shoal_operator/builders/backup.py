@@ -25,6 +25,7 @@ BACKUP_COMPONENT = "backup"
 RESTORE_COMPONENT = "restore"
 RESULT_PATH = "/dev/termination-log"
 JOB_BACKOFF_LIMIT = 2
+EXIT_REFUSED = 3  # `shoal backup`: the request was refused; a retry cannot help
 HISTORY = 3
 
 
@@ -137,6 +138,18 @@ def _pod_spec(image: str, pull: str, script: str, storage: Storage, placement: J
     return pod
 
 
+def _job_spec(owner: Owner, component: str, pod: dict[str, Any]) -> dict[str, Any]:
+    """Retry what may pass next time (node unreachable, pod killed); fail at once on a refusal."""
+    return {
+        "backoffLimit": JOB_BACKOFF_LIMIT,
+        "podFailurePolicy": {"rules": [{
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "shoal-backup", "operator": "In", "values": [EXIT_REFUSED]},
+        }]},
+        "template": {"metadata": {"labels": _labels(owner, component)}, "spec": pod},
+    }
+
+
 def backup_name_prefix(owner: Owner) -> str:
     return f"{owner.name}-"
 
@@ -173,10 +186,7 @@ def backup_object(
     storage = storage_for(spec.storage, cluster, cluster_spec)
     pod = _pod_spec(cluster_spec.target_image, cluster_spec.image_pull_policy,
                     backup_script(owner, spec, cluster, storage), storage, spec.pod)
-    job_spec = {
-        "backoffLimit": JOB_BACKOFF_LIMIT,
-        "template": {"metadata": {"labels": _labels(owner, BACKUP_COMPONENT)}, "spec": pod},
-    }
+    job_spec = _job_spec(owner, BACKUP_COMPONENT, pod)
     name = backup_job_name(owner)
     if not spec.schedule:
         return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(owner, name, BACKUP_COMPONENT),
@@ -206,8 +216,7 @@ def cleanup_job(owner: Owner, spec: MilvusBackupSpec, cluster: ClusterRef, clust
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(owner, f"{owner.name}-backup-cleanup"[:63], BACKUP_COMPONENT, owned=False),
-        "spec": {"backoffLimit": JOB_BACKOFF_LIMIT, "ttlSecondsAfterFinished": 3600,
-                 "template": {"metadata": {"labels": _labels(owner, BACKUP_COMPONENT)}, "spec": pod}},
+        "spec": {**_job_spec(owner, BACKUP_COMPONENT, pod), "ttlSecondsAfterFinished": 3600},
     }
 
 
@@ -236,8 +245,7 @@ def restore_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(owner, restore_job_name(owner), RESTORE_COMPONENT),
-        "spec": {"backoffLimit": JOB_BACKOFF_LIMIT,
-                 "template": {"metadata": {"labels": _labels(owner, RESTORE_COMPONENT)}, "spec": pod}},
+        "spec": _job_spec(owner, RESTORE_COMPONENT, pod),
     }
 
 
