@@ -249,3 +249,28 @@ def test_backup_and_restore_through_seaweedfs_s3(source: dict, seaweedfs_s3: Sea
     backup_cli("delete", "--from", where, "--name", "s3one", env=env)
     assert "s3one" not in backup_cli("list", "--from", where, env=env).stdout
     assert json.loads(backup_cli("verify", "--from", where, "--name", "s3two", "--no-progress", env=env).stdout)["bad"] == []
+
+
+def test_a_create_that_dies_midway_leaves_no_manifest_and_releases_the_snapshot(
+    source: dict, shoal: ShoalProcess, tmp_path: Path
+) -> None:
+    from shoal.backup import operations as ops
+    from shoal.backup.admin_client import AdminClient
+    from shoal.backup.destination import open_destination
+
+    dest = open_destination(str(tmp_path / "dying"))
+    real_put = dest.put_blob
+    sent: list[str] = []
+
+    def put_then_die(sha: str, stream: object) -> None:
+        if len(sent) == 2:
+            raise OSError("disk gone")
+        real_put(sha, stream)  # type: ignore[arg-type]
+        sent.append(sha)
+
+    dest.put_blob = put_then_die  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk gone"):
+        ops.create(AdminClient(source["http"]), dest, collections=[source["name"]], name="dies", progress=False)
+    assert len(dest.blobs()) == 2 and dest.names() == [] and not dest.has_manifest("dies")
+    staging = shoal.data_dir / "backup-staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
