@@ -119,6 +119,11 @@ def source(shoal: ShoalProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
             r["pk"] = f"k{start + j}"
         client.insert(name, rows)
     client.flush(name)
+    deadline = time.monotonic() + 180  # built indexes: their files go into the backup too
+    while time.monotonic() < deadline and any(
+        client.describe_index(name, i).get("pending_index_rows", 0) for i in client.list_indexes(name)
+    ):
+        time.sleep(0.2)
     deleted = [f"k{i}" for i in range(0, 3000, 15)]
     client.delete(name, filter="pk in {keys}", filter_params={"keys": deleted})
     dest = tmp_path_factory.mktemp("backups")
@@ -152,6 +157,7 @@ def test_restore_under_a_new_name_answers_like_the_original_at_the_backup_timest
                "--rename", f"{name}:bk_copy", "--no-progress")
     expected = ({f"k{i}" for i in range(3000)} - source["deleted"]) | late_in
     assert manifest["collections"][0]["rows"] == len(expected)
+    assert any(seg["indexes"] for seg in manifest["collections"][0]["segments"])
     client.load_collection("bk_copy")
     restored = {r["pk"] for r in client.query("bk_copy", filter='pk != ""', output_fields=["pk"], limit=16384)}
     assert restored == expected
