@@ -141,7 +141,7 @@ class StandInKubelet:
         container = pod["spec"]["containers"][0]
         started = _now()
         self._patch_status(namespace, name, {
-            "phase": "Running", "startTime": started, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
+            "phase": "Running", "startTime": started,
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": started}],
             "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
                                    "ready": True, "restartCount": 0, "started": True,
