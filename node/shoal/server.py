@@ -23,6 +23,7 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from shoal.api.http import ManagementServer
 from shoal.api.metrics import Metrics, MetricsInterceptor
+from shoal.api.rest import RestAPI
 from shoal.api.servicer import ShoalServicer
 from shoal.config import Config
 
@@ -67,7 +68,8 @@ class NodeServer:
                 interceptors=[MetricsInterceptor(metrics)],
                 options=opts,
             )
-            milvus_pb2_grpc.add_MilvusServiceServicer_to_server(ShoalServicer(self.engine, metrics), server)
+            servicer = ShoalServicer(self.engine, metrics)
+            milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
             try:
                 self.listen_port = server.add_insecure_port(f"{_grpc_host(cfg.host)}:{cfg.port}")
             except RuntimeError as e:  # grpc reports a taken port this way
@@ -75,7 +77,8 @@ class NodeServer:
             if self.listen_port == 0:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
             self._http = ManagementServer(
-                cfg.host, cfg.http_port, metrics, self._serving.is_set, getattr(self.engine, "backups", None)
+                cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer),
+                getattr(self.engine, "backups", None),
             )
             self.http_port = self._http.port
             server.start()

@@ -1,13 +1,15 @@
-"""The management HTTP port (default 9091): `/healthz`, `/metrics` and the backup admin
-endpoints under `/admin/` (`admin_http`).
+"""The HTTP port (default 9091): `/healthz`, `/metrics`, Milvus's RESTful API v2 and the
+backup admin endpoints under `/admin/` (`admin_http`).
 
 Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
-Prometheus scrapes `/metrics` from the server's `Metrics` registry. A stdlib threaded
-HTTP server in a daemon thread; started and stopped by `shoal.server`.
+Prometheus scrapes `/metrics` from the server's `Metrics` registry; `POST /v2/vectordb/...`
+goes to `shoal.api.rest` when the server passes one. A stdlib threaded HTTP server in a
+daemon thread; started and stopped by `shoal.server`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +23,8 @@ from shoal.api.metrics import Metrics
 
 class ManagementServer:
     def __init__(
-        self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool], backups: Any = None
+        self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool], rest: Any = None,
+        backups: Any = None,
     ) -> None:
         registry = metrics.registry
 
@@ -33,10 +36,6 @@ class ManagementServer:
                     return False
                 admin_http.handle(self, method, backups)
                 return True
-
-            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-                if not self._admin("POST"):
-                    self._reply(404, b"not found", "text/plain")
 
             def do_PUT(self) -> None:  # noqa: N802 (stdlib name)
                 if not self._admin("PUT"):
@@ -57,6 +56,17 @@ class ManagementServer:
                     self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 else:
                     self._reply(404, b"not found", "text/plain")
+
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if self._admin("POST"):
+                    return
+                if rest is None or not self.path.startswith("/v2/"):
+                    self._reply(404, b"not found", "text/plain")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length > 0 else b""
+                status, reply = rest.handle(self.path, raw, self.headers)
+                self._reply(status, json.dumps(reply).encode(), "application/json")
 
             def _reply(self, code: int, body: bytes, ctype: str) -> None:
                 self.send_response(code)

@@ -15,7 +15,7 @@ import shoal
 from shoal.api.rpc.base import DEFAULT_DB, RpcBase, ok
 from shoal.api.translate.common import dict_to_kv, kv_to_dict
 from shoal.api.validate import check_name
-from shoal.errors import invalid
+from shoal.errors import Code, ShoalError, invalid
 
 
 class SystemRPCs(RpcBase):
@@ -100,3 +100,53 @@ class SystemRPCs(RpcBase):
         )
         return ok()
 
+
+    # ------------------------------------------------------------------ resource groups, users, roles
+    # One node serves everything: the single resource group Milvus always has, and (with no
+    # authentication) its built-in users and roles. Clients and test fixtures list them on
+    # every clean-up, so they answer as Milvus's defaults rather than "not supported".
+
+    def ListResourceGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.ListResourceGroupsResponse(status=ok(), resource_groups=[DEFAULT_RESOURCE_GROUP])
+
+    def DescribeResourceGroup(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.resource_group != DEFAULT_RESOURCE_GROUP:
+            raise ShoalError(
+                Code.RESOURCE_GROUP_NOT_FOUND, f"resource group not found[rg={request.resource_group}]"
+            )
+        db = self._db(request, context)
+        loaded = {
+            info.name: 1 for info in self.engine.list_collections(db) if self.engine.load_state(db, info.name) == 3
+        }
+        group = milvus_pb2.ResourceGroup(
+            name=DEFAULT_RESOURCE_GROUP, capacity=DEFAULT_RESOURCE_GROUP_CAPACITY, num_available_node=1,
+            num_loaded_replica=loaded,
+        )
+        return milvus_pb2.DescribeResourceGroupResponse(status=ok(), resource_group=group)
+
+    def SelectRole(self, request: milvus_pb2.SelectRoleRequest, context: grpc.ServicerContext) -> Any:
+        wanted = request.role.name if request.HasField("role") else ""
+        out = milvus_pb2.SelectRoleResponse(status=ok())
+        for role in BUILTIN_ROLES:
+            if wanted and role != wanted:
+                continue
+            users = [milvus_pb2.UserEntity(name=ROOT_USER)] if request.include_user_info and role == "admin" else []
+            out.results.append(milvus_pb2.RoleResult(role=milvus_pb2.RoleEntity(name=role), users=users))
+        return out
+
+    def ListCredUsers(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.ListCredUsersResponse(status=ok(), usernames=[ROOT_USER])
+
+    def SelectUser(self, request: milvus_pb2.SelectUserRequest, context: grpc.ServicerContext) -> Any:
+        wanted = request.user.name if request.HasField("user") else ""
+        out = milvus_pb2.SelectUserResponse(status=ok())
+        if not wanted or wanted == ROOT_USER:
+            roles = [milvus_pb2.RoleEntity(name="admin")] if request.include_role_info else []
+            out.results.append(milvus_pb2.UserResult(user=milvus_pb2.UserEntity(name=ROOT_USER), roles=roles))
+        return out
+
+
+DEFAULT_RESOURCE_GROUP = "__default_resource_group"
+DEFAULT_RESOURCE_GROUP_CAPACITY = 1_000_000
+BUILTIN_ROLES = ("admin", "public")
+ROOT_USER = "root"
