@@ -199,7 +199,10 @@ def test_a_refused_backup_fails_at_once_with_the_reason_and_delete_policy_remove
     })
     status = wait_status(k8s_cluster, env, "MilvusBackup", "broken", ("Failed",))
     cond = status["conditions"][0]
-    assert cond["status"] == "False" and "can't find collection" in cond["message"] and "nope" in cond["message"], cond
+    from shoal.errors import collection_not_found
+
+    assert cond["status"] == "False" and cond["reason"] == "PodFailurePolicy", cond
+    assert cond["message"] == f"shoal backup: {collection_not_found('nope').message}"
     pods = env["kube"].list("v1", "Pod", env["ns"], "job-name=broken-backup")
     assert len(pods) == 1  # exit 3 (refused) fails the Job without retries
 
