@@ -76,7 +76,10 @@ class NodeServer:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: the port is in use or not allowed") from e
             if self.listen_port == 0:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
-            self._http = ManagementServer(cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer))
+            self._http = ManagementServer(
+                cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer),
+                getattr(self.engine, "backups", None),
+            )
             self.http_port = self._http.port
             server.start()
             self._grpc = server
