@@ -2,14 +2,19 @@
 
 Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
 Prometheus scrapes `/metrics` from the server's `Metrics` registry. A stdlib threaded
-HTTP server in a daemon thread; started and stopped by `shoal.server`.
+HTTP server in a daemon thread; started and stopped by `shoal.server`. With an
+`ssl_context` (tls_mode 1/2) each connection's handshake runs in its own thread, so a
+silent client cannot stall the port. With `authenticate` (authorization on) every other
+path needs an `Authorization: Bearer user:password` header (401 without one).
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,7 +22,9 @@ from shoal.api.metrics import Metrics
 
 
 class ManagementServer:
-    def __init__(self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool]) -> None:
+    def __init__(self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool],
+                 ssl_context: ssl.SSLContext | None = None,
+                 authenticate: Callable[[str | None], bool] | None = None) -> None:
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +35,8 @@ class ManagementServer:
                     self._reply(200 if ok else 503, b"OK" if ok else b"NOT SERVING", "text/plain")
                 elif path == "/metrics":
                     self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                elif authenticate is not None and not authenticate(self.headers.get("Authorization")):
+                    self._reply(401, b'{"code":1800,"message":"user hasn\'t authenticated"}', "application/json")
                 else:
                     self._reply(404, b"not found", "text/plain")
 
@@ -41,7 +50,7 @@ class ManagementServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would flood the log
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _Server((host, port), Handler, ssl_context)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="shoal-http", daemon=True)
 
@@ -55,3 +64,19 @@ class ManagementServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], handler: Any, ssl_context: ssl.SSLContext | None) -> None:
+        self._ssl = ssl_context
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._ssl is not None:
+            request.settimeout(30)
+            try:
+                request = self._ssl.wrap_socket(request, server_side=True)
+            except (TimeoutError, ssl.SSLError, OSError):
+                request.close()
+                return  # a plaintext or unverified client: the handshake is the answer
+        super().finish_request(request, client_address)

@@ -15,9 +15,12 @@ from shoal.api.handlers import install_handlers
 from shoal.api.rpc.catalog import CatalogRPCs
 from shoal.api.rpc.data import DataRPCs
 from shoal.api.rpc.indexes import IndexRPCs
+from shoal.api.rpc.security import SecurityRPCs
 from shoal.api.rpc.system import SystemRPCs
 
 
 @install_handlers
-class ShoalServicer(SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, milvus_pb2_grpc.MilvusServiceServicer):
-    """`ShoalServicer(engine, metrics=None, role="standalone")`."""
+class ShoalServicer(
+    SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, SecurityRPCs, milvus_pb2_grpc.MilvusServiceServicer
+):
+    """`ShoalServicer(engine, metrics=None, role="standalone", security=None)`."""

@@ -21,6 +21,7 @@ from shoal.api.translate.common import parse_int
 from shoal.engine.facade import EngineAPI
 from shoal.engine.requests import CollectionInfo, MutationResult
 from shoal.errors import Code, ShoalError, invalid
+from shoal.security.catalog import SecurityCatalog
 
 DEFAULT_DB = "default"
 INDEX_STATE = {
@@ -44,8 +45,10 @@ def ok() -> common_pb2.Status:
 class RpcBase:
     """The engine and metrics every handler family uses, and small shared helpers."""
 
-    def __init__(self, engine: EngineAPI, metrics: Metrics | None = None, role: str = "standalone") -> None:
+    def __init__(self, engine: EngineAPI, metrics: Metrics | None = None, role: str = "standalone",
+                 security: SecurityCatalog | None = None) -> None:
         self.engine = engine
+        self.security = security
         self.metrics = metrics
         self.role = role
         self._started = time.time()
