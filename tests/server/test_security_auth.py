@@ -106,7 +106,7 @@ def test_no_credentials_and_wrong_password_are_refused(server: ShoalProcess) -> 
     # as a pymilvus user meets it: the connection itself is refused
     for kwargs in ({}, {"token": "root:wrong"}, {"user": "nobody", "password": "whatever"}):
         with pytest.raises(MilvusException) as e:
-            MilvusClient(uri=server.uri, timeout=30, **kwargs)
+            MilvusClient(uri=server.uri, timeout=30, dedicated=True, **kwargs)
         assert e.value.code == 2 and "Fail connecting" in e.value.message
 
 
