@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from shoal.api.translate import status as st
-from shoal.errors import ShoalError, not_supported
+from shoal.errors import ShoalError, invalid, not_supported
 
 log = logging.getLogger("shoal.api")
 
@@ -53,6 +53,8 @@ def _wrap(name: str, fn: Callable[..., Message]) -> Callable[..., Message]:
         except ShoalError as e:
             log.debug("%s failed: %s", name, e.message)
             return error_response(name, st.from_error(e))
+        except RecursionError:  # a request nested deeper than any rule reads: the client's mistake
+            return error_response(name, st.from_error(invalid(f"{name}: the request is nested too deeply")))
         except Exception as e:  # a bug must not kill the server; the client gets the message
             log.exception("%s raised an unexpected error", name)
             return error_response(name, st.unexpected(e))

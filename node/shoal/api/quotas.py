@@ -7,7 +7,8 @@ Installed by `shoal.server` only when a quota is set, so the default server pays
   `search_rate_vps_per_collection`: Search/HybridSearch query vectors per second per
   collection → code 8 "rate limit exceeded" (pymilvus retries it unless told not to).
 - `disk_quota_mb`: when the data directory holds more, writes → code 9 "quota exceeded"
-  (its size is measured at most every 5 s).
+  (its size is measured at most every 5 s; in between, the bytes of accepted writes are
+  added to the last measure).
 Collections per database are the catalog's rule (`max_collections_per_db`).
 """
 
@@ -58,7 +59,8 @@ class Quotas:
         self.search_rate = search_rate_vps
         self.disk_quota = disk_quota_mb * 1024 * 1024 if disk_quota_mb > 0 else -1
         self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
-        self._disk = (0.0, 0)
+        self._disk = (-1e9, 0)
+        self._written = 0  # bytes accepted since the last measure
         self._lock = threading.Lock()
 
     @property
@@ -73,12 +75,15 @@ class Quotas:
                     Code.PARAMETER_TOO_LARGE,
                     f"insert request size exceeds maxInsertSize[size={size}][limit={self.max_insert_bytes}]",
                 )
-            if self.disk_quota > 0 and self._disk_bytes() > self.disk_quota:
-                raise ShoalError(
-                    Code.QUOTA_EXCEEDED,
-                    "quota exceeded[reason=disk quota exceeded, please allocate more resources]"
-                    f"[limit={self.disk_quota >> 20} MB]",
-                )
+            if self.disk_quota > 0:
+                if self._disk_bytes() > self.disk_quota:
+                    raise ShoalError(
+                        Code.QUOTA_EXCEEDED,
+                        "quota exceeded[reason=disk quota exceeded, please allocate more resources]"
+                        f"[limit={self.disk_quota >> 20} MB]",
+                    )
+                with self._lock:
+                    self._written += size
         if method in _DML and self.dml_rate > 0:
             self._take("dml", request, request.ByteSize(), self.dml_rate)
         elif method in _SEARCHES and self.search_rate > 0:
@@ -100,10 +105,11 @@ class Quotas:
         with self._lock:
             at, size = self._disk
             if time.monotonic() - at < 5.0:
-                return size
+                return size + self._written
         size = _dir_bytes(self.data_dir)
         with self._lock:
             self._disk = (time.monotonic(), size)
+            self._written = 0
         return size
 
 

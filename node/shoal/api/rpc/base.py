@@ -17,7 +17,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from shoal.api.metrics import Metrics
 from shoal.api.translate import status as st
-from shoal.api.translate.common import parse_int
+from shoal.api.translate.common import parse_int, parse_json
 from shoal.engine.facade import EngineAPI
 from shoal.engine.requests import CollectionInfo, MutationResult
 from shoal.errors import Code, ShoalError, invalid
@@ -97,10 +97,7 @@ def flat_index_params(params: dict[str, str]) -> dict[str, str]:
     out = dict(params)
     nested = out.pop("params", "")
     if nested:
-        try:
-            extra = json.loads(nested)
-        except json.JSONDecodeError:
-            raise invalid(f"index params are not valid JSON: {nested!r}") from None
+        extra = parse_json(nested, "index params")
         if not isinstance(extra, dict):
             raise invalid("index params must be a JSON object")
         for k, v in extra.items():

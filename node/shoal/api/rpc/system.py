@@ -13,7 +13,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 import shoal
 from shoal.api.rpc.base import DEFAULT_DB, RpcBase, ok
-from shoal.api.translate.common import dict_to_kv, kv_to_dict
+from shoal.api.translate.common import dict_to_kv, kv_to_dict, parse_json
 from shoal.api.validate import check_name
 from shoal.errors import invalid
 
@@ -49,10 +49,10 @@ class SystemRPCs(RpcBase):
         return milvus_pb2.ComponentStates(state=info, status=ok())
 
     def GetMetrics(self, request: milvus_pb2.GetMetricsRequest, context: grpc.ServicerContext) -> Any:
-        try:
-            kind = json.loads(request.request or "{}").get("metric_type", "system_info")
-        except (json.JSONDecodeError, AttributeError):
-            raise invalid(f"invalid metrics request: {request.request!r}") from None
+        parsed = parse_json(request.request or "{}", "metrics request")
+        if not isinstance(parsed, dict):
+            raise invalid(f"invalid metrics request: {request.request[:64]!r}")
+        kind = str(parsed.get("metric_type", "system_info"))
         body = {
             "metric_type": kind,
             "name": "shoal",
