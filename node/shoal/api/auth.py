@@ -40,7 +40,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def _check(self, method: str, request: Any, context: grpc.ServicerContext) -> str:
         header, db = _headers(context)
         try:
-            user = self._guard.authenticate(header, context.peer())
+            user = self._guard.authenticate(header, context.peer)
             self._guard.authorize(user, method, request, db)
         except AuthError as e:
             log.info("%s refused (%s): %s", method, e.kind, e.message)

@@ -20,6 +20,7 @@ import base64
 import binascii
 import contextvars
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from shoal.security.catalog import Grant, SecurityCatalog
@@ -77,14 +78,15 @@ class Guard:
 
     # ------------------------------------------------------------------ authentication
 
-    def authenticate(self, header: str | None, peer: str) -> str:
+    def authenticate(self, header: str | None, peer: str | Callable[[], str]) -> str:
+        """`peer` (gRPC's `ipv4:host:port`) may be a callable: it is asked only on a cache miss."""
         if not header:
             raise _unauthenticated("missing authorization in header")
         hit = self._verified.get(header)
         if hit is not None and self.catalog.hash_of(hit[0]) == hit[1]:
             return hit[0]
         user, password = parse_header(header)
-        who = (_host(peer), user)
+        who = (_host(peer() if callable(peer) else peer), user)
         wait = self._failed.blocked(who)
         if wait:
             raise _unauthenticated(
