@@ -152,7 +152,8 @@ class SecurityCatalog:
         return entry["hash"] if entry is not None else None
 
     def users(self) -> list[str]:
-        return sorted(self._users)
+        with self._lock:
+            return sorted(self._users)
 
     def has_user(self, user: str) -> bool:
         return user in self._users
@@ -167,7 +168,8 @@ class SecurityCatalog:
     # ------------------------------------------------------------------ roles
 
     def roles(self) -> list[str]:
-        return [*BUILTIN_ROLES, *sorted(self._roles)]
+        with self._lock:
+            return [*BUILTIN_ROLES, *sorted(self._roles)]
 
     def has_role(self, role: str) -> bool:
         return role in BUILTIN_ROLES or role in self._roles
@@ -207,13 +209,15 @@ class SecurityCatalog:
 
     def roles_of(self, user: str) -> list[str]:
         """The roles bound to `user` (root is always admin; public is implied, not listed)."""
-        bound = list(self._bindings.get(user, ()))
+        with self._lock:
+            bound = list(self._bindings.get(user, ()))
         if user == ROOT_USER and ADMIN_ROLE not in bound:
             bound.insert(0, ADMIN_ROLE)
         return bound
 
     def users_of(self, role: str) -> list[str]:
-        out = [u for u, roles in self._bindings.items() if role in roles]
+        with self._lock:
+            out = [u for u, roles in self._bindings.items() if role in roles]
         if role == ADMIN_ROLE and ROOT_USER not in out:
             out.insert(0, ROOT_USER)
         return sorted(out)
@@ -247,7 +251,8 @@ class SecurityCatalog:
     def group_privileges(self, name: str) -> frozenset[str]:
         if name in BUILTIN_GROUPS:
             return BUILTIN_GROUPS[name]
-        return frozenset(self._groups.get(name, ()))
+        with self._lock:
+            return frozenset(self._groups.get(name, ()))
 
     def grant(self, g: Grant) -> None:
         self._check_grant(g)
@@ -275,14 +280,16 @@ class SecurityCatalog:
             raise invalid("object name must not be empty (use '*' for every object)")
 
     def grants(self, role: str | None = None) -> list[Grant]:
-        return [g for g in self._grants.values() if role is None or g.role == role]
+        with self._lock:
+            return [g for g in self._grants.values() if role is None or g.role == role]
 
     # ------------------------------------------------------------------ privilege groups
 
     def groups(self) -> dict[str, list[str]]:
         """Built-in and custom groups, by name."""
         out = {name: sorted(privs) for name, privs in BUILTIN_GROUPS.items()}
-        out.update({name: list(privs) for name, privs in self._groups.items()})
+        with self._lock:
+            out.update({name: list(privs) for name, privs in self._groups.items()})
         return out
 
     def create_group(self, name: str) -> None:

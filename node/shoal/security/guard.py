@@ -130,18 +130,20 @@ class Guard:
 
     def _permitted(self, roles: list[str], need: Need, db: str, name: str) -> bool:
         key = (*roles, need.object_type, need.privilege, db, name)
+        version = self.catalog.version  # read first: a change after it must not be cached as current
         with self._lock:
-            if self._version != self.catalog.version:
+            if self._version != version:
                 self._decisions.clear()
-                self._version = self.catalog.version
+                self._version = version
             known = self._decisions.get(key)
         if known is not None:
             return known
         allowed = any(self._matches(g, need, db, name) for role in roles for g in self.catalog.grants(role))
         with self._lock:
-            if len(self._decisions) >= _CACHE_MAX:
-                self._decisions.clear()
-            self._decisions[key] = allowed
+            if self._version == version == self.catalog.version:
+                if len(self._decisions) >= _CACHE_MAX:
+                    self._decisions.clear()
+                self._decisions[key] = allowed
         return allowed
 
     def _matches(self, g: Grant, need: Need, db: str, name: str) -> bool:
