@@ -1,8 +1,9 @@
 """Error handling and stubs for every MilvusService RPC, generated from the descriptor.
 
 `install_handlers(cls)` wraps each handler a servicer class defines so that a
-`ShoalError` becomes a `Status` with its code and anything else becomes code 65535
-(logged with its traceback), and answers every RPC the class does not define with
+`ShoalError` becomes a `Status` with its code, a RecursionError (a request nested deeper
+than any rule reads) code 1100, and anything else code 65535 (logged with its
+traceback), and answers every RPC the class does not define with
 code 10 "not supported" instead of gRPC UNIMPLEMENTED. Neighbours: `servicer` (the
 handlers), `translate.status`.
 """
