@@ -91,7 +91,7 @@ class SecurityCatalog:
             grant = Grant(**g)
             self._grants[grant.key()] = grant
         self._groups: dict[str, list[str]] = state.get("groups", {})
-        self._dummy = hash_password("not a password")
+        self._dummy = b""  # a hash to check unknown users against, made on first need
         if ROOT_USER not in self._users:
             password = root_password or DEFAULT_ROOT_PASSWORD
             check_password(password)
@@ -116,6 +116,8 @@ class SecurityCatalog:
     def verify_password(self, user: str, password: str) -> bool:
         entry = self._users.get(user)
         if entry is None:
+            if not self._dummy:
+                self._dummy = hash_password("not a password").encode("ascii")
             bcrypt.checkpw(b"x", self._dummy)  # the same work whether or not the user exists
             return False
         return bcrypt.checkpw(password.encode("utf-8"), entry["hash"].encode("ascii"))
