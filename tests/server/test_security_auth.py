@@ -177,10 +177,30 @@ FAMILIES: dict[str, tuple[str, str, bool, Callable[[MilvusClient, str], Any]]] =
 }
 
 
+# the same families as raw requests, for the callers pymilvus cannot even connect as
+RAW: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "create_collection": ("CreateCollection", lambda n: milvus_pb2.CreateCollectionRequest(collection_name="x")),
+    "describe": ("DescribeCollection", lambda n: milvus_pb2.DescribeCollectionRequest(collection_name=n)),
+    "insert": ("Insert", lambda n: milvus_pb2.InsertRequest(collection_name=n)),
+    "delete": ("Delete", lambda n: milvus_pb2.DeleteRequest(collection_name=n, expr="id < 0")),
+    "search": ("Search", lambda n: milvus_pb2.SearchRequest(collection_name=n)),
+    "query": ("Query", lambda n: milvus_pb2.QueryRequest(collection_name=n, expr="id >= 0")),
+    "index": ("DescribeIndex", lambda n: milvus_pb2.DescribeIndexRequest(collection_name=n)),
+    "databases": ("CreateDatabase", lambda n: milvus_pb2.CreateDatabaseRequest(db_name="x")),
+    "roles": ("SelectRole", lambda n: milvus_pb2.SelectRoleRequest()),
+    "flush": ("Flush", lambda n: milvus_pb2.FlushRequest(collection_names=[n])),
+}
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_privilege_matrix(server: ShoalProcess, root: MilvusClient, coll: str, family: str) -> None:
     object_type, privilege, on_collection, call = FAMILIES[family]
     user, password, role = _user(root)
+    method, request = RAW[family]
+    for header in (None, _b64(f"{user}:not-{password}")):  # no credentials, a wrong password
+        with pytest.raises(grpc.RpcError) as refused:
+            _raw(server, method, request(coll), header)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     me = MilvusClient(uri=server.uri, token=f"{user}:{password}")
     try:
         _denied(lambda: call(me, coll))
