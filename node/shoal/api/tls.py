@@ -25,6 +25,7 @@ def _read(path: str) -> bytes:
 def grpc_credentials(cfg: Config) -> grpc.ServerCredentials | None:
     if not cfg.tls_mode:
         return None
+    http_context(cfg)  # gRPC would only say "cannot bind" about a bad PEM; ssl names the problem
     mutual = cfg.tls_mode == 2
     return grpc.ssl_server_credentials(
         [(_read(cfg.tls_key), _read(cfg.tls_cert))],
@@ -38,8 +39,14 @@ def http_context(cfg: Config) -> ssl.SSLContext | None:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(Path(cfg.tls_cert).expanduser()), str(Path(cfg.tls_key).expanduser()))
+    try:
+        ctx.load_cert_chain(str(Path(cfg.tls_cert).expanduser()), str(Path(cfg.tls_key).expanduser()))
+    except (ssl.SSLError, OSError) as e:
+        raise OSError(f"tls_cert {cfg.tls_cert} / tls_key {cfg.tls_key} cannot be used: {e}") from None
     if cfg.tls_mode == 2:
-        ctx.load_verify_locations(str(Path(cfg.tls_ca).expanduser()))
+        try:
+            ctx.load_verify_locations(str(Path(cfg.tls_ca).expanduser()))
+        except (ssl.SSLError, OSError) as e:
+            raise OSError(f"tls_ca {cfg.tls_ca} cannot be used: {e}") from None
         ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
