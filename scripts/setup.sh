@@ -14,7 +14,7 @@ stamp=.venv/.shoal-deps-$(sha256sum pyproject.toml | cut -c1-16)-$want_test
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   if [ "$want_test" = 1 ]; then
-    .venv/bin/pip install -q -e ".[cluster,operator,bench,test]"
+    .venv/bin/pip install -q -e ".[cluster,operator,bench,test,ingest]"
   else
     .venv/bin/pip install -q -e .
   fi
@@ -29,4 +29,17 @@ if [ "$want_test" = 1 ] && { ! command -v etcd >/dev/null 2>&1 || [ ! -d /usr/sh
   else
     echo "missing Debian packages; install them with: sudo apt-get install etcd-server fortunes" >&2
   fi
+fi
+
+# Java and Maven: scripts/kafka.sh resolves the Kafka broker of the ingestion test from Maven
+# Central into ~/.cache/shoal/kafka-<version> (once; later runs only check the cache).
+if [ "$want_test" = 1 ]; then
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven >/dev/null
+    else
+      echo "missing Java/Maven for the Kafka test; install them with: sudo apt-get install default-jre-headless maven" >&2
+    fi
+  fi
+  ./scripts/kafka.sh >/dev/null
 fi

@@ -13,6 +13,7 @@ missing: etcd comes from Debian's `etcd-server` (/usr/bin/etcd), weed from PyPI
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +70,12 @@ class ServerProcess:
     log_path: Path
     ready: Callable[[], bool]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    env: dict[str, str] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
         )
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -242,3 +245,70 @@ def subprocess_env() -> dict[str, str]:
     node = str(Path(__file__).resolve().parents[1] / "node")
     env["PYTHONPATH"] = node + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+# ---------------------------------------------------------------- Kafka (KRaft, Maven-resolved jars)
+
+KAFKA_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kafka.sh"
+
+
+@dataclass
+class KafkaBroker:
+    bootstrap: str  # host:port of the PLAINTEXT listener
+    server: ServerProcess
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _tcp_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def kafka_libs() -> Path | None:
+    """The broker's jars (installed by scripts/kafka.sh, cached by version); None without Java/Maven."""
+    if shutil.which("java") is None or not KAFKA_SCRIPT.exists():
+        return None
+    out = subprocess.run(["bash", str(KAFKA_SCRIPT)], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"scripts/kafka.sh failed:\n{out.stderr[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def start_kafka(base: Path, libs: Path) -> KafkaBroker:
+    """One KRaft process, broker and controller, on free ports, data under `base`."""
+    port, cport = free_ports(2)
+    props = base / "server.properties"
+    props.write_text("\n".join([
+        "process.roles=broker,controller", "node.id=1", f"controller.quorum.voters=1@127.0.0.1:{cport}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}", "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", f"log.dirs={base / 'logs'}",
+        "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=1",
+        "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0", "auto.create.topics.enable=false",
+    ]) + "\n")
+    cp = f"{libs}/*"
+    java = ["java", "-Xmx512m", "-cp", cp]
+    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # what `random-uuid` prints
+    subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
+                   capture_output=True, text=True, timeout=120, check=True)
+    server = ServerProcess([*java, "kafka.Kafka", str(props)], base / "kafka.log", lambda: _tcp_answers(port))
+    server.start(timeout_s=120)
+    return KafkaBroker(f"127.0.0.1:{port}", server)
+
+
+@pytest.fixture(scope="session", name="kafka_broker")
+def kafka_broker_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    libs = kafka_libs()
+    if libs is None:
+        pytest.skip("java is absent (Debian openjdk-17-jre-headless); scripts/kafka.sh needs it and Maven")
+    broker = start_kafka(tmp_path_factory.mktemp("kafka"), libs)
+    try:
+        yield broker
+    finally:
+        broker.stop()

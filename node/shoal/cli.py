@@ -57,7 +57,41 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tls-cert", dest="tls_cert", help="server certificate (PEM)")
     run.add_argument("--tls-key", dest="tls_key", help="server private key (PEM)")
     run.add_argument("--tls-ca", dest="tls_ca", help="CA certificate that signs client certificates (PEM; mode 2)")
+    ingest = sub.add_parser("ingest", help="feed a collection from a stream").add_subparsers(dest="source", required=True)
+    kafka = ingest.add_parser("kafka", help="JSON rows from a Kafka topic, upserted by primary key")
+    kafka.add_argument("--topic", required=True)
+    kafka.add_argument("--collection", required=True)
+    kafka.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    kafka.add_argument("--uri", default="http://127.0.0.1:19530", help="the Shoal (or Milvus) server")
+    kafka.add_argument("--db", default="default")
+    kafka.add_argument("--group", default="", help="consumer group (default shoal-ingest-<collection>)")
+    kafka.add_argument("--batch-rows", type=int, default=5000)
+    kafka.add_argument("--instance-id", default="",
+                       help="static consumer-group membership: a restarted ingester resumes its partitions at once")
+    kafka.add_argument("--metrics-port", type=int, default=9190, help="/metrics with the lag; -1 = off, 0 = any")
     return p
+
+
+def _ingest_kafka(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shoal.ingest.kafka import IngestConfig, KafkaIngester
+
+    cfg = IngestConfig(
+        topic=args.topic, collection=args.collection, bootstrap_servers=args.bootstrap_servers, uri=args.uri,
+        database=args.db, group=args.group, batch_rows=args.batch_rows, metrics_port=args.metrics_port,
+        instance_id=args.instance_id,
+    )
+    try:
+        ingester = KafkaIngester(cfg)
+    except Exception as e:
+        print(f"shoal ingest: cannot start: {e}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: ingester.stop_requested.set())
+    signal.signal(signal.SIGINT, lambda *_: ingester.stop_requested.set())
+    port = ingester.serve_metrics()
+    print(f"Ingesting topic {cfg.topic} into {cfg.collection} (metrics port {port})", flush=True)
+    ingester.run()
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -112,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "ingest":
+        return _ingest_kafka(args)
     return 2
 
 

@@ -30,7 +30,9 @@ class Code(IntEnum):
     PARAMETER_MISSING = 1101
     METRIC_TYPE_MISMATCH = 1102
     PARAMETER_TOO_LARGE = 1102  # merr's ErrParameterTooLarge shares the number
+    RESOURCE_GROUP_NOT_FOUND = 300
     ALIAS_NOT_FOUND = 1600
+    FIELD_NAME_INVALID = 1701
     ALIAS_ALREADY_EXISTS = 1601
     PRIVILEGE_NOT_AUTHENTICATED = 1400
     PRIVILEGE_NOT_PERMITTED = 1401
@@ -62,5 +64,5 @@ def not_supported(what: str) -> ShoalError:
 def collection_not_found(name: str, database: str = "default") -> ShoalError:
     return ShoalError(
         Code.COLLECTION_NOT_FOUND,
-        f"can't find collection[database={database}][collection={name}]",
+        f"collection not found[database={database}][collection={name}]",
     )

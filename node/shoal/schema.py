@@ -102,6 +102,8 @@ DYNAMIC_FIELD = "$meta"
 
 # Documented Milvus limits.
 MAX_DIM = 32768
+MIN_DIM = 2  # Milvus refuses 1-d float vectors
+MAX_BINARY_DIM = MAX_DIM * 8
 MAX_VARCHAR_LENGTH = 65535
 MAX_FIELDS = 64
 MAX_PARTITIONS = 1024

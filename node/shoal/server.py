@@ -13,7 +13,6 @@ Milvus Lite's `default_server`. The CLI (`shoal.cli`) is the other entry point.
 
 from __future__ import annotations
 
-import base64
 import logging
 import shutil
 import tempfile
@@ -30,10 +29,11 @@ from shoal.api.auth import AuthInterceptor
 from shoal.api.http import ManagementServer
 from shoal.api.metrics import Metrics, MetricsInterceptor
 from shoal.api.quotas import QuotaInterceptor, Quotas
+from shoal.api.rest import RestAPI
 from shoal.api.servicer import ShoalServicer
 from shoal.config import Config
 from shoal.security.catalog import SecurityCatalog
-from shoal.security.guard import AuthError, Guard
+from shoal.security.guard import Guard, http_authenticator
 from shoal.security.limits import FailedLogins
 from shoal.storage.meta_store import FileMetaStore
 
@@ -67,7 +67,7 @@ class NodeServer:
         self.engine = open_engine(cfg.data_dir, cfg.engine_options())
         try:
             metrics = Metrics(self.engine)
-            security, interceptors, http_auth = self._security(cfg, metrics)
+            security, interceptors, guard = self._security(cfg, metrics)
             opts = [
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -93,7 +93,8 @@ class NodeServer:
             if self.listen_port == 0:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
             self._http = ManagementServer(
-                cfg.host, cfg.http_port, metrics, self._serving.is_set, tls.http_context(cfg), http_auth
+                cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer, guard),
+                tls.http_context(cfg), None if guard is None else http_authenticator(guard),
             )
             self.http_port = self._http.port
             server.start()
@@ -109,25 +110,24 @@ class NodeServer:
             "on" if cfg.authorization_enabled else "off", cfg.tls_mode,
         )
 
-    def _security(self, cfg: Config, metrics: Metrics) -> tuple[SecurityCatalog, list[Any], Any]:
-        """The users/roles catalog, the interceptors in order, and the HTTP port's auth check."""
+    def _security(self, cfg: Config, metrics: Metrics) -> tuple[SecurityCatalog, list[Any], Guard | None]:
+        """The users/roles catalog, the interceptors in order, and the guard (None: auth off)."""
         store = getattr(getattr(self.engine, "catalog", None), "store", None)
         if store is None:  # an engine without a meta store of its own
             store = FileMetaStore(cfg.data_dir / "security.db")
         security = SecurityCatalog(store, cfg.root_password_value() or None)
         interceptors: list[Any] = [MetricsInterceptor(metrics)]
-        http_auth = None
+        guard = None
         if cfg.authorization_enabled:
             guard = Guard(security, FailedLogins(cfg.auth_max_failed_attempts, cfg.auth_failed_window_s))
             interceptors.append(AuthInterceptor(guard))
-            http_auth = _http_auth(guard)
         quotas = Quotas(
             cfg.data_dir, cfg.max_insert_bytes, cfg.dml_rate_mb_per_collection,
             cfg.search_rate_vps_per_collection, cfg.disk_quota_mb,
         )
         if quotas.active:
             interceptors.append(QuotaInterceptor(quotas))
-        return security, interceptors, http_auth
+        return security, interceptors, guard
 
     @property
     def serving(self) -> bool:
@@ -149,24 +149,6 @@ class NodeServer:
 
     def wait(self) -> None:
         self._stopped.wait()
-
-
-def _http_auth(guard: Guard) -> Any:
-    """`Authorization: Bearer user:password` (Milvus's REST form) or `Basic base64(user:password)`."""
-
-    def check(value: str | None) -> bool:
-        scheme, _, credential = (value or "").partition(" ")
-        if scheme.lower() == "bearer":
-            credential = base64.b64encode(credential.encode()).decode()
-        elif scheme.lower() != "basic":
-            return False
-        try:
-            guard.authenticate(credential, "http")
-        except AuthError:
-            return False
-        return True
-
-    return check
 
 
 def _grpc_host(host: str) -> str:

@@ -71,7 +71,7 @@ def test_status_codes() -> None:
     assert s.code == 100 and s.error_code == common_pb2.CollectionNotExists and "x" in s.reason
     assert not is_successful(s)
     s = from_error(invalid("bad"))
-    assert (s.code, s.error_code, s.reason) == (1100, common_pb2.IllegalArgument, "bad")
+    assert (s.code, s.error_code, s.reason) == (1100, common_pb2.IllegalArgument, "bad: invalid parameter")
     s = unexpected(KeyError("k"))
     assert s.code == 65535 and s.error_code == common_pb2.UnexpectedError and "KeyError" in s.reason
     s = from_error(ShoalError(800, "database not found[database=x]"))

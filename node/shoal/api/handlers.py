@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from shoal.api.translate import status as st
+from shoal.api.validate import check_request_names
 from shoal.errors import ShoalError, invalid, not_supported
 
 log = logging.getLogger("shoal.api")
@@ -50,6 +51,7 @@ def _wrap(name: str, fn: Callable[..., Message]) -> Callable[..., Message]:
     @functools.wraps(fn)
     def handler(self: Any, request: Message, context: grpc.ServicerContext) -> Message:
         try:
+            check_request_names(name, request)
             return fn(self, request, context)
         except ShoalError as e:
             log.debug("%s failed: %s", name, e.message)

@@ -1,15 +1,18 @@
-"""The management HTTP port (default 9091): `/healthz` and `/metrics`.
+"""The HTTP port (default 9091): `/healthz`, `/metrics` and Milvus's RESTful API v2.
 
 Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
-Prometheus scrapes `/metrics` from the server's `Metrics` registry. A stdlib threaded
-HTTP server in a daemon thread; started and stopped by `shoal.server`. With an
-`ssl_context` (tls_mode 1/2) each connection's handshake runs in its own thread, so a
-silent client cannot stall the port. With `authenticate` (authorization on) every other
-path needs an `Authorization: Bearer user:password` header (401 without one).
+Prometheus scrapes `/metrics` from the server's `Metrics` registry; `POST /v2/vectordb/...`
+goes to `shoal.api.rest` when the server passes one (which checks users and privileges
+itself when authorization is on). A stdlib threaded HTTP server in a daemon thread;
+started and stopped by `shoal.server`. With an `ssl_context` (tls_mode 1/2) each
+connection's handshake runs in its own thread, so a silent client cannot stall the port.
+With `authenticate` (authorization on) any other GET path needs an
+`Authorization: Bearer user:password` header (401 without one).
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 from collections.abc import Callable
@@ -22,9 +25,10 @@ from shoal.api.metrics import Metrics
 
 
 class ManagementServer:
-    def __init__(self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool],
-                 ssl_context: ssl.SSLContext | None = None,
-                 authenticate: Callable[[str | None], bool] | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool], rest: Any = None,
+        ssl_context: ssl.SSLContext | None = None, authenticate: Callable[[str | None], bool] | None = None,
+    ) -> None:
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +43,15 @@ class ManagementServer:
                     self._reply(401, b'{"code":1800,"message":"user hasn\'t authenticated"}', "application/json")
                 else:
                     self._reply(404, b"not found", "text/plain")
+
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if rest is None or not self.path.startswith("/v2/"):
+                    self._reply(404, b"not found", "text/plain")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length > 0 else b""
+                status, reply = rest.handle(self.path, raw, self.headers, self.client_address[0])
+                self._reply(status, json.dumps(reply).encode(), "application/json")
 
             def _reply(self, code: int, body: bytes, ctype: str) -> None:
                 self.send_response(code)

@@ -14,6 +14,7 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 from shoal.api.handlers import install_handlers
 from shoal.api.rpc.catalog import CatalogRPCs
 from shoal.api.rpc.data import DataRPCs
+from shoal.api.rpc.imports import ImportRPCs
 from shoal.api.rpc.indexes import IndexRPCs
 from shoal.api.rpc.security import SecurityRPCs
 from shoal.api.rpc.system import SystemRPCs
@@ -21,6 +22,6 @@ from shoal.api.rpc.system import SystemRPCs
 
 @install_handlers
 class ShoalServicer(
-    SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, SecurityRPCs, milvus_pb2_grpc.MilvusServiceServicer
+    SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, ImportRPCs, SecurityRPCs, milvus_pb2_grpc.MilvusServiceServicer
 ):
     """`ShoalServicer(engine, metrics=None, role="standalone", security=None)`."""

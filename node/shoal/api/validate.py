@@ -6,7 +6,7 @@ Pure functions raising `ShoalError` code 1100; used by the translators and the s
 
 from __future__ import annotations
 
-from shoal.errors import invalid
+from shoal.errors import Code, ShoalError, invalid
 from shoal.schema import MAX_NAME_LENGTH, MAX_NQ, MAX_TOPK
 
 
@@ -23,6 +23,62 @@ def check_name(name: str, kind: str) -> None:
     for ch in name:
         if not (ch == "_" or (ch.isascii() and ch.isalnum())):
             raise invalid(f"{label} {kind} name can only contain numbers, letters and underscores")
+
+
+# Milvus validates the names a request carries before it looks anything up; only its
+# reads resolve the name first, answering "collection not found" (code 100) for a bad one.
+_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+_NAME_REQUIRED = frozenset({
+    "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
+    "Insert", "Upsert", "Delete", "CreateAlias", "AlterAlias", "CreatePartition", "DropPartition",
+    "HasPartition", "LoadPartitions", "ReleasePartitions", "CreateIndex", "DropIndex",
+})
+
+
+def check_request_names(method: str, request: object) -> None:
+    """The naming rule on every call that carries a collection, partition or alias name."""
+    if method in _LOOKED_UP_FIRST:
+        return
+    name = getattr(request, "collection_name", None)
+    if isinstance(name, str) and (name or (method in _NAME_REQUIRED and not getattr(request, "collectionID", 0))):
+        check_name(name, "collection")
+    partition = getattr(request, "partition_name", None)
+    if isinstance(partition, str) and partition:
+        check_name(partition, "partition")
+    alias = getattr(request, "alias", None)
+    if isinstance(alias, str) and alias:
+        check_name(alias, "alias")
+
+
+# Words of the filter language (Milvus's list): a field named so could not be filtered on.
+FIELD_NAME_KEYWORDS = frozenset({
+    "$meta", "like", "exists", "EXISTS", "and", "or", "not", "in",
+    "json_contains", "JSON_CONTAINS", "json_contains_all", "JSON_CONTAINS_ALL",
+    "json_contains_any", "JSON_CONTAINS_ANY", "array_contains", "ARRAY_CONTAINS",
+    "array_contains_all", "ARRAY_CONTAINS_ALL", "array_contains_any", "ARRAY_CONTAINS_ANY",
+    "array_length", "ARRAY_LENGTH", "true", "True", "TRUE", "false", "False", "FALSE",
+    "text_match", "TEXT_MATCH", "phrase_match", "PHRASE_MATCH", "random_sample", "RANDOM_SAMPLE",
+})
+
+
+def check_field_name(name: str) -> None:
+    """Milvus's field-name rule (code 1701): the naming rule, and no filter keyword."""
+    label = f"Invalid field name: {name}. "
+    stripped = name.strip()
+    if not stripped:
+        raise ShoalError(Code.FIELD_NAME_INVALID, "field name should not be empty")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise ShoalError(
+            Code.FIELD_NAME_INVALID,
+            f"{label}The length of a field name must be less than {MAX_NAME_LENGTH} characters.",
+        )
+    first = stripped[0]
+    if not (first == "_" or (first.isascii() and first.isalpha())):
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}The first character of a field name must be an underscore or letter.")
+    if not all(ch == "_" or (ch.isascii() and ch.isalnum()) for ch in stripped):
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}Field name can only contain numbers, letters, and underscores.")
+    if stripped in FIELD_NAME_KEYWORDS or stripped.lower() == "null":
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}{stripped} is keyword in milvus.")
 
 
 def check_topk(topk: int) -> None:

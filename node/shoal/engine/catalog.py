@@ -78,6 +78,7 @@ class CollectionMeta:
     indexes: list[IndexMeta] = field(default_factory=list)
     segments: list[SegmentMeta] = field(default_factory=list)
     checkpoint_lsn: int = 0
+    updated_ts: int = 0  # last schema or property change (Milvus's update_timestamp)
 
     def partition(self, name: str) -> PartitionMeta | None:
         return next((p for p in self.partitions if p.name == name), None)
@@ -289,7 +290,7 @@ class Catalog:
         check_name("partition", name)
         with self.lock:
             if meta.partition(name) is not None:
-                raise invalid(f"partition already exists: {name}")
+                return  # as Milvus: creating an existing partition succeeds
             if len(meta.partitions) >= MAX_PARTITIONS:
                 raise invalid(f"partition number ({MAX_PARTITIONS}) exceeds max configuration")
             meta.partitions.append(PartitionMeta(name, self.new_id(), created_ts))
@@ -319,7 +320,7 @@ class Catalog:
         database = database or DEFAULT_DB
         with self.lock:
             if (database, alias) not in self.aliases:
-                raise ShoalError(Code.ALIAS_NOT_FOUND, f"alias not found[database={database}][alias={alias}]")
+                return  # as Milvus: dropping a missing alias succeeds
             del self.aliases[(database, alias)]
             self._commit(aliases=[(database, alias)])
 

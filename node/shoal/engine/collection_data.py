@@ -37,6 +37,7 @@ class CollectionData:
         self.last_lsn = 0  # newest WAL record applied here
         self.first_unpersisted_lsn = 0  # 0 = everything is persisted
         self.on_sealed: Callable[[CollectionData], None] | None = None
+        self.dropped = False  # set under write_lock by a drop: background work on it stops quietly
 
     # ---- writes (caller holds write_lock)
     def note_lsn(self, lsn: int) -> None:
@@ -50,6 +51,11 @@ class CollectionData:
             seg = Segment.growing(self._new_id(), partition_id, self.schema, self.seal_rows)
             self._growing[partition_id] = seg
             self.segments = self.segments + [seg]
+        if seg.num_rows and len(batch) > len(seg.columns):
+            for name in batch.keys() - seg.columns.keys():  # a field added since (WAL replay reaches here)
+                f = self.schema.field(name)
+                if f is not None:
+                    seg.fill_added_field(f)
         seg.append(batch, n, ts)
         if seg.num_rows >= self.seal_rows:
             self.seal_growing(partition_id)
@@ -60,10 +66,18 @@ class CollectionData:
         return max(1, min(self.segment_max_rows, self.segment_max_bytes // self.schema.approx_row_bytes()))
 
     def apply_delete(self, pks: np.ndarray, ts: int, partition_ids: set[int] | None) -> int:
+        """Delete the rows older than `ts` with these keys; inserts call it too (one row per key)."""
+        if len(pks) == 0:
+            return 0
+        if pks.dtype != object:
+            pks = np.sort(pks)  # sorted probes walk each sorted run in order (cache-friendly)
+            lo, hi = pks[0], pks[-1]
+        else:
+            lo, hi = pks.min(), pks.max()
         count = 0
         for seg in self.segments:
             if partition_ids is None or seg.partition_id in partition_ids:
-                count += seg.apply_delete(pks, ts)
+                count += seg.hide_older(pks, lo, hi, ts)
         return count
 
     def seal_growing(self, partition_id: int | None = None) -> list[Segment]:
@@ -92,6 +106,14 @@ class CollectionData:
             self.segments = [s for s in self.segments if s.partition_id != partition_id]
             self._growing.pop(partition_id, None)
             return gone
+
+    def fill_added_fields(self) -> None:
+        """Give every segment's older rows the default of each field added after they were written."""
+        with self.write_lock:
+            for f in self.schema.fields:
+                if f.default_value is not None:
+                    for seg in self.segments:
+                        seg.fill_added_field(f)
 
     # ---- reads
     def snapshot(self, partition_ids: set[int] | None = None) -> list[Segment]:

@@ -25,8 +25,10 @@ from shoal.engine.catalog import (
 )
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
+from shoal.engine.importer import Importer, ImportJob
 from shoal.engine.indexer import Indexer
 from shoal.engine.maintenance import Compactor
+from shoal.engine.partial_update import complete_partial
 from shoal.engine.persistence import Persistence
 from shoal.engine.reader import Reader
 from shoal.engine.requests import (
@@ -46,7 +48,7 @@ from shoal.engine.requests import (
 )
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
-from shoal.errors import Code, ShoalError, invalid, not_supported
+from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
 from shoal.index.scalar import validate_scalar_index
@@ -87,6 +89,9 @@ class Engine:
             int(options.get("index_build_threads", 0)),
         )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
+        self.importer = Importer(
+            self.root, self.catalog, self.tso, self.writer, self.datas.get, self.indexer.kick
+        )
         self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
         self._flusher.start()
         self.indexer.kick()
@@ -229,8 +234,12 @@ class Engine:
             return  # dropping a missing collection is not an error in Milvus
         if self.catalog.aliases_of(meta) and meta.name != name:
             raise invalid(f"cannot drop the collection via alias = {name}")
+        data = self.datas.get(meta.collection_id)
+        if data is not None:
+            with data.write_lock:
+                data.dropped = True
         self.catalog.remove_collection(meta)
-        data = self.datas.pop(meta.collection_id, None)
+        self.datas.pop(meta.collection_id, None)
         self.persistence.drop_files(meta)
         if data is not None:
             data.segments = []
@@ -257,6 +266,7 @@ class Engine:
             properties=dict(meta.properties),
             aliases=self.catalog.aliases_of(meta),
             partitions=parts,
+            updated_ts=meta.updated_ts or meta.created_ts,
         )
 
     def describe_collection(self, database: str, name: str) -> CollectionInfo:
@@ -277,7 +287,18 @@ class Engine:
                     raise ValueError
             except ValueError:
                 raise invalid("collection TTL is not a valid positive integer") from None
+        properties = dict(properties)
+        dynamic = properties.pop("dynamicfield.enabled", None)
+        if dynamic is not None:
+            enable = str(dynamic).strip().lower()
+            if enable not in ("true", "false"):
+                raise invalid(f"dynamicfield.enabled must be true or false, got {dynamic}")
+            if enable == "false" and meta.schema.enable_dynamic_field:
+                raise invalid("dynamic schema cannot supported to be disabled")
         with self.catalog.lock:
+            if dynamic is not None and str(dynamic).strip().lower() == "true":
+                meta.schema.enable_dynamic_field = True
+            meta.updated_ts = self.tso.allocate()
             meta.properties.update(properties)
             for key in delete_keys:
                 meta.properties.pop(key, None)
@@ -296,7 +317,11 @@ class Engine:
         with self.catalog.lock:
             field.field_id = max((f.field_id for f in meta.schema.fields), default=99) + 1
             meta.schema.fields.append(field)
+            meta.updated_ts = self.tso.allocate()
             self.catalog.save_collection(meta)
+        data = self.datas.get(meta.collection_id)
+        if data is not None:
+            data.fill_added_fields()
 
     def collection_row_count(self, database: str, name: str) -> int:
         _, data = self._resolve(database, name)
@@ -431,10 +456,17 @@ class Engine:
         num_rows: int,
         partial_update: bool = False,
     ) -> MutationResult:
-        if partial_update:
-            raise not_supported("partial update (upsert with partial_update=True)")
         meta, data = self._resolve(database, collection)
-        return self.writer.insert(meta, data, partition, batch, num_rows, upsert=True)
+        if not partial_update:
+            return self.writer.insert(meta, data, partition, batch, num_rows, upsert=True)
+        with data.write_lock:  # nothing may land between reading the stored rows and the upsert
+            full = complete_partial(meta.schema, batch, num_rows, lambda keys, fields: self._stored_rows(meta, data, keys, fields))
+            return self.writer.insert(meta, data, partition, full, num_rows, upsert=True)
+
+    def _stored_rows(self, meta: CollectionMeta, data: CollectionData, keys: np.ndarray, fields: list[str]) -> QueryResult:
+        pk = meta.schema.primary_field.name
+        req = QueryRequest(expr=f"{pk} in {{keys}}", expr_params={"keys": keys.tolist()}, output_fields=[pk, *fields])
+        return self.reader.query(meta, data.snapshot(), req)
 
     def delete(
         self,
@@ -462,6 +494,26 @@ class Engine:
             pks = unique_in_order(np.asarray(found.fields[pk.name].values))
         return self.writer.delete(meta, data, partition_id, pks)
 
+    def truncate_collection(self, database: str, name: str) -> MutationResult:
+        """Remove every row, keeping schema, partitions and indexes: one logged delete of every live key.
+
+        Being a delete, it is durable and replayed like any other; compaction then drops the rows.
+        """
+        meta, data = self._resolve(database, name)
+        pk = meta.schema.primary_field.name
+        with data.write_lock:
+            now = self.tso.now()
+            parts = []
+            for seg in data.snapshot():
+                batch, n = seg.snapshot_batch()
+                keys = np.asarray(batch[pk].values[:n])
+                mask = seg.visible(now)
+                parts.append(keys if mask is None else keys[mask[:n]])
+            keys = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+            res = self.writer.delete(meta, data, 0, unique_in_order(keys))
+        self._flush_wanted.set()  # lets automatic compaction reclaim the space
+        return res
+
     def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
         out = {}
         for name in collections:
@@ -475,6 +527,20 @@ class Engine:
 
     def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
         return True  # flush is synchronous: once Flush answered, the data is in segment files
+
+    # ---- bulk import
+    def import_files(
+        self, database: str, collection: str, partition: str, files: list[list[str]], options: dict[str, str]
+    ) -> ImportJob:
+        meta, _ = self._resolve(database, collection)
+        return self.importer.submit(database or DEFAULT_DB, meta, partition, files, options)
+
+    def import_job(self, job_id: int) -> ImportJob:
+        return self.importer.get(job_id)
+
+    def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
+        cid = self._resolve(database, collection)[0].collection_id if collection else None
+        return self.importer.list(database or DEFAULT_DB, cid)
 
     # ---- reads
     def query(self, database: str, collection: str, request: QueryRequest) -> QueryResult:
@@ -607,6 +673,7 @@ class Engine:
         if self._closed.is_set():
             return
         self._closed.set()
+        self.importer.close()
         self._flush_wanted.set()
         self._flusher.join(timeout=30)
         self.indexer.close()

@@ -129,13 +129,20 @@ class Compactor:
                 plans = self.plan(data, self.small_rows(data), deleted_ratio)
                 state.executing_plans = len(plans)
                 for pid, olds in plans:
+                    if data.dropped:
+                        break
                     try:
                         self._merge(meta, data, pid, olds, now_ts)
                         state.completed_plans += 1
                     except Exception:
+                        if data.dropped:  # the collection's files went away under it: nothing to report
+                            log.debug("compaction of dropped collection %s stopped", meta.name)
+                            break
                         log.exception("compaction of collection %s partition %s failed", meta.name, pid)
                         state.timeout_plans += 1
                     state.executing_plans -= 1
+                if data.dropped:  # files written after the drop removed the collection's folder
+                    self.persistence.drop_files(meta)
         finally:
             with self._lock:
                 self._busy[meta.collection_id] -= 1
@@ -164,6 +171,8 @@ class Compactor:
             # stays Finished across the swap.
             built = self.indexer.build_now(meta, new)
         with data.write_lock:
+            if data.dropped:
+                return
             if new is not None:
                 # deletes that landed on the old rows while the new segment was being written
                 new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])

@@ -95,6 +95,7 @@ class Persistence:
             twin.num_deleted = seg.num_deleted
             twin.deletes_dirty = seg.deletes_dirty
             twin.indexes = seg.indexes
+            twin.keys = seg.keys
             data.replace(seg, twin)
 
     def truncate_wal(self, datas: list[CollectionData]) -> None:
@@ -134,6 +135,7 @@ class Persistence:
                         log.exception("index %s of segment %s is unreadable; rebuilding", index.index_name, sm.path)
             segments.append(seg)
         data.segments = segments
+        data.fill_added_fields()
 
     def replay(self, datas: dict[int, CollectionData]) -> int:
         count = 0

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +28,13 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
+from shoal.engine.rerank import to_greater
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
-from shoal.errors import Code, ShoalError, invalid
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
+from shoal.index.params import check_search_params
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -350,6 +353,9 @@ class Reader:
         if req.iterator_last_bound is not None:
             params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
+        index_meta = meta.index_for_field(field.name)
+        if index_meta is not None:
+            check_search_params(index_meta.params.get("index_type", ""), field.dtype, params, k)
         hits = self._segment_hits(field, metric, segments, masks, req.queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field
@@ -359,6 +365,10 @@ class Reader:
                 for m in [~np.isin(gather(segments, h.segs, h.rows, [pk])[pk.name].values, list(seen_at_bound))]
             ]
         group_values = None
+        if req.rerank is not None:
+            if group_field is not None or req.iterator:
+                raise not_supported("a function reranker with group_by or an iterator")
+            hits = self._rerank(segments, hits, req.rerank, metric)
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
@@ -370,6 +380,31 @@ class Reader:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
             self._remember_bound(result, raw, (real_bound, seen_at_bound))
         return result
+
+    @staticmethod
+    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str) -> list[_Hits]:
+        field = FieldSchema(name=rerank.field, dtype=DataType.DOUBLE)
+        out = []
+        for h in hits:
+            col = gather(segments, h.segs, h.rows, [field])[field.name]
+            scores = rerank.rescore(h.scores, metric, np.asarray(col.values, dtype=np.float64), col.valid)
+            order = np.argsort(-scores, kind="stable")
+            out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
+        return out
+
+    @staticmethod
+    def _decayed(segments: list[Segment], scores: dict[tuple[int, int], float], decay: Any) -> dict[tuple[int, int], float]:
+        if not scores:
+            return scores
+        keys = list(scores)
+        field = FieldSchema(name=decay.field, dtype=DataType.DOUBLE)
+        segs = np.array([k[0] for k in keys], dtype=np.int64)
+        rows = np.array([k[1] for k in keys], dtype=np.int64)
+        col = gather(segments, segs, rows, [field])[field.name]
+        factors = decay.factors(np.asarray(col.values, dtype=np.float64)).astype(np.float32)
+        if col.valid is not None:
+            factors[~col.valid] = 0.0
+        return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
 
     def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
         """Search params of one search-iterator step: a range search from the last bound on.
@@ -508,13 +543,27 @@ class Reader:
         read_ts = self.read_ts(req.consistency)
         nq = len(req.requests[0].queries)
         strategy = req.rerank.strategy.lower()
+        decay = req.rerank.function if strategy == "decay" else None
+        if decay is not None and req.group_by_field:
+            raise not_supported("a function reranker with group_by")
+        if strategy not in ("rrf", "weighted") and decay is None:
+            raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
         weights = req.rerank.params.get("weights") or []
+        if strategy == "weighted" and not isinstance(weights, list):
+            raise invalid("The weights param should be an array")
+        if strategy == "weighted" and any(
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+        ):
+            raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
         if strategy == "weighted" and len(weights) != len(req.requests):
             raise invalid(
                 f"the length of weights param mismatch with ann search requests: "
                 f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
             )
-        rrf_k = float(req.rerank.params.get("k", 60))
+        raw_k = req.rerank.params.get("k", 60)
+        if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+            raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+        rrf_k = float(raw_k)
         if strategy == "rrf" and not 0 < rrf_k < 16384:
             raise invalid("The rank params k should be in range (0, 16384)")
         norm = bool(req.rerank.params.get("norm_score", True))
@@ -553,9 +602,13 @@ class Reader:
                         add = 1.0 / (rrf_k + rank + 1)
                     elif strategy == "weighted":
                         add = float(weights[i]) * (_normalize(score, metric) if norm else score)
-                    else:
-                        raise invalid(f"unsupported rerank strategy: {req.rerank.strategy}")
+                    else:  # decay: the best "greater is better" score of any sub search, scaled below
+                        greater = float(to_greater(np.array([score]), metric)[0])
+                        fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
+                        continue
                     fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+        if decay is not None:
+            fused = [self._decayed(segments, f, decay) for f in fused]
         hits_out = []
         for q in range(nq):
             ranked = sorted(fused[q].items(), key=lambda kv: -kv[1])

@@ -65,6 +65,7 @@ class CollectionInfo:
     properties: dict[str, str]
     aliases: list[str]
     partitions: list[PartitionInfo]
+    updated_ts: int = 0
 
 
 @dataclass
@@ -130,12 +131,14 @@ class SearchRequest:
     iterator_batch_size: int = 0
     iterator_token: str = ""
     iterator_last_bound: float | None = None
+    rerank: Any = None  # a function reranker (engine.rerank.DecayRerank) over the limit + offset hits
 
 
 @dataclass
 class RerankSpec:
-    strategy: str  # "rrf" | "weighted"
+    strategy: str  # "rrf" | "weighted" | "decay" (a function reranker: `function`)
     params: dict[str, Any] = field(default_factory=dict)
+    function: Any = None  # engine.rerank.DecayRerank
 
 
 @dataclass

@@ -18,8 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from shoal.engine.key_index import KeyIndex
 from shoal.engine.prefault import PREFAULTER, window_bytes
-from shoal.schema import DYNAMIC_FIELD, Batch, CollectionSchema, Column
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    SCALAR_DTYPES,
+    Batch,
+    CollectionSchema,
+    Column,
+    FieldSchema,
+    object_array,
+)
 
 NOT_DELETED = np.iinfo(np.int64).max
 TS_COLUMN = "$ts"
@@ -61,6 +70,9 @@ class _Buffer:
     def write(self, at: int, col: Column) -> None:
         n = len(col)
         self.values[at : at + n] = col.values
+        if self.valid is None and col.valid is not None and not col.valid.all():
+            # the first rows of a nullable field were all set; this batch brings its first null
+            self.valid = np.ones(len(self.values), bool)
         if self.valid is not None:
             self.valid[at : at + n] = True if col.valid is None else col.valid
         self._back_ahead(at + n, n)
@@ -95,6 +107,7 @@ class Segment:
     max_ts: int = 0
     num_deleted: int = 0
     reserve_rows: int = 0  # rows a growing segment may reach before it seals
+    keys: KeyIndex = field(default_factory=KeyIndex)  # which primary keys it holds, built on demand
     _buffers: dict[str, _Buffer] = field(default_factory=dict)
     _ts_buf: np.ndarray | None = None
     _del_buf: np.ndarray | None = None
@@ -203,6 +216,33 @@ class Segment:
             self.num_deleted += count
             self.deletes_dirty = True
         return count
+
+    def fill_added_field(self, f: FieldSchema) -> None:
+        """Rows written before `f` was added read its default, as in Milvus (else they read null)."""
+        n = self.num_rows
+        if f.default_value is None or n == 0 or f.name in self.columns:
+            return
+        dtype = SCALAR_DTYPES.get(f.dtype)
+        values = np.full(n, f.default_value, dtype=dtype) if dtype is not None else object_array([f.default_value] * n)
+        if self.sealed or self._ts_buf is None:
+            self.columns = {**self.columns, f.name: Column(values)}
+            return
+        buf = _Buffer(values, True, len(self._ts_buf))
+        buf.write(0, Column(values))
+        self._buffers[f.name] = buf
+        self._publish(n)
+
+    def key_column(self) -> np.ndarray:
+        n = self.num_rows
+        return self.columns[self.pk_field].values[:n] if n else np.empty(0, np.int64)
+
+    def hide_older(self, probe: np.ndarray, lo: Any, hi: Any, ts: int) -> int:
+        """`apply_delete` for the keys of `probe` this segment holds; skips the scan when it holds none."""
+        keys = self.key_column()
+        if not self.keys.may_hold(keys, lo, hi):
+            return 0
+        hit = self.keys.holds(keys, probe)
+        return self.apply_delete(probe[hit], ts) if hit.any() else 0
 
     # ---- reads
     def visible(self, read_ts: int, ttl_floor: int = 0) -> np.ndarray | None:

@@ -15,12 +15,13 @@ import numpy as np
 from shoal.engine import wal_records
 from shoal.engine.catalog import DEFAULT_PARTITION, CollectionMeta
 from shoal.engine.collection_data import CollectionData
+from shoal.engine.key_index import last_of_each
 from shoal.engine.requests import MutationResult
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.validation import normalize_insert
 from shoal.engine.wal_records import DELETE_KEYS, Kind, Record
 from shoal.errors import invalid
-from shoal.schema import Batch, Column, batch_len, object_array
+from shoal.schema import Batch, Column, DataType, batch_len, object_array
 from shoal.storage.wal import WriteAheadLog
 
 PARTITION_COLUMN = "$pid"
@@ -45,6 +46,15 @@ def apply_record(data: CollectionData, record: Record) -> int:
         parts = None if record.partition_id == 0 else {record.partition_id}
         deleted = data.apply_delete(pks, record.ts, parts)
     if record.kind in (Kind.INSERT, Kind.UPSERT) and batch:
+        pk = data.schema.primary_field
+        if not pk.auto_id or record.kind == Kind.UPSERT:
+            # One row per primary key, the last written: a repeated key in the batch keeps its
+            # last row, and an insert hides older rows of its keys as an upsert does.
+            keep = last_of_each(np.asarray(batch[pk.name].values))
+            if keep is not None:
+                batch = {k: c.take(keep) for k, c in batch.items()}
+            if record.kind == Kind.INSERT:
+                data.apply_delete(np.asarray(batch[pk.name].values), record.ts, None)
         pids = batch.pop(PARTITION_COLUMN).values
         for pid in np.unique(pids):
             rows = np.flatnonzero(pids == pid)
@@ -65,6 +75,12 @@ class Writer:
             data.note_lsn(lsn)
             return apply_record(data, record)
 
+    def _auto_ids(self, dtype: DataType, n: int) -> np.ndarray:
+        first = self.tso.allocate(n)
+        ids = np.arange(first, first + n, dtype=np.int64)
+        # Milvus's VARCHAR auto ids are its int64 ids written in decimal
+        return object_array([str(i) for i in ids.tolist()]) if dtype == DataType.VARCHAR else ids
+
     def _route(self, meta: CollectionMeta, partition: str, batch: Batch, n: int) -> np.ndarray:
         key_field = meta.schema.partition_key_field
         if key_field is not None:
@@ -76,20 +92,27 @@ class Writer:
         part = meta.require_partition(partition or DEFAULT_PARTITION)
         return np.full(n, part.partition_id, dtype=np.int64)
 
-    def insert(
-        self, meta: CollectionMeta, data: CollectionData, partition: str, batch: Batch, n: int, *, upsert: bool = False
-    ) -> MutationResult:
+    def prepare(self, meta: CollectionMeta, partition: str, batch: Batch, n: int, *, upsert: bool = False) -> Batch:
+        """Check and normalize a batch, assign auto ids, and route each row to its partition
+        (`PARTITION_COLUMN`). Bulk import shares this with insert and upsert."""
         if n <= 0:
             raise invalid("the number of rows to insert must be positive")
         batch = normalize_insert(meta.schema, batch, n, for_upsert=upsert)
         pk = meta.schema.primary_field
         if pk.auto_id and (not upsert or pk.name not in batch):
-            first = self.tso.allocate(n)
-            batch[pk.name] = Column(np.arange(first, first + n, dtype=np.int64))
+            batch[pk.name] = Column(self._auto_ids(pk.dtype, n))
+        if upsert and last_of_each(np.asarray(batch[pk.name].values)) is not None:
+            raise invalid("duplicate primary keys are not allowed in the same batch")
         if batch_len(batch) != n:
             raise invalid(f"the number of rows ({batch_len(batch)}) does not match num_rows ({n})")
-        ids = np.asarray(batch[pk.name].values)
         batch[PARTITION_COLUMN] = Column(self._route(meta, partition, batch, n))
+        return batch
+
+    def insert(
+        self, meta: CollectionMeta, data: CollectionData, partition: str, batch: Batch, n: int, *, upsert: bool = False
+    ) -> MutationResult:
+        batch = self.prepare(meta, partition, batch, n, upsert=upsert)
+        ids = np.asarray(batch[meta.schema.primary_field.name].values)
         if upsert:
             batch[DELETE_KEYS] = Column(ids)
         record = Record(Kind.UPSERT if upsert else Kind.INSERT, meta.collection_id, 0, 0, batch)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.errors import Code, ShoalError
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
 from shoal.expr.evaluator import FieldIndex, evaluate
@@ -115,4 +116,16 @@ def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any
             return CompiledFilter(text, None)
         return CompiledFilter(text, bind(text, syntax_tree, schema, params))
     except RecursionError:
-        raise syntax_error(text, 0, "the expression is nested too deeply") from None
+        raise _plan_error(syntax_error(text, 0, "the expression is nested too deeply")) from None
+    except ShoalError as e:
+        raise _plan_error(e) from None
+
+
+PLAN_PREFIX = "failed to create query plan: "
+
+
+def _plan_error(err: ShoalError) -> ShoalError:
+    """Milvus words every filter it cannot plan as "failed to create query plan: ..."."""
+    if err.code != Code.PARAMETER_INVALID or err.message.startswith(PLAN_PREFIX):
+        return err
+    return ShoalError(err.code, PLAN_PREFIX + err.message)

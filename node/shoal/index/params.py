@@ -158,6 +158,28 @@ def get_int(params: Mapping[str, Any], key: str, default: int | None, lo: int, h
     return value
 
 
+def resolved_kind(index_type: str, dtype: DataType) -> str:
+    """The index family an asked-for type builds (AUTOINDEX picks one per vector type)."""
+    if index_type != "AUTOINDEX":
+        return index_type
+    return {DataType.BINARY_VECTOR: "BIN_FLAT", DataType.SPARSE_FLOAT_VECTOR: "SPARSE_INVERTED_INDEX"}.get(dtype, "HNSW")
+
+
+def check_search_params(index_type: str, dtype: DataType, params: Mapping[str, Any], k: int) -> None:
+    """The search-time params an index type reads, checked (type and range) before any segment is
+    searched, so the answer does not depend on whether the segments are indexed yet."""
+    kind = resolved_kind(index_type.upper(), dtype)
+    depth = "search_list" if kind == "DISKANN" else "ef" if "HNSW" in kind or kind == "GPU_CAGRA" else None
+    if depth is not None and params.get(depth) not in (None, ""):
+        value = get_int(params, depth, None, 1, INT32_MAX)
+        if value is not None and value < k:
+            raise invalid(f"{depth}({value}) should be larger than k({k})")
+    if ("IVF" in kind or kind == "SCANN") and params.get("nprobe") not in (None, ""):
+        get_int(params, "nprobe", None, 1, 65536)
+    if kind.startswith("SPARSE"):
+        get_float(params, "drop_ratio_search", 0.0, 0.0, 1.0, hi_open=True)
+
+
 def _exact_int(x: float) -> int:
     if not float(x).is_integer():
         raise ValueError(x)
@@ -282,12 +304,7 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
     dim = _check_dim(fld)
     metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)))
 
-    kind = asked
-    if asked == "AUTOINDEX":
-        kind = {
-            DataType.BINARY_VECTOR: "BIN_FLAT",
-            DataType.SPARSE_FLOAT_VECTOR: "SPARSE_INVERTED_INDEX",
-        }.get(dtype, "HNSW")
+    kind = resolved_kind(asked, dtype)
     build = _build_params(kind, asked, dtype, dim, flat)
     built_as = kind
     if asked in GPU_CPU_EQUIVALENT:

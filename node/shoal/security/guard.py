@@ -169,3 +169,27 @@ def _host(peer: str) -> str:
     """`ipv4:127.0.0.1:5000` → `127.0.0.1`; `ipv6:[::1]:5000` → `[::1]`."""
     body = peer.split(":", 1)[1] if ":" in peer else peer
     return body.rsplit(":", 1)[0] if ":" in body else body
+
+
+def http_header(value: str | None) -> str | None:
+    """An HTTP `Authorization` value → the gRPC form: `Bearer user:password` (Milvus's REST
+    form) or `Basic base64(user:password)`; None for anything else."""
+    scheme, _, credential = (value or "").partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        return base64.b64encode(credential.encode()).decode()
+    if scheme.lower() == "basic" and credential:
+        return credential
+    return None
+
+
+def http_authenticator(guard: Guard) -> Callable[[str | None], bool]:
+    """For the HTTP port's non-REST paths: is this `Authorization` value a valid user?"""
+
+    def check(value: str | None) -> bool:
+        try:
+            guard.authenticate(http_header(value), "http")
+        except AuthError:
+            return False
+        return True
+
+    return check

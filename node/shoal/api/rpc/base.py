@@ -72,7 +72,7 @@ class RpcBase:
             for info in self.engine.list_collections(db.name):
                 if info.collection_id == collection_id:
                     return info
-        raise ShoalError(Code.COLLECTION_NOT_FOUND, f"can't find collection[collectionID={collection_id}]")
+        raise ShoalError(Code.COLLECTION_NOT_FOUND, f"collection not found[collectionID={collection_id}]")
 
     @staticmethod
     def _mutation(res: MutationResult) -> milvus_pb2.MutationResult:

@@ -12,7 +12,7 @@ from shoal.api.translate.common import dict_to_kv, kv_to_dict
 from shoal.api.translate.schema import field_from_proto, schema_from_proto, schema_to_proto
 from shoal.api.validate import check_name
 from shoal.engine.requests import ConsistencyLevel
-from shoal.errors import Code, ShoalError, invalid, not_supported
+from shoal.errors import collection_not_found, invalid, not_supported
 
 
 class CatalogRPCs(RpcBase):
@@ -30,6 +30,9 @@ class CatalogRPCs(RpcBase):
                 f"collection name [{request.collection_name}] not matches schema name [{proto.name}]"
             )
         schema = schema_from_proto(proto)
+        if schema.functions:  # refused up front: accepted, every insert would fail
+            kinds = sorted({schema_pb2.FunctionType.Name(fn["type"]) for fn in schema.functions})
+            raise not_supported(f"schema functions ({', '.join(kinds)})")
         props = kv_to_dict(request.properties)
         check_properties(props)
         try:
@@ -81,7 +84,8 @@ class CatalogRPCs(RpcBase):
             collection_name=info.name,
             properties=dict_to_kv(info.properties),
             db_name=info.database,
-            num_partitions=info.num_partitions,
+            num_partitions=len(info.partitions),
+            update_timestamp=info.updated_ts,
         )
 
     def ShowCollections(self, request: milvus_pb2.ShowCollectionsRequest, context: grpc.ServicerContext) -> Any:
@@ -91,7 +95,7 @@ class CatalogRPCs(RpcBase):
         if wanted:
             missing = wanted - {i.name for i in infos}
             if missing:
-                raise ShoalError(Code.COLLECTION_NOT_FOUND, f"can't find collection[database={db}][collection={sorted(missing)[0]}]")
+                raise collection_not_found(sorted(missing)[0], db)
             infos = [i for i in infos if i.name in wanted]
         out = milvus_pb2.ShowCollectionsResponse(status=ok())
         for i in infos:

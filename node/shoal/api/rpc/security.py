@@ -26,7 +26,6 @@ from shoal.security.privileges import (
     ANY,
     CLUSTER_LEVEL,
     DATABASE_LEVEL,
-    PUBLIC_ROLE,
     ROOT_USER,
     object_type_of,
 )
@@ -144,7 +143,7 @@ class SecurityRPCs(RpcBase):
             names = sec.users()
         out = milvus_pb2.SelectUserResponse(status=ok())
         for name in names:
-            roles = [*sec.roles_of(name), PUBLIC_ROLE] if request.include_role_info else []
+            roles = sec.roles_of(name) if request.include_role_info else []  # public is implied, not listed
             out.results.add(
                 user=milvus_pb2.UserEntity(name=name),
                 roles=[milvus_pb2.RoleEntity(name=r) for r in roles],

@@ -15,7 +15,7 @@ import shoal
 from shoal.api.rpc.base import DEFAULT_DB, RpcBase, ok
 from shoal.api.translate.common import dict_to_kv, kv_to_dict, parse_json
 from shoal.api.validate import check_name
-from shoal.errors import invalid
+from shoal.errors import Code, ShoalError, invalid
 
 
 class SystemRPCs(RpcBase):
@@ -100,3 +100,30 @@ class SystemRPCs(RpcBase):
         )
         return ok()
 
+
+    # ------------------------------------------------------------------ resource groups
+    # One node serves everything: the single resource group Milvus always has. Clients and
+    # test fixtures list it on every clean-up, so it answers as Milvus's default rather than
+    # "not supported". Users and roles are `shoal.api.rpc.security`.
+
+    def ListResourceGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.ListResourceGroupsResponse(status=ok(), resource_groups=[DEFAULT_RESOURCE_GROUP])
+
+    def DescribeResourceGroup(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.resource_group != DEFAULT_RESOURCE_GROUP:
+            raise ShoalError(
+                Code.RESOURCE_GROUP_NOT_FOUND, f"resource group not found[rg={request.resource_group}]"
+            )
+        db = self._db(request, context)
+        loaded = {
+            info.name: 1 for info in self.engine.list_collections(db) if self.engine.load_state(db, info.name) == 3
+        }
+        group = milvus_pb2.ResourceGroup(
+            name=DEFAULT_RESOURCE_GROUP, capacity=DEFAULT_RESOURCE_GROUP_CAPACITY, num_available_node=1,
+            num_loaded_replica=loaded,
+        )
+        return milvus_pb2.DescribeResourceGroupResponse(status=ok(), resource_group=group)
+
+
+DEFAULT_RESOURCE_GROUP = "__default_resource_group"
+DEFAULT_RESOURCE_GROUP_CAPACITY = 1_000_000

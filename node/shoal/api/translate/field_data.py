@@ -297,10 +297,10 @@ def _fill_scalars(
         s.json_data.SetInParent()
         out = []
         for i, v in enumerate(values):
-            if valid is not None and not valid[i]:
+            if valid is not None and not valid[i] and not is_meta:
                 out.append(b"")
                 continue
-            if is_meta:
+            if is_meta:  # rows without dynamic keys (or from before it was switched on) read {}
                 v = v if isinstance(v, dict) else {}
                 if dynamic_keys is not None:
                     v = {k: x for k, x in v.items() if k in dynamic_keys}

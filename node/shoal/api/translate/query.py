@@ -51,7 +51,12 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
         limit=limit,
         offset=offset,
         consistency=read_consistency(
-            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
+            req.guarantee_timestamp,
+            req.consistency_level,
+            req.use_default_consistency,
+            # an iterator's pages (and a resume from its checkpoint) pass its first page's
+            # session_ts: every page reads that one snapshot, as Milvus's iterators do
+            req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp,
         ),
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
         order_by_pk=iterator or parse_bool(kv.get("reduce_stop_for_best", "false")),

@@ -15,14 +15,16 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from shoal.api.translate.common import kv_to_dict, parse_json
-from shoal.api.validate import check_name
+from shoal.api.validate import check_field_name
 from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_ARRAY_CAPACITY,
+    MAX_BINARY_DIM,
     MAX_DIM,
     MAX_FIELDS,
     MAX_VARCHAR_LENGTH,
+    MIN_DIM,
     CollectionSchema,
     DataType,
     FieldSchema,
@@ -115,7 +117,7 @@ def _int_param(params: dict[str, str], key: str, field: str) -> int | None:
 
 def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchema:
     """One proto field → domain field, with Milvus's per-field checks."""
-    check_name(p.name, "field")
+    check_field_name(p.name)
     dtype = _data_type(p.data_type, f"field {p.name}")
     params = kv_to_dict(p.type_params)
     if "params" in params:  # some clients nest type params as a JSON object
@@ -141,10 +143,22 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
         dim = _int_param(params, "dim", p.name)
         if dim is None:
             raise invalid(f"dimension is not defined in field type params of field {p.name}")
-        if not 1 <= dim <= MAX_DIM:
-            raise invalid(f"invalid dimension: {dim} of field {p.name}. should be in range 2 ~ {MAX_DIM}")
-        if dtype is DataType.BINARY_VECTOR and dim % 8:
-            raise invalid(f"invalid dimension: {dim} of field {p.name}. binary vector dimension should be multiple of 8")
+        if dtype is DataType.BINARY_VECTOR:
+            if dim % 8:
+                raise invalid(
+                    f"invalid dimension: {dim} of field {p.name}. binary vector dimension should be multiple of 8."
+                )
+            if not 8 <= dim <= MAX_BINARY_DIM:
+                raise invalid(
+                    f"invalid dimension: {dim} of field {p.name}. "
+                    f"binary vector dimension should be in range 8 ~ {MAX_BINARY_DIM}"
+                )
+        elif not MIN_DIM <= dim <= MAX_DIM:
+            kind = "int8" if dtype is DataType.INT8_VECTOR else "float"
+            raise invalid(
+                f"invalid dimension: {dim} of field {p.name}. {kind} vector dimension should be in range "
+                f"{MIN_DIM} ~ {MAX_DIM}"
+            )
         f.dim = dim
     if dtype.is_string:
         ml = _int_param(params, "max_length", p.name)

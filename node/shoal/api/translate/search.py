@@ -32,6 +32,7 @@ from shoal.api.translate.field_data import (
 )
 from shoal.api.validate import check_nq, check_offset_limit, check_topk
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
+from shoal.engine.rerank import parse_function_rerank
 from shoal.errors import invalid, not_supported
 from shoal.schema import DYNAMIC_FIELD, VECTOR_DTYPES, CollectionSchema, DataType, FieldSchema
 
@@ -118,6 +119,11 @@ def search_from_proto(
     """
     if search_ids(req) and id_vectors is None:
         raise not_supported("search by primary keys in this request")
+    rerank = None
+    if req.HasField("function_score") and len(req.function_score.functions):
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        rerank = parse_function_rerank(schema, _functions(req.function_score))
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -155,6 +161,9 @@ def search_from_proto(
     if group_size < 1:
         raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
     last_bound = kv.get("search_iter_last_bound")
+    iterator = parse_bool(kv.get("iterator", "false"))
+    # an iterator's later pages pass its first page's session_ts: they read that snapshot
+    travel = req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp
     return SearchRequest(
         anns_field=anns_field,
         queries=queries,
@@ -171,15 +180,21 @@ def search_from_proto(
         group_size=group_size,
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
         ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
-        consistency=read_consistency(
-            req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, req.travel_timestamp
-        ),
-        iterator=parse_bool(kv.get("iterator", "false")),
+        consistency=read_consistency(req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, travel),
+        iterator=iterator,
+        rerank=rerank,
         iterator_v2=parse_bool(kv.get("search_iter_v2", "false")),
         iterator_batch_size=parse_int(kv.get("search_iter_batch_size", "0"), "search_iter_batch_size"),
         iterator_token=kv.get("search_iter_id", ""),
         iterator_last_bound=_num(last_bound, "search_iter_last_bound") if last_bound else None,
     )
+
+
+def _functions(function_score: Any) -> list[tuple[str, list[str], dict[str, str]]]:
+    return [
+        (fn.name, list(fn.input_field_names), {kv.key: kv.value for kv in fn.params})
+        for fn in function_score.functions
+    ]
 
 
 def _rank_value(raw: str) -> Any:
@@ -196,11 +211,14 @@ def hybrid_from_proto(
 ) -> HybridSearchRequest:
     if not req.requests:
         raise invalid("hybrid search carries no sub-requests")
+    function = None
     if req.HasField("function_score") and len(req.function_score.functions):
-        raise not_supported("function rerankers in hybrid search")
+        if schema is None:
+            raise not_supported("function rerankers in this request")
+        function = parse_function_rerank(schema, _functions(req.function_score))
     subs = [search_from_proto(r, schema) for r in req.requests]
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
-    strategy = str(rank.get("strategy", "rrf")).lower()
+    strategy = "decay" if function is not None else str(rank.get("strategy", "rrf")).lower()
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
@@ -211,7 +229,7 @@ def hybrid_from_proto(
     group_by = rank.get("group_by_field")
     return HybridSearchRequest(
         requests=subs,
-        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}),
+        rerank=RerankSpec(strategy=strategy, params=rparams if isinstance(rparams, dict) else {}, function=function),
         limit=limit,
         offset=offset,
         output_fields=list(req.output_fields),

@@ -32,8 +32,14 @@ def success() -> common_pb2.Status:
     return common_pb2.Status(code=0, error_code=common_pb2.Success, reason="")
 
 
+_INVALID_SUFFIX = ": invalid parameter"
+
+
 def from_error(err: ShoalError) -> common_pb2.Status:
-    return status(err.code, err.message)
+    message = err.message
+    if err.code == Code.PARAMETER_INVALID and not message.endswith(_INVALID_SUFFIX):
+        message += _INVALID_SUFFIX  # Milvus ends every code-1100 message so
+    return status(err.code, message)
 
 
 def status(code: int, reason: str) -> common_pb2.Status:
