@@ -291,3 +291,34 @@ def test_metrics_and_health_stay_open(server: ShoalProcess) -> None:
     with pytest.raises(urllib.error.HTTPError) as found:
         urllib.request.urlopen(req, timeout=60)
     assert found.value.code == 404  # authenticated; the port serves no REST API
+
+
+def _post(server: ShoalProcess, endpoint: str, body: dict[str, Any], token: str | None) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"{server.http}/v2/vectordb/{endpoint}", data=json.dumps(body).encode(),
+                                 headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_rest_api_checks_users_and_privileges(server: ShoalProcess, root: MilvusClient, coll: str) -> None:
+    body = {"collectionName": coll, "filter": "id >= 0", "limit": 2, "outputFields": ["id"]}
+    assert _post(server, "entities/query", body, None)[1]["code"] == 1800
+    assert _post(server, "entities/query", body, "root:wrong")[0] == 401
+    status, reply = _post(server, "entities/query", body, ROOT)
+    assert status == 200 and reply["code"] == 0 and len(reply["data"]) == 2
+    user, password, role = _user(root)
+    status, reply = _post(server, "entities/query", body, f"{user}:{password}")
+    assert status == 403 and reply["code"] == 1401 and "PrivilegeQuery" in reply["message"]
+    root.grant_privilege(role, "Collection", "Query", coll)
+    assert _post(server, "entities/query", body, f"{user}:{password}")[1]["code"] == 0
+    assert _post(server, "entities/insert", {"collectionName": coll, "data": []}, f"{user}:{password}")[0] == 403
