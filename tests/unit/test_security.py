@@ -142,3 +142,12 @@ def test_security_settings(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("from-a-file\n")
     assert load_config(env={"SHOAL_ROOT_PASSWORD_FILE": str(pw)}).root_password_value() == "from-a-file"
+
+
+def test_every_rest_endpoint_stands_for_a_grpc_method() -> None:
+    from shoal.api.rest import ROUTE_RPC, catalog, entities
+
+    routes = {**catalog.ROUTES, **entities.ROUTES}
+    assert set(routes) <= set(ROUTE_RPC), set(routes) - set(ROUTE_RPC)
+    service = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+    assert all(m in service.methods_by_name for m in ROUTE_RPC.values())
