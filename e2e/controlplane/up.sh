@@ -61,6 +61,14 @@ options:
   kubectlBinary: $BIN/kubectl
   kwokControllerBinary: $BIN/kwok
 componentsPatches:
+# kwok manages only the nodes annotated kwok.x-k8s.io/node=fake (manifests/nodes.yaml): a test may
+# add a node of its own whose pods something else runs (tests/e2e/standin_kubelet.py).
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+  - key: manage-nodes-with-annotation-selector
+    value: kwok.x-k8s.io/node=fake
 - name: kube-controller-manager
   extraArgs:
   - key: enable-hostpath-provisioner

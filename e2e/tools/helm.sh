@@ -14,9 +14,17 @@ if [[ -x "$BIN" ]] && "$BIN" version --short >/dev/null 2>&1; then
 fi
 command -v go >/dev/null || { echo "helm.sh: go is not installed" >&2; exit 1; }
 mkdir -p "$CACHE"
+# One builder at a time: parallel test sessions used to race on the shared partial folder.
+exec 9>"$CACHE/.lock"
+flock 9
+if [[ -x "$BIN" ]] && "$BIN" version --short >/dev/null 2>&1; then
+  echo "$BIN"
+  exit 0
+fi
 echo "helm.sh: building helm $VERSION (once; cached in $CACHE)" >&2
-GOBIN="$CACHE.partial" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+partial="$(mktemp -d "$CACHE.partial.XXXXXX")"
+trap 'rm -rf "$partial"' EXIT
+GOBIN="$partial" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
   "helm.sh/helm/v3/cmd/helm@$VERSION" >&2
-mv "$CACHE.partial/helm" "$BIN"
-rmdir "$CACHE.partial" 2>/dev/null || true
+mv "$partial/helm" "$BIN"
 echo "$BIN"

@@ -4,6 +4,8 @@
               [--role standalone] [--host 0.0.0.0] [--wal-fsync always|batch|never]
               [--auth] [--tls-mode 0|1|2 --tls-cert F --tls-key F [--tls-ca F]]
 
+    shoal backup create|restore|list|describe|delete|prune|verify ...   (see shoal.backup.command)
+
 Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Only the standalone role
 is served by this build; other roles exit with status 2. Once serving, one line
 `Shoal listening on HOST:PORT (http HOST:PORT)` goes to stdout, so `--port 0` users and
@@ -69,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     kafka.add_argument("--instance-id", default="",
                        help="static consumer-group membership: a restarted ingester resumes its partitions at once")
     kafka.add_argument("--metrics-port", type=int, default=9190, help="/metrics with the lag; -1 = off, 0 = any")
+    from shoal.backup.command import add_parser as add_backup_parser
+
+    add_backup_parser(sub)
     return p
 
 
@@ -148,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "ingest":
         return _ingest_kafka(args)
+    if args.command == "backup":
+        from shoal.backup.command import run as run_backup
+
+        return run_backup(args)
     return 2
 
 

@@ -33,7 +33,7 @@ from shoal.api.rest import RestAPI
 from shoal.api.servicer import ShoalServicer
 from shoal.config import Config
 from shoal.security.catalog import SecurityCatalog
-from shoal.security.guard import Guard, http_authenticator
+from shoal.security.guard import Guard, http_admin_check, http_authenticator
 from shoal.security.limits import FailedLogins
 from shoal.storage.meta_store import FileMetaStore
 
@@ -94,7 +94,9 @@ class NodeServer:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
             self._http = ManagementServer(
                 cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer, guard),
-                tls.http_context(cfg), None if guard is None else http_authenticator(guard),
+                getattr(self.engine, "backups", None), tls.http_context(cfg),
+                None if guard is None else http_authenticator(guard),
+                None if guard is None else http_admin_check(guard),
             )
             self.http_port = self._http.port
             server.start()

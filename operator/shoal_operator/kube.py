@@ -27,6 +27,8 @@ _PLURALS: dict[str, str] = {
     "Event": "events",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "PodDisruptionBudget": "poddisruptionbudgets",
+    "Job": "jobs",
+    "CronJob": "cronjobs",
     c.CLUSTER_KIND: c.CLUSTER_PLURAL,
     c.COLLECTION_KIND: c.COLLECTION_PLURAL,
     c.BACKUP_KIND: c.BACKUP_PLURAL,

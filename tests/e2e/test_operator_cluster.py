@@ -412,24 +412,40 @@ def test_deletion_policy_decides_the_fate_of_pvcs(
         k8s_cluster.wait_for(lambda: claims(kube, ns, "data") == [], timeout=120, what="PVCs deleted")
 
 
-def test_backups_and_restores_are_accepted_but_not_reconciled_yet(
+def test_backup_and_restore_wait_for_their_cluster_and_backup_then_make_their_jobs(
     k8s_cluster: Any, kube: Kube, ns: str
 ) -> None:
     docs = [
         {"apiVersion": API_VERSION, "kind": "MilvusBackup", "metadata": {"name": "nightly"},
-         "spec": {"clusterRef": "demo", "schedule": "0 3 * * *"}},
+         "spec": {"clusterRef": "demo", "schedule": "0 3 * * *", "retention": {"keepLast": 2},
+                  "storage": {"bucket": "bk", "endpoint": "http://s3.example:9000", "secretRef": "keys"}}},
         {"apiVersion": API_VERSION, "kind": "MilvusRestore", "metadata": {"name": "back"},
-         "spec": {"clusterRef": "demo", "backupName": "nightly"}},
+         "spec": {"clusterRef": "demo", "backupRef": "nightly", "rename": {"a": "b"}}},
     ]
     k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(docs))
-    for kind, name in (("MilvusBackup", "nightly"), ("MilvusRestore", "back")):
-        def reported(kind: str = kind, name: str = name) -> dict[str, Any] | None:
-            obj = kube.get(API_VERSION, kind, ns, name) or {}
-            return obj.get("status") if (obj.get("status") or {}).get("phase") else None
 
-        status = k8s_cluster.wait_for(reported, timeout=30, what=f"{kind} status")
-        assert status["phase"] == "Pending"
-        assert status["conditions"][0]["reason"] == "NotImplemented"
+    def reason(kind: str, name: str, want: str) -> dict[str, Any] | None:
+        obj = kube.get(API_VERSION, kind, ns, name) or {}
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return obj["status"] if conds and want in conds[0]["message"] else None
+
+    status = k8s_cluster.wait_for(lambda: reason("MilvusBackup", "nightly", "MilvusCluster demo not found"),
+                                  timeout=60, what="backup blocked on its cluster")
+    assert status["phase"] == "Pending" and status["conditions"][0]["reason"] == "Blocked"
+    apply(k8s_cluster, ns, "demo", {})
+    cron = k8s_cluster.wait_for(lambda: kube.get("batch/v1", "CronJob", ns, "nightly-backup"), timeout=60,
+                                what="the backup CronJob")
+    assert cron["spec"]["schedule"] == "0 3 * * *"
+    assert cron["metadata"]["ownerReferences"][0]["kind"] == "MilvusBackup"
+    script = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "shoal backup create" in script and "shoal backup prune" in script and "--keep-last 2" in script
+    status = k8s_cluster.wait_for(lambda: reason("MilvusBackup", "nightly", "waiting for the first scheduled run"),
+                                  timeout=60, what="backup scheduled")
+    assert status["phase"] == "Scheduled"
+    status = k8s_cluster.wait_for(lambda: reason("MilvusRestore", "back", "has no finished backup yet"),
+                                  timeout=60, what="restore waiting for a backup")
+    assert status["phase"] == "Pending"
+    assert kube.get("batch/v1", "Job", ns, "back-restore") is None
 
 
 def test_two_operators_peer_and_only_one_acts(

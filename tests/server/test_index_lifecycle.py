@@ -299,7 +299,7 @@ def test_automatic_compaction_of_small_segments_and_deletes(shoal: ShoalProcess,
         client.flush(name)
     where = collection_dir(client, shoal.data_dir, name)
     created = segment_dirs(where)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 240
     while segment_dirs(where) & created:
         assert time.monotonic() < deadline, "small segments were never compacted"
         assert client.query(name, filter="id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 1000
@@ -310,7 +310,7 @@ def test_automatic_compaction_of_small_segments_and_deletes(shoal: ShoalProcess,
     # a quarter of the merged segment deleted: rewritten without those rows, by itself
     client.delete(name, filter="id < 250")
     client.flush(name)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 240
     while segment_dirs(where) & merged:
         assert time.monotonic() < deadline, "delete-heavy segment was never compacted"
         time.sleep(0.1)

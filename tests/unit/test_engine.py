@@ -298,7 +298,7 @@ def test_a_filter_bound_differently_after_a_field_is_added_is_not_served_stale(t
 
 
 def _builder_threads(eng) -> int:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while eng.stats()["index_build_threads"] == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     return int(eng.stats()["index_build_threads"])

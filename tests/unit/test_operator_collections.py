@@ -121,13 +121,3 @@ def test_status_reports_drift_errors_and_unreachable_endpoints() -> None:
     down = collection_status(3, None, now, [], ["cannot reach http://x:19530: timeout"], None, None)
     assert down["phase"] == "Pending" and "rows" not in down
     assert next(c for c in down["conditions"] if c["type"] == "Ready")["reason"] == "Unreachable"
-
-
-def test_backups_say_they_are_not_reconciled_yet() -> None:
-    from datetime import UTC, datetime
-
-    from shoal_operator.handlers.backup import pending_status
-
-    st = pending_status(1, datetime(2026, 1, 1, tzinfo=UTC))
-    assert st["phase"] == "Pending"
-    assert st["conditions"][0]["reason"] == "NotImplemented"

@@ -67,7 +67,7 @@ def test_appends_back_the_pages_past_the_last_write_and_no_further() -> None:
     values = seg._buffers["vec"].values
     written = 3 * batch
     ahead = window_bytes(batch * ROW_BYTES) // ROW_BYTES // 2  # topped up once half is used
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while _resident(values, written, written + ahead) < 1.0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _resident(values, written, written + ahead) == 1.0

@@ -1,4 +1,5 @@
-"""The HTTP port (default 9091): `/healthz`, `/metrics` and Milvus's RESTful API v2.
+"""The HTTP port (default 9091): `/healthz`, `/metrics`, Milvus's RESTful API v2 and the
+backup admin endpoints under `/admin/` (`admin_http`).
 
 Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
 Prometheus scrapes `/metrics` from the server's `Metrics` registry; `POST /v2/vectordb/...`
@@ -7,7 +8,8 @@ itself when authorization is on). A stdlib threaded HTTP server in a daemon thre
 started and stopped by `shoal.server`. With an `ssl_context` (tls_mode 1/2) each
 connection's handshake runs in its own thread, so a silent client cannot stall the port.
 With `authenticate` (authorization on) any other GET path needs an
-`Authorization: Bearer user:password` header (401 without one).
+`Authorization: Bearer user:password` header (401 without one), and with `admin_check`
+the backup endpoints need root or the admin role (401 / 403).
 """
 
 from __future__ import annotations
@@ -21,19 +23,47 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shoal.api import admin_http
 from shoal.api.metrics import Metrics
 
 
 class ManagementServer:
     def __init__(
         self, host: str, port: int, metrics: Metrics, is_serving: Callable[[], bool], rest: Any = None,
-        ssl_context: ssl.SSLContext | None = None, authenticate: Callable[[str | None], bool] | None = None,
+        backups: Any = None, ssl_context: ssl.SSLContext | None = None,
+        authenticate: Callable[[str | None], bool] | None = None,
+        admin_check: Callable[[str | None], int] | None = None,
     ) -> None:
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: `shoal backup` sends many files
+
+            def _admin(self, method: str) -> bool:
+                if not self.path.startswith(admin_http.PREFIXES):
+                    return False
+                refused = admin_check(self.headers.get("Authorization")) if admin_check is not None else 0
+                if refused:
+                    self.close_connection = True  # an unread request body must not be taken for the next request
+                    message = "user hasn't authenticated" if refused == 401 else "the backup endpoints need root or the admin role"
+                    self._reply(refused, json.dumps({"code": 1800 if refused == 401 else 1401, "message": message}).encode(),
+                                "application/json")
+                    return True
+                admin_http.handle(self, method, backups)
+                return True
+
+            def do_PUT(self) -> None:  # noqa: N802 (stdlib name)
+                if not self._admin("PUT"):
+                    self._reply(404, b"not found", "text/plain")
+
+            def do_DELETE(self) -> None:  # noqa: N802 (stdlib name)
+                if not self._admin("DELETE"):
+                    self._reply(404, b"not found", "text/plain")
+
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 path = self.path.split("?", 1)[0]
+                if self._admin("GET"):
+                    return
                 if path in ("/healthz", "/health", "/livez", "/readyz"):
                     ok = is_serving()
                     self._reply(200 if ok else 503, b"OK" if ok else b"NOT SERVING", "text/plain")
@@ -45,6 +75,8 @@ class ManagementServer:
                     self._reply(404, b"not found", "text/plain")
 
             def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if self._admin("POST"):
+                    return
                 if rest is None or not self.path.startswith("/v2/"):
                     self._reply(404, b"not found", "text/plain")
                     return

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.engine.backup import BackupService
 from shoal.engine.catalog import (
     DEFAULT_DB,
     DEFAULT_PARTITION,
@@ -92,6 +93,7 @@ class Engine:
         self.importer = Importer(
             self.root, self.catalog, self.tso, self.writer, self.datas.get, self.indexer.kick
         )
+        self.backups = BackupService(self)
         self._flusher = threading.Thread(target=self._flush_loop, name="shoal-flusher", daemon=True)
         self._flusher.start()
         self.indexer.kick()

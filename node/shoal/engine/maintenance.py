@@ -39,6 +39,9 @@ class Compactor:
         self.indexer = indexer
         self._states: dict[int, CompactionState] = {}
         self._lock = threading.Lock()
+        # Held by a backup from its timestamp until it has captured the segments: a swap by a
+        # compaction newer than that timestamp would drop rows still visible at it.
+        self.gate = threading.Lock()
         self._last_id = 0
         self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
         self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
@@ -170,7 +173,7 @@ class Compactor:
             # Indexed before it is swapped in: searches stay on an index and DescribeIndex
             # stays Finished across the swap.
             built = self.indexer.build_now(meta, new)
-        with data.write_lock:
+        with self.gate, data.write_lock:
             if data.dropped:
                 return
             if new is not None:

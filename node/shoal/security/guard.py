@@ -193,3 +193,17 @@ def http_authenticator(guard: Guard) -> Callable[[str | None], bool]:
         return True
 
     return check
+
+
+def http_admin_check(guard: Guard) -> Callable[[str | None], int]:
+    """For the backup admin endpoints: 0 when the caller is root or holds the admin role,
+    else the HTTP status that refuses them (401 not authenticated, 403 not an admin)."""
+
+    def check(value: str | None) -> int:
+        try:
+            user = guard.authenticate(http_header(value), "http")
+        except AuthError:
+            return 401
+        return 0 if user == ROOT_USER or ADMIN_ROLE in guard.catalog.roles_of(user) else 403
+
+    return check

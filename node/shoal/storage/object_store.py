@@ -18,7 +18,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from shoal.errors import Code, ShoalError, invalid
 from shoal.storage.durable import write_atomic
@@ -56,6 +56,14 @@ class ObjectStore(Protocol):
 
     def get_file(self, key: str, path: Path) -> None:
         """Download to `path` (written to a temporary name, then renamed)."""
+        ...
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """Store what `stream` reads until its end, without holding it all in memory."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A readable stream of the object (the caller closes it)."""
         ...
 
 
@@ -96,6 +104,15 @@ class LocalObjectStore:
     def put_file(self, key: str, path: Path) -> None:
         with open(path, "rb") as src:
             self._commit(key, lambda f: shutil.copyfileobj(src, f, 1 << 20))
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        self._commit(key, lambda f: shutil.copyfileobj(stream, f, 1 << 20))
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            raise ObjectNotFound(key, str(self.root)) from e
 
     def get(self, key: str) -> bytes:
         try:
@@ -223,6 +240,14 @@ class S3ObjectStore:
     def put_file(self, key: str, path: Path) -> None:
         _check_key(key)
         self._guard(lambda: self._client.upload_file(str(path), self.bucket, key), key)
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        _check_key(key)
+        self._guard(lambda: self._client.upload_fileobj(stream, self.bucket, key), key)
+
+    def open_read(self, key: str) -> BinaryIO:
+        _check_key(key)
+        return self._guard(lambda: self._client.get_object(Bucket=self.bucket, Key=key), key)["Body"]
 
     def get_file(self, key: str, path: Path) -> None:
         _check_key(key)
