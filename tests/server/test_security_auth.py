@@ -322,3 +322,26 @@ def test_rest_api_checks_users_and_privileges(server: ShoalProcess, root: Milvus
     root.grant_privilege(role, "Collection", "Query", coll)
     assert _post(server, "entities/query", body, f"{user}:{password}")[1]["code"] == 0
     assert _post(server, "entities/insert", {"collectionName": coll, "data": []}, f"{user}:{password}")[0] == 403
+
+
+def test_backup_admin_endpoints_need_an_admin(server: ShoalProcess, root: MilvusClient) -> None:
+    body = {"database": "default", "collections": ["no_such_collection"]}
+    assert _post_admin(server, body, None) == 401
+    user, password, _ = _user(root)
+    assert _post_admin(server, body, f"{user}:{password}") == 403
+    assert _post_admin(server, body, ROOT) not in (401, 403)  # past the check: the node's own answer
+
+
+def _post_admin(server: ShoalProcess, body: dict[str, Any], token: str | None) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    req = urllib.request.Request(f"{server.http}/admin/backup/snapshots", data=json.dumps(body).encode(),
+                                 headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
