@@ -13,6 +13,14 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 ruff check node operator tests bench e2e
 
+# pytest imports a test module outside a package by its basename, so two such files with one
+# name in different folders break the collection of the whole run.
+dupes="$(for f in $(find tests -name 'test_*.py'); do [ -f "$(dirname "$f")/__init__.py" ] || basename "$f"; done | sort | uniq -d)"
+if [ -n "$dupes" ]; then
+  echo "test files must have unique basenames; these repeat: $dupes" >&2
+  exit 1
+fi
+
 echo "== pytest (pymilvus 3.0.x)"
 pytest -q -p no:cacheprovider tests "$@"
 
