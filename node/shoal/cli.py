@@ -2,6 +2,7 @@
 
     shoal run [--data DIR] [--port 19530] [--http-port 9091] [--config FILE]
               [--role standalone] [--host 0.0.0.0] [--wal-fsync always|batch|never]
+              [--auth] [--tls-mode 0|1|2 --tls-cert F --tls-key F [--tls-ca F]]
 
     shoal backup create|restore|list|describe|delete|prune|verify ...   (see shoal.backup.command)
 
@@ -49,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="threads one index build may use (default 0: every CPU the process may use)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument("--auth", dest="authorization_enabled", action="store_const", const=True,
+                     help="require users and passwords (root's default password: Milvus)")
+    run.add_argument("--root-password-file", dest="root_password_file",
+                     help="file holding root's password, used at the first start")
+    run.add_argument("--tls-mode", dest="tls_mode", type=int, choices=(0, 1, 2),
+                     help="0 plaintext, 1 server TLS, 2 mutual TLS (both ports)")
+    run.add_argument("--tls-cert", dest="tls_cert", help="server certificate (PEM)")
+    run.add_argument("--tls-key", dest="tls_key", help="server private key (PEM)")
+    run.add_argument("--tls-ca", dest="tls_ca", help="CA certificate that signs client certificates (PEM; mode 2)")
     ingest = sub.add_parser("ingest", help="feed a collection from a stream").add_subparsers(dest="source", required=True)
     kafka = ingest.add_parser("kafka", help="JSON rows from a Kafka topic, upserted by primary key")
     kafka.add_argument("--topic", required=True)
@@ -93,7 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
-                  "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level")
+                  "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level",
+                  "authorization_enabled", "root_password_file", "tls_mode", "tls_cert", "tls_key", "tls_ca")
     }
     try:
         cfg = load_config(args.config, overrides=overrides)
@@ -124,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     node = NodeServer(cfg)
     try:
         node.start()
-    except (OSError, ShoalError) as e:
+    except (OSError, ShoalError, ConfigError) as e:
         print(f"shoal: cannot start: {e}", file=sys.stderr)
         return 1
     shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host

@@ -53,6 +53,22 @@ class Config:
     log_level: str = "INFO"
     etcd_endpoints: list[str] = field(default_factory=list)
     s3: S3Config = field(default_factory=S3Config)
+    # security (docs/security.md)
+    authorization_enabled: bool = False
+    root_password: str = ""  # used once, at the first start; empty: Milvus's default
+    root_password_file: str = ""
+    auth_max_failed_attempts: int = 5
+    auth_failed_window_s: int = 60
+    tls_mode: int = 0  # 0 plaintext, 1 server TLS, 2 mutual TLS
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    # quotas, as Milvus's quotaAndLimits (0 or -1: no limit)
+    max_collections_per_db: int = 65536
+    max_insert_bytes: int = -1
+    dml_rate_mb_per_collection: float = 0.0
+    search_rate_vps_per_collection: float = 0.0
+    disk_quota_mb: int = -1
 
     def engine_options(self) -> dict[str, Any]:
         return {
@@ -61,13 +77,26 @@ class Config:
             "segment_max_bytes": self.segment_max_bytes,
             "index_build_threads": self.index_build_threads,
             "filter_cache_bytes": self.filter_cache_mb << 20,
+            "max_collections_per_db": self.max_collections_per_db,
         }
+
+    def root_password_value(self) -> str:
+        """The first-start root password: the file wins over the plain setting."""
+        if self.root_password_file:
+            try:
+                return Path(self.root_password_file).expanduser().read_text().strip()
+            except OSError as e:
+                raise ConfigError(f"cannot read root_password_file {self.root_password_file}: {e.strerror}") from None
+        return self.root_password
 
 
 _INT_KEYS = {
     "port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "filter_cache_mb",
-    "grpc_workers", "max_message_bytes",
+    "grpc_workers", "max_message_bytes", "auth_max_failed_attempts", "auth_failed_window_s", "tls_mode",
+    "max_collections_per_db", "max_insert_bytes", "disk_quota_mb",
 }
+_FLOAT_KEYS = {"dml_rate_mb_per_collection", "search_rate_vps_per_collection"}
+_BOOL_KEYS = {"authorization_enabled"}
 _TOP_KEYS = {f.name for f in fields(Config)}
 _S3_KEYS = {f.name for f in fields(S3Config)}
 
@@ -115,6 +144,16 @@ def _coerce(cfg: Config, key: str, value: Any) -> None:
             value = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    elif key in _FLOAT_KEYS:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    elif key in _BOOL_KEYS:
+        text = str(value).strip().lower()
+        if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        value = text in ("1", "true", "yes", "on")
     elif key == "data_dir":
         value = Path(str(value)).expanduser()
     elif key == "etcd_endpoints":
@@ -155,8 +194,28 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}")
     if cfg.index_build_threads < 0:
         raise ConfigError(f"index_build_threads must be 0 (every CPU) or more, got {cfg.index_build_threads}")
+    _validate_security(cfg)
     if cfg.filter_cache_mb < 0:
         raise ConfigError(f"filter_cache_mb must be 0 (off) or more, got {cfg.filter_cache_mb}")
+
+
+def _validate_security(cfg: Config) -> None:
+    if cfg.tls_mode not in (0, 1, 2):
+        raise ConfigError(f"tls_mode must be 0 (off), 1 (server TLS) or 2 (mutual TLS), got {cfg.tls_mode}")
+    if cfg.tls_mode and not (cfg.tls_cert and cfg.tls_key):
+        raise ConfigError("tls_mode 1 and 2 need tls_cert and tls_key (PEM files)")
+    if cfg.tls_mode == 2 and not cfg.tls_ca:
+        raise ConfigError("tls_mode 2 (mutual TLS) needs tls_ca: the CA that signs client certificates")
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        path = getattr(cfg, key)
+        if cfg.tls_mode and path and not Path(path).expanduser().is_file():
+            raise ConfigError(f"{key} {path} is not a readable file")
+    if cfg.auth_max_failed_attempts < 1 or cfg.auth_failed_window_s < 1:
+        raise ConfigError("auth_max_failed_attempts and auth_failed_window_s must be positive")
+    if cfg.max_collections_per_db < 1:
+        raise ConfigError(f"max_collections_per_db must be positive, got {cfg.max_collections_per_db}")
+    if cfg.dml_rate_mb_per_collection < 0 or cfg.search_rate_vps_per_collection < 0:
+        raise ConfigError("rate limits must be 0 (off) or positive")
 
 
 def load_config(

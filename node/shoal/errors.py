@@ -15,6 +15,7 @@ class Code(IntEnum):
 
     SUCCESS = 0
     RATE_LIMITED = 8
+    QUOTA_EXCEEDED = 9
     NOT_SUPPORTED = 10  # merr "service unimplemented"
     COLLECTION_NOT_FOUND = 100
     COLLECTION_NOT_LOADED = 101
@@ -28,6 +29,7 @@ class Code(IntEnum):
     PARAMETER_INVALID = 1100
     PARAMETER_MISSING = 1101
     METRIC_TYPE_MISMATCH = 1102
+    PARAMETER_TOO_LARGE = 1102  # merr's ErrParameterTooLarge shares the number
     RESOURCE_GROUP_NOT_FOUND = 300
     ALIAS_NOT_FOUND = 1600
     FIELD_NAME_INVALID = 1701

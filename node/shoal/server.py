@@ -3,6 +3,9 @@
 `NodeServer(config)` opens the engine (`shoal.engine.open_engine`), serves
 `MilvusService` (`shoal.api.servicer`) on `config.port` with the metrics interceptor and
 64 MB message limits both ways, and `/healthz` + `/metrics` on `config.http_port`.
+Users and roles live in the engine's meta store (`shoal.security.catalog`); the auth
+interceptor (`shoal.api.auth`) and the quota interceptor (`shoal.api.quotas`) are added
+only when switched on, and both ports speak TLS under `tls_mode` (`shoal.api.tls`).
 `stop()` stops accepting, drains in-flight calls, then closes the engine.
 `EmbeddedServer` / `default_server` run the same thing inside a Python process, like
 Milvus Lite's `default_server`. The CLI (`shoal.cli`) is the other entry point.
@@ -21,11 +24,18 @@ from typing import Any
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
+from shoal.api import tls
+from shoal.api.auth import AuthInterceptor
 from shoal.api.http import ManagementServer
 from shoal.api.metrics import Metrics, MetricsInterceptor
+from shoal.api.quotas import QuotaInterceptor, Quotas
 from shoal.api.rest import RestAPI
 from shoal.api.servicer import ShoalServicer
 from shoal.config import Config
+from shoal.security.catalog import SecurityCatalog
+from shoal.security.guard import Guard, http_admin_check, http_authenticator
+from shoal.security.limits import FailedLogins
+from shoal.storage.meta_store import FileMetaStore
 
 log = logging.getLogger("shoal.server")
 
@@ -57,6 +67,7 @@ class NodeServer:
         self.engine = open_engine(cfg.data_dir, cfg.engine_options())
         try:
             metrics = Metrics(self.engine)
+            security, interceptors, guard = self._security(cfg, metrics)
             opts = [
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -65,20 +76,27 @@ class NodeServer:
             ]
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers, thread_name_prefix="shoal-grpc"),
-                interceptors=[MetricsInterceptor(metrics)],
+                interceptors=interceptors,
                 options=opts,
             )
-            servicer = ShoalServicer(self.engine, metrics)
+            servicer = ShoalServicer(self.engine, metrics, security=security)
             milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
+            address = f"{_grpc_host(cfg.host)}:{cfg.port}"
+            creds = tls.grpc_credentials(cfg)
             try:
-                self.listen_port = server.add_insecure_port(f"{_grpc_host(cfg.host)}:{cfg.port}")
+                if creds is None:
+                    self.listen_port = server.add_insecure_port(address)
+                else:
+                    self.listen_port = server.add_secure_port(address, creds)
             except RuntimeError as e:  # grpc reports a taken port this way
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: the port is in use or not allowed") from e
             if self.listen_port == 0:
                 raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
             self._http = ManagementServer(
-                cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer),
-                getattr(self.engine, "backups", None),
+                cfg.host, cfg.http_port, metrics, self._serving.is_set, RestAPI(servicer, guard),
+                getattr(self.engine, "backups", None), tls.http_context(cfg),
+                None if guard is None else http_authenticator(guard),
+                None if guard is None else http_admin_check(guard),
             )
             self.http_port = self._http.port
             server.start()
@@ -89,9 +107,29 @@ class NodeServer:
             raise
         self._serving.set()
         log.info(
-            "Shoal %s listening on %s:%d (gRPC), http on %s:%d, data in %s",
+            "Shoal %s listening on %s:%d (gRPC), http on %s:%d, data in %s, authorization %s, tls_mode %d",
             cfg.role, cfg.host, self.listen_port, cfg.host, self.http_port, cfg.data_dir,
+            "on" if cfg.authorization_enabled else "off", cfg.tls_mode,
         )
+
+    def _security(self, cfg: Config, metrics: Metrics) -> tuple[SecurityCatalog, list[Any], Guard | None]:
+        """The users/roles catalog, the interceptors in order, and the guard (None: auth off)."""
+        store = getattr(getattr(self.engine, "catalog", None), "store", None)
+        if store is None:  # an engine without a meta store of its own
+            store = FileMetaStore(cfg.data_dir / "security.db")
+        security = SecurityCatalog(store, cfg.root_password_value() or None)
+        interceptors: list[Any] = [MetricsInterceptor(metrics)]
+        guard = None
+        if cfg.authorization_enabled:
+            guard = Guard(security, FailedLogins(cfg.auth_max_failed_attempts, cfg.auth_failed_window_s))
+            interceptors.append(AuthInterceptor(guard))
+        quotas = Quotas(
+            cfg.data_dir, cfg.max_insert_bytes, cfg.dml_rate_mb_per_collection,
+            cfg.search_rate_vps_per_collection, cfg.disk_quota_mb,
+        )
+        if quotas.active:
+            interceptors.append(QuotaInterceptor(quotas))
+        return security, interceptors, guard
 
     @property
     def serving(self) -> bool:

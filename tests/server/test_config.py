@@ -38,7 +38,7 @@ def test_yaml_env_and_flags_layer(tmp_path: Path) -> None:
     assert cfg.engine_options() == {"wal_fsync": "never", "segment_max_rows": cfg.segment_max_rows,
                                     "segment_max_bytes": cfg.segment_max_bytes,
                                     "index_build_threads": cfg.index_build_threads,
-                                    "filter_cache_bytes": 8 << 20}
+                                    "filter_cache_bytes": 8 << 20, "max_collections_per_db": 65536}
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Error handling and stubs for every MilvusService RPC, generated from the descriptor.
 
 `install_handlers(cls)` wraps each handler a servicer class defines so that a
-`ShoalError` becomes a `Status` with its code and anything else becomes code 65535
-(logged with its traceback), and answers every RPC the class does not define with
+`ShoalError` becomes a `Status` with its code, a RecursionError (a request nested deeper
+than any rule reads) code 1100, and anything else code 65535 (logged with its
+traceback), and answers every RPC the class does not define with
 code 10 "not supported" instead of gRPC UNIMPLEMENTED. Neighbours: `servicer` (the
 handlers), `translate.status`.
 """
@@ -21,7 +22,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from shoal.api.translate import status as st
 from shoal.api.validate import check_request_names
-from shoal.errors import ShoalError, not_supported
+from shoal.errors import ShoalError, invalid, not_supported
 
 log = logging.getLogger("shoal.api")
 
@@ -55,6 +56,8 @@ def _wrap(name: str, fn: Callable[..., Message]) -> Callable[..., Message]:
         except ShoalError as e:
             log.debug("%s failed: %s", name, e.message)
             return error_response(name, st.from_error(e))
+        except RecursionError:  # a request nested deeper than any rule reads: the client's mistake
+            return error_response(name, st.from_error(invalid(f"{name}: the request is nested too deeply")))
         except Exception as e:  # a bug must not kill the server; the client gets the message
             log.exception("%s raised an unexpected error", name)
             return error_response(name, st.unexpected(e))

@@ -16,12 +16,13 @@ from shoal.api.rpc.catalog import CatalogRPCs
 from shoal.api.rpc.data import DataRPCs
 from shoal.api.rpc.imports import ImportRPCs
 from shoal.api.rpc.indexes import IndexRPCs
+from shoal.api.rpc.security import SecurityRPCs
 from shoal.api.rpc.system import SystemRPCs
 from shoal.api.rpc.text import TextRPCs
 
 
 @install_handlers
 class ShoalServicer(
-    SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, ImportRPCs, TextRPCs, milvus_pb2_grpc.MilvusServiceServicer
+    SystemRPCs, CatalogRPCs, DataRPCs, IndexRPCs, ImportRPCs, TextRPCs, SecurityRPCs, milvus_pb2_grpc.MilvusServiceServicer
 ):
-    """`ShoalServicer(engine, metrics=None, role="standalone")`."""
+    """`ShoalServicer(engine, metrics=None, role="standalone", security=None)`."""

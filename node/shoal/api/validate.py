@@ -28,6 +28,7 @@ def check_name(name: str, kind: str) -> None:
 # Milvus validates the names a request carries before it looks anything up; only its
 # reads resolve the name first, answering "collection not found" (code 100) for a bad one.
 _LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+_WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
     "Insert", "Upsert", "Delete", "CreateAlias", "AlterAlias", "CreatePartition", "DropPartition",
@@ -40,6 +41,8 @@ def check_request_names(method: str, request: object) -> None:
     if method in _LOOKED_UP_FIRST:
         return
     name = getattr(request, "collection_name", None)
+    if method in _WILDCARD_ALLOWED and name == "*":
+        name = ""  # a grant on every collection
     if isinstance(name, str) and (name or (method in _NAME_REQUIRED and not getattr(request, "collectionID", 0))):
         check_name(name, "collection")
     partition = getattr(request, "partition_name", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -13,6 +14,8 @@ TIMEOUT_S = 3600.0  # a snapshot flushes; a restore commit may cut large segment
 
 
 class AdminClient:
+    """`SHOAL_TOKEN=user:password` (root or an admin) is sent when the node has authorization on."""
+
     def __init__(self, uri: str) -> None:
         uri = uri if "://" in uri else f"http://{uri}"
         parts = urlsplit(uri)
@@ -22,6 +25,8 @@ class AdminClient:
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 9091)
+        token = os.environ.get("SHOAL_TOKEN", "")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def _conn(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -34,7 +39,7 @@ class AdminClient:
                 body = json.dumps(body).encode()
                 headers = {"Content-Type": "application/json", **(headers or {})}
             try:
-                conn.request(method, path, body=body, headers=headers or {})
+                conn.request(method, path, body=body, headers={**self._auth, **(headers or {})})
                 resp = conn.getresponse()
                 raw = resp.read()
             except (OSError, http.client.HTTPException) as e:
@@ -50,7 +55,7 @@ class AdminClient:
     def open_file(self, snap_id: str, sha: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         conn = self._conn()
         try:
-            conn.request("GET", f"/admin/backup/snapshots/{snap_id}/files/{sha}")
+            conn.request("GET", f"/admin/backup/snapshots/{snap_id}/files/{sha}", headers=self._auth)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             conn.close()

@@ -125,8 +125,9 @@ class DatabaseMeta:
 class Catalog:
     """In-memory catalog mirrored to a MetaStore. All methods hold one lock."""
 
-    def __init__(self, store: MetaStore) -> None:
+    def __init__(self, store: MetaStore, max_collections_per_db: int = MAX_COLLECTIONS) -> None:
         self.store = store
+        self.max_collections_per_db = max_collections_per_db
         self.lock = threading.RLock()
         self.databases: dict[str, DatabaseMeta] = {}
         self.collections: dict[int, CollectionMeta] = {}
@@ -249,6 +250,13 @@ class Catalog:
                 raise invalid(f"collection already exists: {meta.name}")
             if len(self.collections) >= MAX_COLLECTIONS:
                 raise ShoalError(Code.COLLECTION_NUM_LIMIT, "exceeded the limit number of collections")
+            in_db = sum(1 for c in self.collections.values() if c.database == meta.database)
+            if in_db >= self.max_collections_per_db:
+                raise ShoalError(
+                    Code.COLLECTION_NUM_LIMIT,
+                    f"exceeded the limit number of collections[dbName={meta.database}]"
+                    f"[limit={self.max_collections_per_db}] (max_collections_per_db)",
+                )
             self.collections[meta.collection_id] = meta
             self._commit(collections=[meta.collection_id])
 

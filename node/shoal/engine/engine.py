@@ -71,7 +71,9 @@ class Engine:
         self.segment_max_rows = int(options.get("segment_max_rows", 1_048_576))
         self.segment_max_bytes = int(options.get("segment_max_bytes", 1 << 30))
         self.tso = TimestampOracle()
-        self.catalog = Catalog(FileMetaStore(self.root / "meta.db"))
+        self.catalog = Catalog(
+            FileMetaStore(self.root / "meta.db"), int(options.get("max_collections_per_db", 65536))
+        )
         self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)

@@ -1,6 +1,7 @@
 """The node config: one YAML document per component, all in one ConfigMap.
 
-Each component's document is `defaults < dependency connections < spec.config <
+Each component's document is `defaults < dependency connections < spec.security's
+switches and paths (never a secret) < spec.config <
 components.<c>.config` (mappings such as `s3:` merged key by key), rendered with sorted
 keys, in the shape `shoal.config` reads (`etcd: {endpoints}`, `s3: {endpoint, bucket}`). Its SHA-256 goes into that
 component's pod-template annotation, so a config change restarts only the components
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from shoal_operator import constants as c
+from shoal_operator.builders import security
 from shoal_operator.builders.dependencies import Connections
 from shoal_operator.builders.meta import ClusterRef, child_name, metadata
 from shoal_operator.specs.cluster import MilvusClusterSpec
@@ -35,7 +37,8 @@ def node_config(spec: MilvusClusterSpec, component: str, conn: Connections) -> d
         "http_port": c.HTTP_PORT,
         "data_dir": c.DATA_DIR,
     }
-    for layer in (conn.config, spec.config or {}, spec.components.get(component).config or {}):
+    layers = (conn.config, security.config_keys(spec), spec.config or {}, spec.components.get(component).config or {})
+    for layer in layers:
         doc = merge(doc, layer)
     return doc
 

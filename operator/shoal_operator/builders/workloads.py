@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal_operator import constants as c
+from shoal_operator.builders import security
 from shoal_operator.builders.config import config_key, config_map_name
 from shoal_operator.builders.meta import ClusterRef, child_name, labels, metadata, selector_labels
 from shoal_operator.specs.cluster import Component, IndexComponent, MilvusClusterSpec
@@ -20,16 +21,16 @@ def data_claim_name(ref: ClusterRef) -> str:
     return child_name(ref, "standalone-data")
 
 
-def default_probes() -> dict[str, dict[str, Any]]:
-    get = {"path": "/healthz", "port": "http", "scheme": "HTTP"}
+def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
+    get = {"path": "/healthz", "port": "http", "scheme": scheme}
     return {
         "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
         "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
     }
 
 
-def _probes(component: Component) -> dict[str, dict[str, Any]]:
-    probes = default_probes()
+def _probes(component: Component, scheme: str) -> dict[str, dict[str, Any]]:
+    probes = default_probes(scheme)
     if component.probes is not None:
         if component.probes.liveness is not None:
             probes["livenessProbe"] = component.probes.liveness
@@ -92,6 +93,7 @@ def deployment(
     env: list[dict[str, Any]] = list(dependency_env)
     if name == "index":
         env.append({"name": "SHOAL_INDEX_DEVICE", "value": "gpu" if use_gpu else "cpu"})
+    env.extend(security.env(ref, spec))
     env.extend(component.env or [])
     container: dict[str, Any] = {
         "name": c.NODE_CONTAINER,
@@ -108,7 +110,7 @@ def deployment(
             {"name": "config", "mountPath": c.CONFIG_DIR, "readOnly": True},
             {"name": "data", "mountPath": c.DATA_DIR},
         ],
-        **_probes(component),
+        **_probes(component, security.probe_scheme(spec)),
     }
     resources = _resources(component, use_gpu)
     if resources:
@@ -134,6 +136,10 @@ def deployment(
         ],
         **_placement(component, use_gpu),
     }
+    tls = security.volume(spec)
+    if tls is not None:
+        pod_spec["volumes"].append(tls[0])
+        container["volumeMounts"].append(tls[1])
     deploy_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(ref, name)},
         "template": {

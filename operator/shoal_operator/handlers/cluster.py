@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from shoal_operator import constants as c
 from shoal_operator import gpu, health, metrics, observe, upgrade
 from shoal_operator.builders import cluster as cluster_builder
-from shoal_operator.builders import dependencies, networking
+from shoal_operator.builders import dependencies, networking, security
 from shoal_operator.builders.meta import ClusterRef, child_name, managed_selector, selector_labels
 from shoal_operator.kube import Kube, owns_field
 from shoal_operator.specs.cluster import MilvusClusterSpec
@@ -149,6 +149,8 @@ def _apply(
     them (new generation included), so status never judges a template it did not see."""
     if dependencies.needs_minio_secret(spec):
         kube.create(dependencies.minio_secret(ref, secrets.token_hex(10), secrets.token_urlsafe(30)))
+    if security.needs_root_secret(spec):  # created once; a later pass never replaces it
+        kube.create(security.root_secret(ref, secrets.token_urlsafe(24)))
     live_by_name = {d["metadata"]["name"]: d for d in live.values() if d}
     applied: dict[str, dict[str, Any]] = {}
     for obj in desired.objects:

@@ -149,6 +149,23 @@ class Persistence(SpecModel):
     storage_class_name: str | None = None
 
 
+class Tls(SpecModel):
+    """TLS on the node's gRPC and HTTP ports from a `kubernetes.io/tls` Secret."""
+
+    secret_ref: str = Field(min_length=1, description="Secret with keys tls.crt, tls.key and (mode 2) ca.crt.")
+    mode: Literal[1, 2] = Field(1, description="1: server TLS; 2: mutual TLS (clients need a cert from ca.crt).")
+
+
+class Security(SpecModel):
+    """Users, roles and TLS. The root password lives only in a Secret, never in the
+    ConfigMap or status: `rootPasswordSecret` (key `password`), or one the operator
+    generates once as `<name>-root` (keys `user` and `password`) when none is named."""
+
+    authorization_enabled: bool = False
+    root_password_secret: str | None = Field(None, description="Secret with key password, read at first start.")
+    tls: Tls | None = None
+
+
 class UpgradePolicy(SpecModel):
     step_timeout_seconds: int = Field(
         600, ge=10, le=86400, description="A step not rolled out by then sets UpgradeStalled."
@@ -175,6 +192,7 @@ class MilvusClusterSpec(SpecModel):
     config: KubeObject | None = Field(None, description="Node config keys merged into every component.")
     persistence: Persistence = Field(default_factory=Persistence)
     upgrade: UpgradePolicy = Field(default_factory=UpgradePolicy)
+    security: Security = Field(default_factory=Security)
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
 
     @property

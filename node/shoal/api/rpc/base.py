@@ -17,10 +17,11 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from shoal.api.metrics import Metrics
 from shoal.api.translate import status as st
-from shoal.api.translate.common import parse_int
+from shoal.api.translate.common import parse_int, parse_json
 from shoal.engine.facade import EngineAPI
 from shoal.engine.requests import CollectionInfo, MutationResult
 from shoal.errors import Code, ShoalError, invalid
+from shoal.security.catalog import SecurityCatalog
 
 DEFAULT_DB = "default"
 INDEX_STATE = {
@@ -44,8 +45,10 @@ def ok() -> common_pb2.Status:
 class RpcBase:
     """The engine and metrics every handler family uses, and small shared helpers."""
 
-    def __init__(self, engine: EngineAPI, metrics: Metrics | None = None, role: str = "standalone") -> None:
+    def __init__(self, engine: EngineAPI, metrics: Metrics | None = None, role: str = "standalone",
+                 security: SecurityCatalog | None = None) -> None:
         self.engine = engine
+        self.security = security
         self.metrics = metrics
         self.role = role
         self._started = time.time()
@@ -94,10 +97,7 @@ def flat_index_params(params: dict[str, str]) -> dict[str, str]:
     out = dict(params)
     nested = out.pop("params", "")
     if nested:
-        try:
-            extra = json.loads(nested)
-        except json.JSONDecodeError:
-            raise invalid(f"index params are not valid JSON: {nested!r}") from None
+        extra = parse_json(nested, "index params")
         if not isinstance(extra, dict):
             raise invalid("index params must be a JSON object")
         for k, v in extra.items():

@@ -13,7 +13,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 import shoal
 from shoal.api.rpc.base import DEFAULT_DB, RpcBase, ok
-from shoal.api.translate.common import dict_to_kv, kv_to_dict
+from shoal.api.translate.common import dict_to_kv, kv_to_dict, parse_json
 from shoal.api.validate import check_name
 from shoal.errors import Code, ShoalError, invalid
 
@@ -49,10 +49,10 @@ class SystemRPCs(RpcBase):
         return milvus_pb2.ComponentStates(state=info, status=ok())
 
     def GetMetrics(self, request: milvus_pb2.GetMetricsRequest, context: grpc.ServicerContext) -> Any:
-        try:
-            kind = json.loads(request.request or "{}").get("metric_type", "system_info")
-        except (json.JSONDecodeError, AttributeError):
-            raise invalid(f"invalid metrics request: {request.request!r}") from None
+        parsed = parse_json(request.request or "{}", "metrics request")
+        if not isinstance(parsed, dict):
+            raise invalid(f"invalid metrics request: {request.request[:64]!r}")
+        kind = str(parsed.get("metric_type", "system_info"))
         body = {
             "metric_type": kind,
             "name": "shoal",
@@ -101,10 +101,10 @@ class SystemRPCs(RpcBase):
         return ok()
 
 
-    # ------------------------------------------------------------------ resource groups, users, roles
-    # One node serves everything: the single resource group Milvus always has, and (with no
-    # authentication) its built-in users and roles. Clients and test fixtures list them on
-    # every clean-up, so they answer as Milvus's defaults rather than "not supported".
+    # ------------------------------------------------------------------ resource groups
+    # One node serves everything: the single resource group Milvus always has. Clients and
+    # test fixtures list it on every clean-up, so it answers as Milvus's default rather than
+    # "not supported". Users and roles are `shoal.api.rpc.security`.
 
     def ListResourceGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
         return milvus_pb2.ListResourceGroupsResponse(status=ok(), resource_groups=[DEFAULT_RESOURCE_GROUP])
@@ -124,29 +124,6 @@ class SystemRPCs(RpcBase):
         )
         return milvus_pb2.DescribeResourceGroupResponse(status=ok(), resource_group=group)
 
-    def SelectRole(self, request: milvus_pb2.SelectRoleRequest, context: grpc.ServicerContext) -> Any:
-        wanted = request.role.name if request.HasField("role") else ""
-        out = milvus_pb2.SelectRoleResponse(status=ok())
-        for role in BUILTIN_ROLES:
-            if wanted and role != wanted:
-                continue
-            users = [milvus_pb2.UserEntity(name=ROOT_USER)] if request.include_user_info and role == "admin" else []
-            out.results.append(milvus_pb2.RoleResult(role=milvus_pb2.RoleEntity(name=role), users=users))
-        return out
-
-    def ListCredUsers(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.ListCredUsersResponse(status=ok(), usernames=[ROOT_USER])
-
-    def SelectUser(self, request: milvus_pb2.SelectUserRequest, context: grpc.ServicerContext) -> Any:
-        wanted = request.user.name if request.HasField("user") else ""
-        out = milvus_pb2.SelectUserResponse(status=ok())
-        if not wanted or wanted == ROOT_USER:
-            roles = [milvus_pb2.RoleEntity(name="admin")] if request.include_role_info else []
-            out.results.append(milvus_pb2.UserResult(user=milvus_pb2.UserEntity(name=ROOT_USER), roles=roles))
-        return out
-
 
 DEFAULT_RESOURCE_GROUP = "__default_resource_group"
 DEFAULT_RESOURCE_GROUP_CAPACITY = 1_000_000
-BUILTIN_ROLES = ("admin", "public")
-ROOT_USER = "root"

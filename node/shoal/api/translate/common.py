@@ -23,6 +23,16 @@ def dict_to_kv(d: Mapping[str, Any]) -> list[common_pb2.KeyValuePair]:
     return [common_pb2.KeyValuePair(key=str(k), value=str(v)) for k, v in d.items()]
 
 
+def parse_json(raw: str | bytes, what: str) -> Any:
+    """JSON from a request; malformed or too deeply nested → code 1100 naming `what`."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise invalid(f"{what}: the JSON value is nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise invalid(f"{what}: invalid JSON ({e})") from None
+
+
 def parse_int(value: str, name: str) -> int:
     try:
         return int(str(value).strip())
@@ -37,10 +47,7 @@ def parse_bool(value: str) -> bool:
 def parse_json_params(value: str, name: str = "params") -> dict[str, Any]:
     if not value:
         return {}
-    try:
-        out = json.loads(value)
-    except json.JSONDecodeError as e:
-        raise invalid(f"{name} is not valid JSON: {e}") from None
+    out = parse_json(value, name)
     if not isinstance(out, dict):
         raise invalid(f"{name} must be a JSON object")
     return out
@@ -69,7 +76,7 @@ def _template_array(a: schema_pb2.TemplateArrayValue) -> list[Any]:
     if kind == "array_data":
         return [_template_array(x) for x in a.array_data.data]
     if kind == "json_data":
-        return [json.loads(x) for x in a.json_data.data]
+        return [parse_json(x, "expression template value") for x in a.json_data.data]
     return list(getattr(a, kind).data)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from google.protobuf.message import Message
 from pymilvus.grpc_gen import schema_pb2
 
+from shoal.api.translate.common import parse_json
 from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -110,10 +111,7 @@ def _scalar_values(fd: schema_pb2.FieldData, dtype: DataType) -> list[Any] | np.
     if dtype is DataType.JSON:
         out = []
         for raw in s.json_data.data:
-            try:
-                out.append(json.loads(raw) if raw else None)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise invalid(f"field {fd.field_name}: invalid JSON {raw[:64]!r}") from None
+            out.append(parse_json(raw, f"field {fd.field_name}") if raw else None)
         return out
     if dtype is DataType.ARRAY:
         return [scalar_field_to_list(cell) for cell in s.array_data.data]

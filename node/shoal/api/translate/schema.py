@@ -14,7 +14,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
-from shoal.api.translate.common import kv_to_dict
+from shoal.api.translate.common import kv_to_dict, parse_json
 from shoal.api.validate import check_field_name
 from shoal.errors import invalid
 from shoal.schema import (
@@ -103,10 +103,7 @@ def _check_default(f: FieldSchema) -> None:
             f"the length ({len(v)}) of string exceeds max length ({f.max_length}) of field {f.name}"
         )
     if dt is DataType.JSON and isinstance(v, bytes):
-        try:
-            f.default_value = json.loads(v)
-        except json.JSONDecodeError:
-            raise invalid(f"default value of field {f.name} is not valid JSON") from None
+        f.default_value = parse_json(v, f"default value of field {f.name}")
 
 
 def _int_param(params: dict[str, str], key: str, field: str) -> int | None:
@@ -124,11 +121,10 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
     dtype = _data_type(p.data_type, f"field {p.name}")
     params = kv_to_dict(p.type_params)
     if "params" in params:  # some clients nest type params as a JSON object
-        try:
-            nested = json.loads(params.pop("params"))
-            params.update({k: str(v) for k, v in nested.items()})
-        except (json.JSONDecodeError, AttributeError):
-            raise invalid(f"type params of field {p.name} are not valid JSON") from None
+        nested = parse_json(params.pop("params"), f"type params of field {p.name}")
+        if not isinstance(nested, dict):
+            raise invalid(f"type params of field {p.name} must be a JSON object")
+        params.update({k: str(v) for k, v in nested.items()})
     f = FieldSchema(
         name=p.name,
         dtype=dtype,

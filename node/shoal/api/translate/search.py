@@ -237,6 +237,8 @@ def _rank_value(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+    except RecursionError:
+        raise invalid("rank params: the JSON value is nested too deeply") from None
 
 
 def hybrid_from_proto(

@@ -15,6 +15,7 @@ from shoal.errors import Code, ShoalError
 _LEGACY: dict[int, int] = {
     Code.SUCCESS: common_pb2.Success,
     Code.RATE_LIMITED: common_pb2.RateLimit,
+    Code.QUOTA_EXCEEDED: common_pb2.DiskQuotaExhausted,
     Code.COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
     Code.INDEX_NOT_FOUND: common_pb2.IndexNotExist,
     Code.PARAMETER_INVALID: common_pb2.IllegalArgument,
