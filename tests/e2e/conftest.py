@@ -22,6 +22,9 @@ from typing import TypeVar
 import pytest
 from kubernetes import client, config
 
+from shoal_operator.kube import Kube
+from shoal_operator.testing import OperatorProcess, install_crds
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "e2e" / "controlplane"
 CACHE = Path(os.environ.get("SHOAL_E2E_CACHE", Path.home() / ".cache" / "shoal" / "e2e"))
@@ -170,3 +173,22 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K8sCluster
         yield cluster
     finally:
         subprocess.run([str(SCRIPTS / "down.sh"), str(run_dir)], env=env, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def kube(k8s_cluster: K8sCluster) -> Iterator[Kube]:
+    """The operator's own API wrapper over the session cluster, one per test module."""
+    api = k8s_cluster.api_client()
+    yield Kube(api)
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def operator(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The real operator as a subprocess for one test module, resyncing every 2 s."""
+    install_crds(k8s_cluster.kubectl)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = OperatorProcess(k8s_cluster.kubeconfig, log, env={"SHOAL_OPERATOR_RESYNC_SECONDS": "2"})
+    op.start()
+    yield op
+    op.stop()

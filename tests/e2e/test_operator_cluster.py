@@ -19,7 +19,7 @@ from kubernetes import watch
 
 from shoal_operator.constants import API_VERSION
 from shoal_operator.kube import Kube, owns_field
-from shoal_operator.testing import OperatorProcess, install_crds
+from shoal_operator.testing import OperatorProcess
 
 OLD, NEW = "0.1.0", "0.2.0"
 ROLES = ("coord", "streaming", "query", "index", "proxy")
@@ -27,23 +27,6 @@ EXTERNAL = {
     "etcd": {"external": {"endpoints": ["http://etcd.example:2379"]}},
     "storage": {"external": {"endpoint": "http://s3.example:9000"}},
 }
-
-
-@pytest.fixture(scope="module")
-def kube(k8s_cluster: Any) -> Iterator[Kube]:
-    api = k8s_cluster.api_client()
-    yield Kube(api)
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def operator(k8s_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    install_crds(k8s_cluster.kubectl)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = OperatorProcess(k8s_cluster.kubeconfig, log, env={"SHOAL_OPERATOR_RESYNC_SECONDS": "2"})
-    op.start()
-    yield op
-    op.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +26,10 @@ from pymilvus import MilvusClient, MilvusException
 
 from shoal_operator.constants import API_VERSION
 from shoal_operator.kube import Kube
-from shoal_operator.testing import OperatorProcess, install_crds
+from shoal_operator.testing import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTEN = re.compile(r"Shoal listening on [\d.]+:(\d+)")
-
-
-@pytest.fixture(scope="module")
-def kube(k8s_cluster: Any) -> Iterator[Kube]:
-    api = k8s_cluster.api_client()
-    yield Kube(api)
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def operator(k8s_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    install_crds(k8s_cluster.kubectl)
-    log = tmp_path_factory.mktemp("operator-security") / "operator.log"
-    op = OperatorProcess(k8s_cluster.kubeconfig, log, env={"SHOAL_OPERATOR_RESYNC_SECONDS": "2"})
-    op.start()
-    yield op
-    op.stop()
 
 
 def _secret_value(kube: Kube, ns: str, name: str, key: str) -> str:
