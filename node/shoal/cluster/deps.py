@@ -468,11 +468,12 @@ class Dependencies:
             service.stop()
 
 
-def prepare_dependencies(root: Path, kafka_brokers: int = 1, install: bool = True) -> Dependencies:
+def prepare_dependencies(root: Path, kafka_brokers: int = 1, install: bool = True,
+                         ports: PortBook | None = None) -> Dependencies:
     """Resolve binaries, pick (or reuse) ports and build the service handles; starts nothing."""
     root = Path(root).resolve()
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    ports = PortBook(root / "ports.json")
+    ports = ports or PortBook(root / "ports.json")
     etcd = etcd_service(root, ports, etcd_binary(install))
     s3 = seaweedfs_service(root, ports, weed_binary())
     kafka = kafka_services(root, ports, kafka_libs(install), kafka_brokers)

@@ -1,0 +1,272 @@
+"""`shoal cluster run`: a whole local cluster in the foreground, as its children.
+
+    shoal cluster run --data DIR [--port 19530] [--http-port 9091] [--query-nodes N]
+                      [--streaming-nodes N] [--proxies N] [--kafka-brokers N]
+
+`Supervisor` starts etcd, Kafka and SeaweedFS (`shoal.cluster.deps`), then one
+`shoal run --role R` process per role (coord, streaming, query, index, then the proxies),
+and prints one line per process with its pid and ports. The last line,
+`Shoal cluster listening on HOST:P (http HOST:H)`, comes once the proxy serves: the proxy
+opens P only then. A child that dies is started again with the same arguments and ports
+(as Kubernetes would), after a back-off that grows to 10 s while it keeps dying. SIGTERM
+or SIGINT stops the roles (proxies first, coord last) and then the dependencies.
+
+Every child gets PR_SET_PDEATHSIG, so none outlives a SIGKILLed supervisor; all state is
+under DIR (ports in DIR/ports.json), so running again on DIR resumes the same cluster.
+A lock on DIR keeps a second supervisor off it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from shoal.cluster.deps import (
+    Dependencies,
+    DependencyError,
+    PortBook,
+    Service,
+    ensure_bucket,
+    prepare_dependencies,
+)
+
+ROLE_READY = re.compile(r"^Shoal (\w+) listening on (\S+):(\d+) \(http (\S+):(\d+)\)", re.MULTILINE)
+START_TIMEOUT_S = 300.0
+STOP_GRACE_S = 15.0
+MAX_BACKOFF_S = 10.0
+
+
+@dataclass
+class ClusterLayout:
+    """How many of each process; the proxy's ports (0: any)."""
+
+    port: int = 19530
+    http_port: int = 9091
+    query_nodes: int = 1
+    streaming_nodes: int = 1
+    proxies: int = 1
+    kafka_brokers: int = 1
+    host: str = "127.0.0.1"
+    extra_args: list[str] = field(default_factory=list)  # passed to every role (e.g. --log-level)
+
+
+def _role_ready(service: Service) -> bool:
+    return ROLE_READY.search(service.log_since_start()) is not None
+
+
+@dataclass
+class _Watch:
+    """Restart bookkeeping of one child."""
+
+    service: Service
+    failures: int = 0
+    next_start: float = 0.0
+    restarting: bool = False
+    up_since: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, layout: ClusterLayout, out: IO[str] | None = None,
+                 role_command: list[str] | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.layout = layout
+        self.out = out or sys.stdout
+        self.role_command = role_command or [sys.executable, "-m", "shoal.cli", "run"]
+        self.deps: Dependencies | None = None
+        self.roles: list[Service] = []
+        self._watches: list[_Watch] = []
+        self._lock_file: IO[str] | None = None
+        self.proxy_port = 0
+        self.proxy_http_port = 0
+
+    # ------------------------------------------------------------------ lines on stdout
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _announce(self, service: Service, note: str = "") -> None:
+        ports = " ".join(f"{k}={v}" for k, v in service.ports.items())
+        self._say(f"shoal cluster: {service.name} pid {service.pid} {ports}{note}")
+
+    # ------------------------------------------------------------------ start
+
+    def _lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.data_dir / ".lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise DependencyError(f"another `shoal cluster run` uses {self.data_dir}") from None
+        self._lock_file = lock
+
+    def _role_services(self, ports: PortBook) -> list[Service]:
+        assert self.deps is not None
+        lay, ep = self.layout, self.deps.endpoints
+        env = dict(os.environ, **ep.as_env())
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        order = ([("coord", 1)] + [("streaming", i) for i in range(1, lay.streaming_nodes + 1)]
+                 + [("query", i) for i in range(1, lay.query_nodes + 1)] + [("index", 1)]
+                 + [("proxy", i) for i in range(1, lay.proxies + 1)])
+        services = []
+        for role, i in order:
+            name = f"{role}-{i}"
+            if role == "proxy" and i == 1:
+                port = lay.port or ports.get(f"{name}-grpc")
+                http = lay.http_port or ports.get(f"{name}-http")
+            else:
+                port, http = ports.get(f"{name}-grpc"), ports.get(f"{name}-http")
+            args = [*self.role_command, "--role", role, "--data", str(self.data_dir / "roles" / name),
+                    "--host", lay.host, "--port", str(port), "--http-port", str(http),
+                    "--etcd", ",".join(ep.etcd), "--kafka", ep.kafka_bootstrap, *lay.extra_args]
+            services.append(Service(name, args, self.data_dir / "logs" / f"{name}.log", _role_ready, env=env,
+                                    ports={"grpc": port, "http": http}))
+        return services
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Dependencies, then roles; returns once every process answers (the proxy last)."""
+        self._lock()
+        deadline = time.monotonic() + timeout_s
+        ports = PortBook(self.data_dir / "ports.json")
+        self.deps = prepare_dependencies(self.data_dir, self.layout.kafka_brokers, ports=ports)
+        try:
+            for service in self.deps.services():
+                service.spawn()
+            for service in self.deps.services():
+                service.wait_ready(max(1.0, deadline - time.monotonic()))
+                self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
+            ensure_bucket(self.deps.endpoints, deadline - time.monotonic())
+            self.roles = self._role_services(ports)
+            # Everything but the proxies starts at once: they wait for each other through etcd.
+            proxies = [s for s in self.roles if s.name.startswith("proxy-")]
+            others = [s for s in self.roles if s not in proxies]
+            for service in others:
+                service.spawn()
+            for service in others:
+                service.wait_ready(max(1.0, deadline - time.monotonic()))
+                self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
+            for service in proxies:
+                service.start(max(1.0, deadline - time.monotonic()))
+                self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
+        except BaseException:
+            self.stop()
+            raise
+        self._watches = [_Watch(s) for s in [*self.deps.services(), *self.roles]]
+        first = proxies[0]
+        self.proxy_port, self.proxy_http_port = first.ports["grpc"], first.ports["http"]
+        host = self.layout.host if self.layout.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self._say(f"Shoal cluster listening on {host}:{self.proxy_port} (http {host}:{self.proxy_http_port})")
+
+    # ------------------------------------------------------------------ watch and restart
+
+    def check(self, now: float | None = None) -> None:
+        """One pass of the watch loop: restart what died, announce what came back."""
+        now = time.monotonic() if now is None else now
+        for watch in self._watches:
+            service = watch.service
+            if watch.restarting:
+                if service.alive() and service.ready(service):
+                    watch.restarting = False
+                    watch.up_since = now
+                    self._announce(service, " (restarted)")
+                    continue
+                if service.alive():
+                    continue
+            elif service.alive():
+                if watch.failures and now - watch.up_since > 60:
+                    watch.failures = 0  # stayed up a minute: the next death starts the back-off again
+                continue
+            if watch.next_start == 0.0:
+                code = service.process.returncode if service.process is not None else None
+                watch.failures += 1
+                watch.next_start = now + min(MAX_BACKOFF_S, 0.5 * 2 ** (watch.failures - 1))
+                self._say(f"shoal cluster: {service.name} exited ({code}); restarting")
+                continue
+            if now >= watch.next_start:
+                watch.next_start = 0.0
+                watch.restarting = True
+                service.spawn()
+
+    def serve(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+        """Watch the children until `stop` is set (from this thread: PDEATHSIG follows the spawning thread)."""
+        while not stop.wait(poll_s):
+            self.check()
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        for service in reversed(self.roles):  # proxies first, coord last
+            if service.alive():
+                service.process.terminate()  # type: ignore[union-attr]
+        deadline = time.monotonic() + STOP_GRACE_S
+        for service in reversed(self.roles):
+            service.stop(max(0.1, deadline - time.monotonic()))
+        if self.deps is not None:
+            self.deps.stop()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def processes(self) -> dict[str, Service]:
+        deps = self.deps.services() if self.deps is not None else []
+        return {s.name: s for s in [*deps, *self.roles]}
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def add_parser(sub: Any) -> None:
+    cluster = sub.add_parser("cluster", help="a local cluster").add_subparsers(dest="cluster_command", required=True)
+    run = cluster.add_parser("run", help="run etcd, Kafka, S3 and every role under one directory, in the foreground")
+    run.add_argument("--data", dest="data_dir", required=True, help="directory for all of the cluster's state")
+    run.add_argument("--port", type=int, default=19530, help="the proxy's gRPC port (default 19530; 0 = any)")
+    run.add_argument("--http-port", type=int, default=9091, help="the proxy's HTTP port (default 9091; 0 = any)")
+    run.add_argument("--host", default="127.0.0.1", help="address the roles listen on (default 127.0.0.1)")
+    for flag, what in (("--query-nodes", "query nodes"), ("--streaming-nodes", "streaming nodes"),
+                       ("--proxies", "proxies"), ("--kafka-brokers", "Kafka brokers")):
+        run.add_argument(flag, type=int, default=1, help=f"number of {what} (default 1)")
+    run.add_argument("--log-level", default=None, help="log level of every role")
+
+
+def run(args: Any) -> int:
+    counts = {k: getattr(args, k) for k in ("query_nodes", "streaming_nodes", "proxies", "kafka_brokers")}
+    bad = [k for k, v in counts.items() if v < 1]
+    if bad:
+        print(f"shoal cluster run: --{bad[0].replace('_', '-')} must be at least 1", file=sys.stderr)
+        return 2
+    extra = ["--log-level", args.log_level] if args.log_level else []
+    layout = ClusterLayout(port=args.port, http_port=args.http_port, host=args.host, extra_args=extra, **counts)
+    supervisor = Supervisor(Path(args.data_dir), layout)
+    stop = threading.Event()
+    starting = [True]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        if starting[0]:  # interrupt the waits of start(); it stops what it started
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        supervisor.start()
+    except DependencyError as e:
+        print(f"shoal cluster run: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("shoal cluster run: stopped while starting", file=sys.stderr)
+        return 130
+    starting[0] = False
+    try:
+        supervisor.serve(stop)
+    finally:
+        supervisor._say("shoal cluster: stopping")
+        supervisor.stop()
+    return 0
