@@ -368,7 +368,7 @@ def claims(kube: Kube, ns: str, name: str) -> list[str]:
 DATA_LAYOUTS = {
     "cluster": ({"mode": "cluster", "dependencies": {"etcd": {"inCluster": {"storageSize": "1Gi"}},
                                                      "storage": {"inCluster": {"storageSize": "1Gi"}}}},
-                ["data-data-etcd-0", "data-data-minio-0"], ("StatefulSet", "data-etcd")),
+                ["data-data-etcd-0", "data-data-kafka-0", "data-data-minio-0"], ("StatefulSet", "data-etcd")),
     "standalone": ({"mode": "standalone", "persistence": {"size": "1Gi"}},
                    ["data-standalone-data"], ("Deployment", "data-standalone")),
 }
