@@ -1,8 +1,9 @@
 """Conformance suite plumbing: which server to test, a client per test, feature tags.
 
 Target: ``--uri`` / ``SHOAL_COMPAT_URI`` (an already running server), else a fresh
-server process started here: ``--target shoal`` (default) or ``--target milvus-lite``
-(also ``SHOAL_COMPAT_TARGET``). Every test carries ``@pytest.mark.feature("name")``;
+server process started here: ``--target shoal`` (default), ``--target cluster`` (a whole
+local cluster, `shoal cluster run`, through its proxy) or ``--target milvus-lite`` (also
+``SHOAL_COMPAT_TARGET``). Every test carries ``@pytest.mark.feature("name")``;
 with ``SHOAL_COMPAT_REPORT=path`` each outcome is written there as JSON lines for
 ``python -m bench.compat_table``. Features listed in ``known_gaps.txt`` are expected
 to fail on Shoal (non-strict xfail) so the team's test run stays green while the gap
@@ -33,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--uri", default=os.environ.get("SHOAL_COMPAT_URI", ""),
                     help="URI of a running Milvus-compatible server (default: start one)")
     group.addoption("--target", default=os.environ.get("SHOAL_COMPAT_TARGET", "shoal"),
-                    choices=("shoal", "milvus-lite"), help="server to start when no --uri is given")
+                    choices=("shoal", "cluster", "milvus-lite"), help="server to start when no --uri is given")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,7 +49,7 @@ def _known_gaps() -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--uri") or config.getoption("--target") != "shoal":
+    if config.getoption("--uri") or config.getoption("--target") not in ("shoal", "cluster"):
         return
     gaps = _known_gaps()
     for item in items:
@@ -91,6 +92,19 @@ def uri(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -
     given = pytestconfig.getoption("--uri")
     if given:
         yield given
+        return
+    if pytestconfig.getoption("--target") == "cluster":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from fixtures_cluster import missing_tools, start_cluster
+
+        why = missing_tools()
+        if why:
+            pytest.skip(why)
+        cluster = start_cluster(tmp_path_factory.mktemp("cluster") / "data")
+        try:
+            yield cluster.uri
+        finally:
+            cluster.stop()
         return
     from bench.systems.servers import ServerProcess
 
