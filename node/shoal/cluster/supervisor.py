@@ -42,6 +42,7 @@ ROLE_READY = re.compile(r"^Shoal (\w+) listening on (\S+):(\d+) \(http (\S+):(\d
 START_TIMEOUT_S = 300.0
 STOP_GRACE_S = 15.0
 MAX_BACKOFF_S = 10.0
+START_ATTEMPTS = 5  # a role that exits more often than this while the cluster starts fails the start
 
 
 @dataclass
@@ -67,10 +68,12 @@ class _Watch:
     """Restart bookkeeping of one child."""
 
     service: Service
-    failures: int = 0
-    next_start: float = 0.0
-    restarting: bool = False
-    up_since: float = field(default_factory=time.monotonic)
+    starting: bool = True  # spawned, not yet answering
+    failures: int = 0  # deaths since it last stayed up a minute
+    restarts: int = 0
+    next_start: float = 0.0  # when a dead one is started again (0: not scheduled)
+    spawned_at: float = field(default_factory=time.monotonic)
+    up_since: float = 0.0
 
 
 class Supervisor:
@@ -132,7 +135,7 @@ class Supervisor:
         return services
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Dependencies, then roles; returns once every process answers (the proxy last)."""
+        """Dependencies, then roles; returns once every process answers (the proxies last)."""
         self._lock()
         deadline = time.monotonic() + timeout_s
         ports = PortBook(self.data_dir / "ports.json")
@@ -143,56 +146,66 @@ class Supervisor:
             for service in self.deps.services():
                 service.wait_ready(max(1.0, deadline - time.monotonic()))
                 self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
+            self._watches = [_Watch(s, starting=False) for s in self.deps.services()]
             ensure_bucket(self.deps.endpoints, deadline - time.monotonic())
             self.roles = self._role_services(ports)
-            # Everything but the proxies starts at once: they wait for each other through etcd.
+            # Every role but the proxies starts at once (they find each other through etcd); the
+            # proxies start last, so their port opens only once the others serve.
             proxies = [s for s in self.roles if s.name.startswith("proxy-")]
-            others = [s for s in self.roles if s not in proxies]
-            for service in others:
-                service.spawn()
-            for service in others:
-                service.wait_ready(max(1.0, deadline - time.monotonic()))
-                self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
-            for service in proxies:
-                service.start(max(1.0, deadline - time.monotonic()))
-                self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
+            for group in ([s for s in self.roles if s not in proxies], proxies):
+                for service in group:
+                    service.spawn()
+                    self._watches.append(_Watch(service))
+                self._wait_up(group, deadline)
         except BaseException:
             self.stop()
             raise
-        self._watches = [_Watch(s) for s in [*self.deps.services(), *self.roles]]
         first = proxies[0]
         self.proxy_port, self.proxy_http_port = first.ports["grpc"], first.ports["http"]
         host = self.layout.host if self.layout.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self._say(f"Shoal cluster listening on {host}:{self.proxy_port} (http {host}:{self.proxy_http_port})")
 
+    def _wait_up(self, group: list[Service], deadline: float) -> None:
+        """Run the watch loop until every service of `group` answers; a role that exits while
+        the others come up is restarted like later (start-up order is not required)."""
+        watches = [w for w in self._watches if w.service in group]
+        while any(w.starting for w in watches):
+            self.check()
+            for w in watches:
+                if w.failures > START_ATTEMPTS:
+                    raise DependencyError(f"{w.service.name} keeps exiting while the cluster starts; its log "
+                                          f"{w.service.log_path}:\n{w.service.log_tail()}")
+            if time.monotonic() > deadline:
+                late = ", ".join(w.service.name for w in watches if w.starting)
+                raise DependencyError(f"{late} did not serve in time; see {self.data_dir / 'logs'}")
+            time.sleep(0.25)
+
     # ------------------------------------------------------------------ watch and restart
 
     def check(self, now: float | None = None) -> None:
-        """One pass of the watch loop: restart what died, announce what came back."""
+        """One pass of the watch loop: restart what died, announce what came (back) up."""
         now = time.monotonic() if now is None else now
         for watch in self._watches:
             service = watch.service
-            if watch.restarting:
-                if service.alive() and service.ready(service):
-                    watch.restarting = False
+            if service.alive():
+                if watch.starting and service.ready(service):
+                    watch.starting = False
                     watch.up_since = now
-                    self._announce(service, " (restarted)")
-                    continue
-                if service.alive():
-                    continue
-            elif service.alive():
-                if watch.failures and now - watch.up_since > 60:
-                    watch.failures = 0  # stayed up a minute: the next death starts the back-off again
+                    note = " (restarted)" if watch.restarts else f" (ready in {now - watch.spawned_at:.1f}s)"
+                    self._announce(service, note)
+                elif not watch.starting and watch.failures and now - watch.up_since > 60:
+                    watch.failures = 0  # up for a minute: the next death starts the back-off again
                 continue
             if watch.next_start == 0.0:
                 code = service.process.returncode if service.process is not None else None
                 watch.failures += 1
                 watch.next_start = now + min(MAX_BACKOFF_S, 0.5 * 2 ** (watch.failures - 1))
                 self._say(f"shoal cluster: {service.name} exited ({code}); restarting")
-                continue
-            if now >= watch.next_start:
+            elif now >= watch.next_start:
                 watch.next_start = 0.0
-                watch.restarting = True
+                watch.starting = True
+                watch.restarts += 1
+                watch.spawned_at = now
                 service.spawn()
 
     def serve(self, stop: threading.Event, poll_s: float = 0.5) -> None:
