@@ -110,6 +110,17 @@ class ClusterProcess:
                 ports = {k: int(v) for k, v in re.findall(r"(\S+)=(\d+)", m.group(3))}
                 self.children[m.group(1)] = Child(int(m.group(2)), ports)
 
+    @property
+    def kafka_bootstrap(self) -> str:
+        self.refresh()
+        return ",".join(f"127.0.0.1:{c.ports['broker']}" for n, c in sorted(self.children.items())
+                        if n.startswith("kafka-"))
+
+    @property
+    def etcd_endpoint(self) -> str:
+        self.refresh()
+        return f"127.0.0.1:{self.children['etcd'].ports['client']}"
+
     def pid(self, name: str) -> int:
         self.refresh()
         return self.children[name].pid
@@ -131,10 +142,8 @@ class ClusterProcess:
         raise AssertionError(f"{name} was not restarted within {timeout_s:.0f}s:\n{self.tail()}")
 
     def etcd_json(self, key: str) -> dict | None:
-        self.refresh()
-        port = self.children["etcd"].ports["client"]
         body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/kv/range", data=body, method="POST")
+        req = urllib.request.Request(f"http://{self.etcd_endpoint}/v3/kv/range", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=10) as resp:
             kvs = json.loads(resp.read()).get("kvs") or []
         return json.loads(base64.b64decode(kvs[0]["value"])) if kvs else None
