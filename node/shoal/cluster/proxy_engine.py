@@ -31,6 +31,8 @@ from shoal.errors import Code, ShoalError
 log = logging.getLogger(__name__)
 
 RETRY_S = 60.0
+WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
+READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
 
 _COORD = (
     "alloc_timestamp",
@@ -93,7 +95,7 @@ class ClusterEngine:
         def attempt() -> Any:
             if not self._coord_addr:
                 self._coord_addr = self._address(LEADER_KEY)
-            version, value = self._client(self._coord_addr).call("ddl", method, args, kwargs)
+            version, value = self._client(self._coord_addr).call("ddl", method, args, kwargs, timeout=WRITE_ATTEMPT_S * 4)
             self.meta_version = max(self.meta_version, version)
             return value
 
@@ -105,11 +107,14 @@ class ClusterEngine:
         return self._client(self._owner_addr)
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._retrying(method, lambda: self._owner().call("write", method, self.meta_version, args, kwargs))
+        return self._retrying(
+            method,
+            lambda: self._owner().call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S),
+        )
 
     def _position(self) -> int:
         try:
-            return int(self._owner().call("position", timeout=10))
+            return int(self._owner().call("position", timeout=5))
         except Unavailable as e:
             # no owner right now (failover): read what the query node has; writes are blocked anyway
             log.info("read without the owner's position: %s", e.message)
@@ -128,7 +133,7 @@ class ClusterEngine:
     def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
         def attempt() -> Any:
             lsn = self._position()
-            return self._query_node().call("read", method, self.meta_version, lsn, args, kwargs)
+            return self._query_node().call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
 
         return self._retrying(method, attempt)
 
