@@ -55,6 +55,8 @@ class Config:
     s3: S3Config = field(default_factory=S3Config)
     # cluster roles (docs/architecture.md, "Cluster")
     kafka_bootstrap: str = ""  # host:port[,host:port]: the WAL's Kafka brokers
+    kafka_username: str = ""  # SASL/PLAIN user for the brokers ("" = no authentication)
+    kafka_password: str = ""
     cluster_prefix: str = "shoal/"  # etcd key prefix and Kafka topic/transactional-id prefix
     advertise_host: str = "127.0.0.1"  # the address other roles reach this one at
     node_lease_s: int = 5  # etcd lease of a role's registration: how soon a dead node is noticed

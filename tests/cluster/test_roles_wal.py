@@ -24,14 +24,8 @@ def _tail_payloads(bootstrap: str, topic: str) -> list[bytes]:
         tail.close()
 
 
-def _bootstrap(cluster) -> str:
-    brokers = [c.ports["broker"] for name, c in cluster.children.items() if name.startswith("kafka") and "broker" in c.ports]
-    assert brokers, f"no Kafka broker among {sorted(cluster.children)}"
-    return ",".join(f"127.0.0.1:{p}" for p in brokers)
-
-
 def test_new_owner_fences_the_old_one(shoal_cluster) -> None:
-    bootstrap = _bootstrap(shoal_cluster)
+    bootstrap = shoal_cluster.kafka_bootstrap
     topic = f"test.fence.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic)
     tid = f"test-fence-{uuid.uuid4().hex[:8]}"

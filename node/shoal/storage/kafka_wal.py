@@ -30,6 +30,24 @@ log = logging.getLogger(__name__)
 META_HEADER = "mv"  # catalog version the writer saw; a reader catches up to it before applying
 
 
+Kafka = str | dict[str, str]  # bootstrap servers, or a full client config (`client_config`)
+
+
+def client_config(bootstrap: str, username: str = "", password: str = "") -> dict[str, str]:
+    """librdkafka settings for the cluster's brokers; SASL/PLAIN when a user is given."""
+    conf = {"bootstrap.servers": bootstrap}
+    if username:
+        conf.update({
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.username": username, "sasl.password": password,
+        })
+    return conf
+
+
+def _conf(kafka: Kafka) -> dict[str, str]:
+    return dict(kafka) if isinstance(kafka, dict) else {"bootstrap.servers": kafka}
+
+
 class WalUnavailable(ShoalError):
     """The append was not (or not certainly) written; the caller must not acknowledge it."""
 
@@ -37,12 +55,12 @@ class WalUnavailable(ShoalError):
         super().__init__(Code.UNEXPECTED, message)
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout_s: float = 60.0) -> None:
+def create_topic(bootstrap: Kafka, topic: str, partitions: int = 1, timeout_s: float = 60.0) -> None:
     """Create the WAL topic (infinite retention; replicas = min(3, brokers)) unless it exists."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_conf(bootstrap))
     meta = admin.list_topics(timeout=timeout_s)
     if topic in meta.topics and not meta.topics[topic].error:
         return
@@ -57,10 +75,10 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout_s: flo
             raise
 
 
-def topic_exists(bootstrap: str, topic: str, timeout_s: float = 10.0) -> bool:
+def topic_exists(bootstrap: Kafka, topic: str, timeout_s: float = 10.0) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout_s)
+    meta = AdminClient(_conf(bootstrap)).list_topics(topic, timeout=timeout_s)
     t = meta.topics.get(topic)
     return t is not None and t.error is None and bool(t.partitions)
 
@@ -68,7 +86,7 @@ def topic_exists(bootstrap: str, topic: str, timeout_s: float = 10.0) -> bool:
 class KafkaWAL:
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Kafka,
         topic: str,
         partition: int,
         transactional_id: str,
@@ -82,7 +100,7 @@ class KafkaWAL:
         self._timeout = timeout_s
         self._meta_version = meta_version
         self._producer = Producer({
-            "bootstrap.servers": bootstrap,
+            **_conf(bootstrap),
             "transactional.id": transactional_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -170,14 +188,14 @@ class TailRecord:
 class KafkaTail:
     """Committed records of one partition in order, from `start_offset`."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int, start_offset: int = 0) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str, partition: int, start_offset: int = 0) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
         self.topic = topic
         self.partition = partition
         self._tp = TopicPartition(topic, partition, start_offset)
         self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+            **_conf(bootstrap),
             "group.id": f"shoal-tail-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

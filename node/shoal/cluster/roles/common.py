@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shoal.config import Config
+from shoal.storage.kafka_wal import client_config
 from shoal.storage.meta_store import EtcdMetaStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ClusterEnv:
         self.store = EtcdMetaStore(cfg.etcd_endpoints, self.prefix)
         self.topic = self.prefix.strip("/").replace("/", ".") + ".wal"
         self.transactional_id = f"{self.prefix}wal-{WAL_CHANNEL}"
+        self.kafka = client_config(cfg.kafka_bootstrap, cfg.kafka_username, cfg.kafka_password)
 
     def meta_store(self) -> EtcdMetaStore:
         return EtcdMetaStore(self.cfg.etcd_endpoints, self.prefix + "meta/")

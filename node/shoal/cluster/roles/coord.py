@@ -50,7 +50,7 @@ class Coordinator:
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
-            create_topic(self.env.cfg.kafka_bootstrap, self.env.topic)
+            create_topic(self.env.kafka, self.env.topic)
             return True
 
         if not wait_until(topic, stop, "Kafka, to create the WAL topic"):

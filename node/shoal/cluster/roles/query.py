@@ -43,10 +43,9 @@ class QueryNode:
         threading.Thread(target=self._catalog_loop, name="shoal-catalog-poll", daemon=True).start()
 
     def _tail_loop(self) -> None:
-        cfg = self.env.cfg
-        if not wait_until(lambda: topic_exists(cfg.kafka_bootstrap, self.env.topic), self._stop, "the WAL topic"):
+        if not wait_until(lambda: topic_exists(self.env.kafka, self.env.topic), self._stop, "the WAL topic"):
             return
-        tail = KafkaTail(cfg.kafka_bootstrap, self.env.topic, 0)
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
         try:
             end = tail.end_offset()
             while not self._stop.is_set():

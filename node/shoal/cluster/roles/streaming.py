@@ -62,16 +62,15 @@ class StreamingNode:
                 self._step_down(f"the channel moved to {owner.get('node')} (epoch {owner.get('epoch')})")
 
     def _take_over(self, epoch: int) -> None:
-        cfg = self.env.cfg
         log.info("taking over WAL channel 0 at epoch %d", epoch)
         follower_box: list[Follower] = []
         self.wal = KafkaWAL(
-            cfg.kafka_bootstrap, self.env.topic, 0, self.env.transactional_id,
+            self.env.kafka, self.env.topic, 0, self.env.transactional_id,
             meta_version=lambda: follower_box[0].version if follower_box else 0,
         )
         follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
         follower_box.append(follower)
-        tail = KafkaTail(cfg.kafka_bootstrap, self.env.topic, 0)
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
         end = tail.end_offset()
         count = 0
         while tail.position < end:
