@@ -6,6 +6,11 @@ catalog (`VersionedStore`), so every Milvus rule stays where standalone has it; 
 holds no rows (row counts and index progress are answered by query nodes). Its engine's local
 WAL is never written.
 
+Timestamps: the oracle is the standalone one, floored at start by `tso/limit` in etcd, a bound
+kept `TSO_WINDOW_MS` ahead of the clock, so a new leader never issues a timestamp its
+predecessor may have issued. Streaming nodes stamp writes with their own oracle, floored by the
+newest timestamp they replayed (one owner per channel keeps them increasing).
+
 Channel assignment: the owner key names a live streaming node and an epoch. When the owner's
 registration lapses (its lease expired: the process died or hung), the coordinator names the
 next live streaming node with epoch + 1; that node's `init_transactions` fences the old one.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,14 @@ from shoal.cluster.roles.catalog_sync import VersionedStore
 from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.engine import Engine
+from shoal.engine.tso import compose
 from shoal.errors import Code, ShoalError
 from shoal.storage.kafka_wal import create_topic
 
 log = logging.getLogger(__name__)
+
+TSO_KEY = "tso/limit"
+TSO_WINDOW_MS = 3000
 
 # what the proxy may ask the coordinator (everything else goes to streaming or query nodes)
 DDL_METHODS = frozenset({
@@ -57,7 +67,18 @@ class Coordinator:
             return
         self.store = VersionedStore(self.env.meta_store())
         self.engine = Engine(self.data_dir, self.env.cfg.engine_options(), meta_store=self.store)
+        limit = self.env.store.get(TSO_KEY)
+        if limit is not None:  # a new leader starts above everything its predecessor could issue
+            self.engine.tso.observe(int(limit))
+        self._save_tso_window()
         threading.Thread(target=self._assign_loop, name="shoal-assign", daemon=True).start()
+
+    def _save_tso_window(self) -> None:
+        """Persist a bound `TSO_WINDOW_MS` ahead of the clock; renewed every loop (0.5 s), so the
+        oracle never reaches it while this coordinator lives."""
+        assert self.engine is not None
+        bound = max(compose(int(time.time() * 1000) + TSO_WINDOW_MS), self.engine.tso.last + 1)
+        self.env.store.put(TSO_KEY, str(bound).encode())
 
     def handlers(self) -> dict[str, Any]:
         return {"ddl": self.ddl, "meta_version": lambda: self.store.version if self.store else 0}
@@ -73,9 +94,10 @@ class Coordinator:
     def _assign_loop(self) -> None:
         while not self._stop.wait(0.5):
             try:
+                self._save_tso_window()
                 self._assign_once()
             except Exception as e:
-                log.warning("WAL channel assignment: %s", e)
+                log.warning("coordinator loop: %s", e)
 
     def _assign_once(self) -> None:
         live = self.env.live_nodes("streaming")

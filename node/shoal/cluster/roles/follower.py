@@ -24,6 +24,11 @@ from shoal.storage.kafka_wal import TailRecord
 
 log = logging.getLogger(__name__)
 
+_MAYBE_STALE = frozenset({
+    Code.DATABASE_NOT_FOUND, Code.COLLECTION_NOT_FOUND, Code.PARTITION_NOT_FOUND, Code.INDEX_NOT_FOUND,
+    Code.COLLECTION_NOT_LOADED, Code.PARTITION_NOT_LOADED, Code.ALIAS_NOT_FOUND,
+})
+
 
 class NoWAL:
     """A query node never writes: its rows come from the owner's WAL."""
@@ -67,6 +72,20 @@ class Follower:
                 return
             self.engine.reload_catalog()
             self.version = max(self.version, current)
+
+    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run an engine method; a name it does not know may be a DDL it has not seen yet (made
+        through another proxy), so it re-reads the catalog once and tries again."""
+        try:
+            return getattr(self.engine, method)(*args, **kwargs)
+        except ShoalError as e:
+            if e.code not in _MAYBE_STALE:
+                raise
+            before = self.version
+            self.catch_up(0)
+            if self.version == before:
+                raise
+        return getattr(self.engine, method)(*args, **kwargs)
 
     def apply(self, rec: TailRecord) -> None:
         self.catch_up(rec.meta_version)

@@ -39,7 +39,7 @@ def run_role(cfg: Config) -> int:
     ready = threading.Event()
     health = HealthServer(cfg.host, cfg.http_port, ready)
     node: Any
-    data_dir = cfg.data_dir / env.node_id
+    data_dir = cfg.data_dir  # one --data per role process: its local cache is wiped at start
     if cfg.role == "coord":
         from shoal.cluster.roles.coord import Coordinator
 

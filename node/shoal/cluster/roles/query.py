@@ -84,7 +84,7 @@ class QueryNode:
             )
         if time.monotonic() - started > 1.0:
             log.info("read waited %.1f s for LSN %d", time.monotonic() - started, lsn)
-        return getattr(self.follower.engine, method)(*args, **kwargs)
+        return self.follower.call(method, args, kwargs)
 
     def close(self) -> None:
         self._stop.set()

@@ -108,7 +108,7 @@ class StreamingNode:
             raise Unavailable(f"{method} is not a streaming-node call")
         follower.catch_up(meta_version)
         try:
-            result = getattr(follower.engine, method)(*args, **kwargs)
+            result = follower.call(method, args, kwargs)
         except WalUnavailable as e:
             if self.wal is not None and self.wal.fenced:
                 self._step_down(e.message)
