@@ -462,10 +462,15 @@ class Dependencies:
     def services(self) -> list[Service]:
         return [self.etcd, self.s3, *self.kafka]
 
-    def stop(self) -> None:
-        # Kafka first: a broker stopping cleanly writes its final state; the others have none to lose.
-        for service in [*self.kafka, self.s3, self.etcd]:
-            service.stop()
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM to all at once, SIGKILL to what is left after `grace_s`; etcd goes last."""
+        for service in [*self.kafka, self.s3]:
+            if service.alive():
+                service.process.terminate()  # type: ignore[union-attr]
+        deadline = time.monotonic() + grace_s
+        for service in [*self.kafka, self.s3]:
+            service.stop(max(0.1, deadline - time.monotonic()))
+        self.etcd.stop(grace_s)
 
 
 def prepare_dependencies(root: Path, kafka_brokers: int = 1, install: bool = True,
