@@ -101,6 +101,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ start
 
+    @staticmethod
+    def _check_packages() -> None:
+        """The roles' Python packages (the `cluster` extra): missing ones fail the start at once."""
+        import importlib.util
+
+        missing = [name for name in ("confluent_kafka", "aetcd") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise DependencyError(f"{', '.join(missing)} not installed; install the cluster extra with: "
+                                  "pip install -e '.[cluster]'")
+
     def _lock(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = open(self.data_dir / ".lock", "w")
@@ -136,6 +146,7 @@ class Supervisor:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Dependencies, then roles; returns once every process answers (the proxies last)."""
+        self._check_packages()
         self._lock()
         deadline = time.monotonic() + timeout_s
         ports = PortBook(self.data_dir / "ports.json")
