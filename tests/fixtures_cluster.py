@@ -4,9 +4,7 @@
 supervisor prints `Shoal cluster listening on ...`; `.uri` is the proxy for pymilvus,
 `.pid(name)` / `.name_for_port(port)` read the supervisor's lines (a restarted child gets a
 new line), `.etcd_json(key)` reads etcd through its JSON gateway. The session fixture
-`shoal_cluster` shares one cluster between modules::
-
-    from fixtures_cluster import shoal_cluster_fixture  # noqa: F401
+`shoal_cluster` shares one cluster between modules (tests/conftest.py imports it).
 
 Tests skip, with the reason, when etcd, Java or weed are absent (scripts/setup.sh --test
 installs them).
@@ -193,7 +191,8 @@ def shoal_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     why = missing_tools()
     if why:
         pytest.skip(why)
-    cluster = start_cluster(tmp_path_factory.mktemp("cluster") / "data")
+    # two streaming nodes and three brokers: tests/cluster/test_faults.py kills one of each
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster") / "data", streaming_nodes=2, kafka_brokers=3)
     try:
         yield cluster
     finally:

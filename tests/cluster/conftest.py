@@ -1,10 +1,14 @@
-"""Cluster tests: one `shoal cluster run` per session (`shoal_cluster`, from fixtures_cluster);
-modules that break processes (test_faults) start their own."""
+"""Cluster tests share the session's `shoal cluster run` (`shoal_cluster`, tests/conftest.py)
+with the conformance suite's `cluster` target. The fault tests break and restart its processes,
+so they run after every other test of the session."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_cluster import shoal_cluster_fixture  # noqa: E402, F401
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    faults = [item for item in items if item.path.name == "test_faults.py"]
+    if faults:
+        items[:] = [item for item in items if item.path.name != "test_faults.py"] + faults

@@ -1,4 +1,5 @@
-"""Faults on a real local cluster (`shoal cluster run`, two streaming nodes, three Kafka brokers):
+"""Faults on the session's local cluster (`shoal cluster run`, two streaming nodes, three Kafka
+brokers; these tests run last, see conftest.py):
 
 - SIGKILL of the WAL channel's owner during a stream of inserts and deletes: once the other
   streaming node took over, every acknowledged insert is there exactly once, every
@@ -26,9 +27,9 @@ import pytest
 from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_cluster import ClusterProcess, missing_tools, start_cluster  # noqa: E402
+from fixtures_cluster import ClusterProcess  # noqa: E402
 
-# the first test also waits for the module's cluster to start (minutes on a loaded machine)
+# a test may also wait for the session's cluster to start (minutes on a loaded machine)
 pytestmark = pytest.mark.timeout(900)
 OWNER_KEY = "shoal/wal/owner/0"
 WAL_TOPIC = "shoal.wal"
@@ -48,15 +49,8 @@ def _wait(pred: Callable[[], object], timeout_s: float, what: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    why = missing_tools()
-    if why:
-        pytest.skip(why)
-    c = start_cluster(tmp_path_factory.mktemp("faults") / "data", streaming_nodes=2, kafka_brokers=3)
-    try:
-        yield c
-    finally:
-        c.kill()  # a clean stop is not under test here; the children follow the supervisor (PDEATHSIG)
+def cluster(shoal_cluster: ClusterProcess) -> ClusterProcess:
+    return shoal_cluster
 
 
 @pytest.fixture(scope="module")
