@@ -27,6 +27,7 @@ from shoal.errors import Code, ShoalError
 
 log = logging.getLogger(__name__)
 
+MAX_RECORD_BYTES = 96 << 20  # above gRPC's 64 MB request limit, below the broker's 100 MB request cap
 META_HEADER = "mv"  # catalog version the writer saw; a reader catches up to it before applying
 
 
@@ -65,7 +66,10 @@ def create_topic(bootstrap: Kafka, topic: str, partitions: int = 1, timeout_s: f
     if topic in meta.topics and not meta.topics[topic].error:
         return
     replicas = min(3, max(1, len(meta.brokers)))
-    config = {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2" if replicas >= 3 else "1"}
+    config = {
+        "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2" if replicas >= 3 else "1",
+        "max.message.bytes": str(MAX_RECORD_BYTES),
+    }
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replicas, config=config)])[
             topic
@@ -107,7 +111,7 @@ class KafkaWAL:
             "linger.ms": 0,
             # a dead owner's open transaction stalls read_committed readers until it times out
             "transaction.timeout.ms": 10000,
-            "message.max.bytes": 64 << 20,
+            "message.max.bytes": MAX_RECORD_BYTES + (1 << 20),
         })
         self._lock = threading.Lock()
         self.fenced = False
@@ -132,6 +136,12 @@ class KafkaWAL:
     def append(self, payload: bytes) -> int:
         from confluent_kafka import KafkaException
 
+        if len(payload) > MAX_RECORD_BYTES:  # not retried: the same write would fail again
+            raise ShoalError(
+                Code.PARAMETER_INVALID,
+                f"one write of {len(payload)} bytes exceeds the WAL's record limit ({MAX_RECORD_BYTES} bytes); "
+                "split it into smaller batches",
+            )
         with self._lock:
             if self.fenced:
                 raise WalUnavailable("this node no longer owns the WAL channel (fenced)")
@@ -201,7 +211,7 @@ class KafkaTail:
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
-            "fetch.message.max.bytes": 64 << 20,
+            "fetch.message.max.bytes": MAX_RECORD_BYTES + (1 << 20),
         })
         self._consumer.assign([self._tp])
         self.position = start_offset
