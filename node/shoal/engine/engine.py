@@ -737,7 +737,8 @@ class Engine:
         }
 
     # ---- lifecycle
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """`flush=False`: a cluster node's local cache, rebuilt from the WAL at its next start."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -745,7 +746,7 @@ class Engine:
         self._flush_wanted.set()
         self._flusher.join(timeout=30)
         self.indexer.close()
-        for meta, data in self._all_collections():
+        for meta, data in self._all_collections() if flush else []:
             try:
                 self.persistence.flush(meta, data)
             except Exception:

@@ -111,6 +111,6 @@ class Follower:
 
     def close(self) -> None:
         try:
-            self.engine.close()
+            self.engine.close(flush=False)
         except Exception:
             log.exception("closing the local engine failed")
