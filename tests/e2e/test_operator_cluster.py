@@ -26,6 +26,7 @@ ROLES = ("coord", "streaming", "query", "index", "proxy")
 EXTERNAL = {
     "etcd": {"external": {"endpoints": ["http://etcd.example:2379"]}},
     "storage": {"external": {"endpoint": "http://s3.example:9000"}},
+    "kafka": {"external": {"bootstrapServers": ["kafka.example:9092"]}},
 }
 
 
