@@ -6,20 +6,23 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from shoal.cluster.roles.catalog_sync import FollowerStore, VersionedStore
-from shoal.cluster.roles.follower import NoWAL
+from shoal.cluster.roles.follower import Follower
 from shoal.cluster.rpc import RpcClient, RpcServer, Unavailable
 from shoal.cluster.rpc.wire import PROTOCOL_VERSION
+from shoal.config import Config
 from shoal.engine import wal_records
 from shoal.engine.engine import Engine
 from shoal.engine.requests import QueryRequest
-from shoal.engine.writer import apply_record
+from shoal.engine.wal_records import Kind, Record
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
+from shoal.storage.kafka_wal import TailRecord
 
 
 class MemStore:
@@ -136,24 +139,25 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
     coord = Engine(tmp_path / "coord", meta_store=VersionedStore(etcd))
     wal = ListWAL()
     owner = Engine(tmp_path / "owner", meta_store=FollowerStore(etcd), wal=wal)
-    reader = Engine(tmp_path / "reader", meta_store=FollowerStore(etcd), wal=NoWAL())
+    follower = Follower(SimpleNamespace(meta_store=lambda: etcd, cfg=Config()), tmp_path / "reader")  # type: ignore[arg-type]
+    reader = follower.engine
     try:
         coord.create_collection("default", "c", _schema())
         coord.create_partition("default", "c", "p1")
-        for follower in (owner, reader):
-            follower.reload_catalog()
+        for engine in (owner, reader):
+            engine.reload_catalog()
         batch = {"id": Column(np.array([1, 2, 3], dtype=np.int64)),
                  "vec": Column(np.ones((3, 2), dtype=np.float32))}
         owner.insert("default", "c", "p1", batch, 3)
         owner.delete("default", "c", "", "id == 2")
+        cid = coord.describe_collection("default", "c").collection_id
+        wal.append(wal_records.encode(Record(Kind.FLUSH, cid, 0, owner.tso.allocate(), {})))
         for lsn, payload in enumerate(wal.records, 1):
-            record = wal_records.decode(payload)
-            data = reader.datas[record.collection_id]
-            with data.write_lock:
-                data.note_lsn(lsn)
-                apply_record(data, record)
+            follower.apply(TailRecord(lsn, payload, follower.version))
+        assert follower.applied == len(wal.records)
+        assert [s.path != "" for s in reader.datas[cid].segments] == [True]  # the flush marker persisted it
         coord.load_collection("default", "c")
-        reader.reload_catalog()
+        follower.catch_up(0)
         assert _ids(reader, "c") == [1, 3]
         with pytest.raises(ShoalError) as e:
             reader.insert("default", "c", "", batch, 3)  # a query node never writes
@@ -171,7 +175,7 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
         before = dict(etcd.kv)
         owner.reload_catalog()
         owner.close()
-        reader.close()
+        follower.close()
         assert etcd.kv == before  # followers never write the shared catalog
     finally:
         coord.close()

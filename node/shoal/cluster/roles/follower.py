@@ -18,6 +18,7 @@ from shoal.cluster.roles.catalog_sync import FollowerStore
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.engine import wal_records
 from shoal.engine.engine import Engine
+from shoal.engine.wal_records import Kind
 from shoal.engine.writer import apply_record
 from shoal.errors import Code, ShoalError
 from shoal.storage.kafka_wal import TailRecord
@@ -92,11 +93,16 @@ class Follower:
         record = wal_records.decode(rec.payload)
         self.engine.tso.observe(record.ts)
         data = self.engine.datas.get(record.collection_id)
-        if data is not None:  # else the collection was dropped since: nothing to apply
-            with data.write_lock:
-                if not data.dropped:
-                    data.note_lsn(rec.lsn)
-                    apply_record(data, record)
+        meta = self.engine.catalog.collections.get(record.collection_id)
+        if data is not None and meta is not None:  # else the collection was dropped since
+            if record.kind == Kind.FLUSH:
+                self.engine.persistence.flush(meta, data)
+                self.engine.indexer.kick()
+            else:
+                with data.write_lock:
+                    if not data.dropped:
+                        data.note_lsn(rec.lsn)
+                        apply_record(data, record)
         self.mark_applied(rec.lsn)
 
     def mark_applied(self, lsn: int) -> None:

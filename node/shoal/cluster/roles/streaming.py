@@ -19,6 +19,8 @@ from typing import Any
 from shoal.cluster.roles.common import ClusterEnv, owner_key
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.rpc import Unavailable
+from shoal.engine import wal_records
+from shoal.engine.wal_records import Kind, Record
 from shoal.storage.kafka_wal import KafkaTail, KafkaWAL, WalUnavailable
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,20 @@ class StreamingNode:
             raise Unavailable(e.message) from None
         if self.wal is not None and self.wal.fenced:  # fenced during a call that then failed elsewhere
             self._step_down("fenced")
+        if method == "flush":
+            self._log_flush(follower, *args, **kwargs)
         return result
+
+    def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
+        """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
+        engine = follower.engine
+        for name in collections:
+            meta = engine.catalog.require(database, name)
+            record = Record(Kind.FLUSH, meta.collection_id, 0, engine.tso.allocate(), {})
+            try:
+                engine.wal.append(wal_records.encode(record))
+            except WalUnavailable as e:
+                raise Unavailable(e.message) from None
 
     def close(self) -> None:
         self._stop.set()
