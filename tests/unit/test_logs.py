@@ -12,7 +12,8 @@ from shoal.logs import REQUEST_ID, JsonFormatter
 
 
 def _line(message: str, exc: bool = False) -> dict:
-    record = logging.LogRecord("shoal.test", logging.INFO, __file__, 1, message, ("x",), None)
+    args = ("x",) if "%s" in message else ()
+    record = logging.LogRecord("shoal.test", logging.INFO, __file__, 1, message, args, None)
     if exc:
         try:
             raise ValueError("boom")
