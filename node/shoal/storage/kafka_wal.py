@@ -178,6 +178,14 @@ class KafkaWAL:
             self.acked_next = offset + 1
             return offset + 1
 
+    @property
+    def last_lsn(self) -> int:
+        return self.acked_next
+
+    @property
+    def checkpoint_lsn(self) -> int:
+        return self.acked_next  # nothing to replay locally: the channel is replayed from Kafka
+
     def mark_checkpoint(self, lsn: int) -> int:
         return lsn  # retention is infinite in this version: replay starts at offset 0
 

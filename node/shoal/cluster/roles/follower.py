@@ -37,6 +37,9 @@ class NoWAL:
     def append(self, payload: bytes) -> int:
         raise ShoalError(Code.NOT_SUPPORTED, "writes go to the shard's streaming node, not a query node")
 
+    last_lsn = 0
+    checkpoint_lsn = 0
+
     def mark_checkpoint(self, lsn: int) -> int:
         return lsn
 
