@@ -1,4 +1,4 @@
-"""The text-search example on a slice (40 quotations from each of its 8 categories), with the
+"""The text-search example on a slice (30 quotations from each of its 8 categories), with the
 real offline MiniLM model, against a real server."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ NAME = "example_fortunes"
 @pytest.fixture(scope="module")
 def app(examples_uri: str, load_example: Callable[[str], ModuleType]) -> Iterator[dict[str, Any]]:
     module = load_example("text_search/fortunes_search.py")
-    fortunes = module.read_fortunes(per_category=40)
+    fortunes = module.read_fortunes(per_category=30)
     client = MilvusClient(uri=examples_uri)
     embed = module.Embedder()
     module.create_collection(client, NAME)
@@ -29,7 +29,7 @@ def app(examples_uri: str, load_example: Callable[[str], ModuleType]) -> Iterato
 
 def test_the_slice_is_real_text_in_every_category(app: dict[str, Any]) -> None:
     fortunes = app["fortunes"]
-    assert len(fortunes) == 40 * len(app["module"].CATEGORIES)
+    assert len(fortunes) == 30 * len(app["module"].CATEGORIES)
     assert app["client"].query(NAME, filter="", output_fields=["count(*)"])[0]["count(*)"] == len(fortunes)
 
 
