@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
-ruff check node operator tests bench e2e clients
+ruff check node operator tests bench e2e clients examples
 
 # pytest imports a test module outside a package by its basename, so two such files with one
 # name in different folders break the collection of the whole run.
