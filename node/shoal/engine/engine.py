@@ -205,6 +205,11 @@ class Engine:
         self.catalog.require_database(database)
         _check_schema(schema)
         existing = self.catalog.find(database, name)
+        if existing is not None and existing.name != name:
+            raise ShoalError(
+                Code.ALIAS_NAME_CONFLICT,
+                f"alias and collection name conflict[database={database}][alias={name}]: please choose a unique name",
+            )
         if existing is not None:
             if existing.schema.to_dict() == schema.to_dict():
                 return  # Milvus accepts an identical re-create
@@ -374,7 +379,7 @@ class Engine:
         self.catalog.create_alias(database, alias, meta)
 
     def alter_alias(self, database: str, alias: str, collection: str) -> None:
-        self.catalog.alter_alias(database, alias, self.catalog.require(database, collection))
+        self.catalog.alter_alias(database, alias, collection)
 
     def drop_alias(self, database: str, alias: str) -> None:
         self.catalog.drop_alias(database, alias)
