@@ -93,3 +93,16 @@ def test_partition_names_follow_milvus_rule_and_wording(client: MilvusClient, ma
            "Invalid partition name: a b. Partition name can only contain numbers, letters and underscores.")
     _fails(lambda: client.create_partition(made, "p" * 256), 1100,
            "The length of a partition name must be less than 255 characters.")
+
+
+def test_partition_list_limits_and_vector_checks_answer_as_milvus(client: MilvusClient, made: str) -> None:
+    _fails(lambda: client.release_partitions(made, []), 1100,
+           "invalid parameter[expected=any partition][actual=empty partition list]")
+    _fails(lambda: client.insert(made, [{"id": 1, "vector": [0.0] * 3}]), 1100,
+           "of float data should divide the dim(4)")
+    index_params = client.prepare_index_params()
+    index_params.add_index("vector", index_type="FLAT", metric_type="JACCARD")
+    client.release_collection(made)
+    client.drop_index(made, "vector")
+    _fails(lambda: client.create_index(made, index_params), 1100,
+           "metric type JACCARD not found or not supported, supported: [")

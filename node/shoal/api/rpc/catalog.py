@@ -251,7 +251,7 @@ class CatalogRPCs(RpcBase):
 
     def ReleasePartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.partition_names:
-            raise invalid("partition names should not be empty")
+            raise invalid("invalid parameter[expected=any partition][actual=empty partition list]")
         self.engine.release_partitions(
             self._db(request, context), request.collection_name, list(request.partition_names)
         )
