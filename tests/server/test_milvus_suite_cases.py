@@ -106,3 +106,17 @@ def test_partition_list_limits_and_vector_checks_answer_as_milvus(client: Milvus
     client.drop_index(made, "vector")
     _fails(lambda: client.create_index(made, index_params), 1100,
            "metric type JACCARD not found or not supported, supported: [")
+
+
+def test_binary_vector_of_the_wrong_dim_is_refused_with_milvus_wording(client: MilvusClient, name: str) -> None:
+    from pymilvus import DataType
+
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("bits", DataType.BINARY_VECTOR, dim=16)
+    client.create_collection(name, schema=schema)
+    try:
+        _fails(lambda: client.insert(name, [{"id": 1, "bits": b"\x01"}]), 1100,
+               "the num(8) of all bits should divide the dim(16)")
+    finally:
+        client.drop_collection(name)
