@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from shoal.storage.wal import DEFAULT_POLICY as WAL_FSYNC_DEFAULT
+from shoal.storage.wal import POLICIES as WAL_FSYNC
+
 ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
-WAL_FSYNC = ("always", "batch", "never")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -43,7 +45,7 @@ class Config:
     port: int = 19530
     http_port: int = 9091
     role: str = "standalone"
-    wal_fsync: str = "batch"
+    wal_fsync: str = WAL_FSYNC_DEFAULT
     segment_max_rows: int = 1_048_576
     segment_max_bytes: int = 1 << 30
     index_build_threads: int = 0  # 0: every CPU the process may use

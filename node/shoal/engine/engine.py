@@ -47,7 +47,9 @@ from shoal.engine.requests import (
     QueryResult,
     SearchRequest,
     SearchResult,
+    SegmentInfo,
 )
+from shoal.engine.segment_info import persistent_segments, query_segments
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid
@@ -57,7 +59,7 @@ from shoal.index.params import flatten_params
 from shoal.index.scalar import json_index_name, scalar_index_params
 from shoal.schema import DYNAMIC_FIELD, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
-from shoal.storage.wal import WriteAheadLog
+from shoal.storage.wal import DEFAULT_POLICY, WriteAheadLog
 
 log = logging.getLogger(__name__)
 DEFAULT_NUM_PARTITIONS = 16
@@ -74,7 +76,7 @@ class Engine:
         self.catalog = Catalog(
             FileMetaStore(self.root / "meta.db"), int(options.get("max_collections_per_db", 65536))
         )
-        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
+        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", DEFAULT_POLICY)))
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)
         self.reader = Reader(self.tso, FilterCache(int(options.get("filter_cache_bytes", DEFAULT_CAPACITY_BYTES))))
@@ -675,13 +677,21 @@ class Engine:
             self.catalog.save_collection(meta)
 
     # ---- maintenance
-    def compact(self, database: str, collection: str) -> int:
+    def compact(self, database: str, collection: str, force: bool = False) -> int:
         meta, data = self._resolve(database, collection)
         self.persistence.flush(meta, data)
-        return self.compactor.compact(meta, data, self.tso.now())
+        return self.compactor.compact(meta, data, self.tso.now(), force=force)
 
     def compaction_state(self, compaction_id: int) -> CompactionState:
         return self.compactor.state(compaction_id)
+
+    def persistent_segments(self, database: str, collection: str, states: list[str] | None = None) -> list[SegmentInfo]:
+        meta, data = self._resolve(database, collection)
+        return persistent_segments(meta, data, states or [])
+
+    def query_segments(self, database: str, collection: str) -> list[SegmentInfo]:
+        meta, data = self._loaded(database, collection)
+        return query_segments(meta, data)
 
     def stats(self) -> dict[str, float]:
         segments = sum(len(d.segments) for d in self.datas.values())
