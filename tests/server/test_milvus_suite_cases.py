@@ -120,3 +120,13 @@ def test_binary_vector_of_the_wrong_dim_is_refused_with_milvus_wording(client: M
                "the num(8) of all bits should divide the dim(16)")
     finally:
         client.drop_collection(name)
+
+
+def test_reads_word_a_missing_partition_or_vector_field_as_milvus(client: MilvusClient, made: str) -> None:
+    client.insert(made, [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4]}])
+    _fails(lambda: client.query(made, filter="id > 0", partition_names=["nope"]), 1100,
+           "partition name nope not found")
+    _fails(lambda: client.search(made, data=[[0.1, 0.2, 0.3, 0.4]], limit=1, partition_names=["nope"]), 1100,
+           "partition name nope not found")
+    _fails(lambda: client.search(made, data=[[0.1, 0.2, 0.3, 0.4]], limit=1, anns_field="nonexistent"), 1100,
+           "failed to create query plan: failed to get field schema by name: fieldName(nonexistent) not found")

@@ -157,6 +157,9 @@ class Engine:
         if names:
             ids = set()
             for name in names:
+                if for_read and meta.partition(name) is None:
+                    # Milvus's reads name a missing partition so, with code 1100
+                    raise invalid(f"partition name {name} not found")
                 p = meta.require_partition(name)
                 if for_read and not meta.loaded and p.partition_id not in meta.loaded_partitions:
                     raise ShoalError(Code.PARTITION_NOT_LOADED, f"partition not loaded[partition={name}]")
