@@ -8,6 +8,7 @@ maintenance.py.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -697,6 +698,7 @@ class Engine:
         return query_segments(meta, data)
 
     def stats(self) -> dict[str, float]:
+        disk = shutil.disk_usage(self.root)
         segments = sum(len(d.segments) for d in self.datas.values())
         rows = sum(d.row_count() for d in self.datas.values())
         cache = self.reader.filter_cache
@@ -704,7 +706,29 @@ class Engine:
             "collections": len(self.catalog.collections), "segments": segments, "rows": rows,
             "filter_cache_hits": cache.hits, "filter_cache_misses": cache.misses,
             "filter_cache_bytes": cache.size_bytes, "index_build_threads": self.indexer.threads_in_use,
+            # WAL records not yet in a flushed segment: what a restart would replay (the alerts' "WAL lag")
+            "wal_unflushed_records": max(0, self.wal.last_lsn - self.wal.checkpoint_lsn),
+            "data_disk_free_bytes": disk.free, "data_disk_total_bytes": disk.total,
         }
+
+    def gauges(self) -> dict[str, int]:
+        """The counts behind Milvus's coordinator and node gauges (`shoal.api.milvus_metrics`)."""
+        out = dict.fromkeys(("collections", "partitions", "loaded_collections", "loaded_partitions",
+                             "rows", "loaded_rows", "growing_segments", "sealed_segments"), 0)
+        for meta, data in self._all_collections():
+            segments = data.snapshot()
+            rows = sum(s.live_rows() for s in segments)
+            out["collections"] += 1
+            out["partitions"] += len(meta.partitions)
+            out["rows"] += rows
+            out["growing_segments"] += sum(1 for s in segments if not s.sealed)
+            out["sealed_segments"] += sum(1 for s in segments if s.sealed)
+            if meta.loaded or meta.loaded_partitions:
+                out["loaded_collections"] += 1
+                out["loaded_partitions"] += len(meta.partitions) if meta.loaded else len(meta.loaded_partitions)
+                out["loaded_rows"] += rows if meta.loaded else data.row_count(set(meta.loaded_partitions))
+        out["timestamp"] = self.tso.last
+        return out
 
     # ---- lifecycle
     def close(self) -> None:
