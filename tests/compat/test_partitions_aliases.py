@@ -37,10 +37,15 @@ def test_partitions_insert_search_load_drop(client: MilvusClient, name: str) -> 
 @feature("partition")
 def test_partition_names_follow_milvus_rules(client: MilvusClient, name: str) -> None:
     create_products(client, name)
+    # Milvus's validatePartitionTag: the first character a letter, digit or underscore, then
+    # letters, digits, underscores or dashes
     with pytest.raises(MilvusException):
-        client.create_partition(name, "2024_01")  # Milvus: must start with a letter or underscore
+        client.create_partition(name, "-2024_01")
+    with pytest.raises(MilvusException):
+        client.create_partition(name, "2024.01")
     client.create_partition(name, "_2024_01")
-    assert client.has_partition(name, "_2024_01")
+    client.create_partition(name, "2024-01")
+    assert client.has_partition(name, "_2024_01") and client.has_partition(name, "2024-01")
 
 
 @feature("partition")
