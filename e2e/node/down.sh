@@ -71,6 +71,10 @@ for ns in $(ls /var/run/netns 2>/dev/null); do
   grep -qx "$ns" "$RUN_DIR/netns.before" 2>/dev/null || ip netns delete "$ns" 2>/dev/null
 done
 ip link delete shoal0 2>/dev/null
+# The unpacked images (GBs): the archives stay cached, the next up.sh imports them again.
+if ! grep -qF " $RUN_DIR/" /proc/mounts; then
+  rm -rf "$RUN_DIR/containerd/root" "$RUN_DIR/containerd/state"
+fi
 if [[ -f "$RUN_DIR/sysctl.before" ]]; then
   while IFS='=' read -r key value; do
     [[ -n "$value" ]] && sysctl -qw "$key=$value" 2>/dev/null
