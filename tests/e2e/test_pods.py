@@ -101,7 +101,9 @@ def cluster_obj(k8s_cluster: Any, ns: str, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def milvus(k8s_cluster: Any, real_node: Any, helm_operator: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def milvus(
+    k8s_cluster: Any, real_node: Any, helm_operator: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A standalone MilvusCluster `real` on the real node, its data on a hostPath PV."""
     ns = helm_operator
     data = tmp_path_factory.mktemp("pv")
