@@ -120,7 +120,9 @@ def milvus(
                                                                                      "memory": "256Mi"}}}}}},
     ]))
     yield ns
-    k8s_cluster.kubectl("delete", "milvuscluster", "real", "-n", ns, "--wait=false", check=False)
+    # While the operator still runs: it removes its finalizers from these.
+    for kind in ("collections.shoal.dev", "milvusclusters.shoal.dev"):
+        k8s_cluster.kubectl("delete", kind, "--all", "-n", ns, "--timeout=120s", check=False, timeout=150)
     k8s_cluster.kubectl("delete", "pv", f"{ns}-data", "--wait=false", check=False)
 
 
