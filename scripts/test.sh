@@ -4,6 +4,7 @@
 #   tests/server  real pymilvus against a real `shoal run`
 #   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below)
 #   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
+#   clients/      other clients' scenarios against `shoal run` (scripts/clients.sh, venvs cached in ~/.cache/shoal)
 # Extra arguments go to pytest (e.g. `-m "not e2e"` or `-k search`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
-ruff check node operator tests bench e2e
+ruff check node operator tests bench e2e clients
 
 # pytest imports a test module outside a package by its basename, so two such files with one
 # name in different folders break the collection of the whole run.
@@ -23,6 +24,9 @@ fi
 
 echo "== pytest (pymilvus 3.0.x)"
 pytest -q -p no:cacheprovider tests "$@"
+
+echo "== client scenarios (clients/: LangChain, LlamaIndex, each in its own pinned venv)"
+./scripts/clients.sh
 
 echo "== conformance suite under pymilvus 2.6.x"
 ./scripts/compat-pymilvus26.sh

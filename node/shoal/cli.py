@@ -26,6 +26,7 @@ from types import FrameType
 # faiss's OpenMP threads must not busy-wait on a shared 2-core box; set before faiss loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from shoal import logs
 from shoal.config import ROLES, WAL_FSYNC, ConfigError, load_config
 from shoal.errors import ShoalError
 
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="threads one index build may use (default 0: every CPU the process may use)")
     run.add_argument("--grpc-workers", dest="grpc_workers", type=int, help="gRPC worker threads")
     run.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument("--log-format", dest="log_format", help="text (default) or json: one JSON object per line")
     run.add_argument("--auth", dest="authorization_enabled", action="store_const", const=True,
                      help="require users and passwords (root's default password: Milvus)")
     run.add_argument("--root-password-file", dest="root_password_file",
@@ -103,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
-                  "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level",
+                  "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level", "log_format",
                   "authorization_enabled", "root_password_file", "tls_mode", "tls_cert", "tls_key", "tls_ca")
     }
     try:
@@ -111,10 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"shoal: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=getattr(logging, cfg.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(cfg.log_level, cfg.log_format)
     if cfg.role != "standalone":
         print(f"shoal: role {cfg.role} is not supported yet in this build", file=sys.stderr)
         return 2

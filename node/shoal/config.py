@@ -16,8 +16,11 @@ from typing import Any
 
 import yaml
 
+from shoal.logs import LOG_FORMATS
+from shoal.storage.wal import DEFAULT_POLICY as WAL_FSYNC_DEFAULT
+from shoal.storage.wal import POLICIES as WAL_FSYNC
+
 ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
-WAL_FSYNC = ("always", "batch", "never")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -43,7 +46,7 @@ class Config:
     port: int = 19530
     http_port: int = 9091
     role: str = "standalone"
-    wal_fsync: str = "batch"
+    wal_fsync: str = WAL_FSYNC_DEFAULT
     segment_max_rows: int = 1_048_576
     segment_max_bytes: int = 1 << 30
     index_build_threads: int = 0  # 0: every CPU the process may use
@@ -51,6 +54,7 @@ class Config:
     grpc_workers: int = 16
     max_message_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json" (shoal.logs)
     etcd_endpoints: list[str] = field(default_factory=list)
     s3: S3Config = field(default_factory=S3Config)
     # security (docs/security.md)
@@ -192,6 +196,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"max_message_bytes must be positive (or -1: no limit), got {cfg.max_message_bytes}")
     if cfg.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}")
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {cfg.log_format!r}")
     if cfg.index_build_threads < 0:
         raise ConfigError(f"index_build_threads must be 0 (every CPU) or more, got {cfg.index_build_threads}")
     _validate_security(cfg)

@@ -1,7 +1,8 @@
-"""The operator's only door to the API server: server-side apply, get, list, delete.
+"""The operator's only door to the API server: server-side apply, get, list, delete, and
+whether an optional kind is served.
 
 Plain dicts in and out (the builders' currency), over the official client's ApiClient,
-so no per-kind API classes and no discovery round trips. Field manager `shoal-operator`
+so no per-kind API classes; discovery only for optional kinds (`serves`). Field manager `shoal-operator`
 with forced conflicts: the operator is the source of truth for what it sends, and
 sends nothing it does not own (e.g. replicas of an autoscaled Deployment).
 """
@@ -29,6 +30,7 @@ _PLURALS: dict[str, str] = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "Job": "jobs",
     "CronJob": "cronjobs",
+    "PodMonitor": "podmonitors",
     c.CLUSTER_KIND: c.CLUSTER_PLURAL,
     c.COLLECTION_KIND: c.COLLECTION_PLURAL,
     c.BACKUP_KIND: c.BACKUP_PLURAL,
@@ -123,6 +125,17 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves this kind (discovery; e.g. an optional CRD such as PodMonitor)."""
+        root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            body = self._call("GET", root)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("kind") == kind for r in body.get("resources") or [])
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._call(

@@ -450,3 +450,39 @@ def test_two_operators_peer_and_only_one_acts(
         assert len(set(priorities)) == len(priorities)
         k8s_cluster.wait_for(lambda: "Pausing operations in favour of" in operator.log_tail(400)
                              + second.log_tail(400), timeout=60, what="the lower-priority operator pauses")
+
+
+PODMONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "PodMonitor", "listKind": "PodMonitorList", "plural": "podmonitors",
+                  "singular": "podmonitor"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+def test_a_pod_monitor_appears_once_the_prometheus_operators_crd_is_served(
+    k8s_cluster: Any, kube: Kube, ns: str
+) -> None:
+    apply(k8s_cluster, ns, "mon", {"version": OLD, "persistence": {"enabled": False}})
+    wait_ready(k8s_cluster, kube, ns, "mon")
+    assert not kube.serves("monitoring.coreos.com/v1", "PodMonitor")
+    k8s_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(PODMONITOR_CRD))
+    try:
+        k8s_cluster.kubectl("wait", "--for=condition=established", "--timeout=60s",
+                            "crd/podmonitors.monitoring.coreos.com", timeout=90)
+        monitor = k8s_cluster.wait_for(
+            lambda: kube.get("monitoring.coreos.com/v1", "PodMonitor", ns, "mon-metrics"),
+            timeout=120, interval=1, what="PodMonitor mon-metrics",
+        )
+        assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "mon"
+        assert monitor["metadata"]["ownerReferences"][0]["uid"] == cluster(kube, ns, "mon")["metadata"]["uid"]
+    finally:
+        k8s_cluster.kubectl("delete", "crd", "podmonitors.monitoring.coreos.com", "--timeout=90s",
+                            timeout=120, check=False)

@@ -139,6 +139,18 @@ def test_index_build_and_search_params(
     assert recall(hits, brute_topk(data, queries, "L2")) >= 0.9
 
 
+def test_flat_build_params_reach_the_built_faiss_index(shoal: ShoalProcess, client: MilvusClient, name: str) -> None:
+    """`params={"nlist": 7}` arrives as its own key: the faiss index on disk has 7 lists, not 128."""
+    import faiss
+
+    data, _ = clustered(seed=5)
+    desc = build_and_load(client, name, DataType.FLOAT_VECTOR, [{"id": i, "v": data[i]} for i in range(N)], "IVF_FLAT", "L2", {"nlist": 7})
+    assert desc["nlist"] == "7"
+    where = shoal.data_dir / "segments" / str(client.describe_collection(name)["collection_id"])
+    (path,) = where.glob("*.index/v/index.faiss")
+    assert faiss.extract_index_ivf(faiss.read_index(str(path))).nlist == 7
+
+
 @pytest.mark.parametrize(
     ("dtype", "index_type"),
     [

@@ -342,3 +342,20 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path: Path) -> None:
     missing = [lsn for lsn in acked if replayed.get(lsn) != acked[lsn]]
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
     assert sorted(replayed) == list(range(1, len(replayed) + 1))
+
+
+def test_one_fsync_default_for_config_engine_and_log(tmp_path: Path) -> None:
+    """`wal_fsync` has one default (storage.wal.DEFAULT_POLICY): durable against a power cut."""
+    import inspect
+
+    from shoal.config import Config
+    from shoal.engine import open_engine
+    from shoal.storage.wal import DEFAULT_POLICY
+
+    assert DEFAULT_POLICY == "always" == Config().wal_fsync
+    assert inspect.signature(WriteAheadLog).parameters["fsync"].default == DEFAULT_POLICY
+    engine = open_engine(tmp_path, {})
+    try:
+        assert engine.wal.policy == DEFAULT_POLICY
+    finally:
+        engine.close()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from shoal.api import admin_http
 from shoal.api.metrics import Metrics
@@ -34,8 +34,6 @@ class ManagementServer:
         authenticate: Callable[[str | None], bool] | None = None,
         admin_check: Callable[[str | None], int] | None = None,
     ) -> None:
-        registry = metrics.registry
-
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: `shoal backup` sends many files
 
@@ -68,7 +66,7 @@ class ManagementServer:
                     ok = is_serving()
                     self._reply(200 if ok else 503, b"OK" if ok else b"NOT SERVING", "text/plain")
                 elif path == "/metrics":
-                    self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                    self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
                 elif authenticate is not None and not authenticate(self.headers.get("Authorization")):
                     self._reply(401, b'{"code":1800,"message":"user hasn\'t authenticated"}', "application/json")
                 else:

@@ -8,14 +8,21 @@ when the engine offers that method.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from shoal.api.milvus_metrics import MilvusMetrics
+from shoal.logs import REQUEST_ID
+
+log = logging.getLogger("shoal.api.metrics")
 
 
 class _EngineStats(Collector):
@@ -38,6 +45,7 @@ class _EngineStats(Collector):
 class Metrics:
     def __init__(self, engine: Any = None) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes etc., for the memory alert
         self.requests = Counter(
             "shoal_grpc_requests", "gRPC requests by method and Milvus status code",
             ["method", "code"], registry=self.registry,
@@ -55,6 +63,19 @@ class Metrics:
         self.queries = Counter("shoal_query_requests", "Query requests", registry=self.registry)
         if engine is not None:
             self.registry.register(_EngineStats(engine))
+        self.milvus = MilvusMetrics(engine)
+
+    def render(self) -> bytes:
+        """The `/metrics` text: Shoal's own families, then Milvus's (`milvus_metrics`)."""
+        return generate_latest(self.registry) + self.milvus.render()
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    """The client's `x-request-id` when it sends one, else a fresh id (for the logs, `shoal.logs`)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and value:
+            return value[:128]
+    return uuid.uuid4().hex[:16]
 
 
 def _status_code(response: Any) -> int:
@@ -64,7 +85,8 @@ def _status_code(response: Any) -> int:
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every unary RPC by method and the Milvus status code it answered."""
+    """Counts every unary RPC by method and the Milvus status code it answered, under Shoal's
+    and Milvus's names, logs the calls that fail, and gives each call a request id for the logs."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
@@ -82,13 +104,24 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         def timed(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
             code = -1
+            response = None
+            token = REQUEST_ID.set(_request_id(context))
             try:
                 response = inner(request, context)
                 code = _status_code(response)
+                if code != 0:
+                    log.info("%s answered code %d: %s", method, code, getattr(getattr(response, "status", None),
+                                                                              "reason", ""))
                 return response
             finally:
-                m.latency.labels(method, str(code)).observe(time.perf_counter() - start)
+                REQUEST_ID.reset(token)
+                seconds = time.perf_counter() - start
+                m.latency.labels(method, str(code)).observe(seconds)
                 m.requests.labels(method, str(code)).inc()
+                try:
+                    m.milvus.observe(method, request, response, code, seconds)
+                except Exception:  # a metric must never fail the call it measures
+                    log.exception("recording Milvus metrics of %s failed", method)
 
         return grpc.unary_unary_rpc_method_handler(
             timed,

@@ -8,6 +8,7 @@ maintenance.py.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ from shoal.engine.requests import (
     QueryResult,
     SearchRequest,
     SearchResult,
+    SegmentInfo,
 )
+from shoal.engine.segment_info import persistent_segments, query_segments
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid
@@ -57,7 +60,7 @@ from shoal.index.params import flatten_params
 from shoal.index.scalar import json_index_name, scalar_index_params
 from shoal.schema import DYNAMIC_FIELD, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore
-from shoal.storage.wal import WriteAheadLog
+from shoal.storage.wal import DEFAULT_POLICY, WriteAheadLog
 
 log = logging.getLogger(__name__)
 DEFAULT_NUM_PARTITIONS = 16
@@ -74,7 +77,7 @@ class Engine:
         self.catalog = Catalog(
             FileMetaStore(self.root / "meta.db"), int(options.get("max_collections_per_db", 65536))
         )
-        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", "always")))
+        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", DEFAULT_POLICY)))
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)
         self.reader = Reader(self.tso, FilterCache(int(options.get("filter_cache_bytes", DEFAULT_CAPACITY_BYTES))))
@@ -670,15 +673,24 @@ class Engine:
             self.catalog.save_collection(meta)
 
     # ---- maintenance
-    def compact(self, database: str, collection: str) -> int:
+    def compact(self, database: str, collection: str, force: bool = False) -> int:
         meta, data = self._resolve(database, collection)
         self.persistence.flush(meta, data)
-        return self.compactor.compact(meta, data, self.tso.now())
+        return self.compactor.compact(meta, data, self.tso.now(), force=force)
 
     def compaction_state(self, compaction_id: int) -> CompactionState:
         return self.compactor.state(compaction_id)
 
+    def persistent_segments(self, database: str, collection: str, states: list[str] | None = None) -> list[SegmentInfo]:
+        meta, data = self._resolve(database, collection)
+        return persistent_segments(meta, data, states or [])
+
+    def query_segments(self, database: str, collection: str) -> list[SegmentInfo]:
+        meta, data = self._loaded(database, collection)
+        return query_segments(meta, data)
+
     def stats(self) -> dict[str, float]:
+        disk = shutil.disk_usage(self.root)
         segments = sum(len(d.segments) for d in self.datas.values())
         rows = sum(d.row_count() for d in self.datas.values())
         cache = self.reader.filter_cache
@@ -686,7 +698,29 @@ class Engine:
             "collections": len(self.catalog.collections), "segments": segments, "rows": rows,
             "filter_cache_hits": cache.hits, "filter_cache_misses": cache.misses,
             "filter_cache_bytes": cache.size_bytes, "index_build_threads": self.indexer.threads_in_use,
+            # WAL records not yet in a flushed segment: what a restart would replay (the alerts' "WAL lag")
+            "wal_unflushed_records": max(0, self.wal.last_lsn - self.wal.checkpoint_lsn),
+            "data_disk_free_bytes": disk.free, "data_disk_total_bytes": disk.total,
         }
+
+    def gauges(self) -> dict[str, int]:
+        """The counts behind Milvus's coordinator and node gauges (`shoal.api.milvus_metrics`)."""
+        out = dict.fromkeys(("collections", "partitions", "loaded_collections", "loaded_partitions",
+                             "rows", "loaded_rows", "growing_segments", "sealed_segments"), 0)
+        for meta, data in self._all_collections():
+            segments = data.snapshot()
+            rows = sum(s.live_rows() for s in segments)
+            out["collections"] += 1
+            out["partitions"] += len(meta.partitions)
+            out["rows"] += rows
+            out["growing_segments"] += sum(1 for s in segments if not s.sealed)
+            out["sealed_segments"] += sum(1 for s in segments if s.sealed)
+            if meta.loaded or meta.loaded_partitions:
+                out["loaded_collections"] += 1
+                out["loaded_partitions"] += len(meta.partitions) if meta.loaded else len(meta.loaded_partitions)
+                out["loaded_rows"] += rows if meta.loaded else data.row_count(set(meta.loaded_partitions))
+        out["timestamp"] = self.tso.last
+        return out
 
     # ---- lifecycle
     def close(self) -> None:

@@ -19,7 +19,7 @@ from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.indexer import Indexer
 from shoal.engine.persistence import Persistence, deletes_path, segment_dir
-from shoal.engine.requests import CompactionState
+from shoal.engine.requests import CompactionPlan, CompactionState
 from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment
 from shoal.errors import invalid
 from shoal.schema import Column
@@ -46,15 +46,23 @@ class Compactor:
         self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
         self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
 
-    def plan(self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0) -> list[tuple[int, list[Segment]]]:
+    def plan(
+        self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0, force: bool = False
+    ) -> list[tuple[int, list[Segment]]]:
         """The merges to run, as (partition, segments) pairs: per partition, the persisted segments
         worth rewriting (small ones, and those whose deleted rows reach `deleted_ratio`; 0: any
-        delete, for a compaction the user asked for), packed so no merge outgrows a full segment."""
+        delete, for a compaction the user asked for), packed so no merge outgrows a full segment.
+
+        `force` (Milvus's force merge, a compaction with a target size) takes every persisted
+        segment; one left alone in its pack with nothing to drop is a plan of its own that
+        rewrites nothing (`_run` reports it as its own target)."""
         groups: dict[int, list[Segment]] = {}
         for seg in data.snapshot():
             if not (seg.sealed and seg.path):
                 continue
-            if seg.num_rows < small_rows or (seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows):
+            if force or seg.num_rows < small_rows or (
+                seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows
+            ):
                 groups.setdefault(seg.partition_id, []).append(seg)
         plans: list[tuple[int, list[Segment]]] = []
         for pid, segs in groups.items():
@@ -69,28 +77,30 @@ class Compactor:
                 else:
                     bins[at].append(seg)
                     room[at] -= live
-            plans += [(pid, b) for b in bins if len(b) > 1 or b[0].num_deleted]
+            plans += [(pid, b) for b in bins if force or len(b) > 1 or b[0].num_deleted]
         return plans
 
     def small_rows(self, data: CollectionData) -> int:
         return max(1, data.seal_rows // 2)
 
-    def compact(self, meta: CollectionMeta, data: CollectionData, now_ts: int, auto: bool = False) -> int:
+    def compact(
+        self, meta: CollectionMeta, data: CollectionData, now_ts: int, auto: bool = False, force: bool = False
+    ) -> int:
         """Start compacting the collection; returns the compaction id to poll.
 
         Compactions of one collection run one after another; each plans when its turn comes,
         so a request made while another runs still covers every segment there is by then.
-        Rows deleted at or before `now_ts` are dropped.
+        Rows deleted at or before `now_ts` are dropped. `force`: see `plan`.
         """
         with self._lock:
             cid = max(int(now_ts), self._last_id + 1)
             self._last_id = cid
-            state = CompactionState(cid, "Executing")
+            state = CompactionState(cid, "Executing", collection_id=meta.collection_id)
             self._states[cid] = state
             self._busy[meta.collection_id] = self._busy.get(meta.collection_id, 0) + 1
             turn = self._turns.setdefault(meta.collection_id, threading.Lock())
         ratio = AUTO_DELETED_RATIO if auto else 0.0
-        threading.Thread(target=self._run, args=(meta, data, now_ts, state, turn, ratio), daemon=True).start()
+        threading.Thread(target=self._run, args=(meta, data, now_ts, state, turn, ratio, force), daemon=True).start()
         return cid
 
     def running(self, collection_id: int) -> bool:
@@ -126,18 +136,26 @@ class Compactor:
         state: CompactionState,
         turn: threading.Lock,
         deleted_ratio: float,
+        force: bool = False,
     ) -> None:
         try:
             with turn:
-                plans = self.plan(data, self.small_rows(data), deleted_ratio)
+                plans = self.plan(data, self.small_rows(data), deleted_ratio, force)
+                records = [CompactionPlan([s.segment_id for s in olds], 0, pid) for pid, olds in plans]
+                state.plans = records
                 state.executing_plans = len(plans)
-                for pid, olds in plans:
+                for (pid, olds), record in zip(plans, records, strict=True):
                     if data.dropped:
                         break
                     try:
-                        self._merge(meta, data, pid, olds, now_ts)
+                        if len(olds) == 1 and not olds[0].num_deleted:
+                            record.target = olds[0].segment_id  # already whole: nothing to rewrite
+                        else:
+                            record.target = self._merge(meta, data, pid, olds, now_ts)
+                        record.state = "Completed"
                         state.completed_plans += 1
                     except Exception:
+                        record.state = "Failed"
                         if data.dropped:  # the collection's files went away under it: nothing to report
                             log.debug("compaction of dropped collection %s stopped", meta.name)
                             break
@@ -152,7 +170,8 @@ class Compactor:
             state.state = "Completed"
         self.indexer.kick()
 
-    def _merge(self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int) -> None:
+    def _merge(self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int) -> int:
+        """Rewrite `olds` as one segment; returns its id (0: every row was deleted)."""
         keep_rows = [np.flatnonzero(seg.deleted_ts[: seg.num_rows] > now_ts) for seg in olds]
         total = sum(len(r) for r in keep_rows)
         new_id = self.catalog.new_id()
@@ -170,12 +189,13 @@ class Compactor:
             loaded, _ = read_segment(self.root / rel, mmap=True)
             current = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
             new = Segment.sealed_from(new_id, pid, meta.schema.primary_field.name, loaded, current, rel)
+            new.compacted_from = tuple(seg.segment_id for seg in olds)
             # Indexed before it is swapped in: searches stay on an index and DescribeIndex
             # stays Finished across the swap.
             built = self.indexer.build_now(meta, new)
         with self.gate, data.write_lock:
             if data.dropped:
-                return
+                return 0
             if new is not None:
                 # deletes that landed on the old rows while the new segment was being written
                 new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
@@ -190,3 +210,4 @@ class Compactor:
             self.catalog.save_collection(meta)
         for seg in olds:
             self.persistence.drop_segment_files(seg)
+        return new_id if new is not None else 0

@@ -195,9 +195,38 @@ class IndexInfo:
 
 
 @dataclass
+class CompactionPlan:
+    """One merge of a compaction: `sources` rewritten into `target` (0: no row was left to
+    write; the target is the source itself when it was already whole and nothing was rewritten)."""
+
+    sources: list[int]
+    target: int
+    partition_id: int
+    state: str = "Executing"  # "Executing" | "Completed" | "Failed"
+
+
+@dataclass
 class CompactionState:
     compaction_id: int
     state: str  # "Executing" | "Completed"
     executing_plans: int = 0
     completed_plans: int = 0
     timeout_plans: int = 0
+    collection_id: int = 0
+    plans: list[CompactionPlan] = field(default_factory=list)
+
+
+@dataclass
+class SegmentInfo:
+    """One segment as Milvus's segment-information RPCs describe it."""
+
+    segment_id: int
+    collection_id: int
+    partition_id: int
+    num_rows: int
+    state: str  # "Growing" | "Sealed" (sealed, not yet on disk) | "Flushed" (persisted)
+    is_sorted: bool  # rows in primary-key order
+    compaction_from: list[int] = field(default_factory=list)
+    index_name: str = ""  # the vector index built on it ("" if none yet)
+    index_id: int = 0
+    mem_size: int = 0

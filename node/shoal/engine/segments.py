@@ -108,6 +108,8 @@ class Segment:
     num_deleted: int = 0
     reserve_rows: int = 0  # rows a growing segment may reach before it seals
     keys: KeyIndex = field(default_factory=KeyIndex)  # which primary keys it holds, built on demand
+    compacted_from: tuple[int, ...] = ()  # the segments a compaction merged into this one
+    _key_ordered: bool | None = None  # rows_in_key_order() of a sealed segment, once asked
     _buffers: dict[str, _Buffer] = field(default_factory=dict)
     _ts_buf: np.ndarray | None = None
     _del_buf: np.ndarray | None = None
@@ -260,6 +262,18 @@ class Segment:
 
     def live_rows(self) -> int:
         return self.num_rows - self.num_deleted
+
+    def rows_in_key_order(self) -> bool:
+        """Whether the rows lie in primary-key order (Milvus's `is_sorted`); a sealed
+        segment's rows never change, so its answer is kept."""
+        if self._key_ordered is not None:
+            return self._key_ordered
+        col = self.columns.get(self.pk_field)
+        keys = np.asarray(col.values[: self.num_rows]) if col is not None else np.empty(0)
+        ordered = bool(len(keys) < 2 or np.all(keys[1:] >= keys[:-1]))
+        if self.sealed:
+            self._key_ordered = ordered
+        return ordered
 
     def snapshot_batch(self) -> tuple[Batch, int]:
         n = self.num_rows

@@ -29,7 +29,7 @@ from shoal.index.dense import (
     read_faiss,
     write_faiss,
 )
-from shoal.index.exact import dense_exact, dense_scores
+from shoal.index.exact import dense_exact, dense_scores, rescore_l2
 from shoal.index.params import INT32_MAX, IndexSpec, get_int
 from shoal.index.vectors import check_dense, mask_invalid, to_float32, topk_rows
 
@@ -77,6 +77,8 @@ class DiskAnnIndex(DenseIndex):
     def _rerank(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores of each query's candidates against the raw vectors, best k."""
         metric = "IP" if self._cosine else self.spec.metric_type
+        if metric == "L2":
+            return mask_invalid(*rescore_l2(self.raw, q, cand, k), metric)
         out_s = np.empty((len(q), k), np.float32)
         out_r = np.empty((len(q), k), np.int64)
         for i in range(len(q)):

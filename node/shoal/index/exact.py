@@ -39,10 +39,44 @@ from shoal.index.vectors import (
 from shoal.schema import DataType
 
 DENSE_EXACT_METRICS = ("L2", "IP", "COSINE")
+# L2 top-k is chosen on `|q|^2 + |x|^2 - 2 q.x` (one matrix product), whose float32 rounding
+# grows with the norms: a vector's distance to itself came out near 1e-6, and neighbours
+# closer than that swapped places. The best k + L2_TIE_MARGIN candidates are therefore scored
+# again from their differences, which is exact in float32, and the best k of those returned.
+L2_TIE_MARGIN = 16
+RESCORE_FLOATS = 1 << 22  # float32 values gathered at once while re-scoring (16 MB)
+
+
+def l2_by_differences(base: np.ndarray, queries: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Squared L2 (nq, m) of each float32 query to its own candidate rows of `base` (any stored
+    layout), summed from differences; -1 candidates score +inf."""
+    nq, m = cand.shape
+    out = np.full((nq, m), np.inf, np.float32)
+    if m == 0:
+        return out
+    step = max(1, RESCORE_FLOATS // (m * max(1, queries.shape[1])))
+    for lo in range(0, nq, step):
+        c = cand[lo : lo + step]
+        block = to_float32(np.asarray(base[np.maximum(c, 0).ravel()])).reshape(len(c), m, -1)
+        diff = block - queries[lo : lo + step, None, :]
+        out[lo : lo + step] = np.where(c >= 0, np.einsum("qmd,qmd->qm", diff, diff), np.inf)
+    return out
+
+
+def rescore_l2(base: np.ndarray, queries: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best `k` of each query's candidate rows by exact squared L2, sorted."""
+    if cand.shape[1] == 0:
+        return empty_results(len(cand), k, "L2")
+    s, cols = topk_rows(l2_by_differences(base, queries, cand), k, "L2")
+    rows = np.where(cols >= 0, np.take_along_axis(cand, np.maximum(cols, 0), axis=1), -1)
+    s[rows < 0] = np.inf
+    return s, rows
 
 
 def dense_scores(block: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
-    """Scores (nq, m) of float32 `queries` against one float32 block (COSINE: queries normalised)."""
+    """Scores (nq, m) of float32 `queries` against one float32 block (COSINE: queries normalised).
+
+    L2 here is the fast matrix-product form, good for choosing candidates; see `rescore_l2`."""
     dots = queries @ block.T
     if metric == "IP":
         return dots
@@ -62,14 +96,17 @@ def dense_exact(
     if metric == "COSINE":
         queries = normalize(queries)
     total = len(base) if rows is None else len(rows)
-    best = empty_results(len(queries), k, metric)
+    want = min(k + L2_TIE_MARGIN, total) if metric == "L2" else k
+    best = empty_results(len(queries), want, metric)
     for start in range(0, total, CHUNK_ROWS):
         stop = min(total, start + CHUNK_ROWS)
         ids = np.arange(start, stop) if rows is None else rows[start:stop]
         block = to_float32(np.asarray(base[start:stop] if rows is None else base[ids]))
-        s, cols = topk_rows(dense_scores(block, queries, metric).astype(np.float32), k, metric)
+        s, cols = topk_rows(dense_scores(block, queries, metric).astype(np.float32), want, metric)
         found = np.where(cols >= 0, ids[np.maximum(cols, 0)], -1)
-        best = (s, found) if start == 0 else merge_topk(best, (s, found), k, metric)
+        best = (s, found) if start == 0 else merge_topk(best, (s, found), want, metric)
+    if metric == "L2":
+        return rescore_l2(base, queries, best[1], k)
     return best
 
 
@@ -190,4 +227,4 @@ def _is_sparse(vectors: Any) -> bool:
     return isinstance(vectors, list) and (not vectors or isinstance(vectors[0], dict))
 
 
-__all__ = ["search_exact", "range_search_exact", "ExactIndex", "dense_exact", "dense_scores"]
+__all__ = ["search_exact", "range_search_exact", "ExactIndex", "dense_exact", "dense_scores", "rescore_l2"]

@@ -1,7 +1,7 @@
 """Everything one MilvusCluster should own, in apply order.
 
 Input: the cluster's identity, its spec, the image each component should run now (the
-upgrade plan decides), and whether the GPU pool is in use. Output: the objects to apply
+upgrade plan decides), whether the GPU pool is in use, and whether to add a PodMonitor. Output: the objects to apply
 and the ones to create only if absent. Pure; see `handlers/cluster` for the I/O.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal_operator.builders import autoscaling, config, dependencies, networking, workloads
+from shoal_operator.builders import autoscaling, config, dependencies, monitoring, networking, workloads
 from shoal_operator.builders.meta import ClusterRef, child_name
 from shoal_operator.specs.cluster import MilvusClusterSpec
 
@@ -31,6 +31,7 @@ def desired_objects(
     spec: MilvusClusterSpec,
     images: Mapping[str, str],
     gpu_active: bool = True,
+    pod_monitor: bool = False,
 ) -> Desired:
     conn = dependencies.connections(ref, spec)
     documents = config.rendered_configs(spec, conn)
@@ -53,6 +54,8 @@ def desired_objects(
         if scaling is not None:
             objects.append(autoscaling.hpa(ref, name, scaling))
             autoscaled.add(child_name(ref, name))
+    if pod_monitor:  # only where the Prometheus Operator's CRD is served
+        objects.append(monitoring.pod_monitor(ref, spec))
     return Desired(objects=objects, autoscaled=frozenset(autoscaled), checksums=checksums)
 
 

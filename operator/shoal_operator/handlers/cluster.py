@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from shoal_operator import constants as c
 from shoal_operator import gpu, health, metrics, observe, upgrade
 from shoal_operator.builders import cluster as cluster_builder
-from shoal_operator.builders import dependencies, networking, security
+from shoal_operator.builders import dependencies, monitoring, networking, security
 from shoal_operator.builders.meta import ClusterRef, child_name, managed_selector, selector_labels
 from shoal_operator.kube import Kube, owns_field
 from shoal_operator.specs.cluster import MilvusClusterSpec
@@ -103,7 +103,10 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
         spec.upgrade.step_timeout_seconds,
     )
     complaint, fallback = _gpu_state(spec, generation, status, pods.get("index", []))
-    desired = cluster_builder.desired_objects(ref, spec, plan.images, gpu_active=not fallback)
+    desired = cluster_builder.desired_objects(
+        ref, spec, plan.images, gpu_active=not fallback,
+        pod_monitor=kube.serves(monitoring.API_VERSION, monitoring.KIND),
+    )
     applied = _apply(kube, ref, spec, desired, live)
     _prune(kube, ref, desired.objects)
 

@@ -11,8 +11,15 @@ from shoal.api.rpc.base import COMPACTION_STATE, INDEX_STATE, RpcBase, flat_inde
 from shoal.api.translate.common import dict_to_kv, kv_to_dict
 from shoal.api.validate import check_name
 from shoal.engine.requests import IndexInfo
-from shoal.errors import Code, ShoalError, invalid
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.schema import DataType
+
+STANDALONE_NODE_ID = 1  # the one node serving every segment
+_PLAN_STATE = {
+    "Executing": common_pb2.CompactionTaskStateExecuting,
+    "Completed": common_pb2.CompactionTaskStateCompleted,
+    "Failed": common_pb2.CompactionTaskStateFailed,
+}
 
 
 class IndexRPCs(RpcBase):
@@ -86,7 +93,10 @@ class IndexRPCs(RpcBase):
         else:
             info = self._collection_by_id(request.collectionID)
             db, name = info.database, info.name
-        cid = self.engine.compact(db, name)
+        if request.target_size < 0:
+            raise invalid(f"target_size ({request.target_size}) should not be negative")
+        # A target size is Milvus's force merge: every segment is planned, packed into full segments.
+        cid = self.engine.compact(db, name, force=request.target_size > 0)
         return milvus_pb2.ManualCompactionResponse(status=ok(), compactionID=cid, compactionPlanCount=1)
 
     def GetCompactionState(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -95,5 +105,59 @@ class IndexRPCs(RpcBase):
             status=ok(), state=COMPACTION_STATE.get(s.state, common_pb2.UndefiedState),
             executingPlanNo=s.executing_plans, timeoutPlanNo=s.timeout_plans, completedPlanNo=s.completed_plans,
         )
+
+    def GetCompactionStateWithPlans(self, request: milvus_pb2.GetCompactionPlansRequest, context: grpc.ServicerContext) -> Any:
+        if not request.compactionID:
+            raise not_supported("listing the compaction tasks of a collection (ask by compaction id)")
+        s = self.engine.compaction_state(request.compactionID)
+        out = milvus_pb2.GetCompactionPlansResponse(
+            status=ok(), state=COMPACTION_STATE.get(s.state, common_pb2.UndefiedState)
+        )
+        for i, plan in enumerate(s.plans):
+            out.mergeInfos.append(
+                milvus_pb2.CompactionMergeInfo(
+                    sources=plan.sources, target=plan.target, targets=[plan.target] if plan.target else [],
+                    plan_id=s.compaction_id + i, trigger_id=s.compaction_id, collection_id=s.collection_id,
+                    partition_id=plan.partition_id, type=common_pb2.CompactionTypeMix,
+                    state=_PLAN_STATE[plan.state],
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ segments
+
+    def GetPersistentSegmentInfo(
+        self, request: milvus_pb2.GetPersistentSegmentInfoRequest, context: grpc.ServicerContext
+    ) -> Any:
+        states = [common_pb2.SegmentState.Name(s) for s in request.states]
+        infos = self.engine.persistent_segments(self._segment_db(request, context), request.collectionName, states)
+        out = milvus_pb2.GetPersistentSegmentInfoResponse(status=ok())
+        for i in infos:
+            out.infos.append(
+                milvus_pb2.PersistentSegmentInfo(
+                    segmentID=i.segment_id, collectionID=i.collection_id, partitionID=i.partition_id,
+                    num_rows=i.num_rows, state=common_pb2.SegmentState.Value(i.state), level=common_pb2.L1,
+                    is_sorted=i.is_sorted, compaction_from=i.compaction_from,
+                )
+            )
+        return out
+
+    def GetQuerySegmentInfo(self, request: milvus_pb2.GetQuerySegmentInfoRequest, context: grpc.ServicerContext) -> Any:
+        infos = self.engine.query_segments(self._segment_db(request, context), request.collectionName)
+        out = milvus_pb2.GetQuerySegmentInfoResponse(status=ok())
+        for i in infos:
+            out.infos.append(
+                milvus_pb2.QuerySegmentInfo(
+                    segmentID=i.segment_id, collectionID=i.collection_id, partitionID=i.partition_id,
+                    num_rows=i.num_rows, mem_size=i.mem_size, index_name=i.index_name, indexID=i.index_id,
+                    nodeID=STANDALONE_NODE_ID, nodeIds=[STANDALONE_NODE_ID], state=common_pb2.Sealed,
+                    level=common_pb2.L1, is_sorted=i.is_sorted,
+                )
+            )
+        return out
+
+    def _segment_db(self, request: Any, context: grpc.ServicerContext) -> str:
+        # these two requests spell the database field `dbName`
+        return request.dbName or self._db(request, context)
 
 
