@@ -69,13 +69,16 @@ fi
 BASE_REF="docker.io/library/python:3.11-slim"
 # The host's CA bundle goes in so that pip in RUN steps trusts what the host's pip trusts
 # (this machine reaches PyPI through a proxy with its own CA).
-BASE_KEY="$(cat "${BASH_SOURCE[0]}" /etc/ssl/certs/ca-certificates.crt | sha256sum | cut -c1-16)"
+BASE_PACKAGES="python3,python3-venv,passwd,ca-certificates"
+# Keyed by the recipe (suite, variant, packages, layout; bump v1 when the recipe changes)
+# and the CA bundle, not by this whole script, so that editing the rest rebuilds nothing.
+BASE_KEY="$({ echo "bookworm minbase $BASE_PACKAGES venv=/usr/local v1"; cat /etc/ssl/certs/ca-certificates.crt; } | sha256sum | cut -c1-16)"
 if [[ "$(cat "$OUT/base.key" 2>/dev/null)" != "$BASE_KEY" ]] || ! "${BUILDAH[@]}" inspect --type image "$BASE_REF" >/dev/null 2>&1; then
   log "base $BASE_REF from Debian bookworm (mmdebstrap)"
   start=$SECONDS
   work="$(mktemp -d)"
   nice -n 10 mmdebstrap --quiet --mode=root --variant=minbase \
-    --include=python3,python3-venv,passwd,ca-certificates \
+    --include="$BASE_PACKAGES" \
     --customize-hook='chroot "$1" python3 -m venv /usr/local' \
     --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
@@ -93,7 +96,7 @@ fi
 # --- node and operator images from the Dockerfiles -------------------------------------
 build() {  # build DOCKERFILE REF ARCHIVE
   local dockerfile="$1" ref="$2" archive="$3" key
-  key="$(cd "$REPO" && { cat "$OUT/base.key" "$dockerfile" pyproject.toml; git ls-files -z node operator README.md | xargs -0 sha256sum; } | sha256sum | cut -c1-16)"
+  key="$(cd "$REPO" && { cat "$OUT/base.key" "$dockerfile" pyproject.toml; git ls-files -z node operator | xargs -0 sha256sum; } | sha256sum | cut -c1-16)"
   if [[ -f "$OUT/$archive" && "$(cat "$OUT/$archive.key" 2>/dev/null)" == "$key" ]]; then
     return
   fi
@@ -101,6 +104,7 @@ build() {  # build DOCKERFILE REF ARCHIVE
   local start=$SECONDS ctx
   # A clean context of the tracked files only (no .venv, caches or local data).
   ctx="$(mktemp -d)"
+  # README.md is not in the key: it is copied after the dependency layer and removed with /src.
   (cd "$REPO" && git ls-files -z "$dockerfile" pyproject.toml README.md node operator | xargs -0 cp --parents -t "$ctx")
   "${BUILDAH[@]}" bud --quiet --layers --isolation chroot --network host -f "$ctx/$dockerfile" -t "$ref" "$ctx" >&2
   rm -rf "$ctx"
