@@ -4,6 +4,8 @@
 #   tests/server  real pymilvus against a real `shoal run`
 #   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below)
 #   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
+#                 and, marked `pods`, on a real node: kubelet + containerd running the images built
+#                 from the Dockerfiles (root; SHOAL_PODS=0 skips that tier; docs/e2e.md)
 #   clients/      other clients' scenarios against `shoal run` (scripts/clients.sh, venvs cached in ~/.cache/shoal)
 # Extra arguments go to pytest (e.g. `-m "not e2e"` or `-k search`).
 set -euo pipefail
