@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -279,6 +280,8 @@ def _leftovers(run_dir: Path) -> list[str]:
         except (OSError, ValueError):
             pass
     for tool in ("iptables-save", "ip6tables-save"):
+        if shutil.which(tool) is None:
+            continue
         dump = subprocess.run([tool], capture_output=True, text=True, check=False).stdout
         chains = [line for line in dump.splitlines() if line.startswith((":KUBE-", ":CNI-"))]
         if chains:
