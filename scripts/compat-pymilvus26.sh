@@ -19,4 +19,5 @@ fi
 "$venv/bin/python" -c 'import pymilvus; assert pymilvus.__version__.startswith("2.6."), pymilvus.__version__; print("pymilvus", pymilvus.__version__)'
 export SHOAL_BENCH_SHOAL="$root/.venv/bin/shoal"
 export SHOAL_BENCH_SERVER_PYTHON="$root/.venv/bin/python"
+export SHOAL_COMPAT_TARGET="${SHOAL_COMPAT_TARGET:-shoal}"  # the cluster target needs the project venv
 exec "$venv/bin/python" -m pytest tests/compat -p no:cacheprovider -W ignore -q "$@"

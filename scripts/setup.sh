@@ -20,11 +20,18 @@ stamp=.venv/.shoal-deps-$(sha256sum pyproject.toml | cut -c1-16)-$want_test
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   if [ "$want_test" = 1 ]; then
-    .venv/bin/pip install -q -e ".[cluster,operator,bench,test,ingest]"
+    .venv/bin/pip install -q -e ".[cluster,operator,bench,test,ingest,examples]"
   else
     .venv/bin/pip install -q -e .
   fi
   touch "$stamp"
+fi
+
+# MovieLens-100k for the recommender example ships inside the recbole wheel; only its data
+# files are read, so it is installed without its dependencies (ray, tensorboard, ...).
+recbole_version=1.2.1
+if [ "$want_test" = 1 ] && ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('recbole') != '$recbole_version')" 2>/dev/null; then
+  .venv/bin/pip install -q --no-deps "recbole==$recbole_version"
 fi
 
 # Debian packages the tests use: etcd (meta-store tests) and fortunes (the corpus of the

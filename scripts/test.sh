@@ -2,7 +2,10 @@
 # Runs every test on a fresh machine: installs what is needed, lints, then runs
 #   tests/unit    pure functions (parser, codec, WAL, indexes, builders, bench harness --quick)
 #   tests/server  real pymilvus against a real `shoal run`
-#   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below)
+#   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below), against standalone
+#                 and through a local cluster's proxy (test_x[shoal], test_x[cluster])
+#   tests/cluster a local cluster (`shoal cluster run`: etcd, 3 Kafka brokers, SeaweedFS, the roles),
+#                 one per session, shared with tests/compat; its fault tests run last
 #   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
 #                 and, marked `pods`, on a real node: kubelet + containerd running the images built
 #                 from the Dockerfiles (root; SHOAL_PODS=0 skips that tier; docs/e2e.md)
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"
-ruff check node operator tests bench e2e clients
+ruff check node operator tests bench e2e clients examples
 
 # pytest imports a test module outside a package by its basename, so two such files with one
 # name in different folders break the collection of the whole run.

@@ -5,11 +5,13 @@
               [--auth] [--tls-mode 0|1|2 --tls-cert F --tls-key F [--tls-ca F]]
 
     shoal backup create|restore|list|describe|delete|prune|verify ...   (see shoal.backup.command)
+    shoal cluster run --data DIR [--port P] ...   a local cluster (see shoal.cluster.supervisor)
 
-Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Only the standalone role
-is served by this build; other roles exit with status 2. Once serving, one line
+Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Once serving, one line
 `Shoal listening on HOST:PORT (http HOST:PORT)` goes to stdout, so `--port 0` users and
-test harnesses learn the chosen ports.
+test harnesses learn the chosen ports. `--role coord|streaming|query|index|proxy` runs one
+cluster role instead (`shoal.cluster.roles`; needs --etcd and --kafka); its line is
+`Shoal <role> listening on HOST:PORT (http HOST:PORT)`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="gRPC port (default 19530; 0 picks a free port)")
     run.add_argument("--http-port", dest="http_port", type=int, help="HTTP port for /healthz and /metrics (default 9091)")
     run.add_argument("--role", choices=ROLES, help="node role (default standalone)")
+    run.add_argument("--etcd", dest="etcd_endpoints", help="cluster roles: etcd endpoints, host:port[,host:port]")
+    run.add_argument("--kafka", dest="kafka_bootstrap", help="cluster roles: Kafka bootstrap servers, host:port[,...]")
+    run.add_argument("--advertise-host", dest="advertise_host", help="cluster roles: the address other roles use")
+    run.add_argument("--cluster-prefix", dest="cluster_prefix", help="cluster roles: etcd key / Kafka name prefix")
     run.add_argument("--wal-fsync", dest="wal_fsync", choices=WAL_FSYNC, help="WAL fsync policy")
     run.add_argument("--segment-max-rows", dest="segment_max_rows", type=int, help="rows at which a growing segment seals (default 1048576)")
     run.add_argument("--segment-max-bytes", dest="segment_max_bytes", type=int,
@@ -76,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     from shoal.backup.command import add_parser as add_backup_parser
 
     add_backup_parser(sub)
+    from shoal.cluster.supervisor import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub)
     return p
 
 
@@ -106,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
         k: getattr(args, k)
         for k in ("data_dir", "host", "port", "http_port", "role", "wal_fsync", "segment_max_rows",
                   "segment_max_bytes", "filter_cache_mb", "index_build_threads", "grpc_workers", "log_level", "log_format",
-                  "authorization_enabled", "root_password_file", "tls_mode", "tls_cert", "tls_key", "tls_ca")
+                  "authorization_enabled", "root_password_file", "tls_mode", "tls_cert", "tls_key", "tls_ca",
+                  "etcd_endpoints", "kafka_bootstrap", "advertise_host", "cluster_prefix")
     }
     try:
         cfg = load_config(args.config, overrides=overrides)
@@ -114,11 +124,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shoal: {e}", file=sys.stderr)
         return 2
     logs.configure(cfg.log_level, cfg.log_format)
-    if cfg.role != "standalone":
-        print(f"shoal: role {cfg.role} is not supported yet in this build", file=sys.stderr)
-        return 2
-
     from shoal.index import single_threaded_blas
+
+    if cfg.role != "standalone":
+        missing = [flag for flag, value in (("--etcd", cfg.etcd_endpoints), ("--kafka", cfg.kafka_bootstrap)) if not value]
+        if missing and not (cfg.role == "index" and missing == ["--kafka"]):
+            print(f"shoal: role {cfg.role} needs {' and '.join(missing)} (etcd_endpoints, kafka_bootstrap)", file=sys.stderr)
+            return 2
+        single_threaded_blas()
+        from shoal.cluster.roles import run_role
+
+        try:
+            return run_role(cfg)
+        except (OSError, ShoalError, ValueError) as e:
+            print(f"shoal: cannot start the {cfg.role} role: {e}", file=sys.stderr)
+            return 1
     from shoal.server import NodeServer
 
     single_threaded_blas()
@@ -156,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shoal.backup.command import run as run_backup
 
         return run_backup(args)
+    if args.command == "cluster":
+        from shoal.cluster.supervisor import run as run_cluster
+
+        return run_cluster(args)
     return 2
 
 

@@ -3,7 +3,7 @@ overridden by command-line flags (in that order of precedence, lowest first).
 
 `load_config(path, env, overrides)` returns a validated `Config`. The server
 (`shoal.server`) and the CLI (`shoal.cli`) are its only users; cluster settings (etcd,
-S3) are parsed here so that cluster roles can use them later.
+Kafka, S3) are parsed here too.
 """
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ class Config:
     log_format: str = "text"  # or "json" (shoal.logs)
     etcd_endpoints: list[str] = field(default_factory=list)
     s3: S3Config = field(default_factory=S3Config)
+    # cluster roles (docs/architecture.md, "Cluster")
+    kafka_bootstrap: str = ""  # host:port[,host:port]: the WAL's Kafka brokers
+    kafka_username: str = ""  # SASL/PLAIN user for the brokers ("" = no authentication)
+    kafka_password: str = ""
+    cluster_prefix: str = "shoal/"  # etcd key prefix and Kafka topic/transactional-id prefix
+    advertise_host: str = "127.0.0.1"  # the address other roles reach this one at
+    node_lease_s: int = 5  # etcd lease of a role's registration: how soon a dead node is noticed
     # security (docs/security.md)
     authorization_enabled: bool = False
     root_password: str = ""  # used once, at the first start; empty: Milvus's default
@@ -97,7 +104,7 @@ class Config:
 _INT_KEYS = {
     "port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "filter_cache_mb",
     "grpc_workers", "max_message_bytes", "auth_max_failed_attempts", "auth_failed_window_s", "tls_mode",
-    "max_collections_per_db", "max_insert_bytes", "disk_quota_mb",
+    "max_collections_per_db", "max_insert_bytes", "disk_quota_mb", "node_lease_s",
 }
 _FLOAT_KEYS = {"dml_rate_mb_per_collection", "search_rate_vps_per_collection"}
 _BOOL_KEYS = {"authorization_enabled"}
@@ -201,6 +208,10 @@ def _validate(cfg: Config) -> None:
     if cfg.index_build_threads < 0:
         raise ConfigError(f"index_build_threads must be 0 (every CPU) or more, got {cfg.index_build_threads}")
     _validate_security(cfg)
+    if cfg.node_lease_s < 2:
+        raise ConfigError(f"node_lease_s must be 2 or more, got {cfg.node_lease_s}")
+    if not cfg.cluster_prefix.endswith("/"):
+        raise ConfigError(f"cluster_prefix must end with '/', got {cfg.cluster_prefix!r}")
     if cfg.filter_cache_mb < 0:
         raise ConfigError(f"filter_cache_mb must be 0 (off) or more, got {cfg.filter_cache_mb}")
 

@@ -49,8 +49,9 @@ KEEPALIVE_POLICY = [
 
 
 class NodeServer:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, engine_factory: Any = None) -> None:
         self.config = config
+        self._engine_factory = engine_factory  # the cluster proxy passes its ClusterEngine
         self.engine: Any = None
         self._grpc: grpc.Server | None = None
         self._http: ManagementServer | None = None
@@ -64,7 +65,10 @@ class NodeServer:
 
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(cfg.data_dir, cfg.engine_options())
+        if self._engine_factory is not None:
+            self.engine = self._engine_factory()
+        else:
+            self.engine = open_engine(cfg.data_dir, cfg.engine_options())
         try:
             metrics = Metrics(self.engine)
             security, interceptors, guard = self._security(cfg, metrics)

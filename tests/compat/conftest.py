@@ -1,8 +1,11 @@
 """Conformance suite plumbing: which server to test, a client per test, feature tags.
 
-Target: ``--uri`` / ``SHOAL_COMPAT_URI`` (an already running server), else a fresh
-server process started here: ``--target shoal`` (default) or ``--target milvus-lite``
-(also ``SHOAL_COMPAT_TARGET``). Every test carries ``@pytest.mark.feature("name")``;
+Target: ``--uri`` / ``SHOAL_COMPAT_URI`` (an already running server), else servers started
+here, one per name in ``--target`` (``SHOAL_COMPAT_TARGET``; comma-separated; default
+``shoal,cluster``): ``shoal`` (a standalone `shoal run`), ``cluster`` (the session's
+`shoal cluster run`, `shoal_cluster` from tests/fixtures_cluster.py, through its proxy) and
+``milvus-lite``. Every test runs once per target (``test_x[shoal]``, ``test_x[cluster]``);
+the cluster target skips, with the reason, where etcd/Java/weed are missing. Every test carries ``@pytest.mark.feature("name")``;
 with ``SHOAL_COMPAT_REPORT=path`` each outcome is written there as JSON lines for
 ``python -m bench.compat_table``. Features listed in ``known_gaps.txt`` are expected
 to fail on Shoal (non-strict xfail) so the team's test run stays green while the gap
@@ -32,12 +35,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("compat", "Milvus conformance suite")
     group.addoption("--uri", default=os.environ.get("SHOAL_COMPAT_URI", ""),
                     help="URI of a running Milvus-compatible server (default: start one)")
-    group.addoption("--target", default=os.environ.get("SHOAL_COMPAT_TARGET", "shoal"),
-                    choices=("shoal", "milvus-lite"), help="server to start when no --uri is given")
+    group.addoption("--target", default=os.environ.get("SHOAL_COMPAT_TARGET", "shoal,cluster"),
+                    help="servers to start when no --uri is given: shoal, cluster, milvus-lite (comma-separated)")
+
+
+TARGETS = ("shoal", "cluster", "milvus-lite")
+
+
+def _targets(config: pytest.Config) -> list[str]:
+    names = [t.strip() for t in str(config.getoption("--target")).split(",") if t.strip()]
+    for t in names:
+        if t not in TARGETS:
+            raise pytest.UsageError(f"--target {t!r}: choose from {', '.join(TARGETS)}")
+    return names
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "feature(name): the Milvus feature a conformance test exercises")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_target" in metafunc.fixturenames:
+        targets = ["external"] if metafunc.config.getoption("--uri") else _targets(metafunc.config)
+        metafunc.parametrize("server_target", targets, scope="session", indirect=True)
 
 
 def _known_gaps() -> set[str]:
@@ -48,10 +68,13 @@ def _known_gaps() -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--uri") or config.getoption("--target") != "shoal":
+    if config.getoption("--uri"):
         return
     gaps = _known_gaps()
     for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("server_target") not in ("shoal", "cluster"):
+            continue
         marker = item.get_closest_marker("feature")
         if marker and marker.args[0] in gaps:
             item.add_marker(pytest.mark.xfail(reason="known Shoal gap (tests/compat/known_gaps.txt)", strict=False))
@@ -82,19 +105,29 @@ def _record_feature(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def target(pytestconfig: pytest.Config) -> str:
-    return "external" if pytestconfig.getoption("--uri") else str(pytestconfig.getoption("--target"))
+def server_target(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def uri(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = pytestconfig.getoption("--uri")
-    if given:
-        yield given
+def target(server_target: str) -> str:
+    return server_target
+
+
+@pytest.fixture(scope="session")
+def uri(
+    server_target: str, pytestconfig: pytest.Config, request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    if server_target == "external":
+        yield pytestconfig.getoption("--uri")
+        return
+    if server_target == "cluster":
+        yield request.getfixturevalue("shoal_cluster").uri  # shared with tests/cluster
         return
     from bench.systems.servers import ServerProcess
 
-    server = ServerProcess(pytestconfig.getoption("--target"), str(tmp_path_factory.mktemp("server")))
+    server = ServerProcess(server_target, str(tmp_path_factory.mktemp("server")))
     server.start()
     try:
         yield server.uri

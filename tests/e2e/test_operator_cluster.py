@@ -26,6 +26,7 @@ ROLES = ("coord", "streaming", "query", "index", "proxy")
 EXTERNAL = {
     "etcd": {"external": {"endpoints": ["http://etcd.example:2379"]}},
     "storage": {"external": {"endpoint": "http://s3.example:9000"}},
+    "kafka": {"external": {"bootstrapServers": ["kafka.example:9092"]}},
 }
 
 
@@ -368,7 +369,7 @@ def claims(kube: Kube, ns: str, name: str) -> list[str]:
 DATA_LAYOUTS = {
     "cluster": ({"mode": "cluster", "dependencies": {"etcd": {"inCluster": {"storageSize": "1Gi"}},
                                                      "storage": {"inCluster": {"storageSize": "1Gi"}}}},
-                ["data-data-etcd-0", "data-data-minio-0"], ("StatefulSet", "data-etcd")),
+                ["data-data-etcd-0", "data-data-kafka-0", "data-data-minio-0"], ("StatefulSet", "data-etcd")),
     "standalone": ({"mode": "standalone", "persistence": {"size": "1Gi"}},
                    ["data-standalone-data"], ("Deployment", "data-standalone")),
 }

@@ -1,6 +1,7 @@
 """A real `shoal run` process for the server tests, driven by real pymilvus.
 
-`shoal` (session): one server on free ports with a fresh data dir; tests use its `uri`.
+`shoal` (session): one server on free ports with a fresh data dir; tests use its `uri`
+(or `SHOAL_SERVER_URI`, e.g. a cluster's proxy).
 `shoal_process` (function): a private server a test may SIGKILL and restart on the
 same data dir (durability tests). Server output goes to a log file printed on failure.
 """
@@ -123,8 +124,11 @@ def shoal_process(tmp_path: Path) -> Iterator[ShoalProcess]:
 
 
 @pytest.fixture()
-def uri(shoal: ShoalProcess) -> str:
-    return shoal.uri
+def uri(request: pytest.FixtureRequest) -> str:
+    """The session server; `SHOAL_SERVER_URI` points the suite at a running one instead (a
+    cluster's proxy: tests that use `shoal` itself, its data dir or its process, still get
+    the standalone server)."""
+    return os.environ.get("SHOAL_SERVER_URI") or request.getfixturevalue("shoal").uri
 
 
 @pytest.fixture()

@@ -109,13 +109,13 @@ def test_unimplemented_rpcs_answer_code_10(shoal: ShoalProcess) -> None:
         assert metrics.status.code == 0 and json.loads(metrics.response)["name"] == "shoal"
 
 
-def test_other_roles_exit_with_status_2(tmp_path) -> None:
+def test_cluster_roles_without_etcd_exit_with_status_2(tmp_path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "shoal.cli", "run", "--role", "query", "--data", str(tmp_path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "node")},
     )
     assert out.returncode == 2
-    assert "role query is not supported yet in this build" in out.stderr
+    assert "role query needs --etcd and --kafka" in out.stderr
 
 
 def test_async_client(uri: str, name: str) -> None:

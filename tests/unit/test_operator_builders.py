@@ -161,6 +161,7 @@ def test_node_config_carries_role_ports_dependencies_and_user_keys() -> None:
         "dependencies": {
             "etcd": {"external": {"endpoints": ["http://etcd-0:2379"], "secretRef": "etcd-creds"}},
             "storage": {"external": {"endpoint": "http://s3:8333", "bucket": "vec", "secretRef": "s3-creds"}},
+            "kafka": {"external": {"bootstrapServers": ["kafka-0:9092"]}},
         },
     }
     objs = build(spec)
@@ -168,7 +169,7 @@ def test_node_config_carries_role_ports_dependencies_and_user_keys() -> None:
     assert doc == {
         "role": "query", "port": 19530, "http_port": 9091, "data_dir": "/var/lib/shoal",
         "etcd": {"endpoints": ["http://etcd-0:2379"]}, "s3": {"endpoint": "http://s3:8333", "bucket": "vec", "region": "eu-1"},
-        "wal_fsync": "batch",
+        "wal_fsync": "batch", "kafka_bootstrap": "kafka-0:9092",
     }
     env = {e["name"]: e for e in container(objs[("Deployment", "demo-query")])["env"]}
     assert env["SHOAL_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "accessKey"}
@@ -188,6 +189,7 @@ def test_rendered_config_is_accepted_by_the_node(tmp_path: Path) -> None:
         assert cfg.port == 19530 and cfg.http_port == 9091 and cfg.wal_fsync == "always"
         assert cfg.etcd_endpoints == ["http://demo-etcd.vectors.svc:2379"]
         assert cfg.s3.endpoint == "http://demo-minio.vectors.svc:9000" and cfg.s3.access_key == "k"
+        assert cfg.kafka_bootstrap == "demo-kafka.vectors.svc:9092"
 
 
 def test_deletion_policy_decides_who_owns_the_data() -> None:

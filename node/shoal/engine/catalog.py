@@ -152,6 +152,14 @@ class Catalog:
             self.databases[DEFAULT_DB] = DatabaseMeta(DEFAULT_DB, 1, 0)
             self._commit(dbs=[DEFAULT_DB])
 
+    def reload(self) -> None:
+        """Re-read everything from the store (a follower of a catalog another process writes)."""
+        with self.lock:
+            local_next = self._next_id
+            self.databases, self.collections, self.aliases = {}, {}, {}
+            self._load()
+            self._next_id = max(self._next_id, local_next)
+
     def new_id(self) -> int:
         with self.lock:
             self._next_id += 1

@@ -59,7 +59,7 @@ from shoal.index import validate_index_params
 from shoal.index.params import flatten_params
 from shoal.index.scalar import json_index_name, scalar_index_params
 from shoal.schema import DYNAMIC_FIELD, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
-from shoal.storage.meta_store import FileMetaStore
+from shoal.storage.meta_store import FileMetaStore, MetaStore
 from shoal.storage.wal import DEFAULT_POLICY, WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,17 @@ DEFAULT_NUM_PARTITIONS = 16
 
 
 class Engine:
-    def __init__(self, data_dir: Path, options: dict[str, Any] | None = None) -> None:
+    """`meta_store` and `wal` default to the standalone files under `data_dir`; cluster roles pass
+    the etcd catalog and the Kafka WAL (`shoal.cluster.roles`) so they run this same code."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        options: dict[str, Any] | None = None,
+        *,
+        meta_store: MetaStore | None = None,
+        wal: Any = None,
+    ) -> None:
         options = options or {}
         self.root = Path(data_dir)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -75,9 +85,13 @@ class Engine:
         self.segment_max_bytes = int(options.get("segment_max_bytes", 1 << 30))
         self.tso = TimestampOracle()
         self.catalog = Catalog(
-            FileMetaStore(self.root / "meta.db"), int(options.get("max_collections_per_db", 65536))
+            meta_store if meta_store is not None else FileMetaStore(self.root / "meta.db"),
+            int(options.get("max_collections_per_db", 65536)),
         )
-        self.wal = WriteAheadLog(self.root / "wal", fsync=str(options.get("wal_fsync", DEFAULT_POLICY)))
+        self.wal = wal if wal is not None else WriteAheadLog(
+            self.root / "wal", fsync=str(options.get("wal_fsync", DEFAULT_POLICY))
+        )
+        self._reload_lock = threading.Lock()
         self.persistence = Persistence(self.root, self.catalog, self.wal, self.tso)
         self.writer = Writer(self.wal, self.tso)
         self.reader = Reader(self.tso, FilterCache(int(options.get("filter_cache_bytes", DEFAULT_CAPACITY_BYTES))))
@@ -143,6 +157,42 @@ class Engine:
             if not self.compactor.running(meta.collection_id) and self.compactor.wanted(data):
                 cid = self.compactor.compact(meta, data, self.tso.now(), auto=True)
                 log.info("automatic compaction %d of collection %s", cid, meta.name)
+
+    def reload_catalog(self) -> None:
+        """Re-read a catalog that another process (the cluster's coordinator) changes, and bring
+        the collections' data in line: new collections, drops, dropped partitions and indexes,
+        added fields. This node's own segment list is kept (its segments are its own)."""
+        with self._reload_lock:
+            old = dict(self.catalog.collections)
+            self.catalog.reload()
+            for cid, meta in list(self.catalog.collections.items()):
+                data = self.datas.get(cid)
+                prev = old.get(cid)
+                if data is None or prev is None:
+                    self._new_data(meta)
+                    continue
+                meta.segments, meta.checkpoint_lsn = prev.segments, prev.checkpoint_lsn
+                data.schema = meta.schema
+                kept = {p.partition_id for p in meta.partitions}
+                for p in prev.partitions:
+                    if p.partition_id not in kept:
+                        for seg in data.drop_partition(p.partition_id):
+                            self.persistence.drop_segment_files(seg)
+                indexed = {i.field_name: i.params for i in meta.indexes}
+                for index in prev.indexes:
+                    if indexed.get(index.field_name) != index.params:
+                        self.indexer.forget(meta, data, index.field_name)
+                data.fill_added_fields()
+            for cid, meta in old.items():
+                if cid in self.catalog.collections:
+                    continue
+                data = self.datas.pop(cid, None)
+                if data is not None:
+                    with data.write_lock:
+                        data.dropped = True
+                    data.segments = []
+                self.persistence.drop_files(meta)
+        self.indexer.kick()
 
     def _resolve(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:
         meta = self.catalog.require(database, name)
@@ -723,7 +773,8 @@ class Engine:
         return out
 
     # ---- lifecycle
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """`flush=False`: a cluster node's local cache, rebuilt from the WAL at its next start."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -731,7 +782,7 @@ class Engine:
         self._flush_wanted.set()
         self._flusher.join(timeout=30)
         self.indexer.close()
-        for meta, data in self._all_collections():
+        for meta, data in self._all_collections() if flush else []:
             try:
                 self.persistence.flush(meta, data)
             except Exception:

@@ -23,6 +23,7 @@ class Kind(IntEnum):
     INSERT = 1
     DELETE = 2
     UPSERT = 3
+    FLUSH = 4  # cluster only: the owner flushed the collection; followers seal and persist too
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Meta store (etcd) and object store (MinIO-compatible S3) for a cluster.
+"""Meta store (etcd), object store (MinIO-compatible S3) and WAL (Kafka) for a cluster.
 
-Builds the in-cluster StatefulSets, Services and the credentials Secret for development
-clusters, and the node-side view of either kind (config keys and secret-backed env).
+Builds the in-cluster StatefulSets (a KRaft broker for Kafka), Services and the credentials
+Secret for development clusters, and the node-side view of either kind (config keys and secret-backed env).
 Neighbours: `config` renders the node config from `connections`; `workloads` adds the env.
 """
 
@@ -15,8 +15,12 @@ from shoal_operator.specs.cluster import InClusterStore, MilvusClusterSpec
 
 ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.21"
 MINIO_IMAGE = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
+KAFKA_IMAGE = "apache/kafka:4.1.1"
 ETCD_PORT = 2379
 MINIO_PORT = 9000
+KAFKA_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
+KAFKA_UID = 1000  # the apache/kafka image runs as appuser (uid 1000): it must own its volume
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,19 @@ def connections(ref: ClusterRef, spec: MilvusClusterSpec) -> Connections:
         }
         env.append(_secret_env("SHOAL_S3_ACCESS_KEY", minio_secret_name(ref), "accessKey"))
         env.append(_secret_env("SHOAL_S3_SECRET_KEY", minio_secret_name(ref), "secretKey"))
+    kafka = spec.kafka
+    if kafka is not None and kafka.external is not None:
+        config["kafka_bootstrap"] = ",".join(kafka.external.bootstrap_servers)
+        if kafka.external.secret_ref:
+            env.append(_secret_env("SHOAL_KAFKA_USERNAME", kafka.external.secret_ref, "username"))
+            env.append(_secret_env("SHOAL_KAFKA_PASSWORD", kafka.external.secret_ref, "password"))
+    elif kafka is not None:
+        config["kafka_bootstrap"] = f"{kafka_host(ref)}:{KAFKA_PORT}"
     return Connections(config=config, env=env)
+
+
+def kafka_host(ref: ClusterRef) -> str:
+    return f"{child_name(ref, 'kafka')}.{ref.namespace}.svc"
 
 
 def minio_secret(ref: ClusterRef, access_key: str, secret_key: str) -> dict[str, Any]:
@@ -182,6 +198,38 @@ def minio_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStor
     ]
 
 
+def kafka_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore) -> list[dict[str, Any]]:
+    """One KRaft process (broker and controller) with topics and transaction state at replication 1."""
+    settings = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{KAFKA_PORT},CONTROLLER://0.0.0.0:{KAFKA_CONTROLLER_PORT}",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{kafka_host(ref)}:{KAFKA_PORT}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@localhost:{KAFKA_CONTROLLER_PORT}",
+        "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+    container = {
+        "name": "kafka",
+        "image": store.image or KAFKA_IMAGE,
+        "env": [{"name": k, "value": v} for k, v in settings.items()],
+        "ports": [
+            {"name": "kafka", "containerPort": KAFKA_PORT, "protocol": "TCP"},
+            {"name": "controller", "containerPort": KAFKA_CONTROLLER_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"tcpSocket": {"port": KAFKA_PORT}, "periodSeconds": 5},
+    }
+    sts = _statefulset(ref, spec, "kafka", store, container, "/var/lib/kafka/data")
+    sts["spec"]["template"]["spec"]["securityContext"] = {"fsGroup": KAFKA_UID}
+    return [_service(ref, "kafka", [("kafka", KAFKA_PORT), ("controller", KAFKA_CONTROLLER_PORT)]), sts]
+
+
 def dependency_objects(ref: ClusterRef, spec: MilvusClusterSpec) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     etcd = spec.etcd
@@ -190,6 +238,9 @@ def dependency_objects(ref: ClusterRef, spec: MilvusClusterSpec) -> list[dict[st
     storage = spec.storage
     if storage is not None and storage.in_cluster is not None:
         out += minio_objects(ref, spec, storage.in_cluster)
+    kafka = spec.kafka
+    if kafka is not None and kafka.in_cluster is not None:
+        out += kafka_objects(ref, spec, kafka.in_cluster)
     return out
 
 

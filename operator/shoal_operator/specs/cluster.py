@@ -134,11 +134,32 @@ class StorageDependency(SpecModel):
     in_cluster: InClusterStorage | None = None
 
 
+class ExternalKafka(SpecModel):
+    bootstrap_servers: list[str] = Field(min_length=1, description="host:port of one or more brokers.")
+    secret_ref: str | None = Field(
+        None, description="Secret with keys username and password (SASL PLAIN/SCRAM over the listener)."
+    )
+
+
+class KafkaDependency(SpecModel):
+    """The write-ahead log of cluster mode. In-cluster: one KRaft broker for development."""
+
+    model_config = {
+        "json_schema_extra": cel_rules(
+            ("has(self.external) != has(self.inCluster)", "set exactly one of external or inCluster")
+        )
+    }
+
+    external: ExternalKafka | None = None
+    in_cluster: InClusterStore | None = None
+
+
 class Dependencies(SpecModel):
-    """Meta store and object store. Cluster mode defaults both to in-cluster."""
+    """Meta store, object store and (cluster mode) the Kafka log. Cluster mode defaults each to in-cluster."""
 
     etcd: EtcdDependency | None = None
     storage: StorageDependency | None = None
+    kafka: KafkaDependency | None = None
 
 
 class Persistence(SpecModel):
@@ -209,6 +230,13 @@ class MilvusClusterSpec(SpecModel):
         if self.dependencies.etcd is not None or self.mode == "standalone":
             return self.dependencies.etcd
         return EtcdDependency(in_cluster=InClusterStore())
+
+    @property
+    def kafka(self) -> KafkaDependency | None:
+        """The WAL's Kafka: only cluster mode has one; in-cluster unless given."""
+        if self.mode == "standalone":
+            return None
+        return self.dependencies.kafka or KafkaDependency(in_cluster=InClusterStore())
 
     @property
     def storage(self) -> StorageDependency | None:

@@ -1,0 +1,187 @@
+"""`ClusterEngine`: the `EngineAPI` the proxy's servicer calls, forwarding to the cluster's roles.
+
+The proxy runs the standalone servicer (`shoal.api.servicer`) over this class, so request
+parsing and every api-layer rule are the standalone ones; the engine-level rules run on the
+role that executes the call, which is the standalone `Engine` too:
+- DDL, load state and index definitions -> the coordinator (the catalog's one writer);
+- insert/upsert/delete/truncate/flush -> the streaming node that owns the WAL channel;
+- search/query/counts/index progress -> a query node, after it applied every acknowledged
+  write (the owner's `position`) and the catalog version this proxy last saw.
+
+It keeps no state but cached addresses. A role that cannot be reached, or a streaming node
+that is not (or no longer) the owner, is retried on the current one for up to `RETRY_S`:
+this is what makes a failover invisible to clients apart from latency. A retried write is
+safe for explicit primary keys (an insert hides older rows of its keys) and for deletes; an
+auto-id insert whose first attempt's outcome was unknown may land twice (documented gap).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
+from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.engine.importer import ImportJob
+from shoal.errors import Code, ShoalError
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 60.0
+WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
+READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
+
+_COORD = (
+    "alloc_timestamp",
+    "create_database", "drop_database", "list_databases", "describe_database", "alter_database",
+    "create_collection", "drop_collection", "has_collection", "describe_collection", "list_collections",
+    "rename_collection", "alter_collection", "add_collection_field",
+    "create_partition", "drop_partition", "has_partition", "list_partitions",
+    "create_alias", "alter_alias", "drop_alias", "describe_alias", "list_aliases",
+    "load_collection", "release_collection", "load_partitions", "release_partitions", "load_state",
+    "loading_progress", "create_index", "drop_index", "alter_index", "compact", "compaction_state",
+)
+_WRITE = ("insert", "upsert", "delete", "truncate_collection", "flush")
+_READ = ("query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count")
+
+
+class ClusterEngine:
+    catalog = None  # no local catalog: users and roles stay in the proxy's own file (see docs)
+
+    def __init__(self, env: ClusterEnv) -> None:
+        self.env = env
+        self.meta_version = 0
+        self._clients: dict[str, RpcClient] = {}
+        self._lock = threading.Lock()
+        self._coord_addr = ""
+        self._owner_addr = ""
+        self._query_addrs: list[str] = []
+        self._query_seen = 0.0
+        self._rr = itertools.count()
+
+    # ---- plumbing
+    def _client(self, address: str) -> RpcClient:
+        with self._lock:
+            c = self._clients.get(address)
+            if c is None:
+                c = self._clients[address] = RpcClient(address)
+            return c
+
+    def _address(self, key: str) -> str:
+        value = self.env.get_json(key)
+        if value is None:
+            raise Unavailable(f"no node holds {key} yet")
+        return str(value["address"])
+
+    def _retrying(self, what: str, attempt: Any) -> Any:
+        deadline = time.monotonic() + RETRY_S
+        delay = 0.1
+        while True:
+            try:
+                return attempt()
+            except Unavailable as e:
+                if time.monotonic() > deadline:
+                    raise ShoalError(Code.UNEXPECTED, f"{what}: the cluster did not answer: {e.message}") from None
+                log.info("%s: %s; retrying", what, e.message)
+                time.sleep(delay)
+                delay = min(1.0, delay * 2)
+                self._coord_addr = self._owner_addr = ""
+                self._query_seen = 0.0
+
+    def _coord(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            if not self._coord_addr:
+                self._coord_addr = self._address(LEADER_KEY)
+            version, value = self._client(self._coord_addr).call("ddl", method, args, kwargs, timeout=WRITE_ATTEMPT_S * 4)
+            self.meta_version = max(self.meta_version, version)
+            return value
+
+        return self._retrying(method, attempt)
+
+    def _owner(self) -> RpcClient:
+        if not self._owner_addr:
+            self._owner_addr = self._address(owner_key())
+        return self._client(self._owner_addr)
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._retrying(
+            method,
+            lambda: self._owner().call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S),
+        )
+
+    def _position(self) -> int:
+        try:
+            return int(self._owner().call("position", timeout=5))
+        except Unavailable as e:
+            # no owner right now (failover): read what the query node has; writes are blocked anyway
+            log.info("read without the owner's position: %s", e.message)
+            self._owner_addr = ""
+            return 0
+
+    def _query_node(self) -> RpcClient:
+        now = time.monotonic()
+        if not self._query_addrs or now - self._query_seen > 2.0:
+            self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
+            self._query_seen = now
+        if not self._query_addrs:
+            raise Unavailable("no query node is registered")
+        return self._client(self._query_addrs[next(self._rr) % len(self._query_addrs)])
+
+    def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            lsn = self._position()
+            return self._query_node().call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
+
+        return self._retrying(method, attempt)
+
+    def ready(self) -> bool:
+        """The cluster serves: a coordinator answers, the channel's owner serves, a query node is up."""
+        try:
+            self.meta_version = max(self.meta_version, int(self._client(self._address(LEADER_KEY)).call("meta_version", timeout=5)))
+            self._owner().call("position", timeout=5)
+        except Unavailable:
+            self._owner_addr = ""
+            return False
+        return bool(self.env.live_nodes("query"))
+
+    # ---- not in this version
+    def import_files(self, *args: Any, **kwargs: Any) -> ImportJob:
+        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+
+    def import_job(self, job_id: int) -> ImportJob:
+        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+
+    def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
+        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+
+    def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
+        return True  # a flush answers once the owner flushed; the WAL in Kafka already held the rows
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+        self.env.store.close()
+
+
+def _forward(kind: str, name: str) -> Any:
+    def call(self: ClusterEngine, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, kind)(name, *args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+for _name in _COORD:
+    setattr(ClusterEngine, _name, _forward("_coord", _name))
+for _name in _WRITE:
+    setattr(ClusterEngine, _name, _forward("_write", _name))
+for _name in _READ:
+    setattr(ClusterEngine, _name, _forward("_read", _name))

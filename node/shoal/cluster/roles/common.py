@@ -1,0 +1,178 @@
+"""What every role shares: etcd keys, leased registration, the coordinator election, /healthz.
+
+etcd layout under `cluster_prefix` (default "shoal/"):
+- `meta/...`               the catalog (engine.catalog keys) + `catalog_version`
+- `nodes/<role>/<id>`      JSON {address, pid, http}; leased, so a dead node disappears
+- `coord/leader`           JSON of the active coordinator; leased (active-standby election)
+- `wal/owner/<channel>`    JSON {node, address, epoch}: the streaming node that owns a channel
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from shoal.config import Config
+from shoal.storage.kafka_wal import client_config
+from shoal.storage.meta_store import EtcdMetaStore
+
+log = logging.getLogger(__name__)
+
+LEADER_KEY = "coord/leader"
+WAL_CHANNEL = 0  # this version has one WAL channel (one Kafka partition) for every collection
+
+
+def owner_key(channel: int = WAL_CHANNEL) -> str:
+    return f"wal/owner/{channel}"
+
+
+class ClusterEnv:
+    """Endpoints and etcd access of one role process."""
+
+    def __init__(self, cfg: Config, role: str) -> None:
+        if not cfg.etcd_endpoints:
+            raise ValueError(f"role {role} needs etcd_endpoints (--etcd HOST:PORT)")
+        if role != "index" and not cfg.kafka_bootstrap:
+            raise ValueError(f"role {role} needs kafka_bootstrap (--kafka HOST:PORT)")
+        self.cfg = cfg
+        self.role = role
+        self.node_id = f"{role}-{uuid.uuid4().hex[:8]}"
+        self.prefix = cfg.cluster_prefix
+        self.store = EtcdMetaStore(cfg.etcd_endpoints, self.prefix)
+        self.topic = self.prefix.strip("/").replace("/", ".") + ".wal"
+        self.transactional_id = f"{self.prefix}wal-{WAL_CHANNEL}"
+        self.kafka = client_config(cfg.kafka_bootstrap, cfg.kafka_username, cfg.kafka_password)
+
+    def meta_store(self) -> EtcdMetaStore:
+        return EtcdMetaStore(self.cfg.etcd_endpoints, self.prefix + "meta/")
+
+    # ---- plain JSON keys
+    def get_json(self, key: str) -> dict[str, Any] | None:
+        raw = self.store.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def put_json(self, key: str, value: dict[str, Any]) -> None:
+        self.store.put(key, json.dumps(value).encode())
+
+    def live_nodes(self, role: str) -> dict[str, dict[str, Any]]:
+        return {k.rsplit("/", 1)[1]: json.loads(v) for k, v in self.store.list_prefix(f"nodes/{role}/").items()}
+
+    # ---- leases
+    def _lease(self, ttl: int) -> Any:
+        return self.store._call(lambda c: c.lease(ttl))
+
+    def _refresh(self, lease: Any) -> bool:
+        reply = self.store._call(lambda c: c.refresh_lease(lease.id))
+        return reply is not None and reply.TTL > 0
+
+    def _put_leased(self, key: str, value: dict[str, Any], lease: Any, only_if_absent: bool) -> bool:
+        raw = self.store._key(key)
+        data = json.dumps(value).encode()
+
+        async def txn(c: Any) -> bool:
+            compare = [c.transactions.create(raw) == 0] if only_if_absent else []
+            ok, _ = await c.transaction(compare=compare, success=[c.transactions.put(raw, data, lease=lease)], failure=[])
+            return bool(ok)
+
+        return self.store._call(txn)
+
+    def register(self, info: dict[str, Any], stop: threading.Event) -> threading.Thread:
+        """Keep `nodes/<role>/<id>` alive while this process runs (re-registering after a lapse)."""
+        key = f"nodes/{self.role}/{self.node_id}"
+        info = {**info, "pid": os.getpid()}
+        ttl = self.cfg.node_lease_s
+
+        def loop() -> None:
+            lease = None
+            while not stop.is_set():
+                try:
+                    if lease is None or not self._refresh(lease):
+                        lease = self._lease(ttl)
+                        self._put_leased(key, info, lease, only_if_absent=False)
+                except Exception as e:
+                    log.warning("registration of %s failed: %s", key, e)
+                    lease = None
+                stop.wait(max(0.3, ttl / 4))
+
+        t = threading.Thread(target=loop, name="shoal-register", daemon=True)
+        t.start()
+        return t
+
+    def campaign(self, info: dict[str, Any], stop: threading.Event) -> None:
+        """Block until this process holds `coord/leader`; a thread then keeps it, and ends the
+        process if the lease lapses (a standby may already have taken over)."""
+        ttl = self.cfg.node_lease_s
+        while not stop.is_set():
+            try:
+                lease = self._lease(ttl)
+                if self._put_leased(LEADER_KEY, {**info, "node": self.node_id, "pid": os.getpid()}, lease, True):
+                    break
+            except Exception as e:
+                log.warning("coordinator election: %s", e)
+            stop.wait(0.5)
+        else:
+            return
+
+        def keep() -> None:
+            while not stop.wait(max(0.3, ttl / 4)):
+                try:
+                    alive = self._refresh(lease)
+                except Exception as e:
+                    log.warning("coordinator lease refresh failed: %s", e)
+                    continue
+                if not alive:
+                    log.error("lost the coordinator lease; exiting so a standby serves alone")
+                    os._exit(3)
+
+        threading.Thread(target=keep, name="shoal-leader", daemon=True).start()
+
+
+def advertise(cfg: Config, port: int) -> str:
+    return f"{cfg.advertise_host}:{port}"
+
+
+class HealthServer:
+    """`/healthz`: 200 once the role serves, 503 before."""
+
+    def __init__(self, host: str, port: int, ready: threading.Event) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                ok = self.path.split("?")[0] in ("/healthz", "/readyz") and ready.is_set()
+                body = b"ok" if ok else b"not serving"
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, name="shoal-health", daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def wait_until(check: Any, stop: threading.Event, what: str, period: float = 0.3) -> bool:
+    """Poll `check()` until truthy (True) or `stop` is set (False); logs what it waits for."""
+    last_log = 0.0
+    while not stop.is_set():
+        try:
+            if check():
+                return True
+        except Exception as e:
+            log.debug("waiting for %s: %s", what, e)
+        if time.monotonic() - last_log > 10:
+            log.info("waiting for %s", what)
+            last_log = time.monotonic()
+        stop.wait(period)
+    return False

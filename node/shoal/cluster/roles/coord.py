@@ -1,0 +1,117 @@
+"""The coordinator: the catalog's only writer, and the one that assigns the WAL channel.
+
+Active-standby: every coord process campaigns for `coord/leader` (an etcd lease); only the
+holder opens the catalog and serves. DDL runs through the standalone `Engine` over the etcd
+catalog (`VersionedStore`), so every Milvus rule stays where standalone has it; the coordinator
+holds no rows (row counts and index progress are answered by query nodes). Its engine's local
+WAL is never written.
+
+Timestamps: the oracle is the standalone one, floored at start by `tso/limit` in etcd, a bound
+kept `TSO_WINDOW_MS` ahead of the clock, so a new leader never issues a timestamp its
+predecessor may have issued. Streaming nodes stamp writes with their own oracle, floored by the
+newest timestamp they replayed (one owner per channel keeps them increasing).
+
+Channel assignment: the owner key names a live streaming node and an epoch. When the owner's
+registration lapses (its lease expired: the process died or hung), the coordinator names the
+next live streaming node with epoch + 1; that node's `init_transactions` fences the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shoal.cluster.roles.catalog_sync import VersionedStore
+from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
+from shoal.cluster.rpc import Unavailable
+from shoal.engine.engine import Engine
+from shoal.engine.tso import compose
+from shoal.errors import Code, ShoalError
+from shoal.storage.kafka_wal import create_topic
+
+log = logging.getLogger(__name__)
+
+TSO_KEY = "tso/limit"
+TSO_WINDOW_MS = 3000
+
+# what the proxy may ask the coordinator (everything else goes to streaming or query nodes)
+DDL_METHODS = frozenset({
+    "alloc_timestamp",
+    "create_database", "drop_database", "list_databases", "describe_database", "alter_database",
+    "create_collection", "drop_collection", "has_collection", "describe_collection", "list_collections",
+    "rename_collection", "alter_collection", "add_collection_field",
+    "create_partition", "drop_partition", "has_partition", "list_partitions",
+    "create_alias", "alter_alias", "drop_alias", "describe_alias", "list_aliases",
+    "load_collection", "release_collection", "load_partitions", "release_partitions", "load_state",
+    "loading_progress", "create_index", "drop_index", "alter_index", "compact", "compaction_state",
+})
+
+
+class Coordinator:
+    def __init__(self, env: ClusterEnv, data_dir: Path) -> None:
+        self.env = env
+        self.data_dir = data_dir
+        self.engine: Engine | None = None
+        self.store: VersionedStore | None = None
+        self._stop = threading.Event()
+
+    def become_leader(self, stop: threading.Event) -> None:
+        def topic() -> bool:
+            create_topic(self.env.kafka, self.env.topic)
+            return True
+
+        if not wait_until(topic, stop, "Kafka, to create the WAL topic"):
+            return
+        self.store = VersionedStore(self.env.meta_store())
+        self.engine = Engine(self.data_dir, self.env.cfg.engine_options(), meta_store=self.store)
+        limit = self.env.store.get(TSO_KEY)
+        if limit is not None:  # a new leader starts above everything its predecessor could issue
+            self.engine.tso.observe(int(limit))
+        self._save_tso_window()
+        threading.Thread(target=self._assign_loop, name="shoal-assign", daemon=True).start()
+
+    def _save_tso_window(self) -> None:
+        """Persist a bound `TSO_WINDOW_MS` ahead of the clock; renewed every loop (0.5 s), so the
+        oracle never reaches it while this coordinator lives."""
+        assert self.engine is not None
+        bound = max(compose(int(time.time() * 1000) + TSO_WINDOW_MS), self.engine.tso.last + 1)
+        self.env.store.put(TSO_KEY, str(bound).encode())
+
+    def handlers(self) -> dict[str, Any]:
+        return {"ddl": self.ddl, "meta_version": lambda: self.store.version if self.store else 0}
+
+    def ddl(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
+        if self.engine is None or self.store is None:
+            raise Unavailable("this coordinator is a standby")
+        if method not in DDL_METHODS:
+            raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
+        value = getattr(self.engine, method)(*args, **kwargs)
+        return self.store.version, value
+
+    def _assign_loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._save_tso_window()
+                self._assign_once()
+            except Exception as e:
+                log.warning("coordinator loop: %s", e)
+
+    def _assign_once(self) -> None:
+        live = self.env.live_nodes("streaming")
+        owner = self.env.get_json(owner_key())
+        if owner is not None and owner.get("node") in live:
+            return
+        if not live:
+            return
+        node = sorted(live)[0]
+        epoch = int(owner["epoch"]) + 1 if owner else 1
+        self.env.put_json(owner_key(), {"node": node, "address": live[node]["address"], "epoch": epoch})
+        log.info("WAL channel 0 -> %s (epoch %d)", node, epoch)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.engine is not None:
+            self.engine.close()

@@ -1,0 +1,125 @@
+"""A node-local copy of the engine that follows the cluster: catalog from etcd, rows from the WAL.
+
+Streaming and query nodes both hold one `Follower`: the standalone `Engine` over a
+`FollowerStore` (the catalog the coordinator writes) on a local directory that is wiped at
+start (it is a cache: the WAL in Kafka is the truth), fed by `apply`, which is the standalone
+replay (`writer.apply_record`) with a catalog catch-up in front.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from shoal.cluster.roles.catalog_sync import FollowerStore
+from shoal.cluster.roles.common import ClusterEnv
+from shoal.engine import wal_records
+from shoal.engine.engine import Engine
+from shoal.engine.wal_records import Kind
+from shoal.engine.writer import apply_record
+from shoal.errors import Code, ShoalError
+from shoal.storage.kafka_wal import TailRecord
+
+log = logging.getLogger(__name__)
+
+_MAYBE_STALE = frozenset({
+    Code.DATABASE_NOT_FOUND, Code.COLLECTION_NOT_FOUND, Code.PARTITION_NOT_FOUND, Code.INDEX_NOT_FOUND,
+    Code.COLLECTION_NOT_LOADED, Code.PARTITION_NOT_LOADED, Code.ALIAS_NOT_FOUND,
+})
+
+
+class NoWAL:
+    """A query node never writes: its rows come from the owner's WAL."""
+
+    def append(self, payload: bytes) -> int:
+        raise ShoalError(Code.NOT_SUPPORTED, "writes go to the shard's streaming node, not a query node")
+
+    last_lsn = 0
+    checkpoint_lsn = 0
+
+    def mark_checkpoint(self, lsn: int) -> int:
+        return lsn
+
+    def replay(self, after_lsn: int = 0) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+class Follower:
+    def __init__(self, env: ClusterEnv, local_dir: Path, wal: Any = None, build_indexes: bool = True) -> None:
+        shutil.rmtree(local_dir, ignore_errors=True)
+        local_dir.mkdir(parents=True)
+        self.store = FollowerStore(env.meta_store())
+        self.version = self.store.version()
+        options = env.cfg.engine_options()
+        if not build_indexes:  # the owner only writes; its reads (delete by filter) need no vector index
+            options["min_index_rows"] = 1 << 62
+        self.engine = Engine(local_dir, options, meta_store=self.store, wal=wal or NoWAL())
+        self._lock = threading.Lock()
+        self.applied = 0  # LSN (Kafka offset + 1) of the newest record applied
+        self._applied_cond = threading.Condition()
+
+    def catch_up(self, version: int) -> None:
+        """Make the local catalog at least as new as `version` (0: re-read if it changed)."""
+        if version and version <= self.version:
+            return
+        with self._lock:
+            if version and version <= self.version:
+                return
+            current = self.store.version()
+            if current == self.version and not version:
+                return
+            self.engine.reload_catalog()
+            self.version = max(self.version, current)
+
+    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run an engine method; a name it does not know may be a DDL it has not seen yet (made
+        through another proxy), so it re-reads the catalog once and tries again."""
+        try:
+            return getattr(self.engine, method)(*args, **kwargs)
+        except ShoalError as e:
+            if e.code not in _MAYBE_STALE:
+                raise
+            before = self.version
+            self.catch_up(0)
+            if self.version == before:
+                raise
+        return getattr(self.engine, method)(*args, **kwargs)
+
+    def apply(self, rec: TailRecord) -> None:
+        self.catch_up(rec.meta_version)
+        record = wal_records.decode(rec.payload)
+        self.engine.tso.observe(record.ts)
+        data = self.engine.datas.get(record.collection_id)
+        meta = self.engine.catalog.collections.get(record.collection_id)
+        if data is not None and meta is not None:  # else the collection was dropped since
+            if record.kind == Kind.FLUSH:
+                self.engine.persistence.flush(meta, data)
+                self.engine.indexer.kick()
+            else:
+                with data.write_lock:
+                    if not data.dropped:
+                        data.note_lsn(rec.lsn)
+                        apply_record(data, record)
+        self.mark_applied(rec.lsn)
+
+    def mark_applied(self, lsn: int) -> None:
+        with self._applied_cond:
+            if lsn > self.applied:
+                self.applied = lsn
+                self._applied_cond.notify_all()
+
+    def wait_applied(self, lsn: int, timeout_s: float) -> bool:
+        with self._applied_cond:
+            return self._applied_cond.wait_for(lambda: self.applied >= lsn, timeout_s)
+
+    def close(self) -> None:
+        try:
+            self.engine.close(flush=False)
+        except Exception:
+            log.exception("closing the local engine failed")

@@ -1,0 +1,139 @@
+"""A streaming node: the owner of the WAL channel takes every write.
+
+Takeover (the owner key names this node with a newer epoch): open the transactional producer
+(which fences the previous owner), replay the channel from the start into a local `Follower`
+engine, then serve. A write runs the standalone write path (`Engine.insert/upsert/delete/...`:
+validation, auto ids, one timestamp, one WAL record) over `KafkaWAL`, so it is acknowledged only
+after Kafka committed it. Once fenced, or once the owner key names another node, this node
+refuses writes and exits, so a restarted process comes back as a clean standby.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from shoal.cluster.roles.common import ClusterEnv, owner_key
+from shoal.cluster.roles.follower import Follower
+from shoal.cluster.rpc import Unavailable
+from shoal.engine import wal_records
+from shoal.engine.wal_records import Kind, Record
+from shoal.storage.kafka_wal import KafkaTail, KafkaWAL, WalUnavailable
+
+log = logging.getLogger(__name__)
+
+WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush"})
+
+
+class StreamingNode:
+    def __init__(self, env: ClusterEnv, data_dir: Path) -> None:
+        self.env = env
+        self.data_dir = data_dir
+        self.follower: Follower | None = None
+        self.wal: KafkaWAL | None = None
+        self.epoch = 0
+        self.serving = threading.Event()
+        self._stop = threading.Event()
+
+    def handlers(self) -> dict[str, Any]:
+        return {"write": self.write, "position": self.position}
+
+    def start(self) -> None:
+        threading.Thread(target=self._watch_owner, name="shoal-owner-watch", daemon=True).start()
+
+    def _watch_owner(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                owner = self.env.get_json(owner_key())
+            except Exception as e:
+                log.warning("reading the channel owner: %s", e)
+                continue
+            if owner is None:
+                continue
+            mine = owner.get("node") == self.env.node_id
+            if mine and int(owner["epoch"]) > self.epoch and not self.serving.is_set():
+                try:
+                    self._take_over(int(owner["epoch"]))
+                except Exception:
+                    log.exception("taking over the WAL channel failed; exiting")
+                    os._exit(3)
+            elif not mine and self.serving.is_set():
+                self._step_down(f"the channel moved to {owner.get('node')} (epoch {owner.get('epoch')})")
+
+    def _take_over(self, epoch: int) -> None:
+        log.info("taking over WAL channel 0 at epoch %d", epoch)
+        follower_box: list[Follower] = []
+        self.wal = KafkaWAL(
+            self.env.kafka, self.env.topic, 0, self.env.transactional_id,
+            meta_version=lambda: follower_box[0].version if follower_box else 0,
+        )
+        follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
+        follower_box.append(follower)
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
+        end = tail.end_offset()
+        count = 0
+        while tail.position < end:
+            records, _ = tail.poll(1.0)
+            for rec in records:
+                follower.apply(rec)
+                count += 1
+        tail.close()
+        follower.catch_up(0)
+        self.wal.acked_next = end
+        self.follower = follower
+        self.epoch = epoch
+        self.serving.set()
+        log.info("serving WAL channel 0 at epoch %d after replaying %d records (end offset %d)", epoch, count, end)
+
+    def _step_down(self, why: str) -> None:
+        log.error("no longer the WAL channel's owner: %s; exiting", why)
+        self.serving.clear()
+        threading.Timer(0.5, lambda: os._exit(4)).start()
+
+    def _check_owner(self) -> Follower:
+        if not self.serving.is_set() or self.follower is None:
+            raise Unavailable(f"{self.env.node_id} does not own the WAL channel")
+        return self.follower
+
+    def position(self) -> int:
+        """The LSN after the newest acknowledged write: a read that waits for it sees every ack."""
+        self._check_owner()
+        assert self.wal is not None
+        return self.wal.acked_next
+
+    def write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        follower = self._check_owner()
+        if method not in WRITE_METHODS:
+            raise Unavailable(f"{method} is not a streaming-node call")
+        follower.catch_up(meta_version)
+        try:
+            result = follower.call(method, args, kwargs)
+        except WalUnavailable as e:
+            if self.wal is not None and self.wal.fenced:
+                self._step_down(e.message)
+            raise Unavailable(e.message) from None
+        if self.wal is not None and self.wal.fenced:  # fenced during a call that then failed elsewhere
+            self._step_down("fenced")
+        if method == "flush":
+            self._log_flush(follower, *args, **kwargs)
+        return result
+
+    def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
+        """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
+        engine = follower.engine
+        for name in collections:
+            meta = engine.catalog.require(database, name)
+            record = Record(Kind.FLUSH, meta.collection_id, 0, engine.tso.allocate(), {})
+            try:
+                engine.wal.append(wal_records.encode(record))
+            except WalUnavailable as e:
+                raise Unavailable(e.message) from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.serving.clear()
+        if self.follower is not None:
+            self.follower.close()

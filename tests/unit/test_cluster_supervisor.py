@@ -1,0 +1,124 @@
+"""The supervisor's parts without a cluster: kept ports, children that die with their parent,
+restart with back-off, and the command line's refusals."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from shoal.cluster.deps import PortBook, Service, port_is_free
+from shoal.cluster.supervisor import ClusterLayout, Supervisor, _role_ready, _Watch
+
+SERVE = "import sys, time; print('Shoal query listening on 127.0.0.1:1 (http 127.0.0.1:2)', flush=True); time.sleep(600)"
+
+
+def _wait(pred, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_ports_are_kept_per_name_and_stay_below_the_ephemeral_range(tmp_path: Path) -> None:
+    book = PortBook(tmp_path / "ports.json")
+    a, b = book.get("etcd-client"), book.get("kafka-1")
+    assert a != b and a < 32768 and b < 32768
+    again = PortBook(tmp_path / "ports.json")
+    assert again.get("etcd-client") == a and again.get("kafka-1") == b
+    assert port_is_free(a)
+
+
+def test_a_kept_port_taken_by_someone_else_is_replaced(tmp_path: Path) -> None:
+    import socket
+
+    book = PortBook(tmp_path / "ports.json")
+    port = book.get("proxy-1-grpc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        assert PortBook(tmp_path / "ports.json").get("proxy-1-grpc") != port
+
+
+def test_children_die_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    node = Path(__file__).resolve().parents[2] / "node"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(node)!r})
+        from pathlib import Path
+        from shoal.cluster.deps import Service
+        child = Service("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"],
+                        Path({str(tmp_path / 'child.log')!r}), lambda s: True)
+        child.spawn()
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
+        os.kill(child_pid, 0)
+    finally:
+        parent.kill()
+        parent.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return True
+        stat = Path(f"/proc/{child_pid}/stat")
+        return stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z")
+
+    _wait(gone)
+
+
+def test_a_dead_role_is_restarted_with_its_arguments_and_announced(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sup = Supervisor(tmp_path, ClusterLayout(), out=out)
+    role = Service("query-1", [sys.executable, "-c", SERVE], tmp_path / "query-1.log", _role_ready,
+                   ports={"grpc": 1, "http": 2})
+    role.spawn()
+    sup.roles = [role]
+    sup._watches = [_Watch(role)]
+    _wait(lambda: (sup.check(), not sup._watches[0].starting)[1])
+    assert "shoal cluster: query-1 pid" in out.getvalue() and "(ready in" in out.getvalue()
+    first = role.pid
+    os.kill(first, signal.SIGKILL)
+    _wait(lambda: (sup.check(), role.pid != first and not sup._watches[0].starting)[1])
+    text = out.getvalue()
+    assert "query-1 exited (-9); restarting" in text and f"query-1 pid {role.pid} grpc=1 http=2 (restarted)" in text
+    assert role.args[-1] == SERVE
+    sup.stop()
+    assert not role.alive()
+
+
+def test_the_back_off_grows_while_a_role_keeps_dying(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sup = Supervisor(tmp_path, ClusterLayout(), out=out)
+    role = Service("index-1", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "index-1.log", _role_ready)
+    role.spawn()
+    sup._watches = [watch := _Watch(role)]
+    role.process.wait()  # type: ignore[union-attr]
+    sup.check(now=100.0)
+    assert watch.failures == 1 and watch.next_start == 100.5
+    sup.check(now=100.6)  # starts it again; it dies at once
+    role.process.wait()  # type: ignore[union-attr]
+    sup.check(now=101.0)
+    assert watch.failures == 2 and watch.next_start == 102.0
+    watch.failures = 20
+    watch.next_start = 0.0
+    sup.check(now=200.0)
+    assert watch.next_start == 210.0  # capped at 10 s
+
+
+def test_cluster_run_refuses_zero_processes(tmp_path: Path) -> None:
+    from shoal.cli import main
+
+    assert main(["cluster", "run", "--data", str(tmp_path), "--query-nodes", "0"]) == 2
