@@ -13,7 +13,6 @@ missing: etcd comes from Debian's `etcd-server` (/usr/bin/etcd), weed from PyPI
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import socket
@@ -22,12 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from shoal.cluster.deps import kafka_cluster_id
 
 ETCD_BINARY = Path("/usr/bin/etcd")
 
@@ -294,7 +294,7 @@ def start_kafka(base: Path, libs: Path) -> KafkaBroker:
     ]) + "\n")
     cp = f"{libs}/*"
     java = ["java", "-Xmx512m", "-cp", cp]
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()  # what `random-uuid` prints
+    cluster = kafka_cluster_id()
     subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
                    capture_output=True, text=True, timeout=120, check=True)
     server = ServerProcess([*java, "kafka.Kafka", str(props)], base / "kafka.log", lambda: _tcp_answers(port))

@@ -179,3 +179,12 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
         assert etcd.kv == before  # followers never write the shared catalog
     finally:
         coord.close()
+
+
+def test_every_routed_method_is_an_engine_method_with_one_owner() -> None:
+    from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
+    from shoal.engine.facade import EngineAPI
+
+    routed = [*COORD_METHODS, *WRITE_METHODS, *READ_METHODS]
+    assert len(routed) == len(set(routed))
+    assert all(callable(getattr(EngineAPI, name, None)) for name in routed)

@@ -67,8 +67,9 @@ def test_names_are_checked_on_every_call(client: MilvusClient, made: str, bad: s
         lambda: client.describe_collection(bad),
     ):
         assert _fails(call, 1100, invalid).endswith(": invalid parameter")
-    _fails(lambda: client.create_alias(made, bad), 1100, f"Invalid alias name: {bad}")
-    _fails(lambda: client.create_partition(made, bad), 1100, f"Invalid partition name: {bad}")
+    _fails(lambda: client.create_alias(made, bad), 1100, f"Invalid collection alias: {bad}")
+    if bad != "12-s":  # Milvus lets a partition name lead with a digit and carry "-"
+        _fails(lambda: client.create_partition(made, bad), 1100, f"Invalid partition name: {bad}")
     # Milvus's reads look the name up first
     _fails(
         lambda: client.search(bad, data=[[0.0] * 4], limit=1), 100,

@@ -9,20 +9,53 @@ from __future__ import annotations
 from shoal.errors import Code, ShoalError, invalid
 from shoal.schema import MAX_NAME_LENGTH, MAX_NQ, MAX_TOPK
 
+# Milvus calls an alias a "collection alias" in its naming messages
+_NOUNS = {"alias": "collection alias"}
+
 
 def check_name(name: str, kind: str) -> None:
     """Milvus naming rule: ≤255 chars of letters, digits and `_`, not starting with a digit."""
-    label = f"Invalid {kind} name: {name}."
+    noun = _NOUNS.get(kind, f"{kind} name")
+    label = f"Invalid {noun}: {name}."
     if not name:
-        raise invalid(f"{label} {kind} name should not be empty")
+        raise invalid(f"{label} {noun} should not be empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise invalid(f"{label} the length of a {kind} name must be less than {MAX_NAME_LENGTH} characters")
+        raise invalid(f"{label} the length of a {noun} must be less than {MAX_NAME_LENGTH} characters")
     first = name[0]
     if not (first == "_" or (first.isascii() and first.isalpha())):
-        raise invalid(f"{label} the first character of a {kind} name must be an underscore or letter")
+        raise invalid(f"{label} the first character of a {noun} must be an underscore or letter")
     for ch in name:
         if not (ch == "_" or (ch.isascii() and ch.isalnum())):
-            raise invalid(f"{label} {kind} name can only contain numbers, letters and underscores")
+            raise invalid(f"{label} {noun} can only contain numbers, letters and underscores")
+
+
+def check_partition_name(name: str) -> None:
+    """Milvus's partition-name rule: trimmed; a digit may lead, `-` may follow; capitalised sentences."""
+    name = name.strip()
+    label = f"Invalid partition name: {name}. "
+    if not name:
+        raise invalid(f"{label}Partition name should not be empty.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise invalid(f"{label}The length of a partition name must be less than {MAX_NAME_LENGTH} characters.")
+    if not (name[0] == "_" or (name[0].isascii() and name[0].isalnum())):
+        raise invalid(f"{label}The first character of a partition name must be an underscore or letter.")
+    if not all(ch in "_-" or (ch.isascii() and ch.isalnum()) for ch in name[1:]):
+        raise invalid(f"{label}Partition name can only contain numbers, letters and underscores.")
+
+
+def check_database_name(name: str) -> None:
+    """Milvus's database-name rule: code 802, the reason first, then the name."""
+    if not name:
+        reason = "database name couldn't be empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        reason = f"the length of a database name must be less than {MAX_NAME_LENGTH} characters"
+    elif not (name[0] == "_" or (name[0].isascii() and name[0].isalpha())):
+        reason = "the first character of a database name must be an underscore or letter"
+    elif not all(ch == "_" or (ch.isascii() and ch.isalnum()) for ch in name):
+        reason = "database name can only contain numbers, letters and underscores"
+    else:
+        return
+    raise ShoalError(Code.DATABASE_NAME_INVALID, f"{reason}: invalid database name[database={name}]")
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
@@ -47,7 +80,7 @@ def check_request_names(method: str, request: object) -> None:
         check_name(name, "collection")
     partition = getattr(request, "partition_name", None)
     if isinstance(partition, str) and partition:
-        check_name(partition, "partition")
+        check_partition_name(partition)
     alias = getattr(request, "alias", None)
     if isinstance(alias, str) and alias:
         check_name(alias, "alias")

@@ -376,6 +376,18 @@ def _kafka_ready(port: int) -> Callable[[Service], bool]:
     return ready
 
 
+
+def kafka_cluster_id() -> str:
+    """A KRaft cluster id as `kafka-storage.sh random-uuid` prints it.
+
+    Kafka never hands out an id starting with "-" (its command line would read it as an
+    option: `format -t -3gS...` fails); one in 64 random UUIDs does, so draw again.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not candidate.startswith("-"):
+            return candidate
+
 def kafka_services(root: Path, ports: PortBook, libs: Path, brokers: int = 1) -> list[Service]:
     """`brokers` KRaft processes, each broker and controller; storage formatted on first start."""
     ids = list(range(1, brokers + 1))
@@ -387,7 +399,7 @@ def kafka_services(root: Path, ports: PortBook, libs: Path, brokers: int = 1) ->
     cluster_id_file = root / "kafka" / "cluster-id"
     cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
     if not cluster_id_file.exists():
-        cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+        cluster_id_file.write_text(kafka_cluster_id())
     cluster_id = cluster_id_file.read_text().strip()
     cp = f"{libs}/*"
     services, formats = [], []

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
+from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.importer import ImportJob
 from shoal.errors import Code, ShoalError
@@ -33,19 +34,6 @@ log = logging.getLogger(__name__)
 RETRY_S = 60.0
 WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
 READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
-
-_COORD = (
-    "alloc_timestamp",
-    "create_database", "drop_database", "list_databases", "describe_database", "alter_database",
-    "create_collection", "drop_collection", "has_collection", "describe_collection", "list_collections",
-    "rename_collection", "alter_collection", "add_collection_field",
-    "create_partition", "drop_partition", "has_partition", "list_partitions",
-    "create_alias", "alter_alias", "drop_alias", "describe_alias", "list_aliases",
-    "load_collection", "release_collection", "load_partitions", "release_partitions", "load_state",
-    "loading_progress", "create_index", "drop_index", "alter_index", "compact", "compaction_state",
-)
-_WRITE = ("insert", "upsert", "delete", "truncate_collection", "flush")
-_READ = ("query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count")
 
 
 class ClusterEngine:
@@ -179,9 +167,9 @@ def _forward(kind: str, name: str) -> Any:
     return call
 
 
-for _name in _COORD:
+for _name in sorted(COORD_METHODS):
     setattr(ClusterEngine, _name, _forward("_coord", _name))
-for _name in _WRITE:
+for _name in sorted(WRITE_METHODS):
     setattr(ClusterEngine, _name, _forward("_write", _name))
-for _name in _READ:
+for _name in sorted(READ_METHODS):
     setattr(ClusterEngine, _name, _forward("_read", _name))

@@ -24,6 +24,8 @@ DEFAULT_PARTITION = "_default"
 MAX_DATABASES = 64
 MAX_COLLECTIONS = 65536
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Milvus lets a partition name start with a digit and carry `-`
+_PARTITION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 def check_name(kind: str, name: str) -> None:
@@ -31,7 +33,7 @@ def check_name(kind: str, name: str) -> None:
         raise invalid(f"{kind} name should not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise invalid(f"the length of a {kind} name must be less than {MAX_NAME_LENGTH} characters: {name}")
-    if not _NAME.match(name):
+    if not (_PARTITION_NAME if kind == "partition" else _NAME).match(name):
         raise invalid(
             f"the first character of a {kind} name must be an underscore or letter, and it can only "
             f"contain numbers, letters and underscores: {name}"
@@ -221,7 +223,7 @@ class Catalog:
             if name not in self.databases:
                 return
             if any(c.database == name for c in self.collections.values()):
-                raise invalid(f"{name} database has collections, drop them first")
+                raise invalid(f"database:{name} not empty, must drop all collections before drop database")
             del self.databases[name]
             self._commit(dbs=[name])
 
@@ -280,6 +282,11 @@ class Catalog:
         check_name("collection", new_name)
         with self.lock:
             self.require_database(new_database)
+            if (new_database or DEFAULT_DB, new_name) in self.aliases:
+                raise ShoalError(
+                    Code.ALIAS_NAME_CONFLICT,
+                    f"alias and collection name conflict[database={new_database or DEFAULT_DB}][alias={new_name}]",
+                )
             if self.find(new_database, new_name) is not None:
                 raise invalid(f"duplicated new collection name {new_name} in database {new_database}")
             meta.database, meta.name = new_database, new_name
@@ -300,7 +307,10 @@ class Catalog:
             if meta.partition(name) is not None:
                 return  # as Milvus: creating an existing partition succeeds
             if len(meta.partitions) >= MAX_PARTITIONS:
-                raise invalid(f"partition number ({MAX_PARTITIONS}) exceeds max configuration")
+                raise invalid(
+                    f"partition number ({MAX_PARTITIONS}) exceeds max configuration ({MAX_PARTITIONS}), "
+                    f"collection: {meta.name}"
+                )
             meta.partitions.append(PartitionMeta(name, self.new_id(), created_ts))
             self._commit(collections=[meta.collection_id])
 
@@ -309,16 +319,34 @@ class Catalog:
         check_name("alias", alias)
         database = database or DEFAULT_DB
         with self.lock:
-            if (database, alias) in self.aliases:
-                raise ShoalError(Code.ALIAS_ALREADY_EXISTS, f"alias already exist: {alias}")
-            if any(c.database == database and c.name == alias for c in self.collections.values()):
-                raise invalid(f"alias name {alias} conflicts with an existing collection name")
+            self._check_no_collection_named(database, alias)
+            current = self.aliases.get((database, alias))
+            if current == meta.collection_id:
+                return  # as Milvus: the same alias of the same collection again succeeds
+            if current is not None:
+                raise ShoalError(
+                    Code.ALIAS_ALREADY_EXISTS,
+                    f"alias already exist[database={database}][alias={alias}]: "
+                    f"{alias} is alias to another collection: {self.collections[current].name}",
+                )
             self.aliases[(database, alias)] = meta.collection_id
             self._commit(aliases=[(database, alias)])
 
-    def alter_alias(self, database: str, alias: str, meta: CollectionMeta) -> None:
+    def _check_no_collection_named(self, database: str, alias: str) -> None:
+        if any(c.database == database and c.name == alias for c in self.collections.values()):
+            raise ShoalError(
+                Code.ALIAS_NAME_CONFLICT, f"alias and collection name conflict[database={database}][alias={alias}]"
+            )
+
+    def alter_alias(self, database: str, alias: str, collection: str) -> None:
         database = database or DEFAULT_DB
+        self.require_database(database)
         with self.lock:
+            self._check_no_collection_named(database, alias)
+            meta = self.find(database, collection)
+            if meta is None or meta.name != collection:
+                # Milvus's wording for alter_alias names no database
+                raise ShoalError(Code.COLLECTION_NOT_FOUND, f"collection not found[collection={collection}]")
             if (database, alias) not in self.aliases:
                 raise ShoalError(Code.ALIAS_NOT_FOUND, f"alias not found[database={database}][alias={alias}]")
             self.aliases[(database, alias)] = meta.collection_id

@@ -208,6 +208,9 @@ class Engine:
         if names:
             ids = set()
             for name in names:
+                if for_read and meta.partition(name) is None:
+                    # Milvus's reads name a missing partition so, with code 1100
+                    raise invalid(f"partition name {name} not found")
                 p = meta.require_partition(name)
                 if for_read and not meta.loaded and p.partition_id not in meta.loaded_partitions:
                     raise ShoalError(Code.PARTITION_NOT_LOADED, f"partition not loaded[partition={name}]")
@@ -258,6 +261,11 @@ class Engine:
         self.catalog.require_database(database)
         _check_schema(schema)
         existing = self.catalog.find(database, name)
+        if existing is not None and existing.name != name:
+            raise ShoalError(
+                Code.ALIAS_NAME_CONFLICT,
+                f"alias and collection name conflict[database={database}][alias={name}]: please choose a unique name",
+            )
         if existing is not None:
             if existing.schema.to_dict() == schema.to_dict():
                 return  # Milvus accepts an identical re-create
@@ -427,7 +435,7 @@ class Engine:
         self.catalog.create_alias(database, alias, meta)
 
     def alter_alias(self, database: str, alias: str, collection: str) -> None:
-        self.catalog.alter_alias(database, alias, self.catalog.require(database, collection))
+        self.catalog.alter_alias(database, alias, collection)
 
     def drop_alias(self, database: str, alias: str) -> None:
         self.catalog.drop_alias(database, alias)

@@ -299,7 +299,7 @@ class Reader:
         if anns_field:
             f = meta.schema.field(anns_field)
             if f is None or not f.dtype.is_vector:
-                raise invalid(f"failed to get field schema by name: fieldName({anns_field}) not found")
+                raise invalid(f"failed to create query plan: failed to get field schema by name: fieldName({anns_field}) not found")
             return f
         vectors = meta.schema.vector_fields
         if len(vectors) != 1:

@@ -290,8 +290,11 @@ def _cast_dense(f: FieldSchema, values: np.ndarray) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 2 or arr.shape[1] != width:
         got = arr.shape[1] if arr.ndim == 2 else "?"
+        # Milvus checks the flattened data against the dim
+        if f.dtype is DataType.FLOAT_VECTOR and arr.ndim == 2:
+            raise invalid(f"the length({arr.size}) of float data should divide the dim({f.dim})")
         if f.dtype is DataType.BINARY_VECTOR and arr.ndim == 2:
-            got = arr.shape[1] * 8
+            raise invalid(f"the num({arr.size * 8}) of all bits should divide the dim({f.dim})")
         raise invalid(
             f"the dim ({got}) of field data ({f.name}) is not equal to schema dim ({f.dim})"
         )

@@ -274,8 +274,7 @@ def check_metric(dtype: DataType, metric_type: str) -> str:
     allowed = _allowed_metrics(dtype)
     if metric not in allowed:
         raise invalid(
-            f"metric type {metric_type} not found or not supported for {_dtype_label(dtype)}, "
-            f"supported: {list(allowed)}"
+            f"metric type {metric_type} not found or not supported, supported: [{' '.join(allowed)}]"
         )
     return metric
 

@@ -10,9 +10,9 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from shoal.api.rpc.base import RpcBase, check_properties, flat_index_params, ok, utc_ms
 from shoal.api.translate.common import dict_to_kv, kv_to_dict
 from shoal.api.translate.schema import field_from_proto, schema_from_proto, schema_to_proto
-from shoal.api.validate import check_name
+from shoal.api.validate import check_name, check_partition_name
 from shoal.engine.requests import ConsistencyLevel
-from shoal.errors import collection_not_found, invalid, not_supported
+from shoal.errors import Code, ShoalError, collection_not_found, invalid, not_supported
 
 
 class CatalogRPCs(RpcBase):
@@ -66,7 +66,16 @@ class CatalogRPCs(RpcBase):
         if not request.collection_name and request.collectionID:
             info = self._collection_by_id(request.collectionID)
         else:
-            info = self.engine.describe_collection(db, request.collection_name)
+            try:
+                info = self.engine.describe_collection(db, request.collection_name)
+            except ShoalError as e:
+                if e.code != Code.COLLECTION_NOT_FOUND:
+                    raise
+                # Milvus's proxy words a missing collection so for DescribeCollection only
+                raise ShoalError(
+                    Code.COLLECTION_NOT_FOUND,
+                    f"can't find collection[database={db or 'default'}][collection={request.collection_name}]",
+                ) from None
         return milvus_pb2.DescribeCollectionResponse(
             status=ok(),
             schema=schema_to_proto(info.schema, info.name, info.database),
@@ -165,7 +174,7 @@ class CatalogRPCs(RpcBase):
     # ------------------------------------------------------------------ partitions
 
     def CreatePartition(self, request: Any, context: grpc.ServicerContext) -> Any:
-        check_name(request.partition_name, "partition")
+        check_partition_name(request.partition_name)
         self.engine.create_partition(self._db(request, context), request.collection_name, request.partition_name)
         return ok()
 
@@ -242,7 +251,7 @@ class CatalogRPCs(RpcBase):
 
     def ReleasePartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.partition_names:
-            raise invalid("partition names should not be empty")
+            raise invalid("invalid parameter[expected=any partition][actual=empty partition list]")
         self.engine.release_partitions(
             self._db(request, context), request.collection_name, list(request.partition_names)
         )

@@ -122,7 +122,7 @@ class DataRPCs(RpcBase):
             anns = vectors[0].name
         field = info.schema.field(anns)
         if field is None or not field.dtype.is_vector:
-            raise invalid(f"failed to get field schema by name: fieldName({anns}) not found")
+            raise invalid(f"failed to create query plan: failed to get field schema by name: fieldName({anns}) not found")
         pk = info.schema.primary_field
         if len(set(ids)) != len(ids):
             raise invalid("search by primary keys: duplicate primary keys are not allowed")

@@ -14,7 +14,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 import shoal
 from shoal.api.rpc.base import DEFAULT_DB, RpcBase, ok
 from shoal.api.translate.common import dict_to_kv, kv_to_dict, parse_json
-from shoal.api.validate import check_name
+from shoal.api.validate import check_database_name
 from shoal.errors import Code, ShoalError, invalid
 
 
@@ -69,12 +69,12 @@ class SystemRPCs(RpcBase):
     # ------------------------------------------------------------------ databases
 
     def CreateDatabase(self, request: milvus_pb2.CreateDatabaseRequest, context: grpc.ServicerContext) -> Any:
-        check_name(request.db_name, "database")
+        check_database_name(request.db_name)
         self.engine.create_database(request.db_name, kv_to_dict(request.properties))
         return ok()
 
     def DropDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:
-        check_name(request.db_name, "database")
+        check_database_name(request.db_name)
         self.engine.drop_database(request.db_name)
         return ok()
 
@@ -95,6 +95,10 @@ class SystemRPCs(RpcBase):
         )
 
     def AlterDatabase(self, request: milvus_pb2.AlterDatabaseRequest, context: grpc.ServicerContext) -> Any:
+        if not request.properties and not request.delete_keys:
+            raise invalid(
+                "alter database with empty properties and delete keys, expected to set either properties or delete keys"
+            )
         self.engine.alter_database(
             request.db_name or DEFAULT_DB, kv_to_dict(request.properties), list(request.delete_keys)
         )

@@ -155,6 +155,8 @@ def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray | li
     width = dim // 8 if dtype is DataType.BINARY_VECTOR else dim
     row_bytes = width * np_dtype.itemsize
     if width == 0 or len(raw) % row_bytes:
+        if dtype is DataType.BINARY_VECTOR:  # Milvus's wording
+            raise invalid(f"the num({len(raw) * 8}) of all bits should divide the dim({dim})")
         raise invalid(f"field {fd.field_name}: {len(raw)} bytes do not fit dim {dim}")
     return np.frombuffer(raw, dtype=np_dtype).reshape(-1, width).copy()
 

@@ -135,7 +135,7 @@ def search_from_proto(
         anns_field = vectors[0].name
     field = schema.field(anns_field) if schema is not None else None
     if schema is not None and (field is None or not field.dtype.is_vector):
-        raise invalid(f"failed to get field schema by name: fieldName({anns_field}) not found")
+        raise invalid(f"failed to create query plan: failed to get field schema by name: fieldName({anns_field}) not found")
     if id_vectors is not None:
         queries = id_vectors
     else:

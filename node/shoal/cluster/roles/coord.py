@@ -26,6 +26,7 @@ from typing import Any
 
 from shoal.cluster.roles.catalog_sync import VersionedStore
 from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
+from shoal.cluster.routing import COORD_METHODS
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.engine import Engine
 from shoal.engine.tso import compose
@@ -37,17 +38,6 @@ log = logging.getLogger(__name__)
 TSO_KEY = "tso/limit"
 TSO_WINDOW_MS = 3000
 
-# what the proxy may ask the coordinator (everything else goes to streaming or query nodes)
-DDL_METHODS = frozenset({
-    "alloc_timestamp",
-    "create_database", "drop_database", "list_databases", "describe_database", "alter_database",
-    "create_collection", "drop_collection", "has_collection", "describe_collection", "list_collections",
-    "rename_collection", "alter_collection", "add_collection_field",
-    "create_partition", "drop_partition", "has_partition", "list_partitions",
-    "create_alias", "alter_alias", "drop_alias", "describe_alias", "list_aliases",
-    "load_collection", "release_collection", "load_partitions", "release_partitions", "load_state",
-    "loading_progress", "create_index", "drop_index", "alter_index", "compact", "compaction_state",
-})
 
 
 class Coordinator:
@@ -86,7 +76,7 @@ class Coordinator:
     def ddl(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
         if self.engine is None or self.store is None:
             raise Unavailable("this coordinator is a standby")
-        if method not in DDL_METHODS:
+        if method not in COORD_METHODS:
             raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
         value = getattr(self.engine, method)(*args, **kwargs)
         return self.store.version, value
