@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-for arg in "$@"; do [ "$arg" = "--test" ] && want_test=1; done
+want_pods=0
+for arg in "$@"; do
+  [ "$arg" = "--test" ] && want_test=1
+  [ "$arg" = "--pods" ] && want_pods=1
+done
+# The tests' second e2e tier (real pods, tests/e2e -m pods) runs unless SHOAL_PODS=0.
+[ "$want_test" = 1 ] && [ "${SHOAL_PODS:-1}" != 0 ] && want_pods=1
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -49,4 +55,22 @@ if [ "$want_test" = 1 ]; then
     fi
   fi
   ./scripts/kafka.sh >/dev/null
+fi
+
+# The real-pods tier (e2e/node): a container runtime, the CNI plugins, iptables for
+# kube-proxy, and buildah + mmdebstrap to build the images without Docker or a registry.
+if [ "$want_pods" = 1 ]; then
+  pods_pkgs="containerd runc containernetworking-plugins iptables buildah mmdebstrap"
+  missing=""
+  for pkg in $pods_pkgs; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      # The tier runs a containerd of its own (own socket and state), whatever the service does.
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+      echo "missing Debian packages for the pods tier; install them with: sudo apt-get install$missing" >&2
+    fi
+  fi
 fi

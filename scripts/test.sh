@@ -7,6 +7,8 @@
 #   tests/cluster a local cluster (`shoal cluster run`: etcd, 3 Kafka brokers, SeaweedFS, the roles),
 #                 one per session, shared with tests/compat; its fault tests run last
 #   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
+#                 and, marked `pods`, on a real node: kubelet + containerd running the images built
+#                 from the Dockerfiles (root; SHOAL_PODS=0 skips that tier; docs/e2e.md)
 #   clients/      other clients' scenarios against `shoal run` (scripts/clients.sh, venvs cached in ~/.cache/shoal)
 # Extra arguments go to pytest (e.g. `-m "not e2e"` or `-k search`).
 set -euo pipefail

@@ -10,6 +10,10 @@
 # ../ paths): Debian's etcd 3.4.23 cannot serve watch-progress requests, without which
 # kube-apiserver refuses streaming watch-lists and kwok then sees pods only at re-lists.
 #
+# With --node it also builds kubelet and kube-proxy (the real node of the pods tier,
+# e2e/node/) from the same generated module, and CoreDNS (its own module, no replaces:
+# `go install` works), into the same bin dir.
+#
 # Output:  ${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}/k8s-<version>/bin/
 # A warm run (all binaries present) does nothing. Prints the bin dir as its last line.
 set -euo pipefail
@@ -17,10 +21,16 @@ set -euo pipefail
 K8S_VERSION="${SHOAL_K8S_VERSION:-v1.34.12}"
 KWOK_VERSION="${SHOAL_KWOK_VERSION:-v0.7.0}"
 ETCD_VERSION="${SHOAL_ETCD_VERSION:-v3.5.21}"
+COREDNS_VERSION="${SHOAL_COREDNS_VERSION:-v1.14.7}"
 CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
 ROOT="$CACHE/k8s-$K8S_VERSION"
 BIN="$ROOT/bin"
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl etcd)
+if [[ "${1:-}" == "--node" ]]; then
+  KUBE_CMDS+=(kubelet kube-proxy)
+  BINARIES+=(kubelet kube-proxy coredns)
+fi
 
 log() { printf '[build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -108,7 +118,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 CMDS=()
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for b in "${KUBE_CMDS[@]}"; do
   [[ -x "$BIN/$b" ]] || CMDS+=("k8s.io/kubernetes/cmd/$b")
 done
 if (( ${#CMDS[@]} > 0 )); then
@@ -160,6 +170,15 @@ if [[ ! -x "$BIN/kwok" || ! -x "$BIN/kwokctl" ]]; then
     -ldflags "$KWOK_LDFLAGS" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION")
   log "kwok built in $(( SECONDS - start ))s"
+fi
+
+# --- CoreDNS (--node) -------------------------------------------------------------------
+if [[ " ${BINARIES[*]} " == *" coredns "* && ! -x "$BIN/coredns" ]]; then
+  log "go install github.com/coredns/coredns@$COREDNS_VERSION"
+  start=$SECONDS
+  (cd "$STAGE" && GOFLAGS= GOBIN="$STAGE" "${NICE[@]}" "$GO" install -p "$PAR" -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION")
+  log "coredns built in $(( SECONDS - start ))s"
 fi
 
 # Publish only complete binaries so an interrupted build never looks warm.

@@ -44,6 +44,19 @@ if ! awk 'NR > 1 && $2 == "00000000" { found = 1 } END { exit !found }' /proc/ne
     value: \"$addr\""
 fi
 
+# Pods on a real node (e2e/node/up.sh) reach kube-apiserver at the node's address, not on
+# loopback: SHOAL_E2E_BIND_ALL=1 makes it listen on every address (client certs and RBAC
+# still apply).
+BIND_PATCH=""
+if [[ "${SHOAL_E2E_BIND_ALL:-0}" == 1 ]]; then
+  [[ -n "$ADVERTISE_PATCH" ]] || BIND_PATCH="
+- name: kube-apiserver
+  extraArgs:"
+  BIND_PATCH+="
+  - key: bind-address
+    value: 0.0.0.0"
+fi
+
 cat > "$RUN_DIR/kwokctl.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -72,7 +85,7 @@ componentsPatches:
 - name: kube-controller-manager
   extraArgs:
   - key: enable-hostpath-provisioner
-    value: "true"$ADVERTISE_PATCH
+    value: "true"$ADVERTISE_PATCH$BIND_PATCH
 YAML
 
 start=$SECONDS

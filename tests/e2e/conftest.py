@@ -7,11 +7,18 @@ down.sh at session end. Every test under tests/e2e/ gets the `e2e` marker.
 
 Set SHOAL_E2E_KUBECONFIG to the kubeconfig of a cluster that is already up (e.g. from
 `e2e/controlplane/up.sh`) to skip start-up and teardown while iterating locally.
+
+Tests marked `pods` (the second tier) also get `real_node`: a real kubelet, kube-proxy,
+containerd and CoreDNS joined to that control plane (e2e/node/up.sh, as root), with the
+node and operator images built from the Dockerfiles (e2e/node/images.sh). A missing
+prerequisite fails them; only SHOAL_PODS=0 skips them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +34,8 @@ from shoal_operator.testing import OperatorProcess, install_crds
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "e2e" / "controlplane"
+NODE_SCRIPTS = REPO / "e2e" / "node"
+PODS = os.environ.get("SHOAL_PODS", "1") != "0"
 CACHE = Path(os.environ.get("SHOAL_E2E_CACHE", Path.home() / ".cache" / "shoal" / "e2e"))
 BUILD_TIMEOUT_S = 90 * 60
 UP_TIMEOUT_S = 6 * 60
@@ -73,6 +82,37 @@ def _ensure_binaries() -> Path:
     return _built
 
 
+_node_artifacts: tuple[Path, Path] | None = None
+_node_error: str | None = None
+
+
+def _ensure_node_artifacts() -> tuple[Path, Path]:
+    """Build kubelet, kube-proxy and CoreDNS, then the images; return (bin dir, images dir)."""
+    global _node_artifacts, _node_error
+    if _node_artifacts is not None:
+        return _node_artifacts
+    if _node_error is not None:
+        pytest.fail(_node_error, pytrace=False)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    for script, args, log in (
+        (SCRIPTS / "build.sh", ["--node"], CACHE / "build-node.log"),
+        (NODE_SCRIPTS / "images.sh", [], CACHE / "images.log"),
+    ):
+        with log.open("w") as err:
+            proc = subprocess.run(
+                [str(script), *args], stdout=subprocess.PIPE, stderr=err, text=True,
+                timeout=BUILD_TIMEOUT_S, check=False,
+            )
+        if proc.returncode != 0:
+            _node_error = (f"{script.relative_to(REPO)} failed (exit {proc.returncode}); the pods tier needs "
+                           f"root and scripts/setup.sh --pods (SHOAL_PODS=0 skips it). Log {log}:\n{_tail(log)}")
+            pytest.fail(_node_error, pytrace=False)
+        out.append(Path(proc.stdout.strip().splitlines()[-1]))
+    _node_artifacts = (out[0], out[1])
+    return _node_artifacts
+
+
 @dataclass
 class K8sCluster:
     """Handle on the running cluster that the e2e tests talk to."""
@@ -116,6 +156,9 @@ class K8sCluster:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs a real Kubernetes control plane (tests/e2e, k8s_cluster)")
+    config.addinivalue_line(
+        "markers", "pods: runs real pods on a real kubelet (tests/e2e, real_node; root; SHOAL_PODS=0 skips)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -123,16 +166,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.e2e)
+        if not PODS and item.get_closest_marker("pods"):
+            item.add_marker(pytest.mark.skip(reason="SHOAL_PODS=0: the real-pods tier is switched off"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the binaries before any test starts, so the (cold: tens of minutes) build
     does not count against the first test's timeout."""
-    if os.environ.get("SHOAL_E2E_KUBECONFIG") or session.config.option.collectonly:
+    if session.config.option.collectonly:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if PODS and any(item.get_closest_marker("pods") for item in session.items):
+        # Pods reach kube-apiserver at the node's address: the cluster must listen there.
+        os.environ["SHOAL_E2E_BIND_ALL"] = "1"
+        if reporter is not None:
+            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS and the images (logs in {CACHE})")
+        start = time.monotonic()
+        try:
+            _ensure_node_artifacts()
+            if reporter is not None:
+                reporter.write_line(f"e2e: node artifacts ready in {time.monotonic() - start:.0f}s")
+        except pytest.fail.Exception:
+            pass  # reported by real_node in each test that needs it
+    if os.environ.get("SHOAL_E2E_KUBECONFIG"):
         return
     if not any(item.get_closest_marker("e2e") for item in session.items):
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"e2e: building control-plane binaries (cache {CACHE}; log {CACHE / 'build.log'})")
     start = time.monotonic()
@@ -192,3 +251,76 @@ def operator(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) 
     op.start()
     yield op
     op.stop()
+
+
+@dataclass
+class RealNode:
+    """The real node of the pods tier: where its pods reach kube-apiserver, and its logs."""
+
+    name: str
+    run_dir: Path
+    api_host: str
+    api_port: int
+
+    def pod_logs(self, lines: int = 40) -> str:
+        """The tail of every container log on the node (for failure messages)."""
+        parts = []
+        for path in sorted((self.run_dir / "pod-logs").rglob("*.log")):
+            parts.append(f"--- {path.relative_to(self.run_dir)}\n{_tail(path, lines)}")
+        return "\n".join(parts) or "(no container logs)"
+
+
+def _leftovers(run_dir: Path) -> list[str]:
+    """What down.sh must have removed: our processes, KUBE-/CNI- iptables chains, the bridge."""
+    found = []
+    for pid_file in run_dir.glob("*.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+            found.append(f"{pid_file.stem} still running")
+        except (OSError, ValueError):
+            pass
+    for tool in ("iptables-save", "ip6tables-save"):
+        if shutil.which(tool) is None:
+            continue
+        dump = subprocess.run([tool], capture_output=True, text=True, check=False).stdout
+        chains = [line for line in dump.splitlines() if line.startswith((":KUBE-", ":CNI-"))]
+        if chains:
+            found.append(f"{tool}: {chains[:5]}")
+    if subprocess.run(["ip", "link", "show", "shoal0"], capture_output=True, check=False).returncode == 0:
+        found.append("bridge shoal0")
+    return found
+
+
+@pytest.fixture(scope="session")
+def real_node(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    """A real kubelet + containerd node joined to the session cluster, removed at session end
+    (the teardown fails if a process, an iptables chain or the bridge is left behind)."""
+    bin_dir, images = _ensure_node_artifacts()
+    run_dir = tmp_path_factory.mktemp("node")
+    env = {**os.environ, "SHOAL_E2E_BIN": str(bin_dir), "SHOAL_E2E_IMAGES": str(images)}
+    log = run_dir / "up.log"
+    down = [str(NODE_SCRIPTS / "down.sh"), str(run_dir), str(k8s_cluster.kubeconfig)]
+    with log.open("w") as err:
+        try:
+            proc = subprocess.run(
+                [str(NODE_SCRIPTS / "up.sh"), str(run_dir), str(k8s_cluster.kubeconfig)],
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=UP_TIMEOUT_S, check=False,
+            )
+            failed = proc.returncode != 0
+        except subprocess.TimeoutExpired:
+            failed = True
+    if failed:
+        subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
+        pytest.fail(f"e2e/node/up.sh failed, log {log}:\n{_tail(log)}", pytrace=False)
+    slices = json.loads(k8s_cluster.kubectl(
+        "get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes", "-o", "json",
+    ).stdout)["items"]
+    api_host = slices[0]["endpoints"][0]["addresses"][0]
+    api_port = slices[0]["ports"][0]["port"]
+    try:
+        yield RealNode(name=proc.stdout.strip().splitlines()[-1], run_dir=run_dir, api_host=api_host,
+                       api_port=api_port)
+    finally:
+        subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
+        left = _leftovers(run_dir)
+        assert not left, f"e2e/node/down.sh left behind: {left}"

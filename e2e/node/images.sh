@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Build the images of the pods tier without a registry or Docker, as archives that
+# e2e/node/up.sh imports into containerd:
+#   pause          the sandbox image (a static Go binary that waits for SIGTERM)
+#   python:3.11-slim  a local stand-in for Docker Hub's base, made from Debian bookworm's
+#                  packages with mmdebstrap: Python 3.11 in a venv at /usr/local, so
+#                  `python`, `pip` and console scripts live in /usr/local/bin as upstream
+#   shoal-node, shoal-operator  `buildah bud -f Dockerfile.node / Dockerfile.operator` on
+#                  top of that base: the files users build from are what the tests run
+# Caches (outside the repo): the base by this script's recipe, buildah's layer cache for
+# the Dockerfiles' dependency layers (keyed by Dockerfile + pyproject.toml), the archives
+# by the hash of everything copied into the image. A source-only change reruns only the
+# last `pip install --no-deps` layer.
+# Output: ${SHOAL_E2E_CACHE:-~/.cache/shoal/e2e}/images/  (prints that dir as its last line)
+# Needs root, buildah, mmdebstrap and go (scripts/setup.sh --pods installs the first two).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
+OUT="$CACHE/images"
+NODE_VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)"
+log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+for tool in buildah mmdebstrap go; do
+  command -v "$tool" >/dev/null || { log "missing $tool (run scripts/setup.sh --pods)"; exit 1; }
+done
+[[ "$(id -u)" == 0 ]] || { log "needs root (buildah's storage, mmdebstrap's root mode)"; exit 1; }
+
+mkdir -p "$OUT"
+exec 9>"$OUT/.lock"
+flock 9
+
+BUILDAH=(nice -n 10 buildah --root "$CACHE/buildah/storage" --runroot "$CACHE/buildah/run" --storage-driver overlay)
+
+# --- pause ----------------------------------------------------------------------------
+PAUSE_REF="localhost/shoal-e2e/pause:1"
+if [[ ! -f "$OUT/pause.tar" ]]; then
+  log "pause image"
+  work="$(mktemp -d)"
+  cat > "$work/main.go" <<'GO'
+// Command pause holds a pod's namespaces until it is told to stop.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
+}
+GO
+  (cd "$work" && printf 'module pause\n\ngo 1.21\n' > go.mod && CGO_ENABLED=0 GOFLAGS= go build -trimpath -ldflags "-s -w" -o pause .)
+  ctr="$("${BUILDAH[@]}" from scratch)"
+  "${BUILDAH[@]}" copy "$ctr" "$work/pause" /pause >/dev/null
+  "${BUILDAH[@]}" config --entrypoint '["/pause"]' "$ctr"
+  "${BUILDAH[@]}" commit -q "$ctr" "$PAUSE_REF" >/dev/null
+  "${BUILDAH[@]}" rm "$ctr" >/dev/null
+  "${BUILDAH[@]}" push -q "$PAUSE_REF" "docker-archive:$OUT/pause.tar.partial:$PAUSE_REF"
+  mv "$OUT/pause.tar.partial" "$OUT/pause.tar"
+  rm -rf "$work"
+fi
+
+# --- python:3.11-slim from Debian's packages ------------------------------------------
+BASE_REF="docker.io/library/python:3.11-slim"
+# The host's CA bundle goes in so that pip in RUN steps trusts what the host's pip trusts
+# (this machine reaches PyPI through a proxy with its own CA).
+BASE_PACKAGES="python3,python3-venv,passwd,ca-certificates"
+# Keyed by the recipe (suite, variant, packages, layout; bump v1 when the recipe changes)
+# and the CA bundle, not by this whole script, so that editing the rest rebuilds nothing.
+BASE_KEY="$({ echo "bookworm minbase $BASE_PACKAGES venv=/usr/local v1"; cat /etc/ssl/certs/ca-certificates.crt; } | sha256sum | cut -c1-16)"
+if [[ "$(cat "$OUT/base.key" 2>/dev/null)" != "$BASE_KEY" ]] || ! "${BUILDAH[@]}" inspect --type image "$BASE_REF" >/dev/null 2>&1; then
+  log "base $BASE_REF from Debian bookworm (mmdebstrap)"
+  start=$SECONDS
+  work="$(mktemp -d)"
+  nice -n 10 mmdebstrap --quiet --mode=root --variant=minbase \
+    --include="$BASE_PACKAGES" \
+    --customize-hook='chroot "$1" python3 -m venv /usr/local' \
+    --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+    bookworm "$work/rootfs.tar" >&2
+  ctr="$("${BUILDAH[@]}" from scratch)"
+  "${BUILDAH[@]}" add "$ctr" "$work/rootfs.tar" / >/dev/null
+  "${BUILDAH[@]}" config --env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env LANG=C.UTF-8 --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt --cmd '["python3"]' "$ctr"
+  "${BUILDAH[@]}" commit -q --rm "$ctr" "$BASE_REF" >/dev/null
+  echo "$BASE_KEY" > "$OUT/base.key"
+  rm -rf "$work"
+  log "base built in $(( SECONDS - start ))s"
+fi
+
+# --- node and operator images from the Dockerfiles -------------------------------------
+build() {  # build DOCKERFILE REF ARCHIVE
+  local dockerfile="$1" ref="$2" archive="$3" key
+  key="$(cd "$REPO" && { cat "$OUT/base.key" "$dockerfile" pyproject.toml; git ls-files -z node operator | xargs -0 sha256sum; } | sha256sum | cut -c1-16)"
+  if [[ -f "$OUT/$archive" && "$(cat "$OUT/$archive.key" 2>/dev/null)" == "$key" ]]; then
+    return
+  fi
+  log "buildah bud -f $dockerfile -t $ref"
+  local start=$SECONDS ctx
+  # A clean context of the tracked files only (no .venv, caches or local data).
+  ctx="$(mktemp -d)"
+  # README.md is not in the key: it is copied after the dependency layer and removed with /src.
+  (cd "$REPO" && git ls-files -z "$dockerfile" pyproject.toml README.md node operator | xargs -0 cp --parents -t "$ctx")
+  "${BUILDAH[@]}" bud --quiet --layers --isolation chroot --network host -f "$ctx/$dockerfile" -t "$ref" "$ctx" >&2
+  rm -rf "$ctx"
+  rm -f "$OUT/$archive"
+  "${BUILDAH[@]}" push -q "$ref" "docker-archive:$OUT/$archive.partial:$ref"
+  mv "$OUT/$archive.partial" "$OUT/$archive"
+  echo "$key" > "$OUT/$archive.key"
+  log "$ref built in $(( SECONDS - start ))s"
+}
+build Dockerfile.node "docker.io/shoal/shoal-node:$NODE_VERSION" node.tar
+build Dockerfile.operator "docker.io/shoal/shoal-operator:e2e" operator.tar
+echo "$NODE_VERSION" > "$OUT/node.version"
+log "done: $OUT"
+echo "$OUT"
