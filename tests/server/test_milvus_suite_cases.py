@@ -130,3 +130,26 @@ def test_reads_word_a_missing_partition_or_vector_field_as_milvus(client: Milvus
            "partition name nope not found")
     _fails(lambda: client.search(made, data=[[0.1, 0.2, 0.3, 0.4]], limit=1, anns_field="nonexistent"), 1100,
            "failed to create query plan: failed to get field schema by name: fieldName(nonexistent) not found")
+
+
+def test_insert_checks_answer_with_milvus_wording(client: MilvusClient, name: str) -> None:
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    schema.add_field("s", DataType.VARCHAR, max_length=3)
+    schema.add_field("a", DataType.ARRAY, element_type=DataType.INT64, max_capacity=2)
+    client.create_collection(name, schema=schema)
+    good = {"v": [0.1, 0.2], "s": "abc", "a": [1]}
+    try:
+        _fails(lambda: client.insert(name, [good, {**good, "v": [float("nan"), 0.0]}]), 1100,
+               "value 'NaN' is not a number or infinity")
+        _fails(lambda: client.insert(name, [good, {**good, "s": "abcd"}]), 1100,
+               "length of varchar field s exceeds max length, row number: 1, length: 4, max length: 3")
+        _fails(lambda: client.insert(name, [good, {**good, "a": [1, 2, 3]}]), 1100,
+               "the length (3) of 1th array exceeds max capacity (2)")
+        _fails(lambda: client.insert(name, [{**good, "id": 7}]), 1100, "more fieldData has pass in")
+        assert client.insert(name, [good])["insert_count"] == 1
+    finally:
+        client.drop_collection(name)

@@ -92,7 +92,7 @@ def test_unknown_fields_without_and_with_dynamic_field() -> None:
 def test_vector_dim_varchar_length_and_array_checks() -> None:
     assert "dim" in error(schema(), batch(v=Column(np.zeros((2, 3), np.float32)))).message
     e = error(schema(), batch(city=Column(object_array(["oslo", "toolong"]))))
-    assert e.message == "the length (7) of varchar field (city) exceeds max length (5)"
+    assert e.message == "length of varchar field city exceeds max length, row number: 1, length: 7, max length: 5"
     assert "expected VARCHAR, got int" in error(schema(), batch(city=Column(object_array(["oslo", 5])))).message
     assert object_array(["a", None]).tolist() == ["a", None] and object_array([[1, 2], [3]])[0] == [1, 2]
     assert "capacity" in error(schema(), batch(tags=Column(object_array([[1, 2, 3], []])))).message

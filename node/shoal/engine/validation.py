@@ -87,7 +87,9 @@ def normalize_insert(
         if f.is_primary:
             if f.auto_id and col is not None and not for_upsert:
                 raise invalid(
-                    f"the value of primary key field ({f.name}) should not be provided when auto_id is true"
+                    # Milvus's words first (it counts the fields): clients and suites match on them
+                    f"more fieldData has pass in: the value of primary key field ({f.name}) "
+                    "should not be provided when auto_id is true"
                 )
             if f.auto_id and col is None and not for_upsert:
                 continue
@@ -222,7 +224,10 @@ def _check_strings(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.nda
         if not isinstance(v, str):
             raise invalid(f"the data type of field ({f.name}) does not match: expected VARCHAR, got {type(v).__name__}")
         if limit is not None and len(v) > limit:
-            raise invalid(f"the length ({len(v)}) of varchar field ({f.name}) exceeds max length ({limit})")
+            raise invalid(
+                f"length of varchar field {f.name} exceeds max length, row number: {i}, "
+                f"length: {len(v)}, max length: {limit}"
+            )
         out.append(v)
     return object_array(out)
 
@@ -240,9 +245,7 @@ def _check_arrays(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndar
         if not isinstance(v, (list, tuple)):
             raise invalid(f"the data type of field ({f.name}) does not match: expected ARRAY")
         if f.max_capacity is not None and len(v) > f.max_capacity:
-            raise invalid(
-                f"the length ({len(v)}) of array field ({f.name}) exceeds max capacity ({f.max_capacity})"
-            )
+            raise invalid(f"the length ({len(v)}) of {i}th array exceeds max capacity ({f.max_capacity})")
         items = list(v)
         for x in items:
             bad = kinds is None or not isinstance(x, kinds) or (et is not DataType.BOOL and isinstance(x, bool))
@@ -304,7 +307,8 @@ def _cast_dense(f: FieldSchema, values: np.ndarray) -> np.ndarray:
             raise invalid(f"the data type of field ({f.name}) does not match: expected FLOAT_VECTOR")
         out = arr.astype(np.float32)
         if not np.isfinite(out).all():
-            raise invalid(f"the vectors of field ({f.name}) must not contain NaN or Inf")
+            bad = float(out.ravel()[~np.isfinite(out.ravel())][0])
+            raise invalid(f"value '{_go_float(bad)}' is not a number or infinity")
         return out
     if arr.dtype != target:
         raise invalid(f"the data type of field ({f.name}) does not match: expected {f.dtype.name}")
@@ -337,3 +341,10 @@ def _check_pk_values(pk: FieldSchema, col: Column | None) -> None:
         return
     if pk.dtype.is_string and any(v == "" for v in col.values):
         raise invalid(f"the primary key field ({pk.name}) must not be an empty string")
+
+
+def _go_float(value: float) -> str:
+    """A non-finite float as Go's %f prints it (Milvus's messages carry that form)."""
+    if np.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
