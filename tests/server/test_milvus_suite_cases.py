@@ -153,3 +153,19 @@ def test_insert_checks_answer_with_milvus_wording(client: MilvusClient, name: st
         assert client.insert(name, [good])["insert_count"] == 1
     finally:
         client.drop_collection(name)
+
+
+def test_an_empty_or_blank_varchar_key_is_a_key_like_any_other(client: MilvusClient, name: str) -> None:
+    from pymilvus import DataType
+
+    schema = client.create_schema()
+    schema.add_field("pk", DataType.VARCHAR, max_length=8, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    try:
+        assert client.insert(name, [{"pk": "", "v": [0.1, 0.2]}, {"pk": "  ", "v": [0.3, 0.4]}])["insert_count"] == 2
+        assert sorted(r["pk"] for r in client.query(name, filter='pk in ["", "  "]')) == ["", "  "]
+    finally:
+        client.drop_collection(name)

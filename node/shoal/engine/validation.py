@@ -69,7 +69,6 @@ def normalize_insert(
         if col.valid is not None and len(col.valid) != num_rows:
             raise invalid(f"the valid_data of field ({name}) has {len(col.valid)} entries for {num_rows} rows")
 
-    pk = schema.primary_field
     out: Batch = {}
     extra = [n for n in batch if n != DYNAMIC_FIELD and schema.field(n) is None]
     if extra and not schema.enable_dynamic_field:
@@ -105,7 +104,6 @@ def normalize_insert(
         fill_outputs(schema, batch, out)
     if schema.enable_dynamic_field:
         out[DYNAMIC_FIELD] = _dynamic_column(batch, extra, num_rows)
-    _check_pk_values(pk, out.get(pk.name))
     return out
 
 
@@ -334,13 +332,6 @@ def _dynamic_column(batch: Batch, extra: list[str], n: int) -> Column:
                 val = col.values[i]
                 rows[i][name] = val.tolist() if isinstance(val, (np.ndarray, np.generic)) else val
     return Column(object_array(rows))
-
-
-def _check_pk_values(pk: FieldSchema, col: Column | None) -> None:
-    if col is None:
-        return
-    if pk.dtype.is_string and any(v == "" for v in col.values):
-        raise invalid(f"the primary key field ({pk.name}) must not be an empty string")
 
 
 def _go_float(value: float) -> str:
