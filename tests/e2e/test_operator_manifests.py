@@ -197,4 +197,7 @@ def test_operator_runs_with_the_charts_least_privilege_rbac(
             assert "Forbidden" not in op.log_tail(2000)
     finally:
         api.close()
+        # the chart's ClusterRole and binding are cluster-scoped: left behind, they block a later
+        # `helm install` of the same release (the pods tier's) as objects Helm does not own
+        k8s_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=rendered, check=False)
         k8s_cluster.kubectl("delete", "namespace", home, "--wait=false", check=False)
