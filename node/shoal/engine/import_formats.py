@@ -32,6 +32,7 @@ from shoal.schema import (
     FieldSchema,
     object_array,
 )
+from shoal.storage.npy import load_npy
 
 CHUNK_ROWS = 65_536
 FORMATS = (".json", ".jsonl", ".parquet", ".csv", ".npy")
@@ -104,7 +105,7 @@ def group_rows(paths: list[str]) -> int | None:
 
         return int(pq.ParquetFile(paths[0]).metadata.num_rows)
     if ext == ".npy":
-        return int(np.load(paths[0], mmap_mode="r", allow_pickle=False).shape[0]) if paths else 0
+        return int(load_npy(paths[0], mmap_mode="r").shape[0]) if paths else 0
     return None
 
 
@@ -361,7 +362,7 @@ def _numpy(paths: list[str], schema: CollectionSchema) -> Iterator[Chunk]:
                 continue
             raise fail(paths[0], "no .npy file for the field", None, f.name)
         try:
-            arrays[f.name] = np.load(p, mmap_mode="r", allow_pickle=False)
+            arrays[f.name] = load_npy(p, mmap_mode="r")
         except ValueError as e:
             if "Python objects" in str(e):  # what np.save writes for a column with None in it
                 raise fail(p, "holds Python objects (null values?); a .npy import takes plain arrays only, "

@@ -21,6 +21,7 @@ import numpy as np
 from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_int
 from shoal.index.vectors import allowed_rows, check_dense, empty_results, mask_invalid, merge_topk, topk_rows
+from shoal.storage.npy import load_npy
 
 CODES_FILE = "codes.npy"
 INDEX_FILE = "index.faiss"
@@ -152,6 +153,6 @@ class BinaryIndex(VectorIndex):
     def _load(
         cls, directory: Path, spec: IndexSpec, num_rows: int, extra: dict[str, Any], mmap: bool
     ) -> BinaryIndex:
-        codes = np.load(directory / CODES_FILE, mmap_mode="r" if mmap else None)
+        codes = load_npy(directory / CODES_FILE, mmap_mode="r" if mmap else None)
         index = faiss.read_index_binary(str(directory / INDEX_FILE)) if extra.get("has_index") else None
         return cls(spec, codes, index, dict(extra.get("eff", {})))

@@ -32,6 +32,7 @@ from shoal.index.dense import (
 from shoal.index.exact import dense_exact, dense_scores, rescore_l2
 from shoal.index.params import INT32_MAX, IndexSpec, get_int
 from shoal.index.vectors import check_dense, mask_invalid, to_float32, topk_rows
+from shoal.storage.npy import load_npy
 
 RAW_FILE = "raw.npy"
 DEFAULT_SEARCH_LIST = 32
@@ -104,12 +105,12 @@ class DiskAnnIndex(DenseIndex):
     def _save(self, directory: Path) -> dict[str, Any]:
         write_faiss(self.index, directory / INDEX_FILE)
         save_npy(directory / RAW_FILE, self.raw)
-        self.raw = np.load(directory / RAW_FILE, mmap_mode="r")  # from now on served from disk
+        self.raw = load_npy(directory / RAW_FILE, mmap_mode="r")  # from now on served from disk
         return {"eff": self.eff}
 
     @classmethod
     def _load(
         cls, directory: Path, spec: IndexSpec, num_rows: int, extra: dict[str, Any], mmap: bool
     ) -> DiskAnnIndex:
-        raw = np.load(directory / RAW_FILE, mmap_mode="r" if mmap else None)
+        raw = load_npy(directory / RAW_FILE, mmap_mode="r" if mmap else None)
         return cls(spec, read_faiss(directory / INDEX_FILE, mmap), raw, dict(extra.get("eff", {})))

@@ -30,6 +30,7 @@ from shoal.errors import invalid
 from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_float
 from shoal.index.vectors import check_allowed, empty_results, sparse_rows, to_csr
+from shoal.storage.npy import load_npy
 
 BM25_KEY = "_bm25"
 
@@ -262,4 +263,4 @@ class SparseIndex(VectorIndex):
         cls, directory: Path, spec: IndexSpec, num_rows: int, extra: dict[str, Any], mmap: bool
     ) -> SparseIndex:
         mode = "r" if mmap else None
-        return cls(spec, {name: np.load(directory / f"sparse_{name}.npy", mmap_mode=mode) for name in FILES})
+        return cls(spec, {name: load_npy(directory / f"sparse_{name}.npy", mmap_mode=mode) for name in FILES})

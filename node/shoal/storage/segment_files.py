@@ -32,6 +32,7 @@ from shoal.errors import Code, ShoalError, invalid
 from shoal.schema import Batch, Column
 from shoal.storage.codec import decode_batch, encode_batch
 from shoal.storage.durable import fsync_dir, write_atomic
+from shoal.storage.npy import load_npy
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -61,10 +62,10 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     if mmap:
         try:
             # A plain ndarray view keeps the mapping alive without numpy.memmap's quirks.
-            return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+            return load_npy(path, mmap_mode="r").view(np.ndarray)
         except ValueError:
             pass  # numpy cannot map an array of zero bytes; such arrays are loaded
-    return np.load(path, allow_pickle=False)
+    return load_npy(path)
 
 
 def write_segment(directory: Path, batch: Batch, extra: dict[str, Any]) -> None:
