@@ -7,21 +7,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from corpus import TEXTS, TOPICS
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_milvus import BM25BuiltInFunction, Milvus
-
-TEXTS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a vector database stores embeddings for similarity search",
-    "milvus and shoal speak the same protocol",
-    "rainy weather in the mountains this weekend",
-    "a recipe for bread with flour water salt and yeast",
-    "the fox and the hound are old friends",
-    "kubernetes operators reconcile custom resources",
-    "search results are ranked by distance",
-]
-TOPICS = ["animals", "databases", "databases", "weather", "food", "animals", "ops", "databases"]
 
 
 @pytest.fixture()

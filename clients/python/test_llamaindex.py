@@ -9,6 +9,7 @@ import hashlib
 import uuid
 
 import pytest
+from corpus import TEXTS, TOPICS
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (
     MetadataFilter,
@@ -19,17 +20,6 @@ from llama_index.core.vector_stores.types import (
 from llama_index.vector_stores.milvus import MilvusVectorStore
 from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
 
-TEXTS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a vector database stores embeddings for similarity search",
-    "milvus and shoal speak the same protocol",
-    "rainy weather in the mountains this weekend",
-    "a recipe for bread with flour water salt and yeast",
-    "the fox and the hound are old friends",
-    "kubernetes operators reconcile custom resources",
-    "search results are ranked by distance",
-]
-TOPICS = ["animals", "databases", "databases", "weather", "food", "animals", "ops", "databases"]
 DIM = 16
 
 
