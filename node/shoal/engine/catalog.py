@@ -162,6 +162,11 @@ class Catalog:
             self._load()
             self._next_id = max(self._next_id, local_next)
 
+    def reserve_ids(self, upto: int) -> None:
+        """Never hand out an id at or below `upto` (ids another process already used)."""
+        with self.lock:
+            self._next_id = max(self._next_id, upto)
+
     def new_id(self) -> int:
         with self.lock:
             self._next_id += 1
