@@ -4,15 +4,19 @@ After a Flush the owner's segments and their delete logs are objects in SeaweedF
 checkpoint in etcd names them with the Kafka offset to resume from. A query node started
 afterwards loads those segments and reads only the records after the checkpoint from Kafka
 (asserted on its own counter, not on time), and answers with the same rows as the running
-cluster, deletes of flushed rows included (some in the S3 delete log, some replayed).
+cluster, deletes of flushed rows included (some in the S3 delete log, some replayed). The
+index role builds the flushed segment's vector index from S3 and writes it back; the new query
+node loads that index instead of building it.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
@@ -23,7 +27,7 @@ pytestmark = pytest.mark.timeout(900)
 COLL = "s3_checkpoint"
 DIM = 4
 BATCHES = 30
-BATCH = 20
+BATCH = 40  # 1,200 rows: above the size at which a segment gets a vector index
 CHECKPOINT_KEY = "shoal/checkpoint/0"
 
 
@@ -86,6 +90,14 @@ def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
     expected = sorted(set(range(top + 2 * BATCH)) - {0, 1, 2, 3, 4, 5, 6, 7, top})
     assert _ids(client) == expected
 
+    deadline = time.monotonic() + 300
+    index_key = f"shoal/indexes/{cid}/{segments[0]['key'].rsplit('/', 1)[-1]}/vector"
+    while shoal_cluster.etcd_json(index_key) is None:
+        assert time.monotonic() < deadline, f"the index role built no index for {index_key}"
+        time.sleep(1.0)
+    record = shoal_cluster.etcd_json(index_key)
+    assert record is not None and all(s3.exists(f"{record['key']}/{name}") for name in record["files"])
+
     cfg = Config(
         data_dir=tmp_path / "query-extra", etcd_endpoints=[shoal_cluster.etcd_endpoint],
         kafka_bootstrap=shoal_cluster.kafka_bootstrap,
@@ -101,13 +113,21 @@ def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
         assert node.startup["checkpoint_lsn"] >= ckpt["lsn"]
         # the records after the checkpoint (the 2 above, unless a later checkpoint took them), not the history
         assert node.startup["records_replayed"] < written_before
-        from shoal.engine.requests import QueryRequest
+        from shoal.engine.requests import QueryRequest, SearchRequest
 
         result = node.follower.call("query", ("default", COLL, QueryRequest(expr="id >= 0", output_fields=["id"])), {})
         assert sorted(int(i) for i in result.fields["id"].values) == expected
         # the segment files are memory-mapped from the local cache, not copied
         cached = list((cfg.data_dir / "segment-cache").rglob("manifest.json"))
         assert len(cached) >= len(segments)
+        # the index came from S3 (the index role's files are in the cache), loaded with the segment
+        assert (cfg.data_dir / "segment-cache" / record["key"]).is_dir()
+        data = node.follower.engine.datas[int(cid)]
+        assert any("vector" in seg.indexes for seg in data.segments if seg.path)
+        request = SearchRequest(anns_field="vector", queries=np.array([[1.0, 1.0, 1.0, 0.5]], dtype=np.float32), topk=10)
+        hits = node.follower.call("search", ("default", COLL, request), {})
+        assert len(hits.ids) == 10  # id 1 holds exactly the query vector, but it was deleted
+        assert not {int(i) for i in hits.ids} & {0, 1, 2, 3, 4, 5, 6, 7, top}
     finally:
         node.close()
         env.store.close()

@@ -39,7 +39,7 @@ import numpy as np
 from shoal.cluster.roles.common import WAL_CHANNEL, ClusterEnv, owner_key
 from shoal.engine.catalog import SegmentMeta
 from shoal.engine.engine import Engine
-from shoal.engine.persistence import deletes_path
+from shoal.engine.persistence import deletes_path, index_dir
 from shoal.errors import Code, ShoalError
 from shoal.storage.object_store import S3ObjectStore
 from shoal.storage.segment_files import write_array_atomic
@@ -162,9 +162,21 @@ class CheckpointWriter:
             raise ShoalError(Code.UNEXPECTED, "the WAL channel moved to another owner; checkpoint not committed")
 
 
-def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cache_dir: Path) -> int:
-    """Load the checkpoint's segments into a fresh engine (before any record is applied);
-    returns how many segments were loaded."""
+def index_record_key(collection_id: int | str, seg: dict[str, Any], field_name: str) -> str:
+    """etcd key of the vector index the index role built for one checkpoint segment's field."""
+    return f"indexes/{collection_id}/{seg['key'].rsplit('/', 1)[-1]}/{field_name}"
+
+
+def read_index_records(env: ClusterEnv) -> dict[str, dict[str, Any]]:
+    return {k: json.loads(v) for k, v in env.store.list_prefix("indexes/").items()}
+
+
+def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cache_dir: Path,
+                    index_records: dict[str, dict[str, Any]] | None = None) -> int:
+    """Load the checkpoint's segments into a fresh engine (before any record is applied), with
+    the vector indexes the index role put in S3 for the current index definitions (the rest
+    the engine's indexer builds); returns how many segments were loaded."""
+    index_records = index_records or {}
     engine.tso.observe(int(ckpt.get("max_ts", 0)))
     top = int(ckpt.get("next_id", 0))
     loaded = 0
@@ -181,6 +193,13 @@ def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cac
             if int(seg["partition"]) not in partitions:
                 continue  # its partition was dropped after the checkpoint
             _fetch_segment(s3, cache_dir, seg, engine.root)
+            for index in meta.indexes:
+                record = index_records.get(index_record_key(cid, seg, index.field_name))
+                if record is not None and record["params"] == index.params:
+                    where = index_dir(engine.root, seg["path"], index.field_name)
+                    for name in record["files"]:
+                        (where / name).parent.mkdir(parents=True, exist_ok=True)
+                        _link(_cached(s3, cache_dir, f"{record['key']}/{name}"), where / name)
             metas.append(SegmentMeta(int(seg["id"]), int(seg["partition"]), int(seg["rows"]), seg["path"]))
         meta.segments = metas
         meta.checkpoint_lsn = int(col["checkpoint_lsn"])
@@ -220,13 +239,15 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def resume(follower: Any, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None, cache_dir: Path) -> tuple[int, int]:
+def resume(follower: Any, env: ClusterEnv, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None,
+           cache_dir: Path, with_indexes: bool = True) -> tuple[int, int]:
     """Load the channel's checkpoint into a fresh `Follower`: returns (the Kafka offset to read
     the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel."""
     if ckpt is None or s3 is None:
         return 0, 0
     follower.catch_up(0)  # a catalog at least as new as the one the checkpoint was taken under
-    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir)
+    records = read_index_records(env) if with_indexes else {}
+    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records)
     lsn = int(ckpt["lsn"])
     follower.mark_applied(lsn)
     return lsn, loaded  # LSN = offset + 1, so the first record after it is at offset `lsn`

@@ -57,7 +57,7 @@ class QueryNode:
             return
         try:
             ckpt = read_checkpoint(self.env) if self.s3 is not None else None
-            start, loaded = resume(self.follower, ckpt, self.s3, self.data_dir / "segment-cache")
+            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache")
         except Exception:
             log.exception("loading the checkpoint's segments failed; exiting")
             os._exit(3)

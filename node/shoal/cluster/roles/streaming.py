@@ -89,7 +89,9 @@ class StreamingNode:
         follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
         follower_box.append(follower)
         ckpt = read_checkpoint(self.env) if self.s3 is not None else None
-        start, loaded = resume(follower, ckpt, self.s3, self.data_dir / "segment-cache")
+        start, loaded = resume(
+            follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", with_indexes=False,
+        )
         tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
         end = tail.end_offset()
         count = 0
