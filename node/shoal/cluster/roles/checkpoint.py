@@ -105,7 +105,7 @@ class CheckpointWriter:
                 segments, deleted, cp_lsn, first_unpersisted = engine.persistence.persisted_state(meta, data)
                 if first_unpersisted:
                     resume = min(resume, first_unpersisted - 1)
-                if segments:
+                if segments or cp_lsn:  # with no segment left, its checkpoint LSN still skips records
                     entries = [self._upload(meta.collection_id, s, d) for s, d in zip(segments, deleted, strict=True)]
                     collections[str(meta.collection_id)] = {"checkpoint_lsn": cp_lsn, "segments": entries}
             # Resume point: every record at or below `applied` is applied; a collection's records
