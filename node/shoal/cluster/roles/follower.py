@@ -99,8 +99,9 @@ class Follower:
         self.engine.tso.observe(record.ts)
         data = self.engine.datas.get(record.collection_id)
         meta = self.engine.catalog.collections.get(record.collection_id)
-        # else the collection was dropped since, or the record is in a segment loaded from S3
-        if data is not None and meta is not None and rec.lsn > meta.checkpoint_lsn:
+        # else the collection was dropped since, or the record is already applied (it is in a
+        # segment loaded from S3: `last_lsn` starts at the collection's checkpoint LSN)
+        if data is not None and meta is not None and rec.lsn > data.last_lsn:
             if record.kind == Kind.FLUSH:
                 self.engine.persistence.flush(meta, data)
                 self.engine.indexer.kick()
