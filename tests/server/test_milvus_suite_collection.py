@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
-
-
-def _fails(call, code: int, text: str) -> None:
-    with pytest.raises(MilvusException) as err:
-        call()
-    assert err.value.code == code, err.value
-    assert text in err.value.message, err.value.message
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
 
 
 def _schema(*extra: tuple[str, DataType, dict]) -> object:
@@ -29,7 +23,7 @@ def _schema(*extra: tuple[str, DataType, dict]) -> object:
 
 def test_schema_checks_use_milvus_wording(client: MilvusClient, name: str) -> None:
     def refused(schema: object, text: str, code: int = 1100) -> None:
-        _fails(lambda: client.create_collection(name, schema=schema), code, text)
+        fails(lambda: client.create_collection(name, schema=schema), code, text)
 
     low = MilvusClient.create_schema(enable_dynamic_field=False)
     low.add_field("id", DataType.INT64, is_primary=True)
@@ -77,26 +71,26 @@ def test_primary_and_vector_fields_take_no_null_or_default(client: MilvusClient,
         schema.add_field("id", DataType.INT64, is_primary=True, default_value=np.int64(5))
         text = "primary field not support default_value"
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
-    _fails(lambda: client.create_collection(name, schema=schema), 1100, text)
+    fails(lambda: client.create_collection(name, schema=schema), 1100, text)
     vector_default = MilvusClient.create_schema(enable_dynamic_field=False)
     vector_default.add_field("id", DataType.INT64, is_primary=True)
     vector_default.add_field("vector", DataType.FLOAT_VECTOR, dim=4, default_value=np.float32(1.0))
-    _fails(lambda: client.create_collection(name, schema=vector_default), 1100,
+    fails(lambda: client.create_collection(name, schema=vector_default), 1100,
            "type not support default_value, type:FloatVector")
 
 
 def test_collection_calls_use_milvus_wording(client: MilvusClient, name: str) -> None:
-    _fails(lambda: client.create_collection(name, dimension=4, metric_type="invalid"), 1100,
+    fails(lambda: client.create_collection(name, dimension=4, metric_type="invalid"), 1100,
            "float vector index does not support metric type: invalid: "
            "invalid parameter[expected=valid index params][actual=invalid index params]")
     client.create_collection(name, dimension=4)
     try:
-        _fails(lambda: client.rename_collection(name, name), 1100,
+        fails(lambda: client.rename_collection(name, name), 1100,
                "collection name or database name should be different")
-        _fails(lambda: client.drop_collection_properties(name, property_keys=[]), 1100,
+        fails(lambda: client.drop_collection_properties(name, property_keys=[]), 1100,
                "no properties or delete keys provided")
-        _fails(lambda: client.load_partitions(name, []), 1100, "due to no partition specified")
-        _fails(lambda: client.add_collection_field(name, "field_new", DataType.INT64, is_primary=True,
+        fails(lambda: client.load_partitions(name, []), 1100, "due to no partition specified")
+        fails(lambda: client.add_collection_field(name, "field_new", DataType.INT64, is_primary=True,
                                                    nullable=True), 1100,
                "not support to add pk field, field name = field_new")
     finally:
