@@ -89,7 +89,12 @@ def test_collection_calls_use_milvus_wording(client: MilvusClient, name: str) ->
                "collection name or database name should be different")
         fails(lambda: client.drop_collection_properties(name, property_keys=[]), 1100,
                "no properties or delete keys provided")
+        for bad in ("%$#", " "):
+            fails(lambda bad=bad: client.alter_collection_properties(bad, {"collection.ttl.seconds": 60}), 100,
+                  f"collection not found[database=default][collection={bad}]")
         fails(lambda: client.load_partitions(name, []), 1100, "due to no partition specified")
+        fails(lambda: client.search(name, [[0.1] * 4], filter="vector is null"), 1100,
+              "IsNull/IsNotNull operations are not supported on vector fields")
         fails(lambda: client.add_collection_field(name, "field_new", DataType.INT64, is_primary=True,
                                                    nullable=True), 1100,
                "not support to add pk field, field name = field_new")

@@ -59,8 +59,8 @@ def check_database_name(name: str) -> None:
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
-# reads resolve the name first, answering "collection not found" (code 100) for a bad one.
-_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+# reads and AlterCollection resolve the name first, answering "collection not found" (code 100).
+_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics", "AlterCollection"})
 _WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",

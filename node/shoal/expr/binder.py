@@ -100,6 +100,9 @@ class _Binder:
         if isinstance(node, s.Call):
             return self.call(node)
         if isinstance(node, s.IsNull):
+            vector = self.schema.field(node.operand.name) if isinstance(node.operand, s.Name) else None
+            if vector is not None and vector.dtype.is_vector and not node.operand.keys:
+                raise self.error(node, "IsNull/IsNotNull operations are not supported on vector fields")
             operand = self.bind(node.operand)
             if not isinstance(operand, t.Field | t.JsonPath | t.ArrayElement):
                 raise self.error(node, f"'is null' needs a field or JSON path, got {describe(operand)}")
