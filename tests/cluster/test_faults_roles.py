@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,7 +62,12 @@ def expected(cluster: ClusterProcess) -> Iterator[dict[str, object]]:
     client = MilvusClient(cluster.uri, timeout=60)
     if client.has_collection(COLL):
         client.drop_collection(COLL)
-    client.create_collection(COLL, dimension=DIM, consistency_level="Strong")
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="FLAT", metric_type="L2")  # exact: the answers cannot move with an index build
+    client.create_collection(COLL, schema=schema, index_params=index, consistency_level="Strong")
     client.insert(COLL, base_rows())
     answers = {"search": read_search(client, COLL), "query": read_query(client, COLL)}
     assert len(answers["query"]) == 300 and all(len(row) == 5 for row in answers["search"])
