@@ -55,7 +55,13 @@ def test_a_filter_that_is_not_boolean_is_refused(client: MilvusClient, fixed: st
         it.close()
     finally:
         client.drop_collection(dyn)
+    _fails(lambda: client.search(fixed, _Q, filter="1.2"), 1100, "failed to create query plan: cannot parse expression: 1.2")
     assert len(client.search(fixed, _Q, filter="f >= 0", limit=10)[0]) == 5
+
+
+def test_too_many_query_vectors_use_milvus_wording(client: MilvusClient, fixed: str) -> None:
+    _fails(lambda: client.search(fixed, _Q * 16385), 1100,
+           "nq (number of search vector per search request) should be in range [1, 16384]")
 
 
 def test_null_checks_on_vectors_array_elements_and_missing_fields(client: MilvusClient, fixed: str) -> None:

@@ -88,6 +88,7 @@ TYPE_ERRORS: list[tuple[str, CollectionSchema, str]] = [
     ("~price == 1", SCHEMA, "field 'price'"),
     ("nums < [1]", SCHEMA, "field 'nums'"),
     ("(age + 1) is null", SCHEMA, "is null"),
+    ("1.2", SCHEMA, "the filter is a constant float 1.2"),
     ("nums[3] is null", SCHEMA, "IsNull/IsNotNull operations are not supported on array element access, got: nums[3]"),
     ("vec is not null", SCHEMA, "IsNull/IsNotNull operations are not supported on vector fields"),
 ]

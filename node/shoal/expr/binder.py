@@ -41,6 +41,8 @@ _UNSUPPORTED_CALLS = (
 
 def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
     root = _Binder(source, schema, params or {}).bind(node)
+    if isinstance(root, t.Const) and root.type is not t.T.BOOL:
+        raise syntax_error(source, node.pos, f"the filter is a constant {describe(root)}, not a boolean expression")
     if root.type is not t.T.BOOL:
         # Milvus's planner refuses any non-boolean root, a bare JSON path or dynamic key included.
         shown = source if len(source) <= 300 else source[:300] + "..."
