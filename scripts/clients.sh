@@ -83,7 +83,7 @@ install_java() {
   local dir="$cache/java-$(hash_of clients/java/pom.xml)"
   if [ ! -f "$dir/cp.txt" ]; then
     mkdir -p "$dir"
-    nice mvn -B -q -f clients/java/pom.xml -Dmaven.repo.local="$cache/m2" \
+    nice mvn -B -q -Dstyle.color=never -f clients/java/pom.xml -Dmaven.repo.local="$cache/m2" \
       dependency:build-classpath -Dmdep.outputFile="$dir/cp.partial" >&2
     mv "$dir/cp.partial" "$dir/cp.txt"
   fi
