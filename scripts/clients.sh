@@ -97,7 +97,9 @@ stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
-  [ -n "${server_dir:-}" ] && rm -rf "$server_dir"
+  if [ -n "${server_dir:-}" ]; then
+    rm -rf "$server_dir"
+  fi
 }
 trap stop_server EXIT
 if [ -z "$address" ]; then

@@ -83,7 +83,10 @@ func main() {
 	addr := os.Getenv("SHOAL_ADDRESS")
 	db := fmt.Sprintf("go_%d", time.Now().UnixNano())
 
-	admin, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: addr})
+	// The SDK retries a refused connection; a server that is not there fails here, not at the deadline.
+	dial, dialCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer dialCancel()
+	admin, err := milvusclient.New(dial, &milvusclient.ClientConfig{Address: addr})
 	must(err, "connect")
 	defer admin.Close(ctx)
 	must(admin.CreateDatabase(ctx, milvusclient.NewCreateDatabaseOption(db)), "create database")
