@@ -562,7 +562,9 @@ class Reader:
         bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
         seen: set = set()
         state = self._iterators.get(req.iterator_token)
-        if state is not None and state[0] == bound:  # the bound we reported, maybe rounded
+        # The bound we reported (a float32 on the wire), maybe rounded by round_decimal: pymilvus
+        # echoes the float64 it decoded, the Java SDK the float32's shortest decimal ("0.7968475").
+        if state is not None and np.float32(state[0]) == np.float32(bound):
             bound, seen = state[1], set(state[2])
         params = dict(params)
         radius = params.get("radius")
