@@ -27,7 +27,7 @@ from shoal.engine.catalog import (
 )
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
-from shoal.engine.fulltext import bm25_input, check_functions
+from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
 from shoal.engine.importer import Importer, ImportJob
 from shoal.engine.indexer import MIN_INDEX_ROWS, Indexer
 from shoal.engine.maintenance import Compactor
@@ -642,6 +642,8 @@ class Engine:
             is_bm25 = bm25_input(meta.schema, fld) is not None
             if is_bm25 and not flatten_params(params).get("metric_type"):
                 params = {**params, "metric_type": "BM25"}
+            elif minhash_function(meta.schema, fld) is not None and not flatten_params(params).get("metric_type"):
+                params = {**params, "metric_type": "MHJACCARD"}
             spec_params = validate_index_params(fld, params).to_params()
             if is_bm25 != (spec_params["metric_type"] == "BM25"):
                 raise invalid(

@@ -20,7 +20,7 @@ import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
 from shoal.engine.filter_cache import FilterCache
-from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries
+from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -321,6 +321,8 @@ class Reader:
                     Code.METRIC_TYPE_MISMATCH,
                     f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
                 )
+        if not have and minhash_function(meta.schema, field) is not None:
+            have = "MHJACCARD"
         return (asked or have or default_metric(field)).upper()
 
     def _text_queries(
@@ -336,6 +338,9 @@ class Reader:
         (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count)."""
         text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
         if text_field is None:
+            mh = minhash_function(meta.schema, field) if meta.schema.functions else None
+            if mh is not None and len(queries) and all(isinstance(t, str) for t in queries):
+                return minhash_signatures(meta.schema, mh, list(queries)), params
             return queries, params
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
