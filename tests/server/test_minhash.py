@@ -146,3 +146,21 @@ def test_minhash_schema_errors(client: MilvusClient, name: str) -> None:
     hits = client.search(name, ["hello world"], anns_field="mh", limit=2)[0]
     assert hits[0]["id"] == 1 and hits[0]["distance"] == 1.0
     client.drop_collection(name)
+
+
+def test_random_sample_keeps_its_share_of_the_matches(mh: Any) -> None:
+    client, name, _docs, _near = mh
+    # Milvus keeps max(1, floor(matches * factor)) per segment: 150 matches over one or two
+    # segments give 75 +- 2, whatever rows are drawn
+    got = client.query(name, filter="id >= 50 && random_sample(0.5)", output_fields=["id"])
+    assert 73 <= len(got) <= 77 and all(r["id"] >= 50 for r in got)
+    assert len({r["id"] for r in got}) == len(got)
+    alone = client.query(name, filter="RANDOM_SAMPLE(0.1)", output_fields=["id"])
+    assert 18 <= len(alone) <= 22
+    hits = client.search(name, [_docs[0]], anns_field="flat", limit=50, filter="id < 100 and random_sample(0.3)")
+    assert 0 < len(hits[0]) <= 32 and all(h["id"] < 100 for h in hits[0])
+    for bad in ("id > 1 && random_sample(1)", "random_sample(0)", "random_sample(-9)"):
+        fails(lambda bad=bad: client.query(name, filter=bad), 1100,
+              "the sample factor should be between 0 and 1 and not too close to 0 or 1")
+    fails(lambda: client.query(name, filter="id > 1 || random_sample(0.5)"), 1100, "random_sample")
+    fails(lambda: client.delete(name, filter="id > 1 && random_sample(0.5)"), 1100, "random_sample")

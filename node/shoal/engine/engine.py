@@ -546,6 +546,8 @@ class Engine:
             raise invalid("delete plan can't be empty or always true")
         pk = meta.schema.primary_field
         flt = compile_filter(expr, meta.schema, expr_params or {})
+        if flt.sample is not None:
+            raise invalid("random_sample is not allowed in a delete filter")
         partition_id = meta.require_partition(partition).partition_id if partition else 0
         keys = flt.primary_key_values(pk.name)
         if keys is not None:

@@ -34,6 +34,7 @@ from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
+from shoal.expr.compiled import sample_mask
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
 from shoal.index.params import check_search_params
 from shoal.index.sparse import BM25_KEY, sparse_exact
@@ -204,6 +205,8 @@ class Reader:
             if flt is not None:
                 fmask = self.filter_cache.evaluate(flt, seg, batch, n)
                 mask = fmask if mask is None else (mask & fmask[:n])
+            if flt is not None and flt.sample is not None:
+                mask = sample_mask(np.ones(n, dtype=bool) if mask is None else mask[:n], flt.sample)
             masks.append(mask)
         return masks
 
