@@ -164,3 +164,12 @@ def test_random_sample_keeps_its_share_of_the_matches(mh: Any) -> None:
               "the sample factor should be between 0 and 1 and not too close to 0 or 1")
     fails(lambda: client.query(name, filter="id > 1 || random_sample(0.5)"), 1100, "random_sample")
     fails(lambda: client.delete(name, filter="id > 1 && random_sample(0.5)"), 1100, "random_sample")
+
+
+def test_minhash_search_refusals_follow_milvus(mh: Any) -> None:
+    client, name, docs, _near = mh
+    fails(lambda: client.search(name, [docs[0]], anns_field="lsh", limit=3,
+                                search_params={"metric_type": "MHJACCARD", "params": {"radius": 0.1}}),
+          1100, "not support range search")
+    fails(lambda: client.search(name, [docs[0]], anns_field="flat", limit=3, group_by_field="id"),
+          1100, "not support search_group_by operation based on binary vector")

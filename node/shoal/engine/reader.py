@@ -424,6 +424,10 @@ class Reader:
         if req.offset < 0 or req.topk + req.offset > MAX_TOPK:
             raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
         metric = self._metric(meta, field, req.metric_type)
+        if metric == "MHJACCARD" and req.params.get("radius") is not None:
+            raise invalid("metric MHJACCARD does not support range search: not support range search")
+        if req.group_by_field and field.dtype is DataType.BINARY_VECTOR:
+            raise invalid("not support search_group_by operation based on binary vector")
         read_ts = self.read_ts(req.consistency)
         if req.ignore_growing:
             segments = [s for s in segments if s.sealed]

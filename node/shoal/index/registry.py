@@ -193,7 +193,8 @@ def _minhash_lsh(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str,
     element = get_int(flat, "mh_element_bit_width", 32, 8, 64)
     if element not in (32, 64):
         raise invalid(f"mh_element_bit_width should be 32 or 64, got {element}")
-    get_int(flat, "mh_lsh_code_in_mem", 1, 0, 1)
+    if str(flat.get("mh_lsh_code_in_mem", "1")).strip().lower() not in ("0", "1", "true", "false"):
+        raise invalid(f"mh_lsh_code_in_mem should be 0 or 1, got {flat.get('mh_lsh_code_in_mem')}")
     get_bool(flat, "with_raw_data", True)
     get_float(flat, "mh_lsh_bloom_false_positive_prob", 0.01, 0.0, 1.0)
     return b

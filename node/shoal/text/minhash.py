@@ -65,7 +65,7 @@ def parse_params(params: Mapping[str, Any], dim: int | None) -> MinHashParams:
     hash_fn = str(params.get("hash_function") or "xxhash64").lower()
     if hash_fn not in HASH_FUNCTIONS:
         raise invalid(f"unknown hash function: {params.get('hash_function')}, supported: {list(HASH_FUNCTIONS)}")
-    level = str(params.get("token_level") or "word").lower()
+    level = str(params.get("token_level", "word")).lower()
     if level not in TOKEN_LEVELS:
         raise invalid(f"unknown token_level: {params.get('token_level')}, supported: {list(TOKEN_LEVELS)}")
     return MinHashParams(num_hashes, shingle, hash_fn, level, seed)
