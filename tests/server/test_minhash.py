@@ -173,3 +173,13 @@ def test_minhash_search_refusals_follow_milvus(mh: Any) -> None:
           1100, "not support range search")
     fails(lambda: client.search(name, [docs[0]], anns_field="flat", limit=3, group_by_field="id"),
           1100, "not support search_group_by operation based on binary vector")
+
+
+def test_weighted_hybrid_search_ranks_the_same_text_first(mh: Any) -> None:
+    client, name, docs, _near = mh
+    from pymilvus import AnnSearchRequest, WeightedRanker
+
+    reqs = [AnnSearchRequest([docs[7]], "lsh", {"metric_type": "MHJACCARD"}, 5),
+            AnnSearchRequest([docs[9]], "flat", {"metric_type": "MHJACCARD"}, 5)]
+    hits = client.hybrid_search(name, reqs, WeightedRanker(0.8, 0.2), limit=3)[0]
+    assert hits[0]["id"] == 7 and hits[0]["distance"] == pytest.approx(0.8, abs=0.05)

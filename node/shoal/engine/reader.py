@@ -824,6 +824,8 @@ def _normalize(score: float, metric: str) -> float:
         return 0.5 + math.atan(score) / math.pi
     if metric == "BM25":
         return 2.0 * math.atan(score) / math.pi
+    if metric == "MHJACCARD":  # already a similarity in [0, 1]
+        return score
     return 1.0 - 2.0 * math.atan(score) / math.pi
 
 
