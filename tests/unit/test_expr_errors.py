@@ -117,7 +117,7 @@ def test_ill_typed_filter_names_the_field(expr: str, schema: CollectionSchema, w
 
 def test_unimplemented_functions_are_reported_unsupported() -> None:
     with pytest.raises(ShoalError) as info:
-        compile_filter("random_sample(0.1)", SCHEMA)
+        compile_filter("element_filter(x, 1)", SCHEMA)
     assert info.value.code == Code.NOT_SUPPORTED
     assert "not supported" in info.value.message
 

@@ -34,7 +34,7 @@ _CONTAINS = {
 }
 SPATIAL_CALLS = (*PREDICATES, *DISTANCE_PREDICATES)
 _UNSUPPORTED_CALLS = (
-    "random_sample", "element_filter",
+    "element_filter",
     "match_all", "match_any", "match_least", "match_most", "match_exact",
 )
 
@@ -322,6 +322,8 @@ class _Binder:
         name = node.name
         if name in SPATIAL_CALLS:
             return self.spatial(node)
+        if name == "random_sample":
+            raise self.error(node, "random_sample can only be combined with the rest of the filter by AND at its top level")
         if name in _UNSUPPORTED_CALLS or name.startswith("st_"):
             raise not_supported(f"the filter function {name}()")
         if name in _CONTAINS:
