@@ -39,12 +39,18 @@ class _Lazy:
 
 
 def filter_families(text: str, prefixes: tuple[str, ...]) -> str:
-    """The lines of the families whose name starts with one of `prefixes`."""
-    keep: list[str] = []
+    """The families whose name starts with one of `prefixes` and that have samples (the request
+    families only the proxy feeds are left out, not shown empty)."""
+    blocks: list[list[str]] = []
     for line in text.splitlines(keepends=True):
-        name = line.split(" ", 3)[2] if line.startswith("# ") else line.split("{", 1)[0].split(" ", 1)[0]
-        if name.startswith(prefixes):
-            keep.append(line)
+        if line.startswith("# HELP ") or not blocks:
+            blocks.append([])
+        blocks[-1].append(line)
+    keep: list[str] = []
+    for block in blocks:
+        name = block[0].split(" ", 3)[2] if block[0].startswith("# ") else block[0].split("{", 1)[0]
+        if name.startswith(prefixes) and any(not ln.startswith("#") for ln in block):
+            keep.extend(block)
     return "".join(keep)
 
 
