@@ -231,12 +231,16 @@ def _entry(record: Record, outcome: str, reason: str, now: datetime) -> dict[str
 
 
 def _starting_image(target: str, live: Mapping[str, Rollout | None], version: str | None) -> str | None:
-    """The image an upgrade to `target` starts from, or None when nothing runs another."""
-    off = [r for r in live.values() if r is not None and not r.on_image(target)]
+    """The image an upgrade to `target` starts from, or None when nothing runs another.
+
+    The last whole version counts first: between a Recreate's old pod going and its new
+    pod coming no pod runs anything, and that gap must not look like the end."""
+    deployed = [r for r in live.values() if r is not None]
+    if deployed and version and version != target:
+        return version
+    off = [r for r in deployed if not r.on_image(target)]
     if not off:
         return None
-    if version and version != target:
-        return version
     return next((r.template_image for r in off if r.template_image != target), off[0].template_image)
 
 
@@ -329,6 +333,7 @@ def decide(
             finished.append(_entry(record, "Succeeded", "", now))
             return Decision(p.images, {}, p, target, None, finished, version=whole(target))
         record = replace(record, step=p.step)
+        p = replace(p, upgrading=True)  # also while no pod exists (Recreate)
         if p.stalled:
             record, more = _fail(record, p.message, policy, now)
             finished += more
@@ -343,7 +348,7 @@ def decide(
                         version=whole(record.from_image))
     record = replace(record, step=p.step)
     message = f"rolling back to {record.from_image} ({record.reason}): {p.message}"
-    return Decision(p.images, {}, replace(p, message=message), record.from_image, record, finished)
+    return Decision(p.images, {}, replace(p, message=message, upgrading=True), record.from_image, record, finished)
 
 
 def _fail(record: Record, reason: str, policy: Policy, now: datetime) -> tuple[Record, list[dict[str, Any]]]:

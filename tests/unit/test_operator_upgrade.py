@@ -237,3 +237,13 @@ def test_error_ratio_needs_traffic() -> None:
     assert error_ratio(None, Requests(10, 1)) is None
     assert error_ratio(Requests(10, 1), Requests(10, 1)) is None
     assert error_ratio(Requests(10, 1), Requests(30, 3)) == 0.1
+
+
+def test_the_gap_of_a_recreate_is_not_the_end_of_the_upgrade() -> None:
+    """Standalone (Recreate): the old pod is gone, the new one not there yet. Even with the
+    record lost (a pass on a stale status), the last whole version says it is in flight."""
+    gap = {"standalone": Rollout(NEW, 5, 5, 1, 0, 0, 0, ())}
+    d = decide(("standalone",), NEW, gap, {}, None, None, OLD, ROLLING, None, NOW)
+    assert d.record is not None and d.record.from_image == OLD and d.plan.upgrading and d.version is None
+    d = decide(("standalone",), NEW, {"standalone": one(NEW)}, {}, d.record, None, OLD, ROLLING, None, later(30))
+    assert d.version == NEW and [e["outcome"] for e in d.finished] == ["Succeeded"]
