@@ -286,7 +286,7 @@ def decide(
         if last and last.get("to") == target and last.get("outcome") == "RolledBack" and last.get("from"):
             previous = str(last["from"])
             p = plan(order, previous, live, None, now, timeout)
-            held = f"upgrade to {target} was rolled back ({last.get('reason')}); set another version to retry"
+            held = _held(target, str(last.get("reason")))
             return Decision(p.images, {}, replace(p, upgrading=False, stalled=False), previous, None,
                             version=whole(previous), held=held)
         start = _starting_image(target, live, version)
@@ -345,10 +345,14 @@ def decide(
     if p.step is None:
         finished.append(_entry(record, "RolledBack", record.reason, now))
         return Decision(p.images, {}, replace(p, upgrading=False), record.from_image, None, finished,
-                        version=whole(record.from_image))
+                        version=whole(record.from_image), held=_held(record.to_image, record.reason))
     record = replace(record, step=p.step)
     message = f"rolling back to {record.from_image} ({record.reason}): {p.message}"
     return Decision(p.images, {}, replace(p, message=message, upgrading=True), record.from_image, record, finished)
+
+
+def _held(target: str, reason: str) -> str:
+    return f"upgrade to {target} was rolled back ({reason}); set another version to retry"
 
 
 def _fail(record: Record, reason: str, policy: Policy, now: datetime) -> tuple[Record, list[dict[str, Any]]]:

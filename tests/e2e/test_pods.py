@@ -394,9 +394,12 @@ def test_a_canary_of_a_broken_tag_rolls_back_on_its_own_and_the_client_never_not
     assert "not Ready" in entry["reason"] and "within 45s" in entry["reason"]
     k8s_cluster.wait_for(lambda: live_images(k8s_cluster, milvus) == [good], timeout=120, interval=1,
                          what="the canary pod gone")
-    status = cluster_obj(k8s_cluster, milvus, "real")["status"]
-    assert status["version"] == good
-    assert {c["type"]: c["reason"] for c in status["conditions"]}["Degraded"] == "UpgradeRolledBack"
+    def degraded() -> str:
+        status = cluster_obj(k8s_cluster, milvus, "real")["status"]
+        return {c["type"]: c["reason"] for c in status["conditions"]}["Degraded"]
+    k8s_cluster.wait_for(lambda: degraded() == "UpgradeRolledBack", timeout=60, interval=1,
+                         what="Degraded: UpgradeRolledBack")
+    assert cluster_obj(k8s_cluster, milvus, "real")["status"]["version"] == good
     # The serving pod was never touched and the client saw no failure.
     assert ready_pod(k8s_cluster, milvus, INSTANCE, real_node)["metadata"]["uid"] == serving["metadata"]["uid"]
     calls = load.calls

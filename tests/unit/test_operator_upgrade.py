@@ -164,7 +164,7 @@ def test_a_canary_never_ready_rolls_back_in_reverse_order() -> None:
     d = decide(COMPONENTS, NEW, ALL_OLD, canaries, d.record, None, OLD, CANARY, None, later(61))
     # Nothing but the canaries moved: the rollback ends in the same pass.
     assert d.record is None and d.canaries == {} and set(d.images.values()) == {OLD}
-    assert d.version == OLD and d.steering == OLD
+    assert d.version == OLD and d.steering == OLD and "rolled back" in d.held
     (entry,) = d.finished
     assert entry["outcome"] == "RolledBack" and entry["strategy"] == "canary"
     assert "canary coord, streaming, query, index, proxy not Ready" in entry["reason"] and "60s" in entry["reason"]
