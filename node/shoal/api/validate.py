@@ -125,7 +125,7 @@ def check_topk(topk: int) -> None:
 
 def check_nq(nq: int) -> None:
     if not 1 <= nq <= MAX_NQ:
-        raise invalid(f"nq [{nq}] is invalid, it should be in range [1, {MAX_NQ}]")
+        raise invalid(f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range [1, {MAX_NQ}]")
 
 
 def check_offset_limit(offset: int, limit: int) -> None:
