@@ -59,8 +59,8 @@ def check_database_name(name: str) -> None:
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
-# reads resolve the name first, answering "collection not found" (code 100) for a bad one.
-_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+# reads and AlterCollection resolve the name first, answering "collection not found" (code 100).
+_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics", "AlterCollection"})
 _WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
@@ -100,21 +100,22 @@ FIELD_NAME_KEYWORDS = frozenset({
 def check_field_name(name: str) -> None:
     """Milvus's field-name rule (code 1701): the naming rule, and no filter keyword."""
     label = f"Invalid field name: {name}. "
+    tail = f": field name invalid[field={name}]"
     stripped = name.strip()
     if not stripped:
         raise ShoalError(Code.FIELD_NAME_INVALID, "field name should not be empty")
     if len(stripped) > MAX_NAME_LENGTH:
         raise ShoalError(
             Code.FIELD_NAME_INVALID,
-            f"{label}The length of a field name must be less than {MAX_NAME_LENGTH} characters.",
+            f"{label}The length of a field name must be less than {MAX_NAME_LENGTH} characters.{tail}",
         )
     first = stripped[0]
     if not (first == "_" or (first.isascii() and first.isalpha())):
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}The first character of a field name must be an underscore or letter.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}The first character of a field name must be an underscore or letter.{tail}")
     if not all(ch == "_" or (ch.isascii() and ch.isalnum()) for ch in stripped):
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}Field name can only contain numbers, letters, and underscores.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}Field name can only contain numbers, letters, and underscores.{tail}")
     if stripped in FIELD_NAME_KEYWORDS or stripped.lower() == "null":
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}{stripped} is keyword in milvus.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}{stripped} is keyword in milvus.{tail}")
 
 
 def check_topk(topk: int) -> None:

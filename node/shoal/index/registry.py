@@ -286,10 +286,16 @@ def default_metric(dtype: DataType, index_type: str) -> str:
     return "COSINE" if index_type == "AUTOINDEX" else "L2"
 
 
-def check_metric(dtype: DataType, metric_type: str) -> str:
+def check_metric(dtype: DataType, metric_type: str, index_type: str = "") -> str:
     """The upper-cased metric, or 1100 when it does not fit the vector type."""
     metric = metric_type.upper()
     allowed = _allowed_metrics(dtype)
+    if metric not in allowed and index_type == "AUTOINDEX" and allowed is DENSE_METRICS:
+        # Milvus's proxy words AUTOINDEX's check apart from the index types' own checkers
+        raise invalid(
+            f"float vector index does not support metric type: {metric_type}: "
+            "invalid parameter[expected=valid index params][actual=invalid index params]"
+        )
     if metric not in allowed:
         raise invalid(
             f"metric type {metric_type} not found or not supported, supported: [{' '.join(allowed)}]"
@@ -326,7 +332,7 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
             f"supported: {list(allowed) + ['AUTOINDEX']}"
         )
     dim = _check_dim(fld)
-    metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)))
+    metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)), asked)
 
     if (metric == "MHJACCARD") != (asked == "MINHASH_LSH") and not (metric == "MHJACCARD" and asked in MHJACCARD_INDEXES):
         raise invalid(
