@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -164,15 +165,36 @@ def shoal_process(tmp_path: Path) -> Iterator[ShoalProcess]:
     server.kill()
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a test's requests go: the Milvus gRPC `uri` (and its `port`), the HTTP API `http`."""
+
+    uri: str
+    http: str
+
+    @property
+    def port(self) -> int:
+        return int(self.uri.rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def target_server(request: pytest.FixtureRequest, server_target: str) -> Target:
+    """This test's target: the standalone `shoal`, or the session cluster's proxy
+    (`SHOAL_CLUSTER_URI` / `SHOAL_CLUSTER_HTTP`: a cluster already running, started by hand)."""
+    if server_target == "cluster":
+        if os.environ.get("SHOAL_CLUSTER_URI"):
+            return Target(os.environ["SHOAL_CLUSTER_URI"], os.environ.get("SHOAL_CLUSTER_HTTP", ""))
+        cluster = request.getfixturevalue("shoal_cluster")
+        return Target(str(cluster.uri), str(cluster.http))
+    server = request.getfixturevalue("shoal")
+    return Target(server.uri, server.http)
+
+
 @pytest.fixture()
-def uri(request: pytest.FixtureRequest, server_target: str) -> str:
-    """The session server of this test's target; `SHOAL_SERVER_URI` points the suite at a
-    running one instead (tests that use `shoal` itself still get the standalone server)."""
-    if os.environ.get("SHOAL_SERVER_URI"):
-        return os.environ["SHOAL_SERVER_URI"]
-    if server_target == "cluster":  # SHOAL_CLUSTER_URI: a cluster already running (by hand)
-        return os.environ.get("SHOAL_CLUSTER_URI") or str(request.getfixturevalue("shoal_cluster").uri)
-    return str(request.getfixturevalue("shoal").uri)
+def uri(target_server: Target) -> str:
+    """The target's gRPC URI; `SHOAL_SERVER_URI` points the suite at a running server instead
+    (tests that use `shoal` itself still get the standalone server)."""
+    return os.environ.get("SHOAL_SERVER_URI") or target_server.uri
 
 
 @pytest.fixture()

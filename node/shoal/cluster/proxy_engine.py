@@ -59,7 +59,8 @@ class ClusterEngine:
         self._query_seen = 0.0
         self._rr = itertools.count()
         self._described: dict[tuple[str, str], tuple[int, Any]] = {}
-        self._compactions: dict[int, dict[str, int]] = {}  # id answered -> each query node's own id
+        self._compactions: dict[int, dict[str, int]] = {}
+        self._session_lsn = 0  # the owner's acknowledged position after this proxy's newest write  # id answered -> each query node's own id
         self._meta_checked = 0.0
 
     # ---- plumbing
@@ -107,10 +108,19 @@ class ClusterEngine:
         return self._client(self._owner_addr)
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._retrying(
-            method,
-            lambda: self._owner().call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S),
-        )
+        def attempt() -> Any:
+            owner = self._owner()
+            try:
+                lsn, result = owner.call("write_at", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
+            except ShoalError as e:
+                if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
+                    raise
+                return owner.call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
+            with self._lock:
+                self._session_lsn = max(self._session_lsn, int(lsn))
+            return result
+
+        return self._retrying(method, attempt)
 
     def _query_nodes(self) -> list[str]:
         now = time.monotonic()
@@ -129,7 +139,9 @@ class ClusterEngine:
         def attempt() -> Any:
             node = self._client(address) if address else self._query_node()
             try:
-                return node.call("read_at_level", method, self.meta_version, args, kwargs, timeout=READ_ATTEMPT_S)
+                return node.call(
+                    "read_at_level", method, self.meta_version, self._session_lsn, args, kwargs, timeout=READ_ATTEMPT_S
+                )
             except ShoalError as e:
                 if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
                     raise

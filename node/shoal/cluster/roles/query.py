@@ -12,13 +12,14 @@ the request names, else the collection's; `read_guarantee` holds the rule):
   what was applied before the read began (the usual case), the result stands, else the node
   waits for the position and reads again. So a Strong read costs max(read, position call),
   not their sum.
-- Session / Customized: the request's guarantee timestamp (pymilvus sends its last write's
-  timestamp for the collection) is visible: served at once when the node applied a record
-  that new, else handled as Strong (a timestamp no record carries, e.g. a delete that matched
-  nothing, must not make it wait).
+- Session / Customized: the proxy's own writes (the owner's position after its newest write,
+  sent with the read: a local wait) and the request's guarantee timestamp (pymilvus sends its
+  last write's timestamp for the collection) are visible: served at once when the node applied
+  a record that new, else handled as Strong (a timestamp no record carries, e.g. a delete that
+  matched nothing, must not make it wait).
 - Bounded (pymilvus's default for a new collection): the node is within `GRACEFUL_S` of the
-  owner, checked by a background loop, not per read; plus the client's own writes as for
-  Session (stronger than Milvus, which may hide them, so insert-then-search keeps working).
+  owner, checked by a background loop, not per read; plus the session as above (stronger than
+  Milvus, which may hide a client's newest writes, so insert-then-search keeps working).
 - Eventually: what the node has, no wait.
 """
 
@@ -133,13 +134,18 @@ class QueryNode:
         self._wait_applied(lsn)
         return self.follower.call(method, args, kwargs)
 
-    def read_at_level(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def read_at_level(
+        self, method: str, meta_version: int, session_lsn: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """`session_lsn`: the owner's position after the proxy's newest write (its session)."""
         if method not in READ_METHODS:
             raise Unavailable(f"{method} is not a query-node call")
         self.follower.catch_up(meta_version)
         level, guarantee_ts = self.read_guarantee(method, args)
         if level == ConsistencyLevel.EVENTUALLY:
             return self.follower.call(method, args, kwargs)
+        if level != ConsistencyLevel.STRONG:
+            self._wait_applied(session_lsn)  # the proxy's own writes: a local wait, no round trip
         if level != ConsistencyLevel.STRONG and guarantee_ts <= self.follower.applied_ts:
             if level != ConsistencyLevel.BOUNDED or time.monotonic() - self.fresh_at <= GRACEFUL_S:
                 return self.follower.call(method, args, kwargs)

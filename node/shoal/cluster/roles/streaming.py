@@ -39,7 +39,7 @@ class StreamingNode:
         self._stop = threading.Event()
 
     def handlers(self) -> dict[str, Any]:
-        return {"write": self.write, "position": self.position}
+        return {"write": self.write, "write_at": self.write_at, "position": self.position}
 
     def start(self) -> None:
         threading.Thread(target=self._watch_owner, name="shoal-owner-watch", daemon=True).start()
@@ -120,6 +120,11 @@ class StreamingNode:
         if method == "flush":
             self._log_flush(follower, *args, **kwargs)
         return result
+
+    def write_at(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
+        """`write`, answered with the acknowledged position after it: the proxy's session position."""
+        result = self.write(method, meta_version, args, kwargs)
+        return self.position(), result
 
     def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
         """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
