@@ -100,7 +100,12 @@ class QueryNode:
 
     # ---- the owner's acknowledged position
     def _owner_position(self) -> int:
-        """The owner's acknowledged LSN; 0 when no owner answers (a failover: writes wait too)."""
+        """The owner's acknowledged LSN; 0 when no owner answers (a failover: writes wait too).
+        A cached address that fails is looked up again once (the owner may have moved)."""
+        position = self._ask_owner()
+        return position if position >= 0 else max(0, self._ask_owner())
+
+    def _ask_owner(self) -> int:
         try:
             with self._owner_lock:
                 if self._owner is None:
@@ -116,7 +121,7 @@ class QueryNode:
                 if self._owner is not None:
                     self._owner.close()
                 self._owner = None
-            return 0
+            return -1
 
     def _fresh_loop(self) -> None:
         while not self._stop.wait(FRESH_PERIOD_S):
