@@ -53,18 +53,30 @@ def run_role(cfg: Config) -> int:
 
         node = QueryNode(env, data_dir)
     else:
-        node = None  # index: registers and idles; query nodes build their indexes (this version)
-    rpc = RpcServer(cfg.host, cfg.port, node.handlers() if node is not None else {})
+        from shoal.cluster.roles.index_node import IndexNode
+
+        node = IndexNode(env, data_dir)
+    rpc = RpcServer(cfg.host, cfg.port, node.handlers())
     rpc.start()
     address = advertise(cfg, rpc.port)
     info = {"address": address, "http": advertise(cfg, health.port)}
     try:
         if cfg.role == "coord":
-            env.campaign(info, stop)
+            def standby() -> None:  # a standby serves its part (waiting): it is ready as one
+                env.register(info, stop)
+                ready.set()
+                _announce(cfg, "coord", rpc.port, health.port)
+                log.info("coordinator %s is a standby", env.node_id)
+
+            env.campaign(info, stop, on_standby=standby)
             if stop.is_set():
                 return 0
             node.become_leader(stop)
             if stop.is_set():
+                return 0
+            print(f"Shoal coord {env.node_id} is the active coordinator", flush=True)
+            if ready.is_set():
+                stop.wait()
                 return 0
             env.register(info, stop)
         elif cfg.role == "streaming":
@@ -76,6 +88,7 @@ def run_role(cfg: Config) -> int:
                 return 0
             env.register(info, stop)
         else:
+            node.start()
             env.register(info, stop)
         ready.set()
         _announce(cfg, cfg.role, rpc.port, health.port)
@@ -83,8 +96,7 @@ def run_role(cfg: Config) -> int:
     finally:
         ready.clear()
         rpc.stop()
-        if node is not None:
-            node.close()
+        node.close()
         health.stop()
         env.store.close()
     return 0
