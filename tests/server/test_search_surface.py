@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import ShoalProcess
+from conftest import Target
 from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker, WeightedRanker
 from pymilvus.client.iterator.search_iterator import SearchIteratorV2
 
@@ -380,8 +380,8 @@ def test_ignore_growing(client: MilvusClient, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def selective(shoal: ShoalProcess) -> Iterator[tuple[MilvusClient, str, np.ndarray, np.ndarray]]:
-    client = MilvusClient(uri=shoal.uri)
+def selective(target_server: Target) -> Iterator[tuple[MilvusClient, str, np.ndarray, np.ndarray]]:
+    client = MilvusClient(uri=target_server.uri)
     name = "selective_filter"
     v, w = dataset(10000, seed=10), dataset(10000, seed=11)
     tag = np.arange(10000) % 1000

@@ -64,6 +64,7 @@ class Follower:
         self.engine = Engine(local_dir, options, meta_store=self.store, wal=wal or NoWAL())
         self._lock = threading.Lock()
         self.applied = 0  # LSN (Kafka offset + 1) of the newest record applied
+        self.applied_ts = 0  # the newest write timestamp applied (one owner at a time: increasing)
         self._applied_cond = threading.Condition()
 
     def catch_up(self, version: int) -> None:
@@ -110,6 +111,7 @@ class Follower:
                     if not data.dropped:
                         data.note_lsn(rec.lsn)
                         apply_record(data, record)
+        self.applied_ts = max(self.applied_ts, record.ts)
         self.mark_applied(rec.lsn)
 
     def mark_applied(self, lsn: int) -> None:

@@ -51,7 +51,8 @@ class StreamingNode:
         self.startup: dict[str, int] = {}
 
     def handlers(self) -> dict[str, Any]:
-        return {"write": self.write, "position": self.position, "startup": lambda: dict(self.startup)}
+        return {"write": self.write, "write_at": self.write_at, "position": self.position,
+                "startup": lambda: dict(self.startup)}
 
     def start(self) -> None:
         threading.Thread(target=self._watch_owner, name="shoal-owner-watch", daemon=True).start()
@@ -179,6 +180,11 @@ class StreamingNode:
                 except Exception as e:
                     raise Unavailable(f"the checkpoint after the flush failed: {e}") from None
         return result
+
+    def write_at(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
+        """`write`, answered with the acknowledged position after it: the proxy's session position."""
+        result = self.write(method, meta_version, args, kwargs)
+        return self.position(), result
 
     def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
         """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
