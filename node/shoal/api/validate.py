@@ -59,13 +59,16 @@ def check_database_name(name: str) -> None:
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
-# reads resolve the name first, answering "collection not found" (code 100) for a bad one.
-_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+# reads and its create/alter index tasks resolve the name first, answering "collection not
+# found" (code 100) for a bad one.
+_LOOKED_UP_FIRST = frozenset({
+    "Search", "Query", "HybridSearch", "GetCollectionStatistics", "CreateIndex", "AlterIndex",
+})
 _WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
     "Insert", "Upsert", "Delete", "CreateAlias", "AlterAlias", "CreatePartition", "DropPartition",
-    "HasPartition", "LoadPartitions", "ReleasePartitions", "CreateIndex", "DropIndex",
+    "HasPartition", "LoadPartitions", "ReleasePartitions", "DropIndex",
 })
 
 

@@ -708,6 +708,9 @@ class Engine:
         except ShoalError:
             return  # Milvus: dropping a missing index succeeds
         if meta.loaded or meta.loaded_partitions:
+            fields = (meta.schema.field(i.field_name) for i in found)
+            if any(f is not None and f.dtype.is_vector for f in fields):
+                raise invalid(f"vector index cannot be dropped on loaded collection: {meta.collection_id}")
             raise invalid("index cannot be dropped, collection is loaded, please release it first")
         with self.catalog.lock:
             meta.indexes = [i for i in meta.indexes if i not in found]

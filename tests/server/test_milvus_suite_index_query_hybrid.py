@@ -1,0 +1,85 @@
+"""Cases from Milvus's suite files index, query and hybrid_search that Shoal answered differently.
+
+Through pymilvus against the session server; each pins the code and the wording Milvus's
+code gives (the suite checks the message as a substring).
+"""
+
+from __future__ import annotations
+
+import pytest
+from pymilvus import DataType, MilvusClient, MilvusException
+
+
+def _fails(call, code: int, text: str) -> str:
+    with pytest.raises(MilvusException) as err:
+        call()
+    assert err.value.code == code, err.value
+    assert text in err.value.message, err.value.message
+    return err.value.message
+
+
+@pytest.fixture()
+def released(client: MilvusClient, name: str):
+    """A quick-setup collection (dynamic field on), released and without its vector index."""
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    client.release_collection(name)
+    client.drop_index(name, "vector")
+    yield name
+    client.drop_collection(name)
+
+
+def _index(field: str, **kwargs) -> object:
+    params = MilvusClient.prepare_index_params()
+    params.add_index(field_name=field, **kwargs)
+    return params
+
+
+def test_create_index_looks_the_collection_up_before_checking_its_name(client: MilvusClient) -> None:
+    # Milvus's create-index task resolves the name first: a malformed name is simply not found
+    for bad in ("12-s", "(mn)"):
+        _fails(lambda bad=bad: client.create_index(bad, _index("vector")), 100,
+               f"collection not found[database=default][collection={bad}]")
+
+
+def test_a_loaded_vector_index_cannot_be_dropped(client: MilvusClient, name: str) -> None:
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    try:
+        message = _fails(lambda: client.drop_index(name, "vector"), 1100,
+                         "vector index cannot be dropped on loaded collection: ")
+        assert message.endswith(": invalid parameter")
+    finally:
+        client.drop_collection(name)
+
+
+def test_an_unknown_index_type_is_invalid_in_milvus_form(client: MilvusClient, released: str) -> None:
+    expected = "invalid parameter[expected=valid index][actual=invalid index type: {}]"
+    message = _fails(lambda: client.create_index(released, _index("vector", index_type="12-s", metric_type="L2")),
+                     1100, expected.format("12-s"))
+    assert message == expected.format("12-s")  # the wrapped form carries no ": invalid parameter" tail
+    json_path = {"json_cast_type": "double", "json_path": "my_json['a']"}
+    _fails(lambda: client.create_index(released, _index("my_json", index_type="(mn)", params=json_path)),
+           1100, expected.format("(mn)"))
+
+
+def test_a_json_index_needs_a_cast_type_but_not_a_path(client: MilvusClient, released: str, name: str) -> None:
+    missing = "json index must specify cast type: missing parameter"
+    _fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED")), 1101, missing)
+    _fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED",
+                                                          params={"json_path": "my_json['a']"})), 1101, missing)
+    _fails(lambda: client.create_index(released, _index("my_json", index_type="TRIE",
+                                                          params={"json_cast_type": "DOUBLE", "json_path": "my_json['a']"})),
+           1100, "TRIE are only supported on varchar field")
+    client.create_index(released, _index("my_json", index_type="INVERTED", params={"json_cast_type": "varchar"}))
+
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("doc", DataType.JSON)
+    other = f"{name}_j"
+    client.create_collection(other, schema=schema)
+    try:
+        _fails(lambda: client.create_index(other, _index("doc", index_type="INVERTED")), 1101, missing)
+        # without a path the index covers the whole field
+        client.create_index(other, _index("doc", index_type="INVERTED", params={"json_cast_type": "double"}))
+    finally:
+        client.drop_collection(other)
