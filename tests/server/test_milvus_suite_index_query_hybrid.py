@@ -83,3 +83,14 @@ def test_a_json_index_needs_a_cast_type_but_not_a_path(client: MilvusClient, rel
         client.create_index(other, _index("doc", index_type="INVERTED", params={"json_cast_type": "double"}))
     finally:
         client.drop_collection(other)
+
+
+def test_paths_under_a_dynamic_key_are_named_and_described_as_milvus(client: MilvusClient, released: str) -> None:
+    params = MilvusClient.prepare_index_params()
+    for path in ("my_json['a']['b']", "my_json['a']", "my_json"):
+        params.add_index(field_name="my_json", index_type="INVERTED", params={"json_cast_type": "DOUBLE", "json_path": path})
+    client.create_index(released, params)
+    assert {"$meta/my_json/a/b", "$meta/my_json/a", "$meta/my_json"} <= set(client.list_indexes(released))
+    info = client.describe_index(released, "$meta/my_json/a/b")
+    assert (info["field_name"], info["json_path"], info["json_cast_type"]) == ("my_json", "my_json['a']['b']", "DOUBLE")
+    client.create_index(released, params)  # the same indexes again: nothing to do

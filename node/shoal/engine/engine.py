@@ -629,10 +629,14 @@ class Engine:
     ) -> None:
         meta, data = self._resolve(database, collection)
         fld = meta.schema.field(field)
+        key_path = ""  # a path under a dynamic-field key, as the client wrote it
         if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
             # a dynamic-field key: a JSON-path index of $meta, described under the key's name
             given = str(params.get("json_path") or "")
-            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else f'{DYNAMIC_FIELD}["{field}"]'}
+            under_key = given.startswith(field) and given[len(field):][:1] in ("", "[")
+            key_path = given if under_key else ""
+            internal = f'{DYNAMIC_FIELD}["{field}"]' + (given[len(field):] if under_key else "")
+            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else internal}
             fld = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
         if fld is None:
             raise invalid(f"cannot create index on non-exist field: {field}")
@@ -650,7 +654,10 @@ class Engine:
                     else f"metric type BM25 only applies to the output field of a BM25 function, not {field}"
                 )
         path = spec_params.get("json_path")
-        name = index_name or (json_index_name(path) if path and fld.name != DYNAMIC_FIELD else field)
+        # Milvus names a path index by its path as a JSON Pointer ("$meta/key/a" under a dynamic key)
+        name = index_name or (json_index_name(path) if path and (fld.name != DYNAMIC_FIELD or key_path) else field)
+        if key_path:
+            spec_params["json_path"] = path = key_path  # described as the client wrote it
         existing = next(
             (i for i in meta.indexes if i.field_name == field and i.params.get("json_path") == path), None
         )
