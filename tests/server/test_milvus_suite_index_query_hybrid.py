@@ -94,3 +94,36 @@ def test_paths_under_a_dynamic_key_are_named_and_described_as_milvus(client: Mil
     info = client.describe_index(released, "$meta/my_json/a/b")
     assert (info["field_name"], info["json_path"], info["json_cast_type"]) == ("my_json", "my_json['a']['b']", "DOUBLE")
     client.create_index(released, params)  # the same indexes again: nothing to do
+
+
+def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClient, name: str) -> None:
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    try:
+        client.insert(name, [{"id": i, "vector": [0.1 * i, 0.2, 0.3, 0.4]} for i in range(5)])
+        window = "invalid max query result window, "
+        _fails(lambda: client.query(name, filter="id >= 0", limit=16384, offset=1), 1100,
+               window + "(offset+limit) should be in range [1, 16384], but got 16385")
+        _fails(lambda: client.query(name, filter="id >= 0", limit=2, offset=-1), 1100,
+               window + "offset [-1] is invalid, should be gte than 0")
+        _fails(lambda: client.query(name, filter="id >= 0", limit=-1), 1100,
+               window + "limit [-1] is invalid, should be greater than 0")
+
+        def req(limit: int = 3, nq: int = 1) -> AnnSearchRequest:
+            return AnnSearchRequest(data=[[0.1, 0.2, 0.3, 0.4]] * nq, anns_field="vector", param={}, limit=limit)
+
+        _fails(lambda: client.hybrid_search(name, [req(), req()], RRFRanker(), limit=16385), 1100,
+               window + "(offset+limit) should be in range [1, 16384], but got 16385")
+        _fails(lambda: client.hybrid_search(name, [req(16385)], RRFRanker(), limit=3), 1100,
+               "topk [16385] is invalid, it should be in range [1, 16384], but got 16385")
+        _fails(lambda: client.hybrid_search(name, [req(nq=16385)], RRFRanker(), limit=3), 1100,
+               "nq [16385] is invalid, nq (number of search vector per search request) should be in range "
+               "[1, 16384], but got 16385")
+        _fails(lambda: client.hybrid_search(name, [req()] * 1025, RRFRanker(), limit=3), 1100,
+               "maximum of ann search requests is 1024")
+        _fails(lambda: client.hybrid_search(name, [], RRFRanker(), limit=3), 1100,
+               "nq [0] is invalid, nq (number of search vector per search request) should be in range [1, 16384], but got 0")
+        assert len(client.hybrid_search(name, [req(), req()], RRFRanker(), limit=3)[0]) == 3
+    finally:
+        client.drop_collection(name)

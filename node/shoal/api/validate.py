@@ -122,12 +122,30 @@ def check_field_name(name: str) -> None:
 
 def check_topk(topk: int) -> None:
     if not 1 <= topk <= MAX_TOPK:
-        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}]")
+        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}], but got {topk}")
 
 
 def check_nq(nq: int) -> None:
     if not 1 <= nq <= MAX_NQ:
-        raise invalid(f"nq [{nq}] is invalid, it should be in range [1, {MAX_NQ}]")
+        raise invalid(
+            f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range "
+            f"[1, {MAX_NQ}], but got {nq}"
+        )
+
+
+def check_result_window(offset: int, limit: int | None) -> None:
+    """Milvus's window rule for query and hybrid search: offset >= 0, limit > 0, offset+limit <= 16384."""
+    if offset < 0:
+        reason = f"offset [{offset}] is invalid, should be gte than 0"
+    elif limit is None:
+        return
+    elif limit <= 0:
+        reason = f"limit [{limit}] is invalid, should be greater than 0"
+    elif offset + limit > MAX_TOPK:
+        reason = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {offset + limit}"
+    else:
+        return
+    raise invalid(f"invalid max query result window, {reason}")
 
 
 def check_offset_limit(offset: int, limit: int) -> None:
