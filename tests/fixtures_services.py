@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.cluster.deps import kafka_cluster_id
+from shoal.cluster.deps import kafka_cluster_id, stop_process
 
 ETCD_BINARY = Path("/usr/bin/etcd")
 
@@ -92,21 +92,12 @@ class ServerProcess:
 
     def stop(self, grace_s: float = 5.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s)
 
     def kill(self) -> None:
         """SIGKILL, no grace: for crash tests."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s=0.0)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -11,8 +11,10 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
+from shoal_operator import collections_migration as migration
 from shoal_operator.collections_diff import (
     Action,
+    AddField,
     CreateCollection,
     CreateIndex,
     CreatePartition,
@@ -20,10 +22,11 @@ from shoal_operator.collections_diff import (
     ObservedCollection,
     ObservedField,
     ObservedIndex,
+    PointAlias,
     Release,
     SetProperties,
 )
-from shoal_operator.specs.collection import CollectionSpec
+from shoal_operator.specs.collection import CollectionSpec, FieldSpec, IndexSpec
 
 
 def connect(uri: str, database: str, token: str = "", user: str = "", password: str = "") -> MilvusClient:
@@ -73,6 +76,7 @@ def observe(client: MilvusClient, name: str) -> ObservedCollection | None:
     state = client.get_load_state(name).get("state")
     return ObservedCollection(
         fields=fields,
+        aliases=tuple(client.list_aliases(name).get("aliases") or ()),
         partitions=tuple(client.list_partitions(name)),
         indexes=tuple(indexes),
         loaded=getattr(state, "name", str(state)) == "Loaded",
@@ -80,7 +84,31 @@ def observe(client: MilvusClient, name: str) -> ObservedCollection | None:
     )
 
 
-def _create(client: MilvusClient, spec: CollectionSpec) -> None:
+def alias_target(client: MilvusClient, alias: str) -> str | None:
+    """The collection `alias` names, or None when there is no such alias."""
+    if alias not in (client.list_aliases().get("aliases") or ()):  # describe_alias would log an error
+        return None
+    return str(client.describe_alias(alias).get("collection_name") or "") or None
+
+
+def _field_kwargs(f: FieldSpec) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"description": f.description}
+    if f.dim is not None:
+        kwargs["dim"] = f.dim
+    if f.max_length is not None:
+        kwargs["max_length"] = f.max_length
+    if f.element_type is not None:
+        kwargs["element_type"] = DataType[f.element_type]
+    if f.max_capacity is not None:
+        kwargs["max_capacity"] = f.max_capacity
+    if f.nullable:
+        kwargs["nullable"] = True
+    if f.default_value is not None:
+        kwargs["default_value"] = migration.parse_default(f)
+    return kwargs
+
+
+def _create(client: MilvusClient, spec: CollectionSpec, name: str) -> None:
     schema_spec = spec.collection_schema
     schema = MilvusClient.create_schema(
         auto_id=schema_spec.auto_id,
@@ -88,45 +116,49 @@ def _create(client: MilvusClient, spec: CollectionSpec) -> None:
         description=schema_spec.description,
     )
     for f in schema_spec.fields:
-        kwargs: dict[str, Any] = {"description": f.description}
+        kwargs = _field_kwargs(f)
         if f.name == schema_spec.primary_key:
             kwargs["is_primary"] = True
             kwargs["auto_id"] = schema_spec.auto_id
         if f.name == schema_spec.partition_key:
             kwargs["is_partition_key"] = True
-        if f.dim is not None:
-            kwargs["dim"] = f.dim
-        if f.max_length is not None:
-            kwargs["max_length"] = f.max_length
-        if f.element_type is not None:
-            kwargs["element_type"] = DataType[f.element_type]
-        if f.max_capacity is not None:
-            kwargs["max_capacity"] = f.max_capacity
-        if f.nullable:
-            kwargs["nullable"] = True
         schema.add_field(f.name, DataType[f.data_type], **kwargs)
-    client.create_collection(spec.name, schema=schema)
+    client.create_collection(name, schema=schema)
 
 
-def execute(client: MilvusClient, spec: CollectionSpec, action: Action) -> None:
-    name = spec.name
+def _create_index(client: MilvusClient, name: str, index: IndexSpec) -> None:
+    params = client.prepare_index_params()
+    extra: dict[str, Any] = {}
+    if index.metric_type:
+        extra["metric_type"] = index.metric_type
+    params.add_index(
+        field_name=index.field_name,
+        index_type=index.index_type,
+        index_name=index.name,
+        params=dict(index.params or {}),
+        **extra,
+    )
+    client.create_index(name, params)
+
+
+def execute(client: MilvusClient, spec: CollectionSpec, action: Action, name: str | None = None) -> None:
+    """Carry out `action` on collection `name` (the live one; the spec's name by default)."""
+    name = name or spec.name
     if isinstance(action, CreateCollection):
-        _create(client, spec)
+        _create(client, spec, name)
+    elif isinstance(action, AddField):
+        f = action.field
+        kwargs = _field_kwargs(f)
+        client.add_collection_field(name, f.name, DataType[f.data_type], desc=kwargs.pop("description"), **kwargs)
     elif isinstance(action, CreatePartition):
         client.create_partition(name, action.name)
     elif isinstance(action, CreateIndex):
-        params = client.prepare_index_params()
-        extra: dict[str, Any] = {}
-        if action.index.metric_type:
-            extra["metric_type"] = action.index.metric_type
-        params.add_index(
-            field_name=action.index.field_name,
-            index_type=action.index.index_type,
-            index_name=action.index.name,
-            params=dict(action.index.params or {}),
-            **extra,
-        )
-        client.create_index(name, params)
+        _create_index(client, name, action.index)
+    elif isinstance(action, PointAlias):
+        if action.move:
+            client.alter_alias(name, action.alias)
+        else:
+            client.create_alias(name, action.alias)
     elif isinstance(action, SetProperties):
         client.alter_collection_properties(name, dict(action.properties))
     elif isinstance(action, Load):
@@ -149,7 +181,68 @@ def progress(client: MilvusClient, name: str) -> dict[str, Any]:
     return {"rows": _int(stats.get("row_count")) or 0, "indexes": indexes}
 
 
+def _copy_batch(client: MilvusClient, spec: CollectionSpec, source: str, target: str,
+                after: Any) -> tuple[int, Any]:
+    """Copy the next batch of rows above key `after` in key order; (rows copied, last key)."""
+    pk = spec.collection_schema.primary_key
+    live = observe(client, source)
+    if live is None:
+        raise migration.MigrationRefused(f"the collection being migrated, {source}, is gone")
+    old_types = {f.name: f.data_type for f in live.fields}
+    expr = "" if after is None else f"{pk} > {json.dumps(after)}"
+    iterator = client.query_iterator(source, batch_size=migration.COPY_BATCH_ROWS, filter=expr,
+                                     output_fields=["*"])
+    try:
+        rows = iterator.next()
+    finally:
+        iterator.close()
+    if not rows:
+        return 0, after
+    keys = [row[pk] for row in rows]
+    if keys != sorted(keys):  # resuming from the last key is only safe in key order
+        raise migration.MigrationRefused(f"{source} returned rows out of primary-key order; copy stopped")
+    # Upsert: a batch repeated after an operator restart writes the same rows again, not twice.
+    client.upsert(target, [migration.convert_row(row, spec, old_types) for row in rows])
+    return len(rows), keys[-1]
+
+
+def migrate(client: MilvusClient, spec: CollectionSpec, step: migration.Step) -> tuple[int, Any]:
+    """Carry out one migration step; (rows copied, last key copied) for the copying ones."""
+    if isinstance(step, migration.CreateTarget):
+        if client.has_collection(step.name):  # a retry after a half-done step starts clean
+            client.drop_collection(step.name)
+        _create(client, spec, step.name)
+        for p in spec.partitions:
+            if p != "_default":
+                client.create_partition(step.name, p)
+        for index in spec.indexes:
+            _create_index(client, step.name, index)
+        if spec.properties:
+            client.alter_collection_properties(step.name, dict(spec.properties))
+        client.load_collection(step.name)
+        return 0, None
+    if isinstance(step, migration.CopyBatch):
+        return _copy_batch(client, spec, step.source, step.target, step.after)
+    copied, last = 0, step.after
+    while True:
+        n, last = _copy_batch(client, spec, step.source, step.target, last)
+        copied += n
+        if n == 0:
+            break
+    client.flush(step.target)
+    assert spec.alias is not None  # the CRD requires it with blueGreen
+    if alias_target(client, spec.alias) is None:
+        client.create_alias(step.target, spec.alias)
+    else:
+        client.alter_alias(step.target, spec.alias)
+    return copied, last
+
+
 def describe(action: Action) -> str:
+    if isinstance(action, AddField):
+        return f"add field {action.field.name} ({action.field.data_type})"
+    if isinstance(action, PointAlias):
+        return f"point alias {action.alias} here"
     if isinstance(action, CreatePartition):
         return f"create partition {action.name}"
     if isinstance(action, CreateIndex):

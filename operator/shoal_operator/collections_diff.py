@@ -1,9 +1,11 @@
 """What to do to make a live collection match its `Collection` spec. Pure.
 
-`diff(spec, observed)` returns the actions that only add (create the collection,
-partitions, indexes; set properties; load or release) and the drift it will not fix
-because fixing it would drop data or rebuild an index (a changed field type, a missing
-field, a different index type). Neighbours: `collections_client` observes and executes.
+`diff(spec, observed)` returns the actions that only add (create the collection, add a
+nullable field online, partitions, indexes; set properties; load or release; point the
+alias) and the drift it will not fix in place because fixing it would drop data or
+rebuild an index (a changed field type, a removed field, a different index type). Field
+drift is also returned as `offline`: what a blue-green migration (`collections_migration`)
+can make on a copy. Neighbours: `collections_client` observes and executes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shoal_operator.specs.collection import CollectionSpec, IndexSpec
+from shoal_operator.specs.collection import CollectionSpec, FieldSpec, IndexSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ObservedIndex:
 @dataclass(frozen=True)
 class ObservedCollection:
     fields: tuple[ObservedField, ...]
+    aliases: tuple[str, ...] = ()
     partitions: tuple[str, ...] = ("_default",)
     indexes: tuple[ObservedIndex, ...] = ()
     loaded: bool = False
@@ -43,6 +46,21 @@ class ObservedCollection:
 @dataclass(frozen=True)
 class CreateCollection:
     pass
+
+
+@dataclass(frozen=True)
+class AddField:
+    """Milvus adds a field online only when it is nullable; old rows read its default."""
+
+    field: FieldSpec
+
+
+@dataclass(frozen=True)
+class PointAlias:
+    """Create the alias, or move it here from another collection (one atomic alter)."""
+
+    alias: str
+    move: bool
 
 
 @dataclass(frozen=True)
@@ -70,23 +88,29 @@ class Release:
     pass
 
 
-Action = CreateCollection | CreatePartition | CreateIndex | SetProperties | Load | Release
+Action = CreateCollection | AddField | CreatePartition | CreateIndex | SetProperties | Load | Release | PointAlias
 
 
 @dataclass(frozen=True)
 class Diff:
     actions: list[Action]
     drift: list[str]
+    offline: list[str] = field(default_factory=list)
+    """The field drift only a migration can apply (a subset of `drift`)."""
 
 
-def _field_drift(spec: CollectionSpec, observed: ObservedCollection) -> list[str]:
+def _field_drift(spec: CollectionSpec, observed: ObservedCollection) -> tuple[list[Action], list[str]]:
+    actions: list[Action] = []
     drift: list[str] = []
     live = {f.name: f for f in observed.fields}
     schema = spec.collection_schema
     for want in schema.fields:
         have = live.get(want.name)
         if have is None:
-            drift.append(f"field {want.name} is missing from the collection")
+            if want.nullable and want.name != schema.primary_key:
+                actions.append(AddField(want))
+            else:
+                drift.append(f"field {want.name} is missing from the collection and Milvus adds only nullable fields")
             continue
         if have.data_type != want.data_type:
             drift.append(f"field {want.name} is {have.data_type} in the collection, spec says {want.data_type}")
@@ -99,7 +123,7 @@ def _field_drift(spec: CollectionSpec, observed: ObservedCollection) -> list[str
     wanted = {f.name for f in schema.fields}
     for name in sorted(set(live) - wanted):
         drift.append(f"field {name} exists in the collection but not in the spec")
-    return drift
+    return actions, drift
 
 
 def _index_actions(spec: CollectionSpec, observed: ObservedCollection) -> tuple[list[Action], list[str]]:
@@ -117,7 +141,14 @@ def _index_actions(spec: CollectionSpec, observed: ObservedCollection) -> tuple[
     return actions, drift
 
 
-def diff(spec: CollectionSpec, observed: ObservedCollection | None) -> Diff:
+def _alias_actions(spec: CollectionSpec, observed: ObservedCollection, elsewhere: bool) -> list[Action]:
+    if spec.alias is None or spec.alias in observed.aliases:
+        return []
+    return [PointAlias(spec.alias, move=elsewhere)]
+
+
+def diff(spec: CollectionSpec, observed: ObservedCollection | None, alias_elsewhere: bool = False) -> Diff:
+    """`alias_elsewhere`: the spec's alias exists and names another collection."""
     if observed is None:
         actions: list[Action] = [CreateCollection()]
         actions += [CreatePartition(p) for p in spec.partitions if p != "_default"]
@@ -126,9 +157,12 @@ def diff(spec: CollectionSpec, observed: ObservedCollection | None) -> Diff:
             actions.append(SetProperties(dict(spec.properties)))
         if spec.load_state == "Loaded":
             actions.append(Load())
+        if spec.alias is not None:
+            actions.append(PointAlias(spec.alias, move=alias_elsewhere))
         return Diff(actions, [])
-    drift = _field_drift(spec, observed)
-    actions = [CreatePartition(p) for p in spec.partitions if p not in observed.partitions]
+    actions, drift = _field_drift(spec, observed)
+    offline = list(drift)
+    actions += [CreatePartition(p) for p in spec.partitions if p not in observed.partitions]
     index_actions, index_drift = _index_actions(spec, observed)
     actions += index_actions
     drift += index_drift
@@ -139,4 +173,5 @@ def diff(spec: CollectionSpec, observed: ObservedCollection | None) -> Diff:
         actions.append(Load())
     elif spec.load_state == "Released" and observed.loaded:
         actions.append(Release())
-    return Diff(actions, drift)
+    actions += _alias_actions(spec, observed, alias_elsewhere)
+    return Diff(actions, drift, offline)

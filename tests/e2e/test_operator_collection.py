@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -185,4 +186,100 @@ def test_a_missing_cluster_is_reported_not_fatal(k8s_cluster: Any, ns: str) -> N
     ready = next(c for c in st["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["message"] == st["errors"][0]
     k8s_cluster.kubectl("delete", "-n", ns, "collection", "docs", "--timeout=30s", timeout=60)
+    api.close()
+
+
+def _alias_target(client: MilvusClient, alias: str) -> str | None:
+    if alias not in client.list_aliases()["aliases"]:
+        return None
+    return client.describe_alias(alias)["collection_name"]
+
+
+def test_schema_changes_go_online_or_blue_green_behind_the_alias(k8s_cluster: Any, ns: str, shoal_uri: str) -> None:
+    name = f"gitops_{uuid.uuid4().hex[:6]}"
+    alias = f"app_{uuid.uuid4().hex[:6]}"
+    api = k8s_cluster.api_client()
+    kube = Kube(api)
+    client = MilvusClient(uri=shoal_uri, timeout=10)
+    body = {**spec(shoal_uri, name), "alias": alias, "migration": "blueGreen", "migrationRetentionSeconds": 4,
+            "partitions": []}
+    body["schema"]["fields"].append({"name": "year", "dataType": "INT32"})
+    doc = {"apiVersion": API_VERSION, "kind": "Collection", "metadata": {"name": "docs"}, "spec": body}
+    k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(doc))
+    k8s_cluster.wait_for(lambda: status(kube, ns).get("phase") == "Ready", timeout=90, what="Collection Ready")
+    assert _alias_target(client, alias) == name
+    rows = [{"id": i, "title": f"t{i}", "embedding": [float(i % 17)] * 8, "year": 1990 + i % 30} for i in range(2300)]
+    client.insert(alias, rows)
+    client.flush(alias)
+
+    # Online: a nullable field with a default is added in place; old rows read the default.
+    fields = [*body["schema"]["fields"], {"name": "tag", "dataType": "VARCHAR", "maxLength": 16, "nullable": True,
+                                          "defaultValue": "none"}]
+    k8s_cluster.kubectl("patch", "-n", ns, "collection", "docs", "--type=merge",
+                        "-p", json.dumps({"spec": {"schema": {"fields": fields}}}))
+    k8s_cluster.wait_for(lambda: any(f["name"] == "tag" for f in client.describe_collection(name)["fields"]),
+                         timeout=60, what="field tag added online")
+    assert client.query(alias, filter='tag == "none"', output_fields=["count(*)"])[0]["count(*)"] == 2300
+    k8s_cluster.wait_for(lambda: status(kube, ns).get("phase") == "Ready", timeout=60, what="Ready after the add")
+    assert "activeCollection" not in status(kube, ns)
+
+    # Refused: vectors cannot change dim; reported, nothing touched.
+    bad = [dict(f, dim=16) if f["name"] == "embedding" else f for f in fields]
+    k8s_cluster.kubectl("patch", "-n", ns, "collection", "docs", "--type=merge",
+                        "-p", json.dumps({"spec": {"schema": {"fields": bad}}}))
+    st = k8s_cluster.wait_for(lambda: status(kube, ns) if status(kube, ns).get("phase") == "Error" else None,
+                              timeout=60, what="migration refused")
+    assert "migration refused: field embedding: vectors cannot change dim (8 -> 16)" in st["errors"][0]
+    assert _alias_target(client, alias) == name
+
+    # Offline: year INT32 -> VARCHAR is made on a copy; the alias switches; searches never fail.
+    failures: list[str] = []
+    searches = [0]
+    stop = threading.Event()
+
+    def search_through_the_alias() -> None:
+        reader = MilvusClient(uri=shoal_uri, timeout=10)
+        while not stop.is_set():
+            try:
+                hits = reader.search(alias, data=[[3.0] * 8], limit=3, output_fields=["id"])
+                if len(hits[0]) != 3:
+                    failures.append(f"{len(hits[0])} hits")
+                searches[0] += 1
+            except Exception as exc:
+                failures.append(repr(exc))
+            time.sleep(0.05)
+        reader.close()
+
+    searcher = threading.Thread(target=search_through_the_alias)
+    searcher.start()
+    try:
+        changed = [dict(f, dataType="VARCHAR", maxLength=8) if f["name"] == "year" else f for f in fields]
+        k8s_cluster.kubectl("patch", "-n", ns, "collection", "docs", "--type=merge",
+                            "-p", json.dumps({"spec": {"schema": {"fields": changed}}}))
+        st = k8s_cluster.wait_for(
+            lambda: status(kube, ns) if (status(kube, ns).get("migration") or {}).get("phase") == "Succeeded"
+            and status(kube, ns).get("phase") == "Ready" else None,
+            timeout=180, what="blue-green migration done")
+    finally:
+        stop.set()
+        searcher.join()
+    new = f"{name}_v2"
+    assert st["activeCollection"] == new and st["migration"]["rowsCopied"] == 2300
+    assert _alias_target(client, alias) == new
+    assert failures == [] and searches[0] > 0
+    year = next(f for f in client.describe_collection(alias)["fields"] if f["name"] == "year")
+    assert year["type"].name == "VARCHAR"
+    got = {r["id"]: r for r in client.query(alias, filter="id >= 0", output_fields=["year", "tag"], limit=3000)}
+    assert len(got) == 2300 and got[7]["year"] == "1997" and got[7]["tag"] == "none"
+    events = [e["message"] for e in kube.list("v1", "Event", ns, "") if e["reason"] == "Migrated"]
+    assert f"{name}: migration: switch the alias from {name} to {new}" in events
+
+    # The replaced collection is kept for the retention, then dropped.
+    k8s_cluster.wait_for(lambda: not client.has_collection(name), timeout=60, what="old collection dropped")
+    assert status(kube, ns).get("retained") == []
+
+    k8s_cluster.kubectl("delete", "-n", ns, "collection", "docs", "--timeout=60s", timeout=90)
+    k8s_cluster.wait_for(lambda: not client.has_collection(new), timeout=30, what="collection dropped")
+    assert _alias_target(client, alias) is None
+    client.close()
     api.close()

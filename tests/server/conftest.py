@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,11 @@ def client(uri: str) -> Iterator[object]:
     c = MilvusClient(uri=uri)
     yield c
     c.close()
+
+
+@pytest.fixture()
+def made(client: Any, name: str) -> Iterator[str]:
+    """A 4-dimensional quick-setup collection named `name`, dropped afterwards."""
+    client.create_collection(name, dimension=4)
+    yield name
+    client.drop_collection(name)

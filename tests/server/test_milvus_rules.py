@@ -6,22 +6,8 @@ Codes and messages follow Milvus's proxy and its own MilvusClient test suite.
 from __future__ import annotations
 
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
-
-
-def _fails(call, code: int, text: str = "") -> str:
-    with pytest.raises(MilvusException) as err:
-        call()
-    assert err.value.code == code, err.value
-    assert text in err.value.message, err.value.message
-    return err.value.message
-
-
-@pytest.fixture()
-def made(client: MilvusClient, name: str):
-    client.create_collection(name, dimension=4)
-    yield name
-    client.drop_collection(name)
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
 
 
 @pytest.mark.parametrize("word", ["like", "and", "in", "true", "json_contains", "NULL", "exists"])
@@ -30,14 +16,14 @@ def test_a_filter_keyword_is_no_field_name(client: MilvusClient, name: str, word
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field(word, DataType.INT64)
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
-    _fails(lambda: client.create_collection(name, schema=schema), 1701, f"{word} is keyword in milvus")
+    fails(lambda: client.create_collection(name, schema=schema), 1701, f"{word} is keyword in milvus")
 
 
 def test_dimension_one_is_refused(client: MilvusClient, name: str) -> None:
     schema = MilvusClient.create_schema()
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=1)
-    _fails(
+    fails(
         lambda: client.create_collection(name, schema=schema), 1100,
         "invalid dimension: 1 of field vec. float vector dimension should be in range 2 ~ 32768",
     )
@@ -51,7 +37,7 @@ def test_a_bm25_function_needs_an_analyzed_varchar_input(client: MilvusClient, n
     schema.add_field("text", DataType.VARCHAR, max_length=64)
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_function(Function("bm25", FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
-    _fails(lambda: client.create_collection(name, schema=schema), 1100, "enable_analyzer")
+    fails(lambda: client.create_collection(name, schema=schema), 1100, "enable_analyzer")
     assert not client.has_collection(name)
 
 
@@ -66,16 +52,16 @@ def test_names_are_checked_on_every_call(client: MilvusClient, made: str, bad: s
         lambda: client.create_alias(bad, "a_valid_alias"),
         lambda: client.describe_collection(bad),
     ):
-        assert _fails(call, 1100, invalid).endswith(": invalid parameter")
-    _fails(lambda: client.create_alias(made, bad), 1100, f"Invalid collection alias: {bad}")
+        assert fails(call, 1100, invalid).endswith(": invalid parameter")
+    fails(lambda: client.create_alias(made, bad), 1100, f"Invalid collection alias: {bad}")
     if bad != "12-s":  # Milvus lets a partition name lead with a digit and carry "-"
-        _fails(lambda: client.create_partition(made, bad), 1100, f"Invalid partition name: {bad}")
+        fails(lambda: client.create_partition(made, bad), 1100, f"Invalid partition name: {bad}")
     # Milvus's reads look the name up first
-    _fails(
+    fails(
         lambda: client.search(bad, data=[[0.0] * 4], limit=1), 100,
         f"collection not found[database=default][collection={bad}]",
     )
-    _fails(lambda: client.query(bad, filter="id > 0"), 100, "collection not found[database=default]")
+    fails(lambda: client.query(bad, filter="id > 0"), 100, "collection not found[database=default]")
 
 
 def test_describe_counts_the_default_partition_and_has_an_update_timestamp(client: MilvusClient, made: str) -> None:
@@ -100,7 +86,7 @@ def test_default_resource_group_users_and_roles_answer(client: MilvusClient, mad
     assert client.list_resource_groups() == ["__default_resource_group"]
     group = client.describe_resource_group("__default_resource_group")
     assert group.name == "__default_resource_group" and group.capacity > 0
-    _fails(lambda: client.describe_resource_group("rg_missing"), 300, "resource group not found")
+    fails(lambda: client.describe_resource_group("rg_missing"), 300, "resource group not found")
     assert sorted(client.list_roles()) == ["admin", "public"]
     assert client.list_users() == ["root"]
     assert client.describe_user("root")["roles"] == ("admin",)
@@ -111,16 +97,16 @@ def test_an_unknown_or_misconfigured_reranker_is_refused(client: MilvusClient, m
 
     client.insert(made, [{"id": i, "vector": [float(i)] * 4} for i in range(5)])
     reqs = [AnnSearchRequest([[0.0] * 4], "vector", {}, 3), AnnSearchRequest([[1.0] * 4], "vector", {}, 3)]
-    _fails(lambda: client.hybrid_search(made, reqs, WeightedRanker(0.5, 2.0), limit=3), 1100, "weight")
-    _fails(lambda: client.hybrid_search(made, reqs, WeightedRanker(0.5), limit=3), 1100, "weights")
-    _fails(lambda: client.hybrid_search(made, reqs, RRFRanker(k=-1), limit=3), 1100, "k should be in range")
+    fails(lambda: client.hybrid_search(made, reqs, WeightedRanker(0.5, 2.0), limit=3), 1100, "weight")
+    fails(lambda: client.hybrid_search(made, reqs, WeightedRanker(0.5), limit=3), 1100, "weights")
+    fails(lambda: client.hybrid_search(made, reqs, RRFRanker(k=-1), limit=3), 1100, "k should be in range")
     assert len(client.hybrid_search(made, reqs, RRFRanker(), limit=3)[0]) == 3
 
 
 def test_a_filter_that_cannot_be_planned_is_worded_as_milvus(client: MilvusClient, made: str) -> None:
-    message = _fails(lambda: client.query(made, filter="id == "), 1100, "failed to create query plan: ")
+    message = fails(lambda: client.query(made, filter="id == "), 1100, "failed to create query plan: ")
     assert message.endswith(": invalid parameter")
-    _fails(lambda: client.search(made, data=[[0.0] * 4], filter="id in", limit=1), 1100, "failed to create query plan")
+    fails(lambda: client.search(made, data=[[0.0] * 4], filter="id in", limit=1), 1100, "failed to create query plan")
 
 
 def test_search_params_of_the_index_are_type_checked_before_any_segment_is_indexed(
@@ -128,6 +114,6 @@ def test_search_params_of_the_index_are_type_checked_before_any_segment_is_index
 ) -> None:
     client.insert(made, [{"id": i, "vector": [float(i)] * 4} for i in range(5)])  # growing: no index built yet
     search = lambda params: client.search(made, data=[[0.0] * 4], limit=3, search_params={"params": params})  # noqa: E731
-    _fails(lambda: search({"ef": "abc"}), 1100, "param 'ef' (abc) should be an integer")
-    _fails(lambda: search({"ef": 2}), 1100, "ef(2) should be larger than k(3)")
+    fails(lambda: search({"ef": "abc"}), 1100, "param 'ef' (abc) should be an integer")
+    fails(lambda: search({"ef": 2}), 1100, "ef(2) should be larger than k(3)")
     assert len(search({"ef": 16})[0]) == 3

@@ -53,6 +53,21 @@ S3_SECRET_KEY = "shoal-local-secret"
 S3_BUCKET = "shoal"
 
 
+
+def stop_process(proc: subprocess.Popen | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` (at once when 0); a no-op for a process already gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    if grace_s > 0:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    proc.wait()
+
 class DependencyError(RuntimeError):
     """A dependency cannot start; the message says why and, where it helps, the command to run."""
 
@@ -195,21 +210,12 @@ class Service:
 
     def stop(self, grace_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s)
 
     def kill(self) -> None:
         """SIGKILL without grace (crash tests); the handle can be started again."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace_s=0.0)
 
     def log_since_start(self) -> str:
         try:

@@ -29,7 +29,7 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
 from shoal.engine.fulltext import bm25_input, check_functions
 from shoal.engine.importer import Importer, ImportJob
-from shoal.engine.indexer import Indexer
+from shoal.engine.indexer import MIN_INDEX_ROWS, Indexer
 from shoal.engine.maintenance import Compactor
 from shoal.engine.partial_update import complete_partial
 from shoal.engine.persistence import Persistence
@@ -105,7 +105,7 @@ class Engine:
         replayed = self.persistence.replay(self.datas)
         log.info("recovered %d collections, replayed %d WAL records", len(self.datas), replayed)
         self.indexer = Indexer(
-            self.root, self._all_collections, int(options.get("min_index_rows", 1024)),
+            self.root, self._all_collections, int(options.get("min_index_rows", MIN_INDEX_ROWS)),
             int(options.get("index_build_threads", 0)),
         )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)

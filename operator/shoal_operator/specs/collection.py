@@ -59,6 +59,9 @@ class FieldSpec(SpecModel):
     element_type: DataTypeName | None = None
     max_capacity: int | None = Field(None, ge=1, le=4096)
     nullable: bool = False
+    default_value: str | None = Field(
+        None, description="Default for rows without the field, written as text and read as the field's type."
+    )
     description: str = ""
 
 
@@ -106,6 +109,12 @@ class CollectionTarget(SpecModel):
 
 
 class CollectionSpec(SpecModel):
+    model_config = {
+        "json_schema_extra": cel_rules(
+            ("self.migration != 'blueGreen' || has(self.alias)", "migration blueGreen needs the alias applications use"),
+        )
+    }
+
     name: str = Field(pattern=_NAME)
     database: str = Field("default", pattern=_NAME)
     collection_schema: CollectionSchema = Field(alias="schema")
@@ -115,3 +124,13 @@ class CollectionSpec(SpecModel):
     properties: StringMap | None = None
     target: CollectionTarget
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
+    alias: str | None = Field(
+        None, pattern=_NAME, description="The alias applications use; the operator points it at the live collection."
+    )
+    migration: Literal["none", "blueGreen"] = Field(
+        "none",
+        description="blueGreen: a change Milvus cannot make online is made on a copy, then the alias switches.",
+    )
+    migration_retention_seconds: int = Field(
+        86400, ge=0, description="How long the collection a migration replaced is kept before it is dropped."
+    )

@@ -53,8 +53,10 @@ def run_role(cfg: Config) -> int:
 
         node = QueryNode(env, data_dir)
     else:
-        node = None  # index: registers and idles; query nodes build their indexes (this version)
-    rpc = RpcServer(cfg.host, cfg.port, node.handlers() if node is not None else {})
+        from shoal.cluster.roles.index_node import IndexNode
+
+        node = IndexNode(env, data_dir)
+    rpc = RpcServer(cfg.host, cfg.port, node.handlers())
     rpc.start()
     address = advertise(cfg, rpc.port)
     info = {"address": address, "http": advertise(cfg, health.port)}
@@ -76,6 +78,7 @@ def run_role(cfg: Config) -> int:
                 return 0
             env.register(info, stop)
         else:
+            node.start()
             env.register(info, stop)
         ready.set()
         _announce(cfg, cfg.role, rpc.port, health.port)
@@ -83,8 +86,7 @@ def run_role(cfg: Config) -> int:
     finally:
         ready.clear()
         rpc.stop()
-        if node is not None:
-            node.close()
+        node.close()
         health.stop()
         env.store.close()
     return 0

@@ -4,17 +4,23 @@ It tails the channel (read_committed: only acknowledged writes) into a local `Fo
 engine with the same apply code as the owner, and answers search/query/counts/index progress
 with the standalone read path. A read carries the LSN the owner last acknowledged and the
 catalog version the proxy knows; the node waits until it has applied both, which makes every
-read Strong. This version builds indexes on the query node itself (the index role idles).
+read Strong. At start it loads the channel's checkpoint (the sealed segments in S3, through a
+local disk cache, memory-mapped) and tails Kafka from the checkpoint's offset, not from 0.
+While it runs it seals at the same FLUSH records as the owner and keeps its own copy, so a
+later checkpoint needs no download. This version builds indexes on the query node itself
+(the index role idles).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, wait_until
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.rpc import Unavailable
@@ -31,12 +37,16 @@ READ_WAIT_S = 60.0
 class QueryNode:
     def __init__(self, env: ClusterEnv, data_dir: Path) -> None:
         self.env = env
+        self.data_dir = data_dir
         self.follower = Follower(env, data_dir / "local")
+        self.s3 = open_segment_store(env)
         self.caught_up = threading.Event()
         self._stop = threading.Event()
+        # what the start-up read: segments from S3, then records from Kafka until caught up
+        self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0}
 
     def handlers(self) -> dict[str, Any]:
-        return {"read": self.read, "applied": lambda: self.follower.applied}
+        return {"read": self.read, "applied": lambda: self.follower.applied, "startup": lambda: dict(self.startup)}
 
     def start(self) -> None:
         threading.Thread(target=self._tail_loop, name="shoal-wal-tail", daemon=True).start()
@@ -45,22 +55,31 @@ class QueryNode:
     def _tail_loop(self) -> None:
         if not wait_until(lambda: topic_exists(self.env.kafka, self.env.topic), self._stop, "the WAL topic"):
             return
-        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
+        try:
+            ckpt = read_checkpoint(self.env) if self.s3 is not None else None
+            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache")
+        except Exception:
+            log.exception("loading the checkpoint's segments failed; exiting")
+            os._exit(3)
+        self.startup.update(checkpoint_lsn=start, segments_loaded=loaded)
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
         try:
             end = tail.end_offset()
             while not self._stop.is_set():
                 records, at_end = tail.poll(0.2)
                 for rec in records:
                     self.follower.apply(rec)
+                if not self.caught_up.is_set():
+                    self.startup["records_replayed"] += len(records)
                 if tail.position > self.follower.applied:
                     self.follower.mark_applied(tail.position)  # past commit markers and aborted records
                 if not self.caught_up.is_set() and (at_end or tail.position >= end):
                     self.caught_up.set()
-                    log.info("query node caught up with the WAL channel at offset %d", tail.position)
+                    log.info("query node caught up with the WAL channel at offset %d: %d segments from S3 "
+                             "(checkpoint offset %d), then %d records from Kafka", tail.position, loaded, start,
+                             self.startup["records_replayed"])
         except Exception:
             log.exception("the WAL tail failed; exiting")
-            import os
-
             os._exit(3)
         finally:
             tail.close()
