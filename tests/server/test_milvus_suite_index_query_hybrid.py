@@ -7,15 +7,8 @@ code gives (the suite checks the message as a substring).
 from __future__ import annotations
 
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
-
-
-def _fails(call, code: int, text: str) -> str:
-    with pytest.raises(MilvusException) as err:
-        call()
-    assert err.value.code == code, err.value
-    assert text in err.value.message, err.value.message
-    return err.value.message
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
 
 
 @pytest.fixture()
@@ -37,14 +30,14 @@ def _index(field: str, **kwargs) -> object:
 def test_create_index_looks_the_collection_up_before_checking_its_name(client: MilvusClient) -> None:
     # Milvus's create-index task resolves the name first: a malformed name is simply not found
     for bad in ("12-s", "(mn)"):
-        _fails(lambda bad=bad: client.create_index(bad, _index("vector")), 100,
+        fails(lambda bad=bad: client.create_index(bad, _index("vector")), 100,
                f"collection not found[database=default][collection={bad}]")
 
 
 def test_a_loaded_vector_index_cannot_be_dropped(client: MilvusClient, name: str) -> None:
     client.create_collection(name, dimension=4, consistency_level="Strong")
     try:
-        message = _fails(lambda: client.drop_index(name, "vector"), 1100,
+        message = fails(lambda: client.drop_index(name, "vector"), 1100,
                          "vector index cannot be dropped on loaded collection: ")
         assert message.endswith(": invalid parameter")
     finally:
@@ -53,20 +46,20 @@ def test_a_loaded_vector_index_cannot_be_dropped(client: MilvusClient, name: str
 
 def test_an_unknown_index_type_is_invalid_in_milvus_form(client: MilvusClient, released: str) -> None:
     expected = "invalid parameter[expected=valid index][actual=invalid index type: {}]"
-    message = _fails(lambda: client.create_index(released, _index("vector", index_type="12-s", metric_type="L2")),
+    message = fails(lambda: client.create_index(released, _index("vector", index_type="12-s", metric_type="L2")),
                      1100, expected.format("12-s"))
     assert message == expected.format("12-s")  # the wrapped form carries no ": invalid parameter" tail
     json_path = {"json_cast_type": "double", "json_path": "my_json['a']"}
-    _fails(lambda: client.create_index(released, _index("my_json", index_type="(mn)", params=json_path)),
+    fails(lambda: client.create_index(released, _index("my_json", index_type="(mn)", params=json_path)),
            1100, expected.format("(mn)"))
 
 
 def test_a_json_index_needs_a_cast_type_but_not_a_path(client: MilvusClient, released: str, name: str) -> None:
     missing = "json index must specify cast type: missing parameter"
-    _fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED")), 1101, missing)
-    _fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED",
+    fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED")), 1101, missing)
+    fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED",
                                                           params={"json_path": "my_json['a']"})), 1101, missing)
-    _fails(lambda: client.create_index(released, _index("my_json", index_type="TRIE",
+    fails(lambda: client.create_index(released, _index("my_json", index_type="TRIE",
                                                           params={"json_cast_type": "DOUBLE", "json_path": "my_json['a']"})),
            1100, "TRIE are only supported on varchar field")
     client.create_index(released, _index("my_json", index_type="INVERTED", params={"json_cast_type": "varchar"}))
@@ -78,7 +71,7 @@ def test_a_json_index_needs_a_cast_type_but_not_a_path(client: MilvusClient, rel
     other = f"{name}_j"
     client.create_collection(other, schema=schema)
     try:
-        _fails(lambda: client.create_index(other, _index("doc", index_type="INVERTED")), 1101, missing)
+        fails(lambda: client.create_index(other, _index("doc", index_type="INVERTED")), 1101, missing)
         # without a path the index covers the whole field
         client.create_index(other, _index("doc", index_type="INVERTED", params={"json_cast_type": "double"}))
     finally:
@@ -103,26 +96,26 @@ def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClie
     try:
         client.insert(name, [{"id": i, "vector": [0.1 * i, 0.2, 0.3, 0.4]} for i in range(5)])
         window = "invalid max query result window, "
-        _fails(lambda: client.query(name, filter="id >= 0", limit=16384, offset=1), 1100,
+        fails(lambda: client.query(name, filter="id >= 0", limit=16384, offset=1), 1100,
                window + "(offset+limit) should be in range [1, 16384], but got 16385")
-        _fails(lambda: client.query(name, filter="id >= 0", limit=2, offset=-1), 1100,
+        fails(lambda: client.query(name, filter="id >= 0", limit=2, offset=-1), 1100,
                window + "offset [-1] is invalid, should be gte than 0")
-        _fails(lambda: client.query(name, filter="id >= 0", limit=-1), 1100,
+        fails(lambda: client.query(name, filter="id >= 0", limit=-1), 1100,
                window + "limit [-1] is invalid, should be greater than 0")
 
         def req(limit: int = 3, nq: int = 1) -> AnnSearchRequest:
             return AnnSearchRequest(data=[[0.1, 0.2, 0.3, 0.4]] * nq, anns_field="vector", param={}, limit=limit)
 
-        _fails(lambda: client.hybrid_search(name, [req(), req()], RRFRanker(), limit=16385), 1100,
+        fails(lambda: client.hybrid_search(name, [req(), req()], RRFRanker(), limit=16385), 1100,
                window + "(offset+limit) should be in range [1, 16384], but got 16385")
-        _fails(lambda: client.hybrid_search(name, [req(16385)], RRFRanker(), limit=3), 1100,
+        fails(lambda: client.hybrid_search(name, [req(16385)], RRFRanker(), limit=3), 1100,
                "topk [16385] is invalid, it should be in range [1, 16384], but got 16385")
-        _fails(lambda: client.hybrid_search(name, [req(nq=16385)], RRFRanker(), limit=3), 1100,
+        fails(lambda: client.hybrid_search(name, [req(nq=16385)], RRFRanker(), limit=3), 1100,
                "nq [16385] is invalid, nq (number of search vector per search request) should be in range "
                "[1, 16384], but got 16385")
-        _fails(lambda: client.hybrid_search(name, [req()] * 1025, RRFRanker(), limit=3), 1100,
+        fails(lambda: client.hybrid_search(name, [req()] * 1025, RRFRanker(), limit=3), 1100,
                "maximum of ann search requests is 1024")
-        _fails(lambda: client.hybrid_search(name, [], RRFRanker(), limit=3), 1100,
+        fails(lambda: client.hybrid_search(name, [], RRFRanker(), limit=3), 1100,
                "nq [0] is invalid, nq (number of search vector per search request) should be in range [1, 16384], but got 0")
         assert len(client.hybrid_search(name, [req(), req()], RRFRanker(), limit=3)[0]) == 3
     finally:
