@@ -120,3 +120,18 @@ def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClie
         assert len(client.hybrid_search(name, [req(), req()], RRFRanker(), limit=3)[0]) == 3
     finally:
         client.drop_collection(name)
+
+
+def test_a_second_index_on_a_field_or_a_reused_name_answer_as_milvus(client: MilvusClient, released: str) -> None:
+    path = {"json_cast_type": "varchar", "json_path": "my_json['a']"}
+    client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED", params=path))
+    client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED", params=path))
+    fails(lambda: client.create_index(released, _index("my_json", index_name="second", index_type="INVERTED",
+                                                        params=path)),
+          1100, "CreateIndex failed: creating multiple indexes on same field is not supported")
+    fails(lambda: client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED",
+                                                        params={**path, "json_path": "my_json['b']"})),
+          1100, "at most one distinct index is allowed per field")
+    client.create_index(released, _index("vector", index_type="FLAT", metric_type="L2"))
+    fails(lambda: client.create_index(released, _index("vector", index_name="other", index_type="HNSW", metric_type="L2")),
+          1100, "CreateIndex failed: creating multiple indexes on same field is not supported")

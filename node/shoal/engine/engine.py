@@ -658,12 +658,12 @@ class Engine:
         name = index_name or (json_index_name(path) if path and (fld.name != DYNAMIC_FIELD or key_path) else field)
         if key_path:
             spec_params["json_path"] = path = key_path  # described as the client wrote it
-        existing = next(
-            (i for i in meta.indexes if i.field_name == field and i.params.get("json_path") == path), None
-        )
         with self.catalog.lock:
-            if existing is not None:
-                if existing.params == spec_params and existing.index_name == name:
+            # Milvus's order: an index of the same name must be this very index; another name on the
+            # same field (the same path of a JSON field) is a second index there
+            same_name = next((i for i in meta.indexes if i.index_name == name), None)
+            if same_name is not None:
+                if same_name.field_name == field and same_name.params == spec_params:
                     return
                 if meta.loaded or meta.loaded_partitions:
                     raise invalid(
@@ -671,8 +671,8 @@ class Engine:
                         "to create it again with other parameters"
                     )
                 raise invalid("at most one distinct index is allowed per field")
-            if any(i.index_name == name for i in meta.indexes):
-                raise invalid(f"index name {name} already exists on another field")
+            if any(i.field_name == field and i.params.get("json_path") == path for i in meta.indexes):
+                raise invalid("CreateIndex failed: creating multiple indexes on same field is not supported")
             meta.indexes.append(IndexMeta(self.catalog.new_id(), name, field, spec_params))
             self.catalog.save_collection(meta)
         self.indexer.kick()
