@@ -14,6 +14,7 @@ class Code(IntEnum):
     """Milvus 2.x `Status.code` values (merr) that pymilvus understands."""
 
     SUCCESS = 0
+    SERVICE_UNAVAILABLE = 2  # merr "service unavailable": a cluster role is gone longer than the proxy retries
     RATE_LIMITED = 8
     QUOTA_EXCEEDED = 9
     NOT_SUPPORTED = 10  # merr "service unimplemented"

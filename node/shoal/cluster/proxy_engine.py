@@ -72,7 +72,7 @@ class ClusterEngine:
                 return attempt()
             except Unavailable as e:
                 if time.monotonic() > deadline:
-                    raise ShoalError(Code.UNEXPECTED, f"{what}: the cluster did not answer: {e.message}") from None
+                    raise ShoalError(Code.SERVICE_UNAVAILABLE, f"{what}: the cluster did not answer: {e.message}") from None
                 log.info("%s: %s; retrying", what, e.message)
                 time.sleep(delay)
                 delay = min(1.0, delay * 2)

@@ -364,6 +364,9 @@ class Reader:
             if col is None:
                 continue
             n = seg.num_rows
+            if mask is not None and len(mask) != n:
+                # a growing segment took rows after `_masks` read it: they are not visible to this read
+                mask = np.concatenate([mask[:n], np.zeros(max(0, n - len(mask)), dtype=bool)])
             vectors = col.values[:n]
             if col.valid is not None:
                 mask = col.valid[:n] if mask is None else (mask & col.valid[:n])

@@ -25,7 +25,7 @@ _LEGACY: dict[int, int] = {
     Code.PRIVILEGE_NOT_PERMITTED: common_pb2.PermissionDenied,
 }
 
-_RETRIABLE = {int(Code.RATE_LIMITED)}
+_RETRIABLE = {int(Code.RATE_LIMITED), int(Code.SERVICE_UNAVAILABLE)}  # as merr marks them
 
 
 def success() -> common_pb2.Status:

@@ -104,15 +104,20 @@ class ClusterEnv:
         t.start()
         return t
 
-    def campaign(self, info: dict[str, Any], stop: threading.Event) -> None:
+    def campaign(self, info: dict[str, Any], stop: threading.Event, on_standby: Any = None) -> None:
         """Block until this process holds `coord/leader`; a thread then keeps it, and ends the
-        process if the lease lapses (a standby may already have taken over)."""
+        process if the lease lapses (a standby may already have taken over). `on_standby()` is
+        called once, when another coordinator is found to hold it."""
         ttl = self.cfg.node_lease_s
         while not stop.is_set():
             try:
                 lease = self._lease(ttl)
                 if self._put_leased(LEADER_KEY, {**info, "node": self.node_id, "pid": os.getpid()}, lease, True):
                     break
+                self.store._call(lambda c, lid=lease.id: c.revoke_lease(lid))  # not to pile up a lease per try
+                if on_standby is not None:
+                    on_standby()
+                    on_standby = None
             except Exception as e:
                 log.warning("coordinator election: %s", e)
             stop.wait(0.5)

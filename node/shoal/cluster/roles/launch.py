@@ -62,11 +62,21 @@ def run_role(cfg: Config) -> int:
     info = {"address": address, "http": advertise(cfg, health.port)}
     try:
         if cfg.role == "coord":
-            env.campaign(info, stop)
+            def standby() -> None:  # a standby serves its part (waiting): it is ready as one
+                env.register(info, stop)
+                ready.set()
+                _announce(cfg, "coord", rpc.port, health.port)
+                log.info("coordinator %s is a standby", env.node_id)
+
+            env.campaign(info, stop, on_standby=standby)
             if stop.is_set():
                 return 0
             node.become_leader(stop)
             if stop.is_set():
+                return 0
+            print(f"Shoal coord {env.node_id} is the active coordinator", flush=True)
+            if ready.is_set():
+                stop.wait()
                 return 0
             env.register(info, stop)
         elif cfg.role == "streaming":
