@@ -27,7 +27,7 @@ from shoal.engine.catalog import (
 )
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
-from shoal.engine.fulltext import bm25_input, check_functions
+from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
 from shoal.engine.importer import Importer, ImportJob
 from shoal.engine.indexer import MIN_INDEX_ROWS, Indexer
 from shoal.engine.maintenance import Compactor
@@ -546,6 +546,8 @@ class Engine:
             raise invalid("delete plan can't be empty or always true")
         pk = meta.schema.primary_field
         flt = compile_filter(expr, meta.schema, expr_params or {})
+        if flt.sample is not None:
+            raise invalid("random_sample is not allowed in a delete filter")
         partition_id = meta.require_partition(partition).partition_id if partition else 0
         keys = flt.primary_key_values(pk.name)
         if keys is not None:
@@ -646,6 +648,8 @@ class Engine:
             is_bm25 = bm25_input(meta.schema, fld) is not None
             if is_bm25 and not flatten_params(params).get("metric_type"):
                 params = {**params, "metric_type": "BM25"}
+            elif minhash_function(meta.schema, fld) is not None and not flatten_params(params).get("metric_type"):
+                params = {**params, "metric_type": "MHJACCARD"}
             spec_params = validate_index_params(fld, params).to_params()
             if is_bm25 != (spec_params["metric_type"] == "BM25"):
                 raise invalid(

@@ -143,14 +143,24 @@ def advertise(cfg: Config, port: int) -> str:
 
 
 class HealthServer:
-    """`/healthz`: 200 once the role serves, 503 before."""
+    """`/healthz`: 200 once the role serves, 503 before; `/metrics` once `metrics` is set."""
 
     def __init__(self, host: str, port: int, ready: threading.Event) -> None:
+        self.metrics: Any = None  # () -> bytes, Prometheus text (`roles.metrics.RoleMetrics.render`)
+        server = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                ok = self.path.split("?")[0] in ("/healthz", "/readyz") and ready.is_set()
-                body = b"ok" if ok else b"not serving"
-                self.send_response(200 if ok else 503)
+                path = self.path.split("?")[0]
+                ctype = "text/plain"
+                if path == "/metrics" and server.metrics is not None:
+                    code, body = 200, server.metrics()
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                else:
+                    ok = path in ("/healthz", "/readyz", "/livez") and ready.is_set()
+                    code, body = (200, b"ok") if ok else (503, b"not serving")
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
