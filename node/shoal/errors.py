@@ -59,6 +59,16 @@ def invalid(message: str) -> ShoalError:
     return ShoalError(Code.PARAMETER_INVALID, message)
 
 
+def invalid_value(expected: str, actual: str) -> ShoalError:
+    """Code 1100 in Milvus's wrapped form: "invalid parameter[expected=E][actual=A]"."""
+    return invalid(f"invalid parameter[expected={expected}][actual={actual}]")
+
+
+def unknown_index_type(index_type: object) -> ShoalError:
+    """An index type no index of any field is called: Milvus's proxy refuses it before any field check."""
+    return invalid_value("valid index", f"invalid index type: {index_type}")
+
+
 def not_supported(what: str) -> ShoalError:
     """A feature Shoal does not implement (yet): said plainly, never a silent no-op."""
     return ShoalError(Code.NOT_SUPPORTED, f"{what} is not supported by Shoal")

@@ -59,13 +59,16 @@ def check_database_name(name: str) -> None:
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
-# reads and AlterCollection resolve the name first, answering "collection not found" (code 100).
-_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics", "AlterCollection"})
+# reads, AlterCollection and its create/alter index tasks resolve the name first, answering
+# "collection not found" (code 100) for a bad one.
+_LOOKED_UP_FIRST = frozenset({
+    "Search", "Query", "HybridSearch", "GetCollectionStatistics", "AlterCollection", "CreateIndex", "AlterIndex",
+})
 _WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
     "Insert", "Upsert", "Delete", "CreateAlias", "AlterAlias", "CreatePartition", "DropPartition",
-    "HasPartition", "LoadPartitions", "ReleasePartitions", "CreateIndex", "DropIndex",
+    "HasPartition", "LoadPartitions", "ReleasePartitions", "DropIndex",
 })
 
 
@@ -120,12 +123,30 @@ def check_field_name(name: str) -> None:
 
 def check_topk(topk: int) -> None:
     if not 1 <= topk <= MAX_TOPK:
-        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}]")
+        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}], but got {topk}")
 
 
 def check_nq(nq: int) -> None:
     if not 1 <= nq <= MAX_NQ:
-        raise invalid(f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range [1, {MAX_NQ}]")
+        raise invalid(
+            f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range "
+            f"[1, {MAX_NQ}], but got {nq}"
+        )
+
+
+def check_result_window(offset: int, limit: int | None) -> None:
+    """Milvus's window rule for query and hybrid search: offset >= 0, limit > 0, offset+limit <= 16384."""
+    if offset < 0:
+        reason = f"offset [{offset}] is invalid, should be gte than 0"
+    elif limit is None:
+        return
+    elif limit <= 0:
+        reason = f"limit [{limit}] is invalid, should be greater than 0"
+    elif offset + limit > MAX_TOPK:
+        reason = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {offset + limit}"
+    else:
+        return
+    raise invalid(f"invalid max query result window, {reason}")
 
 
 def check_offset_limit(offset: int, limit: int) -> None:

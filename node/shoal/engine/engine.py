@@ -631,10 +631,14 @@ class Engine:
     ) -> None:
         meta, data = self._resolve(database, collection)
         fld = meta.schema.field(field)
+        key_path = ""  # a path under a dynamic-field key, as the client wrote it
         if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
             # a dynamic-field key: a JSON-path index of $meta, described under the key's name
             given = str(params.get("json_path") or "")
-            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else f'{DYNAMIC_FIELD}["{field}"]'}
+            under_key = given.startswith(field) and given[len(field):][:1] in ("", "[")
+            key_path = given if under_key else ""
+            internal = f'{DYNAMIC_FIELD}["{field}"]' + (given[len(field):] if under_key else "")
+            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else internal}
             fld = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
         if fld is None:
             raise invalid(f"cannot create index on non-exist field: {field}")
@@ -654,13 +658,16 @@ class Engine:
                     else f"metric type BM25 only applies to the output field of a BM25 function, not {field}"
                 )
         path = spec_params.get("json_path")
-        name = index_name or (json_index_name(path) if path and fld.name != DYNAMIC_FIELD else field)
-        existing = next(
-            (i for i in meta.indexes if i.field_name == field and i.params.get("json_path") == path), None
-        )
+        # Milvus names a path index by its path as a JSON Pointer ("$meta/key/a" under a dynamic key)
+        name = index_name or (json_index_name(path) if path and (fld.name != DYNAMIC_FIELD or key_path) else field)
+        if key_path:
+            spec_params["json_path"] = path = key_path  # described as the client wrote it
         with self.catalog.lock:
-            if existing is not None:
-                if existing.params == spec_params and existing.index_name == name:
+            # Milvus's order: an index of the same name must be this very index; another name on the
+            # same field (the same path of a JSON field) is a second index there
+            same_name = next((i for i in meta.indexes if i.index_name == name), None)
+            if same_name is not None:
+                if same_name.field_name == field and same_name.params == spec_params:
                     return
                 if meta.loaded or meta.loaded_partitions:
                     raise invalid(
@@ -668,8 +675,8 @@ class Engine:
                         "to create it again with other parameters"
                     )
                 raise invalid("at most one distinct index is allowed per field")
-            if any(i.index_name == name for i in meta.indexes):
-                raise invalid(f"index name {name} already exists on another field")
+            if any(i.field_name == field and i.params.get("json_path") == path for i in meta.indexes):
+                raise invalid("CreateIndex failed: creating multiple indexes on same field is not supported")
             meta.indexes.append(IndexMeta(self.catalog.new_id(), name, field, spec_params))
             self.catalog.save_collection(meta)
         self.indexer.kick()
@@ -712,6 +719,9 @@ class Engine:
         except ShoalError:
             return  # Milvus: dropping a missing index succeeds
         if meta.loaded or meta.loaded_partitions:
+            fields = (meta.schema.field(i.field_name) for i in found)
+            if any(f is not None and f.dtype.is_vector for f in fields):
+                raise invalid(f"vector index cannot be dropped on loaded collection: {meta.collection_id}")
             raise invalid("index cannot be dropped, collection is loaded, please release it first")
         with self.catalog.lock:
             meta.indexes = [i for i in meta.indexes if i not in found]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.errors import invalid, not_supported
+from shoal.errors import invalid, not_supported, unknown_index_type
 from shoal.index.params import (
     AUTOINDEX_EF_CONSTRUCTION,
     AUTOINDEX_M,
@@ -323,7 +323,7 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
     if asked in UNSUPPORTED_INDEXES:
         raise not_supported(f"index type {asked} ({UNSUPPORTED_INDEXES[asked]})")
     if asked not in ALL_INDEXES:
-        raise invalid(f"invalid index type: {flat.get('index_type')}")
+        raise unknown_index_type(flat.get("index_type"))
     dtype = fld.dtype
     allowed = allowed_indexes(dtype)
     if asked != "AUTOINDEX" and asked not in allowed:
