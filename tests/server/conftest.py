@@ -94,7 +94,7 @@ class ShoalProcess:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         cmd = [
             *SHOAL, "run", "--data", str(self.data_dir), "--host", "127.0.0.1",
             "--port", "0", "--http-port", "0", *self.extra_args,
@@ -114,6 +114,7 @@ class ShoalProcess:
                 self._starts += 1
                 return
             time.sleep(0.05)
+        self.kill()  # never leave a half-started server behind
         raise RuntimeError(f"shoal did not start within {timeout}s:\n{self.tail()}")
 
     _starts = 0
