@@ -77,14 +77,16 @@ def _insert(client: MilvusClient, vectors: np.ndarray, batch: int, index: str) -
     return len(vectors) / elapsed
 
 
-def _paired(clients: dict[str, MilvusClient], queries: np.ndarray, index: str) -> dict[str, list[float]]:
+def _paired(clients: dict[str, MilvusClient], queries: np.ndarray, index: str, level: str) -> dict[str, list[float]]:
+    """Serial searches, each sent to both back to back; `level` "" uses the collection's own."""
     times: dict[str, list[float]] = {name: [] for name in clients}
     order = list(clients)
     params = INDEX_PARAMS[index][1]
+    extra = {"consistency_level": level} if level else {}
     for i, q in enumerate(queries.tolist()):
         for name in order if i % 2 == 0 else order[::-1]:
             t = time.perf_counter()
-            clients[name].search("bench", [q], limit=10, search_params={"params": params})
+            clients[name].search("bench", [q], limit=10, search_params={"params": params}, **extra)
             times[name].append(time.perf_counter() - t)
     return times
 
@@ -114,19 +116,23 @@ def main(argv: list[str] | None = None) -> int:
             clients = {name: MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=120)
                        for name, (_, port) in zip(("standalone", "cluster"), procs, strict=True)}
             rate = {name: _insert(c, vectors, args.batch, args.index) for name, c in clients.items()}
-            _paired(clients, queries[:30], args.index)  # warm up
-            every: dict[str, list[float]] = {name: [] for name in clients}
+            _paired(clients, queries[:30], args.index, "")  # warm up
+            # the collection is Bounded (pymilvus's default); Strong also asks the owner's position
+            levels = {"default (Bounded)": "", "Strong": "Strong"}
+            every = {(level, name): [] for level in levels for name in clients}
             for r in range(args.rounds):
-                times = _paired(clients, queries, args.index)
-                for name in every:
-                    every[name] += times[name]
-                p50 = {name: statistics.median(t) * 1000 for name, t in times.items()}
-                print(f"round {r + 1}: p50 standalone {p50['standalone']:.3f} ms, cluster {p50['cluster']:.3f} ms",
-                      flush=True)
-            p50 = {name: statistics.median(t) * 1000 for name, t in every.items()}
+                for level, value in levels.items():
+                    times = _paired(clients, queries, args.index, value)
+                    for name in clients:
+                        every[level, name] += times[name]
+                    p50 = {name: statistics.median(t) * 1000 for name, t in times.items()}
+                    print(f"round {r + 1}, {level}: p50 standalone {p50['standalone']:.3f} ms, "
+                          f"cluster {p50['cluster']:.3f} ms", flush=True)
             print(f"{args.rows} x {args.dim} {args.index}, batches of {args.batch}")
-            print(f"serial search p50, cluster / standalone: x{p50['cluster'] / p50['standalone']:.2f} "
-                  f"({p50['cluster']:.3f} / {p50['standalone']:.3f} ms)")
+            for level in levels:
+                p50 = {name: statistics.median(every[level, name]) * 1000 for name in clients}
+                print(f"serial search p50 {level}, cluster / standalone: x{p50['cluster'] / p50['standalone']:.2f} "
+                      f"({p50['cluster']:.3f} / {p50['standalone']:.3f} ms)")
             print(f"insert rows/s, cluster / standalone: x{rate['cluster'] / rate['standalone']:.2f} "
                   f"({rate['cluster']:.0f} / {rate['standalone']:.0f})")
         finally:

@@ -74,7 +74,7 @@ class InstantProbe:
         self._proc = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
-            self._client = _client_for(f"http://127.0.0.1:{port}")
+            self._client = _client_for(f"http://127.0.0.1:{port}", self._proc)
         except BaseException:
             self._stop()
             raise
@@ -96,9 +96,12 @@ class InstantProbe:
 _PARAMS = {"metric_type": "L2", "params": {}}
 
 
-def _client_for(uri: str) -> MilvusClient:
-    deadline = time.monotonic() + 60
+def _client_for(uri: str, proc: subprocess.Popen | None = None) -> MilvusClient:
+    # Generous: on a loaded 2-core machine the server's imports alone can take a minute.
+    deadline = time.monotonic() + 300
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the instant server exited with {proc.returncode} before serving {uri}")
         try:
             return MilvusClient(uri=uri, timeout=30)
         except Exception:

@@ -9,7 +9,8 @@
 #   tests/e2e     the operator on a real Kubernetes control plane (built once, cached in ~/.cache/shoal/e2e)
 #                 and, marked `pods`, on a real node: kubelet + containerd running the images built
 #                 from the Dockerfiles (root; SHOAL_PODS=0 skips that tier; docs/e2e.md)
-#   clients/      other clients' scenarios against `shoal run` (scripts/clients.sh, venvs cached in ~/.cache/shoal)
+#   clients/      other clients' scenarios against `shoal run`: LangChain, LlamaIndex, the Go, Node and Java
+#                 SDKs (scripts/clients.sh; venvs, modules, packages and jars cached in ~/.cache/shoal)
 # Extra arguments go to pytest (e.g. `-m "not e2e"` or `-k search`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ fi
 echo "== pytest (pymilvus 3.0.x)"
 pytest -q -p no:cacheprovider tests "$@"
 
-echo "== client scenarios (clients/: LangChain, LlamaIndex, each in its own pinned venv)"
+echo "== client scenarios (clients/: LangChain, LlamaIndex, the Go, Node and Java SDKs)"
 ./scripts/clients.sh
 
 echo "== conformance suite under pymilvus 2.6.x"

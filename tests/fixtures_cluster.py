@@ -177,10 +177,10 @@ class ClusterProcess:
 
 
 def start_cluster(data_dir: Path, *, streaming_nodes: int = 1, query_nodes: int = 1,
-                  kafka_brokers: int = 1) -> ClusterProcess:
+                  kafka_brokers: int = 1, coords: int = 1) -> ClusterProcess:
     args = [sys.executable, "-m", "shoal.cli", "cluster", "run", "--data", str(data_dir), "--port", "0",
             "--http-port", "0", "--streaming-nodes", str(streaming_nodes), "--query-nodes", str(query_nodes),
-            "--kafka-brokers", str(kafka_brokers)]
+            "--kafka-brokers", str(kafka_brokers), "--coords", str(coords)]
     cluster = ClusterProcess(data_dir, data_dir.parent / f"{data_dir.name}.out", args)
     cluster.start()
     return cluster
@@ -191,8 +191,10 @@ def shoal_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     why = missing_tools()
     if why:
         pytest.skip(why)
-    # two streaming nodes and three brokers: tests/cluster/test_faults.py kills one of each
-    cluster = start_cluster(tmp_path_factory.mktemp("cluster") / "data", streaming_nodes=2, kafka_brokers=3)
+    # two streaming nodes, three brokers and a standby coordinator: tests/cluster/test_faults*.py
+    # kill one of each (the active coordinator hands over to the standby)
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster") / "data", streaming_nodes=2, kafka_brokers=3,
+                            coords=2)
     try:
         yield cluster
     finally:

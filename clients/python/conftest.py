@@ -2,7 +2,8 @@
 
 These tests run in their own venv (`scripts/clients.sh`: LangChain and LlamaIndex pin a
 pymilvus of their own), so the server binary comes from `SHOAL_BIN` (the project's
-`.venv/bin/shoal`), on free ports, with a fresh data dir.
+`.venv/bin/shoal`), on free ports, with a fresh data dir. With `SHOAL_URI` set
+(`scripts/clients.sh --address`), the scenarios use that server instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _LISTEN = re.compile(r"Shoal listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")
 
 @pytest.fixture(scope="session")
 def uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("SHOAL_URI"):
+        yield os.environ["SHOAL_URI"]
+        return
     base = tmp_path_factory.mktemp("shoal")
     log_path = base / "server.log"
     shoal = os.environ.get("SHOAL_BIN", str(ROOT / ".venv" / "bin" / "shoal"))

@@ -5,7 +5,11 @@
 #
 # Env: SHOAL_KIND_NAME (shoal-e2e), SHOAL_VERSION (0.1.0: tag of the node image, which the
 #      operator uses by default), SHOAL_OPERATOR_IMAGE (shoal/shoal-operator:e2e),
-#      SHOAL_HELM_ARGS (extra `helm install` arguments), HELM (helm binary).
+#      SHOAL_HELM_ARGS (extra `helm install` arguments), HELM (helm binary),
+#      SHOAL_KIND_IMAGES (docker: `docker build` the Dockerfiles, the default; archives:
+#      load the archives of e2e/node/images.sh, the very images the pods tier runs,
+#      including shoal-node:<version>-next and -broken for the upgrade tests; needs root,
+#      buildah, mmdebstrap and go, as that script says).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,10 +33,17 @@ else
   kind create cluster --name "$NAME" --config "$HERE/kind-config.yaml" --wait 3m
 fi
 
-log "building $NODE_IMAGE and $OPERATOR_IMAGE"
-docker build -f "$REPO/Dockerfile.node" -t "$NODE_IMAGE" "$REPO"
-docker build -f "$REPO/Dockerfile.operator" -t "$OPERATOR_IMAGE" "$REPO"
-kind load docker-image --name "$NAME" "$NODE_IMAGE" "$OPERATOR_IMAGE"
+if [[ "${SHOAL_KIND_IMAGES:-docker}" == archives ]]; then
+  archives="$("$REPO/e2e/node/images.sh" | tail -1)"
+  log "loading $archives/node.tar and operator.tar (shoal/shoal-operator:e2e)"
+  kind load image-archive --name "$NAME" "$archives/node.tar"
+  kind load image-archive --name "$NAME" "$archives/operator.tar"
+else
+  log "building $NODE_IMAGE and $OPERATOR_IMAGE"
+  docker build -f "$REPO/Dockerfile.node" -t "$NODE_IMAGE" "$REPO"
+  docker build -f "$REPO/Dockerfile.operator" -t "$OPERATOR_IMAGE" "$REPO"
+  kind load docker-image --name "$NAME" "$NODE_IMAGE" "$OPERATOR_IMAGE"
+fi
 
 # Advertise one fake GPU on the GPU worker (an extended resource the kubelet keeps).
 for node in $(kubectl --context "$CTX" get nodes -l shoal.dev/pool=gpu -o name); do

@@ -6,7 +6,9 @@
 #                  packages with mmdebstrap: Python 3.11 in a venv at /usr/local, so
 #                  `python`, `pip` and console scripts live in /usr/local/bin as upstream
 #   shoal-node, shoal-operator  `buildah bud -f Dockerfile.node / Dockerfile.operator` on
-#                  top of that base: the files users build from are what the tests run
+#                  top of that base: the files users build from are what the tests run;
+#                  node.tar also holds shoal-node:<version>-next and :<version>-broken
+#                  (variants.py: one small layer each, for the upgrade tests)
 # Caches (outside the repo): the base by this script's recipe, buildah's layer cache for
 # the Dockerfiles' dependency layers (keyed by Dockerfile + pyproject.toml), the archives
 # by the hash of everything copied into the image. A source-only change reruns only the
@@ -116,6 +118,16 @@ build() {  # build DOCKERFILE REF ARCHIVE
 }
 build Dockerfile.node "docker.io/shoal/shoal-node:$NODE_VERSION" node.tar
 build Dockerfile.operator "docker.io/shoal/shoal-operator:e2e" operator.tar
+
+# --- two more node tags in node.tar: <version>-next (reports that version) and
+# <version>-broken (never Ready), one small layer each over the same build (variants.py).
+variants_key="$({ cat "$OUT/node.tar.key" "$HERE/variants.py"; } | sha256sum | cut -c1-16)"
+if [[ "$(cat "$OUT/node.variants.key" 2>/dev/null)" != "$variants_key" ]]; then
+  start=$SECONDS
+  log "node tags: $(nice -n 10 python3 "$HERE/variants.py" "$OUT/node.tar")"
+  echo "$variants_key" > "$OUT/node.variants.key"
+  log "node tags added in $(( SECONDS - start ))s"
+fi
 echo "$NODE_VERSION" > "$OUT/node.version"
 log "done: $OUT"
 echo "$OUT"

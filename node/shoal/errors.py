@@ -14,6 +14,7 @@ class Code(IntEnum):
     """Milvus 2.x `Status.code` values (merr) that pymilvus understands."""
 
     SUCCESS = 0
+    SERVICE_UNAVAILABLE = 2  # merr "service unavailable": a cluster role is gone longer than the proxy retries
     RATE_LIMITED = 8
     QUOTA_EXCEEDED = 9
     NOT_SUPPORTED = 10  # merr "service unimplemented"
@@ -56,6 +57,16 @@ class ShoalError(Exception):
 def invalid(message: str) -> ShoalError:
     """Code 1100: the request carries a bad parameter or value."""
     return ShoalError(Code.PARAMETER_INVALID, message)
+
+
+def invalid_value(expected: str, actual: str) -> ShoalError:
+    """Code 1100 in Milvus's wrapped form: "invalid parameter[expected=E][actual=A]"."""
+    return invalid(f"invalid parameter[expected={expected}][actual={actual}]")
+
+
+def unknown_index_type(index_type: object) -> ShoalError:
+    """An index type no index of any field is called: Milvus's proxy refuses it before any field check."""
+    return invalid_value("valid index", f"invalid index type: {index_type}")
 
 
 def not_supported(what: str) -> ShoalError:

@@ -65,6 +65,11 @@ class DataType(IntEnum):
     INT8_VECTOR = 105
 
     @property
+    def milvus_name(self) -> str:
+        """The name Milvus's messages use (its proto enum name, e.g. `Int8`, `FloatVector`)."""
+        return _MILVUS_NAMES.get(self, self.name)
+
+    @property
     def is_vector(self) -> bool:
         return self.value >= 100
 
@@ -83,6 +88,17 @@ class DataType(IntEnum):
     @property
     def is_string(self) -> bool:
         return self in (DataType.VARCHAR, DataType.STRING, DataType.TEXT)
+
+
+_MILVUS_NAMES = {
+    DataType.NONE: "None", DataType.BOOL: "Bool", DataType.INT8: "Int8", DataType.INT16: "Int16",
+    DataType.INT32: "Int32", DataType.INT64: "Int64", DataType.FLOAT: "Float", DataType.DOUBLE: "Double",
+    DataType.STRING: "String", DataType.VARCHAR: "VarChar", DataType.ARRAY: "Array", DataType.JSON: "JSON",
+    DataType.GEOMETRY: "Geometry", DataType.TEXT: "Text", DataType.TIMESTAMPTZ: "Timestamptz",
+    DataType.BINARY_VECTOR: "BinaryVector", DataType.FLOAT_VECTOR: "FloatVector",
+    DataType.FLOAT16_VECTOR: "Float16Vector", DataType.BFLOAT16_VECTOR: "BFloat16Vector",
+    DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector", DataType.INT8_VECTOR: "Int8Vector",
+}
 
 
 SCALAR_DTYPES: dict[DataType, np.dtype] = {
@@ -111,9 +127,11 @@ MIN_DIM = 2  # Milvus refuses 1-d float vectors
 MAX_BINARY_DIM = MAX_DIM * 8
 MAX_VARCHAR_LENGTH = 65535
 MAX_FIELDS = 64
+MAX_VECTOR_FIELDS = 10
 MAX_PARTITIONS = 1024
 MAX_TOPK = 16384
 MAX_NQ = 16384
+MAX_HYBRID_REQUESTS = 1024  # ann search requests in one hybrid search
 MAX_NAME_LENGTH = 255
 MAX_ARRAY_CAPACITY = 4096
 

@@ -33,6 +33,8 @@ PART_OF_LABEL = "app.kubernetes.io/part-of"
 APP_NAME = "shoal"
 MANAGED_BY = "shoal-operator"
 CONFIG_CHECKSUM_ANNOTATION = f"{GROUP}/config-checksum"
+CANARY_LABEL = f"{GROUP}/canary"
+CANARY_SUFFIX = "-canary"
 
 DEFAULT_IMAGE_REPOSITORY = "shoal/shoal-node"
 GRPC_PORT = 19530

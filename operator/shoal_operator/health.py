@@ -33,6 +33,12 @@ class Observed:
     endpoint: str
     scale_selector: str
     proxy_replicas: int
+    version: str | None = None
+    """The image every pod runs (upgrade.Decision.version); None keeps the last reported."""
+    held: str = ""
+    """Why the spec's image is not applied (a rolled-back upgrade)."""
+    upgrade: dict[str, Any] | None = None
+    """The upgrade in flight (upgrade.Record.to_status())."""
 
 
 def condition(
@@ -82,7 +88,7 @@ def status(obs: Observed, previous: Mapping[str, Any] | None, now: datetime) -> 
     not_rolled = [n for n, r in rows.items() if not r["rolledOut"]]
     plan = obs.plan
     gpu_blocked = obs.gpu_unschedulable is not None and not obs.gpu_fallback
-    degraded = plan.stalled or gpu_blocked
+    degraded = plan.stalled or gpu_blocked or bool(obs.held)
     if ready:
         ready_reason, ready_msg = "AllComponentsReady", f"every pod runs {obs.target_image}"
     elif not obs.dependencies_ready:
@@ -93,6 +99,8 @@ def status(obs: Observed, previous: Mapping[str, Any] | None, now: datetime) -> 
         degraded_reason, degraded_msg = "UpgradeStalled", plan.message
     elif gpu_blocked:
         degraded_reason, degraded_msg = "GPUUnschedulable", obs.gpu_unschedulable or ""
+    elif obs.held:
+        degraded_reason, degraded_msg = "UpgradeRolledBack", obs.held
     else:
         degraded_reason, degraded_msg = "AsExpected", ""
     if plan.stalled:
@@ -134,12 +142,12 @@ def status(obs: Observed, previous: Mapping[str, Any] | None, now: datetime) -> 
     out: dict[str, Any] = {
         "phase": phase,
         "observedGeneration": gen,
-        "version": obs.target_image,
+        "version": obs.version if obs.version is not None else (previous or {}).get("version"),
         "ready": f"{total_ready}/{total_desired}",
         "endpoint": obs.endpoint,
         "components": rows,
         "conditions": conditions,
-        "upgrade": (
+        "upgrade": obs.upgrade if obs.upgrade is not None else (
             {"component": plan.step.component, "startedAt": plan.step.started_at}
             if plan.step is not None and plan.upgrading
             else None

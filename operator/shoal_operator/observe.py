@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal_operator import constants as c
-from shoal_operator.upgrade import Rollout
+from shoal_operator.upgrade import Requests, Rollout
 
 
 def container_image(pod_spec: Mapping[str, Any], container: str = c.NODE_CONTAINER) -> str:
@@ -53,11 +53,41 @@ def ready_replicas(deployment: Mapping[str, Any] | None) -> int:
 
 
 def pods_by_component(pods: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """component -> its pods; a canary pod goes under `<component>-canary`, never its role's."""
     out: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
-        name = pod.get("metadata", {}).get("labels", {}).get(c.COMPONENT_LABEL, "")
+        pod_labels = pod.get("metadata", {}).get("labels", {})
+        name = pod_labels.get(c.COMPONENT_LABEL, "")
+        if pod_labels.get(c.CANARY_LABEL) == "true" and not name.endswith(c.CANARY_SUFFIX):
+            name += c.CANARY_SUFFIX
         out.setdefault(name, []).append(pod)
     return out
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+
+
+_REQUESTS = "milvus_proxy_req_count{"
+
+
+def request_counts(text: str) -> Requests:
+    """Summed `milvus_proxy_req_count` totals and failures from one /metrics page."""
+    total = failed = 0.0
+    for line in text.splitlines():
+        if not line.startswith(_REQUESTS):
+            continue
+        labels, _, value = line[len(_REQUESTS):].rpartition("} ")
+        try:
+            number = float(value.split()[0])
+        except (ValueError, IndexError):
+            continue
+        if 'status="total"' in labels:
+            total += number
+        elif 'status="fail"' in labels:
+            failed += number
+    return Requests(total, failed)
 
 
 def statefulset_ready(sts: Mapping[str, Any] | None) -> bool:

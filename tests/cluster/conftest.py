@@ -9,6 +9,6 @@ import pytest
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    faults = [item for item in items if item.path.name == "test_faults.py"]
+    faults = [item for item in items if item.path.name.startswith("test_faults")]
     if faults:
-        items[:] = [item for item in items if item.path.name != "test_faults.py"] + faults
+        items[:] = [item for item in items if item not in faults] + faults

@@ -182,9 +182,13 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
 
 
 def test_every_routed_method_is_an_engine_method_with_one_owner() -> None:
-    from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
+    from shoal.cluster.proxy_engine import ClusterEngine
+    from shoal.cluster.routing import COORD_METHODS, QUERY_FANOUT_METHODS, READ_METHODS, WRITE_METHODS
     from shoal.engine.facade import EngineAPI
 
-    routed = [*COORD_METHODS, *WRITE_METHODS, *READ_METHODS]
+    routed = [*COORD_METHODS, *WRITE_METHODS, *READ_METHODS, *QUERY_FANOUT_METHODS]
     assert len(routed) == len(set(routed))
     assert all(callable(getattr(EngineAPI, name, None)) for name in routed)
+    # the proxy answers every engine method (a missing one was a 65535 AttributeError)
+    public = [n for n in vars(EngineAPI) if not n.startswith("_") and callable(getattr(EngineAPI, n))]
+    assert [n for n in public if not hasattr(ClusterEngine, n)] == []

@@ -2,6 +2,11 @@
 
 `shoal` (session): one server on free ports with a fresh data dir; tests use its `uri`
 (or `SHOAL_SERVER_URI`, e.g. a cluster's proxy).
+`--server-target shoal,cluster` (`SHOAL_SERVER_TARGET`; default `shoal`) runs every test that
+talks through `uri` once per target: `test_x[shoal]`, `test_x[cluster]` (the session cluster of
+tests/fixtures_cluster.py, its proxy). A test that also inspects the standalone process itself
+(it asks for `shoal` or `shoal_process`: its data dir, its /metrics, a restart) or is marked
+`standalone_only(reason)` runs on standalone only; docs/cluster-parity.md lists them.
 `shoal_process` (function): a private server a test may SIGKILL and restart on the
 same data dir (durability tests). Server output goes to a log file printed on failure.
 """
@@ -16,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +34,45 @@ SHOAL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shoal.cl
 _LISTEN = re.compile(r"Shoal listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")
 
 
+SERVER_TARGETS = ("shoal", "cluster")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--server-target", default=os.environ.get("SHOAL_SERVER_TARGET", "shoal"),
+                     help="servers tests/server runs against: shoal, cluster (comma-separated)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # the ORM API is what many Milvus users still write; its deprecation notice is noise here
     config.addinivalue_line("filterwarnings", "ignore::pymilvus.decorators.PyMilvusDeprecationWarning")
+    config.addinivalue_line("markers", "standalone_only(reason): the test runs against standalone only")
+
+
+def _server_targets(config: pytest.Config) -> list[str]:
+    names = [t.strip() for t in str(config.getoption("--server-target")).split(",") if t.strip()]
+    for t in names:
+        if t not in SERVER_TARGETS:
+            raise pytest.UsageError(f"--server-target {t!r}: choose from {', '.join(SERVER_TARGETS)}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    targets = _server_targets(metafunc.config)
+    if targets == ["shoal"] or "server_target" not in metafunc.fixturenames:
+        return  # the default: test ids as they always were
+    standalone = (
+        "shoal" in metafunc.fixturenames or "shoal_process" in metafunc.fixturenames
+        or metafunc.definition.get_closest_marker("standalone_only") is not None
+    )
+    if standalone:
+        targets = [t for t in targets if t == "shoal"]
+    if targets:
+        metafunc.parametrize("server_target", targets, scope="session", indirect=True)
+
+
+@pytest.fixture(scope="session")
+def server_target(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "shoal"))
 
 
 class ShoalProcess:
@@ -52,7 +94,7 @@ class ShoalProcess:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         cmd = [
             *SHOAL, "run", "--data", str(self.data_dir), "--host", "127.0.0.1",
             "--port", "0", "--http-port", "0", *self.extra_args,
@@ -72,6 +114,7 @@ class ShoalProcess:
                 self._starts += 1
                 return
             time.sleep(0.05)
+        self.kill()  # never leave a half-started server behind
         raise RuntimeError(f"shoal did not start within {timeout}s:\n{self.tail()}")
 
     _starts = 0
@@ -124,12 +167,36 @@ def shoal_process(tmp_path: Path) -> Iterator[ShoalProcess]:
     server.kill()
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a test's requests go: the Milvus gRPC `uri` (and its `port`), the HTTP API `http`."""
+
+    uri: str
+    http: str
+
+    @property
+    def port(self) -> int:
+        return int(self.uri.rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def target_server(request: pytest.FixtureRequest, server_target: str) -> Target:
+    """This test's target: the standalone `shoal`, or the session cluster's proxy
+    (`SHOAL_CLUSTER_URI` / `SHOAL_CLUSTER_HTTP`: a cluster already running, started by hand)."""
+    if server_target == "cluster":
+        if os.environ.get("SHOAL_CLUSTER_URI"):
+            return Target(os.environ["SHOAL_CLUSTER_URI"], os.environ.get("SHOAL_CLUSTER_HTTP", ""))
+        cluster = request.getfixturevalue("shoal_cluster")
+        return Target(str(cluster.uri), str(cluster.http))
+    server = request.getfixturevalue("shoal")
+    return Target(server.uri, server.http)
+
+
 @pytest.fixture()
-def uri(request: pytest.FixtureRequest) -> str:
-    """The session server; `SHOAL_SERVER_URI` points the suite at a running one instead (a
-    cluster's proxy: tests that use `shoal` itself, its data dir or its process, still get
-    the standalone server)."""
-    return os.environ.get("SHOAL_SERVER_URI") or request.getfixturevalue("shoal").uri
+def uri(target_server: Target) -> str:
+    """The target's gRPC URI; `SHOAL_SERVER_URI` points the suite at a running server instead
+    (tests that use `shoal` itself still get the standalone server)."""
+    return os.environ.get("SHOAL_SERVER_URI") or target_server.uri
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT, ShoalProcess
+from conftest import ROOT, ShoalProcess, Target
 from pymilvus import MilvusClient, MilvusException, connections, db, utility
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
@@ -27,8 +27,8 @@ def test_connect_version_and_health(uri: str) -> None:
     client.close()
 
 
-def test_connect_with_host_and_port(shoal: ShoalProcess) -> None:
-    connections.connect(alias="hp", host="127.0.0.1", port=str(shoal.port))
+def test_connect_with_host_and_port(target_server: Target) -> None:
+    connections.connect(alias="hp", host="127.0.0.1", port=str(target_server.port))
     try:
         assert utility.get_server_version(using="hp")
     finally:
@@ -88,10 +88,10 @@ def test_orm_database_api(uri: str, name: str) -> None:
         connections.disconnect("orm_db")
 
 
-def test_unimplemented_rpcs_answer_code_10(shoal: ShoalProcess) -> None:
+def test_unimplemented_rpcs_answer_code_10(target_server: Target) -> None:
     import grpc
 
-    with grpc.insecure_channel(f"127.0.0.1:{shoal.port}") as ch:
+    with grpc.insecure_channel(f"127.0.0.1:{target_server.port}") as ch:
         stub = milvus_pb2_grpc.MilvusServiceStub(ch)
         reply = stub.CreateResourceGroup(milvus_pb2.CreateResourceGroupRequest(resource_group="rg"))
         assert reply.code == 10 and "not supported" in reply.reason

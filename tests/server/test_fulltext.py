@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from conftest import Target
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 CORPUS = [
@@ -81,8 +82,8 @@ def corpus(uri: str) -> Iterator[tuple[MilvusClient, str]]:
 
 
 @pytest.fixture(scope="module")
-def uri(shoal: object) -> str:
-    return shoal.uri  # type: ignore[attr-defined]
+def uri(target_server: Target) -> str:
+    return target_server.uri
 
 
 @pytest.mark.parametrize("query", ["cat sat", "dogs chase the cat", "mat", "zebra"])

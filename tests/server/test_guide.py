@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import ShoalProcess
+from conftest import Target
 from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
 
 
-def test_guide_walkthrough(shoal: ShoalProcess, name: str) -> None:
-    connections.connect(alias="default", host="127.0.0.1", port=str(shoal.port), user="username", password="password")
+def test_guide_walkthrough(target_server: Target, name: str) -> None:
+    connections.connect(alias="default", host="127.0.0.1", port=str(target_server.port), user="username", password="password")
     try:
         assert "default" in [c[0] for c in connections.list_connections()]
         fields = [

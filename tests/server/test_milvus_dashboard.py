@@ -1,9 +1,11 @@
 """Milvus's Grafana dashboard works against `shoal run`: every metric its panels' PromQL names
 is in Shoal's `/metrics` with data after a workload, or is listed in NOT_EXPORTED with the
-reason Shoal has no counterpart.
+reason Shoal has no counterpart. Both targets: `shoal run`, and the session's
+`shoal cluster run`, whose roles' `/metrics` are scraped and read as one (as Prometheus
+does with one scrape target per pod).
 
 The expressions are facts in tests/data/milvus_dashboard_promql.txt (source and commit in its
-header). Standalone only: the cluster roles serve no Milvus families yet.
+header).
 """
 
 from __future__ import annotations
@@ -166,9 +168,39 @@ def _workload(uri: str, name: str) -> None:
         c.close()
 
 
-def test_every_dashboard_metric_is_exported_with_data_after_a_workload(shoal: object, name: str) -> None:
-    _workload(shoal.uri, name)  # type: ignore[attr-defined]
-    samples, types = scrape(shoal.http)  # type: ignore[attr-defined]
+def cluster_endpoints(cluster: object) -> dict[str, str]:
+    """Each role process's HTTP endpoint by its supervisor name (the proxy's too), from the
+    lines `shoal cluster run` prints."""
+    cluster.refresh()  # type: ignore[attr-defined]
+    out = {"proxy": cluster.http}  # type: ignore[attr-defined]
+    for name, child in cluster.children.items():  # type: ignore[attr-defined]
+        if "grpc" in child.ports and "http" in child.ports:
+            out[name] = f"http://127.0.0.1:{child.ports['http']}"
+    return out
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def dashboard_target(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """(the Milvus URI the workload goes to, every endpoint whose /metrics the dashboard scrapes)."""
+    if request.param == "standalone":
+        shoal = request.getfixturevalue("shoal")
+        return shoal.uri, {"standalone": shoal.http}
+    cluster = request.getfixturevalue("shoal_cluster")  # the session's cluster, as tests/compat uses it
+    return cluster.uri, cluster_endpoints(cluster)
+
+
+def test_every_dashboard_metric_is_exported_with_data_after_a_workload(
+    dashboard_target: tuple[str, dict[str, str]], name: str,
+) -> None:
+    uri, endpoints = dashboard_target
+    _workload(uri, name)
+    samples: dict[str, list[float]] = {}
+    types: dict[str, str] = {}
+    for http in endpoints.values():  # Prometheus scrapes every role; the dashboard reads the union
+        s, t = scrape(http)
+        for key, values in s.items():
+            samples.setdefault(key, []).extend(values)
+        types.update(t)
     names = dashboard_names()
     missing, empty = [], []
     for n in sorted(names):
@@ -184,7 +216,18 @@ def test_every_dashboard_metric_is_exported_with_data_after_a_workload(shoal: ob
     assert not missing, f"the dashboard reads these, /metrics lacks them: {missing}"
     assert not empty, f"exported without data after the workload: {empty}"
     exported = {family(n, names) for n in names} - set(NOT_EXPORTED)
-    assert len(exported) == 37  # docs/monitoring.md gives this figure
+    assert len(exported) == 37  # docs/monitoring.md gives this figure, for both targets
+    if len(endpoints) > 1:  # the cluster: every role serves /metrics with its role and node id
+        roles = {n.split("-")[0] for n in endpoints}
+        assert {"proxy", "coord", "streaming", "query", "index"} <= roles, sorted(endpoints)
+        for role_name, http in endpoints.items():
+            if role_name.startswith("proxy"):  # a whole NodeServer's /metrics, as standalone's
+                continue
+            with urllib.request.urlopen(f"{http}/metrics", timeout=60) as r:
+                text = r.read().decode()
+            assert re.search(rf'shoal_role_up\{{node_id="[^"]+",role_name="{role_name.split("-")[0]}"\}} 1', text), \
+                role_name
+            assert "process_resident_memory_bytes" in text
 
 
 def test_milvus_families_have_milvus_labels_and_values(shoal: object, name: str) -> None:

@@ -9,8 +9,8 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 
 @pytest.fixture(scope="module")
-def client(shoal) -> MilvusClient:
-    return MilvusClient(uri=shoal.uri)
+def client(target_server) -> MilvusClient:
+    return MilvusClient(uri=target_server.uri)
 
 
 def _collection(client: MilvusClient, dynamic: bool = True) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from conftest import ShoalProcess
+from conftest import Target
 from google.protobuf import symbol_database
 from pymilvus import MilvusClient
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
@@ -16,8 +16,8 @@ SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
 
 
 @pytest.fixture()
-def stub(shoal: ShoalProcess) -> Iterator[milvus_pb2_grpc.MilvusServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{shoal.port}") as ch:
+def stub(target_server: Target) -> Iterator[milvus_pb2_grpc.MilvusServiceStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{target_server.port}") as ch:
         yield milvus_pb2_grpc.MilvusServiceStub(ch)
 
 

@@ -21,11 +21,11 @@ from pymilvus.bulk_writer import (
 
 
 @pytest.fixture(scope="module")
-def rest(shoal):
+def rest(target_server):
     session = requests.Session()
 
     def call(path: str, body: dict | None = None, **headers: str) -> dict:
-        r = session.post(f"{shoal.http}/v2/vectordb/{path}", json=body or {}, headers=headers, timeout=60)
+        r = session.post(f"{target_server.http}/v2/vectordb/{path}", json=body or {}, headers=headers, timeout=60)
         assert r.status_code == 200, (path, r.status_code, r.text)
         return r.json()
 
@@ -34,8 +34,8 @@ def rest(shoal):
 
 
 @pytest.fixture(scope="module")
-def client(shoal) -> MilvusClient:
-    return MilvusClient(uri=shoal.uri)
+def client(target_server) -> MilvusClient:
+    return MilvusClient(uri=target_server.uri)
 
 
 def _name() -> str:
@@ -96,14 +96,14 @@ def test_quick_create_loads_a_collection_ready_for_search(rest) -> None:
     assert hits[0]["id"] == 1 and hits[0]["k"] == "x" and hits[0]["distance"] == pytest.approx(1.0)
 
 
-def test_errors_carry_milvus_codes(rest, shoal) -> None:
+def test_errors_carry_milvus_codes(rest, target_server) -> None:
     r = rest("collections/describe", {"collectionName": "no_such_collection"})
     assert r["code"] == 100 and "no_such_collection" in r["message"]
     assert rest("collections/describe", {})["code"] == 1802
     assert rest("entities/query", {"collectionName": 5})["code"] == 1801
-    bad = requests.post(f"{shoal.http}/v2/vectordb/collections/list", data=b"{not json", timeout=60)
+    bad = requests.post(f"{target_server.http}/v2/vectordb/collections/list", data=b"{not json", timeout=60)
     assert bad.status_code == 200 and bad.json()["code"] == 1801
-    missing = requests.post(f"{shoal.http}/v2/vectordb/nothing/here", json={}, timeout=60)
+    missing = requests.post(f"{target_server.http}/v2/vectordb/nothing/here", json={}, timeout=60)
     assert missing.status_code == 404 and missing.json()["code"] == 10
     name = _name()
     ok(rest("collections/create", {"collectionName": name, "schema": SCHEMA, "indexParams": INDEX}))

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import ShoalProcess
+from conftest import Target
 from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker, WeightedRanker
 from pymilvus.client.iterator.search_iterator import SearchIteratorV2
 
@@ -243,6 +243,26 @@ def test_search_iterator_with_rounded_scores(client: MilvusClient, name: str, no
     assert all(d == round(d) for d in dist)
 
 
+def test_search_iterator_bound_echoed_as_a_float32_decimal(client: MilvusClient, name: str) -> None:
+    """The Java SDK hands the last bound back as the float32's shortest decimal ("0.7968475"),
+    not the float64 pymilvus decodes: every row still comes back once, in order."""
+    data = dataset(600, seed=21)
+    make_collection(client, name, {"v": data[:500]}, {"v": data[500:]}, {"v": ("FLAT", "L2", {})})
+    opts: dict = {"iterator": True, "search_iter_v2": True, "search_iter_batch_size": 50}
+    seen: list[int] = []
+    dist: list[float] = []
+    for _ in range(30):  # 12 pages and an empty one; a bound that re-admits its last row never ends
+        res = client.search(name, data=[data[7].tolist()], limit=50, search_params={"metric_type": "L2"}, **opts)
+        if not res[0]:
+            break
+        seen.extend(h["id"] for h in res[0])
+        dist.extend(h["distance"] for h in res[0])
+        info = res.get_search_iterator_v2_results_info()
+        opts.update(search_iter_id=info.token, search_iter_last_bound=str(np.float32(info.last_bound)))
+    assert len(seen) == len(set(seen)), "a row came back twice"
+    assert sorted(seen) == list(range(600)) and dist == sorted(dist)
+
+
 def test_query_iterator_every_row_once_by_key(client: MilvusClient, name: str, no_fallback: None) -> None:
     data = dataset(1500, seed=6)
     tag = np.arange(1500) % 3
@@ -360,8 +380,8 @@ def test_ignore_growing(client: MilvusClient, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def selective(shoal: ShoalProcess) -> Iterator[tuple[MilvusClient, str, np.ndarray, np.ndarray]]:
-    client = MilvusClient(uri=shoal.uri)
+def selective(target_server: Target) -> Iterator[tuple[MilvusClient, str, np.ndarray, np.ndarray]]:
+    client = MilvusClient(uri=target_server.uri)
     name = "selective_filter"
     v, w = dataset(10000, seed=10), dataset(10000, seed=11)
     tag = np.arange(10000) % 1000

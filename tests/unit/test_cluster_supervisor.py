@@ -130,3 +130,18 @@ def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
     ids = [kafka_cluster_id() for _ in range(2000)]  # a dash comes first in 1 of 64 raw draws
     assert len(set(ids)) == 2000
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_coords_adds_standby_coordinators_with_their_own_ports(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from shoal.cluster.deps import Endpoints
+
+    sup = Supervisor(tmp_path, ClusterLayout(coords=2, query_nodes=2), role_command=["role"])
+    sup.deps = SimpleNamespace(endpoints=Endpoints(["127.0.0.1:1"], "127.0.0.1:2", "http://127.0.0.1:3"))  # type: ignore[assignment]
+    services = sup._role_services(PortBook(tmp_path / "ports.json"))
+    names = [s.name for s in services]
+    assert names == ["coord-1", "coord-2", "streaming-1", "query-1", "query-2", "index-1", "proxy-1"]
+    coords = [s for s in services if s.name.startswith("coord-")]
+    assert coords[0].ports != coords[1].ports
+    assert all(s.args[s.args.index("--role") + 1] == "coord" for s in coords)

@@ -90,20 +90,26 @@ def test_scalar_filters_are_fast_on_a_million_rows() -> None:
         "title": Column(np.array([f"t{i % 1000}" for i in range(n)], dtype=object)),
     }
 
-    def best_ms(text: str) -> float:
-        f = compile_filter(text, schema)
+    def best_ms(run) -> float:
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            f.evaluate(batch, n)
+            run()
             times.append(time.perf_counter() - start)
         return min(times) * 1000
 
+    def filter_ms(text: str) -> float:
+        f = compile_filter(text, schema)
+        return best_ms(lambda: f.evaluate(batch, n))
+
     assert compile_filter("cat == 7", schema).evaluate(batch, n).sum() == (cat == 7).sum()
-    # A few ms on a quiet machine; the bound leaves room for a busy shared CI box.
-    assert best_ms("cat == 7") < 25
-    assert best_ms("cat in [1, 5, 7] and id > 10") < 150
-    assert best_ms('title like "t1%"') < 400
+    # Relative to the same work written by hand in numpy, measured beside it, so a busy
+    # machine slows both sides: a filter must cost a small multiple of the vectorised form,
+    # never the per-row Python loop (which is ~100x slower).
+    ids, titles = batch["id"].values, batch["title"].values
+    assert filter_ms("cat == 7") < 25 * max(best_ms(lambda: cat == 7), 0.2)
+    assert filter_ms("cat in [1, 5, 7] and id > 10") < 25 * max(best_ms(lambda: np.isin(cat, [1, 5, 7]) & (ids > 10)), 0.2)
+    assert filter_ms('title like "t1%"') < 3 * best_ms(lambda: [t.startswith("t1") for t in titles])
 
 
 def test_long_or_chains_and_big_lists_compile() -> None:

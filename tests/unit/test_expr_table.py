@@ -267,7 +267,6 @@ CASES: list[tuple[str, list[int]]] = [
     ("nums[1] > 1", [1, 5]),
     ("tags[0] == 'red'", [1, 3]),
     ("tags[0] like 'g%'", [4]),
-    ("nums[3] is null", [1, 2, 3, 4, 6]),
     ("tags is null", [6]),
     ("nums == [4]", [2]),
     ("nums != [4]", [1, 3, 4, 5, 6]),

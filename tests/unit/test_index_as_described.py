@@ -41,6 +41,7 @@ CASES: dict[str, tuple[DataType, str, dict[str, str]]] = {
     "GPU_BRUTE_FORCE": (F32, "IP", {}),
     "BIN_FLAT": (DataType.BINARY_VECTOR, "HAMMING", {}),
     "BIN_IVF_FLAT": (DataType.BINARY_VECTOR, "HAMMING", {"nlist": "11"}),  # JACCARD: an exact scan
+    "MINHASH_LSH": (DataType.BINARY_VECTOR, "MHJACCARD", {"mh_lsh_band": "2"}),  # dim 64: 2 minima
     "SPARSE_INVERTED_INDEX": (DataType.SPARSE_FLOAT_VECTOR, "IP", {"drop_ratio_build": "0.5"}),
     "SPARSE_WAND": (DataType.SPARSE_FLOAT_VECTOR, "IP", {"drop_ratio_build": "0.25"}),
 }
@@ -86,6 +87,8 @@ def built_params(index_type: str, built: Any) -> dict[str, str]:
         kept = len(built.arrays["values"])
         out["drop_ratio_build"] = str(round(1 - kept / given, 2))
         return out
+    if built.family == "minhash":
+        return {"mh_lsh_band": str(built.bands)}
     index = built.index
     if built.family == "binary":
         return {"nlist": str(index.nlist)} if isinstance(index, faiss.IndexBinaryIVF) else {}

@@ -58,7 +58,7 @@ def test_recall_against_exact(metric: str, params: dict, search: dict, floor: fl
     assert np.array_equal(again.search(QUERIES, K, search)[1], index.search(QUERIES, K, search)[1])
 
 
-@pytest.mark.parametrize("index_type", ["HNSW_PRQ", "MINHASH_LSH"])
+@pytest.mark.parametrize("index_type", ["HNSW_PRQ"])
 def test_known_but_unbuilt_types_answer_code_10(index_type: str) -> None:
     with pytest.raises(ShoalError) as err:
         validate_index_params(FIELD, {"index_type": index_type, "metric_type": "L2"})

@@ -235,3 +235,39 @@ def test_switching_mode_prunes_the_other_modes_children_but_never_data() -> None
     cluster = list(build({"mode": "cluster"}).values())
     stale = {(o["kind"], o["metadata"]["name"]) for o in stale_objects(cluster, standalone)}
     assert stale == {("Deployment", "demo-standalone")}
+
+
+def test_a_standalone_canary_is_a_dry_run_outside_the_service_and_the_data() -> None:
+    spec = MilvusClusterSpec.model_validate({"dependencies": {"etcd": {"external": {"endpoints": ["http://e:2379"]}}}})
+    desired = desired_objects(REF, spec, {}, canaries={"standalone": "shoal/shoal-node:0.2.0"})
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in desired.objects}
+    canary = objs[("Deployment", "demo-standalone-canary")]
+    pod = canary["spec"]["template"]
+    assert container(canary)["image"] == "shoal/shoal-node:0.2.0"
+    assert canary["spec"]["replicas"] == 1
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "standalone-canary"
+    assert pod["metadata"]["labels"]["shoal.dev/canary"] == "true"
+    assert canary["spec"]["selector"]["matchLabels"]["shoal.dev/canary"] == "true"
+    service = objs[("Service", "demo-milvus")]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "standalone"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert volumes["config"]["configMap"]["items"] == [{"key": "standalone-canary.yaml", "path": "shoal.yaml"}]
+    data = objs[("ConfigMap", "demo-config")]["data"]
+    assert "etcd" in data["standalone.yaml"] and "etcd" not in data["standalone-canary.yaml"]
+    # The main Deployment is what it was without a canary.
+    plain = build({"dependencies": {"etcd": {"external": {"endpoints": ["http://e:2379"]}}}})
+    assert objs[("Deployment", "demo-standalone")] == plain[("Deployment", "demo-standalone")]
+
+
+def test_a_cluster_canary_joins_its_role_with_a_canary_label() -> None:
+    spec = MilvusClusterSpec.model_validate({"mode": "cluster"})
+    desired = desired_objects(REF, spec, {}, canaries={"proxy": "shoal/shoal-node:0.2.0"})
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in desired.objects}
+    canary = objs[("Deployment", "demo-proxy-canary")]
+    labels = canary["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "proxy" and labels["shoal.dev/canary"] == "true"
+    assert container(canary)["args"][:3] == ["run", "--role", "proxy"]
+    assert ("Deployment", "demo-coord-canary") not in objs
+    # Once the upgrade no longer asks for it, the canary is pruned.
+    assert stale_objects(list(build({"mode": "cluster"}).values()), [canary]) == [canary]

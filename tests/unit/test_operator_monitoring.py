@@ -30,8 +30,8 @@ def test_the_pod_monitor_scrapes_every_pod_of_the_cluster_with_the_dashboards_la
     assert pm["apiVersion"] == "monitoring.coreos.com/v1"
     assert pm["metadata"]["name"] == "demo-metrics" and pm["metadata"]["namespace"] == "vectors"
     assert pm["metadata"]["ownerReferences"][0]["uid"] == "1234-uid"
-    assert pm["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "shoal",
-                                                      "app.kubernetes.io/instance": "demo"}}
+    assert pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "shoal",
+                                                     "app.kubernetes.io/instance": "demo"}
     assert "app.kubernetes.io/instance" in pm["spec"]["podTargetLabels"]
     assert pm["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
 
@@ -68,3 +68,27 @@ def test_serves_asks_discovery_for_the_kind() -> None:
     kube.api.groups["/apis/monitoring.coreos.com/v1"]["resources"].append({"kind": "PodMonitor"})
     assert kube.serves("monitoring.coreos.com/v1", "PodMonitor")
     assert not kube.serves("example.com/v1", "PodMonitor")
+
+
+def test_in_cluster_mode_the_pod_monitor_selects_every_role_pod_on_its_metrics_port() -> None:
+    spec = MilvusClusterSpec.model_validate({"mode": "cluster"})
+    desired = desired_objects(REF, spec, {}, True, pod_monitor=True)
+    (pm,) = [o for o in desired.objects if o["kind"] == "PodMonitor"]
+    selector = pm["spec"]["selector"]["matchLabels"]
+    (components,) = pm["spec"]["selector"]["matchExpressions"]
+    assert components["key"] == "app.kubernetes.io/component" and components["operator"] == "In"
+    port = pm["spec"]["podMetricsEndpoints"][0]["port"]
+    scraped: dict[str, str] = {}
+    for obj in desired.objects:
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        template = obj["spec"]["template"]
+        pod_labels = template["metadata"]["labels"]
+        if selector.items() <= pod_labels.items() and pod_labels["app.kubernetes.io/component"] in components["values"]:
+            ports = {p["name"] for ct in template["spec"]["containers"] for p in ct.get("ports", [])}
+            assert port in ports, obj["metadata"]["name"]  # a selected pod serves /metrics there
+            scraped[pod_labels["app.kubernetes.io/component"]] = obj["metadata"]["name"]
+    # each role is its own target, told apart by the component label the monitor keeps
+    assert set(spec.component_names) <= set(scraped), (sorted(scraped), spec.component_names)
+    assert {"proxy", "query", "streaming", "coord"} <= set(scraped)
+    assert "app.kubernetes.io/component" in pm["spec"]["podTargetLabels"]

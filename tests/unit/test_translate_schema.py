@@ -136,7 +136,7 @@ def test_added_field_keeps_nullable_and_default() -> None:
 def test_default_value_of_wrong_type_is_rejected() -> None:
     proto = schema_pb2.FieldSchema(name="n", data_type=int(DT.INT32))
     proto.default_value.string_data = "seven"
-    with pytest.raises(ShoalError, match="default value"):
+    with pytest.raises(ShoalError, match="of default_value"):
         field_from_proto(proto)
 
 

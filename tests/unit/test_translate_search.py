@@ -85,7 +85,7 @@ def test_topk_out_of_range(limit: int) -> None:
     with pytest.raises(ShoalError) as e:
         search_from_proto(req, schema())
     assert e.value.code == 1100
-    assert e.value.message == f"topk [{limit}] is invalid, it should be in range [1, 16384]"
+    assert e.value.message == f"topk [{limit}] is invalid, it should be in range [1, 16384], but got {limit}"
 
 
 def test_nq_limit_and_garbage_placeholder() -> None:

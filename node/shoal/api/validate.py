@@ -59,13 +59,16 @@ def check_database_name(name: str) -> None:
 
 
 # Milvus validates the names a request carries before it looks anything up; only its
-# reads resolve the name first, answering "collection not found" (code 100) for a bad one.
-_LOOKED_UP_FIRST = frozenset({"Search", "Query", "HybridSearch", "GetCollectionStatistics"})
+# reads, AlterCollection and its create/alter index tasks resolve the name first, answering
+# "collection not found" (code 100) for a bad one.
+_LOOKED_UP_FIRST = frozenset({
+    "Search", "Query", "HybridSearch", "GetCollectionStatistics", "AlterCollection", "CreateIndex", "AlterIndex",
+})
 _WILDCARD_ALLOWED = frozenset({"OperatePrivilegeV2"})
 _NAME_REQUIRED = frozenset({
     "HasCollection", "DescribeCollection", "DropCollection", "LoadCollection", "ReleaseCollection",
     "Insert", "Upsert", "Delete", "CreateAlias", "AlterAlias", "CreatePartition", "DropPartition",
-    "HasPartition", "LoadPartitions", "ReleasePartitions", "CreateIndex", "DropIndex",
+    "HasPartition", "LoadPartitions", "ReleasePartitions", "DropIndex",
 })
 
 
@@ -100,31 +103,50 @@ FIELD_NAME_KEYWORDS = frozenset({
 def check_field_name(name: str) -> None:
     """Milvus's field-name rule (code 1701): the naming rule, and no filter keyword."""
     label = f"Invalid field name: {name}. "
+    tail = f": field name invalid[field={name}]"
     stripped = name.strip()
     if not stripped:
         raise ShoalError(Code.FIELD_NAME_INVALID, "field name should not be empty")
     if len(stripped) > MAX_NAME_LENGTH:
         raise ShoalError(
             Code.FIELD_NAME_INVALID,
-            f"{label}The length of a field name must be less than {MAX_NAME_LENGTH} characters.",
+            f"{label}The length of a field name must be less than {MAX_NAME_LENGTH} characters.{tail}",
         )
     first = stripped[0]
     if not (first == "_" or (first.isascii() and first.isalpha())):
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}The first character of a field name must be an underscore or letter.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}The first character of a field name must be an underscore or letter.{tail}")
     if not all(ch == "_" or (ch.isascii() and ch.isalnum()) for ch in stripped):
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}Field name can only contain numbers, letters, and underscores.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}Field name can only contain numbers, letters, and underscores.{tail}")
     if stripped in FIELD_NAME_KEYWORDS or stripped.lower() == "null":
-        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}{stripped} is keyword in milvus.")
+        raise ShoalError(Code.FIELD_NAME_INVALID, f"{label}{stripped} is keyword in milvus.{tail}")
 
 
 def check_topk(topk: int) -> None:
     if not 1 <= topk <= MAX_TOPK:
-        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}]")
+        raise invalid(f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}], but got {topk}")
 
 
 def check_nq(nq: int) -> None:
     if not 1 <= nq <= MAX_NQ:
-        raise invalid(f"nq [{nq}] is invalid, it should be in range [1, {MAX_NQ}]")
+        raise invalid(
+            f"nq [{nq}] is invalid, nq (number of search vector per search request) should be in range "
+            f"[1, {MAX_NQ}], but got {nq}"
+        )
+
+
+def check_result_window(offset: int, limit: int | None) -> None:
+    """Milvus's window rule for query and hybrid search: offset >= 0, limit > 0, offset+limit <= 16384."""
+    if offset < 0:
+        reason = f"offset [{offset}] is invalid, should be gte than 0"
+    elif limit is None:
+        return
+    elif limit <= 0:
+        reason = f"limit [{limit}] is invalid, should be greater than 0"
+    elif offset + limit > MAX_TOPK:
+        reason = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {offset + limit}"
+    else:
+        return
+    raise invalid(f"invalid max query result window, {reason}")
 
 
 def check_offset_limit(offset: int, limit: int) -> None:

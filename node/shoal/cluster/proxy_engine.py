@@ -5,10 +5,16 @@ parsing and every api-layer rule are the standalone ones; the engine-level rules
 role that executes the call, which is the standalone `Engine` too:
 - DDL, load state and index definitions -> the coordinator (the catalog's one writer);
 - insert/upsert/delete/truncate/flush -> the streaming node that owns the WAL channel;
-- search/query/counts/index progress -> a query node, after it applied every acknowledged
-  write (the owner's `position`) and the catalog version this proxy last saw.
+- compaction -> every query node (each compacts its own copy); the proxy keeps which id each
+  node gave, so `compaction_state` reports Completed once all have completed;
+- search/query/counts/index progress/segments -> a query node, once it applied the catalog version
+  this proxy last saw and what the request's consistency level asks (the query node decides:
+  `roles/query.py`), so a read costs one call, not a position call and a read.
 
-It keeps no state but cached addresses. A role that cannot be reached, or a streaming node
+It keeps no state but cached addresses and a cache of `describe_collection` (every search,
+query and insert asks it first; Milvus's proxies keep the same meta cache): an entry is good
+while the catalog version is unchanged, which this proxy learns from its own DDL answers and
+from etcd at most every `META_CHECK_S` (so another proxy's DDL shows here within that). A role that cannot be reached, or a streaming node
 that is not (or no longer) the owner, is retried on the current one for up to `RETRY_S`:
 this is what makes a failover invisible to clients apart from latency. A retried write is
 safe for explicit primary keys (an insert hides older rows of its keys) and for deletes; an
@@ -17,12 +23,14 @@ auto-id insert whose first attempt's outcome was unknown may land twice (documen
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 import time
 from typing import Any
 
+from shoal.cluster.roles.catalog_sync import VERSION_KEY
 from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
 from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 60.0
 WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
 READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
+META_CHECK_S = 0.5
 
 
 class ClusterEngine:
@@ -49,6 +58,10 @@ class ClusterEngine:
         self._query_addrs: list[str] = []
         self._query_seen = 0.0
         self._rr = itertools.count()
+        self._described: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._compactions: dict[int, dict[str, int]] = {}
+        self._session_lsn = 0  # the owner's acknowledged position after this proxy's newest write  # id answered -> each query node's own id
+        self._meta_checked = 0.0
 
     # ---- plumbing
     def _client(self, address: str) -> RpcClient:
@@ -72,7 +85,7 @@ class ClusterEngine:
                 return attempt()
             except Unavailable as e:
                 if time.monotonic() > deadline:
-                    raise ShoalError(Code.UNEXPECTED, f"{what}: the cluster did not answer: {e.message}") from None
+                    raise ShoalError(Code.SERVICE_UNAVAILABLE, f"{what}: the cluster did not answer: {e.message}") from None
                 log.info("%s: %s; retrying", what, e.message)
                 time.sleep(delay)
                 delay = min(1.0, delay * 2)
@@ -95,35 +108,85 @@ class ClusterEngine:
         return self._client(self._owner_addr)
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._retrying(
-            method,
-            lambda: self._owner().call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S),
-        )
+        def attempt() -> Any:
+            owner = self._owner()
+            try:
+                lsn, result = owner.call("write_at", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
+            except ShoalError as e:
+                if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
+                    raise
+                return owner.call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
+            with self._lock:
+                self._session_lsn = max(self._session_lsn, int(lsn))
+            return result
 
-    def _position(self) -> int:
-        try:
-            return int(self._owner().call("position", timeout=5))
-        except Unavailable as e:
-            # no owner right now (failover): read what the query node has; writes are blocked anyway
-            log.info("read without the owner's position: %s", e.message)
-            self._owner_addr = ""
-            return 0
+        return self._retrying(method, attempt)
 
-    def _query_node(self) -> RpcClient:
+    def _query_nodes(self) -> list[str]:
         now = time.monotonic()
         if not self._query_addrs or now - self._query_seen > 2.0:
             self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
             self._query_seen = now
         if not self._query_addrs:
             raise Unavailable("no query node is registered")
-        return self._client(self._query_addrs[next(self._rr) % len(self._query_addrs)])
+        return self._query_addrs
 
-    def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _query_node(self) -> RpcClient:
+        addrs = self._query_nodes()
+        return self._client(addrs[next(self._rr) % len(addrs)])
+
+    def _read(self, method: str, *args: Any, address: str = "", **kwargs: Any) -> Any:
         def attempt() -> Any:
-            lsn = self._position()
-            return self._query_node().call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
+            node = self._client(address) if address else self._query_node()
+            try:
+                return node.call(
+                    "read_at_level", method, self.meta_version, self._session_lsn, args, kwargs, timeout=READ_ATTEMPT_S
+                )
+            except ShoalError as e:
+                if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
+                    raise
+            # a query node of protocol 1 (rolling upgrade): it waits for the position we pass
+            lsn = int(self._owner().call("position", timeout=5))
+            return node.call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
 
         return self._retrying(method, attempt)
+
+    def compact(self, database: str, collection: str, force: bool = False) -> int:
+        addrs = self._retrying("compact", self._query_nodes)
+        ids = {a: int(self._read("compact", database, collection, force=force, address=a)) for a in addrs}
+        first = ids[addrs[0]]
+        if len(self._compactions) > 4096:
+            self._compactions.clear()
+        self._compactions[first] = ids
+        return first
+
+    def compaction_state(self, compaction_id: int) -> Any:
+        ids = self._compactions.get(compaction_id)
+        if ids is None:  # not started through this proxy (or before its restart): ask one node
+            return self._read("compaction_state", compaction_id)
+        states = [self._read("compaction_state", cid, address=a) for a, cid in ids.items()]
+        running = [s for s in states if s.state != "Completed"]
+        return dataclasses.replace(running[0] if running else states[0], compaction_id=compaction_id)
+
+    def describe_collection(self, database: str, name: str) -> Any:
+        now = time.monotonic()
+        if now - self._meta_checked > META_CHECK_S:
+            try:
+                raw = self.env.store.get("meta/" + VERSION_KEY)
+                self.meta_version = max(self.meta_version, int(raw) if raw else 0)
+                self._meta_checked = now
+            except Exception as e:  # etcd briefly away: ask the coordinator, as without a cache
+                log.info("reading the catalog version: %s", e)
+                self._described.clear()
+        key = (database, name)
+        hit = self._described.get(key)
+        if hit is not None and hit[0] == self.meta_version:
+            return hit[1]
+        value = self._coord("describe_collection", database, name)
+        if len(self._described) > 4096:
+            self._described.clear()
+        self._described[key] = (self.meta_version, value)
+        return value
 
     def ready(self) -> bool:
         """The cluster serves: a coordinator answers, the channel's owner serves, a query node is up."""
@@ -167,7 +230,7 @@ def _forward(kind: str, name: str) -> Any:
     return call
 
 
-for _name in sorted(COORD_METHODS):
+for _name in sorted(COORD_METHODS - {"describe_collection"}):
     setattr(ClusterEngine, _name, _forward("_coord", _name))
 for _name in sorted(WRITE_METHODS):
     setattr(ClusterEngine, _name, _forward("_write", _name))

@@ -9,11 +9,14 @@ COORD_METHODS = frozenset({
     "create_partition", "drop_partition", "has_partition", "list_partitions",
     "create_alias", "alter_alias", "drop_alias", "describe_alias", "list_aliases",
     "load_collection", "release_collection", "load_partitions", "release_partitions", "load_state",
-    "loading_progress", "create_index", "drop_index", "alter_index", "compact", "compaction_state",
+    "loading_progress", "create_index", "drop_index", "alter_index",
 })
 # the shard's owner (streaming node)
 WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush"})
 # query nodes
 READ_METHODS = frozenset({
     "query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count",
+    "persistent_segments", "query_segments",
 })
+# every query node (each compacts its own copy; the proxy combines their states)
+QUERY_FANOUT_METHODS = frozenset({"compact", "compaction_state"})

@@ -1,10 +1,10 @@
 """`shoal cluster run`: a whole local cluster in the foreground, as its children.
 
     shoal cluster run --data DIR [--port 19530] [--http-port 9091] [--query-nodes N]
-                      [--streaming-nodes N] [--proxies N] [--kafka-brokers N]
+                      [--streaming-nodes N] [--proxies N] [--coords N] [--kafka-brokers N]
 
 `Supervisor` starts etcd, Kafka and SeaweedFS (`shoal.cluster.deps`), then one
-`shoal run --role R` process per role (coord, streaming, query, index, then the proxies),
+`shoal run --role R` process per role (coords, streaming, query, index, then the proxies),
 and prints one line per process with its pid and ports. The last line,
 `Shoal cluster listening on HOST:P (http HOST:H)`, comes once the proxy serves: the proxy
 opens P only then. A child that dies is started again with the same arguments and ports
@@ -14,6 +14,13 @@ or SIGINT stops the roles (proxies first, coord last) and then the dependencies.
 Every child gets PR_SET_PDEATHSIG, so none outlives a SIGKILLed supervisor; all state is
 under DIR (ports in DIR/ports.json), so running again on DIR resumes the same cluster.
 A lock on DIR keeps a second supervisor off it.
+
+`--coords 2` adds a standby coordinator: both campaign for the etcd lease, the holder serves,
+and when it dies the standby takes over once the lease lapses (`node_lease_s`), without
+waiting for the supervisor's restart. The default is 1: on one machine the supervisor
+restarts a dead coordinator within seconds anyway, and a failover waits for the lease to
+lapse either way, so a standby buys little here and costs a process. A standby matters
+where a machine can be lost with its processes (and in the fault tests, which run two).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class ClusterLayout:
     query_nodes: int = 1
     streaming_nodes: int = 1
     proxies: int = 1
+    coords: int = 1  # more than one: the others are standbys (etcd lease election)
     kafka_brokers: int = 1
     host: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)  # passed to every role (e.g. --log-level)
@@ -126,7 +134,7 @@ class Supervisor:
         lay, ep = self.layout, self.deps.endpoints
         env = dict(os.environ, **ep.as_env())
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        order = ([("coord", 1)] + [("streaming", i) for i in range(1, lay.streaming_nodes + 1)]
+        order = ([("coord", i) for i in range(1, lay.coords + 1)] + [("streaming", i) for i in range(1, lay.streaming_nodes + 1)]
                  + [("query", i) for i in range(1, lay.query_nodes + 1)] + [("index", 1)]
                  + [("proxy", i) for i in range(1, lay.proxies + 1)])
         services = []
@@ -255,13 +263,14 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--http-port", type=int, default=9091, help="the proxy's HTTP port (default 9091; 0 = any)")
     run.add_argument("--host", default="127.0.0.1", help="address the roles listen on (default 127.0.0.1)")
     for flag, what in (("--query-nodes", "query nodes"), ("--streaming-nodes", "streaming nodes"),
-                       ("--proxies", "proxies"), ("--kafka-brokers", "Kafka brokers")):
+                       ("--proxies", "proxies"), ("--coords", "coordinators, one active and the rest standby"),
+                       ("--kafka-brokers", "Kafka brokers")):
         run.add_argument(flag, type=int, default=1, help=f"number of {what} (default 1)")
     run.add_argument("--log-level", default=None, help="log level of every role")
 
 
 def run(args: Any) -> int:
-    counts = {k: getattr(args, k) for k in ("query_nodes", "streaming_nodes", "proxies", "kafka_brokers")}
+    counts = {k: getattr(args, k) for k in ("query_nodes", "streaming_nodes", "proxies", "coords", "kafka_brokers")}
     bad = [k for k, v in counts.items() if v < 1]
     if bad:
         print(f"shoal cluster run: --{bad[0].replace('_', '-')} must be at least 1", file=sys.stderr)

@@ -139,15 +139,21 @@ class Catalog:
 
     # ---- persistence
     def _load(self) -> None:
+        databases: dict[str, DatabaseMeta] = {}
+        collections: dict[int, CollectionMeta] = {}
+        aliases: dict[tuple[str, str], int] = {}
         for value in self.store.list_prefix("db/").values():
             db = DatabaseMeta(**json.loads(value))
-            self.databases[db.name] = db
+            databases[db.name] = db
         for value in self.store.list_prefix("coll/").values():
             meta = CollectionMeta.from_json(value)
-            self.collections[meta.collection_id] = meta
+            collections[meta.collection_id] = meta
         for key, value in self.store.list_prefix("alias/").items():
             _, db, alias = key.split("/", 2)
-            self.aliases[(db, alias)] = int(value)
+            aliases[(db, alias)] = int(value)
+        # Swapped in whole: a cluster follower's WAL tail looks collections up without the lock
+        # while a reload runs, and must never see a half-read (or empty) catalog.
+        self.databases, self.collections, self.aliases = databases, collections, aliases
         raw = self.store.get("next_id")
         self._next_id = int(raw) if raw else 1
         if DEFAULT_DB not in self.databases:
@@ -158,9 +164,13 @@ class Catalog:
         """Re-read everything from the store (a follower of a catalog another process writes)."""
         with self.lock:
             local_next = self._next_id
-            self.databases, self.collections, self.aliases = {}, {}, {}
             self._load()
             self._next_id = max(self._next_id, local_next)
+
+    def reserve_ids(self, upto: int) -> None:
+        """Never hand out an id at or below `upto` (ids another process already used)."""
+        with self.lock:
+            self._next_id = max(self._next_id, upto)
 
     def new_id(self) -> int:
         with self.lock:

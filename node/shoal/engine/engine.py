@@ -27,9 +27,9 @@ from shoal.engine.catalog import (
 )
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
-from shoal.engine.fulltext import bm25_input, check_functions
+from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
 from shoal.engine.importer import Importer, ImportJob
-from shoal.engine.indexer import Indexer
+from shoal.engine.indexer import MIN_INDEX_ROWS, Indexer
 from shoal.engine.maintenance import Compactor
 from shoal.engine.partial_update import complete_partial
 from shoal.engine.persistence import Persistence
@@ -105,7 +105,7 @@ class Engine:
         replayed = self.persistence.replay(self.datas)
         log.info("recovered %d collections, replayed %d WAL records", len(self.datas), replayed)
         self.indexer = Indexer(
-            self.root, self._all_collections, int(options.get("min_index_rows", 1024)),
+            self.root, self._all_collections, int(options.get("min_index_rows", MIN_INDEX_ROWS)),
             int(options.get("index_build_threads", 0)),
         )
         self.compactor = Compactor(self.root, self.catalog, self.persistence, self.indexer)
@@ -546,6 +546,8 @@ class Engine:
             raise invalid("delete plan can't be empty or always true")
         pk = meta.schema.primary_field
         flt = compile_filter(expr, meta.schema, expr_params or {})
+        if flt.sample is not None:
+            raise invalid("random_sample is not allowed in a delete filter")
         partition_id = meta.require_partition(partition).partition_id if partition else 0
         keys = flt.primary_key_values(pk.name)
         if keys is not None:
@@ -629,10 +631,14 @@ class Engine:
     ) -> None:
         meta, data = self._resolve(database, collection)
         fld = meta.schema.field(field)
+        key_path = ""  # a path under a dynamic-field key, as the client wrote it
         if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
             # a dynamic-field key: a JSON-path index of $meta, described under the key's name
             given = str(params.get("json_path") or "")
-            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else f'{DYNAMIC_FIELD}["{field}"]'}
+            under_key = given.startswith(field) and given[len(field):][:1] in ("", "[")
+            key_path = given if under_key else ""
+            internal = f'{DYNAMIC_FIELD}["{field}"]' + (given[len(field):] if under_key else "")
+            params = {**params, "json_path": given if given.startswith(DYNAMIC_FIELD) else internal}
             fld = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
         if fld is None:
             raise invalid(f"cannot create index on non-exist field: {field}")
@@ -642,6 +648,8 @@ class Engine:
             is_bm25 = bm25_input(meta.schema, fld) is not None
             if is_bm25 and not flatten_params(params).get("metric_type"):
                 params = {**params, "metric_type": "BM25"}
+            elif minhash_function(meta.schema, fld) is not None and not flatten_params(params).get("metric_type"):
+                params = {**params, "metric_type": "MHJACCARD"}
             spec_params = validate_index_params(fld, params).to_params()
             if is_bm25 != (spec_params["metric_type"] == "BM25"):
                 raise invalid(
@@ -650,13 +658,16 @@ class Engine:
                     else f"metric type BM25 only applies to the output field of a BM25 function, not {field}"
                 )
         path = spec_params.get("json_path")
-        name = index_name or (json_index_name(path) if path and fld.name != DYNAMIC_FIELD else field)
-        existing = next(
-            (i for i in meta.indexes if i.field_name == field and i.params.get("json_path") == path), None
-        )
+        # Milvus names a path index by its path as a JSON Pointer ("$meta/key/a" under a dynamic key)
+        name = index_name or (json_index_name(path) if path and (fld.name != DYNAMIC_FIELD or key_path) else field)
+        if key_path:
+            spec_params["json_path"] = path = key_path  # described as the client wrote it
         with self.catalog.lock:
-            if existing is not None:
-                if existing.params == spec_params and existing.index_name == name:
+            # Milvus's order: an index of the same name must be this very index; another name on the
+            # same field (the same path of a JSON field) is a second index there
+            same_name = next((i for i in meta.indexes if i.index_name == name), None)
+            if same_name is not None:
+                if same_name.field_name == field and same_name.params == spec_params:
                     return
                 if meta.loaded or meta.loaded_partitions:
                     raise invalid(
@@ -664,8 +675,8 @@ class Engine:
                         "to create it again with other parameters"
                     )
                 raise invalid("at most one distinct index is allowed per field")
-            if any(i.index_name == name for i in meta.indexes):
-                raise invalid(f"index name {name} already exists on another field")
+            if any(i.field_name == field and i.params.get("json_path") == path for i in meta.indexes):
+                raise invalid("CreateIndex failed: creating multiple indexes on same field is not supported")
             meta.indexes.append(IndexMeta(self.catalog.new_id(), name, field, spec_params))
             self.catalog.save_collection(meta)
         self.indexer.kick()
@@ -708,6 +719,9 @@ class Engine:
         except ShoalError:
             return  # Milvus: dropping a missing index succeeds
         if meta.loaded or meta.loaded_partitions:
+            fields = (meta.schema.field(i.field_name) for i in found)
+            if any(f is not None and f.dtype.is_vector for f in fields):
+                raise invalid(f"vector index cannot be dropped on loaded collection: {meta.collection_id}")
             raise invalid("index cannot be dropped, collection is loaded, please release it first")
         with self.catalog.lock:
             meta.indexes = [i for i in meta.indexes if i not in found]

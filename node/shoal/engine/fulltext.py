@@ -25,6 +25,7 @@ from shoal.errors import invalid, not_supported
 from shoal.index.params import flatten_params, get_float
 from shoal.index.sparse import Bm25Context, SparseIndex, SparseRows
 from shoal.schema import Batch, CollectionSchema, Column, DataType, FieldSchema, object_array
+from shoal.text import minhash
 from shoal.text.analyzer import Analyzer, analyzer_for, build_analyzer, parse_params
 
 # schema_pb2.FunctionType
@@ -102,7 +103,7 @@ def check_functions(schema: CollectionSchema) -> None:
         elif kind == FUNCTION_RERANK:
             raise invalid("rerank function can only be used in search, not in the collection schema")
         elif kind == FUNCTION_MINHASH:
-            raise not_supported("the MinHash function")
+            _check_minhash(schema, fn, inputs, outputs)
         else:
             raise invalid(f"unknown function type {kind}")
     for f in schema.fields:
@@ -129,6 +130,54 @@ def _check_bm25(schema: CollectionSchema, inputs: list[str], outputs: list[str])
         raise invalid(f"BM25 function output field must be a SPARSE_FLOAT_VECTOR field, got {dst.dtype.name}")
 
 
+def _check_minhash(schema: CollectionSchema, fn: Mapping[str, Any], inputs: list[str], outputs: list[str]) -> None:
+    if len(inputs) != 1:
+        raise invalid(f"MinHash function should have exactly one input field, got {len(inputs)}")
+    if len(outputs) != 1:
+        raise invalid(f"MinHash function should have exactly one output field, got {len(outputs)}")
+    src, dst = schema.field(inputs[0]), schema.field(outputs[0])
+    assert src is not None and dst is not None
+    if src.dtype not in (DataType.VARCHAR, DataType.TEXT):
+        raise invalid(f"MinHash function input field {src.name} must be a VARCHAR field, got {src.dtype.name}")
+    if dst.dtype is not DataType.BINARY_VECTOR:
+        raise invalid(
+            f"MinHash function output field {dst.name} must be a BinaryVector field, got {dst.dtype.name}"
+        )
+    if dst.nullable:
+        raise invalid(f"MinHash function output field {dst.name} cannot be nullable")
+    dim = int(dst.dim or 0)
+    if dim % 32:
+        raise invalid(f"MinHash function output field {dst.name}: dim {dim} should be a multiple of 32")
+    p = minhash.parse_params(fn.get("params", {}), dim)
+    if dim != 32 * p.num_hashes:
+        raise invalid(
+            f"MinHash function output field {dst.name}: dim {dim} does not match expected dim "
+            f"{32 * p.num_hashes} (32 * num_hashes {p.num_hashes})"
+        )
+
+
+def minhash_function(schema: CollectionSchema, field: FieldSchema) -> Mapping[str, Any] | None:
+    """The MinHash function whose output `field` is (None: not a MinHash output)."""
+    for fn in schema.functions:
+        if int(fn.get("type", 0)) == FUNCTION_MINHASH and fn.get("output_field_names", [None])[0] == field.name:
+            return fn
+    return None
+
+
+def minhash_signatures(schema: CollectionSchema, fn: Mapping[str, Any], texts: list[Any]) -> np.ndarray:
+    """Packed signatures of `texts` under the MinHash function `fn` (None: the empty set)."""
+    src = schema.field(fn["input_field_names"][0])
+    dst = schema.field(fn["output_field_names"][0])
+    assert src is not None and dst is not None
+    p = minhash.parse_params(fn.get("params", {}), dst.dim)
+    if p.token_level == "word" and (
+        is_true(src.type_params.get("enable_analyzer", "false")) or src.type_params.get("analyzer_params")
+    ):
+        analyzer = field_analyzer(src)
+        return minhash.signatures(texts, p, analyzer.tokens)
+    return minhash.signatures(texts, p, str.split)
+
+
 # ---------------------------------------------------------------------------- insert
 
 
@@ -142,6 +191,15 @@ def fill_outputs(schema: CollectionSchema, given: Batch, out: Batch) -> None:
         kind = int(fn.get("type", 0))
         if kind == FUNCTION_TEXT_EMBEDDING:
             raise unreachable_provider(fn)
+    for fn in schema.functions:
+        if int(fn.get("type", 0)) != FUNCTION_MINHASH:
+            continue
+        col = out.get(fn["input_field_names"][0])
+        if col is None:  # partial upsert without the text: the output stays as stored
+            continue
+        ok = col.valid
+        texts = [t if (ok is None or ok[i]) else None for i, t in enumerate(col.values.tolist())]
+        out[fn["output_field_names"][0]] = Column(minhash_signatures(schema, fn, texts))
     for src, dst in bm25_pairs(schema):
         col = out.get(src.name)
         if col is None:  # partial upsert without the text: the output stays as stored

@@ -24,6 +24,7 @@ from shoal.index.scalar import build_scalar_index, scan_only
 from shoal.schema import Column
 
 log = logging.getLogger(__name__)
+MIN_INDEX_ROWS = 1024  # a smaller segment is searched exactly
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Indexer:
         self,
         root,
         lookup: Callable[[], list[tuple[CollectionMeta, CollectionData]]],
-        min_index_rows: int = 1024,
+        min_index_rows: int = MIN_INDEX_ROWS,
         build_threads: int = 0,
     ) -> None:
         self.root = root

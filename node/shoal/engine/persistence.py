@@ -98,6 +98,15 @@ class Persistence:
             twin.keys = seg.keys
             data.replace(seg, twin)
 
+    def persisted_state(self, meta: CollectionMeta, data: CollectionData) -> tuple[list[Segment], list[np.ndarray], int, int]:
+        """The persisted segments with a copy of each one's delete timestamps, the collection's
+        checkpoint LSN and its first unpersisted LSN (0: none), all taken at one instant (no flush
+        in between), so the segments hold exactly the records up to the checkpoint."""
+        with self._flush_lock, data.write_lock:
+            segments = [s for s in data.segments if s.path]
+            deleted = [np.array(s.deleted_ts[: s.num_rows]) for s in segments]
+            return segments, deleted, meta.checkpoint_lsn, data.first_unpersisted_lsn
+
     def truncate_wal(self, datas: list[CollectionData]) -> None:
         pending = [d.first_unpersisted_lsn for d in datas if d.first_unpersisted_lsn]
         newest = max((d.last_lsn for d in datas), default=0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
 from shoal.engine.filter_cache import FilterCache
-from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries
+from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -34,6 +34,7 @@ from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.expr import compile_filter
+from shoal.expr.compiled import sample_mask
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
 from shoal.index.params import check_search_params
 from shoal.index.sparse import BM25_KEY, sparse_exact
@@ -204,6 +205,8 @@ class Reader:
             if flt is not None:
                 fmask = self.filter_cache.evaluate(flt, seg, batch, n)
                 mask = fmask if mask is None else (mask & fmask[:n])
+            if flt is not None and flt.sample is not None:
+                mask = sample_mask(np.ones(n, dtype=bool) if mask is None else mask[:n], flt.sample)
             masks.append(mask)
         return masks
 
@@ -321,6 +324,8 @@ class Reader:
                     Code.METRIC_TYPE_MISMATCH,
                     f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
                 )
+        if not have and minhash_function(meta.schema, field) is not None:
+            have = "MHJACCARD"
         return (asked or have or default_metric(field)).upper()
 
     def _text_queries(
@@ -336,6 +341,9 @@ class Reader:
         (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count)."""
         text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
         if text_field is None:
+            mh = minhash_function(meta.schema, field) if meta.schema.functions else None
+            if mh is not None and len(queries) and all(isinstance(t, str) for t in queries):
+                return minhash_signatures(meta.schema, mh, list(queries)), params
             return queries, params
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
@@ -364,6 +372,9 @@ class Reader:
             if col is None:
                 continue
             n = seg.num_rows
+            if mask is not None and len(mask) != n:
+                # a growing segment took rows after `_masks` read it: they are not visible to this read
+                mask = np.concatenate([mask[:n], np.zeros(max(0, n - len(mask)), dtype=bool)])
             vectors = col.values[:n]
             if col.valid is not None:
                 mask = col.valid[:n] if mask is None else (mask & col.valid[:n])
@@ -416,6 +427,10 @@ class Reader:
         if req.offset < 0 or req.topk + req.offset > MAX_TOPK:
             raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
         metric = self._metric(meta, field, req.metric_type)
+        if metric == "MHJACCARD" and req.params.get("radius") is not None:
+            raise invalid("metric MHJACCARD does not support range search: not support range search")
+        if req.group_by_field and field.dtype is DataType.BINARY_VECTOR:
+            raise invalid("not support search_group_by operation based on binary vector")
         read_ts = self.read_ts(req.consistency)
         if req.ignore_growing:
             segments = [s for s in segments if s.sealed]
@@ -559,7 +574,9 @@ class Reader:
         bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
         seen: set = set()
         state = self._iterators.get(req.iterator_token)
-        if state is not None and state[0] == bound:  # the bound we reported, maybe rounded
+        # The bound we reported (a float32 on the wire), maybe rounded by round_decimal: pymilvus
+        # echoes the float64 it decoded, the Java SDK the float32's shortest decimal ("0.7968475").
+        if state is not None and np.float32(state[0]) == np.float32(bound):
             bound, seen = state[1], set(state[2])
         params = dict(params)
         radius = params.get("radius")
@@ -809,6 +826,8 @@ def _normalize(score: float, metric: str) -> float:
         return 0.5 + math.atan(score) / math.pi
     if metric == "BM25":
         return 2.0 * math.atan(score) / math.pi
+    if metric == "MHJACCARD":  # already a similarity in [0, 1]
+        return score
     return 1.0 - 2.0 * math.atan(score) / math.pi
 
 

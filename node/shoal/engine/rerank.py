@@ -19,7 +19,7 @@ from shoal.schema import CollectionSchema, DataType
 
 _NUMERIC = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.FLOAT, DataType.DOUBLE)
 _FUNCTIONS = ("gauss", "exp", "linear")
-_SIMILARITIES = ("IP", "COSINE", "BM25")
+_SIMILARITIES = ("IP", "COSINE", "BM25", "MHJACCARD")
 
 
 @dataclass

@@ -34,16 +34,39 @@ _CONTAINS = {
 }
 SPATIAL_CALLS = (*PREDICATES, *DISTANCE_PREDICATES)
 _UNSUPPORTED_CALLS = (
-    "random_sample", "element_filter",
+    "element_filter",
     "match_all", "match_any", "match_least", "match_most", "match_exact",
 )
 
 
 def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
     root = _Binder(source, schema, params or {}).bind(node)
-    if root.type not in (t.T.BOOL, t.T.JSON):
-        raise syntax_error(source, node.pos, f"the filter must be a boolean expression, got {describe(root)}")
+    if isinstance(root, t.Const) and root.type is not t.T.BOOL:
+        raise syntax_error(source, node.pos, f"the filter is a constant {describe(root)}, not a boolean expression")
+    if root.type is not t.T.BOOL:
+        # Milvus's planner refuses any non-boolean root, a bare JSON path or dynamic key included.
+        shown = source if len(source) <= 300 else source[:300] + "..."
+        raise invalid(f"predicate is not a boolean expression: {shown}, data type: {milvus_type_name(root)}")
     return root
+
+
+_MILVUS_TYPE_NAMES = {
+    DataType.BOOL: "Bool", DataType.INT8: "Int8", DataType.INT16: "Int16", DataType.INT32: "Int32",
+    DataType.INT64: "Int64", DataType.FLOAT: "Float", DataType.DOUBLE: "Double", DataType.STRING: "String",
+    DataType.VARCHAR: "VarChar", DataType.ARRAY: "Array", DataType.JSON: "JSON", DataType.GEOMETRY: "Geometry",
+    DataType.TIMESTAMPTZ: "Timestamptz",
+}
+_T_MILVUS_NAMES = {
+    t.T.BOOL: "Bool", t.T.INT: "Int64", t.T.FLOAT: "Double", t.T.STRING: "VarChar",
+    t.T.JSON: "JSON", t.T.ARRAY: "Array", t.T.LIST: "Array",
+}
+
+
+def milvus_type_name(node: t.Node) -> str:
+    """The schemapb.DataType name Milvus's planner gives a node's values."""
+    if isinstance(node, t.Field):
+        return _MILVUS_TYPE_NAMES.get(node.dtype, node.dtype.name)
+    return _T_MILVUS_NAMES[node.type]
 
 
 def describe(node: t.Node) -> str:
@@ -100,8 +123,12 @@ class _Binder:
         if isinstance(node, s.Call):
             return self.call(node)
         if isinstance(node, s.IsNull):
+            self.refuse_vector_null_check(node)
             operand = self.bind(node.operand)
-            if not isinstance(operand, t.Field | t.JsonPath | t.ArrayElement):
+            if isinstance(operand, t.ArrayElement):
+                raise self.error(node, "IsNull/IsNotNull operations are not supported on array element access, "
+                                       f"got: {operand.field}[{operand.index}]")
+            if not isinstance(operand, t.Field | t.JsonPath):
                 raise self.error(node, f"'is null' needs a field or JSON path, got {describe(operand)}")
             return t.IsNull(t.T.BOOL, operand, node.negate)
         if isinstance(node, s.Exists):
@@ -110,6 +137,13 @@ class _Binder:
                 raise self.error(node, f"'exists' needs a JSON path such as meta[\"key\"], got {describe(operand)}")
             return t.Exists(t.T.BOOL, operand)
         raise self.error(node, f"unsupported syntax {type(node).__name__}")
+
+    def refuse_vector_null_check(self, node: s.IsNull) -> None:
+        operand = node.operand
+        if isinstance(operand, s.Name) and not operand.keys:
+            f = self.schema.field(operand.name)
+            if f is not None and f.dtype.is_vector:
+                raise self.error(node, "IsNull/IsNotNull operations are not supported on vector fields")
 
     # -- leaves --------------------------------------------------------------------------
     def literal(self, node: s.Literal) -> t.Node:
@@ -143,7 +177,7 @@ class _Binder:
         if f is None:
             if self.schema.enable_dynamic_field:
                 return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, (name, *keys))
-            raise self.error(node, f"field '{name}' does not exist and the dynamic field is not enabled")
+            raise self.error(node, f"field {name} not exist (the collection has no dynamic field)")
         if f.is_dynamic:
             return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, keys)
         if f.dtype.is_vector:
@@ -288,6 +322,8 @@ class _Binder:
         name = node.name
         if name in SPATIAL_CALLS:
             return self.spatial(node)
+        if name == "random_sample":
+            raise self.error(node, "random_sample can only be combined with the rest of the filter by AND at its top level")
         if name in _UNSUPPORTED_CALLS or name.startswith("st_"):
             raise not_supported(f"the filter function {name}()")
         if name in _CONTAINS:

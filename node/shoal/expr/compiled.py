@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import Code, ShoalError
+from shoal.errors import Code, ShoalError, invalid
+from shoal.expr import syntax as s
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
 from shoal.expr.evaluator import FieldIndex, evaluate
@@ -26,9 +27,10 @@ from shoal.schema import Batch, CollectionSchema
 class CompiledFilter:
     """A filter bound to one schema: evaluate it on batches of that collection."""
 
-    def __init__(self, text: str, root: t.Node | None) -> None:
+    def __init__(self, text: str, root: t.Node | None, sample: float | None = None) -> None:
         self.text = text
         self.root = root
+        self.sample = sample  # random_sample(factor): the caller keeps that share of each segment's matches
 
     def __repr__(self) -> str:
         return f"CompiledFilter({self.text!r})"
@@ -114,11 +116,61 @@ def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any
         syntax_tree = parse(text or "")
         if syntax_tree is None:
             return CompiledFilter(text, None)
-        return CompiledFilter(text, bind(text, syntax_tree, schema, params))
+        syntax_tree, sample = _split_sample(syntax_tree)
+        if syntax_tree is None:
+            return CompiledFilter(text, None, sample)
+        return CompiledFilter(text, bind(text, syntax_tree, schema, params), sample)
     except RecursionError:
         raise _plan_error(syntax_error(text, 0, "the expression is nested too deeply")) from None
     except ShoalError as e:
         raise _plan_error(e) from None
+
+
+SAMPLE_RANGE_ERROR = "the sample factor should be between 0 and 1 and not too close to 0 or 1"
+
+
+def _split_sample(node: s.Node) -> tuple[s.Node | None, float | None]:
+    """Take a `random_sample(f)` off the top-level AND chain: (the rest, f).
+
+    Anywhere else (under OR, NOT, twice) the binder refuses it."""
+    if isinstance(node, s.Call) and node.name == "random_sample":
+        return None, _sample_factor(node)
+    if isinstance(node, s.Binary) and node.op == "and":
+        left, ls = _split_sample(node.left)
+        right, rs = _split_sample(node.right)
+        if ls is not None and rs is not None:
+            raise invalid("random_sample can be used only once in a filter")
+        if left is None or right is None:
+            return left if right is None else right, ls if ls is not None else rs
+        return (node if ls is None and rs is None else s.Binary(node.pos, "and", left, right)), (
+            ls if ls is not None else rs
+        )
+    return node, None
+
+
+def _sample_factor(node: s.Call) -> float:
+    arg = node.args[0] if len(node.args) == 1 else None
+    sign = 1.0
+    while isinstance(arg, s.Unary) and arg.op in ("-", "+"):
+        sign, arg = (-sign if arg.op == "-" else sign), arg.operand
+    if not isinstance(arg, s.Literal) or isinstance(arg.value, bool | str):
+        raise invalid("random_sample takes one number: random_sample(factor), 0 < factor < 1")
+    factor = sign * float(arg.value)
+    if not 0.0 < factor < 1.0 or factor < 1e-4 or factor > 1 - 1e-4:
+        raise invalid(SAMPLE_RANGE_ERROR)
+    return factor
+
+
+def sample_mask(mask: np.ndarray, factor: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Keep max(1, floor(matches * factor)) of the True rows of `mask`, drawn at random."""
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return mask
+    keep = max(1, int(len(rows) * factor))
+    chosen = (rng or np.random.default_rng()).choice(rows, keep, replace=False)
+    out = np.zeros(len(mask), dtype=bool)
+    out[chosen] = True
+    return out
 
 
 PLAN_PREFIX = "failed to create query plan: "

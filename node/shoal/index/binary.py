@@ -22,6 +22,7 @@ from shoal.index.base import VectorIndex, save_npy
 from shoal.index.params import IndexSpec, get_int
 from shoal.index.vectors import allowed_rows, check_dense, empty_results, mask_invalid, merge_topk, topk_rows
 from shoal.storage.npy import load_npy
+from shoal.text.minhash import mh_jaccard
 
 CODES_FILE = "codes.npy"
 INDEX_FILE = "index.faiss"
@@ -42,6 +43,8 @@ def _words(a: np.ndarray) -> np.ndarray:
 
 def binary_scores(block: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     """HAMMING counts or JACCARD distances (nq, m) of packed `queries` against `block`."""
+    if metric == "MHJACCARD":
+        return mh_jaccard(queries, block)
     qw, bw = _words(queries), _words(block)
     diff = np.bitwise_count(qw[:, None, :] ^ bw[None, :, :]).sum(axis=2, dtype=np.int64)
     if metric == "HAMMING":

@@ -179,7 +179,7 @@ class ExactIndex(VectorIndex):
 
 
 def _dense_type(dtype: np.dtype, metric: str) -> DataType:
-    if metric in ("HAMMING", "JACCARD"):
+    if metric in ("HAMMING", "JACCARD", "MHJACCARD"):
         return DataType.BINARY_VECTOR
     return {
         np.dtype(np.float16): DataType.FLOAT16_VECTOR,
@@ -202,7 +202,7 @@ def _exact(
         raise invalid(f"vectors should be a 2-d array, got shape {base.shape}")
     mask = check_allowed(allowed, len(base))
     rows = None if mask is None else allowed_rows(mask)
-    if metric in ("HAMMING", "JACCARD"):
+    if metric in ("HAMMING", "JACCARD", "MHJACCARD"):
         q = np.asarray(queries, dtype=np.uint8)
         q = q.reshape(1, -1) if q.ndim == 1 else q
         if base.dtype != np.uint8 or q.shape[1:] != base.shape[1:]:

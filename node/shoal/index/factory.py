@@ -15,12 +15,13 @@ from shoal.index.base import VectorIndex, read_meta
 from shoal.index.binary import BinaryIndex
 from shoal.index.dense import DenseIndex
 from shoal.index.diskann import DiskAnnIndex
+from shoal.index.minhash import MinHashLSHIndex
 from shoal.index.params import IndexSpec
 from shoal.index.registry import index_type
 from shoal.index.sparse import SparseIndex
 
 FAMILIES: dict[str, type[VectorIndex]] = {
-    cls.family: cls for cls in (DenseIndex, DiskAnnIndex, BinaryIndex, SparseIndex)
+    cls.family: cls for cls in (DenseIndex, DiskAnnIndex, BinaryIndex, SparseIndex, MinHashLSHIndex)
 }
 
 

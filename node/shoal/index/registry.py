@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.errors import invalid, not_supported
+from shoal.errors import invalid, not_supported, unknown_index_type
 from shoal.index.params import (
     AUTOINDEX_EF_CONSTRUCTION,
     AUTOINDEX_M,
@@ -43,7 +43,8 @@ ParamsFn = Callable[[Flat, int, DataType, bool], dict[str, Any]]
 FLOAT_TYPES = (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR)
 FLOAT_AND_INT8 = (*FLOAT_TYPES, DataType.INT8_VECTOR)
 DENSE_METRICS = ("L2", "IP", "COSINE")
-BINARY_METRICS = ("HAMMING", "JACCARD")
+BINARY_METRICS = ("HAMMING", "JACCARD", "MHJACCARD")
+MHJACCARD_INDEXES = ("BIN_FLAT", "MINHASH_LSH")
 SPARSE_METRICS = ("IP", "BM25")
 
 
@@ -185,6 +186,20 @@ def _sparse(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]
     return b
 
 
+def _minhash_lsh(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]:
+    if dim % 32:
+        raise invalid(f"MINHASH_LSH needs a MinHash signature field: dim {dim} should be a multiple of 32")
+    b = {"mh_lsh_band": get_int(flat, "mh_lsh_band", max(1, dim // 64), 1, 1 << 16)}
+    element = get_int(flat, "mh_element_bit_width", 32, 8, 64)
+    if element not in (32, 64):
+        raise invalid(f"mh_element_bit_width should be 32 or 64, got {element}")
+    if str(flat.get("mh_lsh_code_in_mem", "1")).strip().lower() not in ("0", "1", "true", "false"):
+        raise invalid(f"mh_lsh_code_in_mem should be 0 or 1, got {flat.get('mh_lsh_code_in_mem')}")
+    get_bool(flat, "with_raw_data", True)
+    get_float(flat, "mh_lsh_bloom_false_positive_prob", 0.01, 0.0, 1.0)
+    return b
+
+
 # ---------------------------------------------------------------------------- the registry
 
 _IVF_SEARCH = ("nprobe",)
@@ -210,6 +225,10 @@ INDEX_TYPES: tuple[IndexType, ...] = (
     IndexType("BIN_FLAT", (DataType.BINARY_VECTOR,), _none, family="binary"),
     IndexType("BIN_IVF_FLAT", (DataType.BINARY_VECTOR,), _ivf, family="binary", search_params=_IVF_SEARCH),
     IndexType(
+        "MINHASH_LSH", (DataType.BINARY_VECTOR,), _minhash_lsh, family="minhash",
+        search_params=("mh_search_with_jaccard", "refine_k"),
+    ),
+    IndexType(
         "SPARSE_INVERTED_INDEX", (DataType.SPARSE_FLOAT_VECTOR,), _sparse, family="sparse",
         search_params=("drop_ratio_search",),
     ),
@@ -222,7 +241,6 @@ REGISTRY: dict[str, IndexType] = {t.name: t for t in INDEX_TYPES}
 # Milvus index types Shoal knows but does not build (answered with code 10, and why).
 UNSUPPORTED_INDEXES = {
     "HNSW_PRQ": "faiss trains product residual quantizers by beam search, minutes for a few thousand rows",
-    "MINHASH_LSH": "no MinHash function or LSH index for binary vectors yet",
 }
 ALL_INDEXES = (*REGISTRY, "AUTOINDEX")
 
@@ -268,10 +286,16 @@ def default_metric(dtype: DataType, index_type: str) -> str:
     return "COSINE" if index_type == "AUTOINDEX" else "L2"
 
 
-def check_metric(dtype: DataType, metric_type: str) -> str:
+def check_metric(dtype: DataType, metric_type: str, index_type: str = "") -> str:
     """The upper-cased metric, or 1100 when it does not fit the vector type."""
     metric = metric_type.upper()
     allowed = _allowed_metrics(dtype)
+    if metric not in allowed and index_type == "AUTOINDEX" and allowed is DENSE_METRICS:
+        # Milvus's proxy words AUTOINDEX's check apart from the index types' own checkers
+        raise invalid(
+            f"float vector index does not support metric type: {metric_type}: "
+            "invalid parameter[expected=valid index params][actual=invalid index params]"
+        )
     if metric not in allowed:
         raise invalid(
             f"metric type {metric_type} not found or not supported, supported: [{' '.join(allowed)}]"
@@ -299,7 +323,7 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
     if asked in UNSUPPORTED_INDEXES:
         raise not_supported(f"index type {asked} ({UNSUPPORTED_INDEXES[asked]})")
     if asked not in ALL_INDEXES:
-        raise invalid(f"invalid index type: {flat.get('index_type')}")
+        raise unknown_index_type(flat.get("index_type"))
     dtype = fld.dtype
     allowed = allowed_indexes(dtype)
     if asked != "AUTOINDEX" and asked not in allowed:
@@ -308,8 +332,13 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
             f"supported: {list(allowed) + ['AUTOINDEX']}"
         )
     dim = _check_dim(fld)
-    metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)))
+    metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)), asked)
 
+    if (metric == "MHJACCARD") != (asked == "MINHASH_LSH") and not (metric == "MHJACCARD" and asked in MHJACCARD_INDEXES):
+        raise invalid(
+            "index MINHASH_LSH only supports metric type MHJACCARD" if asked == "MINHASH_LSH"
+            else f"metric type MHJACCARD is only supported by {' and '.join(MHJACCARD_INDEXES)}, not {asked}"
+        )
     auto = asked == "AUTOINDEX"
     record = REGISTRY[resolved_kind(asked, dtype)]
     build = record.params(flat, dim, dtype, auto)

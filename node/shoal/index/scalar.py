@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.errors import invalid
+from shoal.errors import invalid, unknown_index_type
 from shoal.schema import Column, DataType, FieldSchema
 
 SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "BITMAP", "TRIE", "NGRAM", "RTREE", "AUTOINDEX", "SCALAR_AUTO")
@@ -75,6 +75,10 @@ def validate_scalar_index(field: FieldSchema, index_type: str) -> str:
     kind = (index_type or "AUTOINDEX").upper()
     dtype = field.dtype
     if kind not in SCALAR_INDEX_TYPES:
+        from shoal.index.registry import ALL_INDEXES, UNSUPPORTED_INDEXES  # registry is the vector side
+
+        if kind not in ALL_INDEXES and kind not in UNSUPPORTED_INDEXES:
+            raise unknown_index_type(index_type)
         raise invalid(f"invalid index type {index_type} for scalar field {field.name}")
     if kind in ("AUTOINDEX", "SCALAR_AUTO"):
         kind = "RTREE" if dtype is DataType.GEOMETRY else "INVERTED"
@@ -86,12 +90,12 @@ def validate_scalar_index(field: FieldSchema, index_type: str) -> str:
         raise invalid(f"{kind} index is not supported on array field {field.name}")
     if dtype is DataType.ARRAY and kind == "BITMAP" and field.element_type in (DataType.FLOAT, DataType.DOUBLE):
         raise invalid(f"bitmap index are only supported on bool, int, string array, got {field.element_type} for field {field.name}")
+    if kind == "TRIE" and not dtype.is_string:
+        raise invalid(f"TRIE are only supported on varchar field, got {dtype.name} for field {field.name}")
     if dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY):
         return kind
     if kind == "STL_SORT" and not (dtype.is_integer or dtype.is_float or dtype.is_string or dtype is DataType.TIMESTAMPTZ):
         raise invalid(f"STL_SORT are only supported on numeric, varchar or timestamptz field, got {dtype.name} for field {field.name}")
-    if kind == "TRIE" and not dtype.is_string:
-        raise invalid(f"TRIE are only supported on varchar field, got {dtype.name} for field {field.name}")
     if kind == "BITMAP" and not (dtype.is_integer or dtype.is_string or dtype is DataType.BOOL):
         raise invalid(f"bitmap index are only supported on bool, int, string, got {dtype.name} for field {field.name}")
     return kind

@@ -23,7 +23,7 @@ import numpy as np
 from shoal.errors import invalid
 from shoal.schema import DataType
 
-DESCENDING_METRICS = frozenset({"IP", "COSINE", "BM25"})
+DESCENDING_METRICS = frozenset({"IP", "COSINE", "BM25", "MHJACCARD"})
 CHUNK_ROWS = 16384  # rows converted to float32 at a time during exact scans and builds
 
 

@@ -116,6 +116,7 @@ class KafkaWAL:
         self._lock = threading.Lock()
         self.fenced = False
         self.acked_next = 0  # offset after the newest acknowledged record
+        self.on_checkpoint: Callable[[int], None] | None = None  # the engine persisted records up to an LSN
         self._init(timeout_s)
 
     def _init(self, timeout_s: float) -> None:
@@ -187,7 +188,11 @@ class KafkaWAL:
         return self.acked_next  # nothing to replay locally: the channel is replayed from Kafka
 
     def mark_checkpoint(self, lsn: int) -> int:
-        return lsn  # retention is infinite in this version: replay starts at offset 0
+        # The records stay in Kafka: the streaming node records the channel's checkpoint in etcd
+        # once the segments are in S3 (shoal.cluster.roles.checkpoint).
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(lsn)
+        return lsn
 
     def replay(self, after_lsn: int = 0) -> Iterator[tuple[int, bytes]]:
         return iter(())  # owners replay through KafkaTail before serving

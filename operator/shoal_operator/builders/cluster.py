@@ -32,9 +32,12 @@ def desired_objects(
     images: Mapping[str, str],
     gpu_active: bool = True,
     pod_monitor: bool = False,
+    canaries: Mapping[str, str] | None = None,
 ) -> Desired:
+    """`canaries`: component -> image of its canary Deployment (the upgrade decides)."""
+    canaries = canaries or {}
     conn = dependencies.connections(ref, spec)
-    documents = config.rendered_configs(spec, conn)
+    documents = config.rendered_configs(spec, conn, canaries)
     checksums = {name: config.checksum(text) for name, text in documents.items()}
     objects: list[dict[str, Any]] = [config.config_map(ref, documents)]
     objects += dependencies.dependency_objects(ref, spec)
@@ -45,6 +48,11 @@ def desired_objects(
         image = images.get(name, spec.target_image)
         objects.append(
             workloads.deployment(ref, spec, name, image, checksums[name], conn.env, gpu_active)
+        )
+    for name, image in canaries.items():
+        key = workloads.canary_component(name) if name == "standalone" else name
+        objects.append(
+            workloads.canary_deployment(ref, spec, name, image, checksums[key], conn.env, gpu_active)
         )
     objects.append(networking.service(ref, spec))
     if spec.mode == "cluster":

@@ -11,6 +11,7 @@ whose document changed. Neighbours: `dependencies` (connections), `workloads` (m
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -61,9 +62,16 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def rendered_configs(spec: MilvusClusterSpec, conn: Connections) -> dict[str, str]:
-    """component -> its YAML document."""
-    return {name: render(node_config(spec, name, conn)) for name in spec.component_names}
+def rendered_configs(spec: MilvusClusterSpec, conn: Connections, canaries: Iterable[str] = ()) -> dict[str, str]:
+    """component -> its YAML document; a standalone canary gets its own (see below)."""
+    docs = {name: render(node_config(spec, name, conn)) for name in spec.component_names}
+    if "standalone" in canaries:
+        # A dry run beside the real server: never the shared meta store or bucket.
+        doc = node_config(spec, "standalone", conn)
+        for shared in ("etcd", "s3"):
+            doc.pop(shared, None)
+        docs["standalone-canary"] = render(doc)
+    return docs
 
 
 def config_map(ref: ClusterRef, documents: dict[str, str]) -> dict[str, Any]:

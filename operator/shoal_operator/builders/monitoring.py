@@ -1,4 +1,5 @@
-"""The Prometheus Operator's PodMonitor for one MilvusCluster: every Shoal pod's `/metrics`.
+"""The Prometheus Operator's PodMonitor for one MilvusCluster: every Shoal pod's `/metrics`
+(the standalone pod, or each cluster role's: proxy, coord, streaming, query, index).
 
 Made only where the API server serves the `monitoring.coreos.com/v1` PodMonitor kind
 (`handlers/cluster` asks discovery). The pods' `app.kubernetes.io/*` labels become
@@ -37,7 +38,12 @@ def pod_monitor(ref: ClusterRef, spec: MilvusClusterSpec) -> dict[str, Any]:
         "kind": KIND,
         "metadata": metadata(ref, child_name(ref, "metrics"), "metrics"),
         "spec": {
-            "selector": {"matchLabels": {c.NAME_LABEL: c.APP_NAME, c.INSTANCE_LABEL: ref.name}},
+            # Shoal's own pods only (standalone, or each cluster role): not the bundled etcd/Kafka/S3
+            "selector": {
+                "matchLabels": {c.NAME_LABEL: c.APP_NAME, c.INSTANCE_LABEL: ref.name},
+                "matchExpressions": [{"key": c.COMPONENT_LABEL, "operator": "In",
+                                      "values": sorted(spec.component_names)}],
+            },
             "podTargetLabels": [c.NAME_LABEL, c.INSTANCE_LABEL, c.COMPONENT_LABEL],
             "podMetricsEndpoints": [endpoint],
         },

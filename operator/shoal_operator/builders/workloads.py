@@ -168,6 +168,48 @@ def deployment(
     }
 
 
+def canary_component(name: str) -> str:
+    return name + c.CANARY_SUFFIX
+
+
+def canary_deployment(
+    ref: ClusterRef,
+    spec: MilvusClusterSpec,
+    name: str,
+    image: str,
+    config_checksum: str,
+    dependency_env: list[dict[str, Any]],
+    gpu_active: bool,
+) -> dict[str, Any]:
+    """`<name>-<role>-canary`: one pod of role `name` on `image`, beside the role's own.
+
+    A cluster role's canary carries the role's labels (its Service and peers use it like
+    any replica) plus `shoal.dev/canary`, which keeps it out of the role's rollout. The
+    standalone server owns its data, so its canary is a dry run: its own empty data dir,
+    the `standalone-canary` config (no shared etcd or S3) and a label outside the Service.
+    """
+    dep = deployment(ref, spec, name, image, config_checksum, dependency_env, gpu_active)
+    canary = canary_component(name)
+    component = canary if name == "standalone" else name
+    selector = {**selector_labels(ref, component), c.CANARY_LABEL: "true"}
+    dep["metadata"] = metadata(ref, child_name(ref, canary), canary)
+    body = dep["spec"]
+    body["selector"] = {"matchLabels": selector}
+    body["replicas"] = 1
+    body["strategy"] = {"type": "Recreate"}
+    template = body["template"]
+    template["metadata"]["labels"] = {**labels(ref, component), c.CANARY_LABEL: "true"}
+    if name == "standalone":
+        pod = template["spec"]
+        for volume in pod["volumes"]:
+            if volume["name"] == "data":
+                volume.pop("persistentVolumeClaim", None)
+                volume["emptyDir"] = {}
+            elif volume["name"] == "config":
+                volume["configMap"]["items"] = [{"key": config_key(canary), "path": "shoal.yaml"}]
+    return dep
+
+
 def data_claim(ref: ClusterRef, spec: MilvusClusterSpec) -> dict[str, Any]:
     """The standalone data PVC; owned by the cluster only under deletionPolicy Delete."""
     claim_spec: dict[str, Any] = {

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import threading
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from shoal_operator import constants as c
 from shoal_operator import gpu, health, metrics, observe, upgrade
 from shoal_operator.builders import cluster as cluster_builder
-from shoal_operator.builders import dependencies, monitoring, networking, security
+from shoal_operator.builders import dependencies, monitoring, networking, security, workloads
 from shoal_operator.builders.meta import ClusterRef, child_name, managed_selector, selector_labels
 from shoal_operator.kube import Kube, owns_field
 from shoal_operator.specs.cluster import MilvusClusterSpec
@@ -94,18 +96,32 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
     live = {
         n: kube.get("apps/v1", "Deployment", ref.namespace, child_name(ref, n)) for n in spec.component_names
     }
-    plan = upgrade.plan(
+    record = upgrade.Record.from_status((status or {}).get("upgrade"))
+    canary_names = {n: workloads.canary_component(n) for n in spec.component_names}
+    canary_live = {
+        n: kube.get("apps/v1", "Deployment", ref.namespace, child_name(ref, cn))
+        if record is not None or spec.upgrade.strategy == "canary" else None
+        for n, cn in canary_names.items()
+    }
+    canary_pods = [p for cn in canary_names.values() for p in pods.get(cn, [])]
+    history = list((status or {}).get("upgradeHistory") or [])
+    decision = upgrade.decide(
         spec.component_names,
         spec.target_image,
         {n: observe.rollout(d, pods.get(n, [])) if d else None for n, d in live.items()},
-        _previous_step(status),
+        {n: observe.rollout(d, pods.get(canary_names[n], [])) if d else None for n, d in canary_live.items()},
+        record,
+        history[-1] if history else None,
+        (status or {}).get("version"),
+        _policy(spec),
+        _canary_requests(canary_pods, security.probe_scheme(spec)) if canary_pods else None,
         now,
-        spec.upgrade.step_timeout_seconds,
     )
+    plan = decision.plan
     complaint, fallback = _gpu_state(spec, generation, status, pods.get("index", []))
     desired = cluster_builder.desired_objects(
-        ref, spec, plan.images, gpu_active=not fallback,
-        pod_monitor=kube.serves(monitoring.API_VERSION, monitoring.KIND),
+        ref, spec, decision.images, gpu_active=not fallback,
+        pod_monitor=kube.serves(monitoring.API_VERSION, monitoring.KIND), canaries=decision.canaries,
     )
     applied = _apply(kube, ref, spec, desired, live)
     _prune(kube, ref, desired.objects)
@@ -115,7 +131,7 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
     deployed = {n: applied[child_name(ref, n)] for n in spec.component_names}
     obs = health.Observed(
         generation=generation,
-        target_image=spec.target_image,
+        target_image=decision.steering,
         components={n: observe.rollout(d, pods.get(n, [])) for n, d in deployed.items()},
         ready={n: observe.ready_replicas(d) for n, d in deployed.items()},
         autoscaled=frozenset(n for n in spec.component_names if child_name(ref, n) in desired.autoscaled),
@@ -127,8 +143,13 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
         endpoint=networking.endpoint(ref),
         scale_selector=",".join(f"{k}={v}" for k, v in sorted(selector_labels(ref, front).items())),
         proxy_replicas=observe.ready_replicas(deployed[front]),
+        version=decision.version,
+        held=decision.held,
+        upgrade=decision.record.to_status() if decision.record is not None else None,
     )
     out = health.status(obs, status, now)
+    if decision.finished:
+        out["upgradeHistory"] = (history + decision.finished)[-upgrade.HISTORY_LIMIT:]
     out["gpu"] = {"fallbackToCPU": True, "generation": generation} if fallback else None
     # Status is merge-patched: components that no longer exist (mode switch) need a null.
     for gone in set((status or {}).get("components") or {}) - set(out["components"]):
@@ -136,9 +157,30 @@ def reconcile(kube: Kube, body: Any, status: Any, now: datetime) -> dict[str, An
     return out
 
 
-def _previous_step(status: Any) -> upgrade.Step | None:
-    recorded = (status or {}).get("upgrade") or None
-    return upgrade.Step(recorded["component"], recorded["startedAt"]) if recorded else None
+def _policy(spec: MilvusClusterSpec) -> upgrade.Policy:
+    u = spec.upgrade
+    return upgrade.Policy(u.strategy, u.canary.pause_seconds, u.canary.max_error_ratio, u.rollback_on_failure,
+                          u.step_timeout_seconds)
+
+
+def _canary_requests(pods: list[Any], scheme: str) -> upgrade.Requests | None:
+    """The Ready canaries' request counters, summed from each pod's own /metrics; None when
+    none answers (the verdict then rests on readiness alone)."""
+    total = failed = 0.0
+    answered = False
+    context = ssl._create_unverified_context() if scheme == "HTTPS" else None  # pod IPs are not in the cert
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip or not observe.pod_ready(pod):
+            continue
+        try:
+            with urllib.request.urlopen(f"{scheme.lower()}://{ip}:{c.HTTP_PORT}/metrics", timeout=3,
+                                        context=context) as resp:
+                counts = observe.request_counts(resp.read().decode(errors="replace"))
+        except (OSError, ValueError):
+            continue
+        total, failed, answered = total + counts.total, failed + counts.failed, True
+    return upgrade.Requests(total, failed) if answered else None
 
 
 def _apply(
@@ -193,10 +235,22 @@ def _run(memo: Any, body: Any, status: Any, patch: Any, logger: Any) -> None:
 def _announce(body: Any, old: Any, new: dict[str, Any]) -> None:
     """Kubernetes Events for what changed: upgrade steps, phase transitions."""
     old = old or {}
-    step = (new.get("upgrade") or {}).get("component")
-    if step and step != (old.get("upgrade") or {}).get("component"):
-        message = f"rolling {step} to {new['version']}"
+    record = new.get("upgrade") or {}
+    step = record.get("component")
+    if step and (step, record.get("phase")) != ((old.get("upgrade") or {}).get("component"),
+                                                (old.get("upgrade") or {}).get("phase")):
+        if record.get("phase") == "RollingBack":
+            message = f"rolling back {step} to {record.get('from')}: {record.get('reason')}"
+        elif step == upgrade.CANARY_STEP:
+            message = f"canary pods on {record.get('to')}"
+        else:
+            message = f"rolling {step} to {record.get('to') or new['version']}"
         kopf.event(body, type="Normal", reason="UpgradeStep", message=message)
+    for entry in new.get("upgradeHistory") or []:
+        if entry not in (old.get("upgradeHistory") or []):
+            kind = "Normal" if entry["outcome"] == "Succeeded" else "Warning"
+            message = f"{entry['from']} -> {entry['to']}: {entry['outcome']} {entry['reason']}".strip()
+            kopf.event(body, type=kind, reason=f"Upgrade{entry['outcome']}", message=message)
     if new["phase"] != old.get("phase"):
         reasons = {c["type"]: c for c in new["conditions"]}
         if new["phase"] == "Degraded":

@@ -187,9 +187,31 @@ class Security(SpecModel):
     tls: Tls | None = None
 
 
+class CanaryPolicy(SpecModel):
+    """How long a canary must stay healthy before the rest of the pods move."""
+
+    pause_seconds: int = Field(
+        60, ge=0, le=86400, description="Every canary Ready and under maxErrorRatio for this long, then roll the rest."
+    )
+    max_error_ratio: float = Field(
+        0.01, ge=0, le=1, description="Failed / total requests on the canaries' own /metrics above this fails it."
+    )
+
+
 class UpgradePolicy(SpecModel):
+    """How a change of version or image reaches the pods (see docs/operator.md)."""
+
+    strategy: Literal["rolling", "canary"] = Field(
+        "rolling",
+        description="rolling: one role at a time. canary: one pod per role on the new image first "
+        "(<name>-<role>-canary), held for canary.pauseSeconds, then rolling.",
+    )
+    canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
+    rollback_on_failure: bool = Field(
+        False, description="A stalled step or an unhealthy canary returns every role to the previous image."
+    )
     step_timeout_seconds: int = Field(
-        600, ge=10, le=86400, description="A step not rolled out by then sets UpgradeStalled."
+        600, ge=10, le=86400, description="A step (or the canary) not rolled out by then has failed."
     )
 
 

@@ -119,6 +119,9 @@ class CatalogRPCs(RpcBase):
 
     def RenameCollection(self, request: milvus_pb2.RenameCollectionRequest, context: grpc.ServicerContext) -> Any:
         check_name(request.newName, "collection")
+        db = self._db(request, context)
+        if request.oldName == request.newName and (request.newDBName or db) == db:
+            raise invalid("collection name or database name should be different")
         self.engine.rename_collection(self._db(request, context), request.oldName, request.newName, request.newDBName)
         return ok()
 
@@ -126,7 +129,7 @@ class CatalogRPCs(RpcBase):
         props = kv_to_dict(request.properties)
         check_properties(props)
         if not props and not request.delete_keys:
-            raise invalid("no properties or delete properties are provided")
+            raise invalid("no properties or delete keys provided")
         self.engine.alter_collection(self._db(request, context), request.collection_name, props, list(request.delete_keys))
         return ok()
 
@@ -156,9 +159,9 @@ class CatalogRPCs(RpcBase):
         return milvus_pb2.AlterCollectionSchemaResponse(alter_status=ok())
 
     def _add_field(self, db: str, collection: str, proto: schema_pb2.FieldSchema) -> None:
+        if proto.is_primary_key:
+            raise invalid(f"not support to add pk field, field name = {proto.name}")
         field = field_from_proto(proto, 0)
-        if field.is_primary:
-            raise invalid("not support to add pk field")
         if field.dtype.is_vector:
             raise invalid("not support to add vector field")
         if not field.nullable:
@@ -245,7 +248,7 @@ class CatalogRPCs(RpcBase):
 
     def LoadPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.partition_names:
-            raise invalid("partition names should not be empty")
+            raise invalid("failed to load partition, due to no partition specified")
         self.engine.load_partitions(self._db(request, context), request.collection_name, list(request.partition_names))
         return ok()
 

@@ -30,11 +30,12 @@ class IndexRPCs(RpcBase):
         db = self._db(request, context)
         info = self.engine.describe_collection(db, request.collection_name)
         field = info.schema.field(request.field_name)
-        dynamic_key = field is None and info.schema.enable_dynamic_field and "json_cast_type" in params
+        dynamic_key = field is None and info.schema.enable_dynamic_field
         if field is None and not dynamic_key:
             raise invalid(f"cannot create index on non-exist field: {request.field_name}")
-        if field is not None and field.dtype is DataType.JSON and "json_path" not in params:
-            raise invalid(f"create index on JSON field {field.name} requires json_path and json_cast_type")
+        # the path defaults to the whole field; the cast type has no default
+        if (field is None or field.dtype is DataType.JSON) and "json_cast_type" not in params:
+            raise ShoalError(Code.PARAMETER_MISSING, "json index must specify cast type: missing parameter")
         if request.index_name:
             check_name(request.index_name, "index")
         self.engine.create_index(db, info.name, request.field_name, request.index_name, params)

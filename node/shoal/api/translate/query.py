@@ -11,9 +11,10 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from shoal.api.translate.common import kv_to_dict, parse_bool, parse_int, read_consistency, template_values
 from shoal.api.translate.field_data import batch_to_fields_data
 from shoal.api.translate.search import result_output_fields
+from shoal.api.validate import check_result_window
 from shoal.engine.requests import QueryRequest, QueryResult
 from shoal.errors import invalid, not_supported
-from shoal.schema import MAX_TOPK, DataType
+from shoal.schema import DataType
 
 COUNT_STAR = "count(*)"
 
@@ -36,17 +37,8 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
     kv = kv_to_dict(req.query_params)
     limit = parse_int(kv["limit"], "limit") if kv.get("limit") not in (None, "") else None
     offset = parse_int(kv.get("offset", "0") or "0", "offset")
-    if offset < 0:
-        raise invalid(f"offset [{offset}] is invalid, it should be non-negative")
-    if limit is not None:
-        if limit < 0:
-            raise invalid(f"limit [{limit}] is invalid, it should be non-negative")
-        if offset + limit > MAX_TOPK:
-            raise invalid(
-                f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], "
-                f"but got {offset + limit}"
-            )
-    elif offset:
+    check_result_window(offset, None if limit == 0 else limit)  # a zero limit has always read as no limit here
+    if limit is None and offset:
         raise invalid("offset requires a limit to be set")
     outputs = [f.strip() for f in req.output_fields if f.strip()]
     lowered = [o.lower() for o in outputs]

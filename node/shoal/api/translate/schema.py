@@ -24,6 +24,7 @@ from shoal.schema import (
     MAX_DIM,
     MAX_FIELDS,
     MAX_VARCHAR_LENGTH,
+    MAX_VECTOR_FIELDS,
     MIN_DIM,
     CollectionSchema,
     DataType,
@@ -49,9 +50,32 @@ def _data_type(value: int, what: str) -> DataType:
         dt = DataType(value)
     except ValueError:
         raise invalid(f"{what}: data type {value} is not supported") from None
-    if dt in (DataType.NONE, DataType.STRING):
+    if dt is DataType.STRING:
+        raise invalid("string data type not supported yet, please use VarChar type instead")
+    if dt is DataType.NONE:
         raise invalid(f"{what}: data type {dt.name} is not supported")
     return dt
+
+
+def _element_type(value: int, field: str) -> DataType:
+    """An array's element type, worded as Milvus words it."""
+    try:
+        et = DataType(value)
+    except ValueError:
+        raise invalid(f"element type {value} is not supported") from None
+    if et is DataType.NONE:
+        raise invalid("element data type None is not valid")
+    if et not in _ARRAY_ELEMENT_TYPES:
+        raise invalid(f"element type {et.milvus_name} is not supported")
+    return et
+
+
+# the default's proto kind, as Milvus names it when it does not fit the field
+_DEFAULT_KINDS = {
+    "bool_data": "DataType_Bool", "int_data": "DataType_Int", "long_data": "DataType_Int64",
+    "float_data": "DataType_Float", "double_data": "DataType_Double", "string_data": "DataType_VarChar",
+    "bytes_data": "DataType_JSON",
+}
 
 
 def default_from_proto(v: schema_pb2.ValueField) -> Any:
@@ -84,11 +108,13 @@ def default_to_proto(field: FieldSchema) -> schema_pb2.ValueField | None:
     return None
 
 
-def _check_default(f: FieldSchema) -> None:
+def _check_default(f: FieldSchema, kind: str | None = None) -> None:
     v = f.default_value
     if v is None:
         return
     dt = f.dtype
+    if dt.is_vector or dt in (DataType.JSON, DataType.ARRAY):
+        raise invalid(f"type not support default_value, type:{dt.milvus_name}, name:{f.name}")
     ok = (
         (dt is DataType.BOOL and isinstance(v, bool))
         or (dt.is_integer and isinstance(v, int) and not isinstance(v, bool))
@@ -97,10 +123,14 @@ def _check_default(f: FieldSchema) -> None:
         or dt is DataType.JSON
     )
     if not ok:
-        raise invalid(f"type (default value) not match the field type of field {f.name}")
+        raise invalid(
+            f"type ({dt.milvus_name}) of field ({f.name}) is not equal to the "
+            f"type({_DEFAULT_KINDS.get(kind or '', 'DataType_None')}) of default_value"
+        )
     if dt.is_string and f.max_length is not None and len(v) > f.max_length:
         raise invalid(
-            f"the length ({len(v)}) of string exceeds max length ({f.max_length}) of field {f.name}"
+            f"the length ({len(v)}) of string exceeds max length ({f.max_length}): "
+            "invalid parameter[expected=valid length string][actual=string length exceeds max length]"
         )
     if dt is DataType.JSON and isinstance(v, bytes):
         f.default_value = parse_json(v, f"default value of field {f.name}")
@@ -112,10 +142,22 @@ def _int_param(params: dict[str, str], key: str, field: str) -> int | None:
     try:
         return int(params[key])
     except ValueError:
-        raise invalid(f"type param {key} of field {field} must be an integer, got {params[key]!r}") from None
+        raise invalid(f"the value for {key} of field {field} must be an integer, got {params[key]!r}") from None
 
 
-def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchema:
+def _max_length(params: dict[str, str], field: str, collection: str) -> int:
+    ml = _int_param(params, "max_length", field)
+    if ml is None:
+        raise invalid(f"type param(max_length) should be specified for the field({field}) of collection {collection}".rstrip())
+    if not 1 <= ml <= MAX_VARCHAR_LENGTH:
+        raise invalid(
+            f"the maximum length specified for the field({field}) should be in (0, {MAX_VARCHAR_LENGTH}], "
+            f"but got {ml} instead"
+        )
+    return ml
+
+
+def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0, collection: str = "") -> FieldSchema:
     """One proto field → domain field, with Milvus's per-field checks."""
     check_field_name(p.name)
     dtype = _data_type(p.data_type, f"field {p.name}")
@@ -153,7 +195,9 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
                     f"invalid dimension: {dim} of field {p.name}. "
                     f"binary vector dimension should be in range 8 ~ {MAX_BINARY_DIM}"
                 )
-        elif not MIN_DIM <= dim <= MAX_DIM:
+        elif dim < MIN_DIM:
+            raise invalid(f"invalid dimension: {dim}. should be in range {MIN_DIM} ~ {MAX_DIM}")
+        elif dim > MAX_DIM:
             kind = "int8" if dtype is DataType.INT8_VECTOR else "float"
             raise invalid(
                 f"invalid dimension: {dim} of field {p.name}. {kind} vector dimension should be in range "
@@ -161,22 +205,15 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
             )
         f.dim = dim
     if dtype.is_string:
-        ml = _int_param(params, "max_length", p.name)
-        if ml is None and dtype is DataType.TEXT:
-            ml = 0  # TEXT has no length limit unless one is given
-        elif ml is None:
-            raise invalid(f"type param(max_length) should be specified for the field({p.name}) of collection")
-        elif not 1 <= ml <= MAX_VARCHAR_LENGTH:
-            raise invalid(
-                f"the maximum length specified for the field({p.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
-                f"but got {ml} instead"
-            )
-        f.max_length = ml or None
+        if dtype is DataType.TEXT and "max_length" not in params:
+            f.max_length = None  # TEXT has no length limit unless one is given
+        else:
+            f.max_length = _max_length(params, p.name, collection)
     if dtype is DataType.ARRAY:
-        et = _data_type(p.element_type, f"element type of field {p.name}")
-        if et not in _ARRAY_ELEMENT_TYPES:
-            raise invalid(f"element type {et.name} of field {p.name} is not supported")
+        et = _element_type(p.element_type, p.name)
         f.element_type = et
+        if et.is_string:
+            f.max_length = _max_length(params, p.name, collection)
         cap = _int_param(params, "max_capacity", p.name)
         if cap is None:
             raise invalid(f"type param(max_capacity) should be specified for array field {p.name}")
@@ -186,23 +223,18 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0) -> FieldSchem
                 f"but got {cap} instead"
             )
         f.max_capacity = cap
-        if et.is_string:
-            ml = _int_param(params, "max_length", p.name)
-            if ml is None:
-                raise invalid(f"type param(max_length) should be specified for the field({p.name}) of collection")
-            f.max_length = ml
     if f.is_primary:
         if dtype not in (DataType.INT64, DataType.VARCHAR):
             raise invalid("the data type of primary key should be Int64 or VarChar")
         if f.nullable:
-            raise invalid(f"primary field {p.name} can not be nullable")
+            raise invalid("primary field not support null")
         if f.default_value is not None:
-            raise invalid(f"primary field {p.name} can not set default value")
+            raise invalid("primary field not support default_value")
     if f.is_partition_key and dtype not in (DataType.INT64, DataType.VARCHAR):
         raise invalid("the data type of partition key should be Int64 or VarChar")
-    if f.default_value is not None and dtype.is_vector:
-        raise invalid(f"vector field {p.name} can not set default value")
-    _check_default(f)
+    if f.is_partition_key and f.nullable:
+        raise invalid("partition key field not support nullable")
+    _check_default(f, p.default_value.WhichOneof("data") if p.HasField("default_value") else None)
     return f
 
 
@@ -213,7 +245,9 @@ def schema_from_proto(p: schema_pb2.CollectionSchema) -> CollectionSchema:
         raise invalid("schema does not contain any field")
     if len(user_fields) > MAX_FIELDS:
         raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
-    fields = [field_from_proto(f, FIRST_FIELD_ID + i) for i, f in enumerate(user_fields)]
+    if sum(1 for f in user_fields if f.data_type >= DataType.BINARY_VECTOR) > MAX_VECTOR_FIELDS:
+        raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
+    fields = [field_from_proto(f, FIRST_FIELD_ID + i, p.name) for i, f in enumerate(user_fields)]
     names = [f.name for f in fields]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:

@@ -30,11 +30,18 @@ from shoal.api.translate.field_data import (
     dynamic_output,
     sparse_from_bytes,
 )
-from shoal.api.validate import check_nq, check_offset_limit, check_topk
+from shoal.api.validate import check_nq, check_offset_limit, check_result_window, check_topk
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
 from shoal.engine.rerank import parse_function_rerank
 from shoal.errors import invalid, not_supported
-from shoal.schema import DYNAMIC_FIELD, VECTOR_DTYPES, CollectionSchema, DataType, FieldSchema
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    MAX_HYBRID_REQUESTS,
+    VECTOR_DTYPES,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+)
 
 _PH = common_pb2.PlaceholderType
 
@@ -245,7 +252,9 @@ def hybrid_from_proto(
     req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None
 ) -> HybridSearchRequest:
     if not req.requests:
-        raise invalid("hybrid search carries no sub-requests")
+        check_nq(0)  # Milvus words an empty request list as nq 0
+    if len(req.requests) > MAX_HYBRID_REQUESTS:
+        raise invalid(f"maximum of ann search requests is {MAX_HYBRID_REQUESTS}")
     function = None
     if req.HasField("function_score") and len(req.function_score.functions):
         if rankers_from_proto(req) is not None:  # a model ranker names its unreachable provider
@@ -262,9 +271,8 @@ def hybrid_from_proto(
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
     limit = parse_int(str(rank.get("limit", subs[0].topk)), "limit")
-    check_topk(limit)
     offset = parse_int(str(rank.get("offset", 0)), "offset")
-    check_offset_limit(offset, limit)
+    check_result_window(offset, limit)
     group_by = rank.get("group_by_field")
     return HybridSearchRequest(
         requests=subs,

@@ -25,7 +25,7 @@ _LEGACY: dict[int, int] = {
     Code.PRIVILEGE_NOT_PERMITTED: common_pb2.PermissionDenied,
 }
 
-_RETRIABLE = {int(Code.RATE_LIMITED)}
+_RETRIABLE = {int(Code.RATE_LIMITED), int(Code.SERVICE_UNAVAILABLE)}  # as merr marks them
 
 
 def success() -> common_pb2.Status:
@@ -37,7 +37,8 @@ _INVALID_SUFFIX = ": invalid parameter"
 
 def from_error(err: ShoalError) -> common_pb2.Status:
     message = err.message
-    if err.code == Code.PARAMETER_INVALID and not message.endswith(_INVALID_SUFFIX):
+    wrapped = message.startswith("invalid parameter[")  # Milvus's expected/actual form has no suffix
+    if err.code == Code.PARAMETER_INVALID and not wrapped and not message.endswith(_INVALID_SUFFIX):
         message += _INVALID_SUFFIX  # Milvus ends every code-1100 message so
     return status(err.code, message)
 

@@ -104,15 +104,20 @@ class ClusterEnv:
         t.start()
         return t
 
-    def campaign(self, info: dict[str, Any], stop: threading.Event) -> None:
+    def campaign(self, info: dict[str, Any], stop: threading.Event, on_standby: Any = None) -> None:
         """Block until this process holds `coord/leader`; a thread then keeps it, and ends the
-        process if the lease lapses (a standby may already have taken over)."""
+        process if the lease lapses (a standby may already have taken over). `on_standby()` is
+        called once, when another coordinator is found to hold it."""
         ttl = self.cfg.node_lease_s
         while not stop.is_set():
             try:
                 lease = self._lease(ttl)
                 if self._put_leased(LEADER_KEY, {**info, "node": self.node_id, "pid": os.getpid()}, lease, True):
                     break
+                self.store._call(lambda c, lid=lease.id: c.revoke_lease(lid))  # not to pile up a lease per try
+                if on_standby is not None:
+                    on_standby()
+                    on_standby = None
             except Exception as e:
                 log.warning("coordinator election: %s", e)
             stop.wait(0.5)
@@ -138,14 +143,24 @@ def advertise(cfg: Config, port: int) -> str:
 
 
 class HealthServer:
-    """`/healthz`: 200 once the role serves, 503 before."""
+    """`/healthz`: 200 once the role serves, 503 before; `/metrics` once `metrics` is set."""
 
     def __init__(self, host: str, port: int, ready: threading.Event) -> None:
+        self.metrics: Any = None  # () -> bytes, Prometheus text (`roles.metrics.RoleMetrics.render`)
+        server = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                ok = self.path.split("?")[0] in ("/healthz", "/readyz") and ready.is_set()
-                body = b"ok" if ok else b"not serving"
-                self.send_response(200 if ok else 503)
+                path = self.path.split("?")[0]
+                ctype = "text/plain"
+                if path == "/metrics" and server.metrics is not None:
+                    code, body = 200, server.metrics()
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                else:
+                    ok = path in ("/healthz", "/readyz", "/livez") and ready.is_set()
+                    code, body = (200, b"ok") if ok else (503, b"not serving")
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -71,7 +71,12 @@ class Coordinator:
         self.env.store.put(TSO_KEY, str(bound).encode())
 
     def handlers(self) -> dict[str, Any]:
-        return {"ddl": self.ddl, "meta_version": lambda: self.store.version if self.store else 0}
+        return {"ddl": self.ddl, "meta_version": self.meta_version}
+
+    def meta_version(self) -> int:
+        if self.engine is None or self.store is None:
+            raise Unavailable("this coordinator is a standby")
+        return self.store.version
 
     def ddl(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
         if self.engine is None or self.store is None:

@@ -2,8 +2,10 @@
 
 Streaming and query nodes both hold one `Follower`: the standalone `Engine` over a
 `FollowerStore` (the catalog the coordinator writes) on a local directory that is wiped at
-start (it is a cache: the WAL in Kafka is the truth), fed by `apply`, which is the standalone
-replay (`writer.apply_record`) with a catalog catch-up in front.
+start, first loaded with the sealed segments of the channel's checkpoint (S3, see
+`checkpoint.py`), then fed by `apply` from the checkpoint on: the standalone replay
+(`writer.apply_record`, skipping what a collection's segments already hold) with a catalog
+catch-up in front.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Follower:
         self.engine = Engine(local_dir, options, meta_store=self.store, wal=wal or NoWAL())
         self._lock = threading.Lock()
         self.applied = 0  # LSN (Kafka offset + 1) of the newest record applied
+        self.applied_ts = 0  # the newest write timestamp applied (one owner at a time: increasing)
         self._applied_cond = threading.Condition()
 
     def catch_up(self, version: int) -> None:
@@ -97,7 +100,9 @@ class Follower:
         self.engine.tso.observe(record.ts)
         data = self.engine.datas.get(record.collection_id)
         meta = self.engine.catalog.collections.get(record.collection_id)
-        if data is not None and meta is not None:  # else the collection was dropped since
+        # else the collection was dropped since, or the record is already applied (it is in a
+        # segment loaded from S3: `last_lsn` starts at the collection's checkpoint LSN)
+        if data is not None and meta is not None and rec.lsn > data.last_lsn:
             if record.kind == Kind.FLUSH:
                 self.engine.persistence.flush(meta, data)
                 self.engine.indexer.kick()
@@ -106,6 +111,7 @@ class Follower:
                     if not data.dropped:
                         data.note_lsn(rec.lsn)
                         apply_record(data, record)
+        self.applied_ts = max(self.applied_ts, record.ts)
         self.mark_applied(rec.lsn)
 
     def mark_applied(self, lsn: int) -> None:

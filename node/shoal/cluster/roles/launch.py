@@ -1,7 +1,7 @@
 """`run_role(cfg)`: start one cluster role in this process and serve until SIGTERM/SIGINT.
 
 Each role listens for internal calls on `cfg.port` (the proxy: the Milvus port) and answers
-`/healthz` on `cfg.http_port`; once it serves it prints one line,
+`/healthz` and `/metrics` (`roles.metrics`) on `cfg.http_port`; once it serves it prints one line,
 `Shoal <role> listening on HOST:PORT (http HOST:PORT)`, which `shoal cluster run` and tests read.
 """
 
@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from shoal.cluster.roles.common import ClusterEnv, HealthServer, advertise, wait_until
+from shoal.cluster.roles.metrics import RoleMetrics
 from shoal.cluster.rpc import RpcServer
 from shoal.config import Config
 
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 def _announce(cfg: Config, role: str, port: int, http_port: int) -> None:
     shown = cfg.advertise_host
     print(f"Shoal {role} listening on {shown}:{port} (http {shown}:{http_port})", flush=True)
+
+
+def _engine_of(node: Any) -> Any:
+    """The engine a role's gauges read: the coordinator's catalog engine, a node's follower engine."""
+    follower = getattr(node, "follower", None)
+    return getattr(follower, "engine", None) if follower is not None else getattr(node, "engine", None)
 
 
 def run_role(cfg: Config) -> int:
@@ -53,18 +60,31 @@ def run_role(cfg: Config) -> int:
 
         node = QueryNode(env, data_dir)
     else:
-        node = None  # index: registers and idles; query nodes build their indexes (this version)
-    rpc = RpcServer(cfg.host, cfg.port, node.handlers() if node is not None else {})
+        from shoal.cluster.roles.index_node import IndexNode
+
+        node = IndexNode(env, data_dir)
+    health.metrics = RoleMetrics(cfg.role, env.node_id, lambda: _engine_of(node)).render
+    rpc = RpcServer(cfg.host, cfg.port, node.handlers())
     rpc.start()
     address = advertise(cfg, rpc.port)
     info = {"address": address, "http": advertise(cfg, health.port)}
     try:
         if cfg.role == "coord":
-            env.campaign(info, stop)
+            def standby() -> None:  # a standby serves its part (waiting): it is ready as one
+                env.register(info, stop)
+                ready.set()
+                _announce(cfg, "coord", rpc.port, health.port)
+                log.info("coordinator %s is a standby", env.node_id)
+
+            env.campaign(info, stop, on_standby=standby)
             if stop.is_set():
                 return 0
             node.become_leader(stop)
             if stop.is_set():
+                return 0
+            print(f"Shoal coord {env.node_id} is the active coordinator", flush=True)
+            if ready.is_set():
+                stop.wait()
                 return 0
             env.register(info, stop)
         elif cfg.role == "streaming":
@@ -76,6 +96,7 @@ def run_role(cfg: Config) -> int:
                 return 0
             env.register(info, stop)
         else:
+            node.start()
             env.register(info, stop)
         ready.set()
         _announce(cfg, cfg.role, rpc.port, health.port)
@@ -83,8 +104,7 @@ def run_role(cfg: Config) -> int:
     finally:
         ready.clear()
         rpc.stop()
-        if node is not None:
-            node.close()
+        node.close()
         health.stop()
         env.store.close()
     return 0

@@ -2,65 +2,110 @@
 
 It tails the channel (read_committed: only acknowledged writes) into a local `Follower`
 engine with the same apply code as the owner, and answers search/query/counts/index progress
-with the standalone read path. A read carries the LSN the owner last acknowledged and the
-catalog version the proxy knows; the node waits until it has applied both, which makes every
-read Strong. This version builds indexes on the query node itself (the index role idles).
+with the standalone read path. At start it loads the channel's checkpoint (the sealed
+segments in S3, through a local disk cache, memory-mapped) and tails Kafka from the checkpoint's
+offset, not from 0. While it runs it seals at the same FLUSH records as the owner and keeps its
+own copy, so a later checkpoint needs no download. This version builds indexes on the query
+node itself (the index role idles).
+
+How fresh a read is follows the request's consistency level as Milvus defines it (the level
+the request names, else the collection's; `read_guarantee` holds the rule):
+- Strong: every write acknowledged before the read arrived is visible. The node asks the
+  owner for its acknowledged position *while* it runs the read; when the answer is not past
+  what was applied before the read began (the usual case), the result stands, else the node
+  waits for the position and reads again. So a Strong read costs max(read, position call),
+  not their sum.
+- Session / Customized: the proxy's own writes (the owner's position after its newest write,
+  sent with the read: a local wait) and the request's guarantee timestamp (pymilvus sends its
+  last write's timestamp for the collection) are visible: served at once when the node applied
+  a record that new, else handled as Strong (a timestamp no record carries, e.g. a delete that
+  matched nothing, must not make it wait).
+- Bounded (pymilvus's default for a new collection): the node is within `GRACEFUL_S` of the
+  owner, checked by a background loop, not per read; plus the session as above (stronger than
+  Milvus, which may hide a client's newest writes, so insert-then-search keeps working).
+- Eventually: what the node has, no wait.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from shoal.cluster.roles.common import ClusterEnv, wait_until
+from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, resume
+from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
 from shoal.cluster.roles.follower import Follower
-from shoal.cluster.rpc import Unavailable
+from shoal.cluster.routing import QUERY_FANOUT_METHODS
+from shoal.cluster.routing import READ_METHODS as ROUTED_READS
+from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.engine.requests import ConsistencyLevel
+from shoal.errors import ShoalError
 from shoal.storage.kafka_wal import KafkaTail, topic_exists
 
 log = logging.getLogger(__name__)
 
-READ_METHODS = frozenset({
-    "query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count",
-})
+READ_METHODS = ROUTED_READS | QUERY_FANOUT_METHODS
 READ_WAIT_S = 60.0
+GRACEFUL_S = 5.0  # Milvus's common.gracefulTime default (5000 ms): Bounded's staleness bound
+FRESH_PERIOD_S = 0.5  # how often the background loop confirms the node is level with the owner
 
 
 class QueryNode:
     def __init__(self, env: ClusterEnv, data_dir: Path) -> None:
         self.env = env
+        self.data_dir = data_dir
         self.follower = Follower(env, data_dir / "local")
+        self.s3 = open_segment_store(env)
         self.caught_up = threading.Event()
         self._stop = threading.Event()
+        self._owner: RpcClient | None = None
+        self._owner_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shoal-position")
+        self.fresh_at = float("-inf")  # monotonic time up to which every acknowledged write is applied
+        # what the start-up read: segments from S3, then records from Kafka until caught up
+        self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0}
 
     def handlers(self) -> dict[str, Any]:
-        return {"read": self.read, "applied": lambda: self.follower.applied}
+        return {"read": self.read, "read_at_level": self.read_at_level, "applied": lambda: self.follower.applied,
+                "startup": lambda: dict(self.startup)}
 
     def start(self) -> None:
         threading.Thread(target=self._tail_loop, name="shoal-wal-tail", daemon=True).start()
         threading.Thread(target=self._catalog_loop, name="shoal-catalog-poll", daemon=True).start()
+        threading.Thread(target=self._fresh_loop, name="shoal-fresh", daemon=True).start()
 
     def _tail_loop(self) -> None:
         if not wait_until(lambda: topic_exists(self.env.kafka, self.env.topic), self._stop, "the WAL topic"):
             return
-        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
+        try:
+            ckpt = read_checkpoint(self.env) if self.s3 is not None else None
+            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache")
+        except Exception:
+            log.exception("loading the checkpoint's segments failed; exiting")
+            os._exit(3)
+        self.startup.update(checkpoint_lsn=start, segments_loaded=loaded)
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
         try:
             end = tail.end_offset()
             while not self._stop.is_set():
                 records, at_end = tail.poll(0.2)
                 for rec in records:
                     self.follower.apply(rec)
+                if not self.caught_up.is_set():
+                    self.startup["records_replayed"] += len(records)
                 if tail.position > self.follower.applied:
                     self.follower.mark_applied(tail.position)  # past commit markers and aborted records
                 if not self.caught_up.is_set() and (at_end or tail.position >= end):
                     self.caught_up.set()
-                    log.info("query node caught up with the WAL channel at offset %d", tail.position)
+                    log.info("query node caught up with the WAL channel at offset %d: %d segments from S3 "
+                             "(checkpoint offset %d), then %d records from Kafka", tail.position, loaded, start,
+                             self.startup["records_replayed"])
         except Exception:
             log.exception("the WAL tail failed; exiting")
-            import os
-
             os._exit(3)
         finally:
             tail.close()
@@ -72,11 +117,97 @@ class QueryNode:
             except Exception as e:
                 log.warning("catalog poll: %s", e)
 
+    # ---- the owner's acknowledged position
+    def _owner_position(self) -> int:
+        """The owner's acknowledged LSN; 0 when no owner answers (a failover: writes wait too).
+        A cached address that fails is looked up again once (the owner may have moved)."""
+        position = self._ask_owner()
+        return position if position >= 0 else max(0, self._ask_owner())
+
+    def _ask_owner(self) -> int:
+        try:
+            with self._owner_lock:
+                if self._owner is None:
+                    value = self.env.get_json(owner_key())
+                    if value is None:
+                        raise Unavailable("no owner of the WAL channel yet")
+                    self._owner = RpcClient(str(value["address"]))
+                owner = self._owner
+            return int(owner.call("position", timeout=5))
+        except Unavailable as e:
+            log.info("read without the owner's position: %s", e.message)
+            with self._owner_lock:
+                if self._owner is not None:
+                    self._owner.close()
+                self._owner = None
+            return -1
+
+    def _fresh_loop(self) -> None:
+        while not self._stop.wait(FRESH_PERIOD_S):
+            asked = time.monotonic()
+            position = self._owner_position()
+            if position and self.follower.wait_applied(position, GRACEFUL_S):
+                self.fresh_at = max(self.fresh_at, asked)
+
+    # ---- reads
     def read(self, method: str, meta_version: int, lsn: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Protocol 1's read: wait for the LSN the proxy fetched from the owner (always Strong)."""
         if method not in READ_METHODS:
             raise Unavailable(f"{method} is not a query-node call")
-        started = time.monotonic()
         self.follower.catch_up(meta_version)
+        self._wait_applied(lsn)
+        return self.follower.call(method, args, kwargs)
+
+    def read_at_level(
+        self, method: str, meta_version: int, session_lsn: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """`session_lsn`: the owner's position after the proxy's newest write (its session)."""
+        if method not in READ_METHODS:
+            raise Unavailable(f"{method} is not a query-node call")
+        self.follower.catch_up(meta_version)
+        level, guarantee_ts = self.read_guarantee(method, args)
+        if level == ConsistencyLevel.EVENTUALLY:
+            return self.follower.call(method, args, kwargs)
+        if level != ConsistencyLevel.STRONG:
+            self._wait_applied(session_lsn)  # the proxy's own writes: a local wait, no round trip
+        if level != ConsistencyLevel.STRONG and guarantee_ts <= self.follower.applied_ts:
+            if level != ConsistencyLevel.BOUNDED or time.monotonic() - self.fresh_at <= GRACEFUL_S:
+                return self.follower.call(method, args, kwargs)
+        return self._strong(method, args, kwargs)
+
+    def read_guarantee(self, method: str, args: tuple[Any, ...]) -> tuple[ConsistencyLevel, int]:
+        """The level a read asks for (its own, else its collection's) and its guarantee timestamp;
+        reads without a consistency (counts, index progress, segments, compaction) are Strong."""
+        request = args[2] if method in ("query", "search", "hybrid_search") and len(args) > 2 else None
+        consistency = getattr(request, "consistency", None)
+        if consistency is None:
+            return ConsistencyLevel.STRONG, 0
+        if consistency.travel_ts:  # time travel: the state as of that timestamp must be complete
+            return ConsistencyLevel.STRONG, 0
+        level = consistency.level
+        if consistency.use_default or level is None:
+            meta = self.follower.engine.catalog.find(str(args[0]), str(args[1]))
+            level = ConsistencyLevel(meta.consistency_level) if meta is not None else ConsistencyLevel.STRONG
+        return ConsistencyLevel(level), int(consistency.guarantee_ts)
+
+    def _strong(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        applied = self.follower.applied
+        position = self._pool.submit(self._owner_position)
+        try:
+            result: Any = self.follower.call(method, args, kwargs)
+            error: ShoalError | None = None
+        except ShoalError as e:  # may be stale (a collection made by a write not yet applied)
+            result, error = None, e
+        lsn = position.result()
+        if lsn > applied:
+            self._wait_applied(lsn)
+            return self.follower.call(method, args, kwargs)
+        if error is not None:
+            raise error
+        return result
+
+    def _wait_applied(self, lsn: int) -> None:
+        started = time.monotonic()
         if not self.follower.wait_applied(lsn, READ_WAIT_S):
             raise Unavailable(
                 f"query node {self.env.node_id} did not reach LSN {lsn} within {READ_WAIT_S:.0f} s "
@@ -84,8 +215,8 @@ class QueryNode:
             )
         if time.monotonic() - started > 1.0:
             log.info("read waited %.1f s for LSN %d", time.monotonic() - started, lsn)
-        return self.follower.call(method, args, kwargs)
 
     def close(self) -> None:
         self._stop.set()
+        self._pool.shutdown(wait=False)
         self.follower.close()

@@ -1,21 +1,28 @@
 """A streaming node: the owner of the WAL channel takes every write.
 
 Takeover (the owner key names this node with a newer epoch): open the transactional producer
-(which fences the previous owner), replay the channel from the start into a local `Follower`
-engine, then serve. A write runs the standalone write path (`Engine.insert/upsert/delete/...`:
+(which fences the previous owner), load the channel's checkpoint (sealed segments from S3,
+`checkpoint.py`) into a local `Follower` engine, replay the channel from the checkpoint's
+offset, then serve. A write runs the standalone write path (`Engine.insert/upsert/delete/...`:
 validation, auto ids, one timestamp, one WAL record) over `KafkaWAL`, so it is acknowledged only
 after Kafka committed it. Once fenced, or once the owner key names another node, this node
 refuses writes and exits, so a restarted process comes back as a clean standby.
+
+Checkpoints: on every Flush (all collections of the channel are sealed), whenever the engine
+persisted a segment that reached its size, and every `checkpoint_interval_s` when there were
+writes, the owner writes its sealed segments to S3 and commits the checkpoint in etcd.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
+from shoal.cluster.roles.checkpoint import CheckpointWriter, open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, owner_key
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.rpc import Unavailable
@@ -37,9 +44,15 @@ class StreamingNode:
         self.epoch = 0
         self.serving = threading.Event()
         self._stop = threading.Event()
+        self.s3 = open_segment_store(env)
+        self.checkpointer: CheckpointWriter | None = None
+        self._ckpt_wanted = threading.Event()
+        self._ckpt_seen = 0
+        self.startup: dict[str, int] = {}
 
     def handlers(self) -> dict[str, Any]:
-        return {"write": self.write, "position": self.position}
+        return {"write": self.write, "write_at": self.write_at, "position": self.position,
+                "startup": lambda: dict(self.startup)}
 
     def start(self) -> None:
         threading.Thread(target=self._watch_owner, name="shoal-owner-watch", daemon=True).start()
@@ -64,6 +77,10 @@ class StreamingNode:
                 self._step_down(f"the channel moved to {owner.get('node')} (epoch {owner.get('epoch')})")
 
     def _take_over(self, epoch: int) -> None:
+        owner_raw = self.env.store.get(owner_key())  # what a checkpoint commit must still find there
+        owner = json.loads(owner_raw) if owner_raw else {}
+        if owner.get("node") != self.env.node_id or int(owner.get("epoch", 0)) != epoch:
+            return  # moved again meanwhile; the watch loop looks again
         log.info("taking over WAL channel 0 at epoch %d", epoch)
         follower_box: list[Follower] = []
         self.wal = KafkaWAL(
@@ -72,7 +89,11 @@ class StreamingNode:
         )
         follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
         follower_box.append(follower)
-        tail = KafkaTail(self.env.kafka, self.env.topic, 0)
+        ckpt = read_checkpoint(self.env) if self.s3 is not None else None
+        start, loaded = resume(
+            follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", with_indexes=False,
+        )
+        tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
         end = tail.end_offset()
         count = 0
         while tail.position < end:
@@ -85,8 +106,42 @@ class StreamingNode:
         self.wal.acked_next = end
         self.follower = follower
         self.epoch = epoch
+        self.startup = {"checkpoint_lsn": start, "segments_loaded": loaded, "records_replayed": count}
+        if self.s3 is not None:
+            wal = self.wal
+            self.checkpointer = CheckpointWriter(
+                self.env, self.s3, follower.engine, owner_raw, epoch, lambda: wal.acked_next, ckpt,
+            )
+            self._ckpt_seen = start
+            wal.on_checkpoint = self._on_engine_checkpoint
+            threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
         self.serving.set()
-        log.info("serving WAL channel 0 at epoch %d after replaying %d records (end offset %d)", epoch, count, end)
+        log.info("serving WAL channel 0 at epoch %d: %d segments from S3, then %d records replayed from "
+                 "offset %d (end offset %d)", epoch, loaded, count, start, end)
+
+    def _on_engine_checkpoint(self, lsn: int) -> None:
+        """The engine persisted records up to `lsn` (a segment reached its size, or a flush)."""
+        if lsn > self._ckpt_seen:
+            self._ckpt_seen = lsn
+            self._ckpt_wanted.set()
+
+    def _checkpoint_loop(self) -> None:
+        assert self.checkpointer is not None and self.wal is not None
+        interval = self.env.cfg.checkpoint_interval_s
+        last_acked = self.wal.acked_next
+        while not self._stop.is_set() and self.serving.is_set():
+            wanted = self._ckpt_wanted.wait(interval)
+            if self._stop.is_set() or not self.serving.is_set():
+                return
+            self._ckpt_wanted.clear()
+            acked = self.wal.acked_next
+            if not wanted and acked == last_acked:
+                continue  # no write since the last checkpoint
+            try:
+                self.checkpointer.checkpoint(seal_all=not wanted)
+                last_acked = acked
+            except Exception as e:
+                log.warning("checkpoint failed (the next one retries): %s", e)
 
     def _step_down(self, why: str) -> None:
         log.error("no longer the WAL channel's owner: %s; exiting", why)
@@ -119,7 +174,17 @@ class StreamingNode:
             self._step_down("fenced")
         if method == "flush":
             self._log_flush(follower, *args, **kwargs)
+            if self.checkpointer is not None:
+                try:  # Flush answers once its rows are in S3 and named by a committed checkpoint
+                    self.checkpointer.checkpoint(seal_all=True)
+                except Exception as e:
+                    raise Unavailable(f"the checkpoint after the flush failed: {e}") from None
         return result
+
+    def write_at(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
+        """`write`, answered with the acknowledged position after it: the proxy's session position."""
+        result = self.write(method, meta_version, args, kwargs)
+        return self.position(), result
 
     def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
         """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
@@ -135,5 +200,6 @@ class StreamingNode:
     def close(self) -> None:
         self._stop.set()
         self.serving.clear()
+        self._ckpt_wanted.set()
         if self.follower is not None:
             self.follower.close()

@@ -1,0 +1,137 @@
+"""Cases from Milvus's suite files index, query and hybrid_search that Shoal answered differently.
+
+Through pymilvus against the session server; each pins the code and the wording Milvus's
+code gives (the suite checks the message as a substring).
+"""
+
+from __future__ import annotations
+
+import pytest
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
+
+
+@pytest.fixture()
+def released(client: MilvusClient, name: str):
+    """A quick-setup collection (dynamic field on), released and without its vector index."""
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    client.release_collection(name)
+    client.drop_index(name, "vector")
+    yield name
+    client.drop_collection(name)
+
+
+def _index(field: str, **kwargs) -> object:
+    params = MilvusClient.prepare_index_params()
+    params.add_index(field_name=field, **kwargs)
+    return params
+
+
+def test_create_index_looks_the_collection_up_before_checking_its_name(client: MilvusClient) -> None:
+    # Milvus's create-index task resolves the name first: a malformed name is simply not found
+    for bad in ("12-s", "(mn)"):
+        fails(lambda bad=bad: client.create_index(bad, _index("vector")), 100,
+               f"collection not found[database=default][collection={bad}]")
+
+
+def test_a_loaded_vector_index_cannot_be_dropped(client: MilvusClient, name: str) -> None:
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    try:
+        message = fails(lambda: client.drop_index(name, "vector"), 1100,
+                         "vector index cannot be dropped on loaded collection: ")
+        assert message.endswith(": invalid parameter")
+    finally:
+        client.drop_collection(name)
+
+
+def test_an_unknown_index_type_is_invalid_in_milvus_form(client: MilvusClient, released: str) -> None:
+    expected = "invalid parameter[expected=valid index][actual=invalid index type: {}]"
+    message = fails(lambda: client.create_index(released, _index("vector", index_type="12-s", metric_type="L2")),
+                     1100, expected.format("12-s"))
+    assert message == expected.format("12-s")  # the wrapped form carries no ": invalid parameter" tail
+    json_path = {"json_cast_type": "double", "json_path": "my_json['a']"}
+    fails(lambda: client.create_index(released, _index("my_json", index_type="(mn)", params=json_path)),
+           1100, expected.format("(mn)"))
+
+
+def test_a_json_index_needs_a_cast_type_but_not_a_path(client: MilvusClient, released: str, name: str) -> None:
+    missing = "json index must specify cast type: missing parameter"
+    fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED")), 1101, missing)
+    fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED",
+                                                          params={"json_path": "my_json['a']"})), 1101, missing)
+    fails(lambda: client.create_index(released, _index("my_json", index_type="TRIE",
+                                                          params={"json_cast_type": "DOUBLE", "json_path": "my_json['a']"})),
+           1100, "TRIE are only supported on varchar field")
+    client.create_index(released, _index("my_json", index_type="INVERTED", params={"json_cast_type": "varchar"}))
+
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("doc", DataType.JSON)
+    other = f"{name}_j"
+    client.create_collection(other, schema=schema)
+    try:
+        fails(lambda: client.create_index(other, _index("doc", index_type="INVERTED")), 1101, missing)
+        # without a path the index covers the whole field
+        client.create_index(other, _index("doc", index_type="INVERTED", params={"json_cast_type": "double"}))
+    finally:
+        client.drop_collection(other)
+
+
+def test_paths_under_a_dynamic_key_are_named_and_described_as_milvus(client: MilvusClient, released: str) -> None:
+    params = MilvusClient.prepare_index_params()
+    for path in ("my_json['a']['b']", "my_json['a']", "my_json"):
+        params.add_index(field_name="my_json", index_type="INVERTED", params={"json_cast_type": "DOUBLE", "json_path": path})
+    client.create_index(released, params)
+    assert {"$meta/my_json/a/b", "$meta/my_json/a", "$meta/my_json"} <= set(client.list_indexes(released))
+    info = client.describe_index(released, "$meta/my_json/a/b")
+    assert (info["field_name"], info["json_path"], info["json_cast_type"]) == ("my_json", "my_json['a']['b']", "DOUBLE")
+    client.create_index(released, params)  # the same indexes again: nothing to do
+
+
+def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClient, name: str) -> None:
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    try:
+        client.insert(name, [{"id": i, "vector": [0.1 * i, 0.2, 0.3, 0.4]} for i in range(5)])
+        window = "invalid max query result window, "
+        fails(lambda: client.query(name, filter="id >= 0", limit=16384, offset=1), 1100,
+               window + "(offset+limit) should be in range [1, 16384], but got 16385")
+        fails(lambda: client.query(name, filter="id >= 0", limit=2, offset=-1), 1100,
+               window + "offset [-1] is invalid, should be gte than 0")
+        fails(lambda: client.query(name, filter="id >= 0", limit=-1), 1100,
+               window + "limit [-1] is invalid, should be greater than 0")
+
+        def req(limit: int = 3, nq: int = 1) -> AnnSearchRequest:
+            return AnnSearchRequest(data=[[0.1, 0.2, 0.3, 0.4]] * nq, anns_field="vector", param={}, limit=limit)
+
+        fails(lambda: client.hybrid_search(name, [req(), req()], RRFRanker(), limit=16385), 1100,
+               window + "(offset+limit) should be in range [1, 16384], but got 16385")
+        fails(lambda: client.hybrid_search(name, [req(16385)], RRFRanker(), limit=3), 1100,
+               "topk [16385] is invalid, it should be in range [1, 16384], but got 16385")
+        fails(lambda: client.hybrid_search(name, [req(nq=16385)], RRFRanker(), limit=3), 1100,
+               "nq [16385] is invalid, nq (number of search vector per search request) should be in range "
+               "[1, 16384], but got 16385")
+        fails(lambda: client.hybrid_search(name, [req()] * 1025, RRFRanker(), limit=3), 1100,
+               "maximum of ann search requests is 1024")
+        fails(lambda: client.hybrid_search(name, [], RRFRanker(), limit=3), 1100,
+               "nq [0] is invalid, nq (number of search vector per search request) should be in range [1, 16384], but got 0")
+        assert len(client.hybrid_search(name, [req(), req()], RRFRanker(), limit=3)[0]) == 3
+    finally:
+        client.drop_collection(name)
+
+
+def test_a_second_index_on_a_field_or_a_reused_name_answer_as_milvus(client: MilvusClient, released: str) -> None:
+    path = {"json_cast_type": "varchar", "json_path": "my_json['a']"}
+    client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED", params=path))
+    client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED", params=path))
+    fails(lambda: client.create_index(released, _index("my_json", index_name="second", index_type="INVERTED",
+                                                        params=path)),
+          1100, "CreateIndex failed: creating multiple indexes on same field is not supported")
+    fails(lambda: client.create_index(released, _index("my_json", index_name="first", index_type="INVERTED",
+                                                        params={**path, "json_path": "my_json['b']"})),
+          1100, "at most one distinct index is allowed per field")
+    client.create_index(released, _index("vector", index_type="FLAT", metric_type="L2"))
+    fails(lambda: client.create_index(released, _index("vector", index_name="other", index_type="HNSW", metric_type="L2")),
+          1100, "CreateIndex failed: creating multiple indexes on same field is not supported")
