@@ -6,11 +6,14 @@
 # go.mod replaces only with published versions, so the module builds as the main module from
 # a copy of its source (the module cache is read-only). The CRDs come from the same source.
 #
+# v3.2.12 does not build (its controller/cache calls settings.ValidateExternalURL, which that
+# release lacks), hence v3.2.11.
+#
 # Output:  ${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}/argocd-<version>/{bin,crds}/
 # A warm run does nothing. Prints the version dir as its last line.
 set -euo pipefail
 
-ARGOCD_VERSION="${SHOAL_ARGOCD_VERSION:-v3.2.12}"
+ARGOCD_VERSION="${SHOAL_ARGOCD_VERSION:-v3.2.11}"
 CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
 ROOT="$CACHE/argocd-$ARGOCD_VERSION"
 BIN="$ROOT/bin"

@@ -5,6 +5,7 @@ control plane, roll it on a commit, and judge its health with the Lua check Shoa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -85,6 +86,11 @@ def argocd(k8s_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     run = tmp_path_factory.mktemp("argocd")
     k8s_cluster.kubectl("create", "namespace", ARGO_NS, check=False)
     k8s_cluster.kubectl("apply", "--server-side", "-f", str(root / "crds"))
+    established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+    for crd in ("applications.argoproj.io", "appprojects.argoproj.io"):
+        k8s_cluster.wait_for(
+            lambda crd=crd: k8s_cluster.kubectl("get", "crd", crd, "-o", established).stdout == "True",
+            timeout=120, what=f"CRD {crd} established")
     config = [
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "argocd-cm", "namespace": ARGO_NS,
@@ -153,12 +159,13 @@ def _write_cluster(repo: Path, ns: str, version: str) -> None:
     (repo / "clusters" / "search.yaml").write_text(yaml.safe_dump(doc))
 
 
-def _app(kube: Kube) -> dict[str, Any]:
-    return kube.get("argoproj.io/v1alpha1", "Application", ARGO_NS, "search") or {}
+def _app(k8s_cluster: Any) -> dict[str, Any]:
+    got = k8s_cluster.kubectl("get", "applications.argoproj.io", "search", "-n", ARGO_NS, "-o", "json", check=False)
+    return json.loads(got.stdout) if got.returncode == 0 else {}
 
 
-def _state(kube: Kube) -> tuple[str, str, str]:
-    status = _app(kube).get("status") or {}
+def _state(k8s_cluster: Any) -> tuple[str, str, str]:
+    status = _app(k8s_cluster).get("status") or {}
     return ((status.get("sync") or {}).get("status", ""), (status.get("health") or {}).get("status", ""),
             (status.get("sync") or {}).get("revision", ""))
 
@@ -183,15 +190,15 @@ def test_argocd_syncs_rolls_and_reports_health_from_the_operator(
     k8s_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(app))
     try:
         # Synced from git, but no operator runs yet: the cluster cannot be Ready, so not Healthy.
-        k8s_cluster.wait_for(lambda: _state(kube)[0] == "Synced", timeout=180, interval=1,
+        k8s_cluster.wait_for(lambda: _state(k8s_cluster)[0] == "Synced", timeout=180, interval=1,
                              what=f"Application Synced\n{argocd.logs()}")
         assert kube.get(API_VERSION, "MilvusCluster", ns, "search") is not None
         time.sleep(8)  # more than one resync: the health stays what the missing status says
-        assert _state(kube)[1] == "Progressing"
+        assert _state(k8s_cluster)[1] == "Progressing"
 
         log = tmp_path / "operator.log"
         with OperatorProcess(k8s_cluster.kubeconfig, log, env={"SHOAL_OPERATOR_RESYNC_SECONDS": "2"}):
-            k8s_cluster.wait_for(lambda: _state(kube)[1] == "Healthy", timeout=180, interval=1,
+            k8s_cluster.wait_for(lambda: _state(k8s_cluster)[1] == "Healthy", timeout=180, interval=1,
                                  what="Application Healthy once the operator reports Ready")
             obj = kube.get(API_VERSION, "MilvusCluster", ns, "search") or {}
             ready = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"]
@@ -203,9 +210,9 @@ def test_argocd_syncs_rolls_and_reports_health_from_the_operator(
             _git(repo, "commit", "-q", "-am", f"upgrade to {NEW}")
             head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                                   check=True).stdout.strip()
-            k8s_cluster.wait_for(lambda: _state(kube)[2] == head and _state(kube)[0] == "Synced", timeout=180,
+            k8s_cluster.wait_for(lambda: _state(k8s_cluster)[2] == head and _state(k8s_cluster)[0] == "Synced", timeout=180,
                                  interval=1, what="the new commit synced")
-            k8s_cluster.wait_for(lambda: _state(kube)[1] == "Healthy", timeout=240, interval=1,
+            k8s_cluster.wait_for(lambda: _state(k8s_cluster)[1] == "Healthy", timeout=240, interval=1,
                                  what="Healthy after the upgrade")
             for role in ("coord", "streaming", "query", "index", "proxy"):
                 dep = kube.get("apps/v1", "Deployment", ns, f"search-{role}") or {}
