@@ -44,6 +44,16 @@ if [ "$want_test" = 1 ] && { ! command -v etcd >/dev/null 2>&1 || [ ! -d /usr/sh
   fi
 fi
 
+# redis-server: the cache of Argo CD's controller and repo server in the GitOps e2e
+# (tests/e2e/test_argocd.py; Argo CD itself is built from its Go module by e2e/argocd/build.sh).
+if [ "$want_test" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  else
+    echo "missing redis-server for the Argo CD e2e; install it with: sudo apt-get install redis-server" >&2
+  fi
+fi
+
 # Java and Maven: scripts/kafka.sh resolves the Kafka broker of the ingestion test from Maven
 # Central into ~/.cache/shoal/kafka-<version> (once; later runs only check the cache).
 if [ "$want_test" = 1 ]; then

@@ -188,6 +188,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 reporter.write_line(f"e2e: node artifacts ready in {time.monotonic() - start:.0f}s")
         except pytest.fail.Exception:
             pass  # reported by real_node in each test that needs it
+    if any(Path(str(item.path)).name == "test_argocd.py" for item in session.items):
+        if reporter is not None:
+            reporter.write_line(f"e2e: building Argo CD (cache {CACHE}; cold: tens of minutes)")
+        start = time.monotonic()
+        built = subprocess.run(["bash", str(REPO / "e2e" / "argocd" / "build.sh")], capture_output=True,
+                               text=True, check=False)
+        if reporter is not None:
+            outcome = "ready" if built.returncode == 0 else "FAILED (the test reports why)"
+            reporter.write_line(f"e2e: Argo CD {outcome} in {time.monotonic() - start:.0f}s")
     if os.environ.get("SHOAL_E2E_KUBECONFIG"):
         return
     if not any(item.get_closest_marker("e2e") for item in session.items):
