@@ -309,7 +309,11 @@ def last_history(k8s_cluster: Any, ns: str) -> dict[str, Any]:
 
 
 def every_acked_row_is_there(k8s_cluster: Any, ns: str, acked: list[int]) -> None:
-    c = client(k8s_cluster, ns)
+    every_acked_row_is_there_in(k8s_cluster, client_uri(k8s_cluster, ns), acked)
+
+
+def every_acked_row_is_there_in(k8s_cluster: Any, uri: str, acked: list[int]) -> None:
+    c = MilvusClient(uri=uri, timeout=120)
     got: set[int] = set()
     for start in range(0, len(acked), 1000):
         chunk = acked[start:start + 1000]
@@ -407,3 +411,173 @@ def test_a_canary_of_a_broken_tag_rolls_back_on_its_own_and_the_client_never_not
     assert load.failures[failures:] == []
     print(f"canary rollback: 0 of {load.calls - calls_before} calls failed")
     every_acked_row_is_there(k8s_cluster, milvus, list(load.acked))
+    load.stop()  # the cluster-mode tests below need the machine's CPU more than this client
+
+
+# ---- cluster mode in pods: five roles (two proxies) on in-cluster etcd, SeaweedFS and Kafka,
+# all from images built here (e2e/node/images.sh); one cluster shared by the tests below.
+CLUSTER = "cl"
+ROLES = ("coord", "streaming", "query", "index", "proxy")
+UPGRADE_S = 900  # five roles, one at a time, each a cold container start, on a loaded 2-core machine
+
+
+def role_selector(role: str) -> str:
+    return f"app.kubernetes.io/instance={CLUSTER},app.kubernetes.io/component={role}"
+
+
+def ready_pods(k8s_cluster: Any, ns: str, selector: str) -> list[dict[str, Any]]:
+    return [p for p in pods(k8s_cluster, ns, selector) if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])]
+
+
+def cluster_ready(k8s_cluster: Any, ns: str) -> bool:
+    status = cluster_obj(k8s_cluster, ns, CLUSTER).get("status") or {}
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+
+
+def cluster_uri(k8s_cluster: Any, ns: str) -> str:
+    ip = k8s_cluster.kubectl("get", "service", f"{CLUSTER}-milvus", "-n", ns, "-o",
+                             "jsonpath={.spec.clusterIP}").stdout
+    return f"http://{ip}:19530"
+
+
+@pytest.fixture(scope="module")
+def milvus_cluster(k8s_cluster: Any, real_node: Any, helm_operator: str) -> Iterator[str]:
+    """MilvusCluster `cl`, mode cluster, every pod on the real node: the dependencies are the
+    operator's in-cluster StatefulSets (etcd, SeaweedFS as the S3 store, one KRaft broker)
+    on their default images, which images.sh built under those names; two proxies."""
+    ns = helm_operator
+    small = {"requests": {"cpu": "50m", "memory": "128Mi"}}
+    roles: dict[str, Any] = {role: {**PLACE, "resources": small} for role in ROLES}
+    roles["proxy"]["replicas"] = 2
+    roles["query"]["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    k8s_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": API_VERSION, "kind": "MilvusCluster", "metadata": {"name": CLUSTER, "namespace": ns},
+        "spec": {"mode": "cluster", "imagePullPolicy": "Never", "deletionPolicy": "Delete",
+                 "dependencies": {"etcd": {"inCluster": PLACE},
+                                  "storage": {"inCluster": {**PLACE, "server": "seaweedfs"}},
+                                  "kafka": {"inCluster": PLACE}},
+                 "components": roles},
+    }))
+    try:
+        k8s_cluster.wait_for(lambda: cluster_ready(k8s_cluster, ns), timeout=UPGRADE_S, interval=2,
+                             what=f"MilvusCluster {CLUSTER} Ready")
+    except TimeoutError as exc:
+        describe = k8s_cluster.kubectl("get", "pods,statefulsets,deployments", "-n", ns, "-o", "wide",
+                                       check=False).stdout
+        raise AssertionError(f"{exc}\n{cluster_obj(k8s_cluster, ns, CLUSTER).get('status')}\n{describe}\n"
+                             f"{real_node.pod_logs()}") from None
+    yield ns
+    k8s_cluster.kubectl("delete", "milvusclusters.shoal.dev", CLUSTER, "-n", ns, "--timeout=120s",
+                        check=False, timeout=150)
+
+
+def test_cluster_mode_runs_five_roles_and_its_dependencies_in_pods(
+    k8s_cluster: Any, real_node: Any, milvus_cluster: str
+) -> None:
+    ns = milvus_cluster
+    for role in ROLES:
+        running = ready_pods(k8s_cluster, ns, role_selector(role))
+        assert len(running) == (2 if role == "proxy" else 1), role
+        for pod in running:
+            assert pod["spec"]["nodeName"] == real_node.name
+            assert pod["spec"]["containers"][0]["image"] == f"{IMAGE}:{shoal_version}"
+            assert pod["spec"]["containers"][0]["args"][:3] == ["run", "--role", role]
+    for store in ("etcd", "minio", "kafka"):
+        (pod,) = ready_pods(k8s_cluster, ns, role_selector(store))
+        assert pod["spec"]["nodeName"] == real_node.name
+    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+    c.create_collection("rows", dimension=DIM, metric_type="L2", auto_id=False)
+    vecs = vectors(ROWS)
+    assert c.insert("rows", [{"id": i, "vector": vecs[i].tolist()} for i in range(ROWS)])["insert_count"] == ROWS
+    c.release_collection("rows")
+    c.drop_index("rows", "vector")
+    params = c.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8, "efConstruction": 64})
+    c.create_index("rows", params)
+    c.load_collection("rows")
+    hits = c.search("rows", data=[vecs[7].tolist()], limit=3, output_fields=["id"])
+    assert hits[0][0]["id"] == 7
+    assert c.query("rows", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == ROWS
+    c.close()
+
+
+def test_a_second_query_node_joins_and_searches_still_answer(
+    k8s_cluster: Any, real_node: Any, milvus_cluster: str
+) -> None:
+    """The operator owns each role's `replicas` (it re-applies spec.components.<role>.replicas
+    on every pass, docs/operator.md), so query nodes scale through the MilvusCluster; a
+    `kubectl scale deployment` would be set back."""
+    ns = milvus_cluster
+    k8s_cluster.kubectl("patch", "milvusclusters.shoal.dev", CLUSTER, "-n", ns, "--type", "merge",
+                        "-p", json.dumps({"spec": {"components": {"query": {"replicas": 2}}}}))
+    try:
+        k8s_cluster.wait_for(lambda: len(ready_pods(k8s_cluster, ns, role_selector("query"))) == 2,
+                             timeout=READY_S, interval=2, what="two Ready query nodes")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{real_node.pod_logs()}") from None
+    deploy = json.loads(k8s_cluster.kubectl("get", "deployment", f"{CLUSTER}-query", "-n", ns, "-o", "json").stdout)
+    assert deploy["spec"]["replicas"] == 2
+    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+    vecs = vectors(ROWS)
+    for i in range(0, ROWS, 20):  # the proxy spreads reads over both nodes
+        hits = c.search("rows", data=[vecs[i].tolist()], limit=1, output_fields=["id"])
+        assert hits[0][0]["id"] == i
+    assert c.query("rows", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == ROWS
+    c.close()
+
+
+def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
+    k8s_cluster: Any, real_node: Any, milvus_cluster: str
+) -> None:
+    """Every role rolls with maxUnavailable 0, two proxies stand behind the Service and a
+    terminating proxy leaves the endpoints before its SIGTERM: the client's calls (pymilvus'
+    default retries) all succeed, no acknowledged row is lost, and status.version names the
+    new image only once every pod of every role runs it."""
+    ns = milvus_cluster
+    before, target = f"{IMAGE}:{shoal_version}", f"{IMAGE}:{NEXT}"
+    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+    c.create_collection("live", dimension=DIM, metric_type="L2", auto_id=False)
+    c.close()
+    worker = Load(cluster_uri(k8s_cluster, ns), "live")
+    worker.start()
+    try:
+        k8s_cluster.wait_for(lambda: worker.calls >= 20, timeout=120, interval=1, what="the client's first calls")
+        assert worker.failures == []
+        assert cluster_obj(k8s_cluster, ns, CLUSTER)["status"]["version"] == before
+        start = time.monotonic()
+        k8s_cluster.kubectl("patch", "milvusclusters.shoal.dev", CLUSTER, "-n", ns, "--type", "merge",
+                            "-p", json.dumps({"spec": {"version": NEXT}}))
+        seen: list[tuple[str, list[str]]] = []
+
+        def reported() -> bool:
+            version = (cluster_obj(k8s_cluster, ns, CLUSTER).get("status") or {}).get("version")
+            images = sorted(p["spec"]["containers"][0]["image"]
+                            for p in pods(k8s_cluster, ns, f"app.kubernetes.io/instance={CLUSTER}")
+                            if not p["metadata"].get("deletionTimestamp")
+                            and p["metadata"]["labels"].get("app.kubernetes.io/component") in ROLES)
+            seen.append((version, images))  # read after the status
+            return version == target
+        try:
+            k8s_cluster.wait_for(reported, timeout=UPGRADE_S, interval=1, what=f"status.version {target}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{seen[-3:]}\n{cluster_obj(k8s_cluster, ns, CLUSTER).get('status')}\n"
+                                 f"{real_node.pod_logs()}") from None
+        took = time.monotonic() - start
+        assert all(images == [target] * 7 for version, images in seen if version == target), seen[-5:]
+        assert any(version == before for version, _ in seen)
+        calls = worker.calls
+        k8s_cluster.wait_for(lambda: worker.calls >= calls + 10, timeout=300, interval=1,
+                             what="calls after the upgrade")
+    finally:
+        worker.stop()
+    print(f"cluster rolling upgrade: {len(worker.failures)} of {worker.calls} calls failed, "
+          f"{len(worker.acked)} rows acknowledged; reported after {took:.0f} s")
+    assert worker.failures == []
+    every_acked_row_is_there_in(k8s_cluster, cluster_uri(k8s_cluster, ns), worker.acked)
+    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+    assert c.get_server_version(detail=True)["version"] == f"shoal-{NEXT}"
+    c.close()
+    history = (cluster_obj(k8s_cluster, ns, CLUSTER)["status"].get("upgradeHistory") or [{}])[-1]
+    assert {k: history.get(k) for k in ("from", "to", "strategy", "outcome")} == {
+        "from": before, "to": target, "strategy": "rolling", "outcome": "Succeeded"}
