@@ -13,14 +13,16 @@
 # the Dockerfiles' dependency layers (keyed by Dockerfile + pyproject.toml), the archives
 # by the hash of everything copied into the image. A source-only change reruns only the
 # last `pip install --no-deps` layer.
-# Output: ${SHOAL_E2E_CACHE:-~/.cache/shoal/e2e}/images/  (prints that dir as its last line)
+# Output: ${SHOAL_E2E_IMAGES_DIR:-${SHOAL_E2E_CACHE:-~/.cache/shoal/e2e}/images}/  (prints that dir as its last line)
 # Needs root, buildah, mmdebstrap and go (scripts/setup.sh --pods installs the first two).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
-OUT="$CACHE/images"
+# SHOAL_E2E_IMAGES_DIR: the archives of one checkout apart from another's (the lock and
+# buildah's storage stay shared, so two checkouts never build over each other's tags).
+OUT="${SHOAL_E2E_IMAGES_DIR:-$CACHE/images}"
 NODE_VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)"
 log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -29,8 +31,8 @@ for tool in buildah mmdebstrap go; do
 done
 [[ "$(id -u)" == 0 ]] || { log "needs root (buildah's storage, mmdebstrap's root mode)"; exit 1; }
 
-mkdir -p "$OUT"
-exec 9>"$OUT/.lock"
+mkdir -p "$OUT" "$CACHE/images"
+exec 9>"$CACHE/images/.lock"
 flock 9
 
 BUILDAH=(nice -n 10 buildah --root "$CACHE/buildah/storage" --runroot "$CACHE/buildah/run" --storage-driver overlay)
@@ -130,7 +132,8 @@ build Dockerfile.operator "docker.io/shoal/shoal-operator:e2e" operator.tar
 # Each archive is keyed by what goes into it.
 dep_image() {  # the normalised reference of a default image constant of the operator
   local ref
-  ref="$(sed -n "s/^$1 = \"\(.*\)\"$/\1/p" "$REPO/operator/shoal_operator/builders/dependencies.py")"
+  ref="$(sed -n "s/^$1 = \"\([^\"]*\)\".*/\1/p" "$REPO/operator/shoal_operator/builders/dependencies.py")"
+  [[ -n "$ref" ]] || { log "no $1 in builders/dependencies.py"; exit 1; }
   case "${ref%%/*}" in
     *.*|*:*) [[ "$ref" == */* ]] && { echo "$ref"; return; } ;;
   esac

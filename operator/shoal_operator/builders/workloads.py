@@ -91,6 +91,9 @@ def deployment(
     component = spec.components.get(name)
     use_gpu = gpu_active and gpu_enabled(spec, name)
     env: list[dict[str, Any]] = list(dependency_env)
+    if name != "standalone":
+        # The address the other roles (and the proxies) reach this one at, from etcd.
+        env.append({"name": "SHOAL_ADVERTISE_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     if name == "index":
         env.append({"name": "SHOAL_INDEX_DEVICE", "value": "gpu" if use_gpu else "cpu"})
     env.extend(security.env(ref, spec))
