@@ -23,7 +23,11 @@ def data_claim_name(ref: ClusterRef) -> str:
 
 def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
     get = {"path": "/healthz", "port": "http", "scheme": scheme}
+    # /healthz answers 503 until the node serves, and a cluster role waits for its peers
+    # (etcd, Kafka, the coordinator, a WAL owner) first: liveness starts only after the
+    # startup probe passed (up to 10 min), so a slow first start is not killed and restarted.
     return {
+        "startupProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 120},
         "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
         "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
     }
