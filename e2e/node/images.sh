@@ -166,13 +166,15 @@ single_binary_image seaweedfs "$(dep_image SEAWEEDFS_IMAGE)" "$WEED" /usr/bin/we
 KAFKA_REF="$(dep_image KAFKA_IMAGE)"
 KAFKA_LIBS="$("$REPO/scripts/kafka.sh" | tail -n 1)"
 KAFKA_PACKAGES="openjdk-17-jre-headless"
-kafka_key="$({ echo "bookworm minbase $KAFKA_PACKAGES $KAFKA_REF v1"; cat "$HERE/kafka-run.sh"; (cd "$KAFKA_LIBS" && ls); } | sha256sum | cut -c1-16)"
+kafka_key="$({ echo "bookworm minbase $KAFKA_PACKAGES $KAFKA_REF v2"; cat "$HERE/kafka-run.sh"; (cd "$KAFKA_LIBS" && ls); } | sha256sum | cut -c1-16)"
 if [[ ! -f "$OUT/kafka.tar" || "$(cat "$OUT/kafka.tar.key" 2>/dev/null)" != "$kafka_key" ]]; then
   log "$KAFKA_REF: Debian bookworm + $KAFKA_PACKAGES (mmdebstrap) + the jars in $KAFKA_LIBS"
   start=$SECONDS
   work="$(mktemp -d)"
-  # No docs, man pages or locales: the JRE is most of the image as it is.
+  # No docs, man pages or locales: the JRE is most of the image as it is. The JRE's
+  # postinst links its man pages with update-alternatives, which fails without man1/.
   nice -n 10 mmdebstrap --quiet --mode=root --variant=minbase --include="$KAFKA_PACKAGES" \
+    --essential-hook='mkdir -p "$1/usr/share/man/man1"' \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
