@@ -577,9 +577,14 @@ def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
           f"{len(worker.acked)} rows acknowledged; reported after {took:.0f} s")
     assert worker.failures == []
     every_acked_row_is_there_in(k8s_cluster, cluster_uri(k8s_cluster, ns), worker.acked)
-    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
-    assert c.get_server_version(detail=True)["version"] == f"shoal-{NEXT}"
-    c.close()
+
+    def answers_as_next() -> bool:  # the old proxies serve out their drain (preStop) first
+        c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+        try:
+            return bool(c.get_server_version(detail=True)["version"] == f"shoal-{NEXT}")
+        finally:
+            c.close()
+    k8s_cluster.wait_for(answers_as_next, timeout=120, interval=2, what=f"the proxies answer as shoal-{NEXT}")
     history = (cluster_obj(k8s_cluster, ns, CLUSTER)["status"].get("upgradeHistory") or [{}])[-1]
     assert {k: history.get(k) for k in ("from", "to", "strategy", "outcome")} == {
         "from": before, "to": target, "strategy": "rolling", "outcome": "Succeeded"}
