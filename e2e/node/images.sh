@@ -9,6 +9,8 @@
 #                  top of that base: the files users build from are what the tests run;
 #                  node.tar also holds shoal-node:<version>-next and :<version>-broken
 #                  (variants.py: one small layer each, for the upgrade tests)
+#   etcd, seaweedfs, kafka  the in-cluster dependencies of cluster mode, under the operator's
+#                  default image names (below)
 # Caches (outside the repo): the base by this script's recipe, buildah's layer cache for
 # the Dockerfiles' dependency layers (keyed by Dockerfile + pyproject.toml), the archives
 # by the hash of everything copied into the image. A source-only change reruns only the

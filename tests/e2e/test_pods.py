@@ -4,7 +4,9 @@ pod; a standalone MilvusCluster's pod runs the node image built from Dockerfile.
 pymilvus reaches it through the Service's ClusterIP (kube-proxy); a Collection resource is
 made in it by the operator in its pod (through CoreDNS); deleting the pod loses no row;
 under a client's load, a rolling upgrade to the `-next` tag keeps every acknowledged row
-and a canary of the `-broken` tag rolls back without the client seeing a failure.
+and a canary of the `-broken` tag rolls back without the client seeing a failure. Then
+cluster mode: five roles (two proxies) on in-cluster etcd, SeaweedFS and Kafka, all in pods;
+a second query node; a rolling upgrade of every role under load with no failed request.
 
 The tests share one cluster and run in order. Run just this tier: `pytest tests/e2e -m pods`
 (as root, after `scripts/setup.sh --pods`)."""
