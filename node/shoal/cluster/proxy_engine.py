@@ -43,6 +43,7 @@ RETRY_S = 60.0
 WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
 READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
 META_CHECK_S = 0.5
+QUERY_LIST_S = 2.0  # how long the list of live query nodes is reused (a draining node serves longer)
 
 
 class ClusterEngine:
@@ -124,7 +125,7 @@ class ClusterEngine:
 
     def _query_nodes(self) -> list[str]:
         now = time.monotonic()
-        if not self._query_addrs or now - self._query_seen > 2.0:
+        if not self._query_addrs or now - self._query_seen > QUERY_LIST_S:
             self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
             self._query_seen = now
         if not self._query_addrs:

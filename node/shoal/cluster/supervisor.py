@@ -236,8 +236,8 @@ class Supervisor:
 
     def stop(self) -> None:
         for service in reversed(self.roles):  # proxies first, coord last
-            if service.alive():
-                service.process.terminate()  # type: ignore[union-attr]
+            if service.alive():  # SIGINT: stop at once (SIGTERM would drain: hand work to nodes that stop too)
+                service.process.send_signal(signal.SIGINT)  # type: ignore[union-attr]
         deadline = time.monotonic() + STOP_GRACE_S
         for service in reversed(self.roles):
             service.stop(max(0.1, deadline - time.monotonic()))

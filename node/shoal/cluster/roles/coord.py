@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster.roles.catalog_sync import VersionedStore
-from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
+from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key, wait_until
 from shoal.cluster.routing import COORD_METHODS
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.engine import Engine
@@ -47,6 +47,7 @@ class Coordinator:
         self.engine: Engine | None = None
         self.store: VersionedStore | None = None
         self._stop = threading.Event()
+        self.calls = InFlight(f"coordinator {env.node_id}")
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
@@ -74,17 +75,30 @@ class Coordinator:
         return {"ddl": self.ddl, "meta_version": self.meta_version}
 
     def meta_version(self) -> int:
-        if self.engine is None or self.store is None:
-            raise Unavailable("this coordinator is a standby")
-        return self.store.version
+        with self.calls:
+            if self.engine is None or self.store is None:
+                raise Unavailable("this coordinator is a standby")
+            return self.store.version
 
     def ddl(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
-        if self.engine is None or self.store is None:
-            raise Unavailable("this coordinator is a standby")
-        if method not in COORD_METHODS:
-            raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
-        value = getattr(self.engine, method)(*args, **kwargs)
-        return self.store.version, value
+        with self.calls:
+            if self.engine is None or self.store is None:
+                raise Unavailable("this coordinator is a standby")
+            if method not in COORD_METHODS:
+                raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
+            value = getattr(self.engine, method)(*args, **kwargs)
+            return self.store.version, value
+
+    def drain(self, registration: Registration | None, deadline: float) -> None:
+        """SIGTERM: refuse new DDL (the proxy retries it), finish what runs, then resign the
+        leadership so a standby takes over at once instead of after the lease's TTL."""
+        self.calls.close()
+        if not self.calls.wait_idle(deadline - time.monotonic()):
+            log.warning("coordinator drain: DDL still running at the deadline")
+        self._stop.set()
+        self.env.resign()
+        if registration is not None:
+            registration.withdraw()
 
     def _assign_loop(self) -> None:
         while not self._stop.wait(0.5):

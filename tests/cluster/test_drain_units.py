@@ -1,0 +1,69 @@
+"""Graceful drain's pieces that need no cluster: liveness and readiness of a role's HTTP port,
+the in-flight gate a draining role closes, and the operator's probes."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from shoal.cluster.roles.common import HealthServer, InFlight
+from shoal.cluster.rpc import Unavailable
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_readyz_is_not_ready_while_starting_or_draining_and_healthz_stays_live() -> None:
+    ready = threading.Event()
+    health = HealthServer("127.0.0.1", 0, ready)
+    try:
+        assert (_status(health.port, "/healthz"), _status(health.port, "/readyz")) == (503, 503)  # starting
+        ready.set()
+        health.live.set()
+        assert (_status(health.port, "/healthz"), _status(health.port, "/readyz")) == (200, 200)  # serving
+        ready.clear()  # SIGTERM: draining
+        assert (_status(health.port, "/healthz"), _status(health.port, "/livez"), _status(health.port, "/readyz")) \
+            == (200, 200, 503)
+    finally:
+        health.stop()
+
+
+def test_a_closed_gate_refuses_new_calls_as_unavailable_and_waits_for_running_ones() -> None:
+    gate = InFlight("test node")
+    entered, release = threading.Event(), threading.Event()
+
+    def call() -> None:
+        with gate:
+            entered.set()
+            release.wait(60)
+
+    t = threading.Thread(target=call)
+    t.start()
+    assert entered.wait(60)
+    gate.close()
+    with pytest.raises(Unavailable, match="draining"):
+        with gate:
+            pass
+    assert not gate.wait_idle(0.05)  # the running call holds the drain
+    threading.Timer(0.1, release.set).start()
+    started = time.monotonic()
+    assert gate.wait_idle(60)
+    assert time.monotonic() - started < 60
+    t.join(60)
+
+
+def test_operator_probes_liveness_on_healthz_and_readiness_on_readyz() -> None:
+    from shoal_operator.builders.workloads import default_probes
+
+    probes = default_probes()
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
