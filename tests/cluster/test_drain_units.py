@@ -67,3 +67,23 @@ def test_operator_probes_liveness_on_healthz_and_readiness_on_readyz() -> None:
     probes = default_probes()
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_coordinator_logs_and_counts_query_nodes_joining_and_leaving(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from shoal.cluster.roles.coord import Coordinator
+
+    nodes: dict[str, dict] = {"query-a": {}}
+    coord = Coordinator(SimpleNamespace(node_id="coord-x", live_nodes=lambda role: dict(nodes)), tmp_path)  # type: ignore[arg-type]
+    coord._balance_once()  # the first look: what is there already is no event
+    nodes.update({"query-b": {}, "query-c": {}})
+    coord._balance_once()
+    del nodes["query-b"]
+    coord._balance_once()
+    nodes.clear()
+    coord._balance_once()
+    assert coord.balance_decisions == {("join", "none"): 2, ("leave", "none"): 1, ("leave", "wait_for_node"): 2}
+    text = coord.metrics_text()
+    assert 'shoal_balance_decisions_total{event="join",action="none"} 2' in text
+    assert "shoal_balance_query_nodes 0" in text

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def _run_under_load(cluster: ClusterProcess, expected: dict, steps: list[Callabl
         while not all(len(load.successes(k, 0.0)) >= 3 for k in KINDS):
             assert time.monotonic() < deadline, "the load did not start"
             time.sleep(0.2)
+        began = time.monotonic()
         for step in steps:
             started = time.monotonic()
             answers.append(step())
@@ -86,7 +88,7 @@ def _run_under_load(cluster: ClusterProcess, expected: dict, steps: list[Callabl
     finally:
         load.stop()
     failures = load.failures()
-    gaps = {k: round(load.longest_gap(k, 0.0), 1) for k in KINDS}
+    gaps = {k: round(load.longest_gap(k, began), 1) for k in KINDS}
     print(f"requests {len(load.requests)}, failed {len(failures)}; longest gap between successes (s): {gaps}")
     assert not failures, f"requests failed: {[(r.kind, r.error) for r in failures[:5]]}"
     assert not load.answer_changed, f"reads answered differently: {load.answer_changed[:3]}"
@@ -125,6 +127,18 @@ def test_scale_query_nodes_1_to_3_and_back_under_load(cluster: ClusterProcess, e
     assert sorted(up["steps"][0]["added"]) == ["query-2", "query-3"]
     assert [s["removed"] for s in down["steps"]] == ["query-3", "query-2"]
     assert [n for n in _processes(cluster) if n.startswith("query-")] == ["query-1"]
+    # the coordinator logged and counted both joins and both leaves (nothing to move: full copies)
+    coord = _processes(cluster)["coord-1"]["ports"]["http"]
+    counted = {'event="join",action="none"} 2', 'event="leave",action="none"} 2', "shoal_balance_query_nodes 1"}
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{coord}/metrics", timeout=30) as resp:
+            return resp.read().decode()
+
+    deadline = time.monotonic() + 60
+    while not all(c in metrics() for c in counted):
+        assert time.monotonic() < deadline, [ln for ln in metrics().splitlines() if "balance" in ln]
+        time.sleep(0.5)
 
 
 def test_rolling_restart_of_every_role_under_load(cluster: ClusterProcess, expected: dict) -> None:

@@ -48,6 +48,8 @@ class Coordinator:
         self.store: VersionedStore | None = None
         self._stop = threading.Event()
         self.calls = InFlight(f"coordinator {env.node_id}")
+        self._query_nodes: set[str] | None = None  # as of the last loop (None: not looked yet)
+        self.balance_decisions: dict[tuple[str, str], int] = {}  # (event, action) -> count, for /metrics
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
@@ -105,6 +107,7 @@ class Coordinator:
             try:
                 self._save_tso_window()
                 self._assign_once()
+                self._balance_once()
             except Exception as e:
                 log.warning("coordinator loop: %s", e)
 
@@ -119,6 +122,42 @@ class Coordinator:
         epoch = int(owner["epoch"]) + 1 if owner else 1
         self.env.put_json(owner_key(), {"node": node, "address": live[node]["address"], "epoch": epoch})
         log.info("WAL channel 0 -> %s (epoch %d)", node, epoch)
+
+    def _balance_once(self) -> None:
+        """Notice query nodes joining and leaving, and log and count what placement does about it.
+        In this version every query node holds every sealed segment of the channel (loaded from
+        S3 and caught up with the WAL before it registers), so rows per node are equal and a
+        join or leave moves nothing: a joining node is already complete, and a leaving node's
+        segments are held by every other node. The decisions are still made and shown here, the
+        place segment assignment will take."""
+        live = set(self.env.live_nodes("query"))
+        before, self._query_nodes = self._query_nodes, live
+        if before is None:
+            return
+        for node in sorted(live - before):
+            self._decide("join", "none", f"query node {node} joined holding every sealed segment (loaded from S3 "
+                         f"before it registered); {len(live)} nodes hold equal rows, nothing to move")
+        for node in sorted(before - live):
+            action = "none" if live else "wait_for_node"
+            self._decide("leave", action, f"query node {node} left (drained or its lease lapsed); " + (
+                f"the {len(live)} others hold its segments, nothing to load" if live
+                else "no query node is left: reads wait until one registers (it loads every segment from S3)"))
+
+    def _decide(self, event: str, action: str, reason: str) -> None:
+        self.balance_decisions[(event, action)] = self.balance_decisions.get((event, action), 0) + 1
+        log.info("balance: %s", reason)
+
+    def metrics_text(self) -> str:
+        """Prometheus lines of the balancing decisions (appended to the role's /metrics)."""
+        lines = ["# HELP shoal_balance_decisions_total query node joins and leaves seen by the active "
+                 "coordinator, by the placement action taken",
+                 "# TYPE shoal_balance_decisions_total counter"]
+        lines += [f'shoal_balance_decisions_total{{event="{e}",action="{a}"}} {n}'
+                  for (e, a), n in sorted(self.balance_decisions.items())]
+        nodes = self._query_nodes
+        lines += ["# HELP shoal_balance_query_nodes query nodes registered, as the active coordinator saw last",
+                  "# TYPE shoal_balance_query_nodes gauge", f"shoal_balance_query_nodes {len(nodes or ())}"]
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         self._stop.set()

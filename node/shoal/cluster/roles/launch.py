@@ -102,7 +102,8 @@ def run_role(cfg: Config) -> int:
         from shoal.cluster.roles.index_node import IndexNode
 
         node = IndexNode(env, data_dir)
-    health.metrics = RoleMetrics(cfg.role, env.node_id, lambda: _engine_of(node)).render
+    health.metrics = RoleMetrics(cfg.role, env.node_id, lambda: _engine_of(node),
+                                 getattr(node, "metrics_text", None)).render
     rpc = RpcServer(cfg.host, cfg.port, node.handlers())
     rpc.start()
     address = advertise(cfg, rpc.port)
