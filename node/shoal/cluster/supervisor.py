@@ -11,6 +11,12 @@ opens P only then. A child that dies is started again with the same arguments an
 (as Kubernetes would), after a back-off that grows to 10 s while it keeps dying. SIGTERM
 or SIGINT stops the roles (proxies first, coord last) and then the dependencies.
 
+At run time (`shoal cluster status|scale|restart --data DIR`, through an admin HTTP port on
+127.0.0.1 kept in DIR/ports.json): `scale` adds query nodes or drains the newest by SIGTERM;
+`restart` replaces a process as a rolling update does, the replacement first (a proxy's on the
+same ports, SO_REUSEPORT), then SIGTERM to the old one, which drains (`roles/launch.py`).
+Stopping the cluster sends SIGINT to the roles: they stop at once, without draining.
+
 Every child gets PR_SET_PDEATHSIG, so none outlives a SIGKILLed supervisor; all state is
 under DIR (ports in DIR/ports.json), so running again on DIR resumes the same cluster.
 A lock on DIR keeps a second supervisor off it.
