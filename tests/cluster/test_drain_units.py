@@ -87,3 +87,26 @@ def test_the_coordinator_logs_and_counts_query_nodes_joining_and_leaving(tmp_pat
     text = coord.metrics_text()
     assert 'shoal_balance_decisions_total{event="join",action="none"} 2' in text
     assert "shoal_balance_query_nodes 0" in text
+
+
+def test_a_draining_server_is_not_ready_but_live_then_stops(tmp_path) -> None:
+    from shoal.config import load_config
+    from shoal.server import NodeServer
+
+    cfg = load_config(env={}, overrides={"data_dir": tmp_path / "d", "port": 0, "http_port": 0, "host": "127.0.0.1"})
+    node = NodeServer(cfg)
+    node.start()
+    try:
+        assert (_status(node.http_port, "/healthz"), _status(node.http_port, "/readyz")) == (200, 200)
+        drain = threading.Thread(target=node.drain, args=(60.0, 5.0))
+        drain.start()
+        deadline = time.monotonic() + 60
+        while _status(node.http_port, "/readyz") != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _status(node.http_port, "/healthz") == 200  # still serving while Services let go of it
+        node.stop()  # ends the drain's wait
+        drain.join(60)
+        assert not drain.is_alive() and not node.serving
+    finally:
+        node.stop()
