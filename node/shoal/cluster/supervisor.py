@@ -194,23 +194,27 @@ class Supervisor:
                 self._announce(service, f" (ready in {service.ready_after_s:.1f}s)")
             self._watches = [_Watch(s, starting=False) for s in self.deps.services()]
             ensure_bucket(self.deps.endpoints, deadline - time.monotonic())
-            self.roles = self._role_services(ports)
-            # Every role but the proxies starts at once (they find each other through etcd); the
-            # proxies start last, so their port opens only once the others serve.
-            proxies = [s for s in self.roles if s.name.startswith("proxy-")]
-            for group in ([s for s in self.roles if s not in proxies], proxies):
-                for service in group:
-                    service.spawn()
-                    self._watches.append(_Watch(service))
-                self._wait_up(group, deadline)
+            self._start_roles(ports, deadline)
         except BaseException:
             self.stop()
             raise
-        first = proxies[0]
-        self.proxy_port, self.proxy_http_port = first.ports["grpc"], first.ports["http"]
         host = self.layout.host if self.layout.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        self._start_admin(ports.get("supervisor-admin"))
         self._say(f"Shoal cluster listening on {host}:{self.proxy_port} (http {host}:{self.proxy_http_port})")
+
+    def _start_roles(self, ports: PortBook, deadline: float = 0.0) -> None:
+        """Every role process, then the admin port."""
+        deadline = deadline or time.monotonic() + START_TIMEOUT_S
+        self.roles = self._role_services(ports)
+        # Every role but the proxies starts at once (they find each other through etcd); the
+        # proxies start last, so their port opens only once the others serve.
+        proxies = [s for s in self.roles if s.name.startswith("proxy-")]
+        for group in ([s for s in self.roles if s not in proxies], proxies):
+            for service in group:
+                service.spawn()
+                self._watches.append(_Watch(service))
+            self._wait_up(group, deadline)
+        self.proxy_port, self.proxy_http_port = proxies[0].ports["grpc"], proxies[0].ports["http"]
+        self._start_admin(ports.get("supervisor-admin"))
 
     def _wait_up(self, group: list[Service], deadline: float, stop: threading.Event | None = None) -> None:
         """Run the watch loop until every service of `group` answers; a role that exits while
