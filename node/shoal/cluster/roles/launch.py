@@ -175,7 +175,8 @@ def _run_proxy(cfg: Config, env: ClusterEnv, stop: threading.Event, drain: _Drai
     _announce(cfg, "proxy", node.listen_port, node.http_port)
     stop.wait()
     if drain.graceful:
-        node.drain(min(PROXY_DRAIN_DELAY_S, drain.left() / 3), drain.left())
+        delay = min(PROXY_DRAIN_DELAY_S, drain.left() / 3)
+        node.drain(delay, drain.left() - delay)  # the calls in flight get what the grace period leaves
         log.info("drained; stopping")
     node.stop()
     return 0
