@@ -184,7 +184,7 @@ class SecurityCatalog:
                 if self._write():
                     return
                 self._revision = -1
-            raise ShoalError(Code.UNEXPECTED, "users and roles changed concurrently too often; try again")
+            raise ShoalError(Code.SERVICE_UNAVAILABLE, "users and roles changed concurrently too often; try again")
 
     def _write(self) -> bool:
         state = {
