@@ -182,3 +182,25 @@ def test_scale_and_restart_at_run_time_through_the_admin_port(tmp_path: Path) ->
         stop.set()
         serving.join(60)
         sup.stop()
+
+
+def test_cluster_run_refuses_a_bad_config_at_once(tmp_path: Path) -> None:
+    from shoal.cli import main
+
+    bad = tmp_path / "shoal.yaml"
+    bad.write_text("tls_mode: 7\n")
+    assert main(["cluster", "run", "--data", str(tmp_path / "d"), "--config", str(bad)]) == 2
+    assert not (tmp_path / "d").exists()  # nothing was started
+
+
+def test_config_and_auth_reach_every_role(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from shoal.cluster.deps import Endpoints
+
+    extra = ["--config", str(tmp_path / "shoal.yaml"), "--auth"]
+    sup = Supervisor(tmp_path, ClusterLayout(proxies=2, extra_args=extra), role_command=["role"])
+    sup.deps = SimpleNamespace(endpoints=Endpoints(["127.0.0.1:1"], "127.0.0.1:2", "http://127.0.0.1:3"))  # type: ignore[assignment]
+    services = sup._role_services(PortBook(tmp_path / "ports.json"))
+    assert [s.name for s in services][-2:] == ["proxy-1", "proxy-2"]
+    assert all(s.args[-3:] == extra for s in services)
