@@ -302,6 +302,8 @@ def test_only_the_proxy_drains_before_its_sigterm() -> None:
     hooks = {name: container(objs[("Deployment", f"demo-{name}")]).get("lifecycle")
              for name in ("coord", "streaming", "query", "index", "proxy")}
     assert hooks.pop("proxy") == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+    assert objs[("Deployment", "demo-proxy")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+    assert "terminationGracePeriodSeconds" not in objs[("Deployment", "demo-query")]["spec"]["template"]["spec"]
     assert set(hooks.values()) == {None}
     assert "lifecycle" not in container(build({})[("Deployment", "demo-standalone")])
 

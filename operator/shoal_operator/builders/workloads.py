@@ -22,14 +22,17 @@ def data_claim_name(ref: ClusterRef) -> str:
 
 
 def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
-    get = {"path": "/healthz", "port": "http", "scheme": scheme}
-    # /healthz answers 503 until the node serves, and a cluster role waits for its peers
+    # liveness: the process works (also while it drains after SIGTERM); readiness: it takes new
+    # work (503 while starting or draining, so a Service stops sending it traffic first).
+    # /healthz answers 503 until the node first serves, and a cluster role waits for its peers
     # (etcd, Kafka, the coordinator, a WAL owner) first: liveness starts only after the
     # startup probe passed (up to 10 min), so a slow first start is not killed and restarted.
+    live = {"path": "/healthz", "port": "http", "scheme": scheme}
+    ready = {"path": "/readyz", "port": "http", "scheme": scheme}
     return {
-        "startupProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 120},
-        "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
+        "startupProbe": {"httpGet": dict(live), "periodSeconds": 5, "failureThreshold": 120},
+        "livenessProbe": {"httpGet": live, "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": ready, "periodSeconds": 5, "failureThreshold": 3},
     }
 
 
@@ -123,8 +126,8 @@ def deployment(
     if resources:
         container["resources"] = resources
     if name == "proxy":
-        # Out of the Service's endpoints first, then SIGTERM (the server then finishes what
-        # it has in flight): no client call lands on a proxy that stopped listening. An exec
+        # Out of every kube-proxy's rules first, then SIGTERM (the node then drains: /readyz
+        # 503, in-flight calls answered): no client call lands on a closed port. An exec
         # hook rather than the `sleep` action, which older API servers reject.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(c.PROXY_DRAIN_SECONDS)]}}}
     if name == "standalone" and spec.persistence.enabled:
@@ -148,6 +151,10 @@ def deployment(
         ],
         **_placement(component, use_gpu),
     }
+    if name == "proxy":
+        # The kubelet's grace period counts from the deletion, preStop included: room for the
+        # sleep plus the node's own drain (drain_grace_s, 20 s by default, Kubernetes' 30 s before).
+        pod_spec["terminationGracePeriodSeconds"] = c.PROXY_DRAIN_SECONDS + 30
     tls = security.volume(spec)
     if tls is not None:
         pod_spec["volumes"].append(tls[0])
