@@ -581,7 +581,9 @@ def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
     every_acked_row_is_there_in(k8s_cluster, cluster_uri(k8s_cluster, ns), worker.acked)
 
     def answers_as_next() -> bool:  # the old proxies serve out their drain (preStop) first
-        c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+        # A dedicated connection: pymilvus shares one per URI and caches the server info of
+        # its first handshake, which a proxy that drained without an error never refreshes.
+        c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120, dedicated=True)
         try:
             return bool(c.get_server_version(detail=True)["version"] == f"shoal-{NEXT}")
         finally:
