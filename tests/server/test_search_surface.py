@@ -321,6 +321,47 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient, name: str) -> None
     assert err.value.code == 1100
 
 
+def test_hybrid_search_by_primary_key(client: MilvusClient, name: str) -> None:
+    """Sub-requests carrying primary keys (`ids`, as pymilvus's Prepare builds them for a search
+    by key) search with each key's stored vector of their own field: the same hits as sending
+    those vectors."""
+    from pymilvus.client.prepare import Prepare
+
+    a, b = dataset(1300, seed=9), dataset(1300, seed=10)
+    make_collection(
+        client, name, {"a": a[:1100], "b": b[:1100]}, {"a": a[1100:], "b": b[1100:]},
+        {"a": ("HNSW", "L2", {"M": 16, "efConstruction": 100}), "b": ("FLAT", "IP", {})},
+    )
+    keys = [7, 1250]  # sealed, growing
+    stub = client._get_connection()._stub
+
+    def by_keys(sub_keys: tuple[list[int] | None, list[int] | None], ranker: object) -> list[list[int]]:
+        subs = []
+        for field, metric, vecs, ks in (("a", "L2", a, sub_keys[0]), ("b", "IP", b, sub_keys[1])):
+            kw = {"ids": ks} if ks is not None else {"data": [vecs[k].tolist() for k in keys]}
+            subs.append(Prepare.search_requests_with_expr(name, field, {"metric_type": metric}, 20, **kw))
+        reply = stub.HybridSearch(Prepare.hybrid_search_request_with_ranker(name, subs, ranker, 10), timeout=60)
+        assert reply.status.code == 0, reply.status
+        ids, out, at = list(reply.results.ids.int_id.data), [], 0
+        for n in reply.results.topks:
+            out.append(ids[at : at + n])
+            at += n
+        return out
+
+    for ranker in (RRFRanker(), WeightedRanker(0.6, 0.4)):
+        reqs = [
+            AnnSearchRequest([a[k].tolist() for k in keys], "a", {"metric_type": "L2"}, limit=20),
+            AnnSearchRequest([b[k].tolist() for k in keys], "b", {"metric_type": "IP"}, limit=20),
+        ]
+        expected = [[h["id"] for h in row] for row in client.hybrid_search(name, reqs, ranker, limit=10)]
+        assert by_keys((keys, keys), ranker) == expected
+        assert by_keys((keys, None), ranker) == expected  # one sub-request by key, one by vector
+        assert all(row[0] == k for row, k in zip(expected, keys, strict=True))
+    bad = Prepare.search_requests_with_expr(name, "a", {"metric_type": "L2"}, 5, ids=[99999])
+    reply = stub.HybridSearch(Prepare.hybrid_search_request_with_ranker(name, [bad], RRFRanker(), 5), timeout=60)
+    assert reply.status.code == 1100 and "99999" in reply.status.reason
+
+
 def test_hybrid_search_group_by(client: MilvusClient, name: str) -> None:
     a, b = dataset(1300, seed=13), dataset(1300, seed=14)
     grp = np.arange(1300) % 37

@@ -249,8 +249,9 @@ def _rank_value(raw: str) -> Any:
 
 
 def hybrid_from_proto(
-    req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None
+    req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None, id_vectors: list[Any] | None = None
 ) -> HybridSearchRequest:
+    """`id_vectors[i]`: the stored vectors of sub-request i's primary keys (None: it sends vectors)."""
     if not req.requests:
         check_nq(0)  # Milvus words an empty request list as nq 0
     if len(req.requests) > MAX_HYBRID_REQUESTS:
@@ -262,7 +263,8 @@ def hybrid_from_proto(
         if schema is None:
             raise not_supported("function rerankers in this request")
         function = parse_function_rerank(schema, _functions(req.function_score))
-    subs = [search_from_proto(r, schema) for r in req.requests]
+    vectors = id_vectors or [None] * len(req.requests)
+    subs = [search_from_proto(r, schema, v) for r, v in zip(req.requests, vectors, strict=True)]
     if any(sub.boosts for sub in subs):
         raise not_supported("boost rankers in hybrid search sub-requests")
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
