@@ -156,6 +156,65 @@ def test_group_by_group_size_and_strict(client: MilvusClient, name: str) -> None
     assert [h["id"] for h in one] == near[:4].tolist()
 
 
+def test_group_by_json_path(client: MilvusClient, name: str) -> None:
+    """Group by a path inside a JSON field (`meta['brand']`, or the field with pymilvus's
+    `json_path=` and `json_type=`) and by a dynamic key, against the same grouping in numpy."""
+    n = 1300
+    data = dataset(n, seed=21)
+    brand = [f"b{i % 23}" for i in range(n)]
+    size = [i % 11 for i in range(n)]
+    schema = client.create_schema(enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("meta", DataType.JSON)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+    def row(i: int) -> dict:
+        meta: dict = {"brand": brand[i], "size": size[i]}
+        if i % 50 == 0:
+            meta = {"other": 1}  # no brand: the null group
+        elif i % 37 == 0:
+            meta["size"] = str(size[i])  # a string where json_type wants Int64: the null group
+        return {"id": i, "v": data[i].tolist(), "meta": meta, "color": f"c{i % 7}"}
+
+    client.insert(name, [row(i) for i in range(1100)])
+    client.flush(name)
+    wait_indexed(client, name, "v")
+    client.insert(name, [row(i) for i in range(1100, n)])
+    client.load_collection(name)
+    q = data[4] + 0.05
+    order = best_first(scores_of(data, q, "L2"), "L2")
+    sp = {"metric_type": "L2", "params": {"ef": 1300}}
+
+    def expected(key: list, groups: int, size: int) -> list[int]:
+        taken: dict = {}
+        for i in order.tolist():
+            k = key[i]
+            if k not in taken and len(taken) == groups:
+                continue
+            members = taken.setdefault(k, [])
+            if len(members) < size:
+                members.append(i)
+        return [i for members in taken.values() for i in members]
+
+    brand_key = [None if i % 50 == 0 else brand[i] for i in range(n)]
+    size_key = [None if i % 50 == 0 or i % 37 == 0 else size[i] for i in range(n)]
+    color_key = [f"c{i % 7}" for i in range(n)]
+    cases = [
+        ({"group_by_field": "meta['brand']"}, brand_key),
+        ({"group_by_field": "meta", "json_path": "meta['size']", "json_type": DataType.INT64}, size_key),
+        ({"group_by_field": "color"}, color_key),
+    ]
+    for kwargs, key in cases:
+        hits = client.search(name, data=[q.tolist()], limit=5, group_size=2, search_params=sp, **kwargs)[0]
+        assert [h["id"] for h in hits] == expected(key, 5, 2), kwargs
+    with pytest.raises(MilvusException) as err:
+        client.search(name, data=[q.tolist()], limit=5, group_by_field="id", json_type=DataType.INT64, search_params=sp)
+    assert err.value.code == 1100
+
+
 # ---------------------------------------------------------------- search by primary key
 
 
