@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
+from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
 from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
 from shoal.engine.group_by import GroupKey, resolve_group_key
@@ -188,6 +189,18 @@ class Reader:
         ttl = meta.ttl_seconds
         return compose(max(0, physical_ms(read_ts) - ttl * 1000)) if ttl > 0 else 0
 
+    @staticmethod
+    def _visible(meta: CollectionMeta, seg: Segment, read_ts: int, floor: int) -> np.ndarray | None:
+        """Rows visible at read_ts: written by then, not deleted, not expired by either TTL."""
+        mask = seg.visible(read_ts, floor)
+        ttl_field = meta.properties.get(TTL_FIELD)
+        if not ttl_field:
+            return mask
+        alive = unexpired(seg, ttl_field, read_ts, seg.num_rows if mask is None else len(mask))
+        if alive is None:
+            return mask
+        return alive if mask is None else mask & alive
+
     def _masks(
         self,
         meta: CollectionMeta,
@@ -202,7 +215,7 @@ class Reader:
         masks: list[np.ndarray | None] = []
         for seg in segments:
             batch, n = seg.snapshot_batch()
-            mask = seg.visible(read_ts, floor)
+            mask = self._visible(meta, seg, read_ts, floor)
             if flt is not None:
                 fmask = self.filter_cache.evaluate(flt, seg, batch, n)
                 mask = fmask if mask is None else (mask & fmask[:n])
@@ -348,7 +361,7 @@ class Reader:
             return queries, params
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
-        live = [seg.visible(read_ts, floor) for seg in segments]
+        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
         bq = bm25_queries(text_field, field, list(queries), segments, live, index.params if index else None)
         return bq.queries, {**params, BM25_KEY: bq.context}
 
