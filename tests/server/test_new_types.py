@@ -220,3 +220,19 @@ def test_entity_ttl_field(client: MilvusClient, name: str) -> None:
     client.drop_collection_properties(name, property_keys=["ttl_field"])
     assert seen() == live  # expired entities stay gone
     assert client.describe_collection(name).get("properties", {}).get("ttl_field") is None
+
+
+def test_arrays_of_structs_answer_code_10(client: MilvusClient, name: str) -> None:
+    """Shoal has no ARRAY of STRUCT storage yet: creating such a collection is refused with
+    code 10 naming the field, never created without it."""
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+    struct = client.create_struct_field_schema()
+    struct.add_field("text", DataType.VARCHAR, max_length=100)
+    struct.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("chunks", DataType.ARRAY, element_type=DataType.STRUCT, struct_schema=struct, max_capacity=10)
+    with pytest.raises(MilvusException) as err:
+        client.create_collection(name, schema=schema)
+    assert err.value.code == 10 and "chunks" in err.value.message
+    assert not client.has_collection(name)
