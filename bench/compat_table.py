@@ -96,7 +96,7 @@ def render(results: dict[str, list[dict]], pymilvus_version: str) -> str:
             'Milvus 2.6 features not in the suite, where Shoal answers code 10 naming the feature: model',
             'rankers and text-embedding functions (their schema is accepted; no model service is reachable',
             'from a Shoal node), RRF/weighted rankers in a single search, the `icu`',
-            'and `lindera` analyzers, the MinHash function and MINHASH_LSH, HNSW_PRQ, arrays of structs,',
+            'and `lindera` analyzers, the MinHash function and MINHASH_LSH, arrays of structs,',
             '`random_sample`, function chains and the highlighter. JSON-path, ARRAY, NGRAM and RTREE indexes',
             'are accepted and described but answered by a scan (same results); see docs/status.md.']
     out += ["", "## Milvus's own suite", "", MILVUS_SUITE_NOTE]

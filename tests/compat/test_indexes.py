@@ -16,6 +16,7 @@ INDEXES = [
     ("IVF_SQ8", {"nlist": 16}, {"nprobe": 16}),
     ("IVF_PQ", {"nlist": 16, "m": 4, "nbits": 8}, {"nprobe": 16}),
     ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 100}),
+    ("HNSW_PRQ", {"M": 16, "efConstruction": 200, "m": 4, "nbits": 8, "nrq": 2}, {"ef": 100}),
     ("SCANN", {"nlist": 16, "with_raw_data": True}, {"nprobe": 16}),
     ("AUTOINDEX", {}, {}),
     ("GPU_IVF_FLAT", {"nlist": 16}, {"nprobe": 16}),

@@ -210,3 +210,38 @@ def test_query_order_by(client: MilvusClient, name: str) -> None:
     rows = client.query(name, filter="id < 10", output_fields=["id"], limit=3,
                         order_by_fields=[{"field": "id", "order": "desc"}])
     assert [r["id"] for r in rows] == [9, 8, 7]
+
+
+@feature("search.group_by_json")
+def test_group_by_json_path(client: MilvusClient, name: str) -> None:
+    from tests.compat.helpers import create_products, l2
+
+    rows = create_products(client, name)
+    query = rows[3]["embedding"]
+    hits = client.search(name, data=[query], limit=3, group_by_field="metadata['brand']",
+                         search_params={"metric_type": "L2"}, output_fields=["metadata"])[0]
+    brands = [h["entity"]["metadata"]["brand"] for h in hits]
+    assert len(hits) == 3 and len(set(brands)) == 3 and hits[0]["id"] == 3
+    best: dict[str, int] = {}
+    for r in sorted(rows, key=lambda r: l2(r["embedding"], query)):
+        best.setdefault(r["metadata"]["brand"], r["id"])
+    assert [h["id"] for h in hits] == list(best.values())[:3]
+
+
+@feature("type.entity_ttl")
+def test_entity_ttl(client: MilvusClient, name: str) -> None:
+    _needs("TIMESTAMPTZ")
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("expire_at", DataType.TIMESTAMPTZ, nullable=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index, properties={"ttl_field": "expire_at"},
+                             consistency_level="Strong")
+    client.insert(name, [{"id": 1, "expire_at": "2020-01-01T00:00:00Z", "v": [0.0, 0.0]},
+                         {"id": 2, "expire_at": "2999-01-01T00:00:00Z", "v": [1.0, 0.0]},
+                         {"id": 3, "expire_at": None, "v": [2.0, 0.0]}])
+    assert sorted(r["id"] for r in client.query(name, filter="id > 0", output_fields=["id"])) == [2, 3]
+    hits = client.search(name, data=[[0.0, 0.0]], limit=3)[0]
+    assert sorted(h["id"] for h in hits) == [2, 3]

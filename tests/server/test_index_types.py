@@ -81,7 +81,7 @@ def build_and_load(
 
 DENSE = [
     ("FLAT", "L2"), ("IVF_FLAT", "L2"), ("IVF_SQ8", "IP"), ("IVF_PQ", "L2"), ("HNSW", "COSINE"),
-    ("HNSW_SQ", "IP"), ("HNSW_PQ", "L2"), ("SCANN", "L2"), ("DISKANN", "COSINE"), ("AUTOINDEX", "COSINE"),
+    ("HNSW_SQ", "IP"), ("HNSW_PQ", "L2"), ("HNSW_PRQ", "COSINE"), ("SCANN", "L2"), ("DISKANN", "COSINE"), ("AUTOINDEX", "COSINE"),
     ("GPU_IVF_FLAT", "L2"), ("GPU_IVF_PQ", "L2"), ("GPU_CAGRA", "L2"), ("GPU_BRUTE_FORCE", "IP"),
 ]
 

@@ -183,3 +183,105 @@ def test_weighted_hybrid_search_ranks_the_same_text_first(mh: Any) -> None:
             AnnSearchRequest([docs[9]], "flat", {"metric_type": "MHJACCARD"}, 5)]
     hits = client.hybrid_search(name, reqs, WeightedRanker(0.8, 0.2), limit=3)[0]
     assert hits[0]["id"] == 7 and hits[0]["distance"] == pytest.approx(0.8, abs=0.05)
+
+
+# ------------------------------------------------------------ Milvus's signatures, bit for bit
+
+MERSENNE = (1 << 61) - 1
+
+
+class _Mt64:
+    """C++'s std::mt19937_64 (the generator Milvus seeds its permutations with)."""
+
+    def __init__(self, seed: int) -> None:
+        self.mt = [seed % (1 << 64)]
+        for i in range(1, 312):
+            self.mt.append((6364136223846793005 * (self.mt[-1] ^ (self.mt[-1] >> 62)) + i) % (1 << 64))
+        self.i = 312
+
+    def __call__(self) -> int:
+        if self.i == 312:
+            for k in range(312):
+                y = (self.mt[k] & ~0x7FFFFFFF & ((1 << 64) - 1)) | (self.mt[(k + 1) % 312] & 0x7FFFFFFF)
+                self.mt[k] = self.mt[(k + 156) % 312] ^ (y >> 1) ^ (0xB5026F5AA96619E9 if y % 2 else 0)
+            self.i = 0
+        y = self.mt[self.i]
+        self.i += 1
+        y ^= (y >> 29) & 0x5555555555555555
+        y ^= (y << 17) & 0x71D67FFFEDA60000
+        y ^= (y << 37) & 0xFFF7EEE000000000
+        return (y ^ (y >> 43)) % (1 << 64)
+
+
+def milvus_signature(pieces: list[bytes], num_hashes: int, seed: int, sha1: bool) -> list[int]:
+    """Milvus's MinHash of a list of shingles, from its published algorithm, in plain ints."""
+    import hashlib
+
+    import xxhash
+
+    rng = _Mt64(seed)
+    perms = [((lambda a, b: (a % (MERSENNE - 1) + 1, b % MERSENNE))(rng(), rng())) for _ in range(num_hashes)]
+    bases = [
+        int.from_bytes(hashlib.sha1(p).digest()[:4], "little") if sha1 else xxhash.xxh3_64_intdigest(p) % (1 << 32)
+        for p in pieces
+    ]
+    sig = []
+    for a, b in perms:
+        best = 0xFFFFFFFF
+        for x in bases:
+            t = (a * x + b) % (1 << 64)
+            t = (t & MERSENNE) + (t >> 61)
+            t = t - MERSENNE if t >= MERSENNE else t
+            best = min(best, t % (1 << 32))
+        sig.append(best)
+    return sig
+
+
+def test_mt19937_64_matches_the_cpp_standard() -> None:
+    rng = _Mt64(5489)  # [rand.predef]: the 10000th output of a default-seeded mt19937_64
+    for _ in range(9999):
+        rng()
+    assert rng() == 9981545732273789042
+
+
+@pytest.mark.parametrize(
+    ("params", "level"),
+    [
+        ({"token_level": "char", "seed": 42, "num_hashes": 16, "shingle_size": 3}, "char"),
+        ({"token_level": "char", "seed": -7, "num_hashes": 8, "shingle_size": 4, "hash_function": "sha1"}, "char"),
+        ({"seed": 1234, "num_hashes": 16, "shingle_size": 2}, "word"),
+    ],
+)
+def test_signatures_are_milvus_bit_for_bit(shoal: Any, params: dict, level: str) -> None:
+    """The stored signature equals Milvus's, computed here from its algorithm: char level over
+    UTF-8 byte windows; word level over the standard analyzer's tokens (lower-cased words),
+    joined without a separator."""
+    client = MilvusClient(uri=shoal.uri)
+    name = f"minhash_bits_{level}_{params['num_hashes']}"
+    hashes, size = params["num_hashes"], params["shingle_size"]
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=2000)
+    schema.add_field("sig", DataType.BINARY_VECTOR, dim=32 * hashes)
+    schema.add_function(Function(name="mh", function_type=FunctionType.MINHASH, input_field_names=["text"],
+                                 output_field_names=["sig"], params=params))
+    index = client.prepare_index_params()
+    index.add_index("sig", index_type="BIN_FLAT", metric_type="MHJACCARD")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    texts = ["hello world", "abcdefg", "ab", "", "Grüße aus Köln", "The quick brown Fox jumps over the lazy dog"]
+    client.insert(name, [{"id": i, "text": t} for i, t in enumerate(texts)])
+    client.load_collection(name)
+    rows = sorted(client.query(name, filter="id >= 0", output_fields=["id", "sig"]), key=lambda r: r["id"])
+    for text, row in zip(texts, rows, strict=True):
+        raw = row["sig"][0] if isinstance(row["sig"], list) else row["sig"]
+        got = [int.from_bytes(bytes(raw)[4 * i : 4 * i + 4], "little") for i in range(hashes)]
+        if level == "char":
+            data = text.encode("utf-8")
+            pieces = [data] if 0 < len(data) < size else [data[i : i + size] for i in range(len(data) - size + 1)]
+        else:
+            words = [w.lower().encode("utf-8") for w in text.split()]
+            pieces = [b"".join(words)] if 0 < len(words) < size else [
+                b"".join(words[i : i + size]) for i in range(len(words) - size + 1)]
+        assert got == milvus_signature(pieces, hashes, params["seed"], params.get("hash_function") == "sha1"), text
+    client.drop_collection(name)
+    client.close()

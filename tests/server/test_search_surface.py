@@ -156,6 +156,65 @@ def test_group_by_group_size_and_strict(client: MilvusClient, name: str) -> None
     assert [h["id"] for h in one] == near[:4].tolist()
 
 
+def test_group_by_json_path(client: MilvusClient, name: str) -> None:
+    """Group by a path inside a JSON field (`meta['brand']`, or the field with pymilvus's
+    `json_path=` and `json_type=`) and by a dynamic key, against the same grouping in numpy."""
+    n = 1300
+    data = dataset(n, seed=21)
+    brand = [f"b{i % 23}" for i in range(n)]
+    size = [i % 11 for i in range(n)]
+    schema = client.create_schema(enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("meta", DataType.JSON)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+    def row(i: int) -> dict:
+        meta: dict = {"brand": brand[i], "size": size[i]}
+        if i % 50 == 0:
+            meta = {"other": 1}  # no brand: the null group
+        elif i % 37 == 0:
+            meta["size"] = str(size[i])  # a string where json_type wants Int64: the null group
+        return {"id": i, "v": data[i].tolist(), "meta": meta, "color": f"c{i % 7}"}
+
+    client.insert(name, [row(i) for i in range(1100)])
+    client.flush(name)
+    wait_indexed(client, name, "v")
+    client.insert(name, [row(i) for i in range(1100, n)])
+    client.load_collection(name)
+    q = data[4] + 0.05
+    order = best_first(scores_of(data, q, "L2"), "L2")
+    sp = {"metric_type": "L2", "params": {"ef": 1300}}
+
+    def expected(key: list, groups: int, size: int) -> list[int]:
+        taken: dict = {}
+        for i in order.tolist():
+            k = key[i]
+            if k not in taken and len(taken) == groups:
+                continue
+            members = taken.setdefault(k, [])
+            if len(members) < size:
+                members.append(i)
+        return [i for members in taken.values() for i in members]
+
+    brand_key = [None if i % 50 == 0 else brand[i] for i in range(n)]
+    size_key = [None if i % 50 == 0 or i % 37 == 0 else size[i] for i in range(n)]
+    color_key = [f"c{i % 7}" for i in range(n)]
+    cases = [
+        ({"group_by_field": "meta['brand']"}, brand_key),
+        ({"group_by_field": "meta", "json_path": "meta['size']", "json_type": DataType.INT64}, size_key),
+        ({"group_by_field": "color"}, color_key),
+    ]
+    for kwargs, key in cases:
+        hits = client.search(name, data=[q.tolist()], limit=5, group_size=2, search_params=sp, **kwargs)[0]
+        assert [h["id"] for h in hits] == expected(key, 5, 2), kwargs
+    with pytest.raises(MilvusException) as err:
+        client.search(name, data=[q.tolist()], limit=5, group_by_field="id", json_type=DataType.INT64, search_params=sp)
+    assert err.value.code == 1100
+
+
 # ---------------------------------------------------------------- search by primary key
 
 
@@ -319,6 +378,47 @@ def test_hybrid_search_rrf_and_weighted(client: MilvusClient, name: str) -> None
     with pytest.raises(MilvusException) as err:
         client.hybrid_search(name, reqs, WeightedRanker(0.7), limit=10)
     assert err.value.code == 1100
+
+
+def test_hybrid_search_by_primary_key(client: MilvusClient, name: str) -> None:
+    """Sub-requests carrying primary keys (`ids`, as pymilvus's Prepare builds them for a search
+    by key) search with each key's stored vector of their own field: the same hits as sending
+    those vectors."""
+    from pymilvus.client.prepare import Prepare
+
+    a, b = dataset(1300, seed=9), dataset(1300, seed=10)
+    make_collection(
+        client, name, {"a": a[:1100], "b": b[:1100]}, {"a": a[1100:], "b": b[1100:]},
+        {"a": ("HNSW", "L2", {"M": 16, "efConstruction": 100}), "b": ("FLAT", "IP", {})},
+    )
+    keys = [7, 1250]  # sealed, growing
+    stub = client._get_connection()._stub
+
+    def by_keys(sub_keys: tuple[list[int] | None, list[int] | None], ranker: object) -> list[list[int]]:
+        subs = []
+        for field, metric, vecs, ks in (("a", "L2", a, sub_keys[0]), ("b", "IP", b, sub_keys[1])):
+            kw = {"ids": ks} if ks is not None else {"data": [vecs[k].tolist() for k in keys]}
+            subs.append(Prepare.search_requests_with_expr(name, field, {"metric_type": metric}, 20, **kw))
+        reply = stub.HybridSearch(Prepare.hybrid_search_request_with_ranker(name, subs, ranker, 10), timeout=60)
+        assert reply.status.code == 0, reply.status
+        ids, out, at = list(reply.results.ids.int_id.data), [], 0
+        for n in reply.results.topks:
+            out.append(ids[at : at + n])
+            at += n
+        return out
+
+    for ranker in (RRFRanker(), WeightedRanker(0.6, 0.4)):
+        reqs = [
+            AnnSearchRequest([a[k].tolist() for k in keys], "a", {"metric_type": "L2"}, limit=20),
+            AnnSearchRequest([b[k].tolist() for k in keys], "b", {"metric_type": "IP"}, limit=20),
+        ]
+        expected = [[h["id"] for h in row] for row in client.hybrid_search(name, reqs, ranker, limit=10)]
+        assert by_keys((keys, keys), ranker) == expected
+        assert by_keys((keys, None), ranker) == expected  # one sub-request by key, one by vector
+        assert all(row[0] == k for row, k in zip(expected, keys, strict=True))
+    bad = Prepare.search_requests_with_expr(name, "a", {"metric_type": "L2"}, 5, ids=[99999])
+    reply = stub.HybridSearch(Prepare.hybrid_search_request_with_ranker(name, [bad], RRFRanker(), 5), timeout=60)
+    assert reply.status.code == 1100 and "99999" in reply.status.reason
 
 
 def test_hybrid_search_group_by(client: MilvusClient, name: str) -> None:

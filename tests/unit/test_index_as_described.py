@@ -32,6 +32,7 @@ CASES: dict[str, tuple[DataType, str, dict[str, str]]] = {
     "HNSW": (F32, "L2", {"M": "6", "efConstruction": "50"}),
     "HNSW_SQ": (F32, "L2", {"M": "5", "efConstruction": "40", "sq_type": "FP16", "refine": "true", "refine_type": "SQ8"}),
     "HNSW_PQ": (F32, "L2", {"M": "7", "efConstruction": "30", "m": "8", "nbits": "7"}),
+    "HNSW_PRQ": (F32, "L2", {"M": "6", "efConstruction": "30", "m": "4", "nbits": "5", "nrq": "3"}),
     "SCANN": (F32, "L2", {"nlist": "6", "with_raw_data": "false"}),
     "IVF_RABITQ": (F32, "L2", {"nlist": "4", "refine": "true", "refine_type": "FP16"}),
     "DISKANN": (F32, "L2", {"max_degree": "12", "search_list_size": "33"}),
@@ -110,6 +111,9 @@ def built_params(index_type: str, built: Any) -> dict[str, str]:
         storage = faiss.downcast_index(hnsw.storage)
         if isinstance(storage, faiss.IndexPQ):
             out["m"], out["nbits"] = str(storage.pq.M), str(storage.pq.nbits)
+        if isinstance(storage, faiss.IndexProductResidualQuantizer):
+            rq = faiss.downcast_AdditiveQuantizer(storage.prq.subquantizer(0))
+            out["m"], out["nrq"], out["nbits"] = str(storage.prq.nsplits), str(rq.M), str(rq.nbits.at(0))
         if isinstance(storage, faiss.IndexScalarQuantizer):
             out["sq_type"] = {faiss.ScalarQuantizer.QT_fp16: "FP16", faiss.ScalarQuantizer.QT_8bit: "SQ8"}[storage.sq.qtype]
         if index_type == "DISKANN":  # out-degree max_degree / 2 per level, built with search_list_size

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shoal.errors import Code, ShoalError
+from shoal.errors import ShoalError
 from shoal.index import build_index, load_index, search_exact, validate_index_params
 from shoal.schema import DataType, FieldSchema
 
@@ -56,13 +56,6 @@ def test_recall_against_exact(metric: str, params: dict, search: dict, floor: fl
     index.save(tmp_path / "i")
     again = load_index(tmp_path / "i")
     assert np.array_equal(again.search(QUERIES, K, search)[1], index.search(QUERIES, K, search)[1])
-
-
-@pytest.mark.parametrize("index_type", ["HNSW_PRQ"])
-def test_known_but_unbuilt_types_answer_code_10(index_type: str) -> None:
-    with pytest.raises(ShoalError) as err:
-        validate_index_params(FIELD, {"index_type": index_type, "metric_type": "L2"})
-    assert err.value.code == Code.NOT_SUPPORTED and index_type in err.value.message
 
 
 def test_bad_params() -> None:

@@ -26,6 +26,7 @@ from shoal.engine.catalog import (
     check_name,
 )
 from shoal.engine.collection_data import CollectionData
+from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties, unexpired
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
 from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
 from shoal.engine.importer import Importer, ImportJob
@@ -270,6 +271,7 @@ class Engine:
             if existing.schema.to_dict() == schema.to_dict():
                 return  # Milvus accepts an identical re-create
             raise invalid(f"create duplicate collection with different parameters, collection: {name}")
+        check_ttl_properties(schema, dict(properties or {}))
         created = self.tso.allocate()
         meta = CollectionMeta(
             collection_id=self.catalog.new_id(),
@@ -353,6 +355,11 @@ class Engine:
             except ValueError:
                 raise invalid("collection TTL is not a valid positive integer") from None
         properties = dict(properties)
+        after = {k: v for k, v in {**meta.properties, **properties}.items() if k not in delete_keys}
+        check_ttl_properties(meta.schema, after)
+        old_ttl_field = meta.properties.get(TTL_FIELD)
+        if old_ttl_field and after.get(TTL_FIELD) != old_ttl_field:
+            self._delete_expired(meta, old_ttl_field)
         dynamic = properties.pop("dynamicfield.enabled", None)
         if dynamic is not None:
             enable = str(dynamic).strip().lower()
@@ -368,6 +375,26 @@ class Engine:
             for key in delete_keys:
                 meta.properties.pop(key, None)
             self.catalog.save_collection(meta)
+
+    def _delete_expired(self, meta: CollectionMeta, ttl_field: str) -> None:
+        """Delete the entities `ttl_field` has expired: they stay gone once it is dropped."""
+        data = self.datas.get(meta.collection_id)
+        if data is None:
+            return
+        pk = meta.schema.primary_field.name
+        with data.write_lock:
+            now = self.tso.now()
+            parts = []
+            for seg in data.snapshot():
+                batch, n = seg.snapshot_batch()
+                mask = seg.visible(now)
+                alive = unexpired(seg, ttl_field, now, n)
+                if alive is None:
+                    continue
+                gone = ~alive[:n] if mask is None else mask[:n] & ~alive[:n]
+                parts.append(np.asarray(batch[pk].values[:n])[gone])
+            if parts:
+                self.writer.delete(meta, data, 0, unique_in_order(np.concatenate(parts)))
 
     def add_collection_field(self, database: str, name: str, field: FieldSchema) -> None:
         meta = self.catalog.require(database, name)

@@ -170,12 +170,8 @@ def minhash_signatures(schema: CollectionSchema, fn: Mapping[str, Any], texts: l
     dst = schema.field(fn["output_field_names"][0])
     assert src is not None and dst is not None
     p = minhash.parse_params(fn.get("params", {}), dst.dim)
-    if p.token_level == "word" and (
-        is_true(src.type_params.get("enable_analyzer", "false")) or src.type_params.get("analyzer_params")
-    ):
-        analyzer = field_analyzer(src)
-        return minhash.signatures(texts, p, analyzer.tokens)
-    return minhash.signatures(texts, p, str.split)
+    # word level: the input field's analyzer (the standard one unless it names another), as Milvus
+    return minhash.signatures(texts, p, field_analyzer(src).tokens)
 
 
 # ---------------------------------------------------------------------------- insert

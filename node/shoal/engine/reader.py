@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
+from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
 from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
+from shoal.engine.group_by import GroupKey, resolve_group_key
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -187,6 +189,18 @@ class Reader:
         ttl = meta.ttl_seconds
         return compose(max(0, physical_ms(read_ts) - ttl * 1000)) if ttl > 0 else 0
 
+    @staticmethod
+    def _visible(meta: CollectionMeta, seg: Segment, read_ts: int, floor: int) -> np.ndarray | None:
+        """Rows visible at read_ts: written by then, not deleted, not expired by either TTL."""
+        mask = seg.visible(read_ts, floor)
+        ttl_field = meta.properties.get(TTL_FIELD)
+        if not ttl_field:
+            return mask
+        alive = unexpired(seg, ttl_field, read_ts, seg.num_rows if mask is None else len(mask))
+        if alive is None:
+            return mask
+        return alive if mask is None else mask & alive
+
     def _masks(
         self,
         meta: CollectionMeta,
@@ -201,7 +215,7 @@ class Reader:
         masks: list[np.ndarray | None] = []
         for seg in segments:
             batch, n = seg.snapshot_batch()
-            mask = seg.visible(read_ts, floor)
+            mask = self._visible(meta, seg, read_ts, floor)
             if mask is not None and len(mask) > n:
                 mask = mask[:n]  # rows appended after the snapshot are not this read's
             if flt is not None:
@@ -352,7 +366,7 @@ class Reader:
             return queries, params
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
-        live = [seg.visible(read_ts, floor) for seg in segments]
+        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
         bq = bm25_queries(text_field, field, list(queries), segments, live, index.params if index else None)
         return bq.queries, {**params, BM25_KEY: bq.context}
 
@@ -442,9 +456,7 @@ class Reader:
         masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
         desc = higher_is_better(metric)
         want = req.topk + req.offset
-        group_field = meta.schema.field(req.group_by_field) if req.group_by_field else None
-        if req.group_by_field and group_field is None:
-            raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
+        group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
         k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
         page_k = k
         if req.boosts:  # boosts reorder candidates: take more than the page (Milvus: each segment's top-k)
@@ -613,7 +625,7 @@ class Reader:
         self,
         segments: list[Segment],
         hits: list[_Hits],
-        group_field: FieldSchema,
+        group_field: GroupKey,
         topk: int,
         offset: int,
         group_size: int,
@@ -625,11 +637,11 @@ class Reader:
         out: list[_Hits] = []
         values_out = []
         for h in hits:
-            keys = gather(segments, h.segs, h.rows, [group_field])[group_field.name].values
+            keys = group_field.values(gather(segments, h.segs, h.rows, [group_field.field])[group_field.field.name])
             groups: dict[object, list[int]] = {}
             order: list[object] = []
-            for i, key in enumerate(keys.tolist()):
-                key = _hashable(key)
+            for i, key in enumerate(keys):
+                key = group_field.hashable(key)
                 members = groups.get(key)
                 if members is None:
                     if not strict and scorer == "max" and len(order) >= topk + offset:
@@ -647,9 +659,8 @@ class Reader:
             picks = [i for g in chosen_groups for i in groups[g]]
             idx = np.array(picks, dtype=np.int64)
             out.append(_Hits(h.scores[idx], h.segs[idx], h.rows[idx]))
-            values_out.extend(keys[idx].tolist())
-        dtype = group_field.numpy_dtype()
-        return out, Column(object_array(values_out) if dtype.kind == "O" else np.array(values_out, dtype=dtype))
+            values_out.extend(keys[i] for i in picks)
+        return out, group_field.column(values_out)
 
     def _result(
         self,
@@ -660,7 +671,7 @@ class Reader:
         read_ts: int,
         round_decimal: int,
         topk: int,
-        group_field: FieldSchema | None,
+        group_field: GroupKey | None,
         group_values: Column | None,
         req: SearchRequest | None = None,
     ) -> SearchResult:
@@ -696,6 +707,7 @@ class Reader:
             primary_field_name=pk.name,
             session_ts=read_ts,
             group_by_field=group_field.name if group_field else None,
+            group_by_schema=group_field.reported if group_field else None,
             group_by_values=group_values,
             iterator_token=token,
             iterator_last_bound=last_bound,
@@ -735,9 +747,7 @@ class Reader:
         if strategy == "rrf" and not 0 < rrf_k < 16384:
             raise invalid("The rank params k should be in range (0, 16384)")
         norm = bool(req.rerank.params.get("norm_score", True))
-        group_field = meta.schema.field(req.group_by_field) if req.group_by_field else None
-        if req.group_by_field and group_field is None:
-            raise invalid(f"groupBy field({req.group_by_field}) not found in schema")
+        group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
         if req.group_size < 1:
             raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
         scorer = (req.group_scorer or "max").lower()

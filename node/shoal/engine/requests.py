@@ -123,6 +123,8 @@ class SearchRequest:
     partition_names: list[str] = field(default_factory=list)
     round_decimal: int = -1
     group_by_field: str | None = None
+    group_by_json_path: str | None = None  # pymilvus json_path=: the path inside a JSON group field
+    group_by_json_type: str | None = None  # pymilvus json_type=: Int8..Int64, Bool, VarChar
     group_size: int = 1
     strict_group_size: bool = False
     boosts: list[dict[str, str]] = field(default_factory=list)  # boost rankers: filter, weight
@@ -156,6 +158,8 @@ class HybridSearchRequest:
     partition_names: list[str] = field(default_factory=list)
     round_decimal: int = -1
     group_by_field: str | None = None
+    group_by_json_path: str | None = None
+    group_by_json_type: str | None = None
     group_size: int = 1
     strict_group_size: bool = False
     group_scorer: str = "max"  # how a group's rows' fused scores rank the group: max | sum | avg
@@ -176,6 +180,7 @@ class SearchResult:
     session_ts: int
     group_by_field: str | None = None
     group_by_values: Any = None  # Column of the group field aligned with hits
+    group_by_schema: Any = None  # FieldSchema the group values are reported as (a JSON path: its cast type)
     iterator_token: str = ""
     iterator_last_bound: float = 0.0
     all_search_count: int = 0

@@ -50,6 +50,21 @@ def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[st
     return root
 
 
+def bind_json_path(source: str, schema: CollectionSchema) -> t.JsonPath | None:
+    """`source` read as a JSON path (`meta['a'][0]`, a dynamic key, `$meta['k']`); None when
+    it names something else (a plain field, an expression) or nothing."""
+    from shoal.expr.parser import parse  # the parser is the binder's caller everywhere else
+
+    try:
+        node = parse(source)
+        if not isinstance(node, s.Name):
+            return None
+        bound = _Binder(source, schema, {}).name(node)
+    except ShoalError:
+        return None
+    return bound if isinstance(bound, t.JsonPath) else None
+
+
 _MILVUS_TYPE_NAMES = {
     DataType.BOOL: "Bool", DataType.INT8: "Int8", DataType.INT16: "Int16", DataType.INT32: "Int32",
     DataType.INT64: "Int64", DataType.FLOAT: "Float", DataType.DOUBLE: "Double", DataType.STRING: "String",

@@ -47,6 +47,10 @@ DEFAULT_EF = 64  # HNSW ef when the search names none (at least k)
 # Rows sampled to train quantizers: faiss k-means uses at most 256 points per centroid,
 # so this covers an 8-bit PQ codebook and IVF up to nlist 256 fully.
 TRAIN_ROWS = 65_536
+# PRQ codebooks are trained per split and per residual step, each a k-means then an encoding
+# pass over the sample: a smaller sample keeps a build at seconds, with 2**nbits centroids still
+# seeing 16+ points each at the default nbits.
+PRQ_TRAIN_ROWS = 4096
 MIN_TRAIN_ROWS = 256  # fewer rows than this: trained index types fall back to exact codes
 # Filters at most this selective are answered by an exact scan of the allowed rows (the reader
 # also scores segments whose filter keeps at most EXACT_ROWS rows from the stored vectors).
@@ -154,8 +158,10 @@ def _hnsw_graph(spec: IndexSpec, eff: dict[str, Any]) -> Any:
         index = faiss.IndexHNSWFlat(d, m_links, mt) if qt is None else faiss.IndexHNSWSQ(d, qt, m_links, mt)
     elif spec.kind == "HNSW_SQ":
         index = faiss.IndexHNSWSQ(d, SQ_QTYPES[b["sq_type"]], m_links, mt)
-    else:
+    elif spec.kind == "HNSW_PQ":
         index = faiss.IndexHNSWPQ(d, int(b["m"]), m_links, eff["nbits"], mt)  # replaced in build
+    else:
+        index = faiss.IndexHNSWFlat(d, m_links, mt)  # HNSW_PRQ: replaced in build
     index.hnsw.efConstruction = int(b["efConstruction"])
     if b.get("refine"):
         return faiss.IndexRefine(index, _refine_index(spec))
@@ -173,7 +179,9 @@ MAKERS: dict[str, Callable[[IndexSpec, dict[str, Any]], Any]] = {
     "HNSW": _hnsw_graph,
     "HNSW_SQ": _hnsw_graph,
     "HNSW_PQ": _hnsw_graph,
+    "HNSW_PRQ": _hnsw_graph,
 }
+CODED_GRAPHS = ("HNSW_PQ", "HNSW_PRQ")  # graphs built on exact vectors, then kept over codes
 
 
 def make_faiss_index(spec: IndexSpec, n: int) -> tuple[Any, dict[str, Any]]:
@@ -184,8 +192,9 @@ def make_faiss_index(spec: IndexSpec, n: int) -> tuple[Any, dict[str, Any]]:
         eff["nlist"] = max(1, min(int(b["nlist"]), n))
     if "nbits" in b:
         # k-means needs at least 2**nbits training points.
-        eff["nbits"] = max(1, min(int(b["nbits"]), int(math.log2(max(n, 2)))))
-    if kind == "FLAT" or (n < MIN_TRAIN_ROWS and (kind == "HNSW_PQ" or "nlist" in b)):
+        trained_on = min(n, PRQ_TRAIN_ROWS) if kind == "HNSW_PRQ" else n
+        eff["nbits"] = max(1, min(int(b["nbits"]), int(math.log2(max(trained_on, 2)))))
+    if kind == "FLAT" or (n < MIN_TRAIN_ROWS and (kind in CODED_GRAPHS or "nlist" in b)):
         # Too few rows to train clusters or codebooks: a tiny segment is searched exactly.
         eff["exact_small"] = kind != "FLAT"
         return flat_storage(spec), eff
@@ -222,16 +231,14 @@ class DenseIndex(VectorIndex):
         n = len(arr)
         index, eff = make_faiss_index(spec, max(n, 1))
         cosine = spec.metric_type == "COSINE"
-        if spec.kind == "HNSW_PQ" and isinstance(index, faiss.IndexRefine | faiss.IndexHNSWPQ):
-            graph = hnsw_over_pq(
-                spec,
-                arr,
-                int(spec.build["M"]),
-                int(spec.build["efConstruction"]),
-                int(spec.build["m"]),
-                int(eff["nbits"]),
-                progress,
-            )
+        if spec.kind in CODED_GRAPHS and isinstance(index, faiss.IndexRefine | faiss.IndexHNSW):
+            if spec.kind == "HNSW_PQ":
+                b = spec.build
+                graph = hnsw_over_pq(
+                    spec, arr, int(b["M"]), int(b["efConstruction"]), int(b["m"]), int(eff["nbits"]), progress
+                )
+            else:
+                graph = hnsw_over_prq(spec, arr, eff, progress)
             if isinstance(index, faiss.IndexRefine):
                 refine = _refine_index(spec)
                 fill(refine, arr, cosine, None)
@@ -508,6 +515,43 @@ def _quiet_training(index: Any) -> None:
                 cp.min_points_per_centroid = 1
 
 
+def _prq_codes(spec: IndexSpec, eff: dict[str, Any]) -> Any:
+    """Untrained product residual quantizer codes: `m` splits, each `nrq` residual codebooks.
+
+    Each split's codes are chosen greedily (beam 1) and its codebook tables are skipped: faiss's
+    default beam of 5 and its refinement made a 64-dimension build take minutes; greedy keeps
+    what the residual steps add (top-10 recall against exact search in the tests).
+    """
+    b = spec.build
+    codes = faiss.IndexProductResidualQuantizer(
+        spec.dim, int(b["m"]), int(b["nrq"]), int(eff["nbits"]), faiss_metric(spec.metric_type)
+    )
+    for i in range(codes.prq.nsplits):
+        rq = faiss.downcast_AdditiveQuantizer(codes.prq.subquantizer(i))
+        rq.max_beam_size = 1
+        rq.train_type = faiss.ResidualQuantizer.Skip_codebook_tables
+        rq.cp.min_points_per_centroid = 1
+    return codes
+
+
+def _graph_over(spec: IndexSpec, arr: np.ndarray, links: int, ef_construction: int, report: Progress) -> Any:
+    """The HNSW graph of `arr` built on exact distances (a transient float32 copy)."""
+    graph = faiss.IndexHNSWFlat(spec.dim, links, faiss_metric(spec.metric_type))
+    graph.hnsw.efConstruction = ef_construction
+    fill(graph, arr, spec.metric_type == "COSINE", report)
+    return graph
+
+
+def _keep_codes(out: Any, graph: Any, codes: Any) -> Any:
+    """`out` holding `graph`'s links over `codes`; the graph's float32 copy is then dropped."""
+    out.d, out.metric_type, out.ntotal, out.is_trained = graph.d, graph.metric_type, graph.ntotal, True
+    out.hnsw = graph.hnsw  # a copy of the links
+    out.storage = codes
+    codes.this.disown()
+    out.own_fields = True
+    return out
+
+
 def hnsw_over_pq(
     spec: IndexSpec,
     arr: np.ndarray,
@@ -524,19 +568,24 @@ def hnsw_over_pq(
     quality at the memory cost of the codes.
     """
     report = progress or (lambda _f: None)
-    mt, cosine = faiss_metric(spec.metric_type), spec.metric_type == "COSINE"
-    graph = faiss.IndexHNSWFlat(spec.dim, links, mt)
-    graph.hnsw.efConstruction = ef_construction
-    fill(graph, arr, cosine, lambda f: report(0.7 * f))
-    codes = faiss.IndexPQ(spec.dim, pq_m, nbits, mt)
-    fill(codes, arr, cosine, lambda f: report(0.7 + 0.3 * f))
-    out = faiss.IndexHNSWPQ()
-    out.d, out.metric_type, out.ntotal, out.is_trained = spec.dim, mt, graph.ntotal, True
-    out.hnsw = graph.hnsw  # copies the graph; `graph` (with its float32 copy) is then dropped
-    out.storage = codes
-    codes.this.disown()
-    out.own_fields = True
-    return out
+    graph = _graph_over(spec, arr, links, ef_construction, lambda f: report(0.7 * f))
+    codes = faiss.IndexPQ(spec.dim, pq_m, nbits, faiss_metric(spec.metric_type))
+    fill(codes, arr, spec.metric_type == "COSINE", lambda f: report(0.7 + 0.3 * f))
+    return _keep_codes(faiss.IndexHNSWPQ(), graph, codes)
+
+
+def hnsw_over_prq(spec: IndexSpec, arr: np.ndarray, eff: dict[str, Any], progress: Progress | None) -> Any:
+    """HNSW_PRQ: as `hnsw_over_pq`, keeping product residual quantizer codes."""
+    report = progress or (lambda _f: None)
+    b = spec.build
+    graph = _graph_over(spec, arr, int(b["M"]), int(b["efConstruction"]), lambda f: report(0.6 * f))
+    codes = _prq_codes(spec, eff)
+    cosine, n = spec.metric_type == "COSINE", len(arr)
+    if n > PRQ_TRAIN_ROWS:
+        pick = np.sort(np.random.default_rng(0).choice(n, PRQ_TRAIN_ROWS, replace=False))
+        codes.train(np.concatenate(list(float_chunks(arr, cosine, pick))))
+    fill(codes, arr, cosine, lambda f: report(0.6 + 0.4 * f))
+    return _keep_codes(faiss.IndexHNSW(spec.dim, int(b["M"]), graph.metric_type), graph, codes)
 
 
 def _find_ivf(index: Any) -> Any:

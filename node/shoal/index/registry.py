@@ -133,6 +133,10 @@ def _hnsw_pq(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any
     return {**_pq(flat, dim), **_hnsw(flat, auto), **_refine(flat)}
 
 
+def _hnsw_prq(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]:
+    return {**_pq(flat, dim, nbits_hi=24), "nrq": get_int(flat, "nrq", 2, 1, 16), **_hnsw(flat, auto), **_refine(flat)}
+
+
 def _ivf_rabitq(flat: Flat, dim: int, dtype: DataType, auto: bool) -> dict[str, Any]:
     return {**_nlist(flat), **_refine(flat)}
 
@@ -215,6 +219,7 @@ INDEX_TYPES: tuple[IndexType, ...] = (
     IndexType("HNSW", FLOAT_AND_INT8, _hnsw_flat, search_params=_HNSW_SEARCH),
     IndexType("HNSW_SQ", FLOAT_AND_INT8, _hnsw_sq, search_params=_REFINE_SEARCH),
     IndexType("HNSW_PQ", FLOAT_AND_INT8, _hnsw_pq, search_params=_REFINE_SEARCH),
+    IndexType("HNSW_PRQ", FLOAT_AND_INT8, _hnsw_prq, search_params=_REFINE_SEARCH),
     IndexType("SCANN", FLOAT_TYPES, _scann, search_params=("nprobe", "reorder_k")),
     IndexType("IVF_RABITQ", FLOAT_TYPES, _ivf_rabitq, search_params=("nprobe", "rbq_query_bits", "refine_k")),
     IndexType("DISKANN", FLOAT_TYPES, _diskann, family="diskann", search_params=("search_list",)),
@@ -239,9 +244,7 @@ INDEX_TYPES: tuple[IndexType, ...] = (
 )
 REGISTRY: dict[str, IndexType] = {t.name: t for t in INDEX_TYPES}
 # Milvus index types Shoal knows but does not build (answered with code 10, and why).
-UNSUPPORTED_INDEXES = {
-    "HNSW_PRQ": "faiss trains product residual quantizers by beam search, minutes for a few thousand rows",
-}
+UNSUPPORTED_INDEXES: dict[str, str] = {}
 ALL_INDEXES = (*REGISTRY, "AUTOINDEX")
 
 

@@ -111,8 +111,15 @@ class DataRPCs(RpcBase):
         out.status.CopyFrom(ok())
         return out
 
-    def _vectors_of(self, db: str, info: CollectionInfo, request: milvus_pb2.SearchRequest, ids: list) -> Any:
-        """Search by primary key: the stored vectors of `ids`, in the order asked."""
+    def _vectors_of(
+        self, db: str, info: CollectionInfo, request: milvus_pb2.SearchRequest, ids: list, scope: Any = None
+    ) -> Any:
+        """Search by primary key: the stored vectors of `ids`, in the order asked.
+
+        `scope` is the request whose partitions and consistency the keys are read with: the
+        search itself, or the hybrid search around a sub-request.
+        """
+        scope = scope or request
         kv = kv_to_dict(request.search_params)
         anns = kv.get("anns_field") or ""
         if not anns:
@@ -130,10 +137,10 @@ class DataRPCs(RpcBase):
             db, request.collection_name,
             QueryRequest(
                 expr=f"{pk.name} in {{keys}}", expr_params={"keys": ids}, output_fields=[pk.name, anns],
-                partition_names=list(request.partition_names),
+                partition_names=list(scope.partition_names),
                 consistency=read_consistency(
-                    request.guarantee_timestamp, request.consistency_level, request.use_default_consistency,
-                    request.travel_timestamp,
+                    scope.guarantee_timestamp, scope.consistency_level, scope.use_default_consistency,
+                    scope.travel_timestamp,
                 ),
             ),
         )
@@ -152,7 +159,11 @@ class DataRPCs(RpcBase):
     def HybridSearch(self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext) -> Any:
         db = self._db(request, context)
         info = self.engine.describe_collection(db, request.collection_name)
-        req = hybrid_from_proto(request, info.schema)
+        id_vectors = [
+            self._vectors_of(db, info, sub, ids, request) if (ids := search_ids(sub)) else None
+            for sub in request.requests
+        ]
+        req = hybrid_from_proto(request, info.schema, id_vectors)
         res = self.engine.hybrid_search(db, request.collection_name, req)
         if self.metrics is not None:
             self.metrics.searches.inc()

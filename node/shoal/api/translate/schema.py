@@ -16,7 +16,7 @@ from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from shoal.api.translate.common import kv_to_dict, parse_json
 from shoal.api.validate import check_field_name
-from shoal.errors import invalid
+from shoal.errors import invalid, not_supported
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_ARRAY_CAPACITY,
@@ -240,6 +240,12 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0, collection: s
 
 def schema_from_proto(p: schema_pb2.CollectionSchema) -> CollectionSchema:
     """A CreateCollection schema → domain schema with ids 100, 101, ... ."""
+    if len(p.struct_array_fields):
+        names = ", ".join(s.name for s in p.struct_array_fields)
+        raise not_supported(
+            f"arrays of structs (field {names}): Shoal stores no ARRAY of STRUCT fields yet; "
+            "keep the struct's members in fields of their own, or one JSON field"
+        )
     user_fields = [f for f in p.fields if not (f.is_dynamic and f.name == DYNAMIC_FIELD)]
     if not user_fields:
         raise invalid("schema does not contain any field")

@@ -191,6 +191,8 @@ def search_from_proto(
         partition_names=list(req.partition_names),
         round_decimal=parse_int(kv.get("round_decimal", "-1"), "round_decimal"),
         group_by_field=group_by,
+        group_by_json_path=kv.get("json_path") or None,
+        group_by_json_type=kv.get("json_type") or None,
         group_size=group_size,
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
         timezone=kv.get("timezone") or str(params.get("timezone", "")),
@@ -249,8 +251,9 @@ def _rank_value(raw: str) -> Any:
 
 
 def hybrid_from_proto(
-    req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None
+    req: milvus_pb2.HybridSearchRequest, schema: CollectionSchema | None = None, id_vectors: list[Any] | None = None
 ) -> HybridSearchRequest:
+    """`id_vectors[i]`: the stored vectors of sub-request i's primary keys (None: it sends vectors)."""
     if not req.requests:
         check_nq(0)  # Milvus words an empty request list as nq 0
     if len(req.requests) > MAX_HYBRID_REQUESTS:
@@ -262,7 +265,8 @@ def hybrid_from_proto(
         if schema is None:
             raise not_supported("function rerankers in this request")
         function = parse_function_rerank(schema, _functions(req.function_score))
-    subs = [search_from_proto(r, schema) for r in req.requests]
+    vectors = id_vectors or [None] * len(req.requests)
+    subs = [search_from_proto(r, schema, v) for r, v in zip(req.requests, vectors, strict=True)]
     if any(sub.boosts for sub in subs):
         raise not_supported("boost rankers in hybrid search sub-requests")
     rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
@@ -283,6 +287,8 @@ def hybrid_from_proto(
         partition_names=list(req.partition_names),
         round_decimal=parse_int(str(rank.get("round_decimal", -1)), "round_decimal"),
         group_by_field=str(group_by) if group_by else None,
+        group_by_json_path=str(rank["json_path"]) if rank.get("json_path") else None,
+        group_by_json_type=str(rank["json_type"]) if rank.get("json_type") else None,
         group_size=parse_int(str(rank.get("group_size", 1)), "group_size"),
         strict_group_size=parse_bool(str(rank.get("strict_group_size", "false"))),
         group_scorer=str(rank.get("rank_group_scorer", "max")),
@@ -334,7 +340,7 @@ def search_result_to_proto(
     )
     append_packed(data, "scores", np.asarray(res.scores))
     if res.group_by_field and res.group_by_values is not None:
-        gfield = next((f for f in res.field_schemas if f.name == res.group_by_field), None)
+        gfield = res.group_by_schema or next((f for f in res.field_schemas if f.name == res.group_by_field), None)
         if gfield is None and schema is not None:
             gfield = schema.field(res.group_by_field)
         if gfield is not None:

@@ -2,7 +2,7 @@
 
 Each role reports the Milvus families of the Milvus role it plays, read from its local engine
 at scrape time (`MilvusMetrics` gauges, filtered by prefix), beside Shoal's own process
-families and `shoal_role_up`. Like Milvus, every family a node reports carries its `node_id`;
+families, its engine's `shoal_engine_*` statistics (as standalone's) and `shoal_role_up`. Like Milvus, every family a node reports carries its `node_id`;
 `shoal_role_up` also names the `role_name` (Milvus's label for a node's role).
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
+from shoal.api.metrics import EngineStats
 from shoal.api.milvus_metrics import MilvusMetrics
 
 # The Milvus families of each Shoal role: the query node serves reads, the streaming node owns
@@ -36,6 +37,10 @@ class _Lazy:
         if engine is None:
             raise LookupError("no engine yet")
         return engine.gauges()
+
+    def stats(self) -> dict[str, float]:
+        engine = self._engine()
+        return {} if engine is None else engine.stats()
 
 
 def filter_families(text: str, prefixes: tuple[str, ...]) -> str:
@@ -61,6 +66,7 @@ class RoleMetrics:
         self.extra = extra  # a role's own families (the coordinator's balancing decisions)
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        self.registry.register(EngineStats(_Lazy(engine)))  # shoal_engine_*: the node's own engine
         self._milvus = MilvusMetrics(_Lazy(engine), node_id=node_id)
 
     def render(self) -> bytes:

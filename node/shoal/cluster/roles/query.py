@@ -61,6 +61,8 @@ class QueryNode:
         self.data_dir = data_dir
         self.follower = Follower(env, data_dir / "local")
         self.s3 = open_segment_store(env)
+        if self.s3 is not None:
+            self.follower.import_source = (self.s3, data_dir / "segment-cache")
         self.caught_up = threading.Event()
         self._stop = threading.Event()
         self._owner: RpcClient | None = None

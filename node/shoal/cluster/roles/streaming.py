@@ -26,6 +26,7 @@ from typing import Any
 from shoal.cluster.roles.checkpoint import CheckpointWriter, open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key
 from shoal.cluster.roles.follower import Follower
+from shoal.cluster.roles.imports import ClusterImporter
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import wal_records
 from shoal.engine.wal_records import Kind, Record
@@ -33,7 +34,8 @@ from shoal.storage.kafka_wal import KafkaTail, KafkaWAL, WalUnavailable
 
 log = logging.getLogger(__name__)
 
-WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush"})
+# bulk import: the job runs here, in the background (`imports.ClusterImporter`)
+WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush", "import_files"})
 
 
 class StreamingNode:
@@ -91,6 +93,10 @@ class StreamingNode:
         )
         follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
         follower_box.append(follower)
+        replayed_imports: list[dict[str, Any]] = []
+        if self.s3 is not None:
+            follower.import_source = (self.s3, self.data_dir / "segment-cache")
+            follower.on_imported = replayed_imports.extend
         ckpt = read_checkpoint(self.env) if self.s3 is not None else None
         start, loaded = resume(
             follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", with_indexes=False,
@@ -109,6 +115,11 @@ class StreamingNode:
         self.follower = follower
         self.epoch = epoch
         self.startup = {"checkpoint_lsn": start, "segments_loaded": loaded, "records_replayed": count}
+        importer = ClusterImporter(follower.engine, self.env, self.s3, epoch, self.data_dir / "import-files",
+                                   self._imported, self._step_down)
+        follower.engine.importer.close()
+        follower.engine.importer = importer
+        importer.adopt(follower.imported_jobs)
         if self.s3 is not None:
             wal = self.wal
             self.checkpointer = CheckpointWriter(
@@ -116,10 +127,19 @@ class StreamingNode:
             )
             self._ckpt_seen = start
             wal.on_checkpoint = self._on_engine_checkpoint
-            threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
+        self._imported(replayed_imports)
         self.serving.set()
+        if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
+            threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
         log.info("serving WAL channel 0 at epoch %d: %d segments from S3, then %d records replayed from "
                  "offset %d (end offset %d)", epoch, loaded, count, start, end)
+
+    def _imported(self, entries: list[dict[str, Any]]) -> None:
+        """An import committed here: its segments are in S3 already; the next checkpoint names them."""
+        if self.checkpointer is not None:
+            for entry in entries:
+                self.checkpointer.uploaded[entry["path"]] = dict(entry)
+            self._ckpt_wanted.set()
 
     def _on_engine_checkpoint(self, lsn: int) -> None:
         """The engine persisted records up to `lsn` (a segment reached its size, or a flush)."""
