@@ -13,14 +13,16 @@
 # the Dockerfiles' dependency layers (keyed by Dockerfile + pyproject.toml), the archives
 # by the hash of everything copied into the image. A source-only change reruns only the
 # last `pip install --no-deps` layer.
-# Output: ${SHOAL_E2E_CACHE:-~/.cache/shoal/e2e}/images/  (prints that dir as its last line)
+# Output: ${SHOAL_E2E_IMAGES_DIR:-${SHOAL_E2E_CACHE:-~/.cache/shoal/e2e}/images}/  (prints that dir as its last line)
 # Needs root, buildah, mmdebstrap and go (scripts/setup.sh --pods installs the first two).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
-OUT="$CACHE/images"
+# SHOAL_E2E_IMAGES_DIR: the archives of one checkout apart from another's (the lock and
+# buildah's storage stay shared, so two checkouts never build over each other's tags).
+OUT="${SHOAL_E2E_IMAGES_DIR:-$CACHE/images}"
 NODE_VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)"
 log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -29,8 +31,8 @@ for tool in buildah mmdebstrap go; do
 done
 [[ "$(id -u)" == 0 ]] || { log "needs root (buildah's storage, mmdebstrap's root mode)"; exit 1; }
 
-mkdir -p "$OUT"
-exec 9>"$OUT/.lock"
+mkdir -p "$OUT" "$CACHE/images"
+exec 9>"$CACHE/images/.lock"
 flock 9
 
 BUILDAH=(nice -n 10 buildah --root "$CACHE/buildah/storage" --runroot "$CACHE/buildah/run" --storage-driver overlay)
@@ -130,7 +132,8 @@ build Dockerfile.operator "docker.io/shoal/shoal-operator:e2e" operator.tar
 # Each archive is keyed by what goes into it.
 dep_image() {  # the normalised reference of a default image constant of the operator
   local ref
-  ref="$(sed -n "s/^$1 = \"\(.*\)\"$/\1/p" "$REPO/operator/shoal_operator/builders/dependencies.py")"
+  ref="$(sed -n "s/^$1 = \"\([^\"]*\)\".*/\1/p" "$REPO/operator/shoal_operator/builders/dependencies.py")"
+  [[ -n "$ref" ]] || { log "no $1 in builders/dependencies.py"; exit 1; }
   case "${ref%%/*}" in
     *.*|*:*) [[ "$ref" == */* ]] && { echo "$ref"; return; } ;;
   esac
@@ -163,13 +166,15 @@ single_binary_image seaweedfs "$(dep_image SEAWEEDFS_IMAGE)" "$WEED" /usr/bin/we
 KAFKA_REF="$(dep_image KAFKA_IMAGE)"
 KAFKA_LIBS="$("$REPO/scripts/kafka.sh" | tail -n 1)"
 KAFKA_PACKAGES="openjdk-17-jre-headless"
-kafka_key="$({ echo "bookworm minbase $KAFKA_PACKAGES $KAFKA_REF v1"; cat "$HERE/kafka-run.sh"; (cd "$KAFKA_LIBS" && ls); } | sha256sum | cut -c1-16)"
+kafka_key="$({ echo "bookworm minbase $KAFKA_PACKAGES $KAFKA_REF v2"; cat "$HERE/kafka-run.sh"; (cd "$KAFKA_LIBS" && ls); } | sha256sum | cut -c1-16)"
 if [[ ! -f "$OUT/kafka.tar" || "$(cat "$OUT/kafka.tar.key" 2>/dev/null)" != "$kafka_key" ]]; then
   log "$KAFKA_REF: Debian bookworm + $KAFKA_PACKAGES (mmdebstrap) + the jars in $KAFKA_LIBS"
   start=$SECONDS
   work="$(mktemp -d)"
-  # No docs, man pages or locales: the JRE is most of the image as it is.
+  # No docs, man pages or locales: the JRE is most of the image as it is. The JRE's
+  # postinst links its man pages with update-alternatives, which fails without man1/.
   nice -n 10 mmdebstrap --quiet --mode=root --variant=minbase --include="$KAFKA_PACKAGES" \
+    --essential-hook='mkdir -p "$1/usr/share/man/man1"' \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -472,6 +472,7 @@ def milvus_cluster(k8s_cluster: Any, real_node: Any, helm_operator: str) -> Iter
                         check=False, timeout=150)
 
 
+@pytest.mark.timeout(1500)  # the cluster's first start / five roles rolled, on a loaded machine
 def test_cluster_mode_runs_five_roles_and_its_dependencies_in_pods(
     k8s_cluster: Any, real_node: Any, milvus_cluster: str
 ) -> None:
@@ -527,6 +528,7 @@ def test_a_second_query_node_joins_and_searches_still_answer(
     c.close()
 
 
+@pytest.mark.timeout(1500)  # the cluster's first start / five roles rolled, on a loaded machine
 def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
     k8s_cluster: Any, real_node: Any, milvus_cluster: str
 ) -> None:
@@ -564,7 +566,7 @@ def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
             raise AssertionError(f"{exc}\n{seen[-3:]}\n{cluster_obj(k8s_cluster, ns, CLUSTER).get('status')}\n"
                                  f"{real_node.pod_logs()}") from None
         took = time.monotonic() - start
-        assert all(images == [target] * 7 for version, images in seen if version == target), seen[-5:]
+        assert all(set(images) == {target} for version, images in seen if version == target), seen[-5:]
         assert any(version == before for version, _ in seen)
         calls = worker.calls
         k8s_cluster.wait_for(lambda: worker.calls >= calls + 10, timeout=300, interval=1,

@@ -316,3 +316,17 @@ def test_only_the_proxy_drains_before_its_sigterm() -> None:
     assert hooks.pop("proxy") == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
     assert set(hooks.values()) == {None}
     assert "lifecycle" not in container(build({})[("Deployment", "demo-standalone")])
+
+
+def test_cluster_roles_advertise_their_pod_ip() -> None:
+    objs = build({"mode": "cluster"})
+    for role in ("coord", "streaming", "query", "index", "proxy"):
+        env = {e["name"]: e for e in container(objs[("Deployment", f"demo-{role}")])["env"]}
+        assert env["SHOAL_ADVERTISE_HOST"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert all(e["name"] != "SHOAL_ADVERTISE_HOST" for e in container(build({})[("Deployment", "demo-standalone")])["env"])
+
+
+def test_a_slow_first_start_is_covered_by_the_startup_probe() -> None:
+    c = container(build({"mode": "cluster"})[("Deployment", "demo-proxy")])
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 600

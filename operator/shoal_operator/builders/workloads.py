@@ -23,7 +23,11 @@ def data_claim_name(ref: ClusterRef) -> str:
 
 def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
     get = {"path": "/healthz", "port": "http", "scheme": scheme}
+    # /healthz answers 503 until the node serves, and a cluster role waits for its peers
+    # (etcd, Kafka, the coordinator, a WAL owner) first: liveness starts only after the
+    # startup probe passed (up to 10 min), so a slow first start is not killed and restarted.
     return {
+        "startupProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 120},
         "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
         "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
     }
@@ -91,6 +95,9 @@ def deployment(
     component = spec.components.get(name)
     use_gpu = gpu_active and gpu_enabled(spec, name)
     env: list[dict[str, Any]] = list(dependency_env)
+    if name != "standalone":
+        # The address the other roles (and the proxies) reach this one at, from etcd.
+        env.append({"name": "SHOAL_ADVERTISE_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     if name == "index":
         env.append({"name": "SHOAL_INDEX_DEVICE", "value": "gpu" if use_gpu else "cpu"})
     env.extend(security.env(ref, spec))
