@@ -9,7 +9,7 @@ Set SHOAL_E2E_KUBECONFIG to the kubeconfig of a cluster that is already up (e.g.
 `e2e/controlplane/up.sh`) to skip start-up and teardown while iterating locally.
 
 Tests marked `pods` (the second tier) also get `real_node`: a real kubelet, kube-proxy,
-containerd and CoreDNS joined to that control plane (e2e/node/up.sh, as root), with the
+containerd, CoreDNS and metrics-server joined to that control plane (e2e/node/up.sh, as root), with the
 node and operator images built from the Dockerfiles (e2e/node/images.sh). A missing
 prerequisite fails them; only SHOAL_PODS=0 skips them.
 """
@@ -87,7 +87,7 @@ _node_error: str | None = None
 
 
 def _ensure_node_artifacts() -> tuple[Path, Path]:
-    """Build kubelet, kube-proxy and CoreDNS, then the images; return (bin dir, images dir)."""
+    """Build kubelet, kube-proxy, CoreDNS and metrics-server, then the images; return (bin dir, images dir)."""
     global _node_artifacts, _node_error
     if _node_artifacts is not None:
         return _node_artifacts
@@ -180,7 +180,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # Pods reach kube-apiserver at the node's address: the cluster must listen there.
         os.environ["SHOAL_E2E_BIND_ALL"] = "1"
         if reporter is not None:
-            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS and the images (logs in {CACHE})")
+            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS, metrics-server and the images "
+                                f"(logs in {CACHE})")
         start = time.monotonic()
         try:
             _ensure_node_artifacts()
