@@ -39,6 +39,7 @@ PODS = os.environ.get("SHOAL_PODS", "1") != "0"
 CACHE = Path(os.environ.get("SHOAL_E2E_CACHE", Path.home() / ".cache" / "shoal" / "e2e"))
 BUILD_TIMEOUT_S = 90 * 60
 UP_TIMEOUT_S = 6 * 60
+NODE_UP_TIMEOUT_S = 15 * 60  # imports about 2 GB of image archives: minutes on a loaded machine
 
 T = TypeVar("T")
 
@@ -314,7 +315,7 @@ def real_node(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory)
         try:
             proc = subprocess.run(
                 [str(NODE_SCRIPTS / "up.sh"), str(run_dir), str(k8s_cluster.kubeconfig)],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=UP_TIMEOUT_S, check=False,
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=NODE_UP_TIMEOUT_S, check=False,
             )
             failed = proc.returncode != 0
         except subprocess.TimeoutExpired:

@@ -143,6 +143,7 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, DIM), dtype=np.float32)
 
 
+@pytest.mark.timeout(1500)  # its set-up starts the real node: about 2 GB of images imported, minutes when loaded
 def test_operator_runs_from_its_image_installed_by_helm(k8s_cluster: Any, real_node: Any, helm_operator: str) -> None:
     pod = ready_pod(k8s_cluster, helm_operator, "app.kubernetes.io/name=shoal-operator", real_node)
     assert pod["spec"]["nodeName"] == real_node.name
@@ -660,6 +661,7 @@ def hpa_obj(k8s_cluster: Any, ns: str, name: str) -> dict[str, Any]:
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
+@pytest.mark.timeout(1200)  # three waits of up to HPA_S
 def test_an_hpa_on_real_cpu_metrics_scales_the_query_pool_up_under_a_search_load_and_back_down(
     k8s_cluster: Any, real_node: Any, milvus_cluster: str
 ) -> None:
