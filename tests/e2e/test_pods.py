@@ -717,5 +717,5 @@ def test_an_hpa_on_real_cpu_metrics_scales_the_query_pool_up_under_a_search_load
     # The HPA's own account: it scaled up because the measured CPU (metrics-server's) was above target.
     assert any("New size: 2" in r and "cpu resource utilization" in r and "above target" in r for r in reasons), reasons
     assert any("New size: 1" in r and "below target" in r for r in reasons), reasons
-    print(f"HPA: idle 2 -> 1 in {idle - start:.0f} s; under {load.calls} searches 1 -> 2 (a Ready second "
+    print(f"HPA: idle pool at 1 after {idle - start:.0f} s; under {load.calls} searches 1 -> 2 (a Ready second "
           f"pod, peak {busy}% of the request) in {up - idle:.0f} s; back to 1 in {down - up:.0f} s")
