@@ -3,7 +3,8 @@
 `NodeServer(config)` opens the engine (`shoal.engine.open_engine`), serves
 `MilvusService` (`shoal.api.servicer`) on `config.port` with the metrics interceptor and
 64 MB message limits both ways, and `/healthz` + `/metrics` on `config.http_port`.
-Users and roles live in the engine's meta store (`shoal.security.catalog`); the auth
+Users and roles live in the engine's meta store (`shoal.security.catalog`; a cluster's
+proxy gets them from its `ClusterEngine.security_catalog`, in etcd); the auth
 interceptor (`shoal.api.auth`) and the quota interceptor (`shoal.api.quotas`) are added
 only when switched on, and both ports speak TLS under `tls_mode` (`shoal.api.tls`).
 `stop()` stops accepting, drains in-flight calls, then closes the engine.
@@ -56,6 +57,7 @@ class NodeServer:
         self._grpc: grpc.Server | None = None
         self._http: ManagementServer | None = None
         self._serving = threading.Event()
+        self._draining = threading.Event()
         self._stopped = threading.Event()
         self.listen_port = 0
         self.http_port = 0
@@ -75,7 +77,7 @@ class NodeServer:
             opts = [
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if cfg.reuse_port else 0),
                 *KEEPALIVE_POLICY,
             ]
             server = grpc.server(
@@ -101,6 +103,7 @@ class NodeServer:
                 getattr(self.engine, "backups", None), tls.http_context(cfg),
                 None if guard is None else http_authenticator(guard),
                 None if guard is None else http_admin_check(guard),
+                is_ready=lambda: self._serving.is_set() and not self._draining.is_set(), reuse_port=cfg.reuse_port,
             )
             self.http_port = self._http.port
             server.start()
@@ -118,18 +121,26 @@ class NodeServer:
 
     def _security(self, cfg: Config, metrics: Metrics) -> tuple[SecurityCatalog, list[Any], Guard | None]:
         """The users/roles catalog, the interceptors in order, and the guard (None: auth off)."""
-        store = getattr(getattr(self.engine, "catalog", None), "store", None)
-        if store is None:  # an engine without a meta store of its own
-            store = FileMetaStore(cfg.data_dir / "security.db")
-        security = SecurityCatalog(store, cfg.root_password_value() or None)
+        shared = getattr(self.engine, "security_catalog", None)
+        if shared is not None:  # a cluster's proxy: the users and roles every proxy shares
+            security = shared(cfg.root_password_value() or None)
+        else:
+            store = getattr(getattr(self.engine, "catalog", None), "store", None)
+            if store is None:  # an engine without a meta store of its own
+                store = FileMetaStore(cfg.data_dir / "security.db")
+            security = SecurityCatalog(store, cfg.root_password_value() or None)
         interceptors: list[Any] = [MetricsInterceptor(metrics)]
         guard = None
         if cfg.authorization_enabled:
             guard = Guard(security, FailedLogins(cfg.auth_max_failed_attempts, cfg.auth_failed_window_s))
             interceptors.append(AuthInterceptor(guard))
+        disk_quota_mb = cfg.disk_quota_mb
+        if shared is not None and disk_quota_mb > 0:  # a proxy's own directory holds no data
+            log.warning("disk_quota_mb is applied by standalone nodes only; this cluster proxy ignores it")
+            disk_quota_mb = -1
         quotas = Quotas(
             cfg.data_dir, cfg.max_insert_bytes, cfg.dml_rate_mb_per_collection,
-            cfg.search_rate_vps_per_collection, cfg.disk_quota_mb,
+            cfg.search_rate_vps_per_collection, disk_quota_mb,
         )
         if quotas.active:
             interceptors.append(QuotaInterceptor(quotas))
@@ -138,6 +149,14 @@ class NodeServer:
     @property
     def serving(self) -> bool:
         return self._serving.is_set()
+
+    def drain(self, delay: float, grace: float) -> None:
+        """SIGTERM (a cluster proxy): report Not Ready on `/readyz` but keep serving for `delay`
+        s, while Kubernetes takes this pod out of its Service; then `stop(grace)`: gRPC refuses
+        new calls (clients reconnect, to another proxy) and the calls in flight finish."""
+        self._draining.set()
+        self._stopped.wait(delay)
+        self.stop(grace)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let in-flight ones finish (up to `grace` s), close the engine."""

@@ -36,6 +36,7 @@ from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.importer import ImportJob
 from shoal.errors import Code, ShoalError
+from shoal.security.catalog import SecurityCatalog
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,17 @@ RETRY_S = 60.0
 WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
 READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
 META_CHECK_S = 0.5
+QUERY_LIST_S = 2.0  # how long the list of live query nodes is reused (a draining node serves longer)
 
 
 class ClusterEngine:
-    catalog = None  # no local catalog: users and roles stay in the proxy's own file (see docs)
+    catalog = None  # no local catalog: the coordinator owns it
+
+    def security_catalog(self, root_password: str | None) -> SecurityCatalog:
+        """Users, roles and grants: one document in etcd shared by every proxy (the server
+        asks this instead of opening its own store). Changes are compare-and-swap writes;
+        another proxy's change counts here within `META_CHECK_S`, as DDL does."""
+        return SecurityCatalog(self.env.store, root_password, refresh_s=META_CHECK_S)
 
     def __init__(self, env: ClusterEnv) -> None:
         self.env = env
@@ -124,7 +132,7 @@ class ClusterEngine:
 
     def _query_nodes(self) -> list[str]:
         now = time.monotonic()
-        if not self._query_addrs or now - self._query_seen > 2.0:
+        if not self._query_addrs or now - self._query_seen > QUERY_LIST_S:
             self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
             self._query_seen = now
         if not self._query_addrs:

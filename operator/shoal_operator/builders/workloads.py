@@ -22,14 +22,17 @@ def data_claim_name(ref: ClusterRef) -> str:
 
 
 def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
-    get = {"path": "/healthz", "port": "http", "scheme": scheme}
+    # liveness: the process works (also while it drains after SIGTERM); readiness: it takes new
+    # work (503 while starting or draining, so a Service stops sending it traffic first).
     # /healthz answers 503 until the node serves, and a cluster role waits for its peers
     # (etcd, Kafka, the coordinator, a WAL owner) first: liveness starts only after the
     # startup probe passed (up to 10 min), so a slow first start is not killed and restarted.
+    live = {"path": "/healthz", "port": "http", "scheme": scheme}
+    ready = {"path": "/readyz", "port": "http", "scheme": scheme}
     return {
-        "startupProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 120},
-        "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
+        "startupProbe": {"httpGet": dict(live), "periodSeconds": 5, "failureThreshold": 120},
+        "livenessProbe": {"httpGet": live, "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": ready, "periodSeconds": 5, "failureThreshold": 3},
     }
 
 

@@ -55,8 +55,10 @@ def filter_families(text: str, prefixes: tuple[str, ...]) -> str:
 
 
 class RoleMetrics:
-    def __init__(self, role: str, node_id: str, engine: Callable[[], Any]) -> None:
+    def __init__(self, role: str, node_id: str, engine: Callable[[], Any],
+                 extra: Callable[[], str] | None = None) -> None:
         self.role, self.node_id = role, node_id
+        self.extra = extra  # a role's own families (the coordinator's balancing decisions)
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self._milvus = MilvusMetrics(_Lazy(engine), node_id=node_id)
@@ -65,4 +67,5 @@ class RoleMetrics:
         up = (f"# HELP shoal_role_up 1 while this role process serves\n# TYPE shoal_role_up gauge\n"
               f'shoal_role_up{{node_id="{self.node_id}",role_name="{self.role}"}} 1\n')
         milvus = filter_families(self._milvus.render().decode(), ROLE_PREFIXES.get(self.role, ()))
-        return generate_latest(self.registry) + up.encode() + milvus.encode()
+        own = self.extra() if self.extra is not None else ""
+        return generate_latest(self.registry) + up.encode() + milvus.encode() + own.encode()

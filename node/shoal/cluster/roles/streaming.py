@@ -19,11 +19,12 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from shoal.cluster.roles.checkpoint import CheckpointWriter, open_segment_store, read_checkpoint, resume
-from shoal.cluster.roles.common import ClusterEnv, owner_key
+from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import wal_records
@@ -49,6 +50,7 @@ class StreamingNode:
         self._ckpt_wanted = threading.Event()
         self._ckpt_seen = 0
         self.startup: dict[str, int] = {}
+        self.calls = InFlight(f"streaming node {env.node_id}")
 
     def handlers(self) -> dict[str, Any]:
         return {"write": self.write, "write_at": self.write_at, "position": self.position,
@@ -144,6 +146,9 @@ class StreamingNode:
                 log.warning("checkpoint failed (the next one retries): %s", e)
 
     def _step_down(self, why: str) -> None:
+        if self._stop.is_set():  # draining or closing: the channel moving away is expected
+            self.serving.clear()
+            return
         log.error("no longer the WAL channel's owner: %s; exiting", why)
         self.serving.clear()
         threading.Timer(0.5, lambda: os._exit(4)).start()
@@ -160,6 +165,25 @@ class StreamingNode:
         return self.wal.acked_next
 
     def write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.calls:
+            return self._write(method, meta_version, args, kwargs)
+
+    def drain(self, registration: Registration | None, deadline: float) -> None:
+        """SIGTERM: refuse new writes (the proxy retries them on the next owner), let the ones
+        running be acknowledged, then withdraw the registration: the coordinator names another
+        live streaming node owner with epoch + 1 at once, whose `init_transactions` fences this
+        node's producer as in a failover (nothing is left open to abort)."""
+        self.calls.close()
+        if not self.calls.wait_idle(deadline - time.monotonic()):
+            log.warning("streaming node drain: writes still running at the deadline")
+        self._stop.set()  # no step-down exit when the channel moves away now
+        if registration is not None:
+            registration.withdraw()
+        if self.serving.is_set():
+            log.info("handed WAL channel 0 (epoch %d) back to the coordinator", self.epoch)
+        self.serving.clear()
+
+    def _write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         follower = self._check_owner()
         if method not in WRITE_METHODS:
             raise Unavailable(f"{method} is not a streaming-node call")
