@@ -12,7 +12,8 @@
 #
 # With --node it also builds kubelet and kube-proxy (the real node of the pods tier,
 # e2e/node/) from the same generated module, and CoreDNS (its own module, no replaces:
-# `go install` works), into the same bin dir.
+# `go install` works), into the same bin dir, and metrics-server (sigs.k8s.io/metrics-server, no
+# replaces either) as metrics-server-<version> with a `metrics-server` link to it.
 #
 # Output:  ${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}/k8s-<version>/bin/
 # A warm run (all binaries present) does nothing. Prints the bin dir as its last line.
@@ -22,6 +23,8 @@ K8S_VERSION="${SHOAL_K8S_VERSION:-v1.34.12}"
 KWOK_VERSION="${SHOAL_KWOK_VERSION:-v0.7.0}"
 ETCD_VERSION="${SHOAL_ETCD_VERSION:-v3.5.21}"
 COREDNS_VERSION="${SHOAL_COREDNS_VERSION:-v1.14.7}"
+# v0.8.0 is the newest release the module proxy here serves as approved (v0.9.0 is not).
+METRICS_SERVER_VERSION="${SHOAL_METRICS_SERVER_VERSION:-v0.8.0}"
 CACHE="${SHOAL_E2E_CACHE:-$HOME/.cache/shoal/e2e}"
 ROOT="$CACHE/k8s-$K8S_VERSION"
 BIN="$ROOT/bin"
@@ -29,7 +32,7 @@ KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl etcd)
 if [[ "${1:-}" == "--node" ]]; then
   KUBE_CMDS+=(kubelet kube-proxy)
-  BINARIES+=(kubelet kube-proxy coredns)
+  BINARIES+=(kubelet kube-proxy coredns "metrics-server-$METRICS_SERVER_VERSION")
 fi
 
 log() { printf '[build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -37,6 +40,10 @@ log() { printf '[build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 all_built() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+  # The version asked for now is the one up.sh runs.
+  if [[ " ${BINARIES[*]} " == *" metrics-server-"* ]]; then
+    ln -sfn "metrics-server-$METRICS_SERVER_VERSION" "$BIN/metrics-server"
+  fi
 }
 
 # shellcheck source=../tools/go-cache.sh
@@ -162,6 +169,18 @@ if [[ " ${BINARIES[*]} " == *" coredns "* && ! -x "$BIN/coredns" ]]; then
   (cd "$STAGE" && GOFLAGS= GOBIN="$STAGE" "${NICE[@]}" "$GO" install -p "$PAR" -trimpath -ldflags "-s -w" \
     "github.com/coredns/coredns@$COREDNS_VERSION")
   log "coredns built in $(( SECONDS - start ))s"
+fi
+
+# --- metrics-server (--node) --------------------------------------------------------------
+MS_BIN="metrics-server-$METRICS_SERVER_VERSION"
+if [[ " ${BINARIES[*]} " == *" $MS_BIN "* && ! -x "$BIN/$MS_BIN" ]]; then
+  log "go install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  start=$SECONDS
+  (cd "$STAGE" && GOFLAGS= GOBIN="$STAGE/ms" "${NICE[@]}" "$GO" install -p "$PAR" -trimpath \
+    -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION")
+  mv -f "$STAGE/ms/metrics-server" "$STAGE/$MS_BIN" && rmdir "$STAGE/ms"
+  log "metrics-server built in $(( SECONDS - start ))s"
 fi
 
 # Publish only complete binaries so an interrupted build never looks warm.

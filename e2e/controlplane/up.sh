@@ -30,32 +30,37 @@ export KWOK_WORKDIR="$RUN_DIR/kwok"
 # kwokctl looks kubectl up on PATH; make sure it finds ours and never downloads one.
 export PATH="$BIN:$PATH"
 
+# Extra kube-apiserver flags, as "- key: K\n    value: V" items of one components patch.
+APISERVER_ARGS=""
+apiserver_arg() { APISERVER_ARGS+="
+  - key: $1
+    value: \"$2\""; }
+
 # kube-apiserver bound to loopback advertises the default-route address; without a
 # default route it cannot pick one, so hand it this machine's first address.
-ADVERTISE_PATCH=""
 if ! awk 'NR > 1 && $2 == "00000000" { found = 1 } END { exit !found }' /proc/net/route 2>/dev/null; then
   addr="$(hostname -I 2>/dev/null | awk '{print $1}')"
   addr="${addr:-10.254.254.254}"
   log "no default route; kube-apiserver --advertise-address=$addr"
-  ADVERTISE_PATCH="
-- name: kube-apiserver
-  extraArgs:
-  - key: advertise-address
-    value: \"$addr\""
+  apiserver_arg advertise-address "$addr"
 fi
 
 # Pods on a real node (e2e/node/up.sh) reach kube-apiserver at the node's address, not on
 # loopback: SHOAL_E2E_BIND_ALL=1 makes it listen on every address (client certs and RBAC
 # still apply).
-BIND_PATCH=""
 if [[ "${SHOAL_E2E_BIND_ALL:-0}" == 1 ]]; then
-  [[ -n "$ADVERTISE_PATCH" ]] || BIND_PATCH="
-- name: kube-apiserver
-  extraArgs:"
-  BIND_PATCH+="
-  - key: bind-address
-    value: 0.0.0.0"
+  apiserver_arg bind-address 0.0.0.0
 fi
+
+# The aggregation layer (metrics-server's metrics.k8s.io on the real node): kwokctl already
+# gives kube-apiserver its admin certificate as the proxy client certificate; these flags
+# let the aggregated server trust the user that kube-apiserver forwards in the headers.
+PKI="$KWOK_WORKDIR/clusters/$NAME/pki"
+apiserver_arg requestheader-client-ca-file "$PKI/ca.crt"
+apiserver_arg requestheader-allowed-names kwok-admin
+apiserver_arg requestheader-username-headers X-Remote-User
+apiserver_arg requestheader-group-headers X-Remote-Group
+apiserver_arg requestheader-extra-headers-prefix X-Remote-Extra-
 
 cat > "$RUN_DIR/kwokctl.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -85,7 +90,9 @@ componentsPatches:
 - name: kube-controller-manager
   extraArgs:
   - key: enable-hostpath-provisioner
-    value: "true"$ADVERTISE_PATCH$BIND_PATCH
+    value: "true"
+- name: kube-apiserver
+  extraArgs:$APISERVER_ARGS
 YAML
 
 start=$SECONDS

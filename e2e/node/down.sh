@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remove everything e2e/node/up.sh RUN_DIR started or changed: the node's pods and their
 # containers, kube-proxy's and kubelet's iptables chains, kubelet, kube-proxy, CoreDNS,
-# containerd and its shims, mounts under RUN_DIR, the pods' network namespaces, the bridge,
+# metrics-server and its APIService, containerd and its shims, mounts under RUN_DIR, the pods' network namespaces, the bridge,
 # and the sysctls it set. Safe to run twice or after a failed up.sh.
 # Usage: down.sh RUN_DIR [KUBECONFIG]   (with KUBECONFIG the node's pods are deleted first,
 # so that kubelet tears them down through CNI)
@@ -14,6 +14,10 @@ BIN="${SHOAL_E2E_BIN:-$("$HERE/../controlplane/build.sh" --node 2>/dev/null | ta
 NODE="$(cat "$RUN_DIR/node.name" 2>/dev/null || echo shoal-real-0)"
 SOCK="$RUN_DIR/containerd/containerd.sock"
 log() { printf '[node-down %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# up.sh writes netns.before only once it has passed its checks (no other node's bridge):
+# without it this run dir set nothing up, and the bridge, chains and namespaces there are
+# another node's.
+[[ -f "$RUN_DIR/netns.before" ]] || { log "nothing was set up in $RUN_DIR"; exit 0; }
 alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 stop() {  # stop NAME: SIGTERM, then SIGKILL after 20 s
   alive "$1" || return 0
@@ -24,6 +28,15 @@ stop() {  # stop NAME: SIGTERM, then SIGKILL after 20 s
   sleep 0.5
 }
 ctrc() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
+
+# 0. An APIService whose server is gone makes discovery fail, and with it namespace deletion.
+if [[ -n "$KUBECONFIG_PATH" && -x "$BIN/kubectl" ]]; then
+  timeout 60 "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" delete apiservice v1beta1.metrics.k8s.io \
+    --ignore-not-found >/dev/null 2>&1
+  timeout 60 "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" -n kube-system delete service,endpoints \
+    metrics-server --ignore-not-found >/dev/null 2>&1
+fi
+stop metrics-server
 
 # 1. Let kubelet stop the pods (CNI DEL releases their addresses and namespaces).
 if [[ -n "$KUBECONFIG_PATH" ]] && alive kubelet && [[ -x "$BIN/kubectl" ]]; then

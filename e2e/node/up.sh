@@ -2,7 +2,8 @@
 # Join a real node to the e2e control plane (e2e/controlplane/up.sh): containerd with its own
 # root, state and socket; kubelet and kube-proxy (iptables mode) built by
 # `e2e/controlplane/build.sh --node`; CoreDNS as the cluster DNS; the bridge, host-local,
-# portmap and loopback CNI plugins on a bridge and pod subnet of our own. The images from
+# portmap and loopback CNI plugins on a bridge and pod subnet of our own; metrics-server,
+# registered as the metrics.k8s.io APIService (kubectl top, HPAs). The images from
 # e2e/node/images.sh are imported into containerd's k8s.io namespace (nothing is pulled).
 #
 # Usage: up.sh RUN_DIR KUBECONFIG        (as root; stop it with down.sh RUN_DIR)
@@ -33,7 +34,7 @@ ip link show "$BRIDGE" >/dev/null 2>&1 && { log "bridge $BRIDGE exists: another 
 
 BIN="${SHOAL_E2E_BIN:-$("$HERE/../controlplane/build.sh" --node | tail -n 1)}"
 IMAGES="${SHOAL_E2E_IMAGES:-$("$HERE/images.sh" | tail -n 1)}"
-for b in kubelet kube-proxy coredns kubectl; do
+for b in kubelet kube-proxy coredns metrics-server kubectl; do
   [[ -x "$BIN/$b" ]] || { log "missing $BIN/$b (e2e/controlplane/build.sh --node)"; exit 1; }
 done
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
@@ -125,18 +126,27 @@ COREFILE
 start coredns "$BIN/coredns" -conf "$RUN_DIR/Corefile"
 echo "nameserver $GATEWAY" > "$RUN_DIR/resolv.conf"
 
+# Kubelet serves on the node address (metrics-server reads /metrics/resource at the node's
+# InternalIP), so it authenticates callers: client certificates of the cluster's CA, tokens
+# and permissions checked with kube-apiserver (webhook); no anonymous access.
 KUBELET_PORT="$(free_port)"
+CA_FILE="$(kc config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')"
+if [[ ! -f "$CA_FILE" ]]; then
+  CA_FILE="$RUN_DIR/kubelet/ca.crt"
+  kc config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$CA_FILE"
+fi
 cat > "$RUN_DIR/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $NODE_IP
 port: $KUBELET_PORT
 readOnlyPort: 0
 healthzPort: 0
 authentication:
-  anonymous: {enabled: true}
-  webhook: {enabled: false}
-authorization: {mode: AlwaysAllow}
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $CA_FILE}
+authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://$SOCK
 cgroupDriver: cgroupfs
 failCgroupV1: false
@@ -187,4 +197,52 @@ until kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].s
 done
 echo "$NODE" > "$RUN_DIR/node.name"
 log "node $NODE Ready"
+
+# metrics-server as a host process (like CoreDNS: no image to build, and it reaches kubelet
+# and kube-apiserver the way the node's own processes do). It scrapes kubelet at the node's
+# InternalIP and status port, skipping the check of kubelet's self-signed serving
+# certificate (--kubelet-insecure-tls: test clusters only). kube-apiserver reaches it through
+# a selector-less Service whose Endpoints are this address; the APIService skips the check of
+# metrics-server's self-signed certificate too. It scrapes every 15 s (its default: the
+# resolution must exceed the 10 s kubelet request timeout).
+MS_PORT="$(free_port)"
+log "metrics-server on $NODE_IP:$MS_PORT"
+mkdir -p "$RUN_DIR/metrics-server"
+start metrics-server "$BIN/metrics-server" --kubeconfig "$KUBECONFIG_PATH" \
+  --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+  --bind-address "$NODE_IP" --secure-port "$MS_PORT" --cert-dir "$RUN_DIR/metrics-server" \
+  --kubelet-insecure-tls --kubelet-use-node-status-port --kubelet-preferred-address-types InternalIP \
+  --node-selector type=real
+kc apply -f - >&2 <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/part-of: shoal-e2e}}
+spec:
+  ports: [{name: https, port: 443, targetPort: $MS_PORT, protocol: TCP}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/part-of: shoal-e2e}}
+subsets:
+- addresses: [{ip: $NODE_IP}]
+  ports: [{name: https, port: $MS_PORT, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io, labels: {app.kubernetes.io/part-of: shoal-e2e}}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+YAML
+deadline=$(( SECONDS + 120 ))
+until kc get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null | grep -qx True; do
+  kill -0 "$(cat "$RUN_DIR/metrics-server.pid")" 2>/dev/null || { log "metrics-server exited:"; tail -30 "$RUN_DIR/logs/metrics-server.log" >&2; exit 1; }
+  (( SECONDS < deadline )) || { log "APIService v1beta1.metrics.k8s.io not Available in 120s:"; kc get apiservice v1beta1.metrics.k8s.io -o yaml >&2; tail -30 "$RUN_DIR/logs/metrics-server.log" >&2; exit 1; }
+  sleep 1
+done
+log "metrics.k8s.io available"
 echo "$NODE"

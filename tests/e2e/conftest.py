@@ -9,7 +9,7 @@ Set SHOAL_E2E_KUBECONFIG to the kubeconfig of a cluster that is already up (e.g.
 `e2e/controlplane/up.sh`) to skip start-up and teardown while iterating locally.
 
 Tests marked `pods` (the second tier) also get `real_node`: a real kubelet, kube-proxy,
-containerd and CoreDNS joined to that control plane (e2e/node/up.sh, as root), with the
+containerd, CoreDNS and metrics-server joined to that control plane (e2e/node/up.sh, as root), with the
 node and operator images built from the Dockerfiles (e2e/node/images.sh). A missing
 prerequisite fails them; only SHOAL_PODS=0 skips them.
 """
@@ -39,6 +39,7 @@ PODS = os.environ.get("SHOAL_PODS", "1") != "0"
 CACHE = Path(os.environ.get("SHOAL_E2E_CACHE", Path.home() / ".cache" / "shoal" / "e2e"))
 BUILD_TIMEOUT_S = 90 * 60
 UP_TIMEOUT_S = 6 * 60
+NODE_UP_TIMEOUT_S = 15 * 60  # imports about 2 GB of image archives: minutes on a loaded machine
 
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ _node_error: str | None = None
 
 
 def _ensure_node_artifacts() -> tuple[Path, Path]:
-    """Build kubelet, kube-proxy and CoreDNS, then the images; return (bin dir, images dir)."""
+    """Build kubelet, kube-proxy, CoreDNS and metrics-server, then the images; return (bin dir, images dir)."""
     global _node_artifacts, _node_error
     if _node_artifacts is not None:
         return _node_artifacts
@@ -180,7 +181,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # Pods reach kube-apiserver at the node's address: the cluster must listen there.
         os.environ["SHOAL_E2E_BIND_ALL"] = "1"
         if reporter is not None:
-            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS and the images (logs in {CACHE})")
+            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS, metrics-server and the images "
+                                f"(logs in {CACHE})")
         start = time.monotonic()
         try:
             _ensure_node_artifacts()
@@ -313,7 +315,7 @@ def real_node(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory)
         try:
             proc = subprocess.run(
                 [str(NODE_SCRIPTS / "up.sh"), str(run_dir), str(k8s_cluster.kubeconfig)],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=UP_TIMEOUT_S, check=False,
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=NODE_UP_TIMEOUT_S, check=False,
             )
             failed = proc.returncode != 0
         except subprocess.TimeoutExpired:

@@ -2,11 +2,14 @@
 `real_node`). The operator is installed by its Helm chart and runs from its image in a
 pod; a standalone MilvusCluster's pod runs the node image built from Dockerfile.node;
 pymilvus reaches it through the Service's ClusterIP (kube-proxy); a Collection resource is
-made in it by the operator in its pod (through CoreDNS); deleting the pod loses no row;
+made in it by the operator in its pod (through CoreDNS); metrics-server serves the pods' real
+usage (`kubectl top`); deleting the pod loses no row;
 under a client's load, a rolling upgrade to the `-next` tag keeps every acknowledged row
 and a canary of the `-broken` tag rolls back without the client seeing a failure. Then
 cluster mode: five roles (two proxies) on in-cluster etcd, SeaweedFS and Kafka, all in pods;
-a second query node; a rolling upgrade of every role under load with no failed request.
+a second query node; a rolling upgrade of every role under load with no failed request; last,
+the operator's HPA for the cluster's query role, on real CPU metrics, scales the query pool up
+under a search load and back down after it.
 
 The tests share one cluster and run in order. Run just this tier: `pytest tests/e2e -m pods`
 (as root, after `scripts/setup.sh --pods`)."""
@@ -142,6 +145,7 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, DIM), dtype=np.float32)
 
 
+@pytest.mark.timeout(1500)  # its set-up starts the real node: about 2 GB of images imported, minutes when loaded
 def test_operator_runs_from_its_image_installed_by_helm(k8s_cluster: Any, real_node: Any, helm_operator: str) -> None:
     pod = ready_pod(k8s_cluster, helm_operator, "app.kubernetes.io/name=shoal-operator", real_node)
     assert pod["spec"]["nodeName"] == real_node.name
@@ -174,6 +178,29 @@ def test_standalone_pod_serves_pymilvus_through_the_cluster_ip(k8s_cluster: Any,
     assert hits[0][0]["id"] == 7
     assert c.query("rows", output_fields=["count(*)"])[0]["count(*)"] == ROWS
     c.close()
+
+
+def test_metrics_server_reports_the_pods_real_usage(k8s_cluster: Any, real_node: Any, milvus: str) -> None:
+    """metrics-server (a host process, e2e/node/up.sh) serves metrics.k8s.io through the
+    aggregation layer from kubelet's /metrics/resource: `kubectl top` shows the running pod."""
+    pod = ready_pod(k8s_cluster, milvus, "app.kubernetes.io/instance=real", real_node)["metadata"]["name"]
+
+    def top() -> list[str] | None:
+        out = k8s_cluster.kubectl("top", "pod", pod, "-n", milvus, "--no-headers", check=False)
+        fields = out.stdout.split()
+        return fields if out.returncode == 0 and fields and fields[0] == pod else None
+    try:
+        _, cpu, memory = k8s_cluster.wait_for(top, timeout=180, interval=3, what=f"kubectl top pod {pod}")
+    except TimeoutError as exc:
+        log = real_node.run_dir / "logs" / "metrics-server.log"
+        raise AssertionError(f"{exc}\n{log.read_text(errors='replace')[-3000:]}") from None
+    assert cpu.endswith("m") and memory.endswith("Mi")
+    assert int(memory[:-2]) > 10  # a Python server with numpy loaded, not an empty cgroup
+    usage = json.loads(k8s_cluster.kubectl(
+        "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{milvus}/pods/{pod}").stdout)
+    assert [c["name"] for c in usage["containers"]] == ["shoal"]
+    nodes = json.loads(k8s_cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").stdout)["items"]
+    assert [n["metadata"]["name"] for n in nodes] == [real_node.name]  # kwok nodes have no kubelet
 
 
 def test_collection_resource_creates_its_collection_through_the_in_cluster_operator(
@@ -592,3 +619,112 @@ def test_a_rolling_upgrade_of_the_cluster_under_load_fails_no_request(
     history = (cluster_obj(k8s_cluster, ns, CLUSTER)["status"].get("upgradeHistory") or [{}])[-1]
     assert {k: history.get(k) for k in ("from", "to", "strategy", "outcome")} == {
         "from": before, "to": target, "strategy": "rolling", "outcome": "Succeeded"}
+
+
+# ---- an HPA on real metrics: metrics-server (e2e/node/up.sh) reads kubelet's /metrics/resource;
+# the operator's HPA for the query role (spec.components.query.autoscaling) scales its Deployment.
+HPA_TARGET = 50  # % of the query pod's 100m CPU request (an idle query node uses far less)
+HPA_S = 300  # metrics lag one resolution (15 s), the HPA syncs every 15 s; a loaded machine is slower
+HPA_BEHAVIOR = {  # the defaults wait 5 min before scaling down: far too long for a test
+    "scaleUp": {"stabilizationWindowSeconds": 0},
+    "scaleDown": {"stabilizationWindowSeconds": 30, "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+}
+
+
+class SearchLoad:
+    """Threads that search through the proxies' ClusterIP back to back until stopped."""
+
+    def __init__(self, uri: str, collection: str, threads: int = 4) -> None:
+        self.uri, self.collection = uri, collection
+        self.halt = threading.Event()
+        self.calls = 0
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        c = MilvusClient(uri=self.uri, timeout=120)
+        vecs = vectors(64, seed=seed)
+        try:
+            while not self.halt.is_set():
+                try:
+                    c.search(self.collection, data=[vecs[self.calls % 64].tolist()], limit=5)
+                    self.calls += 1
+                except Exception as exc:  # counted; the test asserts there are none
+                    self.failures.append(f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            c.close()
+
+    def __enter__(self) -> SearchLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.halt.set()
+        for t in self.threads:
+            t.join(timeout=180)
+
+
+def hpa_obj(k8s_cluster: Any, ns: str, name: str) -> dict[str, Any]:
+    out = k8s_cluster.kubectl("get", "hpa", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+@pytest.mark.timeout(1200)  # three waits of up to HPA_S
+def test_an_hpa_on_real_cpu_metrics_scales_the_query_pool_up_under_a_search_load_and_back_down(
+    k8s_cluster: Any, real_node: Any, milvus_cluster: str
+) -> None:
+    ns, name = milvus_cluster, f"{CLUSTER}-query"
+    k8s_cluster.kubectl("patch", "milvusclusters.shoal.dev", CLUSTER, "-n", ns, "--type", "merge", "-p", json.dumps(
+        {"spec": {"components": {"query": {"autoscaling": {
+            "minReplicas": 1, "maxReplicas": 2, "targetCPUUtilization": HPA_TARGET, "behavior": HPA_BEHAVIOR}}}}}))
+    hpa = k8s_cluster.wait_for(lambda: hpa_obj(k8s_cluster, ns, name), timeout=120, interval=2, what=f"HPA {name}")
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "MilvusCluster"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 30
+    seen: list[tuple[int, int | None]] = []
+    """(the Deployment's replicas, the HPA's measured utilization %) at each poll"""
+
+    def replicas_and_utilization() -> tuple[int, int | None]:
+        status = hpa_obj(k8s_cluster, ns, name).get("status") or {}
+        cpu = [m["resource"]["current"].get("averageUtilization") for m in status.get("currentMetrics") or []
+               if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"]
+        deploy = json.loads(k8s_cluster.kubectl("get", "deployment", name, "-n", ns, "-o", "json").stdout)
+        seen.append((deploy["spec"]["replicas"], cpu[0] if cpu else None))
+        return seen[-1]
+
+    def settle(replicas: int, what: str) -> None:
+        def done() -> bool:
+            scale, cpu = replicas_and_utilization()
+            return scale == replicas and cpu is not None \
+                and len(ready_pods(k8s_cluster, ns, role_selector("query"))) == replicas
+        try:
+            k8s_cluster.wait_for(done, timeout=HPA_S, interval=3, what=what)
+        except TimeoutError as exc:
+            log = (real_node.run_dir / "logs" / "metrics-server.log").read_text(errors="replace")[-2000:]
+            raise AssertionError(f"{exc}\n(replicas, cpu %) seen: {seen[-10:]}\n"
+                                 f"{hpa_obj(k8s_cluster, ns, name).get('status')}\n{log}") from None
+
+    start = time.monotonic()
+    # Idle (the previous tests left two query nodes): real metrics far below the target.
+    settle(1, "the HPA scaling the idle query pool to 1")
+    idle = time.monotonic()
+    c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
+    c.load_collection("rows")
+    c.close()
+    with SearchLoad(cluster_uri(k8s_cluster, ns), "rows") as load:
+        settle(2, "the HPA scaling the query pool to 2 under the search load")
+        busy = max(cpu or 0 for _, cpu in seen)
+        up = time.monotonic()
+    assert load.failures == [], load.failures[:5]
+    settle(1, "the HPA scaling the query pool back to 1 after the load")
+    down = time.monotonic()
+    reasons = [e["message"] for e in json.loads(k8s_cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector",
+        f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={name}", "-o", "json").stdout)["items"]
+        if e["reason"] == "SuccessfulRescale"]
+    # The HPA's own account: it scaled up because the measured CPU (metrics-server's) was above target.
+    assert any("New size: 2" in r and "cpu resource utilization" in r and "above target" in r for r in reasons), reasons
+    assert any("New size: 1" in r and "below target" in r for r in reasons), reasons
+    print(f"HPA: idle pool at 1 after {idle - start:.0f} s; under {load.calls} searches 1 -> 2 (a Ready second "
+          f"pod, peak {busy}% of the request) in {up - idle:.0f} s; back to 1 in {down - up:.0f} s")

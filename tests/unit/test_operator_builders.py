@@ -95,6 +95,18 @@ def test_autoscaled_component_gets_an_hpa_and_no_replicas() -> None:
     assert [k for k in objs if k[0] == "HorizontalPodAutoscaler"] == [("HorizontalPodAutoscaler", "demo-query")]
 
 
+def test_hpa_takes_the_users_scaling_behavior_as_given() -> None:
+    behavior = {"scaleUp": {"stabilizationWindowSeconds": 0},
+                "scaleDown": {"stabilizationWindowSeconds": 30,
+                              "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}
+    objs = build({"mode": "cluster", "components": {"query": {"autoscaling": {"maxReplicas": 2, "behavior": behavior}}}})
+    hpa = objs[("HorizontalPodAutoscaler", "demo-query")]["spec"]
+    assert hpa["behavior"] == behavior
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 80  # no target given: CPU 80 %
+    plain = build({"mode": "cluster", "components": {"query": {"autoscaling": {"maxReplicas": 2}}}})
+    assert "behavior" not in plain[("HorizontalPodAutoscaler", "demo-query")]["spec"]
+
+
 def test_gpu_index_pool_requests_gpus_and_lands_on_the_gpu_pool() -> None:
     spec = {
         "mode": "cluster",
