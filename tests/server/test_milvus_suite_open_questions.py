@@ -5,7 +5,9 @@ open questions: Shoal now answers as Milvus's code does.
   row counts until a compaction rewrites its segment), while reads see one row per key;
 - a default value must come in the proto kind of its field (pymilvus sends a plain int as an
   INT64 default, which Milvus's rootcoord refuses for INT8/16/32 and FLOAT fields);
-- a new FLAT index on an INT8 vector is refused (Milvus builds INT8 vectors with HNSW only).
+- a new FLAT index on an INT8 vector is refused (Milvus builds INT8 vectors with HNSW only);
+- an upsert into an auto_id collection deletes the given keys and writes the rows under new
+  auto ids (Milvus's proxy, checkUpsertPrimaryFieldData), answering the new ids.
 """
 
 from __future__ import annotations
@@ -71,5 +73,18 @@ def test_flat_on_int8_vectors_is_refused(client: MilvusClient, name: str) -> Non
         client.load_collection(name)
         hits = client.search(name, data=[np.array([3, 0, 0, 1], dtype=np.int8)], anns_field="v", limit=1)
         assert hits[0][0]["id"] == 3
+    finally:
+        client.drop_collection(name)
+
+
+def test_upsert_of_an_auto_id_collection_gives_new_keys(client: MilvusClient, name: str) -> None:
+    client.create_collection(name, dimension=4, auto_id=True)
+    try:
+        old = list(client.insert(name, [{"vector": [1.0, 0.0, 0.0, 0.0]}, {"vector": [0.0, 1.0, 0.0, 0.0]}])["ids"])
+        res = client.upsert(name, [{"id": old[0], "vector": [0.0, 0.0, 1.0, 0.0]}, {"id": 12345, "vector": [0.0] * 3 + [1.0]}])
+        new = list(res["ids"])
+        assert res["upsert_count"] == 2 and len(new) == 2 and not set(new) & {old[0], 12345}
+        assert sorted(r["id"] for r in client.query(name, filter="id > 0")) == sorted([old[1], *new])
+        assert client.get_collection_stats(name)["row_count"] == 4  # written rows: 2 + 2
     finally:
         client.drop_collection(name)
