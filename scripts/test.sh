@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what is needed, lints, then runs
 #   tests/unit    pure functions (parser, codec, WAL, indexes, builders, bench harness --quick)
-#   tests/server  real pymilvus against a real `shoal run`
+#   tests/server  real pymilvus against a real `shoal run`, and again through a local cluster's proxy
 #   tests/compat  the conformance suite (pymilvus 3.0.x here, 2.6.x below), against standalone
 #                 and through a local cluster's proxy (test_x[shoal], test_x[cluster])
 #   tests/cluster a local cluster (`shoal cluster run`: etcd, 3 Kafka brokers, SeaweedFS, the roles),
@@ -29,6 +29,9 @@ if [ -n "$dupes" ]; then
 fi
 
 echo "== pytest (pymilvus 3.0.x)"
+# tests/server runs against standalone and through the local cluster's proxy (docs/cluster-parity.md);
+# SHOAL_SERVER_TARGET=shoal keeps it to standalone.
+export SHOAL_SERVER_TARGET="${SHOAL_SERVER_TARGET:-shoal,cluster}"
 pytest -q -p no:cacheprovider tests "$@"
 
 echo "== client scenarios (clients/: LangChain, LlamaIndex, the Go, Node and Java SDKs)"

@@ -177,10 +177,12 @@ class ClusterProcess:
 
 
 def start_cluster(data_dir: Path, *, streaming_nodes: int = 1, query_nodes: int = 1,
-                  kafka_brokers: int = 1, coords: int = 1) -> ClusterProcess:
+                  kafka_brokers: int = 1, coords: int = 1, proxies: int = 1,
+                  extra_args: list[str] | None = None) -> ClusterProcess:
     args = [sys.executable, "-m", "shoal.cli", "cluster", "run", "--data", str(data_dir), "--port", "0",
             "--http-port", "0", "--streaming-nodes", str(streaming_nodes), "--query-nodes", str(query_nodes),
-            "--kafka-brokers", str(kafka_brokers), "--coords", str(coords)]
+            "--kafka-brokers", str(kafka_brokers), "--coords", str(coords), "--proxies", str(proxies),
+            *(extra_args or [])]
     cluster = ClusterProcess(data_dir, data_dir.parent / f"{data_dir.name}.out", args)
     cluster.start()
     return cluster

@@ -21,15 +21,9 @@ BIN="$ROOT/bin"
 log() { printf '[argocd-build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 built() { [[ -x "$BIN/argocd" && -L "$BIN/argocd-repo-server" && -d "$ROOT/crds" ]]; }
 
-if built; then log "cached: $ROOT"; echo "$ROOT"; exit 0; fi
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-[[ -x "$GO" ]] || { log "no Go toolchain found (set GO=/path/to/go)"; exit 1; }
-mkdir -p "$ROOT"
-exec 9>"$ROOT/.lock"
-flock 9
-if built; then log "cached: $ROOT"; echo "$ROOT"; exit 0; fi
-
-export GOMAXPROCS="${SHOAL_E2E_GOMAXPROCS:-2}" GOFLAGS="-mod=mod" GOTOOLCHAIN=local CGO_ENABLED=0
+# shellcheck source=../tools/go-cache.sh
+source "$(dirname "$0")/../tools/go-cache.sh"
+go_cache_begin "$ROOT" built || { echo "$ROOT"; exit 0; }
 start=$(date +%s)
 work="$ROOT/src"
 if [[ ! -f "$work/go.mod" ]]; then

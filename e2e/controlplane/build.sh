@@ -39,26 +39,9 @@ all_built() {
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
 
-if all_built; then
-  log "cached: $BIN"
-  echo "$BIN"
-  exit 0
-fi
-
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-[[ -x "$GO" ]] || { log "no Go toolchain found (set GO=/path/to/go)"; exit 1; }
-
-mkdir -p "$ROOT"
-# One builder at a time; a second caller waits, then finds the cache warm.
-exec 9>"$ROOT/.lock"
-flock 9
-if all_built; then log "cached: $BIN"; echo "$BIN"; exit 0; fi
-
-# Keep a 2-core machine responsive and memory bounded: few parallel compiles.
-export GOMAXPROCS="${SHOAL_E2E_GOMAXPROCS:-2}"
-export GOFLAGS="-mod=mod"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
+# shellcheck source=../tools/go-cache.sh
+source "$(dirname "$0")/../tools/go-cache.sh"
+go_cache_begin "$ROOT" all_built || { echo "$BIN"; exit 0; }
 export GOBIN=""
 # The checksum database as served through the module proxy here has no entry for
 # k8s.io/kubernetes@v1.34.11+ (404); its staging modules and other deps do verify.

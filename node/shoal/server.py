@@ -3,7 +3,8 @@
 `NodeServer(config)` opens the engine (`shoal.engine.open_engine`), serves
 `MilvusService` (`shoal.api.servicer`) on `config.port` with the metrics interceptor and
 64 MB message limits both ways, and `/healthz` + `/metrics` on `config.http_port`.
-Users and roles live in the engine's meta store (`shoal.security.catalog`); the auth
+Users and roles live in the engine's meta store (`shoal.security.catalog`; a cluster's
+proxy gets them from its `ClusterEngine.security_catalog`, in etcd); the auth
 interceptor (`shoal.api.auth`) and the quota interceptor (`shoal.api.quotas`) are added
 only when switched on, and both ports speak TLS under `tls_mode` (`shoal.api.tls`).
 `stop()` stops accepting, drains in-flight calls, then closes the engine.
@@ -118,18 +119,26 @@ class NodeServer:
 
     def _security(self, cfg: Config, metrics: Metrics) -> tuple[SecurityCatalog, list[Any], Guard | None]:
         """The users/roles catalog, the interceptors in order, and the guard (None: auth off)."""
-        store = getattr(getattr(self.engine, "catalog", None), "store", None)
-        if store is None:  # an engine without a meta store of its own
-            store = FileMetaStore(cfg.data_dir / "security.db")
-        security = SecurityCatalog(store, cfg.root_password_value() or None)
+        shared = getattr(self.engine, "security_catalog", None)
+        if shared is not None:  # a cluster's proxy: the users and roles every proxy shares
+            security = shared(cfg.root_password_value() or None)
+        else:
+            store = getattr(getattr(self.engine, "catalog", None), "store", None)
+            if store is None:  # an engine without a meta store of its own
+                store = FileMetaStore(cfg.data_dir / "security.db")
+            security = SecurityCatalog(store, cfg.root_password_value() or None)
         interceptors: list[Any] = [MetricsInterceptor(metrics)]
         guard = None
         if cfg.authorization_enabled:
             guard = Guard(security, FailedLogins(cfg.auth_max_failed_attempts, cfg.auth_failed_window_s))
             interceptors.append(AuthInterceptor(guard))
+        disk_quota_mb = cfg.disk_quota_mb
+        if shared is not None and disk_quota_mb > 0:  # a proxy's own directory holds no data
+            log.warning("disk_quota_mb is applied by standalone nodes only; this cluster proxy ignores it")
+            disk_quota_mb = -1
         quotas = Quotas(
             cfg.data_dir, cfg.max_insert_bytes, cfg.dml_rate_mb_per_collection,
-            cfg.search_rate_vps_per_collection, cfg.disk_quota_mb,
+            cfg.search_rate_vps_per_collection, disk_quota_mb,
         )
         if quotas.active:
             interceptors.append(QuotaInterceptor(quotas))

@@ -9,6 +9,9 @@ tests/fixtures_cluster.py, its proxy). A test that also inspects the standalone 
 `standalone_only(reason)` runs on standalone only; docs/cluster-parity.md lists them.
 `shoal_process` (function): a private server a test may SIGKILL and restart on the
 same data dir (durability tests). Server output goes to a log file printed on failure.
+`security_cluster` (session, `cluster` target only): the one cluster the test_security_*
+modules share, authorization on; `cluster_proxy` adds a proxy of it with a module's own
+flags (quotas, TLS). A test marked `cluster_only(reason)` runs on the cluster target only.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the installed console script, as users run it; the module when the venv has none
 _SCRIPT = Path(sys.executable).parent / "shoal"
 SHOAL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shoal.cli"]
-_LISTEN = re.compile(r"Shoal listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")
+_LISTEN = re.compile(r"Shoal (?:proxy )?listening on ([\d.]+):(\d+) \(http [\d.]+:(\d+)\)")  # a proxy: `--role proxy`
 
 
 SERVER_TARGETS = ("shoal", "cluster")
@@ -46,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # the ORM API is what many Milvus users still write; its deprecation notice is noise here
     config.addinivalue_line("filterwarnings", "ignore::pymilvus.decorators.PyMilvusDeprecationWarning")
     config.addinivalue_line("markers", "standalone_only(reason): the test runs against standalone only")
+    config.addinivalue_line("markers", "cluster_only(reason): the test runs against the cluster target only")
 
 
 def _server_targets(config: pytest.Config) -> list[str]:
@@ -58,7 +62,8 @@ def _server_targets(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     targets = _server_targets(metafunc.config)
-    if targets == ["shoal"] or "server_target" not in metafunc.fixturenames:
+    cluster_only = metafunc.definition.get_closest_marker("cluster_only") is not None
+    if (targets == ["shoal"] and not cluster_only) or "server_target" not in metafunc.fixturenames:
         return  # the default: test ids as they always were
     standalone = (
         "shoal" in metafunc.fixturenames or "shoal_process" in metafunc.fixturenames
@@ -66,6 +71,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
     if standalone:
         targets = [t for t in targets if t == "shoal"]
+    only_cluster = metafunc.definition.get_closest_marker("cluster_only")
+    if only_cluster is not None:
+        why = only_cluster.args[0] if only_cluster.args else "cluster only"
+        skip = pytest.mark.skip(reason=f"{why}: runs with --server-target cluster")
+        params = [t if t == "cluster" else pytest.param(t, marks=skip) for t in targets]
+        metafunc.parametrize("server_target", params, scope="session", indirect=True)
+        return
     if targets:
         metafunc.parametrize("server_target", targets, scope="session", indirect=True)
 
@@ -220,3 +232,39 @@ def made(client: Any, name: str) -> Iterator[str]:
     client.create_collection(name, dimension=4)
     yield name
     client.drop_collection(name)
+
+
+# ---------------------------------------------------------------- the security cluster
+
+# Authorization on at both proxies (`shoal cluster run --config`) and the coordinator's limit
+# test_security_quotas checks; the auth module makes its 3 collections in `default`, the others
+# make theirs in databases of their own.
+SECURITY_CLUSTER_CONFIG = "authorization_enabled: true\nmax_collections_per_db: 3\n"
+
+
+@pytest.fixture(scope="session")
+def security_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The cluster test_security_{auth,quotas,tls} share under the `cluster` target: one broker,
+    one streaming node, two proxies; started on first use, so never under the default target."""
+    from fixtures_cluster import missing_tools, start_cluster
+
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    base = tmp_path_factory.mktemp("security-cluster")
+    config = base / "shoal.yaml"
+    config.write_text(SECURITY_CLUSTER_CONFIG)
+    cluster = start_cluster(base / "data", proxies=2, extra_args=["--config", str(config)])
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def cluster_proxy(cluster: Any, base: Path, args: list[str]) -> ShoalProcess:
+    """One more proxy of `cluster` with its own flags (`shoal run --role proxy`), serving."""
+    proc = ShoalProcess(base / "data", base / "proxy.log", [
+        "--role", "proxy", "--etcd", cluster.etcd_endpoint, "--kafka", cluster.kafka_bootstrap, *args,
+    ])
+    proc.start()
+    return proc

@@ -3,12 +3,15 @@
 The negative matrix: for each RPC family, no credentials / a wrong password / a user
 without the privilege / the same user once granted it → refused / refused / refused /
 served, with the codes Milvus's proxy answers (gRPC UNAUTHENTICATED and
-PERMISSION_DENIED, which pymilvus raises as they are). One server for the module.
+PERMISSION_DENIED, which pymilvus raises as they are). One server for the module; under
+the `cluster` target, a proxy of the security cluster (tests/server/conftest.py), whose
+second proxy shows that users and grants are the cluster's, not one proxy's.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,28 +19,39 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import ShoalProcess
+from conftest import ShoalProcess, Target
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
 ROOT = "root:Milvus"
 DIM = 4
+Server = ShoalProcess | Target  # a standalone server, or a proxy of the security cluster
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+def server(request: pytest.FixtureRequest, server_target: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess | Target]:
+    if server_target == "cluster":
+        cluster = request.getfixturevalue("security_cluster")
+        yield Target(cluster.uri, cluster.http)
+        for name in ("proxy-1", "proxy-2"):
+            _no_password((cluster.data_dir / "logs" / f"{name}.log").read_text(errors="replace"))
+        return
     base = tmp_path_factory.mktemp("shoal-auth")
     proc = ShoalProcess(base / "data", base / "server.log", ["--auth"])
     proc.start()
     yield proc
     code = proc.stop()
     assert code == 0, proc.tail()
-    log = Path(base / "server.log").read_text()
+    _no_password(Path(base / "server.log").read_text())
+
+
+def _no_password(log: str) -> None:
     assert ":Milvus" not in log and "pw-" not in log and "another-pw" not in log, "a password reached the log"
 
 
 @pytest.fixture(scope="module")
-def root(server: ShoalProcess) -> Iterator[MilvusClient]:
+def root(server: Server) -> Iterator[MilvusClient]:
     c = MilvusClient(uri=server.uri, token=ROOT)
     yield c
     c.close()
@@ -51,7 +65,7 @@ def coll(root: MilvusClient) -> str:
     return name
 
 
-def _raw(server: ShoalProcess, method: str, request: Any, header: str | None) -> Any:
+def _raw(server: Server, method: str, request: Any, header: str | None) -> Any:
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
         stub = milvus_pb2_grpc.MilvusServiceStub(ch)
         md = [("authorization", header)] if header is not None else None
@@ -90,7 +104,7 @@ def _denied(call: Callable[[], Any]) -> grpc.RpcError:
 # ---------------------------------------------------------------- authentication
 
 
-def test_no_credentials_and_wrong_password_are_refused(server: ShoalProcess) -> None:
+def test_no_credentials_and_wrong_password_are_refused(server: Server) -> None:
     req = milvus_pb2.ShowCollectionsRequest()
     with pytest.raises(grpc.RpcError) as none:
         _raw(server, "ShowCollections", req, None)
@@ -110,14 +124,14 @@ def test_no_credentials_and_wrong_password_are_refused(server: ShoalProcess) -> 
         assert e.value.code == 2 and "Fail connecting" in e.value.message
 
 
-def test_root_with_token_or_user_and_password(server: ShoalProcess, coll: str) -> None:
+def test_root_with_token_or_user_and_password(server: Server, coll: str) -> None:
     for kwargs in ({"token": ROOT}, {"user": "root", "password": "Milvus"}):
         c = MilvusClient(uri=server.uri, **kwargs)
         assert coll in c.list_collections()
         c.close()
 
 
-def test_failed_attempts_are_limited(server: ShoalProcess, root: MilvusClient) -> None:
+def test_failed_attempts_are_limited(server: Server, root: MilvusClient) -> None:
     user, password, _ = _user(root)
     req = milvus_pb2.ShowCollectionsRequest()
     for _ in range(5):
@@ -129,7 +143,7 @@ def test_failed_attempts_are_limited(server: ShoalProcess, root: MilvusClient) -
     assert "too many failed login attempts" in e.value.details()
 
 
-def test_credentials_lifecycle(server: ShoalProcess, root: MilvusClient) -> None:
+def test_credentials_lifecycle(server: Server, root: MilvusClient) -> None:
     user, password, _ = _user(root)
     assert user in root.list_users()
     me = MilvusClient(uri=server.uri, token=f"{user}:{password}")
@@ -193,7 +207,7 @@ RAW: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_privilege_matrix(server: ShoalProcess, root: MilvusClient, coll: str, family: str) -> None:
+def test_privilege_matrix(server: Server, root: MilvusClient, coll: str, family: str) -> None:
     object_type, privilege, on_collection, call = FAMILIES[family]
     user, password, role = _user(root)
     method, request = RAW[family]
@@ -212,7 +226,7 @@ def test_privilege_matrix(server: ShoalProcess, root: MilvusClient, coll: str, f
         me.close()
 
 
-def test_grant_on_one_collection_is_not_another(server: ShoalProcess, root: MilvusClient, coll: str) -> None:
+def test_grant_on_one_collection_is_not_another(server: Server, root: MilvusClient, coll: str) -> None:
     other = f"other_{uuid.uuid4().hex[:8]}"
     root.create_collection(other, dimension=DIM)
     user, password, role = _user(root)
@@ -226,7 +240,7 @@ def test_grant_on_one_collection_is_not_another(server: ShoalProcess, root: Milv
     me.close()
 
 
-def test_builtin_and_custom_privilege_groups(server: ShoalProcess, root: MilvusClient, coll: str) -> None:
+def test_builtin_and_custom_privilege_groups(server: Server, root: MilvusClient, coll: str) -> None:
     user, password, role = _user(root)
     me = MilvusClient(uri=server.uri, token=f"{user}:{password}")
     root.grant_privilege_v2(role, "CollectionReadOnly", coll, db_name="default")
@@ -254,7 +268,7 @@ def test_builtin_and_custom_privilege_groups(server: ShoalProcess, root: MilvusC
     me.close()
 
 
-def test_admin_role_and_describe(server: ShoalProcess, root: MilvusClient, coll: str) -> None:
+def test_admin_role_and_describe(server: Server, root: MilvusClient, coll: str) -> None:
     user, password, role = _user(root)
     root.grant_privilege(role, "Collection", "Search", coll)
     described = root.describe_role(role)
@@ -277,7 +291,7 @@ def test_admin_role_and_describe(server: ShoalProcess, root: MilvusClient, coll:
     me.close()
 
 
-def test_metrics_and_health_stay_open(server: ShoalProcess) -> None:
+def test_metrics_and_health_stay_open(server: Server) -> None:
     import urllib.error
     import urllib.request
 
@@ -293,7 +307,7 @@ def test_metrics_and_health_stay_open(server: ShoalProcess) -> None:
     assert found.value.code == 404  # authenticated; the port serves no REST API
 
 
-def _post(server: ShoalProcess, endpoint: str, body: dict[str, Any], token: str | None) -> tuple[int, dict]:
+def _post(server: Server, endpoint: str, body: dict[str, Any], token: str | None) -> tuple[int, dict]:
     import json
     import urllib.error
     import urllib.request
@@ -310,7 +324,7 @@ def _post(server: ShoalProcess, endpoint: str, body: dict[str, Any], token: str 
         return e.code, json.loads(e.read())
 
 
-def test_rest_api_checks_users_and_privileges(server: ShoalProcess, root: MilvusClient, coll: str) -> None:
+def test_rest_api_checks_users_and_privileges(server: Server, root: MilvusClient, coll: str) -> None:
     body = {"collectionName": coll, "filter": "id >= 0", "limit": 2, "outputFields": ["id"]}
     assert _post(server, "entities/query", body, None)[1]["code"] == 1800
     assert _post(server, "entities/query", body, "root:wrong")[0] == 401
@@ -324,7 +338,7 @@ def test_rest_api_checks_users_and_privileges(server: ShoalProcess, root: Milvus
     assert _post(server, "entities/insert", {"collectionName": coll, "data": []}, f"{user}:{password}")[0] == 403
 
 
-def test_backup_admin_endpoints_need_an_admin(server: ShoalProcess, root: MilvusClient) -> None:
+def test_backup_admin_endpoints_need_an_admin(server: Server, root: MilvusClient) -> None:
     body = {"database": "default", "collections": ["no_such_collection"]}
     assert _post_admin(server, body, None) == 401
     user, password, _ = _user(root)
@@ -332,7 +346,7 @@ def test_backup_admin_endpoints_need_an_admin(server: ShoalProcess, root: Milvus
     assert _post_admin(server, body, ROOT) not in (401, 403)  # past the check: the node's own answer
 
 
-def _post_admin(server: ShoalProcess, body: dict[str, Any], token: str | None) -> int:
+def _post_admin(server: Server, body: dict[str, Any], token: str | None) -> int:
     import json
     import urllib.error
     import urllib.request
@@ -345,3 +359,57 @@ def _post_admin(server: ShoalProcess, body: dict[str, Any], token: str | None) -
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+# ---------------------------------------------------------------- two proxies, one cluster
+
+
+def _eventually(check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    """`check()` until it passes: another proxy sees a change within its re-read interval (0.5 s).
+    One try a second, so a stale proxy's refusals stay below the failed-login limit."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except (AssertionError, grpc.RpcError, MilvusException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+@pytest.mark.cluster_only("two proxies of one cluster")
+def test_users_and_grants_made_through_one_proxy_hold_on_another(
+    security_cluster: Any, root: MilvusClient, coll: str
+) -> None:
+    other = Target(f"http://127.0.0.1:{security_cluster.children['proxy-2'].ports['grpc']}", "")
+    user, password, role = _user(root)  # through the first proxy
+    req = milvus_pb2.ShowCollectionsRequest()
+    _eventually(lambda: _raw(other, "ShowCollections", req, _b64(f"{user}:{password}")))  # logs in on the other
+    me = MilvusClient(uri=other.uri, token=f"{user}:{password}")
+    try:
+        root.grant_privilege(role, "Collection", "DescribeCollection", coll)
+        assert _eventually(lambda: me.describe_collection(coll))["collection_name"] == coll
+        root.revoke_privilege(role, "Collection", "DescribeCollection", coll)
+
+        def denied() -> None:
+            try:
+                me.describe_collection(coll)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e
+                return
+            raise AssertionError("the other proxy still allows what was revoked")
+
+        _eventually(denied)  # the revoke holds there too
+    finally:
+        me.close()
+    root.drop_user(user)
+
+    def refused() -> None:
+        try:
+            _raw(other, "ShowCollections", req, _b64(f"{user}:{password}"))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+            return
+        raise AssertionError("the other proxy still lets a dropped user in")
+
+    _eventually(refused)

@@ -2,7 +2,9 @@
 and search rates, disk quota, each with Milvus's code.
 
 The rates are tiny on purpose: a first request larger than the bucket passes and leaves
-it empty for minutes, so the refusal of the next one does not depend on timing.
+it empty for minutes, so the refusal of the next one does not depend on timing. Under the
+`cluster` target the same settings go to a proxy of the security cluster (whose coordinator
+has `max_collections_per_db: 3`), so each test keeps its collections in a database of its own.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ShoalProcess
+from conftest import ShoalProcess, cluster_proxy
 from pymilvus import MilvusClient, MilvusException
 
 DIM = 64
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+def server(request: pytest.FixtureRequest, server_target: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     base = tmp_path_factory.mktemp("shoal-quotas")
     config = base / "shoal.yaml"
     config.write_text(
@@ -27,8 +30,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
         "dml_rate_mb_per_collection: 0.0001\n"
         "search_rate_vps_per_collection: 0.01\n"
     )
-    proc = ShoalProcess(base / "data", base / "server.log", ["--config", str(config)])
-    proc.start()
+    if server_target == "cluster":
+        proc = cluster_proxy(request.getfixturevalue("security_cluster"), base, ["--config", str(config)])
+    else:
+        proc = ShoalProcess(base / "data", base / "server.log", ["--config", str(config)])
+        proc.start()
     yield proc
     assert proc.stop() == 0, proc.tail()
 
@@ -60,12 +66,19 @@ def test_collections_per_database(client: MilvusClient) -> None:
     client.create_collection("c3", dimension=DIM)
 
 
+def _own_database(client: MilvusClient, db: str) -> None:
+    client.create_database(db)
+    client.use_database(db)
+
+
 def test_insert_size(client: MilvusClient) -> None:
+    _own_database(client, "quota_size")
     client.create_collection("big", dimension=DIM)
     assert _code(lambda: client.insert("big", _rows(1000), retry_on_rate_limit=False)) == 1102
 
 
 def test_dml_and_search_rates(client: MilvusClient) -> None:
+    _own_database(client, "quota_rates")
     client.create_collection("rated", dimension=DIM)
     client.insert("rated", _rows(10))  # larger than the bucket: passes, empties it for minutes
     assert _code(lambda: client.insert("rated", _rows(1, 100), retry_on_rate_limit=False)) == 8
@@ -76,6 +89,7 @@ def test_dml_and_search_rates(client: MilvusClient) -> None:
 
 
 def test_disk_quota(tmp_path: Path) -> None:
+    """Standalone only: the quota is on the node's data directory (a cluster's proxy holds no data)."""
     proc = ShoalProcess(tmp_path / "data", tmp_path / "server.log", [])
     (tmp_path / "shoal.yaml").write_text("disk_quota_mb: 1\n")
     proc.extra_args = ["--config", str(tmp_path / "shoal.yaml")]

@@ -3,7 +3,8 @@
 Certificates are made here with `cryptography`: a CA, a server certificate for
 localhost/127.0.0.1, a client certificate, and a second CA nobody trusts. Refusals are
 asserted as refusals (pymilvus code 2 "Fail connecting"); they carry short client
-timeouts only so a refused handshake does not wait the default 10 s.
+timeouts only so a refused handshake does not wait the default 10 s. Under the `cluster`
+target each mode is a proxy of the security cluster started with those flags.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ShoalProcess
+from conftest import ShoalProcess, cluster_proxy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,25 +78,29 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return out
 
 
-def _serve(base: Path, pki: dict[str, str], mode: int) -> ShoalProcess:
+def _serve(request: pytest.FixtureRequest, target: str, base: Path, pki: dict[str, str], mode: int) -> ShoalProcess:
     args = ["--tls-mode", str(mode), "--tls-cert", pki["server"], "--tls-key", pki["server_key"]]
     if mode == 2:
         args += ["--tls-ca", pki["ca"]]
+    if target == "cluster":
+        return cluster_proxy(request.getfixturevalue("security_cluster"), base, args)
     proc = ShoalProcess(base / "data", base / "server.log", args)
     proc.start()
     return proc
 
 
 @pytest.fixture(scope="module")
-def one_way(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, str]) -> Iterator[ShoalProcess]:
-    proc = _serve(tmp_path_factory.mktemp("tls1"), pki, 1)
+def one_way(request: pytest.FixtureRequest, server_target: str, tmp_path_factory: pytest.TempPathFactory,
+            pki: dict[str, str]) -> Iterator[ShoalProcess]:
+    proc = _serve(request, server_target, tmp_path_factory.mktemp("tls1"), pki, 1)
     yield proc
     assert proc.stop() == 0, proc.tail()
 
 
 @pytest.fixture(scope="module")
-def mutual(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, str]) -> Iterator[ShoalProcess]:
-    proc = _serve(tmp_path_factory.mktemp("tls2"), pki, 2)
+def mutual(request: pytest.FixtureRequest, server_target: str, tmp_path_factory: pytest.TempPathFactory,
+           pki: dict[str, str]) -> Iterator[ShoalProcess]:
+    proc = _serve(request, server_target, tmp_path_factory.mktemp("tls2"), pki, 2)
     yield proc
     assert proc.stop() == 0, proc.tail()
 
@@ -109,6 +114,8 @@ def _refused(**kwargs: object) -> None:
 def test_one_way_tls(one_way: ShoalProcess, pki: dict[str, str]) -> None:
     uri = f"https://127.0.0.1:{one_way.port}"
     c = MilvusClient(uri=uri, secure=True, server_pem_path=pki["ca"], server_name="localhost")
+    c.create_database("tls")  # a database of its own: the security cluster serves other modules too
+    c.use_database("tls")
     c.create_collection("tls_demo", dimension=4)
     c.insert("tls_demo", [{"id": 1, "vector": [0.1] * 4}])
     assert c.query("tls_demo", filter="id == 1")[0]["id"] == 1
@@ -121,7 +128,7 @@ def test_mutual_tls(mutual: ShoalProcess, pki: dict[str, str]) -> None:
     uri = f"https://127.0.0.1:{mutual.port}"
     c = MilvusClient(uri=uri, secure=True, client_pem_path=pki["client"], client_key_path=pki["client_key"],
                      ca_pem_path=pki["ca"], server_name="localhost")
-    assert c.list_collections() == []
+    assert "default" in c.list_databases()
     c.close()
     _refused(uri=uri, secure=True, server_pem_path=pki["ca"], server_name="localhost")  # no client cert
     _refused(uri=uri, secure=True, client_pem_path=pki["rogue_client"], client_key_path=pki["rogue_client_key"],

@@ -145,3 +145,25 @@ def test_coords_adds_standby_coordinators_with_their_own_ports(tmp_path: Path) -
     coords = [s for s in services if s.name.startswith("coord-")]
     assert coords[0].ports != coords[1].ports
     assert all(s.args[s.args.index("--role") + 1] == "coord" for s in coords)
+
+
+def test_cluster_run_refuses_a_bad_config_at_once(tmp_path: Path) -> None:
+    from shoal.cli import main
+
+    bad = tmp_path / "shoal.yaml"
+    bad.write_text("tls_mode: 7\n")
+    assert main(["cluster", "run", "--data", str(tmp_path / "d"), "--config", str(bad)]) == 2
+    assert not (tmp_path / "d").exists()  # nothing was started
+
+
+def test_config_and_auth_reach_every_role(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from shoal.cluster.deps import Endpoints
+
+    extra = ["--config", str(tmp_path / "shoal.yaml"), "--auth"]
+    sup = Supervisor(tmp_path, ClusterLayout(proxies=2, extra_args=extra), role_command=["role"])
+    sup.deps = SimpleNamespace(endpoints=Endpoints(["127.0.0.1:1"], "127.0.0.1:2", "http://127.0.0.1:3"))  # type: ignore[assignment]
+    services = sup._role_services(PortBook(tmp_path / "ports.json"))
+    assert [s.name for s in services][-2:] == ["proxy-1", "proxy-2"]
+    assert all(s.args[-3:] == extra for s in services)

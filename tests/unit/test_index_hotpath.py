@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,19 +34,34 @@ class InstantFaiss:
         return self.result
 
 
+def _calls_during(fn: Any) -> int:
+    """Function calls (Python and C) made while `fn` runs: the work a search does around faiss,
+    counted rather than timed so a loaded machine cannot fail it (50 on the day it was written)."""
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
 def test_serial_single_query_overhead_is_small() -> None:
     index = build_index(
         validate_index_params(FIELD, {"index_type": "HNSW", "M": "8", "efConstruction": "32"}), BASE
     )
     index.index = InstantFaiss(10)  # type: ignore[attr-defined]
     query = QUERIES[:1]
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(300):
-            index.search(query, 10, {"ef": "64"})
-        best = min(best, (time.perf_counter() - start) / 300)
-    assert best < 80e-6, f"{best * 1e6:.1f} us of Python per nq=1 search"
+    scores, rows = index.search(query, 10, {"ef": "64"})
+    assert rows.shape == (1, 10)
+    calls = _calls_during(lambda: index.search(query, 10, {"ef": "64"}))
+    assert calls <= 80, f"{calls} calls around faiss per nq=1 search"
 
 
 def one_search(index: Any, queries: np.ndarray, allowed: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:

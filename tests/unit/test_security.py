@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import sys
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,10 @@ from shoal.security.catalog import Grant, SecurityCatalog
 from shoal.security.guard import AuthError, Guard
 from shoal.security.limits import FailedLogins, TokenBucket
 from shoal.security.privileges import BUILTIN_GROUPS, RPC_NEEDS
-from shoal.storage.meta_store import FileMetaStore
+from shoal.storage.meta_store import EtcdMetaStore, FileMetaStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_services import EtcdServer, etcd_server_fixture  # noqa: E402, F401
 
 
 def _header(user: str, password: str) -> str:
@@ -81,6 +87,46 @@ def test_guard_decisions(catalog: SecurityCatalog) -> None:
     guard.authorize("bob", "UpdateCredential", milvus_pb2.UpdateCredentialRequest(username="bob"), "")
     with pytest.raises(AuthError):
         guard.authorize("bob", "UpdateCredential", milvus_pb2.UpdateCredentialRequest(username="root"), "")
+
+
+def test_proxies_share_users_and_roles_through_etcd(etcd_server: EtcdServer) -> None:
+    """Two proxies' catalogs over one etcd key: a change through either counts on the other
+    (refresh_s=0: every read looks for a newer revision, so nothing here waits)."""
+    prefix = f"sec-{uuid.uuid4().hex}/"
+    stores = [EtcdMetaStore(etcd_server.endpoints, prefix) for _ in range(2)]
+    try:
+        a, b = (SecurityCatalog(s, refresh_s=0) for s in stores)
+        assert a.users() == b.users() == ["root"]  # root made once, by whichever came first
+        a.create_user("carol", "carol-password")
+        guard_b = Guard(b, FailedLogins())
+        assert guard_b.authenticate(_header("carol", "carol-password"), "ipv4:10.0.0.1:1") == "carol"
+        b.create_role("reader")
+        a.bind("carol", "reader")  # a never read `reader`: a change starts from the newest state
+        a.grant(Grant("reader", "Collection", "c1", "default", "Query"))
+        query = milvus_pb2.QueryRequest(collection_name="c1")
+        guard_b.authorize("carol", "Query", query, "")
+        a.revoke(Grant("reader", "Collection", "c1", "default", "Query"))
+        with pytest.raises(AuthError):  # the revoke counts on b from its next request
+            guard_b.authorize("carol", "Query", query, "")
+        a.update_password("carol", "changed-password")
+        with pytest.raises(AuthError):  # b's remembered header is stale once the hash moved
+            guard_b.authenticate(_header("carol", "carol-password"), "ipv4:10.0.0.1:1")
+
+        def make_roles(catalog: SecurityCatalog, tag: str) -> None:
+            for i in range(8):
+                catalog.create_role(f"{tag}{i}")
+
+        workers = [threading.Thread(target=make_roles, args=(c, t)) for c, t in ((a, "x"), (b, "y"))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        made = {f"{t}{i}" for t in "xy" for i in range(8)}
+        assert made <= set(a.roles()) and made <= set(b.roles())  # concurrent writers lose nothing
+        assert SecurityCatalog(stores[0], refresh_s=0).roles() == a.roles()
+    finally:
+        for s in stores:
+            s.close()
 
 
 def test_failed_logins_lock_the_pair_until_the_window_passes(catalog: SecurityCatalog) -> None:

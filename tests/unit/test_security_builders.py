@@ -56,3 +56,17 @@ def test_root_secret_is_generated_only_when_none_is_named() -> None:
     assert security.env(REF, named)[0]["valueFrom"]["secretKeyRef"]["name"] == "mine"
     off = MilvusClusterSpec.model_validate({})
     assert not security.needs_root_secret(off) and security.env(REF, off) == [] and security.config_keys(off) == {}
+
+
+def test_cluster_mode_gives_every_proxy_the_security_and_quota_settings() -> None:
+    spec = {**SPEC, "mode": "cluster", "config": {"max_insert_bytes": 1000, "search_rate_vps_per_collection": 5.0}}
+    objs = _objects(spec)
+    data = objs[("ConfigMap", "demo-config")]["data"]
+    doc = yaml.safe_load(data["proxy.yaml"])
+    assert doc["role"] == "proxy" and doc["authorization_enabled"] is True and doc["tls_mode"] == 2
+    assert doc["max_insert_bytes"] == 1000 and doc["search_rate_vps_per_collection"] == 5.0
+    assert not any("password" in k for k in doc)
+    pod = objs[("Deployment", "demo-proxy")]["spec"]["template"]["spec"]
+    box = pod["containers"][0]
+    assert any(e["name"] == "SHOAL_ROOT_PASSWORD" for e in box["env"])  # the first proxy creates root with it
+    assert {"name": "tls", "mountPath": "/etc/shoal/tls", "readOnly": True} in box["volumeMounts"]

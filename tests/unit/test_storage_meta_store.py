@@ -186,3 +186,18 @@ def test_etcd_uses_the_next_endpoint_when_one_is_down(etcd_server: EtcdServer) -
 def test_unreachable_etcd_is_a_clear_error() -> None:
     with pytest.raises(ShoalError, match="cannot reach etcd"):
         EtcdMetaStore([f"127.0.0.1:{free_port()}"], prefix="x/", timeout_s=2)
+
+
+def test_etcd_put_if_revision_is_compare_and_swap(etcd_server: EtcdServer) -> None:
+    s = EtcdMetaStore(etcd_server.endpoints, prefix=f"cas-{uuid.uuid4().hex}/")
+    try:
+        assert s.get_revision("k") == (None, 0)
+        first = s.put_if_revision("k", b"one", 0)  # 0: only while absent
+        assert first and s.get_revision("k") == (b"one", first)
+        assert s.put_if_revision("k", b"lost", 0) == 0  # no longer absent
+        second = s.put_if_revision("k", b"two", first)
+        assert second > first
+        assert s.put_if_revision("k", b"stale", first) == 0  # another writer got there first
+        assert s.get("k") == b"two"
+    finally:
+        s.close()

@@ -36,6 +36,7 @@ from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.importer import ImportJob
 from shoal.errors import Code, ShoalError
+from shoal.security.catalog import SecurityCatalog
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,13 @@ META_CHECK_S = 0.5
 
 
 class ClusterEngine:
-    catalog = None  # no local catalog: users and roles stay in the proxy's own file (see docs)
+    catalog = None  # no local catalog: the coordinator owns it
+
+    def security_catalog(self, root_password: str | None) -> SecurityCatalog:
+        """Users, roles and grants: one document in etcd shared by every proxy (the server
+        asks this instead of opening its own store). Changes are compare-and-swap writes;
+        another proxy's change counts here within `META_CHECK_S`, as DDL does."""
+        return SecurityCatalog(self.env.store, root_password, refresh_s=META_CHECK_S)
 
     def __init__(self, env: ClusterEnv) -> None:
         self.env = env

@@ -2,6 +2,7 @@
 
     shoal cluster run --data DIR [--port 19530] [--http-port 9091] [--query-nodes N]
                       [--streaming-nodes N] [--proxies N] [--coords N] [--kafka-brokers N]
+                      [--config FILE] [--auth]
 
 `Supervisor` starts etcd, Kafka and SeaweedFS (`shoal.cluster.deps`), then one
 `shoal run --role R` process per role (coords, streaming, query, index, then the proxies),
@@ -10,6 +11,10 @@ and prints one line per process with its pid and ports. The last line,
 opens P only then. A child that dies is started again with the same arguments and ports
 (as Kubernetes would), after a back-off that grows to 10 s while it keeps dying. SIGTERM
 or SIGINT stops the roles (proxies first, coord last) and then the dependencies.
+
+`--config FILE` (the standalone keys, docs/configuration.md) and `--auth` go to every role:
+the proxies apply authorization, TLS and the request quotas, the coordinator the catalog's
+limits (`max_collections_per_db`); the roles' internal RPCs stay plaintext and unauthenticated.
 
 Every child gets PR_SET_PDEATHSIG, so none outlives a SIGKILLed supervisor; all state is
 under DIR (ports in DIR/ports.json), so running again on DIR resumes the same cluster.
@@ -267,6 +272,9 @@ def add_parser(sub: Any) -> None:
                        ("--kafka-brokers", "Kafka brokers")):
         run.add_argument(flag, type=int, default=1, help=f"number of {what} (default 1)")
     run.add_argument("--log-level", default=None, help="log level of every role")
+    run.add_argument("--config", default=None,
+                     help="YAML configuration every role reads (authorization, TLS, quotas: docs/configuration.md)")
+    run.add_argument("--auth", action="store_true", help="authorization on at the proxies (authorization_enabled)")
 
 
 def run(args: Any) -> int:
@@ -276,6 +284,18 @@ def run(args: Any) -> int:
         print(f"shoal cluster run: --{bad[0].replace('_', '-')} must be at least 1", file=sys.stderr)
         return 2
     extra = ["--log-level", args.log_level] if args.log_level else []
+    if args.config:
+        from shoal.config import ConfigError, load_config
+
+        config = str(Path(args.config).resolve())
+        try:
+            load_config(config)  # a bad file fails here, once, not in every role's restart loop
+        except ConfigError as e:
+            print(f"shoal cluster run: {e}", file=sys.stderr)
+            return 2
+        extra += ["--config", config]
+    if args.auth:
+        extra.append("--auth")
     layout = ClusterLayout(port=args.port, http_port=args.http_port, host=args.host, extra_args=extra, **counts)
     supervisor = Supervisor(Path(args.data_dir), layout)
     stop = threading.Event()

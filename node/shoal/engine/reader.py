@@ -202,11 +202,16 @@ class Reader:
         for seg in segments:
             batch, n = seg.snapshot_batch()
             mask = seg.visible(read_ts, floor)
+            if mask is not None and len(mask) > n:
+                mask = mask[:n]  # rows appended after the snapshot are not this read's
             if flt is not None:
                 fmask = self.filter_cache.evaluate(flt, seg, batch, n)
                 mask = fmask if mask is None else (mask & fmask[:n])
             if flt is not None and flt.sample is not None:
                 mask = sample_mask(np.ones(n, dtype=bool) if mask is None else mask[:n], flt.sample)
+            if mask is None and not seg.sealed:
+                # a growing segment may take rows while this read runs: pin the rows it has now
+                mask = np.ones(n, dtype=bool)
             masks.append(mask)
         return masks
 

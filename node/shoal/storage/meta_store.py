@@ -8,7 +8,9 @@ opaque bytes here; the engine decides their encoding.
 - `FileMetaStore`: the whole map in memory, persisted as one checksummed file that is
   rewritten to a temporary name, fsynced and renamed over the old one on each commit.
 - `EtcdMetaStore`: keys under a prefix in etcd, through the asyncio `aetcd` client run
-  on a private event loop thread; `commit` is one etcd transaction.
+  on a private event loop thread; `commit` is one etcd transaction. It is also a
+  `RevisionedStore`: a key's revision, and a put that applies only at that revision (for
+  state several processes write, such as the users and roles of a cluster's proxies).
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ class MetaStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RevisionedStore(MetaStore, Protocol):
+    """A `MetaStore` with compare-and-swap on one key."""
+
+    def get_revision(self, key: str) -> tuple[bytes | None, int]:
+        """The value and the revision it was written at; (None, 0) when absent."""
+        ...
+
+    def put_if_revision(self, key: str, value: bytes, revision: int) -> int:
+        """Put `value` only if `key` is still at `revision` (0: absent); the new revision,
+        or 0 when another writer got there first."""
+        ...
 
 
 def _check_key(key: str) -> None:
@@ -270,6 +285,23 @@ class EtcdMetaStore:
         _check_value(key, value)
         raw = self._key(key)
         self._call(lambda c: c.put(raw, bytes(value)))
+
+    def get_revision(self, key: str) -> tuple[bytes | None, int]:
+        raw = self._key(key)
+        result = self._call(lambda c: c.get(raw))
+        return (None, 0) if result is None else (bytes(result.value), int(result.mod_revision))
+
+    def put_if_revision(self, key: str, value: bytes, revision: int) -> int:
+        _check_value(key, value)
+        raw = self._key(key)
+
+        async def txn(c: Any) -> int:
+            compare = [c.transactions.mod(raw) == revision]  # etcd reads an absent key's as 0
+            ok, replies = await c.transaction(compare=compare, success=[c.transactions.put(raw, bytes(value))],
+                                              failure=[])
+            return int(replies[0].response_put.header.revision) if ok else 0
+
+        return self._call(txn)
 
     def delete(self, key: str) -> None:
         raw = self._key(key)

@@ -5,6 +5,8 @@ etcd layout under `cluster_prefix` (default "shoal/"):
 - `nodes/<role>/<id>`      JSON {address, pid, http}; leased, so a dead node disappears
 - `coord/leader`           JSON of the active coordinator; leased (active-standby election)
 - `wal/owner/<channel>`    JSON {node, address, epoch}: the streaming node that owns a channel
+- `security/state`         users, roles, grants, privilege groups (`security.catalog`), which
+                           every proxy reads and changes by compare-and-swap
 """
 
 from __future__ import annotations
