@@ -4,7 +4,8 @@
 supervisor prints `Shoal cluster listening on ...`; `.uri` is the proxy for pymilvus,
 `.pid(name)` / `.name_for_port(port)` read the supervisor's lines (a restarted child gets a
 new line), `.etcd_json(key)` reads etcd through its JSON gateway. The session fixture
-`shoal_cluster` shares one cluster between modules (tests/conftest.py imports it).
+`shoal_cluster` shares one cluster between modules (tests/conftest.py imports it);
+`SHOAL_CLUSTER_OUT=<file>` makes it a cluster started by hand with its stdout in that file.
 
 Tests skip, with the reason, when etcd, Java or weed are absent (scripts/setup.sh --test
 installs them).
@@ -119,6 +120,16 @@ class ClusterProcess:
         self.refresh()
         return f"127.0.0.1:{self.children['etcd'].ports['client']}"
 
+    def http_endpoints(self) -> dict[str, str]:
+        """Each role process's HTTP endpoint (health, /metrics) by its supervisor name, the
+        proxy's as `proxy`."""
+        self.refresh()
+        out = {"proxy": self.http}
+        for name, child in self.children.items():
+            if "grpc" in child.ports and "http" in child.ports:
+                out[name] = f"http://127.0.0.1:{child.ports['http']}"
+        return out
+
     def pid(self, name: str) -> int:
         self.refresh()
         return self.children[name].pid
@@ -188,8 +199,26 @@ def start_cluster(data_dir: Path, *, streaming_nodes: int = 1, query_nodes: int 
     return cluster
 
 
+def attach_cluster(out_path: Path) -> ClusterProcess:
+    """A cluster started by hand (`shoal cluster run ... > out_path`), read from its lines; the
+    tests neither start nor stop it."""
+    cluster = ClusterProcess(out_path.with_suffix(""), out_path, [])
+    for line in cluster._read().splitlines():
+        found = READY.match(line)
+        if found:
+            cluster.uri = f"http://{found.group(1)}:{found.group(2)}"
+            cluster.http = f"http://{found.group(3)}:{found.group(4)}"
+    if not cluster.uri:
+        raise RuntimeError(f"{out_path} names no serving cluster")
+    cluster.refresh()
+    return cluster
+
+
 @pytest.fixture(scope="session", name="shoal_cluster")
 def shoal_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
+    if os.environ.get("SHOAL_CLUSTER_OUT"):  # development: a cluster already running (its stdout file)
+        yield attach_cluster(Path(os.environ["SHOAL_CLUSTER_OUT"]))
+        return
     why = missing_tools()
     if why:
         pytest.skip(why)

@@ -6,6 +6,7 @@
 
     shoal backup create|restore|list|describe|delete|prune|verify ...   (see shoal.backup.command)
     shoal cluster run --data DIR [--port P] ...   a local cluster (see shoal.cluster.supervisor)
+    shoal cluster status|scale|restart --data DIR ...   change a running local cluster
 
 Settings come from `shoal.config` (YAML < SHOAL_* env < flags). Once serving, one line
 `Shoal listening on HOST:PORT (http HOST:PORT)` goes to stdout, so `--port 0` users and

@@ -65,6 +65,8 @@ class Config:
     advertise_host: str = "127.0.0.1"  # the address other roles reach this one at
     node_lease_s: int = 5  # etcd lease of a role's registration: how soon a dead node is noticed
     checkpoint_interval_s: int = 300  # the WAL owner seals, writes to S3 and checkpoints at least this often
+    reuse_port: bool = False  # SO_REUSEPORT on the proxy's ports: `shoal cluster` starts a replacement beside it
+    drain_grace_s: int = 20  # SIGTERM: a role hands its work over and exits within this (Kubernetes waits 30 s)
     # security (docs/security.md)
     authorization_enabled: bool = False
     root_password: str = ""  # used once, at the first start; empty: Milvus's default
@@ -106,10 +108,10 @@ _INT_KEYS = {
     "port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "filter_cache_mb",
     "grpc_workers", "max_message_bytes", "auth_max_failed_attempts", "auth_failed_window_s", "tls_mode",
     "max_collections_per_db", "max_insert_bytes", "disk_quota_mb", "node_lease_s",
-    "checkpoint_interval_s",
+    "checkpoint_interval_s", "drain_grace_s",
 }
 _FLOAT_KEYS = {"dml_rate_mb_per_collection", "search_rate_vps_per_collection"}
-_BOOL_KEYS = {"authorization_enabled"}
+_BOOL_KEYS = {"authorization_enabled", "reuse_port"}
 _TOP_KEYS = {f.name for f in fields(Config)}
 _S3_KEYS = {f.name for f in fields(S3Config)}
 
@@ -214,6 +216,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"node_lease_s must be 2 or more, got {cfg.node_lease_s}")
     if cfg.checkpoint_interval_s < 1:
         raise ConfigError(f"checkpoint_interval_s must be 1 or more, got {cfg.checkpoint_interval_s}")
+    if cfg.drain_grace_s < 2:
+        raise ConfigError(f"drain_grace_s must be 2 or more, got {cfg.drain_grace_s}")
     if not cfg.cluster_prefix.endswith("/"):
         raise ConfigError(f"cluster_prefix must end with '/', got {cfg.cluster_prefix!r}")
     if cfg.filter_cache_mb < 0:

@@ -57,6 +57,7 @@ class NodeServer:
         self._grpc: grpc.Server | None = None
         self._http: ManagementServer | None = None
         self._serving = threading.Event()
+        self._draining = threading.Event()
         self._stopped = threading.Event()
         self.listen_port = 0
         self.http_port = 0
@@ -76,7 +77,7 @@ class NodeServer:
             opts = [
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if cfg.reuse_port else 0),
                 *KEEPALIVE_POLICY,
             ]
             server = grpc.server(
@@ -102,6 +103,7 @@ class NodeServer:
                 getattr(self.engine, "backups", None), tls.http_context(cfg),
                 None if guard is None else http_authenticator(guard),
                 None if guard is None else http_admin_check(guard),
+                is_ready=lambda: self._serving.is_set() and not self._draining.is_set(), reuse_port=cfg.reuse_port,
             )
             self.http_port = self._http.port
             server.start()
@@ -147,6 +149,14 @@ class NodeServer:
     @property
     def serving(self) -> bool:
         return self._serving.is_set()
+
+    def drain(self, delay: float, grace: float) -> None:
+        """SIGTERM (a cluster proxy): report Not Ready on `/readyz` but keep serving for `delay`
+        s, while Kubernetes takes this pod out of its Service; then `stop(grace)`: gRPC refuses
+        new calls (clients reconnect, to another proxy) and the calls in flight finish."""
+        self._draining.set()
+        self._stopped.wait(delay)
+        self.stop(grace)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let in-flight ones finish (up to `grace` s), close the engine."""

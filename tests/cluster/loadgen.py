@@ -134,3 +134,25 @@ class MixedLoad:
         """The longest time between two successful `kind` requests ending after `since`."""
         ends = [since] + [r.end for r in self.successes(kind, since)]
         return max((b - a for a, b in zip(ends, ends[1:], strict=False)), default=0.0)
+
+
+def visible(client: MilvusClient, coll: str, lo: int, hi: int) -> dict[int, int]:
+    """How often each id in [lo, hi) is visible (Strong), read in windows of 10,000 ids."""
+    seen: dict[int, int] = {}
+    for start in range(lo, hi, 10_000):
+        rows = client.query(coll, filter=f"id >= {start} and id < {min(hi, start + 10_000)}", output_fields=["id"],
+                            consistency_level="Strong", timeout=REQUEST_TIMEOUT_S)
+        for row in rows:
+            seen[int(row["id"])] = seen.get(int(row["id"]), 0) + 1
+    return seen
+
+
+def assert_acked_once(load: MixedLoad, seen: dict[int, int]) -> None:
+    """Every acknowledged insert is there exactly once; a failed one is all there (once) or absent."""
+    assert load.acked, "no insert was acknowledged"
+    for i in load.acked:
+        assert seen.get(i) == 1, f"acknowledged insert {i} seen {seen.get(i, 0)} times"
+    for batch in load.failed:
+        present = [i for i in batch if i in seen]
+        assert len(present) in (0, len(batch)), f"a failed insert is half visible: {present}"
+        assert all(seen[i] == 1 for i in present)

@@ -31,7 +31,7 @@ from pymilvus import DataType, MilvusClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures_cluster import ClusterProcess  # noqa: E402
-from loadgen import DIM, MixedLoad, base_rows, read_query, read_search  # noqa: E402
+from loadgen import DIM, MixedLoad, assert_acked_once, base_rows, read_query, read_search, visible  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 COLL = "faults_load"
@@ -119,16 +119,6 @@ def _kill_and_wait(cluster: ClusterProcess, role: str) -> tuple[str, int, float,
     return name, pid, killed, up
 
 
-def _visible(client: MilvusClient, lo: int, hi: int) -> dict[int, int]:
-    seen: dict[int, int] = {}
-    for start in range(lo, hi, 10_000):
-        rows = client.query(COLL, filter=f"id >= {start} and id < {min(hi, start + 10_000)}", output_fields=["id"],
-                            consistency_level="Strong", timeout=120)
-        for row in rows:
-            seen[int(row["id"])] = seen.get(int(row["id"]), 0) + 1
-    return seen
-
-
 @pytest.mark.parametrize("role", ["query", "index", "coord", "proxy"])
 def test_sigkill_of_a_role_under_mixed_load(cluster: ClusterProcess, expected: dict, role: str) -> None:
     first_id = next(_ids)
@@ -159,14 +149,7 @@ def test_sigkill_of_a_role_under_mixed_load(cluster: ClusterProcess, expected: d
     try:
         assert read_search(client, COLL) == expected["search"]
         assert read_query(client, COLL) == expected["query"]
-        seen = _visible(client, first_id, load.next_id)
-        assert load.acked, "no insert was acknowledged"
-        for i in load.acked:
-            assert seen.get(i) == 1, f"acknowledged insert {i} seen {seen.get(i, 0)} times"
-        for batch in load.failed:
-            present = [i for i in batch if i in seen]
-            assert len(present) in (0, len(batch)), f"a failed insert is half visible: {present}"
-            assert all(seen[i] == 1 for i in present)
+        assert_acked_once(load, visible(client, COLL, first_id, load.next_id))
         if role == "coord":  # DDL goes through the new active coordinator
             client.create_partition(COLL, "after_coord_kill", timeout=120)
             assert client.has_partition(COLL, "after_coord_kill")

@@ -192,3 +192,100 @@ def test_every_routed_method_is_an_engine_method_with_one_owner() -> None:
     # the proxy answers every engine method (a missing one was a 65535 AttributeError)
     public = [n for n in vars(EngineAPI) if not n.startswith("_") and callable(getattr(EngineAPI, n))]
     assert [n for n in public if not hasattr(ClusterEngine, n)] == []
+
+
+# ---- bulk import in cluster mode (roles/imports.py), with a local object store for S3
+
+
+class _JobsEnv:
+    """What `ClusterImporter` uses of a `ClusterEnv`: an etcd-like store, the config, the prefix."""
+
+    def __init__(self, catalog: MemStore) -> None:
+        self.store, self.catalog, self.cfg, self.prefix = MemStore(), catalog, Config(), "shoal/"
+
+    def put_json(self, key: str, value: dict) -> None:
+        import json
+
+        self.store.put(key, json.dumps(value).encode())
+
+    def meta_store(self) -> MemStore:
+        return self.catalog
+
+
+def _wait_job(importer, job_id: int):  # noqa: ANN001, ANN202
+    import time
+
+    deadline = time.monotonic() + 60
+    while importer.get(job_id).state not in ("Completed", "Failed"):
+        assert time.monotonic() < deadline, "the import job did not finish"
+        time.sleep(0.02)
+    return importer.get(job_id)
+
+
+def test_a_cluster_import_commits_with_one_record_and_a_new_owner_settles_unfinished_jobs(tmp_path: Path) -> None:
+    import json
+
+    from shoal.cluster.roles.imports import ClusterImporter, job_key, read_job
+    from shoal.storage.object_store import LocalObjectStore
+
+    etcd = MemStore()
+    env = _JobsEnv(etcd)
+    s3 = LocalObjectStore(tmp_path / "bucket")
+    coord = Engine(tmp_path / "coord", meta_store=VersionedStore(etcd))
+    wal = ListWAL()
+    owner = Engine(tmp_path / "owner", meta_store=FollowerStore(etcd), wal=wal)
+    follower = Follower(env, tmp_path / "reader")  # type: ignore[arg-type]
+    follower.import_source = (s3, tmp_path / "cache")
+    committed: list[dict] = []
+    importer = ClusterImporter(owner, env, s3, 1, tmp_path / "scratch", committed.extend, lambda why: None)  # type: ignore[arg-type]
+    owner.importer.close()
+    owner.importer = importer
+    try:
+        coord.create_collection("default", "c", _schema())
+        owner.reload_catalog()
+        local = tmp_path / "rows.json"
+        local.write_text(json.dumps({"rows": [{"id": i, "vec": [i, 0.5]} for i in range(1, 6)]}))
+        (tmp_path / "more.json").write_text(json.dumps([{"id": i, "vec": [i, 0.5]} for i in range(6, 9)]))
+        s3.put_file("in/more.json", tmp_path / "more.json")  # a key in the bucket, as Milvus names files
+        first = owner.import_files("default", "c", "", [[str(local)]], {})
+        second = owner.import_files("default", "c", "", [["in/more.json"]], {})
+        missing = owner.import_files("default", "c", "", [["in/absent.json"]], {})
+        assert _wait_job(importer, first.job_id).state == "Completed"
+        assert _wait_job(importer, second.job_id).state == "Completed"
+        failed = _wait_job(importer, missing.job_id)
+        assert failed.state == "Failed" and "absent.json" in failed.reason
+        assert len(wal.records) == 2  # one record per committed job, none for the failed one
+        kinds = [wal_records.decode(r).kind for r in wal.records]
+        assert kinds == [Kind.IMPORT, Kind.IMPORT]
+        stored = read_job(env, first.job_id)  # type: ignore[arg-type]
+        assert stored.state == "Completed" and stored.imported_rows == 5 and stored.commit_lsn == 1
+        assert {e["path"].split("/")[-1].split("-")[0] for e in committed} == {f"i{first.job_id}", f"i{second.job_id}"}
+        for entry in committed:  # every file the record names is in the bucket, timestamps stamped
+            assert {k.rsplit("/", 1)[1] for k in s3.list(entry["key"] + "/")} == set(entry["files"])
+
+        follower.catch_up(0)
+        for lsn, payload in enumerate(wal.records, 1):
+            follower.apply(TailRecord(lsn, payload, follower.version))
+        assert follower.imported_jobs == {first.job_id, second.job_id}
+        coord.load_collection("default", "c")
+        follower.catch_up(0)
+        owner.reload_catalog()
+        assert _ids(follower.engine, "c") == list(range(1, 9)) == _ids(owner, "c")
+
+        # the owner died: one job was committed but not yet marked so, one never committed
+        for job_id in (first.job_id, 42):
+            env.store.put(job_key(job_id), json.dumps({**json.loads(env.store.get(job_key(first.job_id))),
+                                                      "job_id": job_id, "state": "Importing"}).encode())
+        later = ClusterImporter(follower.engine, env, s3, 2, tmp_path / "scratch2", committed.extend,  # type: ignore[arg-type]
+                                lambda why: None)
+        try:
+            later.adopt(follower.imported_jobs)
+        finally:
+            later.close()
+        assert read_job(env, first.job_id).state == "Completed"  # type: ignore[arg-type]
+        orphan = read_job(env, 42)  # type: ignore[arg-type]
+        assert orphan.state == "Failed" and "run it again" in orphan.reason and orphan.imported_rows == 0
+    finally:
+        owner.close()
+        follower.close()
+        coord.close()

@@ -181,10 +181,19 @@ def shoal_process(tmp_path: Path) -> Iterator[ShoalProcess]:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a test's requests go: the Milvus gRPC `uri` (and its `port`), the HTTP API `http`."""
+    """Where a test's requests go: the Milvus gRPC `uri` (and its `port`), the HTTP API `http`;
+    `cluster`: the session's `ClusterProcess` when the target is its proxy."""
 
     uri: str
     http: str
+    cluster: Any = None
+
+    def metrics_endpoints(self) -> dict[str, str]:
+        """Every HTTP endpoint whose /metrics make up the target, by process name: the server's,
+        or the proxy's and each cluster role's (Prometheus scrapes each; dashboards read the union)."""
+        if self.cluster is None:
+            return {"server": self.http}
+        return dict(self.cluster.http_endpoints())
 
     @property
     def port(self) -> int:
@@ -199,7 +208,7 @@ def target_server(request: pytest.FixtureRequest, server_target: str) -> Target:
         if os.environ.get("SHOAL_CLUSTER_URI"):
             return Target(os.environ["SHOAL_CLUSTER_URI"], os.environ.get("SHOAL_CLUSTER_HTTP", ""))
         cluster = request.getfixturevalue("shoal_cluster")
-        return Target(str(cluster.uri), str(cluster.http))
+        return Target(str(cluster.uri), str(cluster.http), cluster)
     server = request.getfixturevalue("shoal")
     return Target(server.uri, server.http)
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT, ShoalProcess, Target
+from conftest import ROOT, Target
 from pymilvus import MilvusClient, MilvusException, connections, db, utility
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
@@ -35,15 +35,15 @@ def test_connect_with_host_and_port(target_server: Target) -> None:
         connections.disconnect("hp")
 
 
-def test_healthz_and_metrics_over_http(shoal: ShoalProcess, client: MilvusClient, name: str) -> None:
-    with urllib.request.urlopen(f"{shoal.http}/healthz", timeout=5) as r:
+def test_healthz_and_metrics_over_http(target_server: Target, client: MilvusClient, name: str) -> None:
+    with urllib.request.urlopen(f"{target_server.http}/healthz", timeout=5) as r:
         assert r.status == 200 and r.read() == b"OK"
     client.create_collection(name, dimension=2)
     client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}, {"id": 2, "vector": [1.0, 0.0]}])
     client.search(name, data=[[0.0, 1.0]], limit=1)
     with pytest.raises(MilvusException):
         client.describe_collection("missing_" + name)
-    with urllib.request.urlopen(f"{shoal.http}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"{target_server.http}/metrics", timeout=5) as r:  # the proxy's own, in a cluster
         text = r.read().decode()
     assert 'shoal_grpc_requests_total{code="0",method="Insert"}' in text
     assert 'shoal_grpc_requests_total{code="100",method="DescribeCollection"}' in text

@@ -22,9 +22,9 @@ ROWS = 300
 
 
 @pytest.fixture(scope="module")
-def client(shoal) -> MilvusClient:
-    connections.connect(alias="default", uri=shoal.uri)
-    yield MilvusClient(uri=shoal.uri)
+def client(target_server) -> MilvusClient:
+    connections.connect(alias="default", uri=target_server.uri)
+    yield MilvusClient(uri=target_server.uri)
     connections.disconnect("default")
 
 
@@ -236,3 +236,21 @@ def test_unknown_file_types_and_missing_collections_are_refused(client: MilvusCl
     with pytest.raises(MilvusException, match="object storage") as e:
         utility.do_bulk_insert(name, files=["s3://bucket/1.parquet"])
     assert e.value.code == 10
+
+
+def test_imported_keys_next_to_existing_keys_behave_as_on_standalone(client: MilvusClient, tmp_path: Path) -> None:
+    """An import is not deduplicated against rows already there (as Milvus): both targets answer alike."""
+    name, schema = all_types(client, numpy=False)
+    old = make_rows(10, numpy=False)
+    client.insert(name, old)
+    new = make_rows(10, numpy=False, start=5)
+    for r in new:
+        r["text"] = f"new{r['pk']}"
+    state = wait_import(utility.do_bulk_insert(name, files=write_files(tmp_path, schema, new, BulkFileType.PARQUET)[0]))
+    assert state.state == BulkInsertState.ImportCompleted, state.failed_reason
+    got = sorted((r["pk"], r["text"]) for r in client.query(name, filter="pk >= 0", output_fields=["text"]))
+    assert got == sorted([(r["pk"], r["text"]) for r in old] + [(r["pk"], r["text"]) for r in new])
+    assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 20
+    client.delete(name, ids=[5, 12])  # a delete reaches every row of its keys, imported or not
+    assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 17
+    assert client.query(name, filter="pk in [5, 12]", output_fields=["pk"]) == []

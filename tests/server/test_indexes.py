@@ -6,7 +6,7 @@ import time
 import urllib.request
 
 import numpy as np
-from conftest import ShoalProcess
+from conftest import Target
 from pymilvus import (
     Collection,
     CollectionSchema,
@@ -90,8 +90,11 @@ def test_alter_database_properties(client: MilvusClient, name: str) -> None:
     client.drop_database("p_" + name)
 
 
-def test_engine_stats_reach_metrics(shoal: ShoalProcess, client: MilvusClient, name: str) -> None:
+def test_engine_stats_reach_metrics(target_server: Target, client: MilvusClient, name: str) -> None:
     client.create_collection(name, dimension=2)
-    with urllib.request.urlopen(f"{shoal.http}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    assert "shoal_engine_" in text
+    client.insert(name, [{"id": 1, "vector": [0.5, 0.5]}])
+    texts = {}
+    for process, http in target_server.metrics_endpoints().items():  # a cluster: every role's engine
+        with urllib.request.urlopen(f"{http}/metrics", timeout=30) as r:
+            texts[process] = r.read().decode()
+    assert any("shoal_engine_collections" in t for t in texts.values()), sorted(texts)

@@ -168,17 +168,6 @@ def _workload(uri: str, name: str) -> None:
         c.close()
 
 
-def cluster_endpoints(cluster: object) -> dict[str, str]:
-    """Each role process's HTTP endpoint by its supervisor name (the proxy's too), from the
-    lines `shoal cluster run` prints."""
-    cluster.refresh()  # type: ignore[attr-defined]
-    out = {"proxy": cluster.http}  # type: ignore[attr-defined]
-    for name, child in cluster.children.items():  # type: ignore[attr-defined]
-        if "grpc" in child.ports and "http" in child.ports:
-            out[name] = f"http://127.0.0.1:{child.ports['http']}"
-    return out
-
-
 @pytest.fixture(params=["standalone", "cluster"])
 def dashboard_target(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
     """(the Milvus URI the workload goes to, every endpoint whose /metrics the dashboard scrapes)."""
@@ -186,7 +175,7 @@ def dashboard_target(request: pytest.FixtureRequest) -> tuple[str, dict[str, str
         shoal = request.getfixturevalue("shoal")
         return shoal.uri, {"standalone": shoal.http}
     cluster = request.getfixturevalue("shoal_cluster")  # the session's cluster, as tests/compat uses it
-    return cluster.uri, cluster_endpoints(cluster)
+    return cluster.uri, cluster.http_endpoints()
 
 
 def test_every_dashboard_metric_is_exported_with_data_after_a_workload(
@@ -230,10 +219,12 @@ def test_every_dashboard_metric_is_exported_with_data_after_a_workload(
             assert "process_resident_memory_bytes" in text
 
 
-def test_milvus_families_have_milvus_labels_and_values(shoal: object, name: str) -> None:
-    _workload(shoal.uri, name)  # type: ignore[attr-defined]
-    with urllib.request.urlopen(f"{shoal.http}/metrics", timeout=60) as r:  # type: ignore[attr-defined]
-        text = r.read().decode()
+def test_milvus_families_have_milvus_labels_and_values(target_server: object, name: str) -> None:
+    _workload(target_server.uri, name)  # type: ignore[attr-defined]
+    text = ""
+    for http in target_server.metrics_endpoints().values():  # type: ignore[attr-defined]
+        with urllib.request.urlopen(f"{http}/metrics", timeout=60) as r:  # a cluster: the union, as a dashboard reads
+            text += r.read().decode()
     assert "# TYPE milvus_proxy_req_count counter" in text  # Go's name: no `_total`
     assert re.search(
         rf'milvus_proxy_req_count\{{collection_name="{name}",db_name="default",function_name="Search",'

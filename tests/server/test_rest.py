@@ -217,7 +217,7 @@ def _wait_job(url: str, job_id: str) -> dict:
     raise AssertionError("import job did not finish")
 
 
-def test_import_jobs_through_pymilvus_bulk_import_helpers(rest, client: MilvusClient, shoal, tmp_path: Path) -> None:
+def test_import_jobs_through_pymilvus_bulk_import_helpers(rest, client: MilvusClient, target_server, tmp_path: Path) -> None:
     name = _name()
     schema = client.create_schema(enable_dynamic_field=True)
     schema.add_field("id", DataType.INT64, is_primary=True)
@@ -235,12 +235,12 @@ def test_import_jobs_through_pymilvus_bulk_import_helpers(rest, client: MilvusCl
                 w.append_row(dict(r))
             w.commit()
             groups += w.batch_files
-    resp = bulk_import(url=shoal.http, collection_name=name, files=groups)
+    resp = bulk_import(url=target_server.http, collection_name=name, files=groups)
     job_id = resp.json()["data"]["jobId"]
-    done = _wait_job(shoal.http, job_id)
+    done = _wait_job(target_server.http, job_id)
     assert done["state"] == "Completed" and done["progress"] == 100, done
     assert done["importedRows"] == done["totalRows"] == 200 and done["collectionName"] == name
-    assert [r["jobId"] for r in list_import_jobs(url=shoal.http, collection_name=name).json()["data"]["records"]] == [job_id]
+    assert [r["jobId"] for r in list_import_jobs(url=target_server.http, collection_name=name).json()["data"]["records"]] == [job_id]
     got = {r["id"]: r for r in client.query(name, filter="id >= 0", output_fields=["*"])}
     assert len(got) == 200
     for r in rows:
@@ -250,14 +250,14 @@ def test_import_jobs_through_pymilvus_bulk_import_helpers(rest, client: MilvusCl
     bad = tmp_path / "bad.json"
     bad.write_text('{"rows": [{"id": 1000, "vec": [1, 2], "title": "x"}]}')
     job = ok(rest("jobs/import/create", {"collectionName": name, "files": [[str(bad)]]}))["jobId"]
-    failed = _wait_job(shoal.http, job)
+    failed = _wait_job(target_server.http, job)
     assert failed["state"] == "Failed" and "bad.json" in failed["reason"] and "vec" in failed["reason"]
     assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 200
     assert rest("jobs/import/describe", {"jobId": "123"})["code"] != 0
     assert rest("jobs/import/create", {"collectionName": name, "files": "x"})["code"] == 1801
 
 
-def test_bulk_import_of_every_type_in_three_formats_in_one_job(client: MilvusClient, shoal, tmp_path: Path) -> None:
+def test_bulk_import_of_every_type_in_three_formats_in_one_job(client: MilvusClient, target_server, tmp_path: Path) -> None:
     from test_import import all_types, assert_same_rows, make_rows, write_files
 
     name, schema = all_types(client, numpy=False)
@@ -265,8 +265,8 @@ def test_bulk_import_of_every_type_in_three_formats_in_one_job(client: MilvusCli
     groups = []
     for i, ft in enumerate((BulkFileType.PARQUET, BulkFileType.JSON, BulkFileType.CSV)):
         groups += write_files(tmp_path / ft.name, schema, rows[30 * i:30 * (i + 1)], ft)
-    job_id = bulk_import(url=shoal.http, collection_name=name, files=groups).json()["data"]["jobId"]
-    done = _wait_job(shoal.http, job_id)
+    job_id = bulk_import(url=target_server.http, collection_name=name, files=groups).json()["data"]["jobId"]
+    done = _wait_job(target_server.http, job_id)
     assert done["state"] == "Completed" and done["importedRows"] == 90, done
     assert [d["importedRows"] for d in done["details"]] == [30, 30, 30]
     assert_same_rows(client, name, rows, numpy=False)

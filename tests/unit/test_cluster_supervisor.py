@@ -147,6 +147,43 @@ def test_coords_adds_standby_coordinators_with_their_own_ports(tmp_path: Path) -
     assert all(s.args[s.args.index("--role") + 1] == "coord" for s in coords)
 
 
+def test_scale_and_restart_at_run_time_through_the_admin_port(tmp_path: Path) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from shoal.cli import main
+    from shoal.cluster.deps import Endpoints
+    from shoal.cluster.supervisor import admin_call
+
+    out = io.StringIO()
+    sup = Supervisor(tmp_path, ClusterLayout(port=0, http_port=0), out=out, role_command=[sys.executable, "-c", SERVE])
+    sup.deps = SimpleNamespace(endpoints=Endpoints(["127.0.0.1:1"], "127.0.0.1:2", "http://127.0.0.1:3"),  # type: ignore[assignment]
+                               services=lambda: [], stop=lambda: None)
+    ports = sup._ports = PortBook(tmp_path / "ports.json")
+    stop = threading.Event()
+    serving = threading.Thread(target=lambda: (sup._start_roles(ports), sup.serve(stop, poll_s=0.05)))
+    serving.start()  # the children's parent thread (PDEATHSIG), as `shoal cluster run`'s main thread
+    try:
+        _wait(lambda: sup._admin is not None and all(not w.starting for w in sup._watches) and len(sup._watches) == 5)
+        assert main(["cluster", "scale", "--data", str(tmp_path), "--query-nodes", "3"]) == 0
+        assert [s.name for s in sup._of("query")] == ["query-1", "query-2", "query-3"]
+        proxy_ports = dict(sup._of("proxy")[0].ports)
+        answer = admin_call(tmp_path, "POST", "/restart?name=proxy-1")
+        assert answer["restarted"] == "proxy-1" and answer["by"] == "proxy-2"
+        assert sup._of("proxy")[0].ports == proxy_ports  # the replacement binds the same ports
+        steps = admin_call(tmp_path, "POST", "/scale?role=query&count=1")["steps"]
+        assert [s["removed"] for s in steps] == ["query-3", "query-2"]  # newest first
+        assert [s.name for s in sup._of("query")] == ["query-1"]
+        names = {p["name"] for p in admin_call(tmp_path, "GET", "/status")["processes"]}
+        assert names == {"coord-1", "streaming-1", "query-1", "index-1", "proxy-2"}
+        assert "query-3 stopped (drained in" in out.getvalue()
+        assert main(["cluster", "restart", "--data", str(tmp_path), "nobody-1"]) == 1  # unknown name: refused
+    finally:
+        stop.set()
+        serving.join(60)
+        sup.stop()
+
+
 def test_cluster_run_refuses_a_bad_config_at_once(tmp_path: Path) -> None:
     from shoal.cli import main
 

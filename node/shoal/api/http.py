@@ -1,7 +1,8 @@
 """The HTTP port (default 9091): `/healthz`, `/metrics`, Milvus's RESTful API v2 and the
 backup admin endpoints under `/admin/` (`admin_http`).
 
-Kubernetes probes call `/healthz` (200 "OK" while the node serves, 503 otherwise);
+Kubernetes probes call `/healthz` (liveness: 200 "OK" while the node serves, 503 otherwise) and
+`/readyz` (readiness: also 503 while a cluster proxy drains after SIGTERM);
 Prometheus scrapes `/metrics` from the server's `Metrics` registry; `POST /v2/vectordb/...`
 goes to `shoal.api.rest` when the server passes one (which checks users and privileges
 itself when authorization is on). A stdlib threaded HTTP server in a daemon thread;
@@ -33,7 +34,10 @@ class ManagementServer:
         backups: Any = None, ssl_context: ssl.SSLContext | None = None,
         authenticate: Callable[[str | None], bool] | None = None,
         admin_check: Callable[[str | None], int] | None = None,
+        is_ready: Callable[[], bool] | None = None, reuse_port: bool = False,
     ) -> None:
+        ready = is_ready or is_serving
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: `shoal backup` sends many files
 
@@ -63,7 +67,7 @@ class ManagementServer:
                 if self._admin("GET"):
                     return
                 if path in ("/healthz", "/health", "/livez", "/readyz"):
-                    ok = is_serving()
+                    ok = ready() if path == "/readyz" else is_serving()
                     self._reply(200 if ok else 503, b"OK" if ok else b"NOT SERVING", "text/plain")
                 elif path == "/metrics":
                     self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
@@ -93,7 +97,7 @@ class ManagementServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would flood the log
 
-        self._httpd = _Server((host, port), Handler, ssl_context)
+        self._httpd = _Server((host, port), Handler, ssl_context, reuse_port)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="shoal-http", daemon=True)
 
@@ -110,8 +114,10 @@ class ManagementServer:
 
 
 class _Server(ThreadingHTTPServer):
-    def __init__(self, address: tuple[str, int], handler: Any, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, address: tuple[str, int], handler: Any, ssl_context: ssl.SSLContext | None,
+                 reuse_port: bool = False) -> None:
         self._ssl = ssl_context
+        self.allow_reuse_port = reuse_port  # a replacement proxy binds the same port before this one leaves
         super().__init__(address, handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:

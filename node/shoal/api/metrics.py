@@ -25,7 +25,7 @@ from shoal.logs import REQUEST_ID
 log = logging.getLogger("shoal.api.metrics")
 
 
-class _EngineStats(Collector):
+class EngineStats(Collector):
     def __init__(self, engine: Any) -> None:
         self._engine = engine
 
@@ -62,7 +62,7 @@ class Metrics:
         self.search_nq = Counter("shoal_search_queries", "query vectors searched", registry=self.registry)
         self.queries = Counter("shoal_query_requests", "Query requests", registry=self.registry)
         if engine is not None:
-            self.registry.register(_EngineStats(engine))
+            self.registry.register(EngineStats(engine))
         self.milvus = MilvusMetrics(engine)
 
     def render(self) -> bytes:

@@ -4,7 +4,8 @@ The proxy runs the standalone servicer (`shoal.api.servicer`) over this class, s
 parsing and every api-layer rule are the standalone ones; the engine-level rules run on the
 role that executes the call, which is the standalone `Engine` too:
 - DDL, load state and index definitions -> the coordinator (the catalog's one writer);
-- insert/upsert/delete/truncate/flush -> the streaming node that owns the WAL channel;
+- insert/upsert/delete/truncate/flush and starting a bulk import -> the streaming node that owns
+  the WAL channel (an import's state is read from etcd, `roles/imports.py`);
 - compaction -> every query node (each compacts its own copy); the proxy keeps which id each
   node gave, so `compaction_state` reports Completed once all have completed;
 - search/query/counts/index progress/segments -> a query node, once it applied the catalog version
@@ -32,8 +33,10 @@ from typing import Any
 
 from shoal.cluster.roles.catalog_sync import VERSION_KEY
 from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
+from shoal.cluster.roles.imports import list_jobs, read_job
 from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.engine.catalog import DEFAULT_DB
 from shoal.engine.importer import ImportJob
 from shoal.errors import Code, ShoalError
 from shoal.security.catalog import SecurityCatalog
@@ -44,6 +47,7 @@ RETRY_S = 60.0
 WRITE_ATTEMPT_S = 15.0  # a hung owner (SIGSTOP, partition) is given up on, and the new owner tried
 READ_ATTEMPT_S = 90.0  # a query node may wait up to 60 s for the WAL (query.READ_WAIT_S)
 META_CHECK_S = 0.5
+QUERY_LIST_S = 2.0  # how long the list of live query nodes is reused (a draining node serves longer)
 
 
 class ClusterEngine:
@@ -131,7 +135,7 @@ class ClusterEngine:
 
     def _query_nodes(self) -> list[str]:
         now = time.monotonic()
-        if not self._query_addrs or now - self._query_seen > 2.0:
+        if not self._query_addrs or now - self._query_seen > QUERY_LIST_S:
             self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
             self._query_seen = now
         if not self._query_addrs:
@@ -205,15 +209,26 @@ class ClusterEngine:
             return False
         return bool(self.env.live_nodes("query"))
 
-    # ---- not in this version
-    def import_files(self, *args: Any, **kwargs: Any) -> ImportJob:
-        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+    # ---- bulk import: the job runs on the channel's owner, its state is in etcd (roles/imports.py)
+    def import_files(self, database: str, collection: str, partition: str, files: list[list[str]],
+                     options: dict[str, str]) -> ImportJob:
+        return self._write("import_files", database, collection, partition, files, options)
 
     def import_job(self, job_id: int) -> ImportJob:
-        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+        return self._seen_jobs([read_job(self.env, job_id)])[0]
 
     def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
-        raise ShoalError(Code.NOT_SUPPORTED, "bulk import is not supported in cluster mode yet")
+        cid = self.describe_collection(database, collection).collection_id if collection else None
+        database = database or DEFAULT_DB
+        return self._seen_jobs([j for j in list_jobs(self.env)
+                                if j.database == database and (cid is None or j.collection_id == cid)])
+
+    def _seen_jobs(self, jobs: list[ImportJob]) -> list[ImportJob]:
+        """A client that saw an import complete reads its rows through this proxy at any level
+        but Eventually, as on standalone: the commit joins this proxy's session position."""
+        with self._lock:
+            self._session_lsn = max([self._session_lsn, *(j.commit_lsn for j in jobs)])
+        return jobs
 
     def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
         return True  # a flush answers once the owner flushed; the WAL in Kafka already held the rows

@@ -66,13 +66,16 @@ class ImportJob:
     created: float = field(default_factory=time.time)
     finished: float = 0.0
     segment_ids: list[int] = field(default_factory=list)
+    commit_lsn: int = 0  # cluster mode: the WAL position of the record that made the rows visible
 
 
 class _Stage:
     """Rows read so far, per partition, written out as segment files every `seal_rows` rows."""
 
-    def __init__(self, root: Path, meta: CollectionMeta, catalog: Catalog, seal_rows: int) -> None:
+    def __init__(self, root: Path, meta: CollectionMeta, catalog: Catalog, seal_rows: int,
+                 path_of: Callable[[int, int], str] = segment_dir) -> None:
         self.root, self.meta, self.catalog, self.seal_rows = root, meta, catalog, seal_rows
+        self.path_of = path_of  # (collection id, segment id) -> the segment's relative directory
         self.pending: dict[int, list[Batch]] = {}
         self.pending_rows: dict[int, int] = {}
         self.written: list[tuple[int, int, str, int]] = []  # (segment id, partition id, rel path, rows)
@@ -100,7 +103,7 @@ class _Stage:
         for name in parts[0]:
             columns[name] = Column.concat([p[name] for p in parts])
         seg_id = self.catalog.new_id()
-        rel = segment_dir(self.meta.collection_id, seg_id)
+        rel = self.path_of(self.meta.collection_id, seg_id)
         write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": seg_id})
         self.written.append((seg_id, pid, rel, rows))
 
@@ -149,6 +152,7 @@ class Importer:
             if len(self._jobs) > _MAX_JOBS_KEPT:
                 oldest = next(j for j in self._jobs.values() if j.state in (COMPLETED, FAILED))
                 self._jobs.pop(oldest.job_id, None)
+        self._publish(job)
         self._queue.put(job)
         return job
 
@@ -187,31 +191,54 @@ class Importer:
             self._fail(job, f"collection {job.collection} was dropped before the import started")
             return
         job.state = IMPORTING
-        stage = _Stage(self.root, meta, self.catalog, data.seal_rows)
+        self._publish(job)
+        stage = self._stage(meta, data)
         try:
-            known = [group_rows(g) for g in job.files]
+            groups = self._local_files(job)
+            known = [group_rows(g) for g in groups]
             job.total_rows = sum(r for r in known if r is not None)
-            for gi, group in enumerate(job.files):
+            for gi, group in enumerate(groups):
                 for chunk in read_group(group, meta.schema, job.options):
                     if self._closing.is_set():
                         raise ImportFileError("the server is shutting down")
                     batch = self._prepare(meta, job.partition, chunk.batch, chunk.num_rows, chunk.file, chunk.first_row)
                     stage.add(batch, chunk.num_rows)
+                    name = job.files[gi][group.index(chunk.file)] if chunk.file in group else chunk.file
                     job.imported_rows += chunk.num_rows
-                    job.file_rows[chunk.file] = job.file_rows.get(chunk.file, 0) + chunk.num_rows
+                    job.file_rows[name] = job.file_rows.get(name, 0) + chunk.num_rows
                     if known[gi] is None:
                         job.total_rows = max(job.total_rows, job.imported_rows)
-                    job.progress = min(99, int(90 * (gi + chunk.done) / len(job.files)))
+                    job.progress = min(99, int(90 * (gi + chunk.done) / len(groups)))
+                    self._publish(job, progress=True)
             stage.finish()
             job.total_rows = job.imported_rows
             self._commit(job, meta, data, stage)
         except (ImportFileError, ShoalError) as e:
-            stage.discard()
+            self._discard(stage)
             self._fail(job, str(e.message if isinstance(e, ShoalError) else e))
         except Exception as e:  # a bug must not kill the worker; the job says what happened
             log.exception("import job %d failed", job.job_id)
-            stage.discard()
+            self._discard(stage)
             self._fail(job, f"unexpected error: {e}")
+        finally:
+            self._done_with_files(job)
+
+    # ---- what cluster mode replaces (`shoal.cluster.roles.imports`)
+    def _stage(self, meta: CollectionMeta, data: CollectionData) -> _Stage:
+        return _Stage(self.root, meta, self.catalog, data.seal_rows)
+
+    def _local_files(self, job: ImportJob) -> list[list[str]]:
+        """The job's file groups as paths on this machine (standalone: as given)."""
+        return job.files
+
+    def _done_with_files(self, job: ImportJob) -> None:
+        pass
+
+    def _publish(self, job: ImportJob, progress: bool = False) -> None:
+        """The job changed (standalone keeps jobs in memory only)."""
+
+    def _discard(self, stage: _Stage) -> None:
+        stage.discard()
 
     def _prepare(self, meta: CollectionMeta, partition: str, batch: Batch, n: int, path: str, first: int) -> Batch:
         try:
@@ -223,33 +250,56 @@ class Importer:
 
     def _commit(self, job: ImportJob, meta: CollectionMeta, data: CollectionData, stage: _Stage) -> None:
         with data.write_lock:
-            if self.catalog.collections.get(job.collection_id) is not meta:
-                raise invalid(f"collection {job.collection} was dropped during the import")
+            check_still_there(self.catalog, job, meta, stage)
             ts = self.tso.allocate()
-            segments = []
-            for seg_id, pid, rel, rows in stage.written:
-                if all(p.partition_id != pid for p in meta.partitions):
-                    raise invalid(f"a partition of collection {job.collection} was dropped during the import")
-                entry = next(c for c in read_manifest(self.root / rel)["columns"] if c["name"] == TS_COLUMN)
-                write_array_atomic(self.root / rel / entry["file"], np.full(rows, ts, dtype=np.int64))
-                loaded, _ = read_segment(self.root / rel, mmap=True)
-                segments.append(Segment.sealed_from(seg_id, pid, meta.schema.primary_field.name, loaded,
-                                                    np.empty(0, np.int64), rel))
-            data.segments = data.segments + segments
-            meta.segments = [SegmentMeta(s.segment_id, s.partition_id, s.num_rows, s.path) for s in data.segments if s.path]
+            for _, _, rel, rows in stage.written:
+                stamp_ts(self.root, rel, rows, ts)
+            segments = [sealed_segment(self.root, meta, seg_id, pid, rel) for seg_id, pid, rel, _ in stage.written]
+            attach(meta, data, segments)
             self.catalog.save_collection(meta)
             self.tso.observe(ts)
+        self._completed(job, segments)
+
+    def _completed(self, job: ImportJob, segments: list[Segment]) -> None:
         job.segment_ids = [s.segment_id for s in segments]
         job.state, job.progress, job.finished = COMPLETED, 100, time.time()
         log.info("import job %d: %d rows into %s in %d segments", job.job_id, job.imported_rows, job.collection,
                  len(segments))
+        self._publish(job)
         self._on_commit()
 
-    @staticmethod
-    def _fail(job: ImportJob, reason: str) -> None:
+    def _fail(self, job: ImportJob, reason: str) -> None:
         job.state, job.reason, job.finished, job.imported_rows = FAILED, reason, time.time(), 0
         log.info("import job %d failed: %s", job.job_id, reason)
+        self._publish(job)
 
+
+def check_still_there(catalog: Catalog, job: ImportJob, meta: CollectionMeta, stage: _Stage) -> None:
+    """At commit (under the write lock): the collection and the partitions written to exist."""
+    if catalog.collections.get(job.collection_id) is not meta:
+        raise invalid(f"collection {job.collection} was dropped during the import")
+    for _, pid, _, _ in stage.written:
+        if all(p.partition_id != pid for p in meta.partitions):
+            raise invalid(f"a partition of collection {job.collection} was dropped during the import")
+
+
+def stamp_ts(root: Path, rel: str, rows: int, ts: int) -> Path:
+    """Give every row of a staged segment the import's one timestamp; returns the file written."""
+    entry = next(c for c in read_manifest(root / rel)["columns"] if c["name"] == TS_COLUMN)
+    path = root / rel / entry["file"]
+    write_array_atomic(path, np.full(rows, ts, dtype=np.int64))
+    return path
+
+
+def sealed_segment(root: Path, meta: CollectionMeta, seg_id: int, pid: int, rel: str) -> Segment:
+    loaded, _ = read_segment(root / rel, mmap=True)
+    return Segment.sealed_from(seg_id, pid, meta.schema.primary_field.name, loaded, np.empty(0, np.int64), rel)
+
+
+def attach(meta: CollectionMeta, data: CollectionData, segments: list[Segment]) -> None:
+    """Make imported segments visible, all at once (the caller holds the write lock)."""
+    data.segments = data.segments + segments
+    meta.segments = [SegmentMeta(s.segment_id, s.partition_id, s.num_rows, s.path) for s in data.segments if s.path]
 
 def _first_bad_row(meta: CollectionMeta, batch: Batch, n: int) -> int | None:
     """The first row `normalize_insert` refuses (the error path only): the shortest failing

@@ -24,6 +24,7 @@ class Kind(IntEnum):
     DELETE = 2
     UPSERT = 3
     FLUSH = 4  # cluster only: the owner flushed the collection; followers seal and persist too
+    IMPORT = 5  # cluster only: a bulk import's sealed segments (in S3) become visible at this point
 
 
 @dataclass

@@ -22,10 +22,13 @@ def data_claim_name(ref: ClusterRef) -> str:
 
 
 def default_probes(scheme: str = "HTTP") -> dict[str, dict[str, Any]]:
-    get = {"path": "/healthz", "port": "http", "scheme": scheme}
+    # liveness: the process works (also while it drains after SIGTERM); readiness: it takes new
+    # work (503 while starting or draining, so a Service stops sending it traffic first)
+    live = {"path": "/healthz", "port": "http", "scheme": scheme}
+    ready = {"path": "/readyz", "port": "http", "scheme": scheme}
     return {
-        "livenessProbe": {"httpGet": dict(get), "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": dict(get), "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": live, "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": ready, "periodSeconds": 5, "failureThreshold": 3},
     }
 
 

@@ -50,6 +50,7 @@ class ClusterEnv:
         self.topic = self.prefix.strip("/").replace("/", ".") + ".wal"
         self.transactional_id = f"{self.prefix}wal-{WAL_CHANNEL}"
         self.kafka = client_config(cfg.kafka_bootstrap, cfg.kafka_username, cfg.kafka_password)
+        self._leader_lease: Any = None
 
     def meta_store(self) -> EtcdMetaStore:
         return EtcdMetaStore(self.cfg.etcd_endpoints, self.prefix + "meta/")
@@ -84,27 +85,12 @@ class ClusterEnv:
 
         return self.store._call(txn)
 
-    def register(self, info: dict[str, Any], stop: threading.Event) -> threading.Thread:
-        """Keep `nodes/<role>/<id>` alive while this process runs (re-registering after a lapse)."""
-        key = f"nodes/{self.role}/{self.node_id}"
-        info = {**info, "pid": os.getpid()}
-        ttl = self.cfg.node_lease_s
-
-        def loop() -> None:
-            lease = None
-            while not stop.is_set():
-                try:
-                    if lease is None or not self._refresh(lease):
-                        lease = self._lease(ttl)
-                        self._put_leased(key, info, lease, only_if_absent=False)
-                except Exception as e:
-                    log.warning("registration of %s failed: %s", key, e)
-                    lease = None
-                stop.wait(max(0.3, ttl / 4))
-
-        t = threading.Thread(target=loop, name="shoal-register", daemon=True)
-        t.start()
-        return t
+    def register(self, info: dict[str, Any], stop: threading.Event) -> Registration:
+        """Keep `nodes/<role>/<id>` alive while this process runs (re-registering after a lapse),
+        until `stop` is set or `Registration.withdraw()` removes it (a graceful drain)."""
+        registration = Registration(self, f"nodes/{self.role}/{self.node_id}", {**info, "pid": os.getpid()}, stop)
+        registration.thread.start()
+        return registration
 
     def campaign(self, info: dict[str, Any], stop: threading.Event, on_standby: Any = None) -> None:
         """Block until this process holds `coord/leader`; a thread then keeps it, and ends the
@@ -115,6 +101,7 @@ class ClusterEnv:
             try:
                 lease = self._lease(ttl)
                 if self._put_leased(LEADER_KEY, {**info, "node": self.node_id, "pid": os.getpid()}, lease, True):
+                    self._leader_lease = lease
                     break
                 self.store._call(lambda c, lid=lease.id: c.revoke_lease(lid))  # not to pile up a lease per try
                 if on_standby is not None:
@@ -133,11 +120,56 @@ class ClusterEnv:
                 except Exception as e:
                     log.warning("coordinator lease refresh failed: %s", e)
                     continue
-                if not alive:
+                if not alive and not stop.is_set():  # resigned on purpose (a drain) once stop is set
                     log.error("lost the coordinator lease; exiting so a standby serves alone")
                     os._exit(3)
 
         threading.Thread(target=keep, name="shoal-leader", daemon=True).start()
+
+    def resign(self) -> None:
+        """Give up `coord/leader` now (a drain), so a standby takes over without waiting for the
+        lease to lapse; call once `stop` is set, or the keeper exits the process."""
+        lease, self._leader_lease = self._leader_lease, None
+        if lease is not None:
+            self.store._call(lambda c: c.revoke_lease(lease.id))
+
+
+class Registration:
+    """A role's leased `nodes/<role>/<id>` key, kept by a thread until `stop` or `withdraw()`."""
+
+    def __init__(self, env: ClusterEnv, key: str, info: dict[str, Any], stop: threading.Event) -> None:
+        self.env, self.key, self.info = env, key, info
+        self._stop = stop
+        self._withdrawn = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="shoal-register", daemon=True)
+
+    def _loop(self) -> None:
+        env, ttl, lease = self.env, self.env.cfg.node_lease_s, None
+        while not (self._stop.is_set() or self._withdrawn.is_set()):
+            try:
+                if lease is None or not env._refresh(lease):
+                    lease = env._lease(ttl)
+                    env._put_leased(self.key, self.info, lease, only_if_absent=False)
+            except Exception as e:
+                log.warning("registration of %s failed: %s", self.key, e)
+                lease = None
+            self._withdrawn.wait(max(0.3, ttl / 4))
+        if self._withdrawn.is_set() and lease is not None:
+            try:
+                env.store._call(lambda c: c.revoke_lease(lease.id))  # the key goes with its lease
+            except Exception as e:
+                log.warning("withdrawing %s: %s", self.key, e)
+
+    def withdraw(self) -> None:
+        """Remove the key now (others stop routing here at once, not after the lease's TTL)."""
+        if self._withdrawn.is_set():
+            return
+        self._withdrawn.set()
+        self.thread.join(10)
+        try:
+            self.env.store.delete(self.key)  # also when the loop had no lease at that moment
+        except Exception as e:
+            log.warning("withdrawing %s: %s", self.key, e)
 
 
 def advertise(cfg: Config, port: int) -> str:
@@ -145,10 +177,13 @@ def advertise(cfg: Config, port: int) -> str:
 
 
 class HealthServer:
-    """`/healthz`: 200 once the role serves, 503 before; `/metrics` once `metrics` is set."""
+    """Liveness (`/healthz`, `/livez`): 200 once the role served, also while it drains; readiness
+    (`/readyz`): 200 only while it serves, 503 while it starts or drains (Kubernetes then sends
+    it no new traffic); `/metrics` once `metrics` is set."""
 
     def __init__(self, host: str, port: int, ready: threading.Event) -> None:
         self.metrics: Any = None  # () -> bytes, Prometheus text (`roles.metrics.RoleMetrics.render`)
+        self.live = threading.Event()  # set with `ready` the first time; never cleared while the process runs
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -159,8 +194,11 @@ class HealthServer:
                     code, body = 200, server.metrics()
                     ctype = "text/plain; version=0.0.4; charset=utf-8"
                 else:
-                    ok = path in ("/healthz", "/readyz", "/livez") and ready.is_set()
-                    code, body = (200, b"ok") if ok else (503, b"not serving")
+                    if path == "/readyz":
+                        ok = ready.is_set()
+                    else:
+                        ok = path in ("/healthz", "/livez") and server.live.is_set()
+                    code, body = (200, b"ok") if ok else (503, b"not serving" if path != "/readyz" else b"not ready")
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -177,6 +215,39 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class InFlight:
+    """Counts a role's calls in progress; `close()` refuses new ones (Unavailable: the proxy
+    retries them elsewhere) and `wait_idle()` waits for those already running (a drain)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.closed = False
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> InFlight:
+        from shoal.cluster.rpc import Unavailable
+
+        with self._cond:
+            if self.closed:
+                raise Unavailable(f"{self.what} is draining (shutting down)")
+            self._count += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count == 0, max(0.0, timeout_s))
 
 
 def wait_until(check: Any, stop: threading.Event, what: str, period: float = 0.3) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster.roles.catalog_sync import VersionedStore
-from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
+from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key, wait_until
 from shoal.cluster.routing import COORD_METHODS
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.engine import Engine
@@ -47,6 +47,9 @@ class Coordinator:
         self.engine: Engine | None = None
         self.store: VersionedStore | None = None
         self._stop = threading.Event()
+        self.calls = InFlight(f"coordinator {env.node_id}")
+        self._query_nodes: set[str] | None = None  # as of the last loop (None: not looked yet)
+        self.balance_decisions: dict[tuple[str, str], int] = {}  # (event, action) -> count, for /metrics
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
@@ -74,23 +77,37 @@ class Coordinator:
         return {"ddl": self.ddl, "meta_version": self.meta_version}
 
     def meta_version(self) -> int:
-        if self.engine is None or self.store is None:
-            raise Unavailable("this coordinator is a standby")
-        return self.store.version
+        with self.calls:
+            if self.engine is None or self.store is None:
+                raise Unavailable("this coordinator is a standby")
+            return self.store.version
 
     def ddl(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any]:
-        if self.engine is None or self.store is None:
-            raise Unavailable("this coordinator is a standby")
-        if method not in COORD_METHODS:
-            raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
-        value = getattr(self.engine, method)(*args, **kwargs)
-        return self.store.version, value
+        with self.calls:
+            if self.engine is None or self.store is None:
+                raise Unavailable("this coordinator is a standby")
+            if method not in COORD_METHODS:
+                raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
+            value = getattr(self.engine, method)(*args, **kwargs)
+            return self.store.version, value
+
+    def drain(self, registration: Registration | None, deadline: float) -> None:
+        """SIGTERM: refuse new DDL (the proxy retries it), finish what runs, then resign the
+        leadership so a standby takes over at once instead of after the lease's TTL."""
+        self.calls.close()
+        if not self.calls.wait_idle(deadline - time.monotonic()):
+            log.warning("coordinator drain: DDL still running at the deadline")
+        self._stop.set()
+        self.env.resign()
+        if registration is not None:
+            registration.withdraw()
 
     def _assign_loop(self) -> None:
         while not self._stop.wait(0.5):
             try:
                 self._save_tso_window()
                 self._assign_once()
+                self._balance_once()
             except Exception as e:
                 log.warning("coordinator loop: %s", e)
 
@@ -105,6 +122,42 @@ class Coordinator:
         epoch = int(owner["epoch"]) + 1 if owner else 1
         self.env.put_json(owner_key(), {"node": node, "address": live[node]["address"], "epoch": epoch})
         log.info("WAL channel 0 -> %s (epoch %d)", node, epoch)
+
+    def _balance_once(self) -> None:
+        """Notice query nodes joining and leaving, and log and count what placement does about it.
+        In this version every query node holds every sealed segment of the channel (loaded from
+        S3 and caught up with the WAL before it registers), so rows per node are equal and a
+        join or leave moves nothing: a joining node is already complete, and a leaving node's
+        segments are held by every other node. The decisions are still made and shown here, the
+        place segment assignment will take."""
+        live = set(self.env.live_nodes("query"))
+        before, self._query_nodes = self._query_nodes, live
+        if before is None:
+            return
+        for node in sorted(live - before):
+            self._decide("join", "none", f"query node {node} joined holding every sealed segment (loaded from S3 "
+                         f"before it registered); {len(live)} nodes hold equal rows, nothing to move")
+        for node in sorted(before - live):
+            action = "none" if live else "wait_for_node"
+            self._decide("leave", action, f"query node {node} left (drained or its lease lapsed); " + (
+                f"the {len(live)} others hold its segments, nothing to load" if live
+                else "no query node is left: reads wait until one registers (it loads every segment from S3)"))
+
+    def _decide(self, event: str, action: str, reason: str) -> None:
+        self.balance_decisions[(event, action)] = self.balance_decisions.get((event, action), 0) + 1
+        log.info("balance: %s", reason)
+
+    def metrics_text(self) -> str:
+        """Prometheus lines of the balancing decisions (appended to the role's /metrics)."""
+        lines = ["# HELP shoal_balance_decisions_total query node joins and leaves seen by the active "
+                 "coordinator, by the placement action taken",
+                 "# TYPE shoal_balance_decisions_total counter"]
+        lines += [f'shoal_balance_decisions_total{{event="{e}",action="{a}"}} {n}'
+                  for (e, a), n in sorted(self.balance_decisions.items())]
+        nodes = self._query_nodes
+        lines += ["# HELP shoal_balance_query_nodes query nodes registered, as the active coordinator saw last",
+                  "# TYPE shoal_balance_query_nodes gauge", f"shoal_balance_query_nodes {len(nodes or ())}"]
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         self._stop.set()

@@ -18,6 +18,7 @@ from typing import Any
 
 from shoal.cluster.roles.catalog_sync import FollowerStore
 from shoal.cluster.roles.common import ClusterEnv
+from shoal.cluster.roles.imports import apply_import
 from shoal.engine import wal_records
 from shoal.engine.engine import Engine
 from shoal.engine.wal_records import Kind
@@ -65,6 +66,11 @@ class Follower:
         self._lock = threading.Lock()
         self.applied = 0  # LSN (Kafka offset + 1) of the newest record applied
         self.applied_ts = 0  # the newest write timestamp applied (one owner at a time: increasing)
+        # bulk imports: where their segments are (S3 and the local disk cache), the jobs whose
+        # IMPORT record this node applied, and who wants each import's attached segments
+        self.import_source: tuple[Any, Path] | None = None
+        self.imported_jobs: set[int] = set()
+        self.on_imported: Any = None
         self._applied_cond = threading.Condition()
 
     def catch_up(self, version: int) -> None:
@@ -106,6 +112,8 @@ class Follower:
             if record.kind == Kind.FLUSH:
                 self.engine.persistence.flush(meta, data)
                 self.engine.indexer.kick()
+            elif record.kind == Kind.IMPORT:
+                self._apply_import(meta, data, record, rec.lsn)
             else:
                 with data.write_lock:
                     if not data.dropped:
@@ -113,6 +121,14 @@ class Follower:
                         apply_record(data, record)
         self.applied_ts = max(self.applied_ts, record.ts)
         self.mark_applied(rec.lsn)
+
+    def _apply_import(self, meta: Any, data: Any, record: Any, lsn: int) -> None:
+        if self.import_source is None:
+            raise ShoalError(Code.UNEXPECTED, "a bulk import record, but this node has no object store configured")
+        job_id, entries = apply_import(self.engine, meta, data, record, lsn, *self.import_source)
+        self.imported_jobs.add(job_id)
+        if self.on_imported is not None and entries:
+            self.on_imported(entries)
 
     def mark_applied(self, lsn: int) -> None:
         with self._applied_cond:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, resume
-from shoal.cluster.roles.common import ClusterEnv, owner_key, wait_until
+from shoal.cluster.roles.common import ClusterEnv, Registration, owner_key, wait_until
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.routing import QUERY_FANOUT_METHODS
 from shoal.cluster.routing import READ_METHODS as ROUTED_READS
@@ -52,6 +52,7 @@ READ_METHODS = ROUTED_READS | QUERY_FANOUT_METHODS
 READ_WAIT_S = 60.0
 GRACEFUL_S = 5.0  # Milvus's common.gracefulTime default (5000 ms): Bounded's staleness bound
 FRESH_PERIOD_S = 0.5  # how often the background loop confirms the node is level with the owner
+ROUTE_CACHE_S = 3.0  # longer than a proxy keeps its list of query nodes (proxy_engine.QUERY_LIST_S)
 
 
 class QueryNode:
@@ -60,6 +61,8 @@ class QueryNode:
         self.data_dir = data_dir
         self.follower = Follower(env, data_dir / "local")
         self.s3 = open_segment_store(env)
+        if self.s3 is not None:
+            self.follower.import_source = (self.s3, data_dir / "segment-cache")
         self.caught_up = threading.Event()
         self._stop = threading.Event()
         self._owner: RpcClient | None = None
@@ -216,7 +219,39 @@ class QueryNode:
         if time.monotonic() - started > 1.0:
             log.info("read waited %.1f s for LSN %d", time.monotonic() - started, lsn)
 
+    def drain(self, registration: Registration | None, deadline: float) -> None:
+        """SIGTERM: every query node holds every segment of the channel, so handing over means
+        another query node serves them: wait (up to half the grace period) until one is
+        registered, which a rolling update's replacement does once it loaded the checkpoint and
+        caught up. Then withdraw the registration and keep answering for `ROUTE_CACHE_S`, while
+        proxies still route here from their cached list; what is in flight then finishes."""
+        until = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+        mine = registration.key.rsplit("/", 1)[1] if registration is not None else ""
+
+        def another() -> bool:
+            return any(node != mine for node in self.env.live_nodes("query"))
+
+        if not wait_until(another, _Until(until), "another query node before handing over"):
+            log.warning("query node drain: no other query node is registered; its reads wait for one")
+        if registration is not None:
+            registration.withdraw()
+        time.sleep(max(0.0, min(ROUTE_CACHE_S, deadline - time.monotonic())))
+
     def close(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=False)
         self.follower.close()
+
+
+class _Until:
+    """An Event-like deadline for `wait_until` (it stops waiting once the time has come)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def is_set(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(max(0.0, min(timeout, self.at - time.monotonic())))
+        return self.is_set()

@@ -19,12 +19,14 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from shoal.cluster.roles.checkpoint import CheckpointWriter, open_segment_store, read_checkpoint, resume
-from shoal.cluster.roles.common import ClusterEnv, owner_key
+from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key
 from shoal.cluster.roles.follower import Follower
+from shoal.cluster.roles.imports import ClusterImporter
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import wal_records
 from shoal.engine.wal_records import Kind, Record
@@ -32,7 +34,8 @@ from shoal.storage.kafka_wal import KafkaTail, KafkaWAL, WalUnavailable
 
 log = logging.getLogger(__name__)
 
-WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush"})
+# bulk import: the job runs here, in the background (`imports.ClusterImporter`)
+WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush", "import_files"})
 
 
 class StreamingNode:
@@ -49,6 +52,7 @@ class StreamingNode:
         self._ckpt_wanted = threading.Event()
         self._ckpt_seen = 0
         self.startup: dict[str, int] = {}
+        self.calls = InFlight(f"streaming node {env.node_id}")
 
     def handlers(self) -> dict[str, Any]:
         return {"write": self.write, "write_at": self.write_at, "position": self.position,
@@ -89,6 +93,10 @@ class StreamingNode:
         )
         follower = Follower(self.env, self.data_dir / "local", wal=self.wal, build_indexes=False)
         follower_box.append(follower)
+        replayed_imports: list[dict[str, Any]] = []
+        if self.s3 is not None:
+            follower.import_source = (self.s3, self.data_dir / "segment-cache")
+            follower.on_imported = replayed_imports.extend
         ckpt = read_checkpoint(self.env) if self.s3 is not None else None
         start, loaded = resume(
             follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", with_indexes=False,
@@ -107,6 +115,11 @@ class StreamingNode:
         self.follower = follower
         self.epoch = epoch
         self.startup = {"checkpoint_lsn": start, "segments_loaded": loaded, "records_replayed": count}
+        importer = ClusterImporter(follower.engine, self.env, self.s3, epoch, self.data_dir / "import-files",
+                                   self._imported, self._step_down)
+        follower.engine.importer.close()
+        follower.engine.importer = importer
+        importer.adopt(follower.imported_jobs)
         if self.s3 is not None:
             wal = self.wal
             self.checkpointer = CheckpointWriter(
@@ -114,10 +127,19 @@ class StreamingNode:
             )
             self._ckpt_seen = start
             wal.on_checkpoint = self._on_engine_checkpoint
-            threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
+        self._imported(replayed_imports)
         self.serving.set()
+        if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
+            threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
         log.info("serving WAL channel 0 at epoch %d: %d segments from S3, then %d records replayed from "
                  "offset %d (end offset %d)", epoch, loaded, count, start, end)
+
+    def _imported(self, entries: list[dict[str, Any]]) -> None:
+        """An import committed here: its segments are in S3 already; the next checkpoint names them."""
+        if self.checkpointer is not None:
+            for entry in entries:
+                self.checkpointer.uploaded[entry["path"]] = dict(entry)
+            self._ckpt_wanted.set()
 
     def _on_engine_checkpoint(self, lsn: int) -> None:
         """The engine persisted records up to `lsn` (a segment reached its size, or a flush)."""
@@ -144,6 +166,9 @@ class StreamingNode:
                 log.warning("checkpoint failed (the next one retries): %s", e)
 
     def _step_down(self, why: str) -> None:
+        if self._stop.is_set():  # draining or closing: the channel moving away is expected
+            self.serving.clear()
+            return
         log.error("no longer the WAL channel's owner: %s; exiting", why)
         self.serving.clear()
         threading.Timer(0.5, lambda: os._exit(4)).start()
@@ -160,6 +185,25 @@ class StreamingNode:
         return self.wal.acked_next
 
     def write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.calls:
+            return self._write(method, meta_version, args, kwargs)
+
+    def drain(self, registration: Registration | None, deadline: float) -> None:
+        """SIGTERM: refuse new writes (the proxy retries them on the next owner), let the ones
+        running be acknowledged, then withdraw the registration: the coordinator names another
+        live streaming node owner with epoch + 1 at once, whose `init_transactions` fences this
+        node's producer as in a failover (nothing is left open to abort)."""
+        self.calls.close()
+        if not self.calls.wait_idle(deadline - time.monotonic()):
+            log.warning("streaming node drain: writes still running at the deadline")
+        self._stop.set()  # no step-down exit when the channel moves away now
+        if registration is not None:
+            registration.withdraw()
+        if self.serving.is_set():
+            log.info("handed WAL channel 0 (epoch %d) back to the coordinator", self.epoch)
+        self.serving.clear()
+
+    def _write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         follower = self._check_owner()
         if method not in WRITE_METHODS:
             raise Unavailable(f"{method} is not a streaming-node call")
