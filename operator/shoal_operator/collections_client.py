@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from shoal_operator import collections_migration as migration
@@ -104,8 +105,14 @@ def _field_kwargs(f: FieldSpec) -> dict[str, Any]:
     if f.nullable:
         kwargs["nullable"] = True
     if f.default_value is not None:
-        kwargs["default_value"] = migration.parse_default(f)
+        default = migration.parse_default(f)
+        kwargs["default_value"] = _PROTO_KIND.get(f.data_type, lambda v: v)(default)
     return kwargs
+
+
+# pymilvus sends a plain int as an INT64 default and a plain float by the field's type; Milvus
+# refuses a default whose kind is not the field's, so a narrow int goes as its numpy type.
+_PROTO_KIND: dict[str, Any] = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32}
 
 
 def _create(client: MilvusClient, spec: CollectionSpec, name: str) -> None:

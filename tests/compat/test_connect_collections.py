@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException, connections, utility
 
@@ -164,7 +165,7 @@ def test_nullable_and_default_values(client: MilvusClient, name: str) -> None:
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
     schema.add_field("note", DataType.VARCHAR, max_length=50, nullable=True)
-    schema.add_field("qty", DataType.INT32, default_value=7)
+    schema.add_field("qty", DataType.INT32, default_value=np.int32(7))
     ip = MilvusClient.prepare_index_params()
     ip.add_index("v", index_type="FLAT", metric_type="L2")
     client.create_collection(name, schema=schema, index_params=ip, consistency_level="Strong")

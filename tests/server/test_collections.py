@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from pymilvus import (
     Collection,
@@ -45,7 +46,7 @@ def full_schema() -> CollectionSchema:
         [
             FieldSchema("pk", DataType.VARCHAR, is_primary=True, max_length=32),
             FieldSchema("flag", DataType.BOOL, nullable=True),
-            FieldSchema("i8", DataType.INT8, default_value=3),
+            FieldSchema("i8", DataType.INT8, default_value=np.int8(3)),
             FieldSchema("i16", DataType.INT16),
             FieldSchema("i32", DataType.INT32),
             FieldSchema("i64", DataType.INT64),
@@ -189,7 +190,7 @@ def test_orm_load_and_index(orm: str, name: str) -> None:
 def test_add_collection_field(client: MilvusClient, name: str) -> None:
     client.create_collection(name, dimension=2)
     client.insert(name, [{"id": 1, "vector": [0.0, 1.0]}])
-    client.add_collection_field(name, field_name="score", data_type=DataType.INT32, nullable=True, default_value=5)
+    client.add_collection_field(name, field_name="score", data_type=DataType.INT32, nullable=True, default_value=np.int32(5))
     fields = {f["name"] for f in client.describe_collection(name)["fields"]}
     assert "score" in fields
     client.insert(name, [{"id": 2, "vector": [1.0, 0.0], "score": 9}])

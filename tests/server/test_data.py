@@ -19,7 +19,7 @@ def all_types_collection(client: MilvusClient, name: str) -> None:
     schema = client.create_schema(enable_dynamic_field=True)
     schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=16)
     schema.add_field("flag", DataType.BOOL, nullable=True)
-    schema.add_field("i8", DataType.INT8, default_value=-4)
+    schema.add_field("i8", DataType.INT8, default_value=np.int8(-4))
     schema.add_field("i16", DataType.INT16)
     schema.add_field("i32", DataType.INT32, nullable=True)
     schema.add_field("i64", DataType.INT64)

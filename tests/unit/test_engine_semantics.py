@@ -80,7 +80,9 @@ def test_last_write_wins_in_every_layout_and_after_restart(tmp_path: Path, pk: D
     eng = open_engine(tmp_path, {"segment_max_rows": 50})
     want[key(7)] = 5
     assert _rows(eng) == sorted(want.items())
-    assert eng.collection_row_count("", "c") == 120
+    # Statistics count written rows, as Milvus's do: the compaction dropped the older
+    # copies, the key 7 written after it is counted twice until the next one.
+    assert eng.collection_row_count("", "c") == 121
     eng.close()
 
 

@@ -37,8 +37,10 @@ def test_primary_key_values_for_point_lookups() -> None:
     assert compile_filter("id in [1, 2] or id == 9 || id in [2]", SCHEMA).primary_key_values("id") == [1, 2, 9]
     assert compile_filter("id in {ids}", SCHEMA, {"ids": [5, 6]}).primary_key_values("id") == [5, 6]
     assert compile_filter("id in []", SCHEMA).primary_key_values("id") == []
-    # Keys come back in the key's type; a fractional key cannot match an INT64 pk.
-    assert compile_filter("id in [2.0, 2.5] or id == 3.0", SCHEMA).primary_key_values("id") == [2, 3]
+    # Keys come back in the key's type; a float in an INT64 key's list is refused, as Milvus.
+    assert compile_filter("id in [2] or id == 3.0", SCHEMA).primary_key_values("id") == [2, 3]
+    with pytest.raises(ShoalError, match="value 'float_val:2' in list cannot be casted to Int64"):
+        compile_filter("id in [2.0, 2.5]", SCHEMA)
     # Anything else needs a scan.
     assert compile_filter("id in [1] and age > 3", SCHEMA).primary_key_values("id") is None
     assert compile_filter("id not in [1]", SCHEMA).primary_key_values("id") is None

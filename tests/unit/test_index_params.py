@@ -81,6 +81,11 @@ def test_index_type_must_fit_the_vector_type() -> None:
     rejects(SPARSE, {"index_type": "IVF_FLAT", "metric_type": "IP"}, "IVF_FLAT")
     rejects(INT8, {"index_type": "IVF_PQ", "metric_type": "L2"}, "IVF_PQ")
     assert validate_index_params(INT8, {"index_type": "HNSW", "metric_type": "COSINE"}).kind == "HNSW"
+    # a new FLAT on INT8 is refused as Milvus refuses it; one already in the catalog still builds
+    flat = {"index_type": "FLAT", "metric_type": "L2"}
+    with pytest.raises(ShoalError, match="can't build with this index FLAT"):
+        validate_index_params(INT8, flat, creating=True)
+    assert validate_index_params(INT8, flat).kind == "FLAT"
 
 
 def test_bm25_metric_and_its_params() -> None:

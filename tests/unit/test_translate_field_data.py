@@ -33,7 +33,7 @@ def make_schema_info() -> tuple[Schema, dict]:
         [
             FieldSchema("id", DataType.INT64, is_primary=True),
             FieldSchema("b", DataType.BOOL, nullable=True),
-            FieldSchema("i8", DataType.INT8, default_value=7),
+            FieldSchema("i8", DataType.INT8, default_value=np.int8(7)),
             FieldSchema("f", DataType.FLOAT),
             FieldSchema("s", DataType.VARCHAR, max_length=16, nullable=True),
             FieldSchema("j", DataType.JSON, nullable=True),

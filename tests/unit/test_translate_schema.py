@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pymilvus import CollectionSchema, DataType, FieldSchema
 from pymilvus.client.abstract import CollectionSchema as DescribedSchema
@@ -30,7 +31,7 @@ def full_schema() -> CollectionSchema:
         [
             FieldSchema("pk", DataType.VARCHAR, is_primary=True, max_length=64),
             FieldSchema("b", DataType.BOOL, nullable=True),
-            FieldSchema("i8", DataType.INT8, default_value=7),
+            FieldSchema("i8", DataType.INT8, default_value=np.int8(7)),
             FieldSchema("i16", DataType.INT16),
             FieldSchema("i32", DataType.INT32),
             FieldSchema("i64", DataType.INT64, is_partition_key=True),

@@ -127,3 +127,8 @@ class CollectionData:
 
     def row_count(self, partition_ids: set[int] | None = None) -> int:
         return sum(s.live_rows() for s in self.snapshot(partition_ids))
+
+    def written_rows(self, partition_ids: set[int] | None = None) -> int:
+        """Rows stored, as Milvus's statistics count them: a deleted or overwritten row
+        still counts until a compaction rewrites its segment."""
+        return sum(s.num_rows for s in self.snapshot(partition_ids))

@@ -417,7 +417,7 @@ class Engine:
 
     def collection_row_count(self, database: str, name: str) -> int:
         _, data = self._resolve(database, name)
-        return data.row_count()
+        return data.written_rows()
 
     # ---- partitions
     def create_partition(self, database: str, collection: str, partition: str) -> None:
@@ -452,7 +452,7 @@ class Engine:
 
     def partition_row_count(self, database: str, collection: str, partition: str) -> int:
         meta, data = self._resolve(database, collection)
-        return data.row_count({meta.require_partition(partition).partition_id})
+        return data.written_rows({meta.require_partition(partition).partition_id})
 
     # ---- aliases
     def create_alias(self, database: str, alias: str, collection: str) -> None:
@@ -677,7 +677,7 @@ class Engine:
                 params = {**params, "metric_type": "BM25"}
             elif minhash_function(meta.schema, fld) is not None and not flatten_params(params).get("metric_type"):
                 params = {**params, "metric_type": "MHJACCARD"}
-            spec_params = validate_index_params(fld, params).to_params()
+            spec_params = validate_index_params(fld, params, creating=True).to_params()
             if is_bm25 != (spec_params["metric_type"] == "BM25"):
                 raise invalid(
                     f"the metric type of the BM25 function output {field} must be BM25"

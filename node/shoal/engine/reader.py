@@ -10,6 +10,7 @@ are gathered only for the hits that survive.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -82,6 +83,11 @@ def null_column(field: FieldSchema, n: int) -> Column:
     return Column(np.zeros(n, dtype=dtype), np.zeros(n, bool))
 
 
+# A dynamic key asked for as an output field must parse as an identifier (or `$meta[...]`/a
+# path), as Milvus's proxy parses it; "**", "*%" or "@" are refused.
+_DYNAMIC_OUTPUT = re.compile(r"(\$meta|[^\W\d]\w*)(\[.*\])?")
+
+
 def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[list[FieldSchema], list[str]]:
     """Schema fields to return (with `$meta` last when dynamic keys are asked for) and the names as asked."""
     fields: list[FieldSchema] = []
@@ -106,6 +112,8 @@ def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[l
         elif name == DYNAMIC_FIELD and schema.enable_dynamic_field:
             need_meta = True
         elif schema.enable_dynamic_field:
+            if not _DYNAMIC_OUTPUT.fullmatch(name):
+                raise invalid(f"parse output field name failed: {name}")
             need_meta = True
             wanted.append(name)
         else:

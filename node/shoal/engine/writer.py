@@ -112,9 +112,13 @@ class Writer:
         self, meta: CollectionMeta, data: CollectionData, partition: str, batch: Batch, n: int, *, upsert: bool = False
     ) -> MutationResult:
         batch = self.prepare(meta, partition, batch, n, upsert=upsert)
-        ids = np.asarray(batch[meta.schema.primary_field.name].values)
+        pk = meta.schema.primary_field
+        ids = np.asarray(batch[pk.name].values)
         if upsert:
             batch[DELETE_KEYS] = Column(ids)
+            if pk.auto_id:  # as Milvus: the given keys are deleted, the rows get new auto ids
+                ids = self._auto_ids(pk.dtype, n)
+                batch[pk.name] = Column(ids)
         record = Record(Kind.UPSERT if upsert else Kind.INSERT, meta.collection_id, 0, 0, batch)
         self._log_and_apply(data, record)
         return MutationResult(

@@ -320,10 +320,19 @@ class _Binder:
         operand = self.bind(node.operand)
         values = self.bind(node.values)
         if not (isinstance(values, t.Const) and values.type is t.T.LIST):
-            raise self.error(node.values, f"'in' needs a list of constants, got {describe(values)}")
+            raise self.error(node.values, f"the right-hand side of 'in' must be a list, but got: {describe(values)}")
         items = tuple(values.value)
         if operand.type in (t.T.ARRAY, t.T.LIST):
             raise self.error(node, f"'in' cannot test {describe(operand)}; use array_contains_any")
+        if isinstance(operand, t.Field) and operand.dtype.is_integer:
+            # Milvus casts each value to the field's type and refuses a float (its message
+            # shows the value in protobuf text form)
+            flt = next((v for v in items if isinstance(v, float)), None)
+            if flt is not None:
+                shown = repr(flt).removesuffix(".0")
+                raise self.error(
+                    node, f"value 'float_val:{shown}' in list cannot be casted to {operand.dtype.milvus_name}"
+                )
         check = _ELEMENT_CHECKS.get(operand.type)
         bad = next((v for v in items if check and not check(v)), None) if check else None
         if bad is not None:

@@ -316,8 +316,14 @@ def _check_dim(fld: FieldSchema) -> int:
     return int(fld.dim)
 
 
-def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexSpec:
-    """Check Milvus create_index params for `fld` and resolve them into an `IndexSpec`."""
+# Milvus builds INT8 vectors with HNSW only; Shoal's FLAT reads them too, so an index made
+# before this rule still loads, but a new one is refused as Milvus refuses it.
+NOT_CREATABLE = {DataType.INT8_VECTOR: ("FLAT",)}
+
+
+def validate_index_params(fld: FieldSchema, params: Mapping[str, Any], *, creating: bool = False) -> IndexSpec:
+    """Check Milvus create_index params for `fld` and resolve them into an `IndexSpec`
+    (`creating`: a new index, not one already in the catalog)."""
     if not fld.dtype.is_vector:
         raise invalid(f"field {fld.name} is not a vector field: use a scalar index type")
     flat = flatten_params(params)
@@ -329,6 +335,8 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any]) -> IndexS
         raise unknown_index_type(flat.get("index_type"))
     dtype = fld.dtype
     allowed = allowed_indexes(dtype)
+    if creating:
+        allowed = tuple(t for t in allowed if t not in NOT_CREATABLE.get(dtype, ()))
     if asked != "AUTOINDEX" and asked not in allowed:
         raise invalid(
             f"data type {_dtype_label(dtype)} can't build with this index {asked}, "

@@ -44,6 +44,18 @@ def parse_bool(value: str) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def parse_ignore_growing(kv: dict[str, str]) -> bool:
+    """`ignore_growing` as Milvus's proxy reads it (Go's ParseBool); anything else is refused."""
+    value = kv.get("ignore_growing", "false")
+    if value not in _GO_BOOLS:
+        raise invalid("parse ignore growing field failed")
+    return _GO_BOOLS[value]
+
+
 def parse_json_params(value: str, name: str = "params") -> dict[str, Any]:
     if not value:
         return {}

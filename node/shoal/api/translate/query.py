@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from shoal.api.translate.common import kv_to_dict, parse_bool, parse_int, read_consistency, template_values
+from shoal.api.translate.common import (
+    kv_to_dict,
+    parse_bool,
+    parse_ignore_growing,
+    parse_int,
+    read_consistency,
+    template_values,
+)
 from shoal.api.translate.field_data import batch_to_fields_data
 from shoal.api.translate.search import result_output_fields
 from shoal.api.validate import check_result_window
@@ -36,10 +43,9 @@ def parse_order_by(raw: str) -> list[tuple[str, bool]]:
 def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
     kv = kv_to_dict(req.query_params)
     limit = parse_int(kv["limit"], "limit") if kv.get("limit") not in (None, "") else None
-    offset = parse_int(kv.get("offset", "0") or "0", "offset")
+    # Milvus's proxy reads the offset only when a limit is given; without one it is ignored
+    offset = parse_int(kv.get("offset", "0") or "0", "offset") if limit is not None else 0
     check_result_window(offset, None if limit == 0 else limit)  # a zero limit has always read as no limit here
-    if limit is None and offset:
-        raise invalid("offset requires a limit to be set")
     outputs = [f.strip() for f in req.output_fields if f.strip()]
     lowered = [o.lower() for o in outputs]
     if COUNT_STAR in lowered and len(outputs) > 1:
@@ -68,7 +74,7 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
             # session_ts: every page reads that one snapshot, as Milvus's iterators do
             req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp,
         ),
-        ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
+        ignore_growing=parse_ignore_growing(kv),
         order_by_pk=iterator or parse_bool(kv.get("reduce_stop_for_best", "false")),
     )
 

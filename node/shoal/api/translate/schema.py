@@ -76,6 +76,14 @@ _DEFAULT_KINDS = {
     "float_data": "DataType_Float", "double_data": "DataType_Double", "string_data": "DataType_VarChar",
     "bytes_data": "DataType_JSON",
 }
+# The field types each proto kind may fill (Milvus's rootcoord checks the kind, not the value:
+# pymilvus sends a Python int as long_data, which only an INT64 field takes).
+_KIND_FITS = {
+    "bool_data": (DataType.BOOL,), "int_data": (DataType.INT8, DataType.INT16, DataType.INT32),
+    "long_data": (DataType.INT64,), "float_data": (DataType.FLOAT,), "double_data": (DataType.DOUBLE,),
+    "string_data": (),
+}
+_NARROW_INT_RANGE = {DataType.INT8: (-(2**7), 2**7 - 1), DataType.INT16: (-(2**15), 2**15 - 1)}
 
 
 def default_from_proto(v: schema_pb2.ValueField) -> Any:
@@ -115,17 +123,24 @@ def _check_default(f: FieldSchema, kind: str | None = None) -> None:
     dt = f.dtype
     if dt.is_vector or dt in (DataType.JSON, DataType.ARRAY):
         raise invalid(f"type not support default_value, type:{dt.milvus_name}, name:{f.name}")
-    ok = (
-        (dt is DataType.BOOL and isinstance(v, bool))
-        or (dt.is_integer and isinstance(v, int) and not isinstance(v, bool))
-        or (dt.is_float and isinstance(v, (int, float)) and not isinstance(v, bool))
-        or (dt.is_string and isinstance(v, str))
-        or dt is DataType.JSON
-    )
+    if kind is not None and kind in _KIND_FITS:
+        ok = dt in _KIND_FITS[kind] or (kind == "string_data" and dt.is_string)
+    else:
+        ok = (
+            (dt is DataType.BOOL and isinstance(v, bool))
+            or (dt.is_integer and isinstance(v, int) and not isinstance(v, bool))
+            or (dt.is_float and isinstance(v, (int, float)) and not isinstance(v, bool))
+            or (dt.is_string and isinstance(v, str))
+        )
     if not ok:
         raise invalid(
             f"type ({dt.milvus_name}) of field ({f.name}) is not equal to the "
             f"type({_DEFAULT_KINDS.get(kind or '', 'DataType_None')}) of default_value"
+        )
+    bounds = _NARROW_INT_RANGE.get(dt)
+    if bounds is not None and not bounds[0] <= v <= bounds[1]:
+        raise invalid(
+            f"default value out of range: invalid parameter[{v} out of range {bounds[0]} <= value <= {bounds[1]}]"
         )
     if dt.is_string and f.max_length is not None and len(v) > f.max_length:
         raise invalid(

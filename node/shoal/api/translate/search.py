@@ -18,6 +18,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 from shoal.api.translate.common import (
     kv_to_dict,
     parse_bool,
+    parse_ignore_growing,
     parse_int,
     parse_json_params,
     read_consistency,
@@ -196,7 +197,7 @@ def search_from_proto(
         group_size=group_size,
         strict_group_size=parse_bool(kv.get("strict_group_size", "false")),
         timezone=kv.get("timezone") or str(params.get("timezone", "")),
-        ignore_growing=parse_bool(kv.get("ignore_growing", "false")),
+        ignore_growing=parse_ignore_growing(kv),
         consistency=read_consistency(req.guarantee_timestamp, req.consistency_level, req.use_default_consistency, travel),
         iterator=iterator,
         rerank=rerank,

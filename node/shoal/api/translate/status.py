@@ -37,7 +37,7 @@ _INVALID_SUFFIX = ": invalid parameter"
 
 def from_error(err: ShoalError) -> common_pb2.Status:
     message = err.message
-    wrapped = message.startswith("invalid parameter[")  # Milvus's expected/actual form has no suffix
+    wrapped = "invalid parameter[" in message  # Milvus's wrapped form (expected/actual, range) has no suffix
     if err.code == Code.PARAMETER_INVALID and not wrapped and not message.endswith(_INVALID_SUFFIX):
         message += _INVALID_SUFFIX  # Milvus ends every code-1100 message so
     return status(err.code, message)
