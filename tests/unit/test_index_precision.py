@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recall_data import recall
 
 from shoal.index import build_index, load_index, search_exact, validate_index_params
 from shoal.index.vectors import bfloat16_bits, to_float32
@@ -32,9 +33,6 @@ LAYOUTS = {
     ),
 }
 
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
 def test_bfloat16_bits_round_trip_within_bfloat16_precision() -> None:

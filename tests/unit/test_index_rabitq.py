@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recall_data import clustered, recall
 
 from shoal.errors import ShoalError
 from shoal.index import build_index, load_index, search_exact, validate_index_params
@@ -19,19 +20,7 @@ N, DIM, NQ, K = 4000, 32, 40, 10
 FIELD = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)
 
 
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    centers = rng.normal(size=(30, DIM)) * 3.0
-    base = centers[rng.integers(0, 30, N)] + rng.normal(size=(N, DIM))
-    queries = centers[rng.integers(0, 30, NQ)] + rng.normal(size=(NQ, DIM))
-    return base.astype(np.float32), queries.astype(np.float32)
-
-
-BASE, QUERIES = data()
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+BASE, QUERIES = clustered(3, 30, N, NQ, DIM)
 
 
 @pytest.mark.parametrize(
