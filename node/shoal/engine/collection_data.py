@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shoal.engine.segments import Segment
+from shoal.engine.segments import Segment, default_column
 from shoal.schema import Batch, CollectionSchema
 
 
@@ -46,6 +46,12 @@ class CollectionData:
             self.first_unpersisted_lsn = lsn
 
     def apply_insert(self, partition_id: int, batch: Batch, n: int, ts: int) -> None:
+        # A written batch carries every field its schema had (the write path fills defaults), so a
+        # field it lacks was added after it was written: a WAL record applied after the catalog
+        # learned of the field (a follower behind its WAL, a replay) gives those rows the default.
+        added = [f for f in self.schema.fields if f.default_value is not None and f.name not in batch]
+        if added and n:
+            batch = {**batch, **{f.name: default_column(f, n) for f in added}}
         seg = self._growing.get(partition_id)
         if seg is None:
             seg = Segment.growing(self._new_id(), partition_id, self.schema, self.seal_rows)

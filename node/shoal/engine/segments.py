@@ -90,6 +90,13 @@ class _Buffer:
         self.backed = target
 
 
+def default_column(f: FieldSchema, n: int) -> Column:
+    """`n` rows of `f`'s default value (the field must have one)."""
+    dtype = SCALAR_DTYPES.get(f.dtype)
+    values = np.full(n, f.default_value, dtype=dtype) if dtype is not None else object_array([f.default_value] * n)
+    return Column(values)
+
+
 @dataclass
 class Segment:
     segment_id: int
@@ -224,8 +231,7 @@ class Segment:
         n = self.num_rows
         if f.default_value is None or n == 0 or f.name in self.columns:
             return
-        dtype = SCALAR_DTYPES.get(f.dtype)
-        values = np.full(n, f.default_value, dtype=dtype) if dtype is not None else object_array([f.default_value] * n)
+        values = default_column(f, n).values
         if self.sealed or self._ts_buf is None:
             self.columns = {**self.columns, f.name: Column(values)}
             return

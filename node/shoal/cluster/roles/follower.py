@@ -104,8 +104,13 @@ class Follower:
         self.catch_up(rec.meta_version)
         record = wal_records.decode(rec.payload)
         self.engine.tso.observe(record.ts)
-        data = self.engine.datas.get(record.collection_id)
         meta = self.engine.catalog.collections.get(record.collection_id)
+        if meta is not None and any(meta.schema.field(n) is None for n in record.batch if not n.startswith("$")):
+            # written after a field was added that this node's catalog has not seen yet: read it
+            # first, so the field's default reaches the older rows before this batch brings a column
+            self.catch_up(0)
+            meta = self.engine.catalog.collections.get(record.collection_id)
+        data = self.engine.datas.get(record.collection_id)
         # else the collection was dropped since, or the record is already applied (it is in a
         # segment loaded from S3: `last_lsn` starts at the collection's checkpoint LSN)
         if data is not None and meta is not None and rec.lsn > data.last_lsn:
