@@ -136,14 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"insert rows/s, cluster / standalone: x{rate['cluster'] / rate['standalone']:.2f} "
                   f"({rate['cluster']:.0f} / {rate['standalone']:.0f})")
         finally:
-            for proc, _ in procs:
-                proc.terminate()
-            for proc, _ in procs:
-                try:
-                    proc.wait(120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all([proc for proc, _ in procs])
     return 0
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every server, then wait for each (SIGKILL after 120 s)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

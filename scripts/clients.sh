@@ -11,10 +11,16 @@
 # `--address HOST:PORT` runs every scenario against that server instead (e.g. the proxy of a
 # `shoal cluster run`). Any failing scenario fails the script.
 # Usage: scripts/clients.sh [--address HOST:PORT] [pytest args for the Python scenarios...]
+#        scripts/clients.sh --install   (the installs only, nothing runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-[ -x .venv/bin/shoal ] || ./scripts/setup.sh --test
+install_only=0
+if [ "${1:-}" = "--install" ]; then
+  install_only=1
+  shift
+fi
+[ "$install_only" = 1 ] || [ -x .venv/bin/shoal ] || ./scripts/setup.sh --test
 cache="${SHOAL_CACHE:-$HOME/.cache/shoal}"
 mkdir -p "$cache"
 address=""
@@ -43,21 +49,6 @@ if [ -n "$need_apt" ]; then
 fi
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 [ -x "$GO" ] || { echo "no Go toolchain (1.24 or later) for the Go SDK scenario; set GO=/path/to/go" >&2; exit 1; }
-
-for reqs in clients/python/requirements-*.txt; do
-  name="$(basename "$reqs" .txt)"; name="${name#requirements-}"
-  venv="$cache/venv-$name-$(sha256sum "$reqs" | cut -c1-12)"
-  if [ ! -f "$venv/.complete" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -r "$reqs"
-    touch "$venv/.complete"
-  fi
-  echo "== client scenarios: $name"
-  SHOAL_URI="${address:+http://$address}" SHOAL_BIN="$root/.venv/bin/shoal" \
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore "clients/python/test_$name.py" "$@" || status=$?
-done
 
 # ---- installs (first use only; later runs find the cache)
 go_env=(env GOMODCACHE="$cache/go-mod" GOCACHE="$cache/go-build" GOFLAGS=-mod=readonly GOTOOLCHAIN=local)
@@ -89,6 +80,41 @@ install_java() {
   fi
   echo "$dir/cp.txt"
 }
+
+python_venv() {
+  local reqs=$1 name venv
+  name="$(basename "$reqs" .txt)"; name="${name#requirements-}"
+  venv="$cache/venv-$name-$(sha256sum "$reqs" | cut -c1-12)"
+  if [ ! -f "$venv/.complete" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip >&2
+    "$venv/bin/pip" install -q -r "$reqs" >&2
+    touch "$venv/.complete"
+  fi
+  echo "$venv"
+}
+
+# --install: only the installs (scripts/test.sh runs this in the background while the tests run).
+if [ "$install_only" = 1 ]; then
+  for reqs in clients/python/requirements-*.txt; do
+    ready="$(python_venv "$reqs")"
+    log "python: $ready"
+  done
+  for sdk in go node java; do
+    ready="$("install_$sdk")"
+    log "$sdk: $ready"
+  done
+  exit 0
+fi
+
+for reqs in clients/python/requirements-*.txt; do
+  name="$(basename "$reqs" .txt)"; name="${name#requirements-}"
+  venv="$(python_venv "$reqs")"
+  echo "== client scenarios: $name"
+  SHOAL_URI="${address:+http://$address}" SHOAL_BIN="$root/.venv/bin/shoal" \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore "clients/python/test_$name.py" "$@" || status=$?
+done
 
 # ---- one server for the SDK scenarios
 server_pid=""

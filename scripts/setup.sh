@@ -20,7 +20,7 @@ stamp=.venv/.shoal-deps-$(sha256sum pyproject.toml | cut -c1-16)-$want_test
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   if [ "$want_test" = 1 ]; then
-    .venv/bin/pip install -q -e ".[cluster,operator,bench,test,ingest,examples]"
+    .venv/bin/pip install -q -e ".[cluster,operator,bench,test,ingest,examples,cjk]"
   else
     .venv/bin/pip install -q -e .
   fi

@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +188,41 @@ class ClusterProcess:
             proc.wait()
 
 
+def cluster_s3(cluster: ClusterProcess):  # noqa: ANN201 (boto3 is a cluster-only import)
+    """The cluster's S3 endpoint and a store on its bucket."""
+    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
+    from shoal.storage.object_store import S3ObjectStore
+
+    cluster.refresh()
+    endpoint = f"http://127.0.0.1:{cluster.children['seaweedfs'].ports['s3']}"
+    return endpoint, S3ObjectStore(endpoint, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY)
+
+
+@contextmanager
+def extra_query_node(cluster: ClusterProcess, data_dir: Path) -> Iterator:
+    """A query node started in the test process on the cluster's etcd, Kafka and S3, yielded once
+    it caught up with the WAL (what a new pod does: segments from S3, then the Kafka tail)."""
+    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
+    from shoal.cluster.roles.common import ClusterEnv
+    from shoal.cluster.roles.query import QueryNode
+    from shoal.config import Config, S3Config
+
+    endpoint, _ = cluster_s3(cluster)
+    cfg = Config(
+        data_dir=data_dir, etcd_endpoints=[cluster.etcd_endpoint], kafka_bootstrap=cluster.kafka_bootstrap,
+        s3=S3Config(endpoint=endpoint, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY),
+    )
+    env = ClusterEnv(cfg, "query")
+    node = QueryNode(env, cfg.data_dir)
+    try:
+        node.start()
+        assert node.caught_up.wait(300), "the new query node did not catch up with the WAL"
+        yield node
+    finally:
+        node.close()
+        env.store.close()
+
+
 def start_cluster(data_dir: Path, *, streaming_nodes: int = 1, query_nodes: int = 1,
                   kafka_brokers: int = 1, coords: int = 1, proxies: int = 1,
                   extra_args: list[str] | None = None) -> ClusterProcess:
@@ -197,6 +233,19 @@ def start_cluster(data_dir: Path, *, streaming_nodes: int = 1, query_nodes: int 
     cluster = ClusterProcess(data_dir, data_dir.parent / f"{data_dir.name}.out", args)
     cluster.start()
     return cluster
+
+
+def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str, **kwargs: int) -> Iterator[ClusterProcess]:
+    """A module's own cluster (`start_cluster`'s options), stopped after it; skipped where the
+    tools are missing. Yields from a module-scoped fixture."""
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    cluster = start_cluster(tmp_path_factory.mktemp(name) / "data", **kwargs)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def attach_cluster(out_path: Path) -> ClusterProcess:

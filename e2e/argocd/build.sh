@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Build Argo CD's application controller and repo server from its Go module, without Docker.
 #
-# Argo CD ships one binary that acts by the name it is called under; it is built once from
-# the module's ./cmd and linked as argocd-application-controller and argocd-repo-server. Its
-# go.mod replaces only with published versions, so the module builds as the main module from
-# a copy of its source (the module cache is read-only). The CRDs come from the same source.
+# Argo CD ships one binary that acts by the name it is called under. Upstream's main links
+# every command (the CLI, API server, Dex, notifications, ...); the e2e runs two, so the
+# binary is built from a main of our own, added to the copy of the source, that links the
+# application controller, the repo server and git-ask-pass (which the repo server runs for
+# git credentials): a fifth less to compile. It is linked as argocd-application-controller
+# and argocd-repo-server. Its go.mod replaces only with published versions, so the module
+# builds as the main module from a copy of its source (the module cache is read-only). The
+# CRDs come from the same source.
 #
 # v3.2.12 does not build (its controller/cache calls settings.ValidateExternalURL, which that
 # release lacks), hence v3.2.11.
@@ -35,7 +39,52 @@ if [[ ! -f "$work/go.mod" ]]; then
 fi
 log "building (GOMAXPROCS=$GOMAXPROCS; about 15 min of CPU)"
 mkdir -p "$BIN"
-(cd "$work" && nice -n 10 "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/argocd.tmp" ./cmd)
+mkdir -p "$work/cmd/shoal-e2e"
+cat > "$work/cmd/shoal-e2e/main.go" <<'GO'
+// Command argocd runs the Argo CD commands the Shoal e2e uses, chosen by the name it is called under.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	appcontroller "github.com/argoproj/argo-cd/v3/cmd/argocd-application-controller/commands"
+	gitaskpass "github.com/argoproj/argo-cd/v3/cmd/argocd-git-ask-pass/commands"
+	reposerver "github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands"
+	"github.com/argoproj/argo-cd/v3/util/log"
+)
+
+func init() {
+	klog.SetLogger(log.NewLogrusLogger(log.NewWithCurrentConfig()))
+}
+
+func main() {
+	name := filepath.Base(os.Args[0])
+	if val := os.Getenv("ARGOCD_BINARY_NAME"); val != "" {
+		name = val
+	}
+	var command *cobra.Command
+	switch name {
+	case "argocd-application-controller":
+		command = appcontroller.NewCommand()
+	case "argocd-repo-server":
+		command = reposerver.NewCommand()
+	case "argocd-git-ask-pass":
+		command = gitaskpass.NewCommand()
+	default:
+		fmt.Fprintf(os.Stderr, "%s: this build has argocd-application-controller, argocd-repo-server and argocd-git-ask-pass only\n", name)
+		os.Exit(2)
+	}
+	if err := command.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+GO
+(cd "$work" && nice -n 10 "$GO" build -trimpath -ldflags "-s -w" -o "$BIN/argocd.tmp" ./cmd/shoal-e2e)
 mv "$BIN/argocd.tmp" "$BIN/argocd"
 ln -sf argocd "$BIN/argocd-application-controller"
 ln -sf argocd "$BIN/argocd-repo-server"

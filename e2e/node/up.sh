@@ -106,6 +106,14 @@ start containerd containerd --config "$RUN_DIR/containerd/config.toml"
 ctrc() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
 for _ in $(seq 120); do ctrc version >/dev/null 2>&1 && break; sleep 0.5; done
 ctrc version >/dev/null || { log "containerd did not start:"; tail -20 "$RUN_DIR/logs/containerd.log" >&2; exit 1; }
+# containerd keeps each archive's content and unpacks it beside it, and the pods write on
+# top: with less free than three times the archives, an import fails half-way with ENOSPC.
+need_kb=$(( $(du -ck "$IMAGES"/*.tar | tail -1 | cut -f1) * 3 ))
+free_kb="$(df -Pk "$RUN_DIR" | awk 'NR==2 {print $4}')"
+if (( free_kb < need_kb )); then
+  log "only $(( free_kb / 1024 )) MiB free under $RUN_DIR; the node needs about $(( need_kb / 1024 )) MiB"
+  exit 1
+fi
 for archive in "$IMAGES"/*.tar; do
   log "import $(basename "$archive")"
   ctrc images import "$archive" >&2
@@ -226,7 +234,18 @@ metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes
 subsets:
 - addresses: [{ip: $NODE_IP}]
   ports: [{name: https, port: $MS_PORT, protocol: TCP}]
----
+YAML
+# kube-apiserver dials the Service's ClusterIP and keeps that connection alive. Before
+# kube-proxy's DNAT rule exists the dial leaves by the default route, and a gateway that
+# answers every port 443 (some sandboxes do, with 404) would hold the APIService at
+# FailedDiscoveryCheck for good; so the APIService is registered only once the rule is in.
+MS_IP="$(kc -n kube-system get service metrics-server -o jsonpath='{.spec.clusterIP}')"
+deadline=$(( SECONDS + 60 ))
+until iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -q -- "-d $MS_IP/32 .*--dport 443"; do
+  (( SECONDS < deadline )) || { log "kube-proxy has no rule for $MS_IP:443 in 60s:"; tail -30 "$RUN_DIR/logs/kube-proxy.log" >&2; exit 1; }
+  sleep 0.5
+done
+kc apply -f - >&2 <<YAML
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata: {name: v1beta1.metrics.k8s.io, labels: {app.kubernetes.io/part-of: shoal-e2e}}

@@ -21,6 +21,7 @@ from shoal.storage.wal import DEFAULT_POLICY as WAL_FSYNC_DEFAULT
 from shoal.storage.wal import POLICIES as WAL_FSYNC
 
 ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
+SEGMENT_PLACEMENTS = ("copy", "share")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -67,6 +68,7 @@ class Config:
     checkpoint_interval_s: int = 300  # the WAL owner seals, writes to S3 and checkpoints at least this often
     reuse_port: bool = False  # SO_REUSEPORT on the proxy's ports: `shoal cluster` starts a replacement beside it
     drain_grace_s: int = 20  # SIGTERM: a role hands its work over and exits within this (Kubernetes waits 30 s)
+    segment_placement: str = "copy"  # copy: every query node holds every sealed segment; share: divided (cluster/shares.py)
     # security (docs/security.md)
     authorization_enabled: bool = False
     root_password: str = ""  # used once, at the first start; empty: Milvus's default
@@ -218,6 +220,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"checkpoint_interval_s must be 1 or more, got {cfg.checkpoint_interval_s}")
     if cfg.drain_grace_s < 2:
         raise ConfigError(f"drain_grace_s must be 2 or more, got {cfg.drain_grace_s}")
+    if cfg.segment_placement not in SEGMENT_PLACEMENTS:
+        raise ConfigError(f"segment_placement must be one of {', '.join(SEGMENT_PLACEMENTS)}, got {cfg.segment_placement!r}")
     if not cfg.cluster_prefix.endswith("/"):
         raise ConfigError(f"cluster_prefix must end with '/', got {cfg.cluster_prefix!r}")
     if cfg.filter_cache_mb < 0:

@@ -18,6 +18,7 @@ class Code(IntEnum):
     RATE_LIMITED = 8
     QUOTA_EXCEEDED = 9
     NOT_SUPPORTED = 10  # merr "service unimplemented"
+    SERVICE_RESOURCE_INSUFFICIENT = 12  # a load asks more replicas than there are streaming nodes
     COLLECTION_NOT_FOUND = 100
     COLLECTION_NOT_LOADED = 101
     COLLECTION_NUM_LIMIT = 102
@@ -33,6 +34,7 @@ class Code(IntEnum):
     METRIC_TYPE_MISMATCH = 1102
     PARAMETER_TOO_LARGE = 1102  # merr's ErrParameterTooLarge shares the number
     RESOURCE_GROUP_NOT_FOUND = 300
+    RESOURCE_GROUP_NODE_NOT_ENOUGH = 304  # a load asks more replicas than there are query nodes
     ALIAS_NOT_FOUND = 1600
     FIELD_NAME_INVALID = 1701
     ALIAS_NAME_CONFLICT = 1601

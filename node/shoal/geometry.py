@@ -41,6 +41,13 @@ def geometry_wkt(values: list[Any], field: str) -> list[str | None]:
     return [None if v is None else shapely.to_wkt(parse_wkt(v, f"field {field}"), rounding_precision=-1) for v in values]
 
 
+def test(name: str, geoms: np.ndarray, other: Any, distance: float | None = None) -> np.ndarray:
+    """`name`(geometry, other) for each of `geoms`: the one exact check, scan and RTREE alike."""
+    if name in DISTANCE_PREDICATES:
+        return np.asarray(shapely.dwithin(geoms, other, float(distance or 0.0)), dtype=bool)
+    return np.asarray(PREDICATES[name](geoms, other), dtype=bool)
+
+
 def evaluate(name: str, rows: list[str | None], wkt: str, distance: float | None = None) -> list[bool | None]:
     """`name`(row, wkt) for every row; None where the row is null."""
     other = parse_wkt(wkt, name)
@@ -48,11 +55,7 @@ def evaluate(name: str, rows: list[str | None], wkt: str, distance: float | None
     out: list[bool | None] = [None] * len(rows)
     if not present:
         return out
-    geoms = shapely.from_wkt(np.array([rows[i] for i in present], dtype=object))
-    if name in DISTANCE_PREDICATES:
-        hits = shapely.dwithin(geoms, other, float(distance or 0.0))
-    else:
-        hits = PREDICATES[name](geoms, other)
+    hits = test(name, shapely.from_wkt(np.array([rows[i] for i in present], dtype=object)), other, distance)
     for i, h in zip(present, hits.tolist(), strict=True):
         out[i] = bool(h)
     return out

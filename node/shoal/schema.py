@@ -22,6 +22,8 @@ Column representation (one `Column` per field, `n` rows):
 | INT8_VECTOR               | np.int8 (n, dim)                                           |
 | BINARY_VECTOR             | np.uint8 (n, dim // 8)                                     |
 | SPARSE_FLOAT_VECTOR       | object (n,) of dict[int, float]                            |
+| ARRAY_OF_STRUCT           | object (n,) of lists of {sub-field: value} dicts; a vector |
+|                           | sub-field's value is a list of floats                      |
 
 `Column.valid` is None when every row has a value, else a bool mask (nullable fields);
 where it is False, `values` holds a placeholder (0, "", None) that must not be read.
@@ -63,6 +65,10 @@ class DataType(IntEnum):
     BFLOAT16_VECTOR = 103
     SPARSE_FLOAT_VECTOR = 104
     INT8_VECTOR = 105
+    # an ARRAY whose element type is STRUCT: Milvus's ArrayOfStruct (its sub-fields are in
+    # FieldSchema.struct_fields); values are lists of {sub-field: value} dicts
+    ARRAY_OF_STRUCT = 200
+    STRUCT = 201
 
     @property
     def milvus_name(self) -> str:
@@ -71,7 +77,7 @@ class DataType(IntEnum):
 
     @property
     def is_vector(self) -> bool:
-        return self.value >= 100
+        return 100 <= self.value <= 105
 
     @property
     def is_dense_vector(self) -> bool:
@@ -98,6 +104,7 @@ _MILVUS_NAMES = {
     DataType.BINARY_VECTOR: "BinaryVector", DataType.FLOAT_VECTOR: "FloatVector",
     DataType.FLOAT16_VECTOR: "Float16Vector", DataType.BFLOAT16_VECTOR: "BFloat16Vector",
     DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector", DataType.INT8_VECTOR: "Int8Vector",
+    DataType.ARRAY_OF_STRUCT: "ArrayOfStruct", DataType.STRUCT: "Struct",
 }
 
 
@@ -154,6 +161,10 @@ class FieldSchema:
     element_type: DataType | None = None
     max_capacity: int | None = None
     type_params: dict[str, str] = field(default_factory=dict)
+    struct_fields: list[FieldSchema] = field(default_factory=list)  # ARRAY_OF_STRUCT's members
+
+    def sub_field(self, name: str) -> FieldSchema | None:
+        return next((s for s in self.struct_fields if s.name == name), None)
 
     def numpy_dtype(self) -> np.dtype:
         """The dtype of this field's column values (object for variable-size types)."""
@@ -179,6 +190,9 @@ class FieldSchema:
         out["name"] = self.name
         if self.element_type is not None:
             out["element_type"] = int(self.element_type)
+        out.pop("struct_fields", None)
+        if self.struct_fields:
+            out["struct_fields"] = [s.to_dict() for s in self.struct_fields]
         return out
 
     @classmethod
@@ -187,6 +201,8 @@ class FieldSchema:
         kw["dtype"] = DataType(kw["dtype"])
         if kw.get("element_type") is not None:
             kw["element_type"] = DataType(kw["element_type"])
+        if kw.get("struct_fields"):
+            kw["struct_fields"] = [FieldSchema.from_dict(s) for s in kw["struct_fields"]]
         return cls(**kw)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient
 
 DIM = 8
 BASE = 2000
@@ -31,6 +31,31 @@ def base_rows() -> list[dict[str, Any]]:
     vectors = np.random.default_rng(7).random((BASE, DIM), dtype=np.float32)
     return [{"id": i, "vector": vectors[i].tolist()} for i in range(BASE)]
 
+
+
+def create_base_collection(client: MilvusClient, coll: str, flush: bool = False) -> None:
+    """`coll` with `base_rows()`, a FLAT index (exact: answers cannot move with an index build)
+    and Strong reads; flushed (sealed and in S3) when asked."""
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="FLAT", metric_type="L2")
+    client.create_collection(coll, schema=schema, index_params=index, consistency_level="Strong")
+    client.insert(coll, base_rows())
+    if flush:
+        client.flush(coll)
+
+
+def wait_for(pred: Callable[[], object], timeout_s: float, what: str, period: float = 0.5) -> object:
+    """`pred()`'s first truthy value, polled every `period` s; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(period)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 def read_search(client: MilvusClient, coll: str) -> list[list[tuple[int, float]]]:
     hits = client.search(coll, QUERY_VECTORS, limit=5, filter=SEARCH_FILTER, consistency_level="Strong",

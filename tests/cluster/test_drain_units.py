@@ -75,7 +75,9 @@ def test_the_coordinator_logs_and_counts_query_nodes_joining_and_leaving(tmp_pat
     from shoal.cluster.roles.coord import Coordinator
 
     nodes: dict[str, dict] = {"query-a": {}}
-    coord = Coordinator(SimpleNamespace(node_id="coord-x", live_nodes=lambda role: dict(nodes)), tmp_path)  # type: ignore[arg-type]
+    coord = Coordinator(SimpleNamespace(
+        node_id="coord-x", live_nodes=lambda role: dict(nodes), store=SimpleNamespace(list_prefix=lambda p: {}),
+        cfg=SimpleNamespace(segment_placement="copy")), tmp_path)  # type: ignore[arg-type]
     coord._balance_once()  # the first look: what is there already is no event
     nodes.update({"query-b": {}, "query-c": {}})
     coord._balance_once()

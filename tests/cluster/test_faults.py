@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_cluster import ClusterProcess  # noqa: E402
+from loadgen import wait_for  # noqa: E402
 
 # a test may also wait for the session's cluster to start (minutes on a loaded machine)
 pytestmark = pytest.mark.timeout(900)
@@ -38,16 +39,6 @@ WAL_TOPIC = "shoal.wal"
 DIM = 4
 COLL = "faults"
 BATCH = 20
-
-
-def _wait(pred: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +72,7 @@ def _visible(client: MilvusClient, ids: list[int]) -> dict[int, int]:
 
 
 def _owner(cluster: ClusterProcess) -> tuple[str, dict]:
-    owner = _wait(lambda: cluster.etcd_json(OWNER_KEY), 120, "a WAL channel owner")
+    owner = wait_for(lambda: cluster.etcd_json(OWNER_KEY), 120, "a WAL channel owner")
     assert isinstance(owner, dict)
     port = int(str(owner["address"]).rsplit(":", 1)[1])
     return cluster.name_for_port(port), owner
@@ -174,10 +165,10 @@ def test_a_stale_owner_cannot_write(cluster: ClusterProcess, client: MilvusClien
     stale_id = 10**9
     os.kill(pid, signal.SIGSTOP)
     try:
-        _wait(lambda: (cluster.etcd_json(OWNER_KEY) or {}).get("epoch", 0) > owner["epoch"], 240,
+        wait_for(lambda: (cluster.etcd_json(OWNER_KEY) or {}).get("epoch", 0) > owner["epoch"], 240,
               "the channel to move away from the stopped owner")
         # The new owner serves once it fenced the old producer (init_transactions) and replayed.
-        _wait(lambda: _try_insert(client, [stale_id + 1]), 240, "a write through the new owner")
+        wait_for(lambda: _try_insert(client, [stale_id + 1]), 240, "a write through the new owner")
     finally:
         os.kill(pid, signal.SIGCONT)
     batch = {"id": Column(np.array([stale_id], dtype=np.int64)), "vector": Column(np.zeros((1, DIM), dtype=np.float32))}
@@ -245,11 +236,11 @@ def test_sigkill_of_the_supervisor_takes_its_children_and_a_rerun_resumes(
             return False
         return True
 
-    _wait(all_gone, 60, "every child of the killed supervisor to exit")
+    wait_for(all_gone, 60, "every child of the killed supervisor to exit")
     cluster.start()
     again = MilvusClient(cluster.uri, timeout=60)
     try:
-        after = _wait(lambda: _count_or_none(again), 240, "the resumed cluster to answer")
+        after = wait_for(lambda: _count_or_none(again), 240, "the resumed cluster to answer")
         assert after == before
     finally:
         again.close()

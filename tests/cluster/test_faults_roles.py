@@ -22,16 +22,24 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures_cluster import ClusterProcess  # noqa: E402
-from loadgen import DIM, MixedLoad, assert_acked_once, base_rows, read_query, read_search, visible  # noqa: E402
+from loadgen import (  # noqa: E402
+    MixedLoad,
+    assert_acked_once,
+    create_base_collection,
+    read_query,
+    read_search,
+    visible,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(900)
 COLL = "faults_load"
@@ -40,16 +48,6 @@ KINDS = ("search", "query", "insert")
 AFTER_UP_S = 5.0  # load kept this long after every kind succeeded again
 FAIL_WINDOW_S = 60.0
 _ids = itertools.count(10**7, 100_000)  # each test's inserts start at a fresh id
-
-
-def _wait(pred: Callable[[], object], timeout_s: float, what: str, period: float = 0.2) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(period)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +60,7 @@ def expected(cluster: ClusterProcess) -> Iterator[dict[str, object]]:
     client = MilvusClient(cluster.uri, timeout=60)
     if client.has_collection(COLL):
         client.drop_collection(COLL)
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
-    index = client.prepare_index_params()
-    index.add_index("vector", index_type="FLAT", metric_type="L2")  # exact: the answers cannot move with an index build
-    client.create_collection(COLL, schema=schema, index_params=index, consistency_level="Strong")
-    client.insert(COLL, base_rows())
+    create_base_collection(client, COLL)
     answers = {"search": read_search(client, COLL), "query": read_query(client, COLL)}
     assert len(answers["query"]) == 300 and all(len(row) == 5 for row in answers["search"])
     client.close()
@@ -76,7 +68,7 @@ def expected(cluster: ClusterProcess) -> Iterator[dict[str, object]]:
 
 
 def _leader(cluster: ClusterProcess) -> dict:
-    leader = _wait(lambda: cluster.etcd_json(LEADER_KEY), 120, "an active coordinator")
+    leader = wait_for(lambda: cluster.etcd_json(LEADER_KEY), 120, "an active coordinator")
     assert isinstance(leader, dict)
     return leader
 
@@ -110,7 +102,7 @@ def _kill_and_wait(cluster: ClusterProcess, role: str) -> tuple[str, int, float,
             now = cluster.etcd_json(LEADER_KEY) or {}
             return now.get("pid") not in (None, pid) and _serves_as_coordinator(str(now["address"]))
 
-        _wait(took_over, 240, "the standby coordinator to take over")
+        wait_for(took_over, 240, "the standby coordinator to take over")
         up = time.monotonic()
         cluster.wait_restarted(name, pid, 240)
     else:
@@ -125,9 +117,9 @@ def test_sigkill_of_a_role_under_mixed_load(cluster: ClusterProcess, expected: d
     load = MixedLoad(cluster.uri, COLL, first_id, expected)
     load.start()
     try:
-        _wait(lambda: all(len(load.successes(k, 0.0)) >= 3 for k in KINDS), 240, "the load to run")
+        wait_for(lambda: all(len(load.successes(k, 0.0)) >= 3 for k in KINDS), 240, "the load to run")
         name, killed_pid, killed, up = _kill_and_wait(cluster, role)
-        _wait(lambda: all(any(r.start >= up for r in load.successes(k, up)) for k in KINDS), 240,
+        wait_for(lambda: all(any(r.start >= up for r in load.successes(k, up)) for k in KINDS), 240,
               f"every kind of request to succeed after {name} came back")
         time.sleep(AFTER_UP_S)
     finally:

@@ -19,7 +19,7 @@ from pymilvus.bulk_writer import BulkFileType, LocalBulkWriter
 from pymilvus.client.types import BulkInsertState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_cluster import ClusterProcess  # noqa: E402
+from fixtures_cluster import ClusterProcess, cluster_s3, extra_query_node  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 CHECKPOINT_KEY = "shoal/checkpoint/0"
@@ -35,14 +35,6 @@ def client(shoal_cluster: ClusterProcess) -> Iterator[MilvusClient]:
     connections.disconnect("default")
 
 
-def _s3(cluster: ClusterProcess):  # noqa: ANN202 (boto3 is a cluster-only import)
-    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
-    from shoal.storage.object_store import S3ObjectStore
-
-    cluster.refresh()
-    endpoint = f"http://127.0.0.1:{cluster.children['seaweedfs'].ports['s3']}"
-    return endpoint, S3ObjectStore(endpoint, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY)
-
 
 def _wait(task: int, timeout_s: float = 300.0) -> BulkInsertState:
     deadline = time.monotonic() + timeout_s
@@ -56,10 +48,6 @@ def _wait(task: int, timeout_s: float = 300.0) -> BulkInsertState:
 
 def test_import_of_bucket_keys_reaches_s3_the_checkpoint_and_a_new_query_node(
         shoal_cluster: ClusterProcess, client: MilvusClient, tmp_path: Path) -> None:
-    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
-    from shoal.cluster.roles.common import ClusterEnv
-    from shoal.cluster.roles.query import QueryNode
-    from shoal.config import Config, S3Config
     from shoal.engine.requests import QueryRequest
 
     name = f"imp_s3_{uuid.uuid4().hex[:8]}"
@@ -76,7 +64,7 @@ def test_import_of_bucket_keys_reaches_s3_the_checkpoint_and_a_new_query_node(
             writer.append_row({"id": i, "tag": f"t{i % 10}", "v": [float(i), 1.0, 0.0, 0.0]})
         writer.commit()
         local = writer.batch_files[0][0]
-    endpoint, s3 = _s3(shoal_cluster)
+    _, s3 = cluster_s3(shoal_cluster)
     key = f"import-test/{name}/rows.parquet"  # named relative to the bucket, as Milvus's clients do
     s3.put_file(key, Path(local))
 
@@ -110,20 +98,8 @@ def test_import_of_bucket_keys_reaches_s3_the_checkpoint_and_a_new_query_node(
     for seg in imported:
         assert set(s3.list(seg["key"] + "/")) == {f"{seg['key']}/{f}" for f in seg["files"]}
 
-    cfg = Config(
-        data_dir=tmp_path / "query-extra", etcd_endpoints=[shoal_cluster.etcd_endpoint],
-        kafka_bootstrap=shoal_cluster.kafka_bootstrap,
-        s3=S3Config(endpoint=endpoint, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY),
-    )
-    env = ClusterEnv(cfg, "query")
-    node = QueryNode(env, cfg.data_dir)
-    try:
-        node.start()
-        assert node.caught_up.wait(300), "the new query node did not catch up with the WAL"
+    with extra_query_node(shoal_cluster, tmp_path / "query-extra") as node:
         request = QueryRequest(expr="id >= -1", output_fields=["id"], limit=16384)
         result = node.follower.call("query", ("default", name, request), {})
         assert sorted(int(i) for i in result.fields["id"].values) == list(range(-1, ROWS))
-    finally:
-        node.close()
-        env.store.close()
     client.drop_collection(name)

@@ -4,7 +4,8 @@ and the catalog followers (a streaming or query node) tracking what the coordina
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -181,12 +182,77 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
         coord.close()
 
 
+def _until(done: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "not done in time"
+        time.sleep(0.05)
+
+
+def _layout(engine: Engine, cid: int) -> list[tuple[int, int, int, bool]]:
+    return sorted((s.segment_id, s.partition_id, s.num_rows, bool(s.path)) for s in engine.datas[cid].segments)
+
+
+def test_every_node_of_the_channel_seals_the_same_segments_under_the_same_ids(tmp_path: Path) -> None:
+    """The owner seals at size caps and right after logging a FLUSH record; its followers seal
+    at the same records and name each segment by the record that opened it (shares need it)."""
+    etcd = MemStore()
+    coord = Engine(tmp_path / "coord", meta_store=VersionedStore(etcd))
+    env = SimpleNamespace(meta_store=lambda: etcd, cfg=Config(segment_max_rows=7))
+    wal = ListWAL()
+    owner = Follower(env, tmp_path / "owner", wal=wal, build_indexes=False)  # type: ignore[arg-type]
+    readers = [Follower(env, tmp_path / f"reader{i}") for i in range(2)]  # type: ignore[arg-type]
+    try:
+        coord.create_collection("default", "c", _schema())
+        coord.create_partition("default", "c", "p1")
+        cid = coord.describe_collection("default", "c").collection_id
+        for f in (owner, *readers):
+            f.catch_up(0)
+        owner.lead()
+        for i in range(12):  # 3-row batches over a 7-row cap: size seals, partitions in turn
+            batch = {"id": Column(np.arange(i * 3, i * 3 + 3, dtype=np.int64)),
+                     "vec": Column(np.ones((3, 2), dtype=np.float32))}
+            owner.engine.insert("default", "c", "p1" if i % 3 else "", batch, 3)
+            if i == 5:
+                owner.engine.flush("default", ["c"])
+        owner.engine.flush("default", ["c"])
+        assert [wal_records.decode(p).kind for p in wal.records].count(Kind.FLUSH) >= 2
+        for reader in readers:
+            for lsn, payload in enumerate(list(wal.records), 1):
+                reader.apply(TailRecord(lsn, payload, reader.version))
+        expected = _layout(owner.engine, cid)
+        assert sum(rows for _, _, rows, _ in expected) == 36 and len(expected) >= 6
+        assert all(seg_id > 1 << 51 for seg_id, *_ in expected)  # from the WAL position, not a counter
+        assert all(_layout(reader.engine, cid) == expected for reader in readers)
+
+        # the owner compacts (deleted rows dropped, small segments merged) and logs each swap;
+        # the followers repeat it from the WAL: again the same segments under the same ids
+        owner.engine.delete("default", "c", "", "id in [0, 1, 2, 30]")
+        applied = len(wal.records)
+        compaction = owner.engine.compact("default", "c")
+        _until(lambda: owner.engine.compaction_state(compaction).state == "Completed")
+        assert Kind.COMPACT in [wal_records.decode(p).kind for p in wal.records[applied:]]
+        for reader in readers:
+            for lsn, payload in enumerate(list(wal.records), 1):
+                if lsn > applied - 1:
+                    reader.apply(TailRecord(lsn, payload, reader.version))
+        compacted = _layout(owner.engine, cid)
+        assert compacted != expected and sum(rows for _, _, rows, _ in compacted) == 32
+        for reader in readers:
+            _until(lambda r=reader: not r.engine.compactor.running(cid))
+            assert _layout(reader.engine, cid) == compacted
+    finally:
+        for f in (owner, *readers):
+            f.close()
+        coord.close()
+
+
 def test_every_routed_method_is_an_engine_method_with_one_owner() -> None:
     from shoal.cluster.proxy_engine import ClusterEngine
-    from shoal.cluster.routing import COORD_METHODS, QUERY_FANOUT_METHODS, READ_METHODS, WRITE_METHODS
+    from shoal.cluster.routing import COMPACTION_METHODS, COORD_METHODS, READ_METHODS, WRITE_METHODS
     from shoal.engine.facade import EngineAPI
 
-    routed = [*COORD_METHODS, *WRITE_METHODS, *READ_METHODS, *QUERY_FANOUT_METHODS]
+    routed = [*COORD_METHODS, *WRITE_METHODS, *READ_METHODS, *COMPACTION_METHODS]
     assert len(routed) == len(set(routed))
     assert all(callable(getattr(EngineAPI, name, None)) for name in routed)
     # the proxy answers every engine method (a missing one was a 65535 AttributeError)

@@ -25,12 +25,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures_cluster import ClusterProcess, missing_tools, start_cluster  # noqa: E402
-from loadgen import DIM, MixedLoad, assert_acked_once, base_rows, read_query, read_search, visible  # noqa: E402
+from fixtures_cluster import ClusterProcess, own_cluster  # noqa: E402
+from loadgen import (  # noqa: E402
+    MixedLoad,
+    assert_acked_once,
+    create_base_collection,
+    read_query,
+    read_search,
+    visible,
+)
 
 from shoal.cluster.rpc import RpcClient  # noqa: E402
 from shoal.cluster.supervisor import admin_call  # noqa: E402
@@ -43,27 +50,13 @@ _ids = itertools.count(10**7, 100_000)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
-    why = missing_tools()
-    if why:
-        pytest.skip(why)
-    cluster = start_cluster(tmp_path_factory.mktemp("scale") / "data")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from own_cluster(tmp_path_factory, "scale")
 
 
 @pytest.fixture(scope="module")
 def expected(cluster: ClusterProcess) -> dict[str, object]:
     client = MilvusClient(cluster.uri, timeout=60)
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
-    index = client.prepare_index_params()
-    index.add_index("vector", index_type="FLAT", metric_type="L2")
-    client.create_collection(COLL, schema=schema, index_params=index, consistency_level="Strong")
-    client.insert(COLL, base_rows())
-    client.flush(COLL)  # sealed and in S3: what a joining query node loads
+    create_base_collection(client, COLL, flush=True)
     answers = {"search": read_search(client, COLL), "query": read_query(client, COLL)}
     client.close()
     return answers

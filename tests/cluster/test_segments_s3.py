@@ -21,7 +21,9 @@ import pytest
 from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_cluster import ClusterProcess  # noqa: E402
+from fixtures_cluster import ClusterProcess, cluster_s3, extra_query_node  # noqa: E402
+
+from shoal.cluster.rpc import RpcClient  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 COLL = "s3_checkpoint"
@@ -51,21 +53,9 @@ def client(shoal_cluster: ClusterProcess) -> Iterator[MilvusClient]:
     c.close()
 
 
-def _s3(cluster: ClusterProcess):  # noqa: ANN202 (boto3 is a cluster-only import)
-    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
-    from shoal.storage.object_store import S3ObjectStore
-
-    cluster.refresh()
-    endpoint = f"http://127.0.0.1:{cluster.children['seaweedfs'].ports['s3']}"
-    return endpoint, S3ObjectStore(endpoint, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY)
-
 
 def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
         shoal_cluster: ClusterProcess, client: MilvusClient, tmp_path: Path) -> None:
-    from shoal.cluster.deps import S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY
-    from shoal.cluster.roles.common import ClusterEnv
-    from shoal.cluster.roles.query import QueryNode
-    from shoal.config import Config, S3Config
 
     for b in range(BATCHES):  # 30 WAL records
         client.insert(COLL, _rows(range(b * BATCH, (b + 1) * BATCH)))
@@ -80,10 +70,25 @@ def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
     cid = str(client.describe_collection(COLL)["collection_id"])
     segments = ckpt["collections"][cid]["segments"]
     assert sum(s["rows"] for s in segments) == top
-    endpoint, s3 = _s3(shoal_cluster)
+    _, s3 = cluster_s3(shoal_cluster)
     for seg in segments:  # every file the checkpoint names is in the bucket
         assert set(s3.list(seg["key"] + "/")) == {f"{seg['key']}/{name}" for name in seg["files"]}
         assert s3.exists(seg["deletes"])
+
+    # the running query nodes sealed at the owner's FLUSH record, under the owner's segment ids
+    ckpt_ids = sorted(int(s["id"]) for s in segments)
+    for name in [n for n in shoal_cluster.children if n.startswith("query-")]:
+        node = RpcClient(f"127.0.0.1:{shoal_cluster.children[name].ports['grpc']}")
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                held = node.call("holdings", timeout=10).get(f"default.{COLL}", {"sealed": []})["sealed"]
+                if sorted(i for i, _ in held) == ckpt_ids or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert sorted(i for i, _ in held) == ckpt_ids, f"{name} holds {held}, the checkpoint names {ckpt_ids}"
+        finally:
+            node.close()
 
     client.insert(COLL, _rows(range(top, top + 2 * BATCH)))  # after the checkpoint: replayed from Kafka
     client.delete(COLL, ids=[5, 6, 7, top])
@@ -98,16 +103,8 @@ def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
     record = shoal_cluster.etcd_json(index_key)
     assert record is not None and all(s3.exists(f"{record['key']}/{name}") for name in record["files"])
 
-    cfg = Config(
-        data_dir=tmp_path / "query-extra", etcd_endpoints=[shoal_cluster.etcd_endpoint],
-        kafka_bootstrap=shoal_cluster.kafka_bootstrap,
-        s3=S3Config(endpoint=endpoint, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY),
-    )
-    env = ClusterEnv(cfg, "query")
-    node = QueryNode(env, cfg.data_dir)
-    try:
-        node.start()
-        assert node.caught_up.wait(300), "the new query node did not catch up with the WAL"
+    node_dir = tmp_path / "query-extra"
+    with extra_query_node(shoal_cluster, node_dir) as node:
         print(f"new query node: {node.startup}")
         assert node.startup["segments_loaded"] >= len(segments) > 0
         assert node.startup["checkpoint_lsn"] >= ckpt["lsn"]
@@ -118,16 +115,13 @@ def test_a_new_query_node_starts_from_the_checkpoint_in_s3(
         result = node.follower.call("query", ("default", COLL, QueryRequest(expr="id >= 0", output_fields=["id"])), {})
         assert sorted(int(i) for i in result.fields["id"].values) == expected
         # the segment files are memory-mapped from the local cache, not copied
-        cached = list((cfg.data_dir / "segment-cache").rglob("manifest.json"))
+        cached = list((node_dir / "segment-cache").rglob("manifest.json"))
         assert len(cached) >= len(segments)
         # the index came from S3 (the index role's files are in the cache), loaded with the segment
-        assert (cfg.data_dir / "segment-cache" / record["key"]).is_dir()
+        assert (node_dir / "segment-cache" / record["key"]).is_dir()
         data = node.follower.engine.datas[int(cid)]
         assert any("vector" in seg.indexes for seg in data.segments if seg.path)
         request = SearchRequest(anns_field="vector", queries=np.array([[1.0, 1.0, 1.0, 0.5]], dtype=np.float32), topk=10)
         hits = node.follower.call("search", ("default", COLL, request), {})
         assert len(hits.ids) == 10  # id 1 holds exactly the query vector, but it was deleted
         assert not {int(i) for i in hits.ids} & {0, 1, 2, 3, 4, 5, 6, 7, top}
-    finally:
-        node.close()
-        env.store.close()

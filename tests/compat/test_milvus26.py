@@ -1,5 +1,6 @@
 """Milvus 2.6 features as its user guide shows them: full-text search (BM25, text_match,
-phrase_match, run_analyzer), TIMESTAMPTZ and GEOMETRY fields, nullable vectors, IVF_RABITQ,
+phrase_match, run_analyzer, the icu and lindera analyzers, the synonym filter, the
+language_identifier tokenizer, multi-analyzer fields), TIMESTAMPTZ and GEOMETRY fields, nullable vectors, IVF_RABITQ,
 JSON-path, ARRAY and NGRAM indexes, boost rankers and query ORDER BY.
 
 Plain pymilvus code; a client without a feature's API (older pymilvus) skips that test.
@@ -78,6 +79,95 @@ def test_run_analyzer(client: MilvusClient) -> None:
     assert list(out.tokens) == ["the", "quick", "brown", "fox"]
 
 
+@feature("fulltext.icu_lindera")
+def test_icu_and_lindera_analyzers(client: MilvusClient, name: str) -> None:
+    """The guide's Japanese (lindera ipadic) analyzer on a BM25 field, and its ICU tokenizer."""
+    _needs("Function", "FunctionType")
+    from pymilvus import Function, FunctionType
+
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=1000, enable_analyzer=True, enable_match=True,
+                     analyzer_params={"tokenizer": {"type": "lindera", "dict_kind": "ipadic"}, "filter": ["removepunct"]})
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=["text"], output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    client.create_collection(name, schema=schema, index_params=index)
+    docs = ["東京スカイツリーは東京の新しい電波塔です。", "京都の寺はとても古い。", "東京駅から京都駅まで新幹線で行きます。"]
+    client.insert(name, [{"id": i, "text": t} for i, t in enumerate(docs)])
+    hits = client.search(name, data=["新幹線"], anns_field="sparse", limit=3)[0]
+    assert [h["id"] for h in hits] == [2]
+    rows = client.query(name, filter="TEXT_MATCH(text, '京都')", output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [1, 2]
+    if hasattr(client, "run_analyzer"):
+        out = client.run_analyzer("Привет! Как дела?", analyzer_params={"tokenizer": "icu", "filter": ["removepunct"]})
+        assert list(out.tokens) == ["Привет", "Как", "дела"]
+
+
+def _bm25_collection(client: MilvusClient, name: str, **text_params: object) -> None:
+    from pymilvus import Function, FunctionType
+
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("language", DataType.VARCHAR, max_length=16, nullable=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=1000, enable_analyzer=True, **text_params)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=["text"], output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+@feature("fulltext.synonym")
+def test_synonym_filter(client: MilvusClient, name: str) -> None:
+    """The guide's synonym filter: a mapping rule and an equivalence group, expanded."""
+    _needs("Function", "FunctionType")
+    analyzer = {"tokenizer": "standard", "filter": ["lowercase", {
+        "type": "synonym", "synonyms": ["fast, quick => speedy", "happy, joyful, cheerful"], "expand": True}]}
+    _bm25_collection(client, name, enable_match=True, analyzer_params=analyzer)
+    docs = ["a speedy train", "a slow boat", "a joyful crowd"]
+    client.insert(name, [{"id": i, "text": t} for i, t in enumerate(docs)])
+    assert [h["id"] for h in client.search(name, data=["fast"], anns_field="sparse", limit=3)[0]] == [0]
+    rows = client.query(name, filter="TEXT_MATCH(text, 'cheerful')", output_fields=["id"])
+    assert [r["id"] for r in rows] == [2]
+
+
+@feature("fulltext.language_identifier")
+def test_language_identifier_tokenizer(client: MilvusClient, name: str) -> None:
+    """The guide's language_identifier tokenizer: English text stemmed, Chinese cut by jieba."""
+    _needs("Function", "FunctionType")
+    analyzer = {"tokenizer": {"type": "language_identifier", "identifier": "whatlang", "analyzers": {
+        "English": {"type": "english"}, "Mandarin": {"type": "chinese"}, "default": {"tokenizer": "icu"}}}}
+    _bm25_collection(client, name, analyzer_params=analyzer)
+    docs = ["The cats are running in the garden", "向量数据库支持全文检索", "Where are the running dogs"]
+    client.insert(name, [{"id": i, "text": t} for i, t in enumerate(docs)])
+    hits = client.search(name, data=["the cats and the dogs are running"], anns_field="sparse", limit=3)[0]
+    assert sorted(h["id"] for h in hits) == [0, 2]
+    assert [h["id"] for h in client.search(name, data=["数据库"], anns_field="sparse", limit=3)[0]] == [1]
+
+
+@feature("fulltext.multi_analyzer")
+def test_multi_language_analyzers(client: MilvusClient, name: str) -> None:
+    """The guide's multi-language analyzers: a row's `language` picks its analyzer, a search names
+    the query's with `analyzer_name`."""
+    _needs("Function", "FunctionType")
+    multi = {"by_field": "language", "alias": {"en": "english"}, "analyzers": {
+        "english": {"type": "english"}, "chinese": {"type": "chinese"}, "default": {"tokenizer": "icu"}}}
+    _bm25_collection(client, name, multi_analyzer_params=multi)
+    rows = [("The cats are running", "english"), ("向量数据库支持全文检索", "chinese"),
+            ("running dogs", "en"), ("runs", None)]
+    client.insert(name, [{"id": i, "text": t, "language": lang} for i, (t, lang) in enumerate(rows)])
+    hits = client.search(name, data=["running"], anns_field="sparse", limit=4,
+                         search_params={"metric_type": "BM25", "analyzer_name": "english"})[0]
+    assert sorted(h["id"] for h in hits) == [0, 2]  # "run"; row 3 went through icu: "runs"
+    hits = client.search(name, data=["数据库"], anns_field="sparse", limit=4,
+                         search_params={"metric_type": "BM25", "analyzer_name": "chinese"})[0]
+    assert [h["id"] for h in hits] == [1]
+
+
 @feature("type.timestamptz")
 def test_timestamptz(client: MilvusClient, name: str) -> None:
     _needs("TIMESTAMPTZ")
@@ -108,6 +198,26 @@ def test_geometry(client: MilvusClient, name: str) -> None:
                          {"id": 2, "geo": "POINT (9 9)", "v": [1.0, 0.0]}])
     rows = client.query(name, filter="ST_WITHIN(geo, 'POLYGON ((0 0, 5 0, 5 5, 0 5, 0 0))')", output_fields=["geo"])
     assert [r["id"] for r in rows] == [1]
+
+
+@feature("index.RTREE")
+def test_rtree_index(client: MilvusClient, name: str) -> None:
+    """The guide's GEOMETRY field with an RTREE index, filtered after a flush (an indexed segment)."""
+    _needs("GEOMETRY")
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("geo", DataType.GEOMETRY)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="AUTOINDEX", metric_type="L2")
+    index.add_index("geo", index_type="RTREE")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.insert(name, [{"id": i, "geo": f"POINT ({i} {i})", "v": [0.0, 0.0]} for i in range(20)])
+    client.flush(name)
+    rows = client.query(name, filter="ST_WITHIN(geo, 'POLYGON ((2.5 0, 6 0, 6 6, 2.5 6, 2.5 0))')", output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [3, 4, 5]
+    rows = client.query(name, filter="ST_DWITHIN(geo, 'POINT (10 10)', 1.5)", output_fields=["id"])
+    assert sorted(r["id"] for r in rows) == [9, 10, 11]
 
 
 @feature("type.nullable_vector")
@@ -245,3 +355,75 @@ def test_entity_ttl(client: MilvusClient, name: str) -> None:
     assert sorted(r["id"] for r in client.query(name, filter="id > 0", output_fields=["id"])) == [2, 3]
     hits = client.search(name, data=[[0.0, 0.0]], limit=3)[0]
     assert sorted(h["id"] for h in hits) == [2, 3]
+
+
+@feature("type.array_of_structs")
+def test_array_of_structs(client: MilvusClient, name: str) -> None:
+    """The guide's Array of Structs: chunks with text, a vector and a chapter; HNSW with
+    MAX_SIM_COSINE on `chunks[text_vector]`, searched with an EmbeddingList."""
+    _needs("STRUCT")
+    from pymilvus.client.embedding_list import EmbeddingList
+
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("title_vector", DataType.FLOAT_VECTOR, dim=4)
+    chunk = client.create_struct_field_schema()
+    chunk.add_field("text", DataType.VARCHAR, max_length=100)
+    chunk.add_field("text_vector", DataType.FLOAT_VECTOR, dim=4)
+    chunk.add_field("chapter", DataType.VARCHAR, max_length=50)
+    schema.add_field("chunks", DataType.ARRAY, element_type=DataType.STRUCT, struct_schema=chunk, max_capacity=10)
+    index = client.prepare_index_params()
+    index.add_index("title_vector", index_type="AUTOINDEX", metric_type="L2")
+    index.add_index("chunks[text_vector]", index_type="HNSW", metric_type="MAX_SIM_COSINE",
+                    params={"M": 16, "efConstruction": 200})
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    rows = [
+        {"id": 0, "title_vector": [0.1, 0.2, 0.3, 0.4], "chunks": [
+            {"text": "economy", "text_vector": [1.0, 0.0, 0.0, 0.0], "chapter": "Economy"},
+            {"text": "reading", "text_vector": [0.0, 1.0, 0.0, 0.0], "chapter": "Reading"}]},
+        {"id": 1, "title_vector": [0.4, 0.3, 0.2, 0.1], "chunks": [
+            {"text": "sounds", "text_vector": [0.0, 0.0, 1.0, 0.0], "chapter": "Sounds"}]},
+    ]
+    client.insert(name, rows)
+    got = client.query(name, filter="id == 0", output_fields=["chunks"])[0]["chunks"]
+    assert [c["chapter"] for c in got] == ["Economy", "Reading"]
+    query = EmbeddingList()
+    query.add([1.0, 0.0, 0.0, 0.0])
+    query.add([0.0, 1.0, 0.0, 0.0])
+    hits = client.search(name, data=[query], anns_field="chunks[text_vector]", limit=2,
+                         search_params={"metric_type": "MAX_SIM_COSINE"})[0]
+    assert [h["id"] for h in hits] == [0, 1]
+    assert abs(hits[0]["distance"] - 2.0) < 1e-4 and abs(hits[1]["distance"]) < 1e-4
+
+
+@feature("search.struct_element_level")
+def test_struct_element_level_search(client: MilvusClient, name: str) -> None:
+    """The guide's element-level search: a plain vector against `chunks[emb]` indexed with
+    COSINE; each hit is a Struct element with its zero-based offset; grouped by the primary key."""
+    _needs("STRUCT")
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("title_vector", DataType.FLOAT_VECTOR, dim=4)
+    chunk = client.create_struct_field_schema()
+    chunk.add_field("section", DataType.VARCHAR, max_length=50)
+    chunk.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("chunks", DataType.ARRAY, element_type=DataType.STRUCT, struct_schema=chunk, max_capacity=10)
+    index = client.prepare_index_params()
+    index.add_index("title_vector", index_type="AUTOINDEX", metric_type="L2")
+    index.add_index("chunks[emb]", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.insert(name, [
+        {"id": 0, "title_vector": [0.1, 0.2, 0.3, 0.4], "chunks": [
+            {"section": "intro", "emb": [0.0, 1.0, 0.0, 0.0]}, {"section": "index", "emb": [1.0, 0.1, 0.0, 0.0]}]},
+        {"id": 1, "title_vector": [0.4, 0.3, 0.2, 0.1], "chunks": [
+            {"section": "index", "emb": [1.0, 0.0, 0.0, 0.0]}, {"section": "intro", "emb": [0.9, 0.3, 0.0, 0.0]}]},
+    ])
+    hits = client.search(name, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="chunks[emb]", limit=3,
+                         search_params={"metric_type": "COSINE"})[0]
+    assert [(h["id"], h.get("offset")) for h in hits] == [(1, 0), (0, 1), (1, 1)]
+    hits = client.search(name, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="chunks[emb]", limit=2,
+                         filter='element_filter(chunks, $[section] == "intro")', search_params={"metric_type": "COSINE"})[0]
+    assert [(h["id"], h.get("offset")) for h in hits] == [(1, 1), (0, 0)]
+    hits = client.search(name, data=[[1.0, 0.0, 0.0, 0.0]], anns_field="chunks[emb]", limit=2, group_by_field="id",
+                         search_params={"metric_type": "COSINE"})[0]
+    assert [(h["id"], h.get("offset")) for h in hits] == [(1, 0), (0, 1)]

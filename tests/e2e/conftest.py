@@ -16,15 +16,18 @@ prerequisite fails them; only SHOAL_PODS=0 skips them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import pytest
 from kubernetes import client, config
@@ -38,6 +41,9 @@ NODE_SCRIPTS = REPO / "e2e" / "node"
 PODS = os.environ.get("SHOAL_PODS", "1") != "0"
 CACHE = Path(os.environ.get("SHOAL_E2E_CACHE", Path.home() / ".cache" / "shoal" / "e2e"))
 BUILD_TIMEOUT_S = 90 * 60
+# The builds yield the CPU to the tests running beside them (the scripts' own `nice -n 10`
+# plus this: the lowest priority).
+BUILD_NICE = ["nice", "-n", "9"]
 UP_TIMEOUT_S = 6 * 60
 NODE_UP_TIMEOUT_S = 15 * 60  # imports about 2 GB of image archives: minutes on a loaded machine
 
@@ -58,6 +64,38 @@ def _tail(path: Path, lines: int = 60) -> str:
         return "(no log)"
 
 
+_build_procs: set[subprocess.Popen[str]] = set()
+
+
+def _run_build_command(cmd: list[str], stdout: int, stderr: IO[str]) -> subprocess.CompletedProcess[str]:
+    """A build script at the lowest priority in a process group of its own, which a timeout
+    or the end of the session (pytest_sessionfinish) stops whole: no orphaned compiler keeps
+    the cache's lock."""
+    with subprocess.Popen([*BUILD_NICE, *cmd], stdout=stdout, stderr=stderr, text=True,
+                          start_new_session=True) as proc:
+        _build_procs.add(proc)
+        try:
+            out, _ = proc.communicate(timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            raise
+        finally:
+            _build_procs.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out or "", None)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Builds still running when the session ends early (e.g. -x) stop with it."""
+    for proc in list(_build_procs):
+        _stop_group(proc)
+
+
 _built: Path | None = None
 _build_error: str | None = None
 
@@ -72,10 +110,7 @@ def _ensure_binaries() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     log = CACHE / "build.log"
     with log.open("w") as err:
-        proc = subprocess.run(
-            [str(SCRIPTS / "build.sh")], stdout=subprocess.PIPE, stderr=err, text=True,
-            timeout=BUILD_TIMEOUT_S, check=False,
-        )
+        proc = _run_build_command([str(SCRIPTS / "build.sh")], stdout=subprocess.PIPE, stderr=err)
     if proc.returncode != 0:
         _build_error = f"e2e/controlplane/build.sh failed (exit {proc.returncode}), log {log}:\n{_tail(log)}"
         pytest.fail(_build_error, pytrace=False)
@@ -101,10 +136,7 @@ def _ensure_node_artifacts() -> tuple[Path, Path]:
         (NODE_SCRIPTS / "images.sh", [], CACHE / "images.log"),
     ):
         with log.open("w") as err:
-            proc = subprocess.run(
-                [str(script), *args], stdout=subprocess.PIPE, stderr=err, text=True,
-                timeout=BUILD_TIMEOUT_S, check=False,
-            )
+            proc = _run_build_command([str(script), *args], stdout=subprocess.PIPE, stderr=err)
         if proc.returncode != 0:
             _node_error = (f"{script.relative_to(REPO)} failed (exit {proc.returncode}); the pods tier needs "
                            f"root and scripts/setup.sh --pods (SHOAL_PODS=0 skips it). Log {log}:\n{_tail(log)}")
@@ -112,6 +144,16 @@ def _ensure_node_artifacts() -> tuple[Path, Path]:
         out.append(Path(proc.stdout.strip().splitlines()[-1]))
     _node_artifacts = (out[0], out[1])
     return _node_artifacts
+
+
+def _ensure_argocd() -> None:
+    """Build Argo CD (e2e/argocd/build.sh); test_argocd.py runs it again, warm, and reports a failure."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "argocd-build.log").open("w") as err:
+        proc = _run_build_command(["bash", str(REPO / "e2e" / "argocd" / "build.sh")], stdout=subprocess.DEVNULL,
+                                  stderr=err)
+    if proc.returncode != 0:
+        pytest.fail(f"e2e/argocd/build.sh failed (exit {proc.returncode})", pytrace=False)
 
 
 @dataclass
@@ -169,49 +211,93 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if not PODS and item.get_closest_marker("pods"):
             item.add_marker(pytest.mark.skip(reason="SHOAL_PODS=0: the real-pods tier is switched off"))
+    # The e2e tests run after the others, so the builds started at collection have those
+    # tests' time to finish (tests/cluster still moves its fault tests behind everything).
+    items[:] = [item for item in items if here not in Path(str(item.path)).parents] + [
+        item for item in items if here in Path(str(item.path)).parents
+    ]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the binaries before any test starts, so the (cold: tens of minutes) build
-    does not count against the first test's timeout."""
+    """Start the builds in the background as soon as collection is done: on a cold cache they
+    take tens of minutes of mostly CPU, which the tests before the e2e ones (they wait on
+    servers) leave idle. The first e2e test waits for them before its timeout starts
+    (pytest_runtest_protocol below)."""
+    global _prebuild
     if session.config.option.collectonly:
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if PODS and any(item.get_closest_marker("pods") for item in session.items):
+    pods = PODS and any(item.get_closest_marker("pods") for item in session.items)
+    if pods:
         # Pods reach kube-apiserver at the node's address: the cluster must listen there.
         os.environ["SHOAL_E2E_BIND_ALL"] = "1"
-        if reporter is not None:
-            reporter.write_line(f"e2e: building kubelet, kube-proxy, CoreDNS, metrics-server and the images "
-                                f"(logs in {CACHE})")
+    argocd = any(Path(str(item.path)).name == "test_argocd.py" for item in session.items)
+    control_plane = not os.environ.get("SHOAL_E2E_KUBECONFIG") and any(
+        item.get_closest_marker("e2e") for item in session.items
+    )
+    if not (pods or argocd or control_plane):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"e2e: building in the background while the other tests run (logs in {CACHE})")
+    _prebuild = threading.Thread(target=_build_all, args=(control_plane, pods, argocd), name="e2e-build", daemon=True)
+    _prebuild.start()
+
+
+_prebuild: threading.Thread | None = None
+_prebuild_lines: list[str] = []
+
+
+def _build_all(control_plane: bool, pods: bool, argocd: bool) -> None:
+    """The builds the selected e2e tests need, control plane first (every e2e test needs it).
+    The images (mostly Debian's and PyPI's downloads) build beside the Go compiles; images.sh
+    waits for the control plane's etcd through build.sh's lock."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    images = None
+    if pods:
+        images = threading.Thread(target=_run_build, args=(NODE_SCRIPTS / "images.sh", [], "images-prebuild.log"),
+                                  name="e2e-images", daemon=True)
+        images.start()
+    steps: list[tuple[str, Callable[[], object]]] = []
+    if control_plane:
+        steps.append(("control-plane binaries", _ensure_binaries))
+    if pods:
+        steps.append(("kubelet, kube-proxy, CoreDNS and metrics-server",
+                      lambda: _run_build(SCRIPTS / "build.sh", ["--node"], "build-node-prebuild.log")))
+    if argocd:
+        steps.append(("Argo CD", _ensure_argocd))
+    if images is not None:
+        steps.append(("images.sh (beside the above)", images.join))
+        steps.append(("the node's artifacts", _ensure_node_artifacts))
+    for name, build in steps:
         start = time.monotonic()
         try:
-            _ensure_node_artifacts()
-            if reporter is not None:
-                reporter.write_line(f"e2e: node artifacts ready in {time.monotonic() - start:.0f}s")
-        except pytest.fail.Exception:
-            pass  # reported by real_node in each test that needs it
-    if any(Path(str(item.path)).name == "test_argocd.py" for item in session.items):
-        if reporter is not None:
-            reporter.write_line(f"e2e: building Argo CD (cache {CACHE}; cold: tens of minutes)")
+            build()
+            outcome = "ready"
+        except (pytest.fail.Exception, Exception):  # noqa: BLE001 - reported by the tests that need it
+            outcome = "FAILED (the tests that need it report why)"
+        _prebuild_lines.append(f"e2e: {name} {outcome} in {time.monotonic() - start:.0f}s")
+
+
+def _run_build(script: Path, args: list[str], log: str) -> None:
+    """One background build; a failure shows again when _ensure_node_artifacts reruns it."""
+    with (CACHE / log).open("w") as err:
+        _run_build_command([str(script), *args], stdout=subprocess.DEVNULL, stderr=err)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The first e2e test waits for the background builds outside its own timeout."""
+    global _prebuild
+    if _prebuild is not None and item.get_closest_marker("e2e"):
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
         start = time.monotonic()
-        built = subprocess.run(["bash", str(REPO / "e2e" / "argocd" / "build.sh")], capture_output=True,
-                               text=True, check=False)
+        _prebuild.join()
+        _prebuild = None
         if reporter is not None:
-            outcome = "ready" if built.returncode == 0 else "FAILED (the test reports why)"
-            reporter.write_line(f"e2e: Argo CD {outcome} in {time.monotonic() - start:.0f}s")
-    if os.environ.get("SHOAL_E2E_KUBECONFIG"):
-        return
-    if not any(item.get_closest_marker("e2e") for item in session.items):
-        return
-    if reporter is not None:
-        reporter.write_line(f"e2e: building control-plane binaries (cache {CACHE}; log {CACHE / 'build.log'})")
-    start = time.monotonic()
-    try:
-        bin_dir = _ensure_binaries()
-    except pytest.fail.Exception:
-        return  # reported by the fixture in each test that needs it
-    if reporter is not None:
-        reporter.write_line(f"e2e: binaries ready in {time.monotonic() - start:.0f}s: {bin_dir}")
+            reporter.write_line(f"e2e: waited {time.monotonic() - start:.0f}s for the background builds")
+            for line in _prebuild_lines:
+                reporter.write_line(line)
+    yield
 
 
 @pytest.fixture(scope="session")

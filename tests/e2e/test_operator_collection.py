@@ -275,8 +275,9 @@ def test_schema_changes_go_online_or_blue_green_behind_the_alias(k8s_cluster: An
     assert f"{name}: migration: switch the alias from {name} to {new}" in events
 
     # The replaced collection is kept for the retention, then dropped.
-    k8s_cluster.wait_for(lambda: not client.has_collection(name), timeout=60, what="old collection dropped")
-    assert status(kube, ns).get("retained") == []
+    # the operator drops it, then records that in status: wait for both
+    k8s_cluster.wait_for(lambda: not client.has_collection(name) and status(kube, ns).get("retained") == [],
+                         timeout=60, what="old collection dropped and out of status.retained")
 
     k8s_cluster.kubectl("delete", "-n", ns, "collection", "docs", "--timeout=60s", timeout=90)
     k8s_cluster.wait_for(lambda: not client.has_collection(new), timeout=30, what="collection dropped")

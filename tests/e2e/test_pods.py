@@ -146,6 +146,23 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.timeout(1500)  # its set-up starts the real node: about 2 GB of images imported, minutes when loaded
+
+def _insert_index_and_search(c: MilvusClient) -> None:
+    """What a user does first: a collection "rows", its rows, an HNSW index, a search and a count."""
+    c.create_collection("rows", dimension=DIM, metric_type="L2", auto_id=False)
+    vecs = vectors(ROWS)
+    assert c.insert("rows", [{"id": i, "vector": vecs[i].tolist()} for i in range(ROWS)])["insert_count"] == ROWS
+    c.release_collection("rows")
+    c.drop_index("rows", "vector")
+    params = c.prepare_index_params()
+    params.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8, "efConstruction": 64})
+    c.create_index("rows", params)
+    c.load_collection("rows")
+    hits = c.search("rows", data=[vecs[7].tolist()], limit=3, output_fields=["id"])
+    assert hits[0][0]["id"] == 7
+    assert c.query("rows", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == ROWS
+
+
 def test_operator_runs_from_its_image_installed_by_helm(k8s_cluster: Any, real_node: Any, helm_operator: str) -> None:
     pod = ready_pod(k8s_cluster, helm_operator, "app.kubernetes.io/name=shoal-operator", real_node)
     assert pod["spec"]["nodeName"] == real_node.name
@@ -164,19 +181,7 @@ def test_standalone_pod_serves_pymilvus_through_the_cluster_ip(k8s_cluster: Any,
         timeout=READY_S, interval=2, what="MilvusCluster real Ready",
     )
     c = client(k8s_cluster, milvus)
-    c.create_collection("rows", dimension=DIM, metric_type="L2", auto_id=False)
-    vecs = vectors(ROWS)
-    res = c.insert("rows", [{"id": i, "vector": vecs[i].tolist()} for i in range(ROWS)])
-    assert res["insert_count"] == ROWS
-    c.release_collection("rows")
-    c.drop_index("rows", "vector")
-    params = c.prepare_index_params()
-    params.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8, "efConstruction": 64})
-    c.create_index("rows", params)
-    c.load_collection("rows")
-    hits = c.search("rows", data=[vecs[7].tolist()], limit=3, output_fields=["id"])
-    assert hits[0][0]["id"] == 7
-    assert c.query("rows", output_fields=["count(*)"])[0]["count(*)"] == ROWS
+    _insert_index_and_search(c)
     c.close()
 
 
@@ -517,18 +522,7 @@ def test_cluster_mode_runs_five_roles_and_its_dependencies_in_pods(
         (pod,) = ready_pods(k8s_cluster, ns, role_selector(store))
         assert pod["spec"]["nodeName"] == real_node.name
     c = MilvusClient(uri=cluster_uri(k8s_cluster, ns), timeout=120)
-    c.create_collection("rows", dimension=DIM, metric_type="L2", auto_id=False)
-    vecs = vectors(ROWS)
-    assert c.insert("rows", [{"id": i, "vector": vecs[i].tolist()} for i in range(ROWS)])["insert_count"] == ROWS
-    c.release_collection("rows")
-    c.drop_index("rows", "vector")
-    params = c.prepare_index_params()
-    params.add_index("vector", index_type="HNSW", metric_type="L2", params={"M": 8, "efConstruction": 64})
-    c.create_index("rows", params)
-    c.load_collection("rows")
-    hits = c.search("rows", data=[vecs[7].tolist()], limit=3, output_fields=["id"])
-    assert hits[0][0]["id"] == 7
-    assert c.query("rows", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == ROWS
+    _insert_index_and_search(c)
     c.close()
 
 

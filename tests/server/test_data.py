@@ -50,7 +50,7 @@ def make_rows(n: int) -> list[dict]:
         rows.append({
             "pk": f"k{i}",
             "flag": None if i % 3 == 0 else bool(i % 2),
-            "i16": i * 100, "i32": None if i % 4 == 0 else -i, "i64": 2**40 + i,
+            "i16": (i * 100) % 32000, "i32": None if i % 4 == 0 else -i, "i64": 2**40 + i,
             "f32": float(np.float32(i / 3)), "text": None if i % 5 == 0 else f"t{i}",
             "doc": None if i % 2 else {"i": i, "tags": ["a", str(i)]}, "nums": list(range(i % 4)),
             "fv": RNG.random(4, dtype=np.float32).tolist(),
@@ -62,7 +62,7 @@ def make_rows(n: int) -> list[dict]:
             "extra": f"e{i}",
         })
         if i % 2:
-            rows[-1]["i8"] = i
+            rows[-1]["i8"] = i % 128
     return rows
 
 

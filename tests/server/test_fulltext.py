@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import Target
@@ -35,15 +35,17 @@ def tokens(text: str) -> list[str]:
     return [w.lower() for w in re.findall(r"\w+", text)]
 
 
-def bm25_reference(query: str, docs: list[str], k1: float, b: float) -> list[float]:
-    toks = [tokens(d) for d in docs]
+def bm25_reference(
+    query: str, docs: list[str], k1: float, b: float, tokenize: Callable[[str], list[str]] = tokens
+) -> list[float]:
+    toks = [tokenize(d) for d in docs]
     n = len(docs)
     avgdl = sum(len(t) for t in toks) / n
     scores = []
     for t in toks:
         tf = Counter(t)
         score = 0.0
-        for term in tokens(query):
+        for term in tokenize(query):
             df = sum(1 for other in toks if term in other)
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             f = tf.get(term, 0)
@@ -140,6 +142,64 @@ def test_run_analyzer(corpus: tuple[MilvusClient, str]) -> None:
     assert list(out.tokens) == ["cats", "sat"]
 
 
+def test_icu_lindera_and_decompounder_run_analyzer(corpus: tuple[MilvusClient, str]) -> None:
+    """The outputs Milvus's tokenizer and filter pages show for the same params and text."""
+    client, _ = corpus
+    out = client.run_analyzer("Привет! Как дела?", analyzer_params={"tokenizer": "icu"})
+    assert list(out.tokens) == ["Привет", "!", " ", "Как", " ", "дела", "?"]
+    out = client.run_analyzer("Привет! Как дела?", analyzer_params={"tokenizer": "icu", "filter": ["removepunct"]})
+    assert list(out.tokens) == ["Привет", "Как", "дела"]
+    words = ["dampf", "schiff", "fahrt", "brot", "backen", "automat"]
+    out = client.run_analyzer("dampfschifffahrt brotbackautomat",
+                              analyzer_params={"tokenizer": "standard", "filter": [{"type": "decompounder", "word_list": words}]})
+    assert list(out.tokens) == ["dampf", "schiff", "fahrt", "brotbackautomat"]
+    ipadic = {"tokenizer": {"type": "lindera", "dict_kind": "ipadic"}}
+    out = client.run_analyzer("東京スカイツリーの最寄り駅はとうきょうスカイツリー駅で", analyzer_params=ipadic, with_detail=True)
+    assert [t["token"] for t in out.tokens] == ["東京", "スカイ", "ツリー", "の", "最寄り駅", "は", "とう", "きょう", "スカイ", "ツリー", "駅", "で"]
+    assert [t["position"] for t in out.tokens] == list(range(12))
+
+
+# one collection per language: (analyzer_params, documents, query, a word for text_match)
+CJK = {
+    "japanese": (
+        {"tokenizer": {"type": "lindera", "dict_kind": "ipadic"}, "filter": ["removepunct"]},
+        ["東京スカイツリーは東京の新しい電波塔です。", "京都の寺はとても古い。", "東京駅から京都駅まで新幹線で行きます。"],
+        "東京の新幹線", "京都",
+    ),
+    "korean": (
+        {"tokenizer": {"type": "lindera", "dict_kind": "ko-dic", "filter": [{"kind": "korean_stop_tags", "tags": ["JX", "JKS", "JKB", "JKO", "SF", "SC", "EF"]}]}},
+        ["서울은 한국의 수도입니다.", "부산에는 바다가 있습니다.", "서울에서 부산까지 기차를 탑니다."],
+        "서울 기차", "부산",
+    ),
+    "thai": (
+        {"tokenizer": "icu", "filter": ["removepunct"]},
+        ["ฉันชอบกินข้าวผัด", "แมวนอนบนเสื่อ", "ข้าวผัดกุ้งอร่อยมาก"],
+        "ข้าวผัดกุ้ง", "แมว",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(CJK))
+def test_bm25_and_text_match_through_icu_and_lindera(client: MilvusClient, name: str, language: str) -> None:
+    """BM25 scores against the reference over the analyzer's own tokens (as run_analyzer gives them)."""
+    analyzer, docs, query, word = CJK[language]
+    client.create_collection(name, schema=bm25_schema(client, analyzer), index_params=bm25_index(client))
+    client.insert(name, [{"id": i, "text": d} for i, d in enumerate(docs)])
+
+    def analyze(text: str) -> list[str]:
+        return list(client.run_analyzer(text, collection_name=name, field_name="text").tokens)
+
+    assert analyze(docs[0]) == list(client.run_analyzer(docs[0], analyzer_params=analyzer).tokens)
+    ref = bm25_reference(query, docs, 1.2, 0.75, analyze)
+    hits = client.search(name, data=[query], anns_field="sparse", limit=len(docs))[0]
+    want = {i: s for i, s in enumerate(ref) if s > 0}
+    assert {h["id"]: h["distance"] for h in hits} == pytest.approx(want, rel=1e-4)
+    assert hits[0]["id"] == max(want, key=want.__getitem__)
+    matched = sorted(r["id"] for r in client.query(name, filter=f'text_match(text, "{word}")', output_fields=["id"]))
+    assert matched == [i for i, d in enumerate(docs) if word in analyze(d)] != []
+    client.drop_collection(name)
+
+
 def bm25_index(client: MilvusClient) -> object:
     index = client.prepare_index_params()
     index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
@@ -199,9 +259,9 @@ def test_bad_full_text_requests(client: MilvusClient, name: str) -> None:
     bad.add_function(Function(name="f", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
     with pytest.raises(MilvusException, match="enable_analyzer"):
         client.create_collection(name, schema=bad)
-    with pytest.raises(MilvusException) as err:
+    with pytest.raises(MilvusException, match="dict_kind") as err:
         client.create_collection(name, schema=bm25_schema(client, {"tokenizer": "lindera"}))
-    assert err.value.code == 10
+    assert err.value.code == 1100
 
 
 def test_embedding_function_names_the_unreachable_provider(client: MilvusClient, name: str) -> None:

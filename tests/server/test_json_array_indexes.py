@@ -5,6 +5,8 @@ filters on the indexed fields answer exactly what a Python scan of the rows answ
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
@@ -79,9 +81,21 @@ def test_ngram_index_and_bad_requests(client: MilvusClient, coll: str) -> None:
     idx = client.prepare_index_params()
     idx.add_index("name", index_type="NGRAM", params={"min_gram": 2, "max_gram": 3})
     client.create_index(coll, idx)
+    deadline = time.monotonic() + 120  # the flushed segment's n-gram index is built in the background
+    while (desc := client.describe_index(coll, "name"))["indexed_rows"] < N:
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.2)
+    assert (desc["index_type"], desc["min_gram"], desc["max_gram"]) == ("NGRAM", "2", "3")
     client.load_collection(coll)
-    got = sorted(r["id"] for r in client.query(coll, filter='name like "%xyz%"', output_fields=["id"]))
-    assert got == scan(lambda r: "xyz" in r["name"])
+    for pattern, pred in [
+        ("%xyz%", lambda r: "xyz" in r["name"]),
+        ("%012%", lambda r: "012" in r["name"]),
+        ("%-abc", lambda r: r["name"].endswith("-abc")),
+        ("item-00_0-%z", lambda r: r["name"][:7] == "item-00" and r["name"][8:10] == "0-" and r["name"].endswith("z")),
+        ("%2%", lambda r: "2" in r["name"]),  # shorter than min_gram: scanned, same answer
+    ]:
+        got = sorted(r["id"] for r in client.query(coll, filter=f'name like "{pattern}"', output_fields=["id"]))
+        assert got == scan(pred), pattern
     client.release_collection(coll)
     for field, index_type, params in [
         ("meta", "INVERTED", {"json_path": 'meta["a"]', "json_cast_type": "float128"}),

@@ -123,7 +123,7 @@ def test_upsert_into_a_partition_leaves_one_row_per_key(client, name) -> None:
     client.drop_collection(name)
 
 
-def test_an_added_field_reads_its_default_on_older_rows(client, name, request: pytest.FixtureRequest) -> None:
+def test_an_added_field_reads_its_default_on_older_rows(client, name) -> None:
     _create(client, name)
     client.insert(name, [_row(1, "a"), _row(2, "a")])
     client.flush(name)
@@ -132,14 +132,7 @@ def test_an_added_field_reads_its_default_on_older_rows(client, name, request: p
     client.insert(name, [{**_row(4, "a"), "extra": "bb"}])
     got = {r["id"]: r["extra"] for r in client.query(name, filter="id >= 0", output_fields=["extra"])}
     assert sorted(got) == [1, 2, 3, 4]
-    assert (got[1], got[2], got[4]) == ("aa", "aa", "bb")
-    if got[3] is None and request.node.name.endswith("[cluster]"):
-        # A known bug, not a flaky test: through a cluster, a growing row written just before
-        # add_collection_field sometimes reads null instead of the default (3 of 25 tries on a
-        # cluster with 2 streaming nodes, 3 brokers and 2 coordinators); docs/cluster-parity.md.
-        client.drop_collection(name)
-        pytest.xfail("a growing row written just before add_collection_field read null in a cluster")
-    assert got[3] == "aa"
+    assert (got[1], got[2], got[3], got[4]) == ("aa", "aa", "aa", "bb")
     assert sorted(r["id"] for r in client.query(name, filter='extra == "aa"')) == [1, 2, 3]
     client.flush(name)
     assert sorted(r["id"] for r in client.query(name, filter='extra == "aa"')) == [1, 2, 3]

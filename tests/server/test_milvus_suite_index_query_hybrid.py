@@ -103,7 +103,7 @@ def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClie
         fails(lambda: client.query(name, filter="id >= 0", limit=-1), 1100,
                window + "limit [-1] is invalid, should be greater than 0")
 
-        def req(limit: int = 3, nq: int = 1) -> AnnSearchRequest:
+        def req(limit: int | None = 3, nq: int = 1) -> AnnSearchRequest:
             return AnnSearchRequest(data=[[0.1, 0.2, 0.3, 0.4]] * nq, anns_field="vector", param={}, limit=limit)
 
         fails(lambda: client.hybrid_search(name, [req(), req()], RRFRanker(), limit=16385), 1100,
@@ -118,6 +118,8 @@ def test_query_and_hybrid_windows_and_counts_answer_as_milvus(client: MilvusClie
         fails(lambda: client.hybrid_search(name, [], RRFRanker(), limit=3), 1100,
                "nq [0] is invalid, nq (number of search vector per search request) should be in range [1, 16384], but got 0")
         assert len(client.hybrid_search(name, [req(), req()], RRFRanker(), limit=3)[0]) == 3
+        # a sub-request without a usable limit takes the outer limit + offset, as in Milvus's proxy
+        assert len(client.hybrid_search(name, [req(None), req()], RRFRanker(), limit=4)[0]) == 4
     finally:
         client.drop_collection(name)
 

@@ -220,24 +220,68 @@ def test_entity_ttl_field(client: MilvusClient, name: str, server_target: str) -
         with pytest.raises(MilvusException) as err:
             client.alter_collection_properties(name, properties=bad)
         assert err.value.code == 1100, bad
-    if server_target == "cluster":
-        return  # docs/cluster-parity.md: dropping ttl_field through the proxy deletes nothing yet
     client.drop_collection_properties(name, property_keys=["ttl_field"])
     assert seen() == live  # expired entities stay gone
     assert client.describe_collection(name).get("properties", {}).get("ttl_field") is None
 
 
-def test_arrays_of_structs_answer_code_10(client: MilvusClient, name: str) -> None:
-    """Shoal has no ARRAY of STRUCT storage yet: creating such a collection is refused with
-    code 10 naming the field, never created without it."""
-    schema = client.create_schema()
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
-    struct = client.create_struct_field_schema()
-    struct.add_field("text", DataType.VARCHAR, max_length=100)
-    struct.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
-    schema.add_field("chunks", DataType.ARRAY, element_type=DataType.STRUCT, struct_schema=struct, max_capacity=10)
-    with pytest.raises(MilvusException) as err:
-        client.create_collection(name, schema=schema)
-    assert err.value.code == 10 and "chunks" in err.value.message
-    assert not client.has_collection(name)
+RTREE_QUERIES = [
+    ("ST_WITHIN", "POLYGON ((2 2, 6 2, 6 6, 2 6, 2 2))", None),
+    ("ST_CONTAINS", "POINT (3 3)", None),
+    ("ST_INTERSECTS", "LINESTRING (0 4, 10 4)", None),
+    ("ST_EQUALS", "POINT (4 4)", None),
+    ("ST_TOUCHES", "POLYGON ((2 2, 4 2, 4 4, 2 4, 2 2))", None),
+    ("ST_OVERLAPS", "POLYGON ((2 2, 6 2, 6 6, 2 6, 2 2))", None),
+    ("ST_CROSSES", "LINESTRING (0 4, 10 4)", None),
+    ("ST_DWITHIN", "POINT (5 5)", 1.5),
+]
+
+
+def _grid_shape(rng: np.random.Generator, i: int) -> str | None:
+    x, y = rng.integers(0, 10, 2).tolist()
+    w, h = rng.integers(1, 4, 2).tolist()
+    return [
+        f"POINT ({x} {y})", f"LINESTRING ({x} {y}, {x + w} {y + h})", None,
+        f"POLYGON (({x} {y}, {x + w} {y}, {x + w} {y + h}, {x} {y + h}, {x} {y}))",
+    ][i % 4]
+
+
+def test_rtree_index_answers_as_the_scan_and_shapely(client: MilvusClient, name: str) -> None:
+    make(client, name)
+    rng = np.random.default_rng(23)
+    shapes = [_grid_shape(rng, i) for i in range(600)]
+    rows = [{"id": i, "ts": None, "geo": g, "v": [0.0, 0.0]} for i, g in enumerate(shapes)]
+    client.insert(name, rows[:250])
+    client.flush(name)
+    client.insert(name, rows[250:500])
+    client.flush(name)
+    client.insert(name, rows[500:])  # growing: always scanned
+
+    def answers() -> dict[str, list[int]]:
+        out = {}
+        for func, wkt, distance in RTREE_QUERIES:
+            expr = f"{func}(geo, '{wkt}')" if distance is None else f"{func}(geo, '{wkt}', {distance})"
+            out[func] = sorted(r["id"] for r in client.query(name, filter=expr, output_fields=["id"], limit=600))
+        return out
+
+    scanned = answers()
+    client.release_collection(name)
+    idx = client.prepare_index_params()
+    idx.add_index("geo", index_name="geo_rtree", index_type="RTREE")
+    client.create_index(name, idx)
+    deadline = time.monotonic() + 120  # scalar indexes are built in the background
+    while (desc := client.describe_index(name, "geo_rtree"))["indexed_rows"] < 500:
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.2)
+    assert desc["index_type"] == "RTREE"
+    client.load_collection(name)
+    indexed = answers()
+    present = [i for i, g in enumerate(shapes) if g is not None]
+    geoms = shapely.from_wkt(np.array([shapes[i] for i in present], dtype=object))
+    for func, wkt, distance in RTREE_QUERIES:
+        other = shapely.from_wkt(wkt)
+        truth = shapely.dwithin(geoms, other, distance) if distance is not None else getattr(shapely, func[3:].lower())(geoms, other)
+        want = [present[j] for j in np.flatnonzero(truth).tolist()]
+        assert want, func
+        assert indexed[func] == scanned[func] == want, func
+    client.drop_collection(name)

@@ -124,27 +124,34 @@ def test_timing_loops_respect_their_time_budget() -> None:
     assert 0 < qps
 
 
-def test_probes_beside_a_system_are_timed_apart_from_it() -> None:
-    import time
-
+def test_probes_beside_a_system_are_timed_apart_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import measure
 
+    class Clock:  # the measurement's clock, moved only by the work below: no machine load in it
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            return cls.now
+
+    monkeypatch.setattr(measure, "time", Clock)
     seen: list[int] = []
 
     def fast(vectors: np.ndarray, flt: object) -> list[list[int]]:
+        Clock.now += 0.0001 * len(vectors)  # 0.1 ms a query
         return [[0] * 10 for _ in vectors]
 
     def slow_probe(vectors: np.ndarray) -> None:
         seen.append(len(vectors))
-        time.sleep(0.003)
+        Clock.now += 0.003
 
     queries = np.zeros((40, 4), dtype=np.float32)
     stats, found = measure.serial(fast, queries, beside={"echo": slow_probe})
-    assert len(found) == 40 and stats["echo_p50_ms"] >= 3.0
-    assert stats["qps"] > 1000  # the probe's 3 ms per query is not the system's
+    assert len(found) == 40 and stats["echo_p50_ms"] == pytest.approx(3.0)
+    assert stats["qps"] == pytest.approx(10_000)  # the probe's 3 ms per query is not the system's
     seen.clear()
     out = measure.batch(fast, queries, nq=10, rounds=4, beside={"instant": slow_probe})
-    assert seen == [10] * 4 and out["batch_instant_qps"] < 10 / 0.003 and out["batch_qps"] > 10 / 0.003
+    assert seen == [10] * 4 and out["batch_instant_qps"] < 10 / 0.003 and out["batch_qps"] == pytest.approx(10_000)
 
 
 def test_fortunes_corpus_is_read_whole_and_missing_corpus_says_how_to_fix(monkeypatch, tmp_path) -> None:

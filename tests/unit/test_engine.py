@@ -109,7 +109,11 @@ def test_restart_recovers_wal_and_segments(tmp_path: Path) -> None:
     eng.flush("", ["c"])
     eng.insert("", "c", "", _batch(np.arange(1000, 1100), rng), 100)  # WAL only
     eng.delete("", "c", "", "id < 10")
-    # Simulate a crash: drop the engine without close() (no final flush).
+    # Simulate a crash: drop the engine without close() (no final flush). Its background
+    # flusher is stopped too, or it would keep flushing into the directory the second engine owns.
+    eng._closed.set()
+    eng._flush_wanted.set()
+    eng._flusher.join(timeout=60)
     eng.indexer.close()
     eng.wal.close()
     eng2 = open_engine(tmp_path, {"segment_max_rows": 300})

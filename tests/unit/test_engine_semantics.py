@@ -102,3 +102,29 @@ def test_a_drop_stops_its_compaction_quietly(tmp_path: Path, caplog: pytest.LogC
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not (tmp_path / "segments").exists() or not any((tmp_path / "segments").iterdir())
     eng.close()
+
+
+def test_a_field_added_while_a_segment_is_written_reads_its_default(tmp_path: Path, monkeypatch) -> None:
+    """A flush writes a segment's files from a snapshot taken outside the write lock; a field
+    added in that window must still read its default once the written twin replaces the segment
+    (in a cluster, a follower's catalog poll lands there while its WAL tail applies a FLUSH)."""
+    import shoal.engine.persistence as persistence
+
+    eng = open_engine(tmp_path, {"segment_max_rows": 1000})
+    eng.create_collection("", "c", _schema())
+    eng.load_collection("", "c")
+    eng.insert("", "c", "", _batch([1, 2, 3], [0, 0, 0]), 3)
+    real_write = persistence.write_segment
+    added = FieldSchema("extra", DataType.VARCHAR, max_length=8, nullable=True, default_value="aa")
+
+    def write_while_a_field_is_added(*args, **kwargs):
+        if eng.catalog.require("", "c").schema.field("extra") is None:
+            eng.add_collection_field("", "c", added)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(persistence, "write_segment", write_while_a_field_is_added)
+    eng.flush("", ["c"])
+    res = eng.query("", "c", QueryRequest(expr="id >= 0", output_fields=["extra"]))
+    assert sorted(zip(res.fields["id"].values.tolist(), res.fields["extra"].values.tolist(), strict=True)) == [
+        (1, "aa"), (2, "aa"), (3, "aa")]
+    eng.close()

@@ -24,6 +24,7 @@ SYNTAX_ERRORS: list[tuple[str, int, str]] = [
     ("age > > 3", 6, "expected an operand"),
     ("(age > 3", 8, "expected ')'"),
     ("age > 3)", 7, "unexpected ')'"),
+    ("age inn [1, 2]", 4, "invalid expression: age inn [1, 2], unexpected"),
     ("age # 3", 4, "unexpected character '#'"),
     ("name == 'abc", 8, "unterminated string"),
     ("age in [1, 2", 12, "expected ']'"),
@@ -67,8 +68,13 @@ TYPE_ERRORS: list[tuple[str, CollectionSchema, str]] = [
     ("vec > 1", SCHEMA, "vector field 'vec'"),
     ("age like 'a%'", SCHEMA, "field 'age'"),
     ("name like age", SCHEMA, "pattern"),
-    ("age in [1, 'a']", SCHEMA, "field 'age'"),
-    ("age in age", SCHEMA, "right-hand side of 'in' must be a list"),
+    ("age in [1, 'a']", SCHEMA, "value 'string_val:\"a\"' in list cannot be casted to Int32"),
+    ("flag in [0]", SCHEMA, "value 'int64_val:0' in list cannot be casted to Bool"),
+    ("age in not [1, 2]", SCHEMA, "not can only apply on boolean"),
+    ("age > 1 and 2", SCHEMA, "and can only apply on boolean"),
+    ("age in age", SCHEMA, "value 'age' in list cannot be a non-const expression"),
+    ("age in (age)", SCHEMA, "value '(age)' in list cannot be a non-const expression"),
+    ("age in 1", SCHEMA, "the right-hand side of 'in' must be a list, but got: 1"),
     ("age in [10.0, 20.5]", SCHEMA, "value 'float_val:10' in list cannot be casted to Int32"),
     ("age in [age]", SCHEMA, "constants"),
     ("{missing} > 1", SCHEMA, "{missing}"),
@@ -118,9 +124,16 @@ def test_ill_typed_filter_names_the_field(expr: str, schema: CollectionSchema, w
 
 def test_unimplemented_functions_are_reported_unsupported() -> None:
     with pytest.raises(ShoalError) as info:
-        compile_filter("element_filter(x, 1)", SCHEMA)
+        compile_filter("st_isvalid(x)", SCHEMA)
     assert info.value.code == Code.NOT_SUPPORTED
     assert "not supported" in info.value.message
+
+
+def test_element_filters_need_an_array_of_structs() -> None:
+    with pytest.raises(ShoalError) as info:
+        compile_filter("element_filter(x, 1)", SCHEMA)
+    assert info.value.code == Code.PARAMETER_INVALID
+    assert "array of structs" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -151,4 +164,4 @@ def test_error_for_a_huge_filter_quotes_only_its_start() -> None:
         compile_filter(text, SCHEMA)
     assert info.value.code == Code.PARAMETER_INVALID
     assert len(info.value.message) < 1000
-    assert "field 'id'" in info.value.message
+    assert "cannot be casted to Int64" in info.value.message

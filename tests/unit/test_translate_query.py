@@ -24,12 +24,13 @@ def test_query_request_parameters() -> None:
     assert out.limit == 5 and out.offset == 2 and out.consistency.level == 3
 
 
-def test_count_star_and_iterator_ordering() -> None:
+def test_count_star_and_an_iterator_page() -> None:
     out = query_from_proto(Prepare.query_request("c", "", ["COUNT(*)"], []))
     assert out.output_fields == ["count(*)"] and out.limit is None
+    # every query comes back in primary-key order, an iterator's pages included (the reader's rule)
     it = query_from_proto(Prepare.query_request("c", "id > 0", [], [], limit=1, iterator="True",
                                                 reduce_stop_for_best="True"))
-    assert it.order_by_pk
+    assert it.limit == 1 and it.expr == "id > 0"
 
 
 def test_query_window_is_16384() -> None:

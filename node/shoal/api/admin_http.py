@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from shoal.errors import Code, ShoalError
+from shoal.http_reply import send_json
 
 log = logging.getLogger(__name__)
 PREFIXES = ("/admin/backup/", "/admin/restores")
@@ -39,24 +40,24 @@ def handle(req: BaseHTTPRequestHandler, method: str, service: Any) -> None:
         elif parts[:2] == ["admin", "restores"]:
             _restores(req, method, parts[2:], service)
         else:
-            _json(req, 404, {"code": int(Code.UNEXPECTED), "message": f"no admin endpoint {method} {path}"})
+            send_json(req, 404, {"code": int(Code.UNEXPECTED), "message": f"no admin endpoint {method} {path}"})
     except ShoalError as e:
         req.close_connection = True  # a request body may be left unread
         status = 409 if "already exists" in e.message else 400
-        _json(req, status, {"code": int(e.code), "message": e.message})
+        send_json(req, status, {"code": int(e.code), "message": e.message})
     except (BrokenPipeError, ConnectionResetError):
         pass
     except Exception as e:
         req.close_connection = True
         log.exception("admin request %s %s failed", method, path)
-        _json(req, 500, {"code": int(Code.UNEXPECTED), "message": f"{type(e).__name__}: {e}"})
+        send_json(req, 500, {"code": int(Code.UNEXPECTED), "message": f"{type(e).__name__}: {e}"})
 
 
 def _snapshots(req: BaseHTTPRequestHandler, method: str, rest: list[str], service: Any) -> None:
     if method == "POST" and not rest:
         body = _body(req)
         snap = service.snapshot(str(body.get("database", "")), [str(n) for n in body.get("collections", [])])
-        _json(req, 200, snap)
+        send_json(req, 200, snap)
     elif method == "GET" and len(rest) == 3 and rest[1] == "files":
         path = service.snapshot_file(rest[0], rest[2])
         with open(path, "rb") as f:
@@ -67,25 +68,25 @@ def _snapshots(req: BaseHTTPRequestHandler, method: str, rest: list[str], servic
             shutil.copyfileobj(f, req.wfile, 1 << 20)
     elif method == "DELETE" and len(rest) == 1:
         service.release(rest[0])
-        _json(req, 200, {})
+        send_json(req, 200, {})
     else:
-        _json(req, 404, {"code": int(Code.UNEXPECTED), "message": "unknown snapshot request"})
+        send_json(req, 404, {"code": int(Code.UNEXPECTED), "message": "unknown snapshot request"})
 
 
 def _restores(req: BaseHTTPRequestHandler, method: str, rest: list[str], service: Any) -> None:
     if method == "POST" and not rest:
-        _json(req, 200, {"id": service.restore_begin(_body(req))})
+        send_json(req, 200, {"id": service.restore_begin(_body(req))})
     elif method == "PUT" and len(rest) == 3 and rest[1] == "files":
         size = int(req.headers.get("Content-Length") or 0)
         service.restore_put(rest[0], rest[2], req.rfile, size)
-        _json(req, 200, {})
+        send_json(req, 200, {})
     elif method == "POST" and len(rest) == 2 and rest[1] == "commit":
-        _json(req, 200, {"collections": service.restore_commit(rest[0], _body(req))})
+        send_json(req, 200, {"collections": service.restore_commit(rest[0], _body(req))})
     elif method == "DELETE" and len(rest) == 1:
         service.restore_abort(rest[0])
-        _json(req, 200, {})
+        send_json(req, 200, {})
     else:
-        _json(req, 404, {"code": int(Code.UNEXPECTED), "message": "unknown restore request"})
+        send_json(req, 404, {"code": int(Code.UNEXPECTED), "message": "unknown restore request"})
 
 
 def _body(req: BaseHTTPRequestHandler) -> dict[str, Any]:
@@ -98,12 +99,3 @@ def _body(req: BaseHTTPRequestHandler) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ShoalError(Code.PARAMETER_INVALID, "request body must be a JSON object")
     return body
-
-
-def _json(req: BaseHTTPRequestHandler, status: int, value: Any) -> None:
-    body = json.dumps(value).encode()
-    req.send_response(status)
-    req.send_header("Content-Type", "application/json")
-    req.send_header("Content-Length", str(len(body)))
-    req.end_headers()
-    req.wfile.write(body)

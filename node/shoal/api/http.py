@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from shoal.api import admin_http
 from shoal.api.metrics import Metrics
+from shoal.http_reply import send_body
 
 
 class ManagementServer:
@@ -88,11 +89,7 @@ class ManagementServer:
                 self._reply(status, json.dumps(reply).encode(), "application/json")
 
             def _reply(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, code, body, ctype)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would flood the log

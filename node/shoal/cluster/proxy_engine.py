@@ -6,8 +6,8 @@ role that executes the call, which is the standalone `Engine` too:
 - DDL, load state and index definitions -> the coordinator (the catalog's one writer);
 - insert/upsert/delete/truncate/flush and starting a bulk import -> the streaming node that owns
   the WAL channel (an import's state is read from etcd, `roles/imports.py`);
-- compaction -> every query node (each compacts its own copy); the proxy keeps which id each
-  node gave, so `compaction_state` reports Completed once all have completed;
+- compaction -> the owner, which logs each swap in the WAL for the query nodes to repeat;
+  `compaction_state` reports Completed once the owner and every query node have completed;
 - search/query/counts/index progress/segments -> a query node, once it applied the catalog version
   this proxy last saw and what the request's consistency level asks (the query node decides:
   `roles/query.py`), so a read costs one call, not a position call and a read.
@@ -26,18 +26,24 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shoal.cluster import gather, placement, shares
 from shoal.cluster.roles.catalog_sync import VERSION_KEY
 from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
 from shoal.cluster.roles.imports import list_jobs, read_job
 from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.catalog import DEFAULT_DB
+from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties
 from shoal.engine.importer import ImportJob
+from shoal.engine.replicas import ReplicaGroup
+from shoal.engine.requests import LoadState
 from shoal.errors import Code, ShoalError
 from shoal.security.catalog import SecurityCatalog
 
@@ -67,10 +73,16 @@ class ClusterEngine:
         self._coord_addr = ""
         self._owner_addr = ""
         self._query_addrs: list[str] = []
+        self._node_addrs: dict[str, str] = {}  # query node id -> address
+        self._groups: dict[tuple[str, str], list[list[str]]] = {}  # (database, collection) -> node ids per group
+        # share mode (`cluster/shares.py`): each collection's replica groups and share document, by id
+        self.share_mode = env.cfg.segment_placement == "share"
+        self._group_docs: dict[int, list[list[str]]] = {}
+        self._shares: dict[int, dict[str, Any]] = {}
+        self._gather_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="shoal-gather") if self.share_mode else None
         self._query_seen = 0.0
         self._rr = itertools.count()
         self._described: dict[tuple[str, str], tuple[int, Any]] = {}
-        self._compactions: dict[int, dict[str, int]] = {}
         self._session_lsn = 0  # the owner's acknowledged position after this proxy's newest write  # id answered -> each query node's own id
         self._meta_checked = 0.0
 
@@ -134,50 +146,151 @@ class ClusterEngine:
         return self._retrying(method, attempt)
 
     def _query_nodes(self) -> list[str]:
-        now = time.monotonic()
-        if not self._query_addrs or now - self._query_seen > QUERY_LIST_S:
-            self._query_addrs = sorted(n["address"] for n in self.env.live_nodes("query").values())
-            self._query_seen = now
+        self._refresh_query_nodes()
         if not self._query_addrs:
             raise Unavailable("no query node is registered")
         return self._query_addrs
 
-    def _query_node(self) -> RpcClient:
+    def _refresh_query_nodes(self) -> None:
+        """The live query nodes and the replica groups, re-read at most every `QUERY_LIST_S`."""
+        now = time.monotonic()
+        if self._query_addrs and now - self._query_seen <= QUERY_LIST_S:
+            return
+        live = self.env.live_nodes("query")
+        docs = [json.loads(v) for v in self.env.store.list_prefix(placement.PREFIX).values()]
+        share_docs = ([json.loads(v) for v in self.env.store.list_prefix(shares.PREFIX).values()]
+                      if self.share_mode else [])
+        with self._lock:
+            self._node_addrs = {node: str(info["address"]) for node, info in live.items()}
+            self._groups = {(str(d["database"]), str(d["name"])): d["groups"] for d in docs}
+            self._group_docs = {int(d["collection_id"]): d["groups"] for d in docs}
+            self._shares = {int(d["collection_id"]): d for d in share_docs}
+            self._query_addrs = sorted(self._node_addrs.values())
+            self._query_seen = now
+
+    def _read_order(self, args: tuple[Any, ...]) -> list[str]:
+        """The query nodes to try for one read, best first: a node of the next replica group of
+        the collection (round robin across groups, then across the group's nodes), then the
+        nodes of its other groups, then any other live node. Every node holds every segment in
+        this version, so each is a complete answer; the order spreads reads and says who takes
+        over when one fails."""
         addrs = self._query_nodes()
-        return self._client(addrs[next(self._rr) % len(addrs)])
+        turn = next(self._rr)
+        groups = self._groups.get((str(args[0]), str(args[1]))) if len(args) >= 2 else None
+        order: list[str] = []
+        if groups:
+            for g in range(len(groups)):
+                group = [self._node_addrs[n] for n in groups[(turn + g) % len(groups)] if n in self._node_addrs]
+                order += [group[(turn // len(groups) + i) % len(group)] for i in range(len(group))]
+        rest = [a for a in addrs if a not in order]
+        return order + [rest[(turn + i) % len(rest)] for i in range(len(rest))]
 
     def _read(self, method: str, *args: Any, address: str = "", **kwargs: Any) -> Any:
+        if self.share_mode and not address and len(args) >= 2:
+            return self._gathered(method, args, kwargs)
+
         def attempt() -> Any:
-            node = self._client(address) if address else self._query_node()
-            try:
-                return node.call(
-                    "read_at_level", method, self.meta_version, self._session_lsn, args, kwargs, timeout=READ_ATTEMPT_S
-                )
-            except ShoalError as e:
-                if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
-                    raise
-            # a query node of protocol 1 (rolling upgrade): it waits for the position we pass
-            lsn = int(self._owner().call("position", timeout=5))
-            return node.call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
+            order = [address] if address else self._read_order(args)
+            failed: Unavailable | None = None
+            for addr in order:  # a node gone mid-request: the next replica answers the same request
+                try:
+                    return self._read_on(self._client(addr), method, args, kwargs)
+                except Unavailable as e:
+                    log.info("%s on query node %s: %s; trying the next replica", method, addr, e.message)
+                    failed = e
+            assert failed is not None
+            raise failed
 
         return self._retrying(method, attempt)
 
+    def _gathered(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Share mode: one read answered by every node of one replica group, each for its share
+        (`cluster/gather.py`); a group that fails is replaced by the next within the request, and
+        the whole read is retried (with fresh documents) while nodes load and release."""
+        gather.check(method, args)
+        cid = self.describe_collection(str(args[0]), str(args[1])).collection_id
+        asked = gather.node_args(method, args)
+
+        def attempt() -> Any:
+            self._refresh_query_nodes()
+            doc = self._shares.get(cid)
+            groups = self._group_docs.get(cid) or [sorted(self._node_addrs)]
+            turn = next(self._rr)
+            failed: Unavailable | None = None
+            for g in range(len(groups)):
+                i = (turn + g) % len(groups)
+                members = [n for n in groups[i] if n in self._node_addrs]
+                share_group = doc["groups"][i] if doc is not None and i < len(doc["groups"]) else {}
+                plan = shares.read_shares(share_group, members)
+                addrs = {**(doc or {}).get("nodes", {}), **self._node_addrs}
+                try:
+                    parts = self._gather_once(method, asked, kwargs, plan, addrs)
+                except Unavailable as e:
+                    log.info("%s gathered from group %d: %s; trying the next group", method, i, e.message)
+                    failed = e
+                    continue
+                return gather.merge(method, args, parts)
+            raise failed or Unavailable("no query node is registered")
+
+        return self._retrying(method, attempt)
+
+    def _gather_once(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     plan: dict[str, dict[str, Any]], addrs: dict[str, str]) -> list[dict[str, Any]]:
+        if not plan:
+            raise Unavailable("no query node of the replica group is registered")
+        missing = [n for n in plan if not addrs.get(n)]
+        if missing:
+            raise Unavailable(f"query node(s) {missing} serve segments but have no address")
+        assert self._gather_pool is not None
+        calls = [self._gather_pool.submit(self._client(addrs[n]).call, "read_share", method, self.meta_version,
+                                          self._session_lsn, share, args, kwargs, timeout=READ_ATTEMPT_S)
+                 for n, share in sorted(plan.items())]
+        return [c.result() for c in calls]
+
+    def _read_on(self, node: RpcClient, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return node.call(
+                "read_at_level", method, self.meta_version, self._session_lsn, args, kwargs, timeout=READ_ATTEMPT_S
+            )
+        except ShoalError as e:
+            if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
+                raise
+        # a query node of protocol 1 (rolling upgrade): it waits for the position we pass
+        lsn = int(self._owner().call("position", timeout=5))
+        return node.call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
+
+    def describe_replicas(self, database: str, name: str) -> list[ReplicaGroup]:
+        """The coordinator's replica groups of the collection (`cluster/placement.py`), from etcd."""
+        info = self.describe_collection(database, name)
+        doc = self.env.get_json(placement.key(info.collection_id))
+        if doc is None and self.load_state(database, name) == LoadState.LOADED:  # loaded before groups existed
+            doc = placement.new_doc(info.collection_id, database, name, 1, sorted(self.env.live_nodes("query")))
+        return placement.groups_of(doc, info.num_shards)
+
     def compact(self, database: str, collection: str, force: bool = False) -> int:
-        addrs = self._retrying("compact", self._query_nodes)
-        ids = {a: int(self._read("compact", database, collection, force=force, address=a)) for a in addrs}
-        first = ids[addrs[0]]
-        if len(self._compactions) > 4096:
-            self._compactions.clear()
-        self._compactions[first] = ids
-        return first
+        if self.share_mode:  # a query node cannot repeat a merge of segments it does not hold
+            raise ShoalError(Code.NOT_SUPPORTED, "compaction is not supported with segment_placement share "
+                             "(query nodes hold only their share of the segments)")
+        return int(self._write("compact", database, collection, force=force))
 
     def compaction_state(self, compaction_id: int) -> Any:
-        ids = self._compactions.get(compaction_id)
-        if ids is None:  # not started through this proxy (or before its restart): ask one node
-            return self._read("compaction_state", compaction_id)
-        states = [self._read("compaction_state", cid, address=a) for a, cid in ids.items()]
-        running = [s for s in states if s.state != "Completed"]
-        return dataclasses.replace(running[0] if running else states[0], compaction_id=compaction_id)
+        state = self._write("compaction_state", compaction_id)
+        if state.state != "Completed":
+            return state
+        lsn = self._session_lsn  # past the owner's COMPACT records: the query nodes repeat them
+        self._refresh_query_nodes()
+        for addr in list(self._query_addrs):  # none registered: nothing left to repeat it
+            try:
+                settled = self._client(addr).call("compactions_settled", lsn, timeout=READ_ATTEMPT_S)
+            except Unavailable:
+                continue  # gone: it is no longer asked to read
+            except ShoalError as e:
+                if e.code != Code.NOT_SUPPORTED:
+                    raise
+                continue  # an older node (rolling upgrade) that compacts on its own
+            if not settled:
+                return dataclasses.replace(state, state="Executing")
+        return state
 
     def describe_collection(self, database: str, name: str) -> Any:
         now = time.monotonic()
@@ -198,6 +311,17 @@ class ClusterEngine:
             self._described.clear()
         self._described[key] = (self.meta_version, value)
         return value
+
+    def alter_collection(self, database: str, name: str, properties: dict[str, str], delete_keys: list[str]) -> None:
+        """As standalone: entities the TTL field had expired stay gone once it is dropped or
+        changed, so the owner deletes them through the WAL before the coordinator alters."""
+        info = self.describe_collection(database, name)
+        old = info.properties.get(TTL_FIELD)
+        after = {k: v for k, v in {**info.properties, **properties}.items() if k not in delete_keys}
+        if old and after.get(TTL_FIELD) != old:
+            check_ttl_properties(info.schema, after)  # a refused alter deletes nothing
+            self._write("delete_expired", database, name, old)
+        self._coord("alter_collection", database, name, properties, delete_keys)
 
     def ready(self) -> bool:
         """The cluster serves: a coordinator answers, the channel's owner serves, a query node is up."""
@@ -241,6 +365,8 @@ class ClusterEngine:
             for c in self._clients.values():
                 c.close()
             self._clients.clear()
+        if self._gather_pool is not None:
+            self._gather_pool.shutdown(wait=False)
         self.env.store.close()
 
 
@@ -252,7 +378,7 @@ def _forward(kind: str, name: str) -> Any:
     return call
 
 
-for _name in sorted(COORD_METHODS - {"describe_collection"}):
+for _name in sorted(COORD_METHODS - {"describe_collection", "alter_collection"}):
     setattr(ClusterEngine, _name, _forward("_coord", _name))
 for _name in sorted(WRITE_METHODS):
     setattr(ClusterEngine, _name, _forward("_write", _name))

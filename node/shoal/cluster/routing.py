@@ -18,5 +18,6 @@ READ_METHODS = frozenset({
     "query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count",
     "persistent_segments", "query_segments",
 })
-# every query node (each compacts its own copy; the proxy combines their states)
-QUERY_FANOUT_METHODS = frozenset({"compact", "compaction_state"})
+# the shard's owner decides and runs compactions; it logs each in the WAL and the query nodes
+# repeat it, so every node holds the same segments under the same ids
+COMPACTION_METHODS = frozenset({"compact", "compaction_state"})

@@ -2,7 +2,7 @@
 
     shoal cluster run --data DIR [--port 19530] [--http-port 9091] [--query-nodes N]
                       [--streaming-nodes N] [--proxies N] [--coords N] [--kafka-brokers N]
-                      [--config FILE] [--auth]
+                      [--config FILE] [--auth] [--shared-proxy-port]
 
 `Supervisor` starts etcd, Kafka and SeaweedFS (`shoal.cluster.deps`), then one
 `shoal run --role R` process per role (coords, streaming, query, index, then the proxies),
@@ -61,6 +61,9 @@ from shoal.cluster.deps import (
     ensure_bucket,
     prepare_dependencies,
 )
+from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.errors import ShoalError
+from shoal.http_reply import send_json
 
 ROLE_READY = re.compile(r"^Shoal (\w+) listening on (\S+):(\d+) \(http (\S+):(\d+)\)", re.MULTILINE)
 START_TIMEOUT_S = 300.0
@@ -84,6 +87,7 @@ class ClusterLayout:
     coords: int = 1  # more than one: the others are standbys (etcd lease election)
     kafka_brokers: int = 1
     host: str = "127.0.0.1"
+    shared_proxy_port: bool = False  # every proxy on proxy-1's ports (SO_REUSEPORT), as pods behind one Service
     extra_args: list[str] = field(default_factory=list)  # passed to every role (e.g. --log-level)
 
 
@@ -173,9 +177,9 @@ class Supervisor:
             env["SHOAL_REUSE_PORT"] = "true"
         if same_ports is not None:
             port, http = same_ports["grpc"], same_ports["http"]
-        elif role == "proxy" and i == 1:
-            port = lay.port or ports.get(f"{name}-grpc")
-            http = lay.http_port or ports.get(f"{name}-http")
+        elif role == "proxy" and (i == 1 or lay.shared_proxy_port):
+            port = lay.port or ports.get("proxy-1-grpc")
+            http = lay.http_port or ports.get("proxy-1-http")
         else:
             port, http = ports.get(f"{name}-grpc"), ports.get(f"{name}-http")
         args = [*self.role_command, "--role", role, "--data", str(self.data_dir / "roles" / name),
@@ -305,10 +309,64 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         watches = {w.service.name: w for w in self._watches}
+        coord = self._coord_replicas()  # one call serves both views
         return {"processes": [
             {"name": s.name, "pid": s.pid, "alive": s.alive(), "ports": s.ports,
              "ready": bool(s.name in watches and not watches[s.name].starting and s.alive())}
-            for s in [*(self.deps.services() if self.deps is not None else []), *self.roles]]}
+            for s in [*(self.deps.services() if self.deps is not None else []), *self.roles]],
+            "replicas": self._replicas(coord), "holdings": self._holdings(), "shares": self._shares(coord)}
+
+    def _holdings(self) -> dict[str, Any]:
+        """Per query node (by process name): per collection its segment count, sealed and growing
+        rows and sealed segment ids, as the node itself answers (a node not answering is left out)."""
+        out: dict[str, Any] = {}
+        for node in (s for s in self.roles if s.name.startswith("query-") and s.alive()):
+            client = RpcClient(f"127.0.0.1:{node.ports['grpc']}")
+            try:
+                answer = client.call("holdings", timeout=2)
+            except (Unavailable, ShoalError):
+                continue  # starting, or draining
+            finally:
+                client.close()
+            out[node.name] = {name: {"segments": len(c["sealed"]), "sealed_rows": sum(r for _, r in c["sealed"]),
+                                     "growing_rows": c["growing_rows"], "segment_ids": [i for i, _ in c["sealed"]]}
+                              for name, c in answer.items()}
+        return out
+
+    def _coord_replicas(self) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The active coordinator's `replicas` answer and its query nodes named as this supervisor
+        names them (a node it did not start keeps its own id); None when no coordinator answers."""
+        by_port = {s.ports.get("grpc"): s.name for s in self.roles if s.name.startswith("query-")}
+        for coord in (s for s in self.roles if s.name.startswith("coord-") and s.alive()):
+            client = RpcClient(f"127.0.0.1:{coord.ports['grpc']}")
+            try:
+                answer = client.call("replicas", timeout=2)
+            except (Unavailable, ShoalError):
+                continue  # a standby, or one that is not up yet
+            finally:
+                client.close()
+            names = {node: by_port.get(int(address.rsplit(":", 1)[1]), node) for node, address in answer["nodes"].items()}
+            return answer, names
+        return None
+
+    @staticmethod
+    def _replicas(coord: tuple[dict[str, Any], dict[str, str]] | None) -> list[dict[str, Any]]:
+        """Each loaded collection's replica groups, by process name."""
+        if coord is None:
+            return []
+        answer, names = coord
+        return [{"collection": f"{d['database']}.{d['name']}", "version": d["version"],
+                 "groups": [[names.get(n, n) for n in g] for g in d["groups"]]} for d in answer["collections"]]
+
+    @staticmethod
+    def _shares(coord: tuple[dict[str, Any], dict[str, str]] | None) -> dict[str, Any]:
+        """Share mode: per collection and replica group, the rows of sealed segments each query
+        node serves (process names); {} in copy mode."""
+        if coord is None:
+            return {}
+        answer, names = coord
+        return {c: [{names.get(n, n): rows for n, rows in g.items()} for g in groups]
+                for c, groups in answer.get("shares", {}).items()}
 
     def _add(self, role: str, stop: threading.Event, count: int = 1,
              same_ports: dict[str, int] | None = None) -> list[Service]:
@@ -384,12 +442,7 @@ class Supervisor:
 
         class Handler(BaseHTTPRequestHandler):
             def _reply(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, body)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 if self.path.split("?")[0] == "/status":
@@ -460,6 +513,9 @@ def add_parser(sub: Any) -> None:
                        ("--proxies", "proxies"), ("--coords", "coordinators, one active and the rest standby"),
                        ("--kafka-brokers", "Kafka brokers")):
         run.add_argument(flag, type=int, default=1, help=f"number of {what} (default 1)")
+    run.add_argument("--shared-proxy-port", action="store_true",
+                     help="every proxy listens on the first one's ports (SO_REUSEPORT: the kernel spreads new "
+                     "connections over them, as a Service over pods)")
     run.add_argument("--log-level", default=None, help="log level of every role")
     run.add_argument("--config", default=None,
                      help="YAML configuration every role reads (authorization, TLS, quotas: docs/configuration.md)")
@@ -531,7 +587,8 @@ def run(args: Any) -> int:
         extra += ["--config", config]
     if args.auth:
         extra.append("--auth")
-    layout = ClusterLayout(port=args.port, http_port=args.http_port, host=args.host, extra_args=extra, **counts)
+    layout = ClusterLayout(port=args.port, http_port=args.http_port, host=args.host, extra_args=extra,
+                           shared_proxy_port=args.shared_proxy_port, **counts)
     supervisor = Supervisor(Path(args.data_dir), layout)
     stop = threading.Event()
     starting = [True]

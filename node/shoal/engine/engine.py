@@ -26,6 +26,7 @@ from shoal.engine.catalog import (
     check_name,
 )
 from shoal.engine.collection_data import CollectionData
+from shoal.engine.embedding_list import member_index_params
 from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties, unexpired
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
 from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
@@ -35,6 +36,13 @@ from shoal.engine.maintenance import Compactor
 from shoal.engine.partial_update import complete_partial
 from shoal.engine.persistence import Persistence
 from shoal.engine.reader import Reader
+from shoal.engine.replicas import (
+    STANDALONE_NODE_ID,
+    ReplicaGroup,
+    check_replica_change,
+    check_streaming_nodes,
+    replica_id,
+)
 from shoal.engine.requests import (
     CollectionInfo,
     CompactionState,
@@ -52,6 +60,7 @@ from shoal.engine.requests import (
     SegmentInfo,
 )
 from shoal.engine.segment_info import persistent_segments, query_segments
+from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid
@@ -84,6 +93,11 @@ class Engine:
         self.root.mkdir(parents=True, exist_ok=True)
         self.segment_max_rows = int(options.get("segment_max_rows", 1_048_576))
         self.segment_max_bytes = int(options.get("segment_max_bytes", 1 << 30))
+        self.ids_from_lsn = bool(options.get("segment_ids_from_lsn", False))
+        # False on a cluster node that follows the WAL: it seals only where the owner did (size
+        # caps and FLUSH records), never on its own timing, so every node's segments are alike
+        self.background_flush = bool(options.get("background_flush", True))
+        self.auto_compact = bool(options.get("auto_compact", True))  # False: a follower repeats its owner's
         self.tso = TimestampOracle()
         self.catalog = Catalog(
             meta_store if meta_store is not None else FileMetaStore(self.root / "meta.db"),
@@ -121,7 +135,8 @@ class Engine:
     # ---- plumbing
     def _new_data(self, meta: CollectionMeta) -> CollectionData:
         data = CollectionData(
-            meta.collection_id, meta.schema, self.catalog.new_id, self.segment_max_rows, self.segment_max_bytes
+            meta.collection_id, meta.schema, self.catalog.new_id, self.segment_max_rows, self.segment_max_bytes,
+            ids_from_lsn=self.ids_from_lsn,
         )
         data.on_sealed = lambda _d: self._flush_wanted.set()
         self.datas[meta.collection_id] = data
@@ -146,6 +161,8 @@ class Engine:
                 log.exception("automatic compaction failed")
 
     def _flush_sealed(self) -> None:
+        if not self.background_flush:
+            return
         for meta, data in self._all_collections():
             if data.unpersisted():
                 self.persistence.flush(meta, data)
@@ -154,6 +171,8 @@ class Engine:
 
     def _auto_compact(self) -> None:
         """Start a compaction wherever small segments piled up or deletes took a large share."""
+        if not self.auto_compact:
+            return
         for meta, data in self._all_collections():
             if not self.compactor.running(meta.collection_id) and self.compactor.wanted(data):
                 cid = self.compactor.compact(meta, data, self.tso.now(), auto=True)
@@ -179,10 +198,10 @@ class Engine:
                     if p.partition_id not in kept:
                         for seg in data.drop_partition(p.partition_id):
                             self.persistence.drop_segment_files(seg)
-                indexed = {i.field_name: i.params for i in meta.indexes}
+                indexed = {(i.field_name, i.params.get("json_path")): i.params for i in meta.indexes}
                 for index in prev.indexes:
-                    if indexed.get(index.field_name) != index.params:
-                        self.indexer.forget(meta, data, index.field_name)
+                    if indexed.get((index.field_name, index.params.get("json_path"))) != index.params:
+                        self.indexer.forget(meta, data, index)
                 data.fill_added_fields()
             for cid, meta in old.items():
                 if cid in self.catalog.collections:
@@ -199,8 +218,13 @@ class Engine:
         meta = self.catalog.require(database, name)
         return meta, self.datas[meta.collection_id]
 
-    def _loaded(self, database: str, name: str) -> tuple[CollectionMeta, CollectionData]:
+    def _loaded(
+        self, database: str, name: str, partitions: list[str] | None = None
+    ) -> tuple[CollectionMeta, CollectionData]:
         meta, data = self._resolve(database, name)
+        for part in partitions or []:  # Milvus resolves a read's partition names before it checks the load
+            if meta.partition(part) is None:
+                raise invalid(f"partition name {part} not found")
         if not meta.loaded and not meta.loaded_partitions:
             raise ShoalError(Code.COLLECTION_NOT_LOADED, f"collection not loaded[collection={meta.name}]")
         return meta, data
@@ -376,6 +400,13 @@ class Engine:
                 meta.properties.pop(key, None)
             self.catalog.save_collection(meta)
 
+    def delete_expired(self, database: str, name: str, ttl_field: str) -> None:
+        """What `alter_collection` does when `ttl_field` stops being the TTL field; a cluster's proxy
+        asks the shard's owner for it (so the deletes go through the WAL) before the coordinator alters."""
+        meta = self.catalog.require(database, name)
+        if meta.properties.get(TTL_FIELD) == ttl_field:
+            self._delete_expired(meta, ttl_field)
+
     def _delete_expired(self, meta: CollectionMeta, ttl_field: str) -> None:
         """Delete the entities `ttl_field` has expired: they stay gone once it is dropped."""
         data = self.datas.get(meta.collection_id)
@@ -384,17 +415,14 @@ class Engine:
         pk = meta.schema.primary_field.name
         with data.write_lock:
             now = self.tso.now()
-            parts = []
-            for seg in data.snapshot():
-                batch, n = seg.snapshot_batch()
-                mask = seg.visible(now)
+
+            def expired(seg: Segment, n: int) -> np.ndarray | None:
                 alive = unexpired(seg, ttl_field, now, n)
-                if alive is None:
-                    continue
-                gone = ~alive[:n] if mask is None else mask[:n] & ~alive[:n]
-                parts.append(np.asarray(batch[pk].values[:n])[gone])
-            if parts:
-                self.writer.delete(meta, data, 0, unique_in_order(np.concatenate(parts)))
+                return None if alive is None else ~alive[:n]
+
+            keys = data.visible_keys(pk, now, expired)
+            if len(keys):
+                self.writer.delete(meta, data, 0, unique_in_order(keys))
 
     def add_collection_field(self, database: str, name: str, field: FieldSchema) -> None:
         meta = self.catalog.require(database, name)
@@ -477,8 +505,10 @@ class Engine:
         return self.catalog.aliases_in(database)
 
     # ---- load / release (segments are memory-mapped at start-up, so loading is a state change)
-    def load_collection(self, database: str, name: str) -> None:
+    def load_collection(self, database: str, name: str, replica_number: int = 1) -> None:
         meta = self.catalog.require(database, name)
+        check_replica_change(1 if meta.loaded or meta.loaded_partitions else 0, replica_number)
+        check_streaming_nodes(replica_number, 1)
         with self.catalog.lock:
             meta.loaded = True
             meta.loaded_partitions = []
@@ -491,8 +521,10 @@ class Engine:
             meta.loaded_partitions = []
             self.catalog.save_collection(meta)
 
-    def load_partitions(self, database: str, name: str, partitions: list[str]) -> None:
+    def load_partitions(self, database: str, name: str, partitions: list[str], replica_number: int = 1) -> None:
         meta = self.catalog.require(database, name)
+        check_replica_change(1 if meta.loaded or meta.loaded_partitions else 0, replica_number, partitions=True)
+        check_streaming_nodes(replica_number, 1)
         ids = [meta.require_partition(p).partition_id for p in partitions]
         with self.catalog.lock:
             if not meta.loaded:
@@ -521,6 +553,15 @@ class Engine:
                     return LoadState.NOT_LOAD
             return LoadState.LOADED
         return LoadState.LOADED if meta.loaded or meta.loaded_partitions else LoadState.NOT_LOAD
+
+    def describe_replicas(self, database: str, name: str) -> list[ReplicaGroup]:
+        """One node serves everything: one group on node 1 once the collection (or a partition)
+        is loaded, none before (Milvus answers an empty list then)."""
+        meta = self.catalog.require(database, name)
+        if self.load_state(database, name) != LoadState.LOADED:
+            return []
+        return [ReplicaGroup(replica_id(meta.collection_id, 0), meta.collection_id, [STANDALONE_NODE_ID],
+                             meta.num_shards)]
 
     def loading_progress(self, database: str, name: str, partitions: list[str] | None = None) -> int:
         state = self.load_state(database, name, partitions)
@@ -596,14 +637,7 @@ class Engine:
         meta, data = self._resolve(database, name)
         pk = meta.schema.primary_field.name
         with data.write_lock:
-            now = self.tso.now()
-            parts = []
-            for seg in data.snapshot():
-                batch, n = seg.snapshot_batch()
-                keys = np.asarray(batch[pk].values[:n])
-                mask = seg.visible(now)
-                parts.append(keys if mask is None else keys[mask[:n]])
-            keys = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+            keys = data.visible_keys(pk, self.tso.now())
             res = self.writer.delete(meta, data, 0, unique_in_order(keys))
         self._flush_wanted.set()  # lets automatic compaction reclaim the space
         return res
@@ -638,17 +672,17 @@ class Engine:
 
     # ---- reads
     def query(self, database: str, collection: str, request: QueryRequest) -> QueryResult:
-        meta, data = self._loaded(database, collection)
+        meta, data = self._loaded(database, collection, request.partition_names)
         parts = self._partition_ids(meta, request.partition_names, for_read=True)
         return self.reader.query(meta, data.snapshot(parts), request)
 
     def search(self, database: str, collection: str, request: SearchRequest) -> SearchResult:
-        meta, data = self._loaded(database, collection)
+        meta, data = self._loaded(database, collection, request.partition_names)
         parts = self._partition_ids(meta, request.partition_names, for_read=True)
         return self.reader.search(meta, data.snapshot(parts), request)
 
     def hybrid_search(self, database: str, collection: str, request: HybridSearchRequest) -> SearchResult:
-        meta, data = self._loaded(database, collection)
+        meta, data = self._loaded(database, collection, request.partition_names)
         parts = self._partition_ids(meta, request.partition_names, for_read=True)
         return self.reader.hybrid_search(meta, data.snapshot(parts), request)
 
@@ -658,6 +692,10 @@ class Engine:
     ) -> None:
         meta, data = self._resolve(database, collection)
         fld = meta.schema.field(field)
+        member_params = None if fld is not None else member_index_params(meta.schema, field, flatten_params(params))
+        if member_params is not None:
+            self._add_member_index(meta, field, index_name or field, member_params)
+            return
         key_path = ""  # a path under a dynamic-field key, as the client wrote it
         if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
             # a dynamic-field key: a JSON-path index of $meta, described under the key's name
@@ -708,6 +746,17 @@ class Engine:
             self.catalog.save_collection(meta)
         self.indexer.kick()
 
+    def _add_member_index(self, meta: CollectionMeta, path: str, name: str, params: dict[str, str]) -> None:
+        """An index on a struct's vector member: recorded and described; searches score it exactly."""
+        with self.catalog.lock:
+            same = next((i for i in meta.indexes if i.index_name == name or i.field_name == path), None)
+            if same is not None:
+                if same.field_name == path and same.index_name == name and same.params == params:
+                    return
+                raise invalid("CreateIndex failed: creating multiple indexes on same field is not supported")
+            meta.indexes.append(IndexMeta(self.catalog.new_id(), name, path, params))
+            self.catalog.save_collection(meta)
+
     def _find_indexes(self, meta: CollectionMeta, field: str, index_name: str) -> list[IndexMeta]:
         found = [
             i
@@ -754,7 +803,7 @@ class Engine:
             meta.indexes = [i for i in meta.indexes if i not in found]
             self.catalog.save_collection(meta)
         for index in found:
-            self.indexer.forget(meta, data, index.field_name)
+            self.indexer.forget(meta, data, index)
 
     def alter_index(
         self, database: str, collection: str, index_name: str, properties: dict[str, str], delete_keys: list[str]

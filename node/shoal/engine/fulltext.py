@@ -25,7 +25,7 @@ from shoal.errors import invalid, not_supported
 from shoal.index.params import flatten_params, get_float
 from shoal.index.sparse import Bm25Context, SparseIndex, SparseRows
 from shoal.schema import Batch, CollectionSchema, Column, DataType, FieldSchema, object_array
-from shoal.text import minhash
+from shoal.text import minhash, multi
 from shoal.text.analyzer import Analyzer, analyzer_for, build_analyzer, parse_params
 
 # schema_pb2.FunctionType
@@ -45,7 +45,27 @@ def is_true(value: Any) -> bool:
 
 
 def field_analyzer(field: FieldSchema) -> Analyzer:
+    """The field's analyzer (a multi-analyzer field's `default` one)."""
+    chooser = multi_analyzer(field)
+    if chooser is not None:
+        return chooser.named(None)
     return analyzer_for(field.type_params.get("analyzer_params"))
+
+
+def multi_analyzer(field: FieldSchema, schema: CollectionSchema | None = None) -> multi.MultiAnalyzer | None:
+    """The analyzers of a field with `multi_analyzer_params` (None: one analyzer). With `schema`
+    its by_field is checked too (create_collection); later the stored schema is trusted."""
+    raw = field.type_params.get("multi_analyzer_params")
+    if raw is None:
+        return None
+
+    def kind(name: str) -> str | None:
+        if schema is None:
+            return "VARCHAR"
+        f = schema.field(name)
+        return None if f is None else f.dtype.name
+
+    return multi.parse(raw, kind)
 
 
 def bm25_pairs(schema: CollectionSchema) -> list[tuple[FieldSchema, FieldSchema]]:
@@ -107,6 +127,13 @@ def check_functions(schema: CollectionSchema) -> None:
         else:
             raise invalid(f"unknown function type {kind}")
     for f in schema.fields:
+        if f.dtype.is_string and "multi_analyzer_params" in f.type_params:
+            if is_true(f.type_params.get("enable_match", "false")):
+                raise invalid(f"multi analyzer now only support for bm25, but now field {f.name} enable match")
+            if f.type_params.get("analyzer_params") not in (None, ""):
+                raise invalid(f"field {f.name} analyzer params should be none if has multi analyzer params")
+            multi_analyzer(f, schema)
+            continue
         if f.dtype.is_string and is_true(f.type_params.get("enable_analyzer", "false")):
             build_analyzer(parse_params(f.type_params.get("analyzer_params")))
         if f.dtype.is_string and is_true(f.type_params.get("enable_match", "false")):
@@ -198,14 +225,26 @@ def fill_outputs(schema: CollectionSchema, given: Batch, out: Batch) -> None:
         out[fn["output_field_names"][0]] = Column(minhash_signatures(schema, fn, texts))
     for src, dst in bm25_pairs(schema):
         col = out.get(src.name)
+        chooser = multi_analyzer(src)
+        if chooser is not None and (col is None) != (chooser.by_field not in out):
+            # a partial upsert of one of the two: the other is only in the stored row
+            raise not_supported(
+                f"a partial upsert of {src.name} or {chooser.by_field} without the other "
+                f"({src.name} is analyzed by the analyzer {chooser.by_field} names): give both"
+            )
         if col is None:  # partial upsert without the text: the output stays as stored
             continue
-        analyzer = field_analyzer(src)
         ok = col.valid
-        rows = [
-            analyzer.term_counts(text) if (ok is None or ok[i]) and text is not None else {}
-            for i, text in enumerate(col.values.tolist())
-        ]
+        texts = [t if (ok is None or ok[i]) else None for i, t in enumerate(col.values.tolist())]
+        if chooser is None:
+            analyzers = [field_analyzer(src)] * len(texts)
+        else:
+            names = out[chooser.by_field]
+            named = names.valid
+            analyzers = [
+                chooser.named(v if named is None or named[i] else None) for i, v in enumerate(names.values.tolist())
+            ]
+        rows = [a.term_counts(t) if t is not None else {} for a, t in zip(analyzers, texts, strict=True)]
         out[dst.name] = Column(object_array(rows))
 
 
@@ -268,12 +307,15 @@ def bm25_queries(
     segments: list[Any],
     live: list[np.ndarray | None],
     index_params: Any,
+    analyzer_name: str | None = None,
 ) -> Bm25Query:
     """Raw-text queries as idf-weighted term vectors, with the BM25 statistics of the
-    collection's live rows (`live`: per segment, the rows visible to this read; None = all)."""
+    collection's live rows (`live`: per segment, the rows visible to this read; None = all).
+    `analyzer_name` picks the query's analyzer on a multi-analyzer field."""
     if not all(isinstance(t, str) for t in texts):
         raise invalid(f"field {field.name} is the output of a BM25 function: search it with raw text")
-    analyzer = field_analyzer(text_field)
+    chooser = multi_analyzer(text_field)
+    analyzer = field_analyzer(text_field) if chooser is None else chooser.named(analyzer_name)
     counts = [analyzer.term_counts(t) for t in texts]
     terms = np.array(sorted({t for c in counts for t in c}), dtype=np.int64)
     total_rows, total_len = 0, 0.0

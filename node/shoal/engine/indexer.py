@@ -19,12 +19,31 @@ from shoal.engine.catalog import CollectionMeta, IndexMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.persistence import index_dir
 from shoal.engine.segments import Segment
+from shoal.expr import typed as t
+from shoal.expr.binder import bind_json_path
 from shoal.index import build_index, load_index, threads_for_builds, validate_index_params
-from shoal.index.scalar import build_scalar_index, scan_only
-from shoal.schema import Column
+from shoal.index.array import array_index
+from shoal.index.json_path import json_path_index
+from shoal.index.scalar import build_scalar_index
+from shoal.schema import CollectionSchema, Column, DataType
 
 log = logging.getLogger(__name__)
 MIN_INDEX_ROWS = 1024  # a smaller segment is searched exactly
+
+
+def scalar_key(schema: CollectionSchema, index: IndexMeta) -> str | t.JsonPath | None:
+    """Where a scalar index's structures live in `Segment.scalar_indexes`: the field's name, or
+    the bound path of a JSON-path index (the key the evaluator looks up); None: not a scalar index."""
+    if "json_path" in index.params:
+        return bind_json_path(index.params["json_path"], schema)
+    field = schema.field(index.field_name)
+    if field is None or field.dtype.is_vector:
+        return None
+    return field.name
+
+
+def _column_of(key: str | t.JsonPath) -> str:
+    return key.field if isinstance(key, t.JsonPath) else key
 
 
 @dataclass
@@ -74,33 +93,38 @@ class Indexer:
     def progress(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> IndexProgress:
         field = meta.schema.field(index.field_name)
         vector = field is not None and field.dtype.is_vector
-        nothing_built = not vector and scan_only(field, index.params)
+        key = None if vector else scalar_key(meta.schema, index)
+        nothing_built = not vector and key is None
         total = indexed = pending = 0
         for seg in data.snapshot():
             if not seg.sealed:
                 continue  # growing rows are searched exactly and, as in Milvus, not counted
             total += seg.num_rows
-            built = seg.indexes if vector else seg.scalar_indexes
             if vector:  # segments under min_index_rows are searched exactly, never indexed
                 nothing_to_build = bool(seg.path) and seg.num_rows < self.min_index_rows
+                done = index.field_name in seg.indexes
             else:  # sealed before the field was added: no column, every row null
-                nothing_to_build = index.field_name not in seg.columns
-            if index.field_name in built or nothing_to_build or nothing_built:
+                nothing_to_build = key is not None and _column_of(key) not in seg.columns
+                done = key in seg.scalar_indexes
+            if done or nothing_to_build or nothing_built:
                 indexed += seg.num_rows
             else:
                 pending += seg.num_rows
         failed = self._failures.get((meta.collection_id, index.index_name), "")
         return IndexProgress(indexed, total, pending, failed)
 
-    def forget(self, meta: CollectionMeta, data: CollectionData, field_name: str) -> None:
-        """Drop a field's built indexes (index dropped or rebuilt with new parameters)."""
+    def forget(self, meta: CollectionMeta, data: CollectionData, index: IndexMeta) -> None:
+        """Drop an index's built structures (index dropped or rebuilt with new parameters)."""
+        field_name = index.field_name
+        key = scalar_key(meta.schema, index)
         for seg in data.snapshot():
             seg.indexes.pop(field_name, None)
-            seg.scalar_indexes.pop(field_name, None)
+            # a path index leaves the field's other indexes (another path, the whole field) alone
+            seg.scalar_indexes.pop(field_name if key is None else key, None)
             if seg.path:
                 shutil.rmtree(index_dir(self.root, seg.path, field_name), ignore_errors=True)
-        for key in [k for k in self._failures if k[0] == meta.collection_id]:
-            del self._failures[key]
+        for failure in [k for k in self._failures if k[0] == meta.collection_id]:
+            del self._failures[failure]
 
     def build_now(self, meta: CollectionMeta, seg: Segment) -> dict[str, IndexMeta]:
         """Build and attach, in the caller's thread, every index `seg` needs (compaction builds
@@ -142,13 +166,19 @@ class Indexer:
                 log.exception("index builder failed")
 
     @staticmethod
-    def _build_scalar(data: CollectionData, field_name: str) -> bool:
+    def _build_scalar(data: CollectionData, key: str | t.JsonPath, params: dict[str, str], array: bool) -> bool:
         """Build one missing scalar index (kept in memory; rebuilt after a restart)."""
+        name = _column_of(key)
         for seg in data.snapshot():
-            if seg.sealed and seg.path and field_name not in seg.scalar_indexes and field_name in seg.columns:
-                n, col = seg.num_rows, seg.columns[field_name]
+            if seg.sealed and seg.path and key not in seg.scalar_indexes and name in seg.columns:
+                n, col = seg.num_rows, seg.columns[name]
                 rows = Column(col.values[:n], None if col.valid is None else col.valid[:n])
-                seg.scalar_indexes[field_name] = build_scalar_index(rows)
+                if isinstance(key, t.JsonPath):
+                    seg.scalar_indexes[key] = json_path_index(rows, key.keys, params)
+                elif array:
+                    seg.scalar_indexes[key] = array_index(rows)
+                else:
+                    seg.scalar_indexes[key] = build_scalar_index(rows, params)
                 return True
         return False
 
@@ -158,12 +188,10 @@ class Indexer:
                 if (meta.collection_id, index.index_name) in self._failures:
                     continue
                 field = meta.schema.field(index.field_name)
-                if field is None:
-                    continue
-                if not field.dtype.is_vector:
-                    if scan_only(field, index.params):
-                        continue
-                    if self._build_scalar(data, field.name):
+                if field is None or not field.dtype.is_vector:
+                    key = scalar_key(meta.schema, index)
+                    array = field is not None and field.dtype is DataType.ARRAY
+                    if key is not None and self._build_scalar(data, key, index.params, array):
                         return True
                     continue
                 for seg in data.snapshot():

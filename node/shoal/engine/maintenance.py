@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ class Compactor:
         # Held by a backup from its timestamp until it has captured the segments: a swap by a
         # compaction newer than that timestamp would drop rows still visible at it.
         self.gate = threading.Lock()
+        # (meta, partition, source ids, target id, timestamp), called where a compaction swaps in
+        self.on_merged: Callable[[CollectionMeta, int, list[int], int, int], None] | None = None
         self._last_id = 0
         self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
         self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
@@ -97,11 +100,21 @@ class Compactor:
             self._last_id = cid
             state = CompactionState(cid, "Executing", collection_id=meta.collection_id)
             self._states[cid] = state
-            self._busy[meta.collection_id] = self._busy.get(meta.collection_id, 0) + 1
-            turn = self._turns.setdefault(meta.collection_id, threading.Lock())
+        turn = self._enter(meta.collection_id)
         ratio = AUTO_DELETED_RATIO if auto else 0.0
         threading.Thread(target=self._run, args=(meta, data, now_ts, state, turn, ratio, force), daemon=True).start()
         return cid
+
+    def _enter(self, collection_id: int) -> threading.Lock:
+        """Count one more compaction of the collection as running or waiting (`running`, until
+        `_leave`); returns the lock it takes its turn on."""
+        with self._lock:
+            self._busy[collection_id] = self._busy.get(collection_id, 0) + 1
+            return self._turns.setdefault(collection_id, threading.Lock())
+
+    def _leave(self, collection_id: int) -> None:
+        with self._lock:
+            self._busy[collection_id] -= 1
 
     def running(self, collection_id: int) -> bool:
         """Whether a compaction of the collection is running or waiting for its turn."""
@@ -165,16 +178,45 @@ class Compactor:
                 if data.dropped:  # files written after the drop removed the collection's folder
                     self.persistence.drop_files(meta)
         finally:
-            with self._lock:
-                self._busy[meta.collection_id] -= 1
+            self._leave(meta.collection_id)
             state.state = "Completed"
         self.indexer.kick()
 
-    def _merge(self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int) -> int:
-        """Rewrite `olds` as one segment; returns its id (0: every row was deleted)."""
+    def merge_as(
+        self, meta: CollectionMeta, data: CollectionData, pid: int, sources: list[int], target: int, now_ts: int
+    ) -> None:
+        """A cluster follower repeats its owner's compaction (a COMPACT record), in the background:
+        the same sources in the same order, the rows deleted at or before `now_ts` dropped, the
+        same target id. Skipped when the node does not hold every source (it loaded a checkpoint
+        taken after the compaction, which names the target already)."""
+        turn = self._enter(meta.collection_id)
+
+        def run() -> None:
+            try:
+                with turn:
+                    by_id = {s.segment_id: s for s in data.snapshot() if s.sealed and s.path}
+                    if data.dropped or target in by_id or any(i not in by_id for i in sources):
+                        log.info("compaction into %d of collection %s: not every source is here; skipped",
+                                 target, meta.name)
+                        return
+                    self._merge(meta, data, pid, [by_id[i] for i in sources], now_ts, target)
+            except Exception:
+                if not data.dropped:
+                    log.exception("repeating compaction into %d of collection %s failed", target, meta.name)
+            finally:
+                self._leave(meta.collection_id)
+            self.indexer.kick()
+
+        threading.Thread(target=run, name="shoal-compact-as", daemon=True).start()
+
+    def _merge(
+        self, meta: CollectionMeta, data: CollectionData, pid: int, olds: list[Segment], now_ts: int, target: int = 0
+    ) -> int:
+        """Rewrite `olds` as one segment; returns its id (0: every row was deleted). `target`: the
+        id to give it (a follower repeating its owner's compaction), else a new one."""
         keep_rows = [np.flatnonzero(seg.deleted_ts[: seg.num_rows] > now_ts) for seg in olds]
         total = sum(len(r) for r in keep_rows)
-        new_id = self.catalog.new_id()
+        new_id = target or self.catalog.new_id()
         rel = segment_dir(meta.collection_id, new_id)
         if total:
             names = set().union(*(seg.columns.keys() for seg in olds))
@@ -201,6 +243,14 @@ class Compactor:
                 new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
                 new.num_deleted = int((new.deleted_ts != NOT_DELETED).sum())
                 write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
+            if self.on_merged is not None:  # a cluster's owner logs it for its followers, here in order
+                try:
+                    self.on_merged(meta, pid, [s.segment_id for s in olds], new_id if new is not None else 0, now_ts)
+                except Exception:
+                    if new is not None:
+                        self.persistence.drop_segment_files(new)
+                    raise
+            if new is not None:
                 self.indexer.keep_current(meta, new, built or {})
             first = olds[0]
             data.replace(first, new)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,18 @@ class Persistence:
         self.wal = wal
         self.tso = tso
         self._flush_lock = threading.Lock()
+        # a cluster's WAL owner: logs a FLUSH record at the point it seals (under the write lock,
+        # so the record sits exactly between the rows sealed and the rows after), and the nodes
+        # following the WAL seal at that record: the same segments, with the same ids, everywhere
+        self.before_seal: Callable[[CollectionMeta, CollectionData], None] | None = None
 
     # ---- flush
     def flush(self, meta: CollectionMeta, data: CollectionData) -> int:
         """Persist everything written to the collection so far; returns the checkpoint LSN."""
         with self._flush_lock:
             with data.write_lock:
+                if self.before_seal is not None and data.has_unsealed_work():
+                    self.before_seal(meta, data)
                 data.seal_growing()
                 checkpoint = data.last_lsn
                 pending = data.unpersisted()
@@ -126,25 +133,24 @@ class Persistence:
 
     # ---- recovery
     def load_segments(self, meta: CollectionMeta, data: CollectionData) -> None:
-        pk = meta.schema.primary_field.name
-        segments = []
-        for sm in meta.segments:
-            path = self.root / sm.path
-            columns, _ = read_segment(path, mmap=True)
-            side = deletes_path(self.root, sm.path)
-            deleted = read_array(side, mmap=False) if side.exists() else np.full(sm.num_rows, NOT_DELETED)
-            seg = Segment.sealed_from(sm.segment_id, sm.partition_id, pk, columns, deleted, sm.path)
-            self.tso.observe(seg.max_ts)
-            for index in meta.indexes:
-                where = index_dir(self.root, sm.path, index.field_name)
-                if where.exists():
-                    try:
-                        seg.indexes[index.field_name] = load_index(where, mmap=True)
-                    except Exception:  # a half-written index is rebuilt, never fatal
-                        log.exception("index %s of segment %s is unreadable; rebuilding", index.index_name, sm.path)
-            segments.append(seg)
-        data.segments = segments
+        data.segments = [self.load_segment(meta, sm) for sm in meta.segments]
         data.fill_added_fields()
+
+    def load_segment(self, meta: CollectionMeta, sm: SegmentMeta) -> Segment:
+        """One segment directory, memory-mapped, with its delete log and the indexes found beside it."""
+        columns, _ = read_segment(self.root / sm.path, mmap=True)
+        side = deletes_path(self.root, sm.path)
+        deleted = read_array(side, mmap=False) if side.exists() else np.full(sm.num_rows, NOT_DELETED)
+        seg = Segment.sealed_from(sm.segment_id, sm.partition_id, meta.schema.primary_field.name, columns, deleted, sm.path)
+        self.tso.observe(seg.max_ts)
+        for index in meta.indexes:
+            where = index_dir(self.root, sm.path, index.field_name)
+            if where.exists():
+                try:
+                    seg.indexes[index.field_name] = load_index(where, mmap=True)
+                except Exception:  # a half-written index is rebuilt, never fatal
+                    log.exception("index %s of segment %s is unreadable; rebuilding", index.index_name, sm.path)
+        return seg
 
     def replay(self, datas: dict[int, CollectionData]) -> int:
         count = 0

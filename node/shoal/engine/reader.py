@@ -9,6 +9,7 @@ are gathered only for the hits that survive.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -20,6 +21,25 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.catalog import CollectionMeta
+from shoal.engine.element_search import (
+    ElementHits,
+    best_elements,
+    check_range,
+    collapse_to_rows,
+    page,
+    segment_candidates,
+)
+from shoal.engine.embedding_list import (
+    ELEMENT_METRICS,
+    MAX_SIM_METRICS,
+    flatten,
+    lower_is_better,
+    max_sim_flat,
+    max_sim_metric,
+    struct_field,
+    struct_member,
+    top_rows,
+)
 from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
 from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
@@ -99,10 +119,17 @@ def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[l
             raise invalid(f"not allowed to retrieve raw data of field {name}: it is the output of a BM25 function")
         if name in ("*", "%"):
             for f in schema.fields:
-                if f not in fields and f.name not in bm25_outputs:
+                at = next((i for i, x in enumerate(fields) if x.name == f.name), None)
+                if at is not None:
+                    fields[at] = f  # a struct projected to some members before: now all of it
+                elif f.name not in bm25_outputs:
                     fields.append(f)
                     wanted.append(f.name)
             need_meta = need_meta or schema.enable_dynamic_field
+            continue
+        member = struct_member(schema, name) if name.endswith("]") else None
+        if member is not None:
+            _project_member(fields, wanted, schema, name, member)
             continue
         f = schema.field(name)
         if f is not None:
@@ -121,6 +148,21 @@ def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[l
     if need_meta:
         fields.append(DYNAMIC_SCHEMA)
     return fields, wanted
+
+
+def _project_member(
+    fields: list[FieldSchema], wanted: list[str], schema: CollectionSchema, path: str, member: FieldSchema
+) -> None:
+    """`structs[member]` as an output field: the struct array with only the members asked for."""
+    parent = struct_field(schema, path)
+    assert parent is not None
+    at = next((i for i, x in enumerate(fields) if x.name == parent.name), None)
+    if at is None:
+        fields.append(dataclasses.replace(parent, struct_fields=[member]))
+        wanted.append(parent.name)
+        return
+    have = {m.name for m in fields[at].struct_fields} | {member.name}
+    fields[at] = dataclasses.replace(parent, struct_fields=[m for m in parent.struct_fields if m.name in have])
 
 
 def gather(
@@ -280,7 +322,9 @@ class Reader:
             stop = None if req.limit is None else req.offset + req.limit
             order = order[req.offset : stop]
             seg_of, row_of = seg_of[order], row_of[order]
-        elif req.limit is not None or req.offset or req.order_by_pk:
+        else:
+            # Milvus merges its segments' results by primary key: rows come back in key
+            # order, and a limit keeps the smallest keys that match
             keys = gather(segments, seg_of, row_of, [pk])[pk.name].values
             order = np.argsort(keys, kind="stable")
             stop = None if req.limit is None else req.offset + req.limit
@@ -308,7 +352,7 @@ class Reader:
             f = schema.field(name)
             if f is None:
                 raise invalid(f"order by field {name} not found in schema")
-            if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY):
+            if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY, DataType.ARRAY_OF_STRUCT):
                 raise invalid(f"order by field {name} of type {f.dtype.name} is not sortable")
             fields.append((f, desc))
         cols = gather(segments, seg_of, row_of, [f for f, _ in fields] + [pk])
@@ -375,7 +419,10 @@ class Reader:
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
         live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
-        bq = bm25_queries(text_field, field, list(queries), segments, live, index.params if index else None)
+        bq = bm25_queries(
+            text_field, field, list(queries), segments, live, index.params if index else None,
+            params.get("analyzer_name"),
+        )
         return bq.queries, {**params, BM25_KEY: bq.context}
 
     def _segment_hits(
@@ -445,6 +492,11 @@ class Reader:
         return out
 
     def search(self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest) -> SearchResult:
+        member = struct_member(meta.schema, req.anns_field) if req.anns_field else None
+        if member is not None and isinstance(req.queries, np.ndarray):
+            return self._element_search(meta, segments, req, member)
+        if member is not None:
+            return self._embedding_list_search(meta, segments, req, member)
         field = self._vector_field(meta, req.anns_field)
         nq = len(req.queries)
         if not 1 <= req.topk <= MAX_TOPK:
@@ -511,6 +563,138 @@ class Reader:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
             self._remember_bound(result, raw, (real_bound, seen_at_bound))
         return result
+
+    def _element_metric(self, meta: CollectionMeta, req: SearchRequest) -> str:
+        index = meta.index_for_field(req.anns_field)
+        have = index.params.get("metric_type", "").upper() if index else ""
+        asked = (req.metric_type or "").upper()
+        if asked and have and asked != have:
+            raise ShoalError(
+                Code.METRIC_TYPE_MISMATCH, f"metric type not match: invalid parameter[expected={have}][actual={asked}]"
+            )
+        if have in MAX_SIM_METRICS:
+            raise invalid(f"the index on {req.anns_field} has metric {have}, for EmbeddingList search; "
+                          f"a plain vector searches its elements with an index of metric {', '.join(ELEMENT_METRICS)}")
+        metric = asked or have or "COSINE"
+        if metric not in ELEMENT_METRICS:
+            raise invalid(f"metric type {metric} cannot search the elements of {req.anns_field}; "
+                          f"use one of {', '.join(ELEMENT_METRICS)}")
+        return metric
+
+    def _element_hits(
+        self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest, member: FieldSchema,
+        masks: list[np.ndarray | None], group_size: int = 0, strict: bool = False,
+    ) -> tuple[list[ElementHits], str]:
+        """Per query the best element hits of `req` (element-level search) among the rows of
+        `masks`, and the metric."""
+        struct = struct_field(meta.schema, req.anns_field)
+        assert struct is not None
+        metric = self._element_metric(meta, req)
+        radius = req.params.get("radius")
+        range_filter = req.params.get("range_filter")
+        if radius is not None:
+            check_range(metric, float(radius), None if range_filter is None else float(range_filter))
+        flt = compile_filter(req.expr, meta.schema, req.expr_params) if req.expr else None
+        chosen = flt.element_filter(struct.name) if flt is not None else None
+        parts = []
+        for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
+            col = seg.columns.get(struct.name)
+            n = seg.num_rows if mask is None else min(seg.num_rows, len(mask))
+            if col is None or n == 0:
+                continue
+            part = segment_candidates(pos, col.values, col.valid, n, mask, member.name, req.queries, metric, chosen)
+            if part is not None:
+                parts.append(part)
+        want = req.topk + req.offset
+        return [
+            best_elements(parts, q, metric, want, None if radius is None else float(radius),
+                          None if range_filter is None else float(range_filter), group_size, strict)
+            for q in range(len(req.queries))
+        ], metric
+
+    def _element_search(
+        self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest, member: FieldSchema
+    ) -> SearchResult:
+        """A plain vector against a struct's vector member: each element a hit of its own, with its offset."""
+        for what, used in (("search iterators", req.iterator), ("boost rankers", req.boosts), ("function rerankers", req.rerank)):
+            if used:
+                raise not_supported(f"{what} in an element-level search of {req.anns_field}")
+        if not 1 <= req.topk <= MAX_TOPK or req.offset < 0 or req.topk + req.offset > MAX_TOPK:
+            raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
+        pk = meta.schema.primary_field
+        if req.group_by_field and req.group_by_field != pk.name:
+            raise invalid(f"an element-level search of {req.anns_field} groups by the primary key ({pk.name}) only, "
+                          f"got {req.group_by_field}")
+        if req.group_by_field and req.params.get("radius") is not None:
+            raise invalid("an element-level search cannot group and range-search at once")
+        group_size = max(req.group_size, 1) if req.group_by_field else 0
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
+        found, _ = self._element_hits(meta, segments, req, member, masks, group_size, req.strict_group_size)
+        pages = [page(h, req.offset, req.topk, group_size) for h in found]
+        hits = [_Hits(h.scores, h.segs, h.rows) for h in pages]
+        result = self._result(meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, None, None, req)
+        result.element_indices = np.concatenate([h.offsets for h in pages]) if pages else np.zeros(0, np.int64)
+        if req.group_by_field:
+            result.group_by_field, result.group_by_schema = pk.name, pk
+            result.group_by_values = Column(np.asarray(result.ids))
+        return result
+
+    def _embedding_list_search(
+        self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest, member: FieldSchema
+    ) -> SearchResult:
+        """EmbeddingList queries against a struct member, scored exactly by a MAX_SIM metric."""
+        struct = struct_field(meta.schema, req.anns_field)
+        assert struct is not None
+        # Milvus groups and range-searches a struct member's element-level results only, never
+        # an EmbeddingList search's entity-level ones (its StructArray grouping and range pages)
+        for what, used, why in (
+            ("group_by", req.group_by_field, "Milvus groups element-level search results only"),
+            ("range search", req.params.get("radius") is not None, "Milvus range-searches element-level search only"),
+            ("search iterators", req.iterator, ""), ("boost rankers", req.boosts, ""), ("function rerankers", req.rerank, ""),
+        ):
+            if used:
+                raise not_supported(f"{what} in an embedding-list search of {req.anns_field}" + (f" ({why})" if why else ""))
+        if not 1 <= req.topk <= MAX_TOPK or req.offset < 0 or req.topk + req.offset > MAX_TOPK:
+            raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
+        index = meta.index_for_field(req.anns_field)
+        have = index.params.get("metric_type", "").upper() if index else ""
+        asked = max_sim_metric(req.metric_type or "")
+        if asked and have and asked != have:
+            raise ShoalError(
+                Code.METRIC_TYPE_MISMATCH, f"metric type not match: invalid parameter[expected={have}][actual={asked}]"
+            )
+        if have and have not in MAX_SIM_METRICS:
+            raise invalid(f"the index on {req.anns_field} has metric {have}, for element-level search; "
+                          f"EmbeddingList queries need an index with a MAX_SIM metric")
+        metric = asked or have or "MAX_SIM_COSINE"
+        if metric not in MAX_SIM_METRICS:
+            raise invalid(f"metric type {metric} cannot search the embedding lists of {req.anns_field}; "
+                          f"use one of {', '.join(MAX_SIM_METRICS)}")
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        masks = self._masks(meta, segments, req.expr, req.expr_params, read_ts)
+        want = req.topk + req.offset
+        lower = lower_is_better(metric)
+        queries = list(req.queries)
+        blocks: list[tuple[np.ndarray, np.ndarray, int]] = []
+        for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
+            col = seg.columns.get(struct.name)
+            n = seg.num_rows if mask is None else min(seg.num_rows, len(mask))
+            if col is None or n == 0:
+                continue
+            elems, counts = flatten(col.values, n, member.name)
+            scores, has = max_sim_flat(queries, elems, counts, metric)
+            ok = has if mask is None else has & mask[:n]
+            if col.valid is not None:
+                ok &= col.valid[:n]
+            blocks.append((*top_rows(scores, ok, want, lower), pos))
+        hits = _merge_top_k(blocks, len(queries), want, not lower)
+        hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
+        return self._result(meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, None, None, req)
 
     def _boost(
         self,
@@ -723,11 +907,50 @@ class Reader:
         )
 
     # ---- hybrid search
+    def _sub_hits(
+        self, meta: CollectionMeta, segments: list[Segment], sub: SearchRequest, masks: list[np.ndarray | None],
+        member: FieldSchema | None, group_field: GroupKey | None, group_size: int, read_ts: int,
+    ) -> tuple[list[_Hits], str]:
+        """One hybrid sub search's ranked hits (grouped when the hybrid search groups) and its metric."""
+        if member is not None:  # element hits collapse to their entities before fusing, as in Milvus
+            scope = sub.params.get("element_scope")
+            collapse = scope.get("collapse") if isinstance(scope, dict) else None
+            if scope is not None and (not isinstance(collapse, dict) or collapse.get("strategy", "max") != "max"):
+                raise not_supported(f"element_scope {scope} in a hybrid search (entities take their best element: max)")
+            found, metric = self._element_hits(meta, segments, sub, member, masks)
+            return [_Hits(c.scores, c.segs, c.rows) for c in map(collapse_to_rows, found)], metric
+        field = self._vector_field(meta, sub.anns_field)
+        metric = self._metric(meta, field, sub.metric_type)
+        queries, sub_params = self._text_queries(meta, field, segments, sub.queries, sub.params, read_ts)
+        if group_field is None:
+            return self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params), metric
+        # as Milvus: every sub search is grouped itself, then the groups' rows are fused
+        k = min(MAX_TOPK, max(sub.topk * max(group_size, 1) * 8, 256))
+        hits = self._segment_hits(field, metric, segments, masks, queries, k, sub_params)
+        hits, _ = self._group(segments, hits, group_field, sub.topk, 0, group_size, False)
+        desc = higher_is_better(metric)
+        return [
+            _Hits(h.scores[o], h.segs[o], h.rows[o])
+            for h in hits
+            for o in [np.argsort(-h.scores if desc else h.scores, kind="stable")]
+        ], metric
+
     def hybrid_search(
         self, meta: CollectionMeta, segments: list[Segment], req: HybridSearchRequest
     ) -> SearchResult:
         if not req.requests:
             raise invalid("hybrid search needs at least one sub search request")
+        members = {r.anns_field: struct_member(meta.schema, r.anns_field) for r in req.requests if r.anns_field}
+        lists = [r.anns_field for r in req.requests if members.get(r.anns_field) and not isinstance(r.queries, np.ndarray)]
+        if lists:
+            raise not_supported(f"embedding-list search of {lists[0]} inside a hybrid search (search it alone)")
+        elements = [r.anns_field for r in req.requests if members.get(r.anns_field)]
+        structs = {f.split("[", 1)[0] for f in elements}
+        pk = meta.schema.primary_field.name
+        if elements and req.group_by_field and (len(elements) < len(req.requests) or len(structs) > 1 or req.group_by_field != pk):
+            # Milvus's StructArray grouping page: element-level sub searches of one struct, grouped by the key
+            raise invalid(f"a hybrid search with an element-level search of {elements[0]} groups by the primary key "
+                          f"({pk}) only, and only when every sub search is element-level on the same struct array")
         read_ts = self.read_ts(req.consistency)
         nq = len(req.requests[0].queries)
         strategy = req.rerank.strategy.lower()
@@ -765,24 +988,10 @@ class Reader:
         for i, sub in enumerate(req.requests):
             if len(sub.queries) != nq:
                 raise invalid("all sub search requests of a hybrid search must have the same nq")
-            field = self._vector_field(meta, sub.anns_field)
-            metric = self._metric(meta, field, sub.metric_type)
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
             if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
-            queries, sub_params = self._text_queries(meta, field, segments, sub.queries, sub.params, read_ts)
-            if group_field is None:
-                hits = self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params)
-            else:  # as Milvus: every sub search is grouped itself, then the groups' rows are fused
-                k = min(MAX_TOPK, max(sub.topk * max(req.group_size, 1) * 8, 256))
-                hits = self._segment_hits(field, metric, segments, masks, queries, k, sub_params)
-                hits, _ = self._group(segments, hits, group_field, sub.topk, 0, req.group_size, False)
-                desc = higher_is_better(metric)
-                hits = [
-                    _Hits(h.scores[o], h.segs[o], h.rows[o])
-                    for h in hits
-                    for o in [np.argsort(-h.scores if desc else h.scores, kind="stable")]
-                ]
+            hits, metric = self._sub_hits(meta, segments, sub, masks, members.get(sub.anns_field), group_field, req.group_size, read_ts)
             for q, h in enumerate(hits):
                 for rank, (score, seg, row) in enumerate(zip(h.scores.tolist(), h.segs.tolist(), h.rows.tolist(), strict=True)):
                     if strategy == "rrf":

@@ -95,7 +95,6 @@ class QueryRequest:
     offset: int = 0
     consistency: ReadConsistency = field(default_factory=ReadConsistency)
     ignore_growing: bool = False
-    order_by_pk: bool = False  # the query iterator needs rows sorted by primary key
     order_by: list[tuple[str, bool]] = field(default_factory=list)  # ORDER BY (field, descending)
     timezone: str = ""  # TIMESTAMPTZ output zone (else the collection's)
 
@@ -112,7 +111,9 @@ class QueryResult:
 @dataclass
 class SearchRequest:
     anns_field: str
-    queries: np.ndarray | list[dict[int, float]]  # (nq, width) array, or sparse dicts
+    # (nq, width) array, or sparse dicts; for a struct's vector member, (m, dim) arrays (EmbeddingLists)
+    # or one (nq, dim) array (plain vectors: element-level search)
+    queries: np.ndarray | list[dict[int, float]] | list[np.ndarray]
     topk: int
     metric_type: str | None = None  # None: the index's (or the field's default) metric
     params: dict[str, Any] = field(default_factory=dict)  # nprobe, ef, radius, range_filter, ...
@@ -184,6 +185,7 @@ class SearchResult:
     iterator_token: str = ""
     iterator_last_bound: float = 0.0
     all_search_count: int = 0
+    element_indices: Any = None  # element-level search: each hit's offset in its struct array (int64)
 
 
 @dataclass

@@ -109,7 +109,7 @@ class Segment:
     sealed: bool
     path: str = ""  # segment directory (relative) once persisted
     indexes: dict[str, Any] = field(default_factory=dict)  # field name -> VectorIndex
-    scalar_indexes: dict[str, Any] = field(default_factory=dict)  # field name -> ScalarIndex (in memory)
+    scalar_indexes: dict[Any, Any] = field(default_factory=dict)  # field name or JsonPath -> index (in memory)
     deletes_dirty: bool = False
     max_ts: int = 0
     num_deleted: int = 0

@@ -169,6 +169,8 @@ def _cast_values(
         return object_array(list(values))
     if dt is DataType.ARRAY:
         return _check_arrays(f, values, ok)
+    if dt is DataType.ARRAY_OF_STRUCT:
+        return _check_struct_arrays(f, values, ok)
     if dt is DataType.SPARSE_FLOAT_VECTOR:
         return _check_sparse(f, values, ok)
     if dt.is_dense_vector:
@@ -264,6 +266,46 @@ def _check_arrays(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndar
                 )
         out.append(items)
     return object_array(out)
+
+
+def _check_struct_arrays(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Rows of member dicts, each member checked as an array of its type (vectors by dim)."""
+    members = {m.name: m for m in f.struct_fields}
+    out: list[Any] = []
+    for i, row in enumerate(values):
+        if not ok[i]:
+            out.append(None)
+            continue
+        if not isinstance(row, (list, tuple)):
+            raise invalid(f"the data type of field ({f.name}) does not match: expected an array of structs")
+        if f.max_capacity is not None and len(row) > f.max_capacity:
+            raise invalid(f"the length ({len(row)}) of {i}th array exceeds max capacity ({f.max_capacity})")
+        for e in row:
+            if not isinstance(e, dict) or set(e) != set(members):
+                raise invalid(f"each element of struct array field ({f.name}) must have exactly the fields "
+                              f"{sorted(members)}")
+        clean: list[dict[str, Any]] = [{} for _ in row]
+        for name, m in members.items():
+            items = [e[name] for e in row]
+            if m.dtype.is_vector:
+                cast = [_struct_vector(f, m, v) for v in items]
+            else:
+                sub = FieldSchema(name=f"{f.name}[{name}]", dtype=DataType.ARRAY, element_type=m.dtype,
+                                  max_length=m.max_length)
+                cast = _check_arrays(sub, object_array([items]), np.ones(1, dtype=bool))[0]
+            for e, v in zip(clean, cast, strict=True):
+                e[name] = v
+        out.append(clean)
+    return object_array(out)
+
+
+def _struct_vector(f: FieldSchema, m: FieldSchema, v: Any) -> list[float]:
+    arr = np.asarray(v) if isinstance(v, (list, tuple, np.ndarray)) else np.asarray([v], dtype=object)
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        raise invalid(f"the data type of field ({f.name}[{m.name}]) does not match: expected FloatVector")
+    if len(arr) != m.dim:
+        raise invalid(f"the dim ({len(arr)}) of field data({f.name}[{m.name}]) is not equal to schema dim ({m.dim})")
+    return arr.astype(np.float32).tolist()
 
 
 def _check_sparse(f: FieldSchema, values: np.ndarray, ok: np.ndarray) -> np.ndarray:

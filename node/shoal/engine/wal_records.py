@@ -17,6 +17,8 @@ from shoal.storage.codec import decode_batch, encode_batch
 
 _HEADER = struct.Struct("<BQQQ7x")  # 32 bytes, so decoded arrays stay 8-aligned
 DELETE_KEYS = "$delete_pks"
+COMPACT_SOURCES = "$compact_sources"
+COMPACT_TARGET = "$compact_target"
 
 
 class Kind(IntEnum):
@@ -25,6 +27,10 @@ class Kind(IntEnum):
     UPSERT = 3
     FLUSH = 4  # cluster only: the owner flushed the collection; followers seal and persist too
     IMPORT = 5  # cluster only: a bulk import's sealed segments (in S3) become visible at this point
+    # cluster only: the owner compacted segments COMPACT_SOURCES of the record's partition into
+    # COMPACT_TARGET (0: every row was deleted), dropping the rows deleted at or before its ts;
+    # followers repeat it, so every node holds the same segments under the same ids
+    COMPACT = 6
 
 
 @dataclass

@@ -21,7 +21,7 @@ from shoal.expr import typed as t
 from shoal.expr.evaluator import Evaluator
 from shoal.expr.lexer import INT64_MAX, INT64_MIN, syntax_error
 from shoal.geometry import DISTANCE_PREDICATES, PREDICATES, parse_wkt
-from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType
+from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _ARITHMETIC = ("+", "-", "*", "/", "%", "**")
@@ -33,10 +33,11 @@ _CONTAINS = {
     "json_contains_any": "any", "array_contains_any": "any",
 }
 SPATIAL_CALLS = (*PREDICATES, *DISTANCE_PREDICATES)
-_UNSUPPORTED_CALLS = (
-    "element_filter",
-    "match_all", "match_any", "match_least", "match_most", "match_exact",
-)
+# element_filter and the MATCH family over an array of structs: name -> (mode, takes a count)
+_ELEMENT_CALLS = {
+    "element_filter": ("any", False), "match_any": ("any", False), "match_all": ("all", False),
+    "match_least": ("least", True), "match_most": ("most", True), "match_exact": ("exact", True),
+}
 
 
 def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
@@ -151,6 +152,8 @@ class _Binder:
             if not isinstance(operand, t.JsonPath) or not operand.keys:
                 raise self.error(node, f"'exists' needs a JSON path such as meta[\"key\"], got {describe(operand)}")
             return t.Exists(t.T.BOOL, operand)
+        if isinstance(node, s.Keyword):
+            raise self.error(node, f"a keyword argument ({node.name}=) is only taken by MATCH_LEAST/MOST/EXACT")
         raise self.error(node, f"unsupported syntax {type(node).__name__}")
 
     def refuse_vector_null_check(self, node: s.IsNull) -> None:
@@ -189,6 +192,16 @@ class _Binder:
                 raise self.error(node, "the dynamic field ($meta) is not enabled for this collection")
             return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, keys)
         f = self.schema.field(name)
+        if node.bare_key and (f is None or f.dtype is not DataType.ARRAY_OF_STRUCT):
+            at = s.Name(node.pos + len(name) + 1, name)  # the unquoted key, just after `name[`
+            raise self.error(at, f"expected a string key or array index in '[]', found '{keys[0]}'")
+        if f is not None and f.dtype is DataType.ARRAY_OF_STRUCT:
+            member = f.sub_field(str(keys[0])) if node.bare_key else None
+            if member is None or member.dtype.is_vector:
+                raise self.error(node, f"the array of structs field '{name}' is filtered by a scalar member, as "
+                                       f"{name}[member], or with element_filter/MATCH_* and $[member]")
+            # the member's values of every element: an ARRAY column the evaluator derives
+            return t.Field(t.T.ARRAY, f"{name}[{member.name}]", DataType.ARRAY, member.dtype)
         if f is None:
             if self.schema.enable_dynamic_field:
                 return t.JsonPath(t.T.JSON, DYNAMIC_FIELD, (name, *keys))
@@ -319,8 +332,10 @@ class _Binder:
     def in_list(self, node: s.In) -> t.Node:
         operand = self.bind(node.operand)
         values = self.bind(node.values)
-        if not (isinstance(values, t.Const) and values.type is t.T.LIST):
-            raise self.error(node.values, f"the right-hand side of 'in' must be a list, but got: {describe(values)}")
+        if not isinstance(values, t.Const):
+            raise self.error(node.values, f"value '{node.values_text}' in list cannot be a non-const expression")
+        if values.type is not t.T.LIST:
+            raise self.error(node.values, f"the right-hand side of 'in' must be a list, but got: {node.values_text}")
         items = tuple(values.value)
         if operand.type in (t.T.ARRAY, t.T.LIST):
             raise self.error(node, f"'in' cannot test {describe(operand)}; use array_contains_any")
@@ -329,13 +344,16 @@ class _Binder:
             # shows the value in protobuf text form)
             flt = next((v for v in items if isinstance(v, float)), None)
             if flt is not None:
-                shown = repr(flt).removesuffix(".0")
                 raise self.error(
-                    node, f"value 'float_val:{shown}' in list cannot be casted to {operand.dtype.milvus_name}"
+                    node, f"value '{_proto_text(flt)}' in list cannot be casted to {operand.dtype.milvus_name}"
                 )
         check = _ELEMENT_CHECKS.get(operand.type)
         bad = next((v for v in items if check and not check(v)), None) if check else None
         if bad is not None:
+            if isinstance(operand, t.Field):  # Milvus's cast of each value to the field's type
+                raise self.error(
+                    node, f"value '{_proto_text(bad)}' in list cannot be casted to {operand.dtype.milvus_name}"
+                )
             raise self.error(node, f"cannot test {describe(operand)} against {bad!r} in the list")
         if isinstance(operand, t.Const):
             found = any(jv.compare("==", operand.value, v) for v in items)
@@ -348,7 +366,9 @@ class _Binder:
             return self.spatial(node)
         if name == "random_sample":
             raise self.error(node, "random_sample can only be combined with the rest of the filter by AND at its top level")
-        if name in _UNSUPPORTED_CALLS or name.startswith("st_"):
+        if name in _ELEMENT_CALLS:
+            return self.element_match(node)
+        if name.startswith("st_"):
             raise not_supported(f"the filter function {name}()")
         if name in _CONTAINS:
             return self.contains(_CONTAINS[name], node)
@@ -362,6 +382,34 @@ class _Binder:
                 raise self.error(node.args[0], f"array_length() needs an ARRAY field or JSON path, got {describe(operand)}")
             return t.ArrayLength(t.T.INT, operand)
         raise self.error(node, f"unknown function {name}()")
+
+    def element_match(self, node: s.Call) -> t.Node:
+        """`element_filter(structs, pred)`, `MATCH_ALL(structs, pred)`, `MATCH_LEAST(structs, pred, k)`...:
+        `pred` names the struct's scalar members as `$[member]` and nothing else."""
+        mode, counted = _ELEMENT_CALLS[node.name]
+        shape = f"{node.name}(struct_array_field, predicate{', count' if counted else ''})"
+        if len(node.args) != (3 if counted else 2):
+            raise self.error(node, f"{node.name} takes {shape}")
+        target = node.args[0]
+        f = self.schema.field(target.name) if isinstance(target, s.Name) and not target.keys else None
+        if f is None or f.dtype is not DataType.ARRAY_OF_STRUCT:
+            raise self.error(target, f"the first argument of {node.name} must be an array of structs field")
+        k = 0
+        if counted:
+            arg = node.args[2]
+            if isinstance(arg, s.Keyword):
+                if arg.name.lower() != "threshold":
+                    raise self.error(arg, f"{node.name} takes threshold=count, not {arg.name}=")
+                arg = arg.value
+            if not isinstance(arg, s.Literal) or isinstance(arg.value, bool) or not isinstance(arg.value, int) or arg.value < 0:
+                raise self.error(arg, f"the count of {node.name} must be a non-negative integer")
+            k = arg.value
+        members = tuple((f"$[{m.name}]", m.dtype) for m in f.struct_fields if not m.dtype.is_vector)
+        element_schema = CollectionSchema(
+            fields=[FieldSchema(name=n, dtype=dt) for n, dt in members], enable_dynamic_field=False
+        )
+        predicate = bind(self.src, node.args[1], element_schema, self.params)
+        return t.ElementMatch(t.T.BOOL, f.name, members, predicate, mode, k, node.name == "element_filter")
 
     def spatial(self, node: s.Call) -> t.Node:
         distance = node.name in DISTANCE_PREDICATES
@@ -428,6 +476,8 @@ class _Binder:
     # -- checks and folding --------------------------------------------------------------
     def need_predicate(self, operand: t.Node, src: s.Node, op: str) -> None:
         if operand.type not in (t.T.BOOL, t.T.JSON):
+            if isinstance(operand, t.Const):  # Milvus's constant folding words it so
+                raise self.error(src, f"{op} can only apply on boolean, got {describe(operand)}")
             raise self.error(src, f"'{op}' needs boolean operands, got {describe(operand)}")
 
     def need_number(self, operand: t.Node, src: s.Node, op: str) -> None:
@@ -461,6 +511,19 @@ _ELEMENT_CHECKS = {
     t.T.STRING: lambda v: isinstance(v, str),
     t.T.BOOL: lambda v: isinstance(v, bool),
 }
+
+
+def _proto_text(value: object) -> str:
+    """A list value as Milvus's messages show it: its GenericValue in protobuf text form."""
+    if isinstance(value, bool):
+        return f"bool_val:{str(value).lower()}"
+    if isinstance(value, int):
+        return f"int64_val:{value}"
+    if isinstance(value, float):
+        return f"float_val:{repr(value).removesuffix('.0')}"
+    if isinstance(value, str):
+        return f'string_val:"{value}"'
+    return repr(value)
 
 
 def _logical(op: str, sides: list[t.Node]) -> t.Node:

@@ -18,7 +18,7 @@ from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import syntax as s
 from shoal.expr import typed as t
 from shoal.expr.binder import bind
-from shoal.expr.evaluator import FieldIndex, evaluate
+from shoal.expr.evaluator import evaluate
 from shoal.expr.lexer import syntax_error
 from shoal.expr.parser import parse
 from shoal.schema import Batch, CollectionSchema
@@ -44,11 +44,23 @@ class CompiledFilter:
     def always_true(self) -> bool:
         return self.root is None or (isinstance(self.root, t.Const) and bool(self.root.value))
 
-    def evaluate(self, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None) -> np.ndarray:
+    def evaluate(self, batch: Batch, n: int, indexes: Mapping[Any, Any] | None = None) -> np.ndarray:
         """A bool mask of the `n` rows of `batch` that match; `indexes` (scalar indexes by field) may answer predicates."""
         if self.root is None:
             return np.ones(n, dtype=bool)
         return evaluate(self.root, batch, n, indexes)
+
+    def element_filter(self, struct: str) -> t.ElementMatch | None:
+        """The `element_filter(struct, ...)` an element-level search of `struct` picks its
+        elements by: one, ANDed with the rest of the filter at its top level (1100 otherwise)."""
+        if self.root is None:
+            return None
+        top = [n for n in _conjuncts(self.root) if isinstance(n, t.ElementMatch) and n.per_element and n.field == struct]
+        anywhere = [n for n in t.walk(self.root) if isinstance(n, t.ElementMatch) and n.per_element and n.field == struct]
+        if len(top) > 1 or len(anywhere) > len(top):
+            raise invalid(f"an element-level search of {struct} takes one element_filter({struct}, ...), "
+                          f"combined with the rest of the filter by AND at its top level")
+        return top[0] if top else None
 
     @property
     def referenced_fields(self) -> set[str]:
@@ -57,7 +69,7 @@ class CompiledFilter:
             return set()
         names: set[str] = set()
         for node in t.walk(self.root):
-            if isinstance(node, t.Field | t.ArrayElement | t.JsonPath):
+            if isinstance(node, t.Field | t.ArrayElement | t.JsonPath | t.ElementMatch):
                 names.add(node.name if isinstance(node, t.Field) else node.field)
         return names
 
@@ -75,6 +87,12 @@ class CompiledFilter:
                 seen.add(k)
                 unique.append(k)
         return unique
+
+
+def _conjuncts(node: t.Node) -> list[t.Node]:
+    if isinstance(node, t.And):
+        return [c for item in node.items for c in _conjuncts(item)]
+    return [node]
 
 
 def _pk_keys(node: t.Node, pk: str) -> list[Any] | None:

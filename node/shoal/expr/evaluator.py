@@ -23,9 +23,9 @@ import numpy as np
 
 from shoal.expr import jsonvalues as jv
 from shoal.expr import typed as t
-from shoal.expr.like import compile_like
+from shoal.expr.like import LikePattern, compile_like
 from shoal.geometry import evaluate as spatial
-from shoal.schema import SCALAR_DTYPES, Batch
+from shoal.schema import SCALAR_DTYPES, Batch, Column, object_array
 from shoal.text.analyzer import analyzer_for
 
 Valid = np.ndarray | None  # None: every row valid
@@ -45,7 +45,20 @@ class FieldIndex(Protocol):
 
     def compare(self, op: str, value: Any) -> np.ndarray | None: ...
     def isin(self, values: tuple[Any, ...]) -> np.ndarray | None: ...
-    def prefix(self, prefix: str) -> np.ndarray | None: ...
+    def like(self, pattern: LikePattern) -> np.ndarray | None: ...
+
+
+class PathIndex(Protocol):
+    """An index of one JSON path (`shoal.index.json_path`), keyed by its `JsonPath` node: three-valued
+    answers (value, valid) exactly as the scan's, or None (scan instead)."""
+
+    present: np.ndarray  # the path is there (JSON null included)
+    nonnull: np.ndarray
+
+    def compare(self, op: str, value: Any) -> Tri | None: ...
+    def isin(self, values: tuple[Any, ...]) -> Tri | None: ...
+    def like(self, pattern: LikePattern) -> Tri | None: ...
+    def contains(self, mode: str, value: Any) -> Tri | None: ...
 
 
 @dataclass
@@ -65,9 +78,10 @@ def _and_valid(a: Valid, b: Valid) -> Valid:
 
 
 def evaluate(
-    root: t.Node, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None
+    root: t.Node, batch: Batch, n: int, indexes: Mapping[Any, Any] | None = None
 ) -> np.ndarray:
     """The rows of `batch` (first `n`) for which `root` is known to be true."""
+    batch = _with_member_arrays(root, batch, n)
     value, valid = Evaluator(batch, n, indexes).predicate(root)
     mask = np.array(np.broadcast_to(np.asarray(value, dtype=bool), (n,)), dtype=bool)
     if valid is not None:
@@ -75,8 +89,42 @@ def evaluate(
     return mask
 
 
+def matching_elements(node: t.ElementMatch, rows: Any, total: int) -> np.ndarray:
+    """Which of the rows' elements (flattened in row order) satisfy `node.predicate`."""
+    if not total:
+        return np.zeros(0, dtype=bool)
+    elements: Batch = {}
+    for name, dtype in node.members:
+        member = name[2:-1]
+        values = [e[member] for r in rows if r for e in r]
+        elements[name] = Column(
+            np.asarray(values, dtype=SCALAR_DTYPES[dtype]) if dtype in SCALAR_DTYPES else object_array(values)
+        )
+    return evaluate(node.predicate, elements, total)
+
+
+def _with_member_arrays(root: t.Node, batch: Batch, n: int) -> Batch:
+    """`structs[member]` read as an ARRAY: each row's member values, derived from the struct column."""
+    wanted = {
+        node.name for node in t.walk(root)
+        if isinstance(node, t.Field) and node.name not in batch and node.name.endswith("]") and "[" in node.name
+    }
+    if not wanted:
+        return batch
+    out = dict(batch)
+    for name in wanted:
+        struct, member = name[:-1].split("[", 1)
+        col = batch.get(struct)
+        if col is None:
+            continue
+        rows = col.values[:n]
+        out[name] = Column(object_array([[e[member] for e in r] if r else [] for r in rows]), col.valid)
+    return out
+
+
 class Evaluator:
-    def __init__(self, batch: Batch, n: int, indexes: Mapping[str, FieldIndex] | None = None) -> None:
+    def __init__(self, batch: Batch, n: int, indexes: Mapping[Any, Any] | None = None) -> None:
+        # field name -> FieldIndex (an ARRAY field's also answers `contains`); JsonPath -> PathIndex
         self.batch = batch
         self.n = n
         self.indexes = indexes or {}
@@ -102,13 +150,23 @@ class Evaluator:
             nulls = self.null_mask(node.operand)
             return (~nulls if node.negate else nulls), None
         if isinstance(node, t.Exists):
+            index = self._path_index(node.path)
+            if index is not None:
+                return index.present[: self.n], None
             rows = self.json_values(node.path)
             return np.fromiter((v is not jv.MISSING for v in rows), dtype=bool, count=self.n), None
         if isinstance(node, t.Contains):
             return self.contains(node)
         if isinstance(node, t.TextMatch):
             return self.text_match(node)
+        if isinstance(node, t.ElementMatch):
+            return self.element_match(node), None
         if isinstance(node, t.Spatial):
+            index = self._index_of(node.operand)
+            if index is not None and hasattr(index, "spatial"):
+                answered = self._indexed(node.operand, index.spatial(node.name, node.wkt, node.distance))
+                if answered is not None:
+                    return answered
             return self._tri_from_rows(spatial(node.name, self._rows(self.value(node.operand)), node.wkt, node.distance))
         if isinstance(node, t.Const):
             return np.full(self.n, bool(node.value)), None
@@ -119,10 +177,53 @@ class Evaluator:
         data = np.broadcast_to(np.asarray(vec.data, dtype=bool), (self.n,))
         return (data if vec.valid is None else data & vec.valid), vec.valid
 
+    def element_match(self, node: t.ElementMatch) -> np.ndarray:
+        """Rows whose struct elements satisfy `node.predicate` as often as `node.mode` asks
+        (a null row never matches; MATCH_ALL holds for an empty array, as "every element" does)."""
+        col = self.batch.get(node.field)
+        if col is None:
+            return np.zeros(self.n, dtype=bool)
+        rows = col.values[: self.n]
+        counts = np.fromiter((len(r) if r else 0 for r in rows), dtype=np.int64, count=self.n)
+        matched = matching_elements(node, rows, int(counts.sum()))
+        hits = np.bincount(np.repeat(np.arange(self.n), counts), weights=matched, minlength=self.n).astype(np.int64)
+        if node.mode == "any":
+            out = hits > 0
+        elif node.mode == "all":
+            out = hits == counts
+        elif node.mode == "least":
+            out = hits >= node.k
+        elif node.mode == "most":
+            out = hits <= node.k
+        else:
+            out = hits == node.k
+        if col.valid is not None:
+            out &= col.valid[: self.n]
+        return out & np.fromiter((r is not None for r in rows), dtype=bool, count=self.n)
+
     def _index_of(self, node: t.Node) -> FieldIndex | None:
         if isinstance(node, t.Field) and node.name in self.batch:
             return self.indexes.get(node.name)
         return None
+
+    def _path_index(self, node: t.Node) -> PathIndex | None:
+        if isinstance(node, t.JsonPath) and node.field in self.batch:
+            return self.indexes.get(node)
+        return None
+
+    def _element_index(self, node: t.Node) -> tuple[FieldIndex, np.ndarray] | None:
+        """The sorted index of an ARRAY field's elements at one position (`arr[i]`), if indexed."""
+        if isinstance(node, t.ArrayElement) and node.field in self.batch:
+            index = self.indexes.get(node.field)
+            if index is not None and hasattr(index, "element"):
+                return index.element(node.index)
+        return None
+
+    def _path_indexed(self, answer: Tri | None) -> Tri | None:
+        if answer is None:
+            return None
+        value, valid = answer
+        return value[: self.n], valid[: self.n]
 
     def _indexed(self, field: t.Node, mask: np.ndarray | None) -> Tri | None:
         """An index's answer with the column's validity, or None to scan."""
@@ -139,6 +240,17 @@ class Evaluator:
             index = self._index_of(field)
             if index is not None and isinstance(const, t.Const):
                 answered = self._indexed(field, index.compare(op, const.value))
+                if answered is not None:
+                    return answered
+            element = self._element_index(field)
+            if element is not None and isinstance(const, t.Const) and const.type in _SCALAR_TYPES:
+                sorted_index, present = element
+                answered = self._path_indexed(_known(sorted_index.compare(op, const.value), present))
+                if answered is not None:
+                    return answered
+            path_index = self._path_index(field)
+            if path_index is not None and isinstance(const, t.Const) and const.type in _SCALAR_TYPES:
+                answered = self._path_indexed(path_index.compare(op, const.value))
                 if answered is not None:
                     return answered
         lt, rt = node.left.type, node.right.type
@@ -160,6 +272,12 @@ class Evaluator:
     def in_list(self, node: t.InList) -> Tri:
         index = self._index_of(node.operand)
         answered = self._indexed(node.operand, index.isin(node.values)) if index is not None else None
+        path_index = self._path_index(node.operand)
+        if path_index is not None:
+            answered = self._path_indexed(path_index.isin(node.values))
+        element = self._element_index(node.operand)
+        if element is not None and node.values:
+            answered = self._path_indexed(_known(element[0].isin(node.values), element[1]))
         if answered is not None:
             value, valid = answered
             if node.negate:
@@ -196,9 +314,13 @@ class Evaluator:
     def like(self, node: t.Like) -> Tri:
         pattern = compile_like(node.pattern)
         index = self._index_of(node.operand)
-        if index is not None and pattern.kind in ("prefix", "exact"):
-            mask = index.prefix(pattern.literal) if pattern.kind == "prefix" else index.compare("==", pattern.literal)
-            answered = self._indexed(node.operand, mask)
+        if index is not None:
+            answered = self._indexed(node.operand, index.like(pattern))
+            if answered is not None:
+                return answered
+        path_index = self._path_index(node.operand)
+        if path_index is not None:
+            answered = self._path_indexed(path_index.like(pattern))
             if answered is not None:
                 return answered
         if node.operand.type is t.T.JSON:
@@ -210,6 +332,16 @@ class Evaluator:
         return (value if vec.valid is None else value & vec.valid), vec.valid
 
     def contains(self, node: t.Contains) -> Tri:
+        index = self._path_index(node.operand) or self._index_of(node.operand)
+        if index is not None and hasattr(index, "contains"):
+            answered = self._path_indexed(index.contains(node.mode, node.value))
+            if answered is not None:
+                value, valid = answered
+                if isinstance(node.operand, t.Field):  # an ARRAY column's own nulls
+                    col = self.batch[node.operand.name]
+                    if col.valid is not None:
+                        valid = valid & col.valid[: self.n]
+                return value & valid, valid
         vec = self.value(node.operand)
         return self._tri_from_rows([jv.contains(node.mode, row, node.value) for row in self._rows(vec)])
 
@@ -221,11 +353,18 @@ class Evaluator:
             terms = set(wanted)
             hits = [None if r is None else not terms.isdisjoint(analyzer.tokens(r)) for r in rows]
         else:
-            hits = [None if r is None else phrase_in(wanted, analyzer.tokens(r), node.slop) for r in rows]
+            slots: dict[int, list[str]] = {}
+            for tok, pos in analyzer.positions(node.query):
+                slots.setdefault(pos, []).append(tok)
+            phrase = list(slots.values())
+            hits = [None if r is None else phrase_in(phrase, analyzer.positions(r), node.slop) for r in rows]
         value, valid = self._tri_from_rows(hits)
         return value, valid
 
     def null_mask(self, node: t.Node) -> np.ndarray:
+        path_index = self._path_index(node)
+        if path_index is not None:
+            return ~path_index.nonnull[: self.n]
         if isinstance(node, t.JsonPath):
             return np.fromiter((v is None or v is jv.MISSING for v in self.json_values(node)), dtype=bool, count=self.n)
         valid = self.value(node).valid
@@ -420,6 +559,10 @@ _ARITH = {
 }
 
 
+def _known(mask: np.ndarray | None, valid: np.ndarray) -> Tri | None:
+    return None if mask is None else (mask & valid, valid)
+
+
 def _and(a: Tri, b: Tri) -> Tri:
     (av, aok), (bv, bok) = a, b
     if aok is None and bok is None:
@@ -442,19 +585,21 @@ def _or(a: Tri, b: Tri) -> Tri:
     return value, value | known_false
 
 
-def phrase_in(phrase: list[str], tokens: list[str], slop: int) -> bool:
-    """The phrase's tokens appear in order, with at most `slop` other tokens between them in all."""
+def phrase_in(phrase: list[list[str]], tokens: list[tuple[str, int]], slop: int) -> bool:
+    """The phrase's words (each a list of alternatives: a word and its synonyms) appear in order,
+    with at most `slop` other positions between them in all. `tokens`: (token, position)."""
     if not phrase:
         return False
     positions: dict[str, list[int]] = {}
-    for i, tok in enumerate(tokens):
-        positions.setdefault(tok, []).append(i)
-    if any(tok not in positions for tok in phrase):
+    for tok, pos in tokens:
+        positions.setdefault(tok, []).append(pos)
+    slots = [sorted({p for alt in slot for p in positions.get(alt, ())}) for slot in phrase]
+    if not all(slots):
         return False
-    for start in positions[phrase[0]]:
+    for start in slots[0]:
         at = start
-        for tok in phrase[1:]:
-            nxt = next((p for p in positions[tok] if p > at), None)
+        for slot in slots[1:]:
+            nxt = next((p for p in slot if p > at), None)
             if nxt is None:
                 break
             at = nxt

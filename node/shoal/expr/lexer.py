@@ -23,6 +23,7 @@ class Kind(Enum):
     STRING = "string"
     NAME = "name"
     OP = "operator"
+    KEYWORD = "keyword argument"  # `threshold=` inside MATCH_LEAST/MOST/EXACT(...)
     EOF = "end of expression"
 
 
@@ -46,14 +47,17 @@ def syntax_error(source: str, pos: int, what: str) -> ShoalError:
     return invalid(f"cannot parse expression: {shown}, error: {what} at position {pos}")
 
 
-# One pass per token: whitespace, numbers, names, `$meta`, operators (longest first, so
+# One pass per token: whitespace, numbers, names, `$meta`, `$[member]` (a struct member inside
+# element_filter/MATCH_*), operators (longest first, so
 # `<=` wins over `<` and `**` over `*`), or the opening quote of a string.
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>[ \t\r\n]+)
   | (?P<num>(?:[0-9]|\.[0-9])(?:[0-9A-Za-z_.]|(?<=[eEpP])[+-])*)
+  | (?P<keyword>[A-Za-z_][A-Za-z0-9_]*[ \t]*=(?!=))
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<meta>\$meta(?![A-Za-z0-9_]))
+  | (?P<member>\$\[[A-Za-z_][A-Za-z0-9_]*\])
   | (?P<op>\*\*|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>&|^~!()\[\]{},])
   | (?P<quote>["'])
     """,
@@ -94,8 +98,11 @@ class _Lexer:
                 self.word(m.group())
             elif group == "quote":
                 self.string(self.i, self.i, raw=False)
+            elif group == "keyword":
+                self.out.append(Token(Kind.KEYWORD, m.group().rstrip("= \t"), self.i))
+                self.i = m.end()
             else:
-                kind = Kind.NAME if group == "meta" else Kind.OP
+                kind = Kind.NAME if group in ("meta", "member") else Kind.OP
                 self.out.append(Token(kind, m.group(), self.i))
                 self.i = m.end()
         self.out.append(Token(Kind.EOF, "", len(src)))

@@ -21,6 +21,7 @@ class LikePattern:
     kind: str  # "exact", "prefix", "suffix", "infix", "regex"
     literal: str
     regex: re.Pattern[str] | None = None
+    runs: tuple[str, ...] = ()  # the literal text between wildcards: every match contains each run
 
     def match_one(self, s: str) -> bool:
         if self.kind == "exact":
@@ -64,6 +65,9 @@ def compile_like(pattern: str) -> LikePattern:
             continue
         pieces.append((c in "%_", c))
         i += 1
+    runs = tuple(
+        "".join(text for _, text in group) for is_wild, group in itertools.groupby(pieces, key=lambda p: p[0]) if not is_wild
+    )
     wild = [p for p in pieces if p[0]]
     if all(w[1] == "%" for w in wild):
         starts = bool(pieces) and pieces[0] == (True, "%")
@@ -72,19 +76,19 @@ def compile_like(pattern: str) -> LikePattern:
         if not any(w for w, _ in inner):
             literal = "".join(t for _, t in inner)
             if not starts and not ends:
-                return LikePattern("exact", literal)
+                return LikePattern("exact", literal, runs=runs)
             if ends and not starts:
-                return LikePattern("prefix", literal)
+                return LikePattern("prefix", literal, runs=runs)
             if starts and not ends:
-                return LikePattern("suffix", literal)
-            return LikePattern("infix", literal)
+                return LikePattern("suffix", literal, runs=runs)
+            return LikePattern("infix", literal, runs=runs)
     parts = []
     for is_wild, text in pieces:
         if is_wild:
             parts.append(".*" if text == "%" else ".")
         else:
             parts.append(re.escape(text))
-    return LikePattern("regex", pattern, re.compile("".join(parts), re.DOTALL))
+    return LikePattern("regex", pattern, re.compile("".join(parts), re.DOTALL), runs)
 
 
 def _prefix_mask(values: np.ndarray, prefix: str) -> np.ndarray:

@@ -71,7 +71,9 @@ class _Parser:
         node = self.expr(0)
         tok = self.peek()
         if tok.kind is not Kind.EOF:
-            raise self.error(tok, f"unexpected {_describe(tok)}")
+            # Milvus: a whole expression followed by more tokens is "invalid expression: <filter>"
+            shown = self.src if len(self.src) <= 300 else self.src[:300] + "..."
+            raise self.error(tok, f"invalid expression: {shown}, unexpected {_describe(tok)}")
         return node
 
     def infix_op(self) -> tuple[str, int] | None:
@@ -109,8 +111,11 @@ class _Parser:
             if op == "not in":
                 self.next()
             if op in ("in", "not in"):
+                first = self.i
                 values = self.expr(bp + 1)
-                left = s.In(left.pos, left, values, negate=op == "not in")
+                # Milvus names the right-hand side by its tokens run together (ANTLR's GetText)
+                text = "".join(tok.text for tok in self.toks[first:self.i])
+                left = s.In(left.pos, left, values, negate=op == "not in", values_text=text)
             elif op in _RELATIONAL:
                 left = self.relational(left, op, tok)
             else:
@@ -197,10 +202,14 @@ class _Parser:
         if word in KEYWORDS:
             raise self.error(tok, f"expected an operand, found keyword '{tok.text}'")
         keys: list[str | int] = []
+        bare = False
         while self.peek().is_op("["):
             self.next()
             key = self.next()
-            if key.kind is Kind.STRING:
+            if key.kind is Kind.NAME and not keys and self.peek().is_op("]") and not key.text.startswith("$"):
+                keys.append(key.text)  # `structs[member]`; the binder accepts it for arrays of structs only
+                bare = True
+            elif key.kind is Kind.STRING:
                 assert isinstance(key.value, str)
                 keys.append(key.value)
             elif key.kind is Kind.INT and isinstance(key.value, int) and not key.text.startswith(("0x", "0X", "0b", "0B")):
@@ -208,12 +217,18 @@ class _Parser:
             else:
                 raise self.error(key, f"expected a string key or array index in '[]', found {_describe(key)}")
             self.expect_op("]", "to close the subscript")
-        return s.Name(tok.pos, tok.text, tuple(keys))
+            if bare and not self.peek().is_op("]") and self.peek().is_op("["):
+                raise self.error(self.peek(), "a struct member path takes no further subscript")
+        return s.Name(tok.pos, tok.text, tuple(keys), bare)
 
     def arguments(self) -> tuple[s.Node, ...]:
         args: list[s.Node] = []
         while not self.peek().is_op(")"):
-            args.append(self.expr(0))
+            if self.peek().kind is Kind.KEYWORD:
+                tok = self.next()
+                args.append(s.Keyword(tok.pos, tok.text, self.expr(0)))
+            else:
+                args.append(self.expr(0))
             if not self.peek().is_op(","):
                 break
             self.next()
@@ -241,4 +256,6 @@ class _Parser:
 def _describe(tok: Token) -> str:
     if tok.kind is Kind.EOF:
         return "end of expression"
+    if tok.kind is Kind.KEYWORD:  # `a = 1`: '=' is no comparison (that is '==')
+        return f"'{tok.text}=' (use '==' to compare)"
     return f"'{tok.text}'"

@@ -31,6 +31,7 @@ class Name(Node):
 
     name: str
     keys: tuple[str | int, ...] = ()
+    bare_key: bool = False  # `structs[member]`: the one key was an unquoted name
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class In(Node):
     operand: Node
     values: Node
     negate: bool
+    values_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,3 +86,11 @@ class IsNull(Node):
 @dataclass(frozen=True)
 class Exists(Node):
     operand: Node
+
+
+@dataclass(frozen=True)
+class Keyword(Node):
+    """`name=value` in a call's arguments (MATCH_LEAST(s, pred, threshold=2))."""
+
+    name: str
+    value: Node

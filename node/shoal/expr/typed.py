@@ -168,6 +168,21 @@ class TextMatch(Node):
 
 
 @dataclass(frozen=True)
+class ElementMatch(Node):
+    """element_filter / MATCH_* over an array of structs: `predicate` is bound to the struct's
+    scalar members (named `$[member]`) and evaluated per element; `mode` says how many of a
+    row's elements must match (any, all, least/most/exact `k`). `per_element`: written as
+    element_filter, which an element-level search also uses to pick the elements it scores."""
+
+    field: str
+    members: tuple[tuple[str, DataType], ...]
+    predicate: Node
+    mode: str
+    k: int = 0
+    per_element: bool = False
+
+
+@dataclass(frozen=True)
 class Spatial(Node):
     """An ST_* predicate of a GEOMETRY field against a constant WKT geometry."""
 

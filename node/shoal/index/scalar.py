@@ -20,19 +20,14 @@ from typing import Any
 import numpy as np
 
 from shoal.errors import invalid, unknown_index_type
+from shoal.index import dictionary
+from shoal.index.ngram import LikeQuery, NGramIndex
+from shoal.index.rtree import GeometryIndex
 from shoal.schema import Column, DataType, FieldSchema
 
 SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "BITMAP", "TRIE", "NGRAM", "RTREE", "AUTOINDEX", "SCALAR_AUTO")
 JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR", "JSON")
 _STRING_MAX = "\U0010ffff"
-
-
-def scan_only(field: FieldSchema | None, params: dict[str, str]) -> bool:
-    """Indexes Shoal accepts and describes but answers by scanning (same results): JSON paths,
-    ARRAY fields, NGRAM, RTREE. Nothing is built for them."""
-    if field is None or "json_path" in params:
-        return True
-    return field.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY) or params.get("index_type") == "NGRAM"
 
 
 def scalar_index_params(field: FieldSchema, params: dict[str, Any]) -> dict[str, str]:
@@ -48,12 +43,23 @@ def scalar_index_params(field: FieldSchema, params: dict[str, Any]) -> dict[str,
         if not (path == field.name or path.startswith(field.name + "[")):
             raise invalid(f"json_path {path} should start with the field name {field.name}")
         out["json_path"] = path
+        if "json_cast_function" in params:
+            out["json_cast_function"] = _cast_function(str(params["json_cast_function"]), cast)
     if out["index_type"] == "NGRAM":
         lo = _int_param(params, "min_gram", field)
         hi = _int_param(params, "max_gram", field)
         if not 1 <= lo <= hi:
             raise invalid(f"invalid ngram params: min_gram ({lo}) and max_gram ({hi}) need 1 <= min_gram <= max_gram")
     return out
+
+
+def _cast_function(name: str, cast: str) -> str:
+    """Milvus's one JSON cast function, STRING_TO_DOUBLE, for DOUBLE casts only (1100 otherwise)."""
+    if name.upper() != "STRING_TO_DOUBLE":
+        raise invalid(f"json_cast_function {name} is not supported")
+    if cast != "DOUBLE":
+        raise invalid(f"json_cast_function {name} is not supported for json_cast_type {cast}")
+    return name.upper()
 
 
 def _int_param(params: dict[str, Any], key: str, field: FieldSchema) -> int:
@@ -114,14 +120,11 @@ class ScalarIndex:
         values = np.asarray(column.values)
         self.n = len(values)
         self.scan_above = scan_above
-        live = np.arange(self.n) if column.valid is None else np.flatnonzero(column.valid)
         self.is_string = values.dtype.kind == "O"
         if self.is_string:
-            uniques, codes = np.unique(values[live], return_inverse=True)
-            self.uniques = uniques
-            self.codes = np.full(self.n, -1, dtype=np.int32)
-            self.codes[live] = codes.astype(np.int32)
+            self.uniques, self.codes = dictionary.encode(values, column.valid)
         else:
+            live = np.arange(self.n) if column.valid is None else np.flatnonzero(column.valid)
             order = np.argsort(values[live], kind="stable")
             self.order = live[order]
             self.sorted = values[self.order]
@@ -132,7 +135,7 @@ class ScalarIndex:
     @property
     def memory_bytes(self) -> int:
         if self.is_string:
-            return int(self.codes.nbytes + sum(len(s) for s in self.uniques.tolist()) + 8 * len(self.uniques))
+            return dictionary.memory_bytes(self.uniques, self.codes)
         return int(self.order.nbytes + self.sorted.nbytes + self.nulls.nbytes)
 
     # ---- numeric helpers
@@ -220,6 +223,14 @@ class ScalarIndex:
         rights = np.searchsorted(self.sorted, wanted, "right")
         return self._mark([(int(lo), int(hi)) for lo, hi in zip(lefts, rights, strict=True) if hi > lo])
 
+    def like(self, pattern: LikeQuery) -> np.ndarray | None:
+        """A prefix or whole-value pattern on a string column (a code range); else None."""
+        if pattern.kind == "prefix":
+            return self.prefix(pattern.literal)
+        if pattern.kind == "exact":
+            return self.compare("==", pattern.literal)
+        return None
+
     def prefix(self, prefix: str) -> np.ndarray | None:
         if not self.is_string:
             return None
@@ -228,5 +239,11 @@ class ScalarIndex:
         return (self.codes >= lo) & (self.codes < hi)
 
 
-def build_scalar_index(column: Column) -> ScalarIndex:
+def build_scalar_index(column: Column, params: dict[str, str] | None = None) -> ScalarIndex | NGramIndex | GeometryIndex:
+    """The structure for one sealed segment's column under an index definition's params."""
+    params = params or {}
+    if params.get("index_type") == "RTREE":
+        return GeometryIndex(column)
+    if params.get("index_type") == "NGRAM":
+        return NGramIndex(column, int(params["min_gram"]), int(params["max_gram"]))
     return ScalarIndex(column)

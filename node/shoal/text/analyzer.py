@@ -3,10 +3,10 @@
 Built-in analyzers `standard` (standard tokenizer + lowercase), `english` (+ English
 stop words and the Snowball English stemmer) and `chinese` (jieba, via the rjieba package,
 + `cnalphanumonly`); custom analyzers name a `tokenizer` (`standard`, `whitespace`,
-`jieba`) and a `filter` list (`lowercase`, `asciifolding`, `alphanumonly`,
-`cnalphanumonly`, `cncharonly`, `stop`, `stemmer`, `length`, `regex`). What Shoal does not
-do (`icu`, `lindera`, `decompounder`, ...) answers code 10 when the
-analyzer is built, i.e. at create_collection.
+`jieba`, `icu`, `lindera`: `text.segmenters`; `language_identifier`: `text.langident`) and a `filter` list (`lowercase`,
+`asciifolding`, `alphanumonly`, `cnalphanumonly`, `cncharonly`, `removepunct`, `stop`,
+`stemmer`, `length`, `regex`, `decompounder`, `synonym`: `text.synonyms`). What Shoal does
+not do answers code 10 when the analyzer is built, i.e. at create_collection.
 
 A token's term id in the BM25 sparse vectors is a stable 32-bit hash of its text.
 Neighbours: `bm25` (term frequencies), the engine (insert, search), `expr` (text_match).
@@ -24,6 +24,9 @@ from functools import lru_cache
 from typing import Any
 
 from shoal.errors import invalid, not_supported
+from shoal.text.langident import language_identifier
+from shoal.text.segmenters import Spans, icu_spans, lindera_spans
+from shoal.text.synonyms import synonym_filter
 
 Tokens = list[str]
 Filter = Callable[[Tokens], Tokens]
@@ -46,15 +49,14 @@ def term_id(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
 
 
-Spans = list[tuple[str, int, int]]
-
-
 @dataclass(frozen=True)
 class Tokenizer:
-    """Text → tokens, and the same tokens with their character offsets (run_analyzer)."""
+    """Text → tokens, and the same tokens with their character offsets (run_analyzer);
+    `positioned` where a token's position is not its index (a sub-analyzer's output)."""
 
     tokens: Callable[[str], Tokens]
     spans: Callable[[str], Spans]
+    positioned: Callable[[str], list[tuple[str, int, int, int]]] | None = None
 
 
 def _regex_tokenizer(pattern: re.Pattern[str]) -> Tokenizer:
@@ -72,10 +74,22 @@ def _jieba() -> Tokenizer:
     )
 
 
-TOKENIZERS: dict[str, Callable[[], Tokenizer]] = {
-    "standard": lambda: _regex_tokenizer(_STANDARD),
-    "whitespace": lambda: _regex_tokenizer(re.compile(r"\S+")),
-    "jieba": _jieba,
+def _language_identifier(spec: Mapping[str, Any]) -> Tokenizer:
+    tokens, positioned = language_identifier(spec, build_analyzer)
+    return Tokenizer(tokens, lambda text: [(t, a, b) for t, a, b, _ in positioned(text)], positioned)
+
+
+def _from_spans(spans: Callable[[str], Spans]) -> Tokenizer:
+    return Tokenizer(lambda text: [t for t, _, _ in spans(text)], spans)
+
+
+TOKENIZERS: dict[str, Callable[[Mapping[str, Any]], Tokenizer]] = {
+    "standard": lambda spec: _regex_tokenizer(_STANDARD),
+    "whitespace": lambda spec: _regex_tokenizer(re.compile(r"\S+")),
+    "jieba": lambda spec: _jieba(),
+    "icu": lambda spec: _from_spans(icu_spans()),
+    "lindera": lambda spec: _from_spans(lindera_spans(spec)),
+    "language_identifier": lambda spec: _language_identifier(spec),
 }
 
 
@@ -99,12 +113,18 @@ def _cncharonly(tokens: Tokens) -> Tokens:
     return [t for t in tokens if all(_CJK.match(c) for c in t)]
 
 
+def _removepunct(tokens: Tokens) -> Tokens:
+    """Drop every token holding a punctuation mark (Unicode category P*) or a space, as Milvus does."""
+    return [t for t in tokens if not any(c.isspace() or unicodedata.category(c)[0] == "P" for c in t)]
+
+
 SIMPLE_FILTERS: dict[str, Filter] = {
     "lowercase": _lowercase,
     "asciifolding": _asciifolding,
     "alphanumonly": _alphanumonly,
     "cnalphanumonly": _cnalphanumonly,
     "cncharonly": _cncharonly,
+    "removepunct": _removepunct,
 }
 
 
@@ -158,13 +178,36 @@ def _regex_filter(expr: Any) -> Filter:
     return lambda tokens: [t for t in tokens if pattern.search(t)]
 
 
+def _decompounder_filter(words: Any) -> Filter:
+    """Split a token wholly made of `word_list` words (longest word first at each point) into
+    them; a token with any part outside the list stays whole, as tantivy's splitter does."""
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+        raise invalid("decompounder filter: word_list should be a non-empty list of strings")
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)))
+
+    def split(token: str) -> Tokens:
+        parts, at = [], 0
+        for m in pattern.finditer(token):
+            if m.start() != at:
+                return [token]
+            parts.append(m.group(0))
+            at = m.end()
+        return parts if at == len(token) and parts else [token]
+
+    def run(tokens: Tokens) -> Tokens:
+        return [p for t in tokens for p in split(t)]
+
+    run.expands = True  # type: ignore[attr-defined]
+    return run
+
+
 def _filter(spec: Any) -> Filter:
     if isinstance(spec, str):
         if spec in SIMPLE_FILTERS:
             return SIMPLE_FILTERS[spec]
-        raise not_supported(f"analyzer filter {spec!r}") if spec in ("decompounder", "removepunct") else invalid(
-            f"unknown analyzer filter {spec!r}"
-        )
+        if spec in ("decompounder", "stop", "stemmer", "length", "regex", "synonym"):
+            raise invalid(f"analyzer filter {spec!r} needs its parameters: write it as an object with a type")
+        raise invalid(f"unknown analyzer filter {spec!r}")
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise invalid(f"analyzer filter should be a name or an object with a type, got {spec!r}")
     kind = spec["type"]
@@ -178,8 +221,10 @@ def _filter(spec: Any) -> Filter:
         return _length_filter(spec.get("max"))
     if kind == "regex":
         return _regex_filter(spec.get("expr"))
-    if kind in ("decompounder", "synonym", "removepunct"):
-        raise not_supported(f"analyzer filter {kind!r}")
+    if kind == "decompounder":
+        return _decompounder_filter(spec.get("word_list"))
+    if kind == "synonym":
+        return synonym_filter(spec)
     raise invalid(f"unknown analyzer filter type {kind!r}")
 
 
@@ -189,6 +234,8 @@ class Analyzer:
     def __init__(self, tokenizer: Tokenizer, filters: list[Filter]) -> None:
         self.tokenizer = tokenizer
         self.filters = filters
+        # a filter that turns one token into several (synonyms, compound parts)
+        self.expands = any(getattr(f, "expands", False) for f in filters)
 
     def tokens(self, text: str) -> Tokens:
         out = self.tokenizer.tokens(text)
@@ -199,16 +246,36 @@ class Analyzer:
     def detailed(self, text: str) -> list[tuple[str, int, int, int]]:
         """(token, start offset, end offset, position) of each token the filters keep.
 
-        Every filter maps or drops single tokens, so a token's fate does not depend on its
-        neighbours and can be decided one token at a time.
+        Every filter maps, drops or splits single tokens (the decompounder's parts keep their
+        compound's offsets and position), so a token's fate does not depend on its neighbours
+        and can be decided one token at a time.
         """
         out = []
-        for position, (token, start, end) in enumerate(self.tokenizer.spans(text)):
+        if self.tokenizer.positioned is not None:
+            items = self.tokenizer.positioned(text)
+        else:
+            items = [(token, start, end, i) for i, (token, start, end) in enumerate(self.tokenizer.spans(text))]
+        for token, start, end, position in items:
+            kept = [token]
+            for f in self.filters:
+                kept = f(kept)
+            out.extend((t, start, end, position) for t in kept)
+        return out
+
+    def positions(self, text: str) -> list[tuple[str, int]]:
+        """(token, position) for phrase matching: the tokens one word became (its synonyms, a
+        compound's parts) share its position; words the filters drop leave no gap."""
+        if not self.expands:  # one token per kept word: positions are indexes (the fast path)
+            return [(t, i) for i, t in enumerate(self.tokens(text))]
+        out: list[tuple[str, int]] = []
+        position = 0
+        for token, _, _ in self.tokenizer.spans(text):
             kept = [token]
             for f in self.filters:
                 kept = f(kept)
             if kept:
-                out.append((kept[0], start, end, position))
+                out.extend((t, position) for t in kept)
+                position += 1
         return out
 
     @staticmethod
@@ -227,8 +294,8 @@ class Analyzer:
 def _tokenizer(spec: Any) -> Tokenizer:
     name = spec.get("type") if isinstance(spec, Mapping) else spec
     if name in TOKENIZERS:
-        return TOKENIZERS[name]()
-    if name in ("lindera", "icu", "char_group", "grpc"):
+        return TOKENIZERS[name](spec if isinstance(spec, Mapping) else {})
+    if name in ("char_group", "grpc"):
         raise not_supported(f"the {name} tokenizer")
     raise invalid(f"unknown tokenizer {name!r}")
 

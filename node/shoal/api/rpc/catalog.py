@@ -80,7 +80,7 @@ class CatalogRPCs(RpcBase):
             status=ok(),
             schema=schema_to_proto(info.schema, info.name, info.database),
             collectionID=info.collection_id,
-            virtual_channel_names=[f"shoal-dml_{i}_{info.collection_id}v{i}" for i in range(info.num_shards)],
+            virtual_channel_names=[vchannel(info.collection_id, i) for i in range(info.num_shards)],
             physical_channel_names=[f"shoal-dml_{i}" for i in range(info.num_shards)],
             created_timestamp=info.created_ts,
             created_utc_timestamp=utc_ms(info.created_ts),
@@ -239,7 +239,9 @@ class CatalogRPCs(RpcBase):
     # ------------------------------------------------------------------ load / release
 
     def LoadCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.engine.load_collection(self._db(request, context), request.collection_name)
+        self.engine.load_collection(
+            self._db(request, context), request.collection_name, replica_number=request.replica_number or 1
+        )
         return ok()
 
     def ReleaseCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -249,7 +251,10 @@ class CatalogRPCs(RpcBase):
     def LoadPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.partition_names:
             raise invalid("failed to load partition, due to no partition specified")
-        self.engine.load_partitions(self._db(request, context), request.collection_name, list(request.partition_names))
+        self.engine.load_partitions(
+            self._db(request, context), request.collection_name, list(request.partition_names),
+            replica_number=request.replica_number or 1,
+        )
         return ok()
 
     def ReleasePartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -259,6 +264,30 @@ class CatalogRPCs(RpcBase):
             self._db(request, context), request.collection_name, list(request.partition_names)
         )
         return ok()
+
+    def GetReplicas(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """pymilvus's `describe_replica` names the collection by id; the name also works."""
+        if request.collection_name:
+            db, name = self._db(request, context), request.collection_name
+        else:
+            info = self._collection_by_id(request.collectionID)
+            db, name = info.database, info.name
+        replicas = [
+            milvus_pb2.ReplicaInfo(
+                replicaID=g.replica_id, collectionID=g.collection_id, node_ids=g.node_ids,
+                resource_group_name=g.resource_group,
+                shard_replicas=[
+                    milvus_pb2.ShardReplica(
+                        leaderID=g.node_ids[0] if g.node_ids else 0,
+                        dm_channel_name=vchannel(g.collection_id, i),
+                        node_ids=g.node_ids if request.with_shard_nodes else [],
+                    )
+                    for i in range(g.num_shards)
+                ],
+            )
+            for g in self.engine.describe_replicas(db, name)
+        ]
+        return milvus_pb2.GetReplicasResponse(status=ok(), replicas=replicas)
 
     def GetLoadState(self, request: Any, context: grpc.ServicerContext) -> Any:
         state = self.engine.load_state(
@@ -272,3 +301,7 @@ class CatalogRPCs(RpcBase):
         )
         return milvus_pb2.GetLoadingProgressResponse(status=ok(), progress=progress, refresh_progress=progress)
 
+
+def vchannel(collection_id: int, shard: int) -> str:
+    """A shard's virtual channel name, as describe_collection and GetReplicas report it."""
+    return f"shoal-dml_{shard}_{collection_id}v{shard}"

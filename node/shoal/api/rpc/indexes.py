@@ -10,11 +10,12 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from shoal.api.rpc.base import COMPACTION_STATE, INDEX_STATE, RpcBase, flat_index_params, ok
 from shoal.api.translate.common import dict_to_kv, kv_to_dict
 from shoal.api.validate import check_name
+from shoal.engine.embedding_list import struct_member
+from shoal.engine.replicas import STANDALONE_NODE_ID
 from shoal.engine.requests import IndexInfo
 from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.schema import DataType
 
-STANDALONE_NODE_ID = 1  # the one node serving every segment
 _PLAN_STATE = {
     "Executing": common_pb2.CompactionTaskStateExecuting,
     "Completed": common_pb2.CompactionTaskStateCompleted,
@@ -30,6 +31,9 @@ class IndexRPCs(RpcBase):
         db = self._db(request, context)
         info = self.engine.describe_collection(db, request.collection_name)
         field = info.schema.field(request.field_name)
+        if field is None and struct_member(info.schema, request.field_name) is not None:
+            self.engine.create_index(db, info.name, request.field_name, request.index_name, params)
+            return ok()
         dynamic_key = field is None and info.schema.enable_dynamic_field
         if field is None and not dynamic_key:
             raise invalid(f"cannot create index on non-exist field: {request.field_name}")
@@ -144,14 +148,18 @@ class IndexRPCs(RpcBase):
         return out
 
     def GetQuerySegmentInfo(self, request: milvus_pb2.GetQuerySegmentInfoRequest, context: grpc.ServicerContext) -> Any:
-        infos = self.engine.query_segments(self._segment_db(request, context), request.collectionName)
+        db = self._segment_db(request, context)
+        infos = self.engine.query_segments(db, request.collectionName)
+        # a segment is served once per replica group (every node holds it): one node of each
+        nodes = [g.node_ids[0] for g in self.engine.describe_replicas(db, request.collectionName) if g.node_ids]
+        nodes = nodes or [STANDALONE_NODE_ID]
         out = milvus_pb2.GetQuerySegmentInfoResponse(status=ok())
         for i in infos:
             out.infos.append(
                 milvus_pb2.QuerySegmentInfo(
                     segmentID=i.segment_id, collectionID=i.collection_id, partitionID=i.partition_id,
                     num_rows=i.num_rows, mem_size=i.mem_size, index_name=i.index_name, indexID=i.index_id,
-                    nodeID=STANDALONE_NODE_ID, nodeIds=[STANDALONE_NODE_ID], state=common_pb2.Sealed,
+                    nodeID=nodes[0], nodeIds=nodes, state=common_pb2.Sealed,
                     level=common_pb2.L1, is_sorted=i.is_sorted,
                 )
             )

@@ -13,6 +13,7 @@ from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from shoal.engine.requests import ConsistencyLevel, ReadConsistency
 from shoal.errors import invalid
+from shoal.schema import MAX_ARRAY_CAPACITY
 
 
 def kv_to_dict(pairs: Iterable[common_pb2.KeyValuePair]) -> dict[str, str]:
@@ -37,7 +38,30 @@ def parse_int(value: str, name: str) -> int:
     try:
         return int(str(value).strip())
     except ValueError:
-        raise invalid(f"{name} [{value}] is invalid, it should be an integer") from None
+        # Milvus shows the value trimmed: " " reads "limit [] is invalid"
+        raise invalid(f"{name} [{str(value).strip()}] is invalid, it should be an integer") from None
+
+
+def field_int_param(params: dict[str, str], key: str, field: str) -> int | None:
+    """An integer type param of a field (`dim`, `max_length`, `max_capacity`), None when absent."""
+    if key not in params:
+        return None
+    try:
+        return int(params[key])
+    except ValueError:
+        raise invalid(f"the value for {key} of field {field} must be an integer, got {params[key]!r}") from None
+
+
+def array_capacity(params: dict[str, str], field: str, member: str = "") -> int:
+    """An ARRAY field's `max_capacity` (of a struct's `member` when given), checked as Milvus does."""
+    cap = field_int_param(params, "max_capacity", member or field)
+    if cap is None:
+        raise invalid(f"type param(max_capacity) should be specified for array field {field}")
+    if not 1 <= cap <= MAX_ARRAY_CAPACITY:
+        raise invalid(
+            f"the maximum capacity specified for a Array should be in (0, {MAX_ARRAY_CAPACITY}], but got {cap} instead"
+        )
+    return cap
 
 
 def parse_bool(value: str) -> bool:

@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from pymilvus.grpc_gen import schema_pb2
 
 from shoal.api.translate.common import parse_json
+from shoal.api.translate.struct_array import struct_column_to_proto, struct_rows_from_proto
 from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -101,10 +102,21 @@ def sparse_to_bytes(row: dict[int, float]) -> bytes:
 # ---------------------------------------------------------------- request → Batch
 
 
+def _check_int_range(data: Any, info: np.iinfo) -> None:
+    """INT8/INT16 travel as int32 on the wire; Milvus refuses a value its field cannot hold."""
+    wide = np.asarray(data, dtype=np.int64)
+    bad = np.flatnonzero((wide < info.min) | (wide > info.max))
+    if bad.size:
+        at = int(bad[0])
+        raise invalid(f"the {at}th element ({int(wide[at])}) out of range: [{info.min}, {info.max}]")
+
+
 def _scalar_values(fd: schema_pb2.FieldData, dtype: DataType) -> list[Any] | np.ndarray:
     s = fd.scalars
     if dtype in _SCALAR_ATTR:
         data = getattr(s, _SCALAR_ATTR[dtype]).data
+        if dtype in (DataType.INT8, DataType.INT16) and len(data):
+            _check_int_range(data, np.iinfo(SCALAR_DTYPES[dtype]))
         if dtype in SCALAR_DTYPES:
             return np.asarray(data, dtype=SCALAR_DTYPES[dtype]) if len(data) else np.empty(0, SCALAR_DTYPES[dtype])
         return list(data)
@@ -199,9 +211,14 @@ def field_data_to_column(fd: schema_pb2.FieldData, num_rows: int) -> tuple[str, 
         raise invalid(f"field {fd.field_name}: data type {fd.type} is not supported") from None
     if fd.is_dynamic and dtype is not DataType.JSON:
         raise invalid("the dynamic field must be of JSON type")
-    values: Any = _vector_values(fd, dtype) if dtype.is_vector else _scalar_values(fd, dtype)
-    if len(fd.valid_data):
-        valid = np.asarray(fd.valid_data, dtype=bool)
+    struct_valid: np.ndarray | None = None
+    values: Any
+    if dtype is DataType.ARRAY_OF_STRUCT:
+        values, struct_valid = struct_rows_from_proto(fd)
+    else:
+        values = _vector_values(fd, dtype) if dtype.is_vector else _scalar_values(fd, dtype)
+    if len(fd.valid_data) or struct_valid is not None:
+        valid = np.asarray(fd.valid_data, dtype=bool) if len(fd.valid_data) else struct_valid
         if len(valid) != num_rows:
             raise invalid(
                 f"the num_rows ({num_rows}) of field ({name}) is not equal to valid_data length ({len(valid)})"
@@ -258,6 +275,8 @@ def column_to_field_data(
     fd = schema_pb2.FieldData(type=int(dtype), field_name=field.name, field_id=field.field_id)
     n = len(col)
     valid = col.valid
+    if dtype is DataType.ARRAY_OF_STRUCT:
+        return struct_column_to_proto(field, col.values, valid)
     if dtype.is_vector:
         values = col.values if valid is None else col.values[valid]
         _fill_vectors(fd, field, values)

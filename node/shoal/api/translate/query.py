@@ -75,7 +75,6 @@ def query_from_proto(req: milvus_pb2.QueryRequest) -> QueryRequest:
             req.guarantee_timestamp if iterator and req.guarantee_timestamp else req.travel_timestamp,
         ),
         ignore_growing=parse_ignore_growing(kv),
-        order_by_pk=iterator or parse_bool(kv.get("reduce_stop_for_best", "false")),
     )
 
 

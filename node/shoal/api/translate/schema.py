@@ -14,12 +14,12 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
-from shoal.api.translate.common import kv_to_dict, parse_json
+from shoal.api.translate.common import array_capacity, field_int_param, kv_to_dict, parse_json
+from shoal.api.translate.struct_array import struct_from_proto, struct_to_proto
 from shoal.api.validate import check_field_name
-from shoal.errors import invalid, not_supported
+from shoal.errors import invalid
 from shoal.schema import (
     DYNAMIC_FIELD,
-    MAX_ARRAY_CAPACITY,
     MAX_BINARY_DIM,
     MAX_DIM,
     MAX_FIELDS,
@@ -54,6 +54,8 @@ def _data_type(value: int, what: str) -> DataType:
         raise invalid("string data type not supported yet, please use VarChar type instead")
     if dt is DataType.NONE:
         raise invalid(f"{what}: data type {dt.name} is not supported")
+    if dt in (DataType.ARRAY_OF_STRUCT, DataType.STRUCT):  # only as struct_array_fields
+        raise invalid(f"{what}: a struct is only an ARRAY's element type (declare it with a StructFieldSchema)")
     return dt
 
 
@@ -151,17 +153,8 @@ def _check_default(f: FieldSchema, kind: str | None = None) -> None:
         f.default_value = parse_json(v, f"default value of field {f.name}")
 
 
-def _int_param(params: dict[str, str], key: str, field: str) -> int | None:
-    if key not in params:
-        return None
-    try:
-        return int(params[key])
-    except ValueError:
-        raise invalid(f"the value for {key} of field {field} must be an integer, got {params[key]!r}") from None
-
-
 def _max_length(params: dict[str, str], field: str, collection: str) -> int:
-    ml = _int_param(params, "max_length", field)
+    ml = field_int_param(params, "max_length", field)
     if ml is None:
         raise invalid(f"type param(max_length) should be specified for the field({field}) of collection {collection}".rstrip())
     if not 1 <= ml <= MAX_VARCHAR_LENGTH:
@@ -197,7 +190,7 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0, collection: s
         type_params=params,
     )
     if dtype.is_dense_vector:
-        dim = _int_param(params, "dim", p.name)
+        dim = field_int_param(params, "dim", p.name)
         if dim is None:
             raise invalid(f"dimension is not defined in field type params of field {p.name}")
         if dtype is DataType.BINARY_VECTOR:
@@ -229,15 +222,7 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0, collection: s
         f.element_type = et
         if et.is_string:
             f.max_length = _max_length(params, p.name, collection)
-        cap = _int_param(params, "max_capacity", p.name)
-        if cap is None:
-            raise invalid(f"type param(max_capacity) should be specified for array field {p.name}")
-        if not 1 <= cap <= MAX_ARRAY_CAPACITY:
-            raise invalid(
-                f"the maximum capacity specified for a Array should be in (0, {MAX_ARRAY_CAPACITY}], "
-                f"but got {cap} instead"
-            )
-        f.max_capacity = cap
+        f.max_capacity = array_capacity(params, p.name)
     if f.is_primary:
         if dtype not in (DataType.INT64, DataType.VARCHAR):
             raise invalid("the data type of primary key should be Int64 or VarChar")
@@ -255,20 +240,22 @@ def field_from_proto(p: schema_pb2.FieldSchema, field_id: int = 0, collection: s
 
 def schema_from_proto(p: schema_pb2.CollectionSchema) -> CollectionSchema:
     """A CreateCollection schema → domain schema with ids 100, 101, ... ."""
-    if len(p.struct_array_fields):
-        names = ", ".join(s.name for s in p.struct_array_fields)
-        raise not_supported(
-            f"arrays of structs (field {names}): Shoal stores no ARRAY of STRUCT fields yet; "
-            "keep the struct's members in fields of their own, or one JSON field"
-        )
     user_fields = [f for f in p.fields if not (f.is_dynamic and f.name == DYNAMIC_FIELD)]
     if not user_fields:
         raise invalid("schema does not contain any field")
     if len(user_fields) > MAX_FIELDS:
         raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
-    if sum(1 for f in user_fields if f.data_type >= DataType.BINARY_VECTOR) > MAX_VECTOR_FIELDS:
-        raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
     fields = [field_from_proto(f, FIRST_FIELD_ID + i, p.name) for i, f in enumerate(user_fields)]
+    next_id = FIRST_FIELD_ID + len(fields)
+    for sp in p.struct_array_fields:
+        sf = struct_from_proto(sp, next_id)
+        fields.append(sf)
+        next_id += 1 + len(sf.struct_fields)
+    vectors = sum(1 for f in fields if f.dtype.is_vector) + sum(
+        1 for f in fields for m in f.struct_fields if m.dtype.is_vector
+    )
+    if vectors > MAX_VECTOR_FIELDS:
+        raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
     names = [f.name for f in fields]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
@@ -280,7 +267,7 @@ def schema_from_proto(p: schema_pb2.CollectionSchema) -> CollectionSchema:
         raise invalid("there are more than one primary key")
     if p.autoID:
         primaries[0].auto_id = True
-    if not any(f.dtype.is_vector for f in fields):
+    if not any(f.dtype.is_vector or any(m.dtype.is_vector for m in f.struct_fields) for f in fields):
         raise invalid("schema does not contain vector field")
     if sum(1 for f in fields if f.is_partition_key) > 1:
         raise invalid("there are more than one partition key")
@@ -338,7 +325,7 @@ def dynamic_field_schema(field_id: int) -> FieldSchema:
 
 def schema_to_proto(s: CollectionSchema, name: str, database: str = "") -> schema_pb2.CollectionSchema:
     # Milvus hides the dynamic field from describe; pymilvus would treat it as an input field
-    fields = [field_to_proto(f) for f in s.fields if not f.is_dynamic]
+    fields = [field_to_proto(f) for f in s.fields if not f.is_dynamic and not f.struct_fields]
     # fields a function fills (e.g. BM25's sparse output) are marked so clients do not send them
     outputs = {n for fn in s.functions for n in fn.get("output_field_names", [])}
     for f in fields:
@@ -351,6 +338,7 @@ def schema_to_proto(s: CollectionSchema, name: str, database: str = "") -> schem
         enable_dynamic_field=s.enable_dynamic_field,
         dbName=database,
     )
+    out.struct_array_fields.extend(struct_to_proto(f) for f in s.fields if f.struct_fields)
     for fn in s.functions:
         out.functions.append(
             schema_pb2.FunctionSchema(

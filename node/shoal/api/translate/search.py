@@ -32,6 +32,7 @@ from shoal.api.translate.field_data import (
     sparse_from_bytes,
 )
 from shoal.api.validate import check_nq, check_offset_limit, check_result_window, check_topk
+from shoal.engine.embedding_list import struct_member
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
 from shoal.engine.rerank import parse_function_rerank
 from shoal.errors import invalid, not_supported
@@ -56,6 +57,13 @@ _DENSE: dict[int, tuple[np.dtype, DataType]] = {
 }
 
 
+_EMB_LISTS = {
+    _PH.EmbListBinaryVector: "BinaryVector", _PH.EmbListFloat16Vector: "Float16Vector",
+    _PH.EmbListBFloat16Vector: "BFloat16Vector", _PH.EmbListSparseFloatVector: "SparseFloatVector",
+    _PH.EmbListInt8Vector: "Int8Vector",
+}
+
+
 def decode_placeholders(raw: bytes) -> tuple[DataType, Any]:
     """Serialized PlaceholderGroup → (vector type, (nq, width) array | sparse dicts | texts)."""
     group = common_pb2.PlaceholderGroup()
@@ -77,6 +85,10 @@ def decode_placeholders(raw: bytes) -> tuple[DataType, Any]:
         width = next(iter(widths)) // dtype.itemsize
         arr = np.frombuffer(b"".join(values), dtype=dtype).reshape(len(values), width)
         return kind, arr.astype(dtype.newbyteorder("="), copy=True)
+    if ph.type == _PH.EmbListFloatVector:  # one flat float32 list per query, split by the member's dim
+        return DataType.STRUCT, [np.frombuffer(v, dtype="<f4").astype(np.float32) for v in values]
+    if ph.type in _EMB_LISTS:
+        raise not_supported(f"embedding lists of {_EMB_LISTS[ph.type]} (only FloatVector lists are searched)")
     if ph.type == _PH.SparseFloatVector:
         return DataType.SPARSE_FLOAT_VECTOR, [sparse_from_bytes(v) for v in values]
     if ph.type == _PH.VarChar:
@@ -112,13 +124,42 @@ def _as_field_layout(kind: DataType, queries: Any, field: FieldSchema | None) ->
     return queries
 
 
+def member_queries(kind: DataType, queries: Any, member: FieldSchema, anns_field: str) -> Any:
+    """Queries of a struct member's vector field: one (m, dim) array per query (an EmbeddingList),
+    or plain float vectors as one (nq, dim) array (element-level search)."""
+    dim = int(member.dim or 0)
+    if kind is DataType.FLOAT_VECTOR:
+        if queries.shape[1] != dim:
+            raise invalid(f"the dim ({queries.shape[1]}) of the query vector does not match the dim ({dim}) of {anns_field}")
+        return queries
+    if kind is not DataType.STRUCT:
+        raise invalid(f"{anns_field} is searched with float vectors or EmbeddingLists, got {kind.name}")
+    out = []
+    for q in queries:
+        if not len(q) or len(q) % dim:
+            raise invalid(f"the dimension of an embedding list ({len(q)} floats) is not a multiple of "
+                          f"the dim ({dim}) of {anns_field}")
+        out.append(q.reshape(-1, dim))
+    return out
+
+
 def search_ids(req: milvus_pb2.SearchRequest) -> list[int] | list[str]:
     """The primary keys of a search by primary key (`search(ids=[...])`); [] for a vector search."""
     return list(req.ids.int_id.data) or list(req.ids.str_id.data)
 
 
+def _int_or_none(raw: Any) -> int | None:
+    try:
+        return int(str(raw).strip()) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def search_from_proto(
-    req: milvus_pb2.SearchRequest, schema: CollectionSchema | None = None, id_vectors: Any = None
+    req: milvus_pb2.SearchRequest,
+    schema: CollectionSchema | None = None,
+    id_vectors: Any = None,
+    outer_limit: int = 0,
 ) -> SearchRequest:
     """One SearchRequest (or a HybridSearch sub-request) → engine SearchRequest.
 
@@ -141,23 +182,36 @@ def search_from_proto(
         if len(vectors) != 1:
             raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
         anns_field = vectors[0].name
-    field = schema.field(anns_field) if schema is not None else None
+    member = struct_member(schema, anns_field) if schema is not None else None
+    field = member if member is not None else schema.field(anns_field) if schema is not None else None
     if schema is not None and (field is None or not field.dtype.is_vector):
         raise invalid(f"failed to create query plan: failed to get field schema by name: fieldName({anns_field}) not found")
     if id_vectors is not None:
+        if member is not None:
+            raise not_supported("search by primary keys on a struct array's vector field")
         queries = id_vectors
     else:
         kind, queries = decode_placeholders(req.placeholder_group)
-        queries = _as_field_layout(kind, queries, field)
+        if member is not None:
+            queries = member_queries(kind, queries, member, anns_field)
+        elif kind is DataType.STRUCT:
+            raise invalid(f"embedding lists search the vector fields of struct arrays; {anns_field} is not one")
+        else:
+            queries = _as_field_layout(kind, queries, field)
     nq = len(queries)
     check_nq(nq)
     if req.nq and req.nq != nq:
         raise invalid(f"nq [{req.nq}] does not match the number of query vectors [{nq}]")
 
     topk_raw = kv.get("topk", kv.get("limit", params.get("topk", params.get("limit"))))
-    if topk_raw is None:
+    topk = _int_or_none(topk_raw)
+    if topk is None and outer_limit > 0:
+        # Milvus: a hybrid sub-request without a usable topk takes the outer limit + offset
+        topk = outer_limit
+    elif topk_raw is None:
         raise invalid("topk not found in search_params")
-    topk = parse_int(str(topk_raw), "topk")
+    else:
+        topk = parse_int(str(topk_raw), "topk")
     check_topk(topk)
     offset = parse_int(kv.get("offset", str(params.get("offset", 0))), "offset")
     check_offset_limit(offset, topk)
@@ -165,6 +219,8 @@ def search_from_proto(
     for key in ("radius", "range_filter"):
         if key in params:
             params[key] = _num(params[key], key)
+    if kv.get("analyzer_name"):  # the query text's analyzer on a multi-analyzer field
+        params["analyzer_name"] = kv["analyzer_name"]
     group_by = kv.get("group_by_field") or None
     group_size = parse_int(kv.get("group_size", "1"), "group_size")
     if group_size < 1:
@@ -267,10 +323,12 @@ def hybrid_from_proto(
             raise not_supported("function rerankers in this request")
         function = parse_function_rerank(schema, _functions(req.function_score))
     vectors = id_vectors or [None] * len(req.requests)
-    subs = [search_from_proto(r, schema, v) for r, v in zip(req.requests, vectors, strict=True)]
+    raw_rank = kv_to_dict(req.rank_params)
+    outer = (_int_or_none(raw_rank.get("limit")) or 0) + (_int_or_none(raw_rank.get("offset")) or 0)
+    subs = [search_from_proto(r, schema, v, outer) for r, v in zip(req.requests, vectors, strict=True)]
     if any(sub.boosts for sub in subs):
         raise not_supported("boost rankers in hybrid search sub-requests")
-    rank = {k: _rank_value(v) for k, v in kv_to_dict(req.rank_params).items()}
+    rank = {k: _rank_value(v) for k, v in raw_rank.items()}
     strategy = "decay" if function is not None else str(rank.get("strategy", "rrf")).lower()
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
@@ -346,6 +404,8 @@ def search_result_to_proto(
             gfield = schema.field(res.group_by_field)
         if gfield is not None:
             data.group_by_field_value.CopyFrom(column_to_field_data(gfield, res.group_by_values))
+    if res.element_indices is not None:
+        data.element_indices.data.extend(np.asarray(res.element_indices, dtype=np.int64).tolist())
     if res.iterator_token:
         data.search_iterator_v2_results.token = res.iterator_token
         data.search_iterator_v2_results.last_bound = float(res.iterator_last_bound)

@@ -101,13 +101,17 @@ class CheckpointWriter:
             applied = self.acked()  # read before the snapshots: see `resume point` below
             collections: dict[str, Any] = {}
             resume = applied
-            for meta, data in engine._all_collections():
-                segments, deleted, cp_lsn, first_unpersisted = engine.persistence.persisted_state(meta, data)
-                if first_unpersisted:
-                    resume = min(resume, first_unpersisted - 1)
-                if segments or cp_lsn:  # with no segment left, its checkpoint LSN still skips records
-                    entries = [self._upload(meta.collection_id, s, d) for s, d in zip(segments, deleted, strict=True)]
-                    collections[str(meta.collection_id)] = {"checkpoint_lsn": cp_lsn, "segments": entries}
+            # No compaction swaps segments (and then deletes their files) between a snapshot and
+            # its upload: a checkpoint names exactly the files it uploaded.
+            with engine.compactor.gate:
+                for meta, data in engine._all_collections():
+                    segments, deleted, cp_lsn, first_unpersisted = engine.persistence.persisted_state(meta, data)
+                    if first_unpersisted:
+                        resume = min(resume, first_unpersisted - 1)
+                    if segments or cp_lsn:  # with no segment left, its checkpoint LSN still skips records
+                        entries = [self._upload(meta.collection_id, s, d)
+                                   for s, d in zip(segments, deleted, strict=True)]
+                        collections[str(meta.collection_id)] = {"checkpoint_lsn": cp_lsn, "segments": entries}
             # Resume point: every record at or below `applied` is applied; a collection's records
             # after its checkpoint LSN are unpersisted, so they start at `first_unpersisted` or later.
             ckpt = {
@@ -192,15 +196,7 @@ def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cac
             top = max(top, int(seg["id"]))
             if int(seg["partition"]) not in partitions:
                 continue  # its partition was dropped after the checkpoint
-            _fetch_segment(s3, cache_dir, seg, engine.root)
-            for index in meta.indexes:
-                record = index_records.get(index_record_key(cid, seg, index.field_name))
-                if record is not None and record["params"] == index.params:
-                    where = index_dir(engine.root, seg["path"], index.field_name)
-                    for name in record["files"]:
-                        (where / name).parent.mkdir(parents=True, exist_ok=True)
-                        _link(_cached(s3, cache_dir, f"{record['key']}/{name}"), where / name)
-            metas.append(SegmentMeta(int(seg["id"]), int(seg["partition"]), int(seg["rows"]), seg["path"]))
+            metas.append(fetch_segment(engine, meta, seg, s3, cache_dir, index_records))
         meta.segments = metas
         meta.checkpoint_lsn = int(col["checkpoint_lsn"])
         engine.persistence.load_segments(meta, data)
@@ -210,6 +206,21 @@ def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cac
     engine.catalog.reserve_ids(top)
     engine.indexer.kick()
     return loaded
+
+
+def fetch_segment(engine: Engine, meta: Any, seg: dict[str, Any], s3: S3ObjectStore, cache_dir: Path,
+                  index_records: dict[str, dict[str, Any]]) -> SegmentMeta:
+    """Put one checkpoint segment's files (and the index role's indexes for the current index
+    definitions) into the engine's directory at `seg["path"]`, through the disk cache."""
+    _fetch_segment(s3, cache_dir, seg, engine.root)
+    for index in meta.indexes:
+        record = index_records.get(index_record_key(meta.collection_id, seg, index.field_name))
+        if record is not None and record["params"] == index.params:
+            where = index_dir(engine.root, seg["path"], index.field_name)
+            for name in record["files"]:
+                (where / name).parent.mkdir(parents=True, exist_ok=True)
+                _link(_cached(s3, cache_dir, f"{record['key']}/{name}"), where / name)
+    return SegmentMeta(int(seg["id"]), int(seg["partition"]), int(seg["rows"]), seg["path"])
 
 
 def _fetch_segment(s3: S3ObjectStore, cache_dir: Path, seg: dict[str, Any], root: Path) -> None:

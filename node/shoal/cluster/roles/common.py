@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shoal.config import Config
+from shoal.http_reply import send_body
 from shoal.storage.kafka_wal import client_config
 from shoal.storage.meta_store import EtcdMetaStore
 
@@ -199,11 +200,7 @@ class HealthServer:
                     else:
                         ok = path in ("/healthz", "/livez") and server.live.is_set()
                     code, body = (200, b"ok") if ok else (503, b"not serving" if path != "/readyz" else b"not ready")
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, code, body, ctype)
 
             def log_message(self, *args: Any) -> None:
                 pass

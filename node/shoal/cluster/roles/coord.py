@@ -18,17 +18,21 @@ next live streaming node with epoch + 1; that node's `init_transactions` fences 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from shoal.cluster import placement, shares
 from shoal.cluster.roles.catalog_sync import VersionedStore
 from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key, wait_until
+from shoal.cluster.roles.share_coord import ShareBalancer
 from shoal.cluster.routing import COORD_METHODS
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.engine import Engine
+from shoal.engine.replicas import check_replica_change, check_replica_number
 from shoal.engine.tso import compose
 from shoal.errors import Code, ShoalError
 from shoal.storage.kafka_wal import create_topic
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TSO_KEY = "tso/limit"
 TSO_WINDOW_MS = 3000
+REPLICA_METHODS = frozenset({"load_collection", "load_partitions"})
 
 
 
@@ -50,6 +55,8 @@ class Coordinator:
         self.calls = InFlight(f"coordinator {env.node_id}")
         self._query_nodes: set[str] | None = None  # as of the last loop (None: not looked yet)
         self.balance_decisions: dict[tuple[str, str], int] = {}  # (event, action) -> count, for /metrics
+        self._placement_lock = threading.Lock()
+        self.shares = ShareBalancer(env, self._decide) if env.cfg.segment_placement == "share" else None
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
@@ -74,7 +81,29 @@ class Coordinator:
         self.env.store.put(TSO_KEY, str(bound).encode())
 
     def handlers(self) -> dict[str, Any]:
-        return {"ddl": self.ddl, "meta_version": self.meta_version}
+        return {"ddl": self.ddl, "meta_version": self.meta_version, "replicas": self.replicas}
+
+    def replicas(self) -> dict[str, Any]:
+        """Who serves what, for `shoal cluster status`: each loaded collection's replica groups
+        (query node ids) and each live query node's address."""
+        with self.calls:
+            if self.engine is None:
+                raise Unavailable("this coordinator is a standby")
+            return {"collections": list(self._placements().values()),
+                    "shares": self._share_rows(),
+                    "nodes": {n: str(i["address"]) for n, i in self.env.live_nodes("query").items()}}
+
+    def _share_rows(self) -> dict[str, Any]:
+        """Share mode: per loaded collection, the rows of sealed segments each node serves, per group."""
+        if self.shares is None:
+            return {}
+        out = {}
+        for doc in self._placements().values():
+            share = self.env.get_json(shares.key(int(doc["collection_id"])))
+            if share is not None:
+                rows = self.shares.rows.get(int(doc["collection_id"]), {})
+                out[f"{doc['database']}.{doc['name']}"] = shares.rows_per_node(share, rows)
+        return out
 
     def meta_version(self) -> int:
         with self.calls:
@@ -88,8 +117,63 @@ class Coordinator:
                 raise Unavailable("this coordinator is a standby")
             if method not in COORD_METHODS:
                 raise ShoalError(Code.NOT_SUPPORTED, f"{method} is not a coordinator call")
+            if method in REPLICA_METHODS:
+                return self.store.version, self._replicated(method, args, kwargs)
             value = getattr(self.engine, method)(*args, **kwargs)
+            if method in ("release_collection", "release_partitions", "drop_collection", "rename_collection"):
+                self._forget_released()
             return self.store.version, value
+
+    def _replicated(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A load: as many replica groups as asked, over the live query nodes (Milvus's error
+        when there are fewer nodes), recorded in etcd after the catalog says loaded."""
+        assert self.engine is not None
+        database, name = str(args[0]), str(args[1])
+        asked = int(kwargs.pop("replica_number", 1) or 1)
+        meta = self.engine.catalog.require(database, name)
+        doc = self.env.get_json(placement.key(meta.collection_id))
+        loaded = meta.loaded or bool(meta.loaded_partitions)
+        check_replica_change(int(doc["replica_number"]) if doc and loaded else int(loaded), asked,
+                             partitions=method == "load_partitions")
+        live = sorted(self.env.live_nodes("query"))
+        wanted = check_replica_number(asked, len(live))
+        value = getattr(self.engine, method)(*args, **kwargs)
+        meta = self.engine.catalog.require(database, name)
+        with self._placement_lock:
+            doc = self.env.get_json(placement.key(meta.collection_id))
+            if doc is None or int(doc["replica_number"]) != wanted:
+                doc = placement.new_doc(meta.collection_id, database, meta.name, wanted, live,
+                                        int(doc["version"]) if doc else 0)
+                self.env.put_json(placement.key(meta.collection_id), doc)
+                self._decide("load", "place", f"{database}.{meta.name}: {wanted} replica group(s) {doc['groups']}")
+        return value
+
+    def _forget_released(self) -> None:
+        """Drop the groups of collections no longer loaded (released, dropped) and follow renames."""
+        assert self.engine is not None
+        with self._placement_lock:
+            for k, doc in self._placements().items():
+                meta = self.engine.catalog.collections.get(int(doc["collection_id"]))
+                if meta is None or not (meta.loaded or meta.loaded_partitions):
+                    self.env.store.delete(k)
+                    self._decide("release", "unplace", f"{doc['database']}.{doc['name']}: replica groups removed")
+                elif (meta.database, meta.name) != (doc["database"], doc["name"]):
+                    self.env.put_json(k, {**doc, "database": meta.database, "name": meta.name,
+                                          "version": int(doc["version"]) + 1})
+
+    def _placements(self) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self.env.store.list_prefix(placement.PREFIX).items()}
+
+    def _replan(self, live: set[str]) -> None:
+        """After a query node joined or left: every loaded collection's groups follow (a joining
+        node goes to the smallest group, a gone node's group loses it)."""
+        with self._placement_lock:
+            for k, doc in self._placements().items():
+                groups = placement.plan(doc["groups"], sorted(live))
+                if groups != doc["groups"]:
+                    self.env.put_json(k, {**doc, "groups": groups, "version": int(doc["version"]) + 1})
+                    self._decide("replan", "regroup", f"{doc['database']}.{doc['name']}: replica groups "
+                                 f"{doc['groups']} -> {groups}")
 
     def drain(self, registration: Registration | None, deadline: float) -> None:
         """SIGTERM: refuse new DDL (the proxy retries it), finish what runs, then resign the
@@ -108,6 +192,8 @@ class Coordinator:
                 self._save_tso_window()
                 self._assign_once()
                 self._balance_once()
+                if self.shares is not None:
+                    self.shares.step()
             except Exception as e:
                 log.warning("coordinator loop: %s", e)
 
@@ -132,7 +218,16 @@ class Coordinator:
         place segment assignment will take."""
         live = set(self.env.live_nodes("query"))
         before, self._query_nodes = self._query_nodes, live
+        if before is None or before != live:
+            self._replan(live)
         if before is None:
+            return
+        if self.shares is not None:  # share mode: the share documents move segments (`share_coord.py`)
+            for node in sorted(live - before):
+                self._decide("join", "share", f"query node {node} joined; its replica group's segments are re-shared")
+            for node in sorted(before - live):
+                self._decide("leave", "share", f"query node {node} left; its segments go to the others of its group, "
+                             "loaded from S3")
             return
         for node in sorted(live - before):
             self._decide("join", "none", f"query node {node} joined holding every sealed segment (loaded from S3 "
@@ -157,9 +252,35 @@ class Coordinator:
         nodes = self._query_nodes
         lines += ["# HELP shoal_balance_query_nodes query nodes registered, as the active coordinator saw last",
                   "# TYPE shoal_balance_query_nodes gauge", f"shoal_balance_query_nodes {len(nodes or ())}"]
+        lines += ["# HELP shoal_replica_group_nodes query nodes in each replica group of each loaded collection",
+                  "# TYPE shoal_replica_group_nodes gauge"]
+        try:
+            docs = self._placements().values()
+        except Exception as e:  # etcd briefly away: the other lines still answer
+            log.info("reading replica groups for /metrics: %s", e)
+            docs = []
+        for doc in docs:
+            for group in placement.groups_of(doc):
+                lines.append(f'shoal_replica_group_nodes{{database="{doc["database"]}",collection="{doc["name"]}",'
+                             f'replica="{group.replica_id}"}} {len(group.node_ids)}')
+        if self.shares is not None:
+            lines += ["# HELP shoal_share_rows rows of sealed segments each query node serves (share mode)",
+                      "# TYPE shoal_share_rows gauge"]
+            try:
+                share_rows = self._share_rows()
+            except Exception as e:  # etcd briefly away: the other lines still answer
+                log.info("reading share documents for /metrics: %s", e)
+                share_rows = {}
+            for name, groups in share_rows.items():
+                database, collection = name.split(".", 1)
+                for i, load in enumerate(groups):
+                    lines += [f'shoal_share_rows{{database="{database}",collection="{collection}",group="{i}",'
+                              f'node="{node}"}} {rows}' for node, rows in sorted(load.items())]
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         self._stop.set()
+        if self.shares is not None:
+            self.shares.close()
         if self.engine is not None:
             self.engine.close()

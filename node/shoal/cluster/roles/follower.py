@@ -16,14 +16,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shoal.cluster.roles.catalog_sync import FollowerStore
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.cluster.roles.imports import apply_import
 from shoal.engine import wal_records
 from shoal.engine.engine import Engine
-from shoal.engine.wal_records import Kind
+from shoal.engine.wal_records import Kind, Record
 from shoal.engine.writer import apply_record
 from shoal.errors import Code, ShoalError
+from shoal.schema import Column
 from shoal.storage.kafka_wal import TailRecord
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,9 @@ class Follower:
         self.store = FollowerStore(env.meta_store())
         self.version = self.store.version()
         options = env.cfg.engine_options()
+        # seal only where the owner sealed, and name segments by the record that opened them:
+        # every node of the channel then holds the same segments under the same ids
+        options.update(segment_ids_from_lsn=True, background_flush=False, auto_compact=False)
         if not build_indexes:  # the owner only writes; its reads (delete by filter) need no vector index
             options["min_index_rows"] = 1 << 62
         self.engine = Engine(local_dir, options, meta_store=self.store, wal=wal or NoWAL())
@@ -71,7 +77,27 @@ class Follower:
         self.import_source: tuple[Any, Path] | None = None
         self.imported_jobs: set[int] = set()
         self.on_imported: Any = None
+        self.keep_delete_log = False  # share mode: a segment loaded later from S3 needs the deletes since
         self._applied_cond = threading.Condition()
+
+    def lead(self) -> None:
+        """This node now owns the WAL channel (it replayed up to the end): it seals on its own
+        (Flush, its background flush, checkpoints), each time right after logging a FLUSH record
+        under the collection's write lock, where the followers then seal too."""
+        engine = self.engine
+
+        def log_flush(meta: Any, _data: Any) -> None:
+            record = Record(Kind.FLUSH, meta.collection_id, 0, engine.tso.allocate(), {})
+            engine.wal.append(wal_records.encode(record))
+
+        def log_compaction(meta: Any, pid: int, sources: list[int], target: int, ts: int) -> None:
+            batch = {wal_records.COMPACT_SOURCES: Column(np.array(sources, dtype=np.int64)),
+                     wal_records.COMPACT_TARGET: Column(np.array([target], dtype=np.int64))}
+            engine.wal.append(wal_records.encode(Record(Kind.COMPACT, meta.collection_id, pid, ts, batch)))
+
+        engine.persistence.before_seal = log_flush
+        engine.compactor.on_merged = log_compaction
+        engine.background_flush = engine.auto_compact = True
 
     def catch_up(self, version: int) -> None:
         """Make the local catalog at least as new as `version` (0: re-read if it changed)."""
@@ -119,9 +145,15 @@ class Follower:
                 self.engine.indexer.kick()
             elif record.kind == Kind.IMPORT:
                 self._apply_import(meta, data, record, rec.lsn)
+            elif record.kind == Kind.COMPACT:
+                sources = [int(i) for i in record.batch[wal_records.COMPACT_SOURCES].values]
+                target = int(record.batch[wal_records.COMPACT_TARGET].values[0])
+                self.engine.compactor.merge_as(meta, data, record.partition_id, sources, target, record.ts)
             else:
                 with data.write_lock:
                     if not data.dropped:
+                        if self.keep_delete_log and data.delete_log is None:
+                            data.delete_log, data.delete_log_after = [], data.last_lsn
                         data.note_lsn(rec.lsn)
                         apply_record(data, record)
         self.applied_ts = max(self.applied_ts, record.ts)

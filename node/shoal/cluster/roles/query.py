@@ -28,6 +28,7 @@ the request names, else the collection's; `read_guarantee` holds the rule):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -36,19 +37,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from shoal.cluster import shares
 from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, Registration, owner_key, wait_until
 from shoal.cluster.roles.follower import Follower
-from shoal.cluster.routing import QUERY_FANOUT_METHODS
-from shoal.cluster.routing import READ_METHODS as ROUTED_READS
+from shoal.cluster.roles.shares_node import ShareHolder
+from shoal.cluster.routing import READ_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.engine.collection_data import READ_SHARE
+from shoal.engine.reader import higher_is_better
 from shoal.engine.requests import ConsistencyLevel
-from shoal.errors import ShoalError
+from shoal.errors import Code, ShoalError
 from shoal.storage.kafka_wal import KafkaTail, topic_exists
 
 log = logging.getLogger(__name__)
 
-READ_METHODS = ROUTED_READS | QUERY_FANOUT_METHODS
 READ_WAIT_S = 60.0
 GRACEFUL_S = 5.0  # Milvus's common.gracefulTime default (5000 ms): Bounded's staleness bound
 FRESH_PERIOD_S = 0.5  # how often the background loop confirms the node is level with the owner
@@ -71,15 +74,64 @@ class QueryNode:
         self.fresh_at = float("-inf")  # monotonic time up to which every acknowledged write is applied
         # what the start-up read: segments from S3, then records from Kafka until caught up
         self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0}
+        # share mode (`cluster/shares.py`): hold only the sealed segments assigned here
+        self.shares = (ShareHolder(env, self.follower, self.s3, data_dir / "segment-cache", self.caught_up)
+                       if env.cfg.segment_placement == "share" and self.s3 is not None else None)
 
     def handlers(self) -> dict[str, Any]:
         return {"read": self.read, "read_at_level": self.read_at_level, "applied": lambda: self.follower.applied,
-                "startup": lambda: dict(self.startup)}
+                "startup": lambda: dict(self.startup), "holdings": self.holdings,
+                "compactions_settled": self.compactions_settled, "read_share": self.read_share,
+                "share_held": self.share_held}
+
+    def share_held(self) -> dict[str, list[int]] | None:
+        """Segment ids held per collection id in share mode; None in copy mode."""
+        return self.shares.held() if self.shares is not None else None
+
+    def read_share(self, method: str, meta_version: int, session_lsn: int, share: dict[str, Any],
+                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """One node's part of a gathered read (share mode): the read at its level over the segments
+        `share` names (`ShareHolder.select`); for a search also whether higher scores rank first."""
+        if self.shares is None:
+            raise ShoalError(Code.NOT_SUPPORTED, f"query node {self.env.node_id} runs segment_placement copy: it "
+                             "cannot answer for a share (every role must run the same segment_placement)")
+        token = READ_SHARE.set(self.shares.select(share))
+        try:
+            result = self.read_at_level(method, meta_version, session_lsn, args, kwargs)
+        finally:
+            READ_SHARE.reset(token)
+        out: dict[str, Any] = {"result": result}
+        if method == "search":
+            engine = self.follower.engine
+            meta = engine.catalog.require(str(args[0]), str(args[1]))
+            field = engine.reader._vector_field(meta, args[2].anns_field)
+            out["desc"] = higher_is_better(engine.reader._metric(meta, field, args[2].metric_type))
+        return out
+
+    def holdings(self) -> dict[str, Any]:
+        """What this node holds per collection: its sealed segments ([id, rows]) and growing rows
+        (`shoal cluster status`; ids are the channel's, alike on every node)."""
+        out: dict[str, Any] = {}
+        for meta, data in self.follower.engine._all_collections():
+            segments = data.snapshot()
+            out[f"{meta.database}.{meta.name}"] = {
+                "sealed": sorted([s.segment_id, s.num_rows] for s in segments if s.sealed),
+                "growing_rows": sum(s.num_rows for s in segments if not s.sealed),
+            }
+        return out
+
+    def compactions_settled(self, lsn: int) -> bool:
+        """Whether this node applied the WAL up to `lsn` and finished repeating the compactions
+        logged there (the proxy's `compaction_state` is Completed only then)."""
+        engine = self.follower.engine
+        return self.follower.wait_applied(lsn, 5.0) and not any(engine.compactor.running(c) for c in list(engine.datas))
 
     def start(self) -> None:
         threading.Thread(target=self._tail_loop, name="shoal-wal-tail", daemon=True).start()
         threading.Thread(target=self._catalog_loop, name="shoal-catalog-poll", daemon=True).start()
         threading.Thread(target=self._fresh_loop, name="shoal-fresh", daemon=True).start()
+        if self.shares is not None:
+            threading.Thread(target=self.shares.run, args=(self._stop,), name="shoal-shares", daemon=True).start()
 
     def _tail_loop(self) -> None:
         if not wait_until(lambda: topic_exists(self.env.kafka, self.env.topic), self._stop, "the WAL topic"):
@@ -235,7 +287,16 @@ class QueryNode:
             log.warning("query node drain: no other query node is registered; its reads wait for one")
         if registration is not None:
             registration.withdraw()
+        if self.shares is not None:  # share mode: answer until the coordinator serves this node's share elsewhere
+            until = time.monotonic() + max(0.0, deadline - time.monotonic()) * 3 / 4 - ROUTE_CACHE_S
+            if not wait_until(lambda: not self._serving_here(), _Until(until), "its segments to load elsewhere"):
+                log.warning("query node drain: segments still served here at the deadline; their reads retry")
         time.sleep(max(0.0, min(ROUTE_CACHE_S, deadline - time.monotonic())))
+
+    def _serving_here(self) -> bool:
+        me = self.env.node_id
+        docs = self.env.store.list_prefix(shares.PREFIX).values()
+        return any(me in g.get("serving", {}).values() for v in docs for g in json.loads(v)["groups"])
 
     def close(self) -> None:
         self._stop.set()

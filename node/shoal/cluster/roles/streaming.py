@@ -23,19 +23,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoal.cluster import routing
 from shoal.cluster.roles.checkpoint import CheckpointWriter, open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.roles.imports import ClusterImporter
 from shoal.cluster.rpc import Unavailable
-from shoal.engine import wal_records
-from shoal.engine.wal_records import Kind, Record
 from shoal.storage.kafka_wal import KafkaTail, KafkaWAL, WalUnavailable
 
 log = logging.getLogger(__name__)
 
-# bulk import: the job runs here, in the background (`imports.ClusterImporter`)
-WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush", "import_files"})
+# bulk import: the job runs here, in the background (`imports.ClusterImporter`); delete_expired:
+# what a dropped ttl_field had expired is deleted through the WAL before the coordinator drops it
+WRITE_METHODS = routing.WRITE_METHODS | routing.COMPACTION_METHODS | {"import_files", "delete_expired"}
 
 
 class StreamingNode:
@@ -128,6 +128,9 @@ class StreamingNode:
             self._ckpt_seen = start
             wal.on_checkpoint = self._on_engine_checkpoint
         self._imported(replayed_imports)
+        follower.lead()
+        if self.env.cfg.segment_placement == "share":  # query nodes cannot repeat a merge of segments they do not hold
+            follower.engine.auto_compact = False
         self.serving.set()
         if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
             threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
@@ -216,8 +219,7 @@ class StreamingNode:
             raise Unavailable(e.message) from None
         if self.wal is not None and self.wal.fenced:  # fenced during a call that then failed elsewhere
             self._step_down("fenced")
-        if method == "flush":
-            self._log_flush(follower, *args, **kwargs)
+        if method == "flush":  # the engine logged a FLUSH record where it sealed (`Follower.lead`)
             if self.checkpointer is not None:
                 try:  # Flush answers once its rows are in S3 and named by a committed checkpoint
                     self.checkpointer.checkpoint(seal_all=True)
@@ -229,17 +231,6 @@ class StreamingNode:
         """`write`, answered with the acknowledged position after it: the proxy's session position."""
         result = self.write(method, meta_version, args, kwargs)
         return self.position(), result
-
-    def _log_flush(self, follower: Follower, database: str, collections: list[str]) -> None:
-        """Tell the query nodes through the WAL, so they seal, persist and index at the same point."""
-        engine = follower.engine
-        for name in collections:
-            meta = engine.catalog.require(database, name)
-            record = Record(Kind.FLUSH, meta.collection_id, 0, engine.tso.allocate(), {})
-            try:
-                engine.wal.append(wal_records.encode(record))
-            except WalUnavailable as e:
-                raise Unavailable(e.message) from None
 
     def close(self) -> None:
         self._stop.set()

@@ -104,6 +104,8 @@ class RpcClient:
             answer = self._stub(payload, timeout=timeout)
         except grpc.RpcError as e:
             raise Unavailable(f"{self.address} did not answer {method}: {e.code().name}") from None
+        except ValueError as e:  # another thread closed this client (its peer failed): look the peer up again
+            raise Unavailable(f"{self.address}: {e}") from None
         ok, value = pickle.loads(answer)
         if ok:
             return value

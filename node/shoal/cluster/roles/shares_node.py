@@ -1,0 +1,173 @@
+"""A query node's side of share mode (`cluster/shares.py`): hold the assigned sealed segments, serve its share.
+
+The node keeps following the whole WAL (growing data, deletes, seals are applied as in copy
+mode), but every `SHARE_PERIOD_S` it reads the coordinator's share documents and, for the
+replica group it is in:
+- loads each segment assigned to it (target or serving) that it does not hold, from the newest
+  checkpoint in S3, then applies the deletes logged since that checkpoint
+  (`CollectionData.delete_log`, kept by the follower from start-up on);
+- releases a sealed segment once the document serves it from another node and does not target
+  it here, and that has held for `RELEASE_AFTER_S` (proxies that read an older document are
+  then past it; one that is not gets "unavailable" and asks again).
+A gathered read names what this node answers for (`select`): a segment it should serve but has
+released makes the read fail as unavailable, so the proxy re-reads the document and asks again
+instead of getting an answer with a hole in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shoal.cluster import shares
+from shoal.cluster.roles.checkpoint import fetch_segment, read_checkpoint, read_index_records
+from shoal.cluster.roles.common import ClusterEnv
+from shoal.cluster.rpc import Unavailable
+from shoal.engine.collection_data import CollectionData
+from shoal.engine.segments import Segment
+
+log = logging.getLogger(__name__)
+
+SHARE_PERIOD_S = 0.5
+RELEASE_AFTER_S = 4.0  # longer than a proxy reuses its share documents (proxy_engine.QUERY_LIST_S)
+
+
+class ShareHolder:
+    def __init__(self, env: ClusterEnv, follower: Any, s3: Any, cache_dir: Path, ready: threading.Event) -> None:
+        self.env = env
+        self.follower = follower
+        self.s3 = s3
+        self.cache_dir = cache_dir
+        self.ready = ready  # the node has caught up with the WAL: shares may move from then on
+        self.released: dict[int, set[int]] = {}  # collection id -> segment ids released here
+        self._not_mine_since: dict[int, float] = {}
+        self._lock = threading.Lock()  # a read's check and its segment list vs. a load or release
+        self._loads = 0
+        self.loaded_segments = 0
+        self.released_segments = 0
+        follower.keep_delete_log = True
+
+    # ---- reads
+    def select(self, share: dict[str, Any]) -> Callable[[CollectionData], list[Segment]]:
+        """The segment list of one gathered read (`collection_data.READ_SHARE`)."""
+        mine = {int(s) for s in share.get("mine", ())}
+        others = {int(s) for s in share.get("others", ())}
+        rest = bool(share.get("rest"))
+
+        def pick(data: CollectionData) -> list[Segment]:
+            with self._lock:
+                gone = self.released.get(data.collection_id, set())
+                lacking = (gone - others) if rest else (mine & gone)
+                if lacking:
+                    raise Unavailable(f"query node {self.env.node_id} no longer holds segment(s) "
+                                      f"{sorted(lacking)[:4]} (share mode: they moved); ask again")
+                segments = data.segments
+            return [s for s in segments if s.segment_id in mine or (rest and s.segment_id not in others)]
+
+        return pick
+
+    def held(self) -> dict[str, list[int]]:
+        """Segment ids held per collection id (the coordinator moves `serving` by this)."""
+        with self._lock:
+            return {str(cid): [s.segment_id for s in data.segments]
+                    for cid, data in list(self.follower.engine.datas.items())}
+
+    # ---- the loop
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(SHARE_PERIOD_S):
+            if not self.ready.is_set():
+                continue
+            try:
+                self.step()
+            except Exception as e:  # etcd or S3 briefly away: next round
+                log.warning("share mode: %s", e)
+
+    def step(self) -> None:
+        docs = [json.loads(v) for v in self.env.store.list_prefix(shares.PREFIX).values()]
+        if not docs:
+            return
+        ckpt = read_checkpoint(self.env) or {}
+        me = self.env.node_id
+        engine = self.follower.engine
+        records: dict[str, dict[str, Any]] | None = None
+        for doc in docs:
+            cid = int(doc["collection_id"])
+            meta, data = engine.catalog.collections.get(cid), engine.datas.get(cid)
+            col = ckpt.get("collections", {}).get(str(cid))
+            if meta is None or data is None:
+                continue
+            with data.write_lock:  # no record of it applied since start-up: the log starts here
+                if data.delete_log is None:
+                    data.delete_log, data.delete_log_after = [], data.last_lsn
+            if col is not None:
+                self._trim(data, int(col["checkpoint_lsn"]))
+            group = next((g for g in doc["groups"] if me in g.get("members", ())), None)
+            if group is None:
+                continue  # not in this collection's groups (yet): keep what is held
+            target = {int(s): n for s, n in group["target"].items()}
+            serving = {int(s): n for s, n in group["serving"].items()}
+            held = {s.segment_id: s for s in data.segments}
+            want = sorted(s for s in target if (target[s] == me or serving.get(s) == me) and s not in held)
+            entries = {int(e["id"]): e for e in (col or {}).get("segments", [])}
+            for sid in want:
+                if sid in entries and col is not None:
+                    if records is None:
+                        records = read_index_records(self.env)
+                    self._load(meta, data, entries[sid], int(col["checkpoint_lsn"]), records)
+            now = time.monotonic()
+            for sid, seg in held.items():
+                if target.get(sid, me) == me or serving.get(sid, me) == me or not seg.sealed:
+                    self._not_mine_since.pop(sid, None)
+                    continue
+                since = self._not_mine_since.setdefault(sid, now)
+                if now - since >= RELEASE_AFTER_S:
+                    self._release(data, sid)
+
+    def _trim(self, data: CollectionData, checkpoint_lsn: int) -> None:
+        """Deletes at or before a committed checkpoint are in its delete logs: drop them here."""
+        with data.write_lock:
+            if data.delete_log and data.delete_log[0][0] <= checkpoint_lsn:
+                data.delete_log = [e for e in data.delete_log if e[0] > checkpoint_lsn]
+                data.delete_log_after = max(data.delete_log_after, checkpoint_lsn)
+
+    def _load(self, meta: Any, data: CollectionData, entry: dict[str, Any], checkpoint_lsn: int,
+              records: dict[str, dict[str, Any]]) -> None:
+        engine = self.follower.engine
+        if data.delete_log is None or checkpoint_lsn < data.delete_log_after:
+            return  # deletes between that checkpoint and this node's log are unknown: wait for a newer one
+        started = time.monotonic()
+        self._loads += 1
+        rel = f"{entry['path']}.s{self._loads}"
+        sm = fetch_segment(engine, meta, {**entry, "path": rel}, self.s3, self.cache_dir, records)
+        seg = engine.persistence.load_segment(meta, sm)
+        with data.write_lock:
+            if data.dropped or any(s.segment_id == seg.segment_id for s in data.segments):
+                return
+            if seg.partition_id not in {p.partition_id for p in meta.partitions}:
+                return
+            for lsn, pks, lo, hi, ts, parts in data.delete_log or []:
+                if lsn > checkpoint_lsn and (parts is None or seg.partition_id in parts):
+                    seg.hide_older(pks, lo, hi, ts)
+            for f in data.schema.fields:
+                if f.default_value is not None:
+                    seg.fill_added_field(f)
+            with self._lock:
+                data.segments = sorted([*data.segments, seg], key=lambda s: s.segment_id)
+                self.released.get(data.collection_id, set()).discard(seg.segment_id)
+        self.loaded_segments += 1
+        engine.indexer.kick()
+        log.info("share mode: loaded segment %d (%d rows) from S3 in %.1f s", seg.segment_id, seg.num_rows,
+                 time.monotonic() - started)
+
+    def _release(self, data: CollectionData, sid: int) -> None:
+        with data.write_lock, self._lock:
+            self.released.setdefault(data.collection_id, set()).add(sid)
+            data.segments = [s for s in data.segments if s.segment_id != sid]
+        self._not_mine_since.pop(sid, None)
+        self.released_segments += 1
+        log.info("share mode: released segment %d (served by another node)", sid)

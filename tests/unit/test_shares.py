@@ -1,0 +1,361 @@
+"""Share mode without a cluster: the balancing of `cluster/shares.py`, a query node's segment
+selection (`roles/shares_node.py`) and the proxy's merge (`cluster/gather.py`), checked against
+one standalone engine that holds every segment: each node's answer is the engine read over its
+share, and the gathered answer must equal the engine's full answer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from shoal.cluster import gather, shares
+from shoal.cluster.roles.shares_node import ShareHolder
+from shoal.cluster.rpc import Unavailable
+from shoal.engine import open_engine
+from shoal.engine.collection_data import READ_SHARE, CollectionData
+from shoal.engine.requests import QueryRequest, SearchRequest
+from shoal.engine.segments import NOT_DELETED
+from shoal.errors import Code, ShoalError
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
+
+DIM = 8
+
+
+def test_a_join_spreads_the_rows_and_a_leave_reloads_only_the_gone_nodes_segments() -> None:
+    rows = {i: 1000 for i in range(10)}
+    one, _ = shares.balance(rows, ["a"], {})
+    assert set(one.values()) == {"a"}
+    two, reasons = shares.balance(rows, ["a", "b"], one)
+    per = [sum(rows[s] for s, n in two.items() if n == node) for node in ("a", "b")]
+    assert all(abs(p - 5000) <= 0.2 * 5000 for p in per) and all("a -> b" in r for r in reasons)
+    assert shares.balance(rows, ["a", "b"], two) == (two, [])  # balanced: nothing moves
+    back, reasons = shares.balance(rows, ["b"], two)
+    assert set(back.values()) == {"b"} and all(r.endswith("(a left)") for r in reasons)
+    assert {s for s, n in two.items() if n == "b"} <= {s for s, n in back.items() if n == "b"}
+    uneven, _ = shares.balance({1: 5000, 2: 100, 3: 100}, ["a", "b", "c"], {})
+    assert sorted(uneven.values()) == ["a", "b", "c"]  # one big segment cannot be split
+
+
+def test_reads_move_only_once_the_new_node_holds_the_segment() -> None:
+    target = {1: "b", 2: "b", 3: "a"}
+    before = {1: "a", 2: "a", 3: "a"}
+    holds = {"a": {1, 2, 3}, "b": {1}}
+    assert shares.serving(target, before, holds, {"a", "b"}) == {1: "b", 2: "a", 3: "a"}
+    # the old node died: any holder, else the target (its reads retry until it loaded)
+    assert shares.serving(target, before, {"b": {1}}, {"b"}) == {1: "b", 2: "b", 3: "a"}
+
+
+def test_one_node_per_group_answers_for_what_the_document_does_not_name() -> None:
+    plan = shares.read_shares({"serving": {"1": "b", "2": "a", "3": "b"}}, ["b", "a"])
+    assert plan == {"a": {"mine": [2], "others": [1, 3], "rest": True},
+                    "b": {"mine": [1, 3], "others": [2], "rest": False}}
+    assert shares.read_shares({}, ["b", "a"]) == {"a": {"mine": [], "others": [], "rest": True}}
+
+
+def _schema() -> CollectionSchema:
+    return CollectionSchema(fields=[
+        FieldSchema("id", DataType.INT64, field_id=100, is_primary=True),
+        FieldSchema("cat", DataType.INT64, field_id=101),
+        FieldSchema("vec", DataType.FLOAT_VECTOR, field_id=102, dim=DIM),
+    ])
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    eng = open_engine(tmp_path_factory.mktemp("shares"), {"segment_max_rows": 300, "min_index_rows": 1 << 40})
+    eng.create_collection("", "c", _schema())
+    rng = np.random.default_rng(3)
+    for start in range(0, 1500, 250):
+        ids = np.arange(start, start + 250)
+        eng.insert("", "c", "", {"id": Column(ids), "cat": Column(ids % 7),
+                                 "vec": Column(rng.standard_normal((250, DIM)).astype(np.float32))}, 250)
+    eng.delete("", "c", "", "id in [3, 400, 1499]")
+    eng.load_collection("", "c")
+    yield eng
+    eng.close()
+
+
+def _holder(data: CollectionData) -> ShareHolder:
+    follower = SimpleNamespace(engine=SimpleNamespace(datas={data.collection_id: data}), keep_delete_log=False)
+    env = SimpleNamespace(node_id="query-test")
+    return ShareHolder(env, follower, None, Path("."), threading.Event())  # type: ignore[arg-type]
+
+
+def _gathered(engine, method: str, request) -> object:
+    """The proxy's path: per-node requests, each node's read over its share, the merge."""
+    _, data = engine._resolve("", "c")
+    ids = [s.segment_id for s in data.segments if s.sealed]
+    assert len(ids) >= 3
+    serving = {str(s): ("a" if i % 2 else "b") for i, s in enumerate(ids)}
+    plan = shares.read_shares({"serving": serving}, ["a", "b"])
+    args = ("", "c", request)
+    gather.check(method, args)
+    asked = gather.node_args(method, args)
+    holder = _holder(data)
+    parts = []
+    for node in sorted(plan):
+        token = READ_SHARE.set(holder.select(plan[node]))
+        try:
+            result = getattr(engine, method)(*asked)
+        finally:
+            READ_SHARE.reset(token)
+        parts.append({"result": result, "desc": False})
+    return gather.merge(method, args, parts)
+
+
+@pytest.mark.parametrize("request_", [
+    QueryRequest(expr="cat in [1, 2]", output_fields=["id", "cat"]),
+    QueryRequest(expr="id >= 0", output_fields=["cat", "vec"], limit=37, offset=290),
+    QueryRequest(expr="", output_fields=["count(*)"]),
+    QueryRequest(expr="cat == 5", output_fields=["count(*)"]),
+])
+def test_a_gathered_query_equals_the_whole_engines_answer(engine, request_) -> None:
+    want = engine.query("", "c", request_)
+    got = _gathered(engine, "query", request_)
+    assert got.count == want.count
+    for name, col in want.fields.items():
+        np.testing.assert_array_equal(got.fields[name].values, col.values)
+
+
+@pytest.mark.parametrize("offset", [0, 7])
+def test_a_gathered_search_equals_the_whole_engines_answer(engine, offset) -> None:
+    queries = np.random.default_rng(9).standard_normal((3, DIM)).astype(np.float32)
+    req = SearchRequest(anns_field="vec", queries=queries, topk=10, offset=offset, metric_type="L2",
+                        expr="cat != 4", output_fields=["cat"])
+    want = engine.search("", "c", req)
+    got = _gathered(engine, "search", req)
+    assert got.topks == want.topks
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    np.testing.assert_array_equal(got.fields["cat"].values, want.fields["cat"].values)
+
+
+def test_ties_go_to_the_smaller_key_and_a_key_counts_once() -> None:
+    def part(ids: list[int], scores: list[float]) -> dict[str, object]:
+        result = SimpleNamespace(num_queries=1, ids=np.array(ids), scores=np.array(scores, np.float32),
+                                 topks=[len(ids)], fields={}, session_ts=1, all_search_count=len(ids))
+        return {"result": result, "desc": True}
+
+    import dataclasses
+
+    from shoal.engine.requests import SearchResult
+
+    def real(p: dict[str, object]) -> dict[str, object]:
+        r = p["result"]
+        return {"result": SearchResult(r.num_queries, 3, r.topks, r.ids, r.scores, {}, [], [], "id", 1), "desc": True}
+
+    parts = [real(part([9, 5], [0.9, 0.5])), real(part([2, 9, 1], [0.9, 0.9, 0.1]))]
+    req = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM), np.float32), topk=3)
+    merged = gather.merge("search", ("", "c", req), parts)
+    assert merged.ids.tolist() == [2, 9, 5] and dataclasses.is_dataclass(merged)
+
+
+def test_a_released_segment_the_read_needs_makes_it_unavailable(engine) -> None:
+    _, data = engine._resolve("", "c")
+    holder = _holder(data)
+    first = data.segments[0].segment_id
+    holder.released[data.collection_id] = {first}
+    with pytest.raises(Unavailable):
+        holder.select({"mine": [first], "others": [], "rest": False})(data)
+    with pytest.raises(Unavailable):
+        holder.select({"mine": [], "others": [], "rest": True})(data)
+    picked = holder.select({"mine": [], "others": [first], "rest": True})(data)
+    assert first not in {s.segment_id for s in picked}
+
+
+@pytest.mark.parametrize("method,request_,what", [
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat"), "group_by"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True), "iterator"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, params={"radius": 1.0}), "range"),
+    ("search", SearchRequest(anns_field="vec", queries=["some words"], topk=3), "BM25"),
+    ("hybrid_search", None, "hybrid"),
+    ("query", QueryRequest(expr="id > 0", order_by=[("cat", False)]), "order_by"),
+])
+def test_reads_share_mode_does_not_gather_answer_code_10(method, request_, what) -> None:
+    with pytest.raises(ShoalError) as err:
+        gather.check(method, ("", "c", request_))
+    assert err.value.code == Code.NOT_SUPPORTED and what in str(err.value.message)
+    assert "segment_placement share" in str(err.value.message)
+
+
+def test_the_delete_log_gives_a_segment_loaded_later_the_deletes_since_its_checkpoint(engine) -> None:
+    data = CollectionData(1, _schema(), iter(range(1, 100)).__next__, 1000)
+    data.delete_log = []
+    data.note_lsn(5)
+    data.apply_delete(np.array([7, 3]), 100, None)
+    lsn, pks, lo, hi, ts, parts = data.delete_log[0]
+    assert (lsn, pks.tolist(), lo, hi, ts, parts) == (5, [3, 7], 3, 7, 100, None)
+    assert NOT_DELETED > ts
+
+
+class _DirStore:
+    """An object store over a local directory (the keys are paths under it)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get_file(self, key: str, path: Path) -> None:
+        import shutil
+
+        shutil.copyfile(self.root / key, path)
+
+
+def test_a_released_segment_loads_again_with_the_deletes_made_since_its_checkpoint(tmp_path: Path) -> None:
+    eng = open_engine(tmp_path / "node", {"segment_max_rows": 300, "min_index_rows": 1 << 40})
+    try:
+        eng.create_collection("", "c", _schema())
+        eng.load_collection("", "c")
+        meta, data = eng._resolve("", "c")
+        data.delete_log, data.delete_log_after = [], data.last_lsn
+        ids = np.arange(600)
+        eng.insert("", "c", "", {"id": Column(ids), "cat": Column(ids % 7),
+                                 "vec": Column(np.zeros((600, DIM), np.float32))}, 600)
+        eng.flush("", ["c"])
+        checkpoint_lsn = data.last_lsn
+        seg = data.segments[0]
+        entry = {"id": seg.segment_id, "partition": seg.partition_id, "rows": seg.num_rows, "path": seg.path,
+                 "key": seg.path, "files": sorted(p.name for p in (eng.root / seg.path).iterdir()), "deletes": ""}
+        holder = _holder(data)
+        holder.follower.engine = eng
+        holder.s3, holder.cache_dir = _DirStore(eng.root), tmp_path / "cache"
+        holder._release(data, seg.segment_id)
+        count = QueryRequest(expr="", output_fields=["count(*)"])
+        assert eng.query("", "c", count).count == 600 - seg.num_rows
+        with pytest.raises(Unavailable):
+            holder.select({"mine": [seg.segment_id], "others": [], "rest": False})(data)
+        first = int(seg.key_column()[0])
+        eng.delete("", "c", "", f"id in [{first}, {first + 1}, 599]")  # after the checkpoint: in the log only
+        holder._load(meta, data, entry, checkpoint_lsn, {})
+        assert eng.query("", "c", count).count == 597
+        assert eng.query("", "c", QueryRequest(expr=f"id in [{first}, {first + 1}, {first + 2}]")).fields["id"].values.tolist() == [first + 2]
+        assert holder.select({"mine": [seg.segment_id], "others": [], "rest": False})(data)
+        holder._trim(data, data.last_lsn)
+        assert data.delete_log == [] and data.delete_log_after == data.last_lsn
+    finally:
+        eng.close()
+
+
+def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_share_moved(engine) -> None:
+    import itertools
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoal.cluster.proxy_engine import ClusterEngine
+
+    meta, data = engine._resolve("", "c")
+    sealed = [s.segment_id for s in data.segments if s.sealed]
+    holders = {"query-a": _holder(data), "query-b": _holder(data)}
+    calls: list[str] = []
+
+    class Node:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def call(self, what: str, method: str, _version: int, _lsn: int, share: dict, args: tuple, kwargs: dict,
+                 timeout: float) -> dict:
+            calls.append(self.name)
+            token = READ_SHARE.set(holders[self.name].select(share))
+            try:
+                return {"result": getattr(engine, method)(*args, **kwargs), "desc": False}
+            finally:
+                READ_SHARE.reset(token)
+
+    proxy = object.__new__(ClusterEngine)
+    proxy.share_mode, proxy.meta_version, proxy._session_lsn = True, 0, 0
+    proxy._lock, proxy._rr = threading.Lock(), itertools.count()
+    proxy._gather_pool = ThreadPoolExecutor(4)
+    proxy._node_addrs = {"query-a": "query-a", "query-b": "query-b"}
+    proxy._query_addrs = sorted(proxy._node_addrs.values())
+    proxy._query_seen = time.monotonic() + 3600  # no etcd: the documents below stay current
+    proxy._group_docs = {meta.collection_id: [["query-a", "query-b"]]}
+    serving = {str(s): ("query-a" if i % 2 else "query-b") for i, s in enumerate(sealed)}
+    proxy._shares = {meta.collection_id: {"groups": [{"serving": serving}], "nodes": {}}}
+    proxy.describe_collection = lambda database, name: meta  # type: ignore[method-assign]
+    proxy._client = Node  # type: ignore[method-assign]
+    count = QueryRequest(expr="", output_fields=["count(*)"])
+    want = engine.query("", "c", count).count
+    assert proxy._read("query", "", "c", count).count == want
+    assert sorted(set(calls)) == ["query-a", "query-b"]
+    # query-b released a segment it serves: unavailable, so the proxy asks again (here: the
+    # document moved it to query-a by the time the retry re-reads it)
+    moved = next(int(s) for s, n in serving.items() if n == "query-b")
+    holders["query-b"].released[meta.collection_id] = {moved}
+
+    refreshes: list[int] = []
+
+    def refresh() -> None:
+        refreshes.append(1)
+        if len(refreshes) == 2:
+            proxy._shares[meta.collection_id]["groups"][0]["serving"][str(moved)] = "query-a"
+
+    proxy._refresh_query_nodes = refresh  # type: ignore[method-assign]
+    assert proxy._read("query", "", "c", count).count == want
+    assert len(refreshes) == 2
+    with pytest.raises(ShoalError) as err:
+        proxy._read("hybrid_search", "", "c", None)
+    assert err.value.code == Code.NOT_SUPPORTED
+    proxy._gather_pool.shutdown()
+
+
+def test_the_coordinator_moves_reads_only_after_the_new_holder_loaded_and_keeps_a_draining_node_serving() -> None:
+    import json
+
+    from shoal.cluster import placement
+    from shoal.cluster.roles.share_coord import ShareBalancer
+
+    kv: dict[str, bytes] = {}
+    live: dict[str, dict] = {"query-a": {"address": "h:1"}}
+    store = SimpleNamespace(list_prefix=lambda p: {k: v for k, v in kv.items() if k.startswith(p)},
+                            delete=lambda k: kv.pop(k, None))
+    env = SimpleNamespace(store=store, live_nodes=lambda role: dict(live),
+                          get_json=lambda k: json.loads(kv[k]) if k in kv else None,
+                          put_json=lambda k, v: kv.__setitem__(k, json.dumps(v).encode()))
+    segments = [{"id": i, "rows": 100} for i in range(1, 7)]
+    kv["checkpoint/0"] = json.dumps({"collections": {"5": {"segments": segments}}}).encode()
+    kv[placement.key(5)] = json.dumps({"collection_id": 5, "database": "default", "name": "c",
+                                       "groups": [["query-a"]]}).encode()
+    decided: list[tuple[str, str]] = []
+    balancer = ShareBalancer(env, lambda event, action, reason: decided.append((event, action)))  # type: ignore[arg-type]
+    held: dict[str, set[int]] = {"query-a": set(range(1, 7))}
+    asked: list[dict[str, str]] = []
+
+    def fake_held(addresses: dict[str, str]) -> dict[str, dict[str, set[int]]]:
+        asked.append(dict(addresses))
+        return {n: {"5": set(held[n])} for n in addresses if n in held}
+
+    balancer._held = fake_held  # type: ignore[method-assign]
+
+    def doc() -> dict:
+        return json.loads(kv[shares.key(5)])["groups"][0]
+
+    balancer.step()
+    assert set(doc()["serving"].values()) == {"query-a"} and decided.count(("share", "assign")) == 6
+    live["query-b"] = {"address": "h:2"}
+    kv[placement.key(5)] = json.dumps({"collection_id": 5, "database": "default", "name": "c",
+                                       "groups": [["query-a", "query-b"]]}).encode()
+    held["query-b"] = set()
+    balancer.step()
+    moved = {int(s) for s, n in doc()["target"].items() if n == "query-b"}
+    assert len(moved) == 3 and decided.count(("share", "move")) == 3
+    assert set(doc()["serving"].values()) == {"query-a"}  # query-b holds nothing yet
+    held["query-b"] = moved
+    balancer.step()
+    assert {int(s) for s, n in doc()["serving"].items() if n == "query-b"} == moved
+    held["query-a"] -= moved  # query-a released them
+    del live["query-b"]  # query-b drains: it left its registration but still answers
+    kv[placement.key(5)] = json.dumps({"collection_id": 5, "database": "default", "name": "c",
+                                       "groups": [["query-a"]]}).encode()
+    balancer.step()
+    assert asked[-1] == {"query-a": "h:1", "query-b": "h:2"}
+    assert set(doc()["target"].values()) == {"query-a"} and decided.count(("share", "reload")) == 3
+    assert {int(s) for s, n in doc()["serving"].items() if n == "query-b"} == moved  # until query-a holds them
+    held["query-a"] |= moved
+    balancer.step()
+    assert set(doc()["serving"].values()) == {"query-a"} and doc()["members"] == ["query-a"]
+    del kv[placement.key(5)]  # released
+    balancer.step()
+    assert shares.key(5) not in kv
