@@ -209,6 +209,7 @@ def test_every_node_of_the_channel_seals_the_same_segments_under_the_same_ids(tm
         for f in (owner, *readers):
             f.catch_up(0)
         owner.lead()
+        owner.engine.background_flush = owner.engine.auto_compact = False  # no seals or merges of its own: the test drives them
         for i in range(12):  # 3-row batches over a 7-row cap: size seals, partitions in turn
             batch = {"id": Column(np.arange(i * 3, i * 3 + 3, dtype=np.int64)),
                      "vec": Column(np.ones((3, 2), dtype=np.float32))}
