@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.filter_timing import scan_vs_index
 from bench.machine import machine, versions
-from shoal.expr import compile_filter
 from shoal.index.rtree import GeometryIndex
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
@@ -37,15 +37,6 @@ FILTERS = [
 ]
 
 
-def _best(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     xy = np.random.default_rng(seed).random((rows, 2)) * 1000
     batch = {
@@ -55,18 +46,7 @@ def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     index = GeometryIndex(batch["geo"])
     build = {"seconds": time.perf_counter() - t0, "memory_mb": index.memory_bytes / 2**20}
-    results = []
-    for expr in FILTERS:
-        flt = compile_filter(expr, SCHEMA)
-        scan_s, scanned = _best(lambda flt=flt: flt.evaluate(batch, rows), 1)
-        index_s, indexed = _best(lambda flt=flt: flt.evaluate(batch, rows, {"geo": index}), repeat)
-        assert np.array_equal(scanned, indexed), expr
-        results.append({
-            "filter": expr, "matches": int(indexed.sum()), "scan_ms": scan_s * 1e3, "indexed_ms": index_s * 1e3,
-            "speedup": scan_s / index_s,
-        })
-        print(f"{expr[:48]:48s} {int(indexed.sum()):>7d} rows  scan {scan_s * 1e3:8.1f} ms  "
-              f"indexed {index_s * 1e3:7.2f} ms  x{scan_s / index_s:,.0f}", flush=True)
+    results = scan_vs_index(FILTERS, SCHEMA, batch, rows, {"geo": index}, repeat, width=48)
     return {"rows": rows, "build": build, "filters": results}
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.filter_timing import scan_vs_index
 from bench.machine import machine, versions
-from shoal.expr import compile_filter
 from shoal.expr.binder import bind_json_path
 from shoal.index.array import array_index
 from shoal.index.json_path import json_path_index
@@ -68,15 +68,6 @@ def _rows(n: int, seed: int) -> tuple[list[Any], list[list[int]]]:
     return docs, tags
 
 
-def _best(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     docs, tags = _rows(rows, seed)
     batch = {
@@ -95,18 +86,7 @@ def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     indexes["tags"] = array_index(batch["tags"])
     builds["tags"] = {"seconds": time.perf_counter() - t0, "memory_mb": indexes["tags"].memory_bytes / 2**20}
-    results = []
-    for expr in FILTERS:
-        flt = compile_filter(expr, SCHEMA)
-        scan_s, scanned = _best(lambda flt=flt: flt.evaluate(batch, rows), 1)  # seconds each at 1M rows
-        index_s, indexed = _best(lambda flt=flt: flt.evaluate(batch, rows, indexes), repeat)
-        assert np.array_equal(scanned, indexed), expr
-        results.append({
-            "filter": expr, "matches": int(indexed.sum()), "scan_ms": scan_s * 1e3, "indexed_ms": index_s * 1e3,
-            "speedup": scan_s / index_s,
-        })
-        print(f"{expr:36s} {int(indexed.sum()):>8d} rows  scan {scan_s * 1e3:9.1f} ms  "
-              f"indexed {index_s * 1e3:8.2f} ms  x{scan_s / index_s:,.0f}", flush=True)
+    results = scan_vs_index(FILTERS, SCHEMA, batch, rows, indexes, repeat, width=36)
     return {"rows": rows, "builds": builds, "filters": results}
 
 
