@@ -381,20 +381,10 @@ class Reader:
         return vectors[0]
 
     def _metric(self, meta: CollectionMeta, field: FieldSchema, asked: str | None) -> str:
-        index = meta.index_for_field(field.name)
-        have = index.params.get("metric_type", "").upper() if index else ""
-        if asked and have and asked.upper() != have:
-            raise ShoalError(
-                Code.METRIC_TYPE_MISMATCH,
-                f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
-            )
+        have = _index_metric(meta, field.name, (asked or "").upper())
         if not have and bm25_input(meta.schema, field) is not None:
             have = "BM25"  # a BM25 function's output is scored by BM25 even before it is indexed
-            if asked and asked.upper() != have:
-                raise ShoalError(
-                    Code.METRIC_TYPE_MISMATCH,
-                    f"metric type not match: invalid parameter[expected={have}][actual={asked.upper()}]",
-                )
+            _check_metric(have, (asked or "").upper())
         if not have and minhash_function(meta.schema, field) is not None:
             have = "MHJACCARD"
         return (asked or have or default_metric(field)).upper()
@@ -565,13 +555,8 @@ class Reader:
         return result
 
     def _element_metric(self, meta: CollectionMeta, req: SearchRequest) -> str:
-        index = meta.index_for_field(req.anns_field)
-        have = index.params.get("metric_type", "").upper() if index else ""
         asked = (req.metric_type or "").upper()
-        if asked and have and asked != have:
-            raise ShoalError(
-                Code.METRIC_TYPE_MISMATCH, f"metric type not match: invalid parameter[expected={have}][actual={asked}]"
-            )
+        have = _index_metric(meta, req.anns_field, asked)
         if have in MAX_SIM_METRICS:
             raise invalid(f"the index on {req.anns_field} has metric {have}, for EmbeddingList search; "
                           f"a plain vector searches its elements with an index of metric {', '.join(ELEMENT_METRICS)}")
@@ -659,13 +644,8 @@ class Reader:
                 raise not_supported(f"{what} in an embedding-list search of {req.anns_field}" + (f" ({why})" if why else ""))
         if not 1 <= req.topk <= MAX_TOPK or req.offset < 0 or req.topk + req.offset > MAX_TOPK:
             raise invalid(f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {req.topk + req.offset}")
-        index = meta.index_for_field(req.anns_field)
-        have = index.params.get("metric_type", "").upper() if index else ""
         asked = max_sim_metric(req.metric_type or "")
-        if asked and have and asked != have:
-            raise ShoalError(
-                Code.METRIC_TYPE_MISMATCH, f"metric type not match: invalid parameter[expected={have}][actual={asked}]"
-            )
+        have = _index_metric(meta, req.anns_field, asked)
         if have and have not in MAX_SIM_METRICS:
             raise invalid(f"the index on {req.anns_field} has metric {have}, for element-level search; "
                           f"EmbeddingList queries need an index with a MAX_SIM metric")
@@ -1069,3 +1049,17 @@ def _hashable(value: object) -> object:
     if isinstance(value, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return value
+
+
+def _index_metric(meta: CollectionMeta, field: str, asked: str) -> str:
+    """The metric of the field's index ("" without one); a request asking another metric is
+    Milvus's metric mismatch."""
+    index = meta.index_for_field(field)
+    have = index.params.get("metric_type", "").upper() if index else ""
+    _check_metric(have, asked)
+    return have
+
+
+def _check_metric(have: str, asked: str) -> None:
+    if asked and have and asked != have:
+        raise ShoalError(Code.METRIC_TYPE_MISMATCH, f"metric type not match: invalid parameter[expected={have}][actual={asked}]")
