@@ -137,3 +137,23 @@ def test_a_second_index_on_a_field_or_a_reused_name_answer_as_milvus(client: Mil
     client.create_index(released, _index("vector", index_type="FLAT", metric_type="L2"))
     fails(lambda: client.create_index(released, _index("vector", index_name="other", index_type="HNSW", metric_type="L2")),
           1100, "CreateIndex failed: creating multiple indexes on same field is not supported")
+
+
+def test_index_properties_alter_as_milvus(client: MilvusClient, released: str) -> None:
+    # suite index file, `bitmap_alter_offset_cache_param` and the unsupported-property cases
+    client.add_collection_field(released, "flag", DataType.BOOL, nullable=True)
+    client.create_index(released, _index("flag", index_type="BITMAP", index_name="flag_idx"))
+    client.create_index(released, _index("vector", index_type="HNSW", metric_type="L2", params={"M": 8}))
+    client.alter_index_properties(released, "flag_idx", properties={"indexoffsetcache.enabled": True})
+    assert str(client.describe_index(released, "flag_idx")["indexoffsetcache.enabled"]).lower() == "true"
+    client.drop_index_properties(released, "flag_idx", property_keys=["indexoffsetcache.enabled"])
+    assert "indexoffsetcache.enabled" not in client.describe_index(released, "flag_idx")
+    fails(lambda: client.alter_index_properties(released, "vector", properties={"indexoffsetcache.enabled": True}),
+          1100, "invalid offset cache index params: only bitmap index support indexoffsetcache.enabled now")
+    fails(lambda: client.alter_index_properties(released, "flag_idx", properties={"indexoffsetcache.enabled": "maybe"}),
+          1100, "invalid indexoffsetcache.enabled value: maybe, expected: true, false")
+    message = fails(lambda: client.alter_index_properties(released, "vector", properties={"M": 32}),
+                    1100, "M is not a configable index proptery")
+    assert message.endswith(": invalid parameter")
+    client.alter_index_properties(released, "vector", properties={"mmap.enabled": True})
+    assert str(client.describe_index(released, "vector")["mmap.enabled"]).lower() == "true"

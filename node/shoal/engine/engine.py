@@ -66,7 +66,7 @@ from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
 from shoal.index import validate_index_params
-from shoal.index.params import flatten_params
+from shoal.index.params import check_index_properties, flatten_params
 from shoal.index.scalar import json_index_name, scalar_index_params
 from shoal.schema import DYNAMIC_FIELD, MAX_FIELDS, Batch, CollectionSchema, DataType, FieldSchema
 from shoal.storage.meta_store import FileMetaStore, MetaStore
@@ -810,10 +810,7 @@ class Engine:
     ) -> None:
         meta, _ = self._resolve(database, collection)
         (index,) = self._find_indexes(meta, "", index_name)
-        allowed = {"mmap.enabled", "index.offset_cache.enabled"}
-        for key in [*properties, *delete_keys]:
-            if key not in allowed:
-                raise invalid(f"{key} is not a configurable index property")
+        check_index_properties(index.params.get("index_type", ""), properties, delete_keys)
         with self.catalog.lock:
             index.params.update(properties)
             for key in delete_keys:

@@ -200,3 +200,23 @@ def check_topk(k: int) -> int:
     if isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= 16384:
         raise invalid(f"topk ({k}) should be in range [1, 16384]")
     return int(k)
+
+
+# Properties `alter_index_properties` may change (Milvus's `common.MmapEnabledKey`,
+# `common.IndexOffsetCacheEnabledKey`); the offset cache exists only for BITMAP indexes.
+ALTERABLE_INDEX_PROPERTIES = ("mmap.enabled", "indexoffsetcache.enabled")
+
+
+def check_index_properties(index_type: str, properties: Mapping[str, Any], delete_keys: list[str]) -> None:
+    """Milvus's checks of an index property change: the key is alterable, the offset cache's
+    value is a boolean and is switched on only on a BITMAP index."""
+    for key in [*properties, *delete_keys]:
+        if key not in ALTERABLE_INDEX_PROPERTIES:
+            raise invalid(f"{key} is not a configable index proptery")
+    if "indexoffsetcache.enabled" in properties:
+        value = str(properties["indexoffsetcache.enabled"])
+        if value.lower() not in ("true", "false", "1", "0", "t", "f"):
+            raise invalid(f"invalid offset cache index params: invalid indexoffsetcache.enabled value: {value}, "
+                          f"expected: true, false")
+        if value.lower() in ("true", "1", "t") and index_type.upper() != "BITMAP":
+            raise invalid("invalid offset cache index params: only bitmap index support indexoffsetcache.enabled now")
