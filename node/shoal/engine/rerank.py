@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoal.errors import invalid, not_supported
+from shoal.engine.rerank_model import input_field, refuse, refuse_model_ranker
+from shoal.errors import not_supported
 from shoal.schema import CollectionSchema, DataType
 
 _NUMERIC = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.FLOAT, DataType.DOUBLE)
@@ -60,32 +61,39 @@ def _number(params: dict[str, str], key: str) -> float:
     try:
         return float(params[key])
     except ValueError:
-        raise invalid(f"Param {key}:{params[key]} is not a number") from None
+        raise refuse(f"Param {key}:{params[key]} is not a number") from None
 
 
 def parse_function_rerank(
-    schema: CollectionSchema, functions: list[tuple[str, list[str], dict[str, str]]]
+    schema: CollectionSchema, functions: list[tuple[str, list[str], dict[str, str]]], nq: int
 ) -> DecayRerank:
-    """The function score of a search request (name, input fields, params per function)."""
+    """The function score of a search request (name, input fields, params per function) for
+    `nq` query vectors.
+
+    Milvus's rerank layer answers its refusals with code 65535, naming the reranker first: a
+    missing or empty `reranker` param, then an unknown one, then the reranker's own params.
+    """
     if len(functions) != 1:
         raise not_supported("more than one rerank function in a search")
-    _, inputs, raw = functions[0]
+    name, inputs, raw = functions[0]
     params = {k.lower(): v for k, v in raw.items()}
-    kind = params.get("reranker", "")
+    kind = params.get("reranker", "").lower()
+    if not kind:
+        raise refuse("rerank_builder: reranker name not specified")
+    if kind == "model":
+        refuse_model_ranker(schema, name, inputs, raw, nq)
+    if kind in ("rrf", "weighted"):
+        raise not_supported(f"the {kind} rerank function in search")
     if kind != "decay":
-        if kind in ("model", "rrf", "weighted"):
-            raise not_supported(f"the {kind} rerank function in search")
-        raise invalid(f"Unsupported rerank function: [{kind}] , list of supported [decay,model,rrf,weighted]")
+        raise refuse(f"rerank_builder: unsupported reranker {kind}")
     if len(inputs) != 1:
-        raise invalid(f"Decay function only supoorts single input, but gets [{inputs}] input")
-    field = schema.field(inputs[0])
-    if field is None:
-        raise invalid(f"Function input field not found: {inputs[0]}")
+        raise refuse(f"Decay function only supoorts single input, but gets [{inputs}] input")
+    field = input_field(schema, inputs[0])
     if field.dtype not in _NUMERIC:
-        raise invalid(f"Decay rerank: unsupported input field type:{field.dtype.name}, only support numberic field")
+        raise refuse(f"rerank_builder: decay input field {field.name} must be numeric, got {field.dtype.milvus_name}")
     for key in ("origin", "scale"):
         if key not in params:
-            raise invalid(f"Decay function lost param: {key}")
+            raise refuse(f"Decay function lost param: {key}")
     spec = DecayRerank(
         field=field.name,
         function=params.get("function", ""),
@@ -95,11 +103,11 @@ def parse_function_rerank(
         decay=_number(params, "decay") if "decay" in params else 0.5,
     )
     if spec.scale <= 0:
-        raise invalid(f"Decay function param: scale must > 0, but got {spec.scale:f}")
+        raise refuse(f"Decay function param: scale must > 0, but got {spec.scale:f}")
     if spec.offset < 0:
-        raise invalid(f"Decay function param: offset must >= 0, but got {spec.offset:f}")
+        raise refuse(f"Decay function param: offset must >= 0, but got {spec.offset:f}")
     if not 0 < spec.decay < 1:
-        raise invalid(f"Decay function param: decay must 0 < decay < 1, but got {spec.decay:f}")
+        raise refuse(f"Decay function param: decay must 0 < decay < 1, but got {spec.decay:f}")
     if spec.function not in _FUNCTIONS:
-        raise invalid(f"Invaild decay function: decay, only support [{','.join(_FUNCTIONS)}]")
+        raise refuse(f"Invaild decay function: decay, only support [{','.join(_FUNCTIONS)}]")
     return spec
