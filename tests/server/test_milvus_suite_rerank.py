@@ -89,6 +89,7 @@ def test_a_decay_ranker_refuses_a_timestamptz_input(client: MilvusClient, docs: 
           "rerank_builder: decay input field event_time must be numeric, got Timestamptz")
     fails(_search(client, docs, decay, inputs=("document",)), 65535,
           "decay input field document must be numeric, got VarChar")
+    fails(_search(client, docs, decay, inputs=("dense",)), 65535, "unsupported field type: FloatVector")
 
 
 def test_search_by_keys_leaves_out_the_keys_whose_vectors_are_null(client: MilvusClient, name: str) -> None:
@@ -108,4 +109,45 @@ def test_search_by_keys_leaves_out_the_keys_whose_vectors_are_null(client: Milvu
         assert [h["id"] for h in hits[0]] == best
         fails(lambda f=field: client.search(name, ids=[0, 2, 4], anns_field=f, limit=2), 65535,
               "all provided IDs have null vector values")
+    client.drop_collection(name)
+
+
+def test_rrf_and_weighted_rankers_given_as_functions_fuse_a_hybrid_search_as_the_classic_rankers(
+    client: MilvusClient, name: str
+) -> None:
+    from pymilvus import RRFRanker, WeightedRanker
+
+    schema = client.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("a", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("b", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index("a", index_type="FLAT", metric_type="COSINE")
+    index.add_index("b", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "a": [1.0, i * 0.1, 0.3, 0.2], "b": [i * 0.2, 0.5, 1.0, 0.1]} for i in range(40)])
+    reqs = [AnnSearchRequest([[1.0, 0.5, 0.3, 0.2], [0.2, 0.1, 0.9, 0.4]], "a", {}, 12),
+            AnnSearchRequest([[2.0, 0.5, 1.0, 0.1], [0.4, 0.5, 1.0, 0.1]], "b", {}, 12)]
+
+    def function(**params: object) -> Function:
+        return Function(name="fuse", input_field_names=[], function_type=FunctionType.RERANK, params=params)
+
+    for ranker, classic in (
+        (function(reranker="rrf", k=100), RRFRanker(k=100)),
+        (function(reranker="rrf"), RRFRanker()),
+        (function(reranker="weighted", weights=[0.1, 0.9], norm_score=True), WeightedRanker(0.1, 0.9, norm_score=True)),
+        (function(reranker="weighted", weights=[0.7, 0.3]), WeightedRanker(0.7, 0.3, norm_score=False)),
+    ):
+        got = client.hybrid_search(name, reqs, ranker, limit=8)
+        want = client.hybrid_search(name, reqs, classic, limit=8)
+        assert [[(h["id"], round(h["distance"], 6)) for h in q] for q in got] == \
+            [[(h["id"], round(h["distance"], 6)) for h in q] for q in want]
+        assert len(got[0]) == 8
+    fails(lambda: client.hybrid_search(name, reqs, function(reranker="weighted"), limit=3), 65535,
+          "rerank_builder: weighted reranker requires weights parameter")
+    fails(lambda: client.hybrid_search(name, reqs, function(reranker="rrf", k="x"), limit=3), 65535, "x is not a number")
+    fails(lambda: client.hybrid_search(name, reqs, function(reranker="weighted", weights=[0.5]), limit=3), 1100,
+          "the length of weights param mismatch with ann search requests")
+    fails(lambda: client.search(name, [[1.0, 0.5, 0.3, 0.2]], anns_field="a", limit=3, ranker=function(reranker="rrf")),
+          10, "the rrf rerank function in a single search")
     client.drop_collection(name)

@@ -9,8 +9,10 @@ reorders the `limit + offset` hits the search found.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,8 @@ from shoal.errors import not_supported
 from shoal.schema import CollectionSchema, DataType
 
 _NUMERIC = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.FLOAT, DataType.DOUBLE)
+# the other types Milvus's rerank input converter carries (its builder then asks for a number)
+_CONVERTED = (DataType.BOOL, DataType.STRING, DataType.VARCHAR, DataType.TEXT, DataType.TIMESTAMPTZ)
 _FUNCTIONS = ("gauss", "exp", "linear")
 _SIMILARITIES = ("IP", "COSINE", "BM25", "MHJACCARD")
 
@@ -50,6 +54,15 @@ class DecayRerank:
         return factors * greater
 
 
+@dataclass
+class FusionRerank:
+    """An RRF or weighted ranker given as a rerank function: the hybrid search's fusion
+    (`engine.requests.RerankSpec`) with the params of Milvus's legacy `rank_params`."""
+
+    strategy: str  # "rrf" | "weighted"
+    params: dict[str, Any]
+
+
 def to_greater(scores: np.ndarray, metric: str) -> np.ndarray:
     """Scores where greater is better: distances pass through 1 - 2·atan(d)/π, as in Milvus."""
     if metric.upper() in _SIMILARITIES:
@@ -66,7 +79,7 @@ def _number(params: dict[str, str], key: str) -> float:
 
 def parse_function_rerank(
     schema: CollectionSchema, functions: list[tuple[str, list[str], dict[str, str]]], nq: int
-) -> DecayRerank:
+) -> DecayRerank | FusionRerank:
     """The function score of a search request (name, input fields, params per function) for
     `nq` query vectors.
 
@@ -83,12 +96,14 @@ def parse_function_rerank(
     if kind == "model":
         refuse_model_ranker(schema, name, inputs, raw, nq)
     if kind in ("rrf", "weighted"):
-        raise not_supported(f"the {kind} rerank function in search")
+        return _fusion(kind, params)
     if kind != "decay":
         raise refuse(f"rerank_builder: unsupported reranker {kind}")
     if len(inputs) != 1:
         raise refuse(f"Decay function only supoorts single input, but gets [{inputs}] input")
     field = input_field(schema, inputs[0])
+    if field.dtype not in _NUMERIC + _CONVERTED:
+        raise refuse(f"unsupported field type: {field.dtype.milvus_name}")
     if field.dtype not in _NUMERIC:
         raise refuse(f"rerank_builder: decay input field {field.name} must be numeric, got {field.dtype.milvus_name}")
     for key in ("origin", "scale"):
@@ -111,3 +126,31 @@ def parse_function_rerank(
     if spec.function not in _FUNCTIONS:
         raise refuse(f"Invaild decay function: decay, only support [{','.join(_FUNCTIONS)}]")
     return spec
+
+
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def _fusion(kind: str, params: dict[str, str]) -> FusionRerank:
+    """The params of an RRF (`k`) or weighted (`weights`, `norm_score`, off by default) ranker;
+    the hybrid search checks their ranges as it does for `rank_params`."""
+    if kind == "rrf":
+        if "k" not in params:
+            return FusionRerank("rrf", {})
+        try:
+            return FusionRerank("rrf", {"k": float(params["k"])})
+        except ValueError:
+            raise refuse(f"{params['k']} is not a number") from None
+    if "weights" not in params:
+        raise refuse("rerank_builder: weighted reranker requires weights parameter")
+    try:
+        weights = json.loads(params["weights"])
+    except json.JSONDecodeError as err:
+        raise refuse(f"failed to parse weights: {err.msg}") from None
+    if not isinstance(weights, list) or not weights:
+        raise refuse("rerank_builder: weighted reranker requires weights parameter")
+    norm = params.get("norm_score", "false")
+    if norm not in _GO_BOOLS:
+        raise refuse(f'failed to parse norm_score: strconv.ParseBool: parsing "{norm}": invalid syntax')
+    return FusionRerank("weighted", {"weights": weights, "norm_score": _GO_BOOLS[norm]})

@@ -34,7 +34,7 @@ from shoal.api.translate.field_data import (
 from shoal.api.validate import check_nq, check_offset_limit, check_result_window, check_topk
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
-from shoal.engine.rerank import parse_function_rerank
+from shoal.engine.rerank import FusionRerank, parse_function_rerank
 from shoal.errors import invalid, not_supported
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -201,6 +201,8 @@ def search_from_proto(
     if req.nq and req.nq != nq and id_vectors is None:  # keys whose vectors are null send no query
         raise invalid(f"nq [{req.nq}] does not match the number of query vectors [{nq}]")
     rerank = parse_function_rerank(schema, _functions(req.function_score), nq) if function_rerank else None
+    if isinstance(rerank, FusionRerank):
+        raise not_supported(f"the {rerank.strategy} rerank function in a single search (use it in a hybrid search)")
 
     topk_raw = kv.get("topk", kv.get("limit", params.get("topk", params.get("limit"))))
     topk = _int_or_none(topk_raw)
@@ -325,6 +327,8 @@ def hybrid_from_proto(
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
+    if isinstance(function, FusionRerank):  # an RRF or weighted ranker given as a function
+        strategy, rparams, function = function.strategy, function.params, None
     limit = parse_int(str(rank.get("limit", subs[0].topk)), "limit")
     offset = parse_int(str(rank.get("offset", 0)), "offset")
     check_result_window(offset, limit)
