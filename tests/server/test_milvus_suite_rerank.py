@@ -148,6 +148,33 @@ def test_rrf_and_weighted_rankers_given_as_functions_fuse_a_hybrid_search_as_the
     fails(lambda: client.hybrid_search(name, reqs, function(reranker="rrf", k="x"), limit=3), 65535, "x is not a number")
     fails(lambda: client.hybrid_search(name, reqs, function(reranker="weighted", weights=[0.5]), limit=3), 1100,
           "the length of weights param mismatch with ann search requests")
-    fails(lambda: client.search(name, [[1.0, 0.5, 0.3, 0.2]], anns_field="a", limit=3, ranker=function(reranker="rrf")),
-          10, "the rrf rerank function in a single search")
+    client.drop_collection(name)
+
+
+def test_rrf_and_weighted_function_rankers_rescore_a_single_search(client: MilvusClient, name: str) -> None:
+    """Milvus's rerank builder takes them for any search: one result list, its order kept."""
+    schema = client.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("a", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("a", index_type="FLAT", metric_type="COSINE")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "a": [1.0, i * 0.1]} for i in range(20)])
+    q = [[1.0, 0.0]]
+
+    def fn(**params: object) -> Function:
+        return Function(name="fuse", input_field_names=[], function_type=FunctionType.RERANK, params=params)
+
+    plain = client.search(name, q, limit=6)[0]
+    rrf = client.search(name, q, limit=6, ranker=fn(reranker="rrf", k=10))[0]
+    assert [h["id"] for h in rrf] == [h["id"] for h in plain]
+    assert [h["distance"] for h in rrf] == pytest.approx([1 / (10 + r) for r in range(1, 7)])
+    paged = client.search(name, q, limit=3, offset=2, ranker=fn(reranker="rrf"))[0]
+    assert [h["id"] for h in paged] == [h["id"] for h in plain[2:5]]
+    assert [h["distance"] for h in paged] == pytest.approx([1 / 61, 1 / 62, 1 / 63])  # ranks start at the page
+    weighted = client.search(name, q, limit=6, ranker=fn(reranker="weighted", weights=[0.5], norm_score=True))[0]
+    assert [h["id"] for h in weighted] == [h["id"] for h in plain]
+    assert [h["distance"] for h in weighted] == pytest.approx([0.5 * (1 + h["distance"]) / 2 for h in plain], rel=1e-5)
+    fails(lambda: client.search(name, q, limit=3, ranker=fn(reranker="weighted", weights=[0.5, 0.5])), 1100,
+          "invalid parameter[expected=1][actual=2]")
     client.drop_collection(name)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.rerank_model import input_field, refuse, refuse_model_ranker
-from shoal.errors import not_supported
+from shoal.errors import invalid, not_supported
 from shoal.schema import CollectionSchema, DataType
 
 _NUMERIC = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.FLOAT, DataType.DOUBLE)
@@ -57,10 +57,58 @@ class DecayRerank:
 @dataclass
 class FusionRerank:
     """An RRF or weighted ranker given as a rerank function: the hybrid search's fusion
-    (`engine.requests.RerankSpec`) with the params of Milvus's legacy `rank_params`."""
+    (`engine.requests.RerankSpec`) with the params of Milvus's legacy `rank_params`; in a
+    single search it rescores one result list."""
 
     strategy: str  # "rrf" | "weighted"
     params: dict[str, Any]
+
+    def rescore(self, scores: np.ndarray, metric: str, offset: int) -> np.ndarray:
+        """A single search's hits, best first, rescored in place of their order. As Milvus ranks
+        the page the reduce left (its offset applied first), RRF ranks start at the offset."""
+        k, weights, norm = fusion_params(self.strategy, self.params, 1)
+        if self.strategy == "rrf":
+            ranks = np.maximum(np.arange(len(scores)) - offset, 0) + 1
+            return (1.0 / (k + ranks)).astype(np.float32)
+        base = [normalize(float(s), metric) for s in scores.tolist()] if norm else scores.astype(np.float64)
+        return (float(weights[0]) * np.asarray(base, dtype=np.float64)).astype(np.float32)
+
+
+def fusion_params(strategy: str, params: dict[str, Any], requests: int) -> tuple[float, list[float], bool]:
+    """RRF `k`, the weights and `norm_score` of a rank fusion over `requests` searches, checked
+    with Milvus's `rank_params` texts (`norm_score` defaults to on, as Milvus's legacy ranker)."""
+    weights = params.get("weights") or []
+    if strategy == "weighted" and not isinstance(weights, list):
+        raise invalid("The weights param should be an array")
+    if strategy == "weighted" and any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+    ):
+        raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
+    if strategy == "weighted" and len(weights) != requests:
+        raise invalid(
+            f"the length of weights param mismatch with ann search requests: "
+            f"invalid parameter[expected={requests}][actual={len(weights)}]"
+        )
+    raw_k = params.get("k", 60)
+    if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+        raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+    if strategy == "rrf" and not 0 < float(raw_k) < 16384:
+        raise invalid("The rank params k should be in range (0, 16384)")
+    return float(raw_k), weights, bool(params.get("norm_score", True))
+
+
+def normalize(score: float, metric: str) -> float:
+    """A score mapped into [0, 1], greater is better, as Milvus's weighted ranker normalizes."""
+    metric = metric.upper()
+    if metric == "COSINE":
+        return (1.0 + score) / 2.0
+    if metric == "IP":
+        return 0.5 + math.atan(score) / math.pi
+    if metric == "BM25":
+        return 2.0 * math.atan(score) / math.pi
+    if metric == "MHJACCARD":  # already a similarity in [0, 1]
+        return score
+    return 1.0 - 2.0 * math.atan(score) / math.pi
 
 
 def to_greater(scores: np.ndarray, metric: str) -> np.ndarray:

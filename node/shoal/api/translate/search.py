@@ -201,8 +201,6 @@ def search_from_proto(
     if req.nq and req.nq != nq and id_vectors is None:  # keys whose vectors are null send no query
         raise invalid(f"nq [{req.nq}] does not match the number of query vectors [{nq}]")
     rerank = parse_function_rerank(schema, _functions(req.function_score), nq) if function_rerank else None
-    if isinstance(rerank, FusionRerank):
-        raise not_supported(f"the {rerank.strategy} rerank function in a single search (use it in a hybrid search)")
 
     topk_raw = kv.get("topk", kv.get("limit", params.get("topk", params.get("limit"))))
     topk = _int_or_none(topk_raw)
