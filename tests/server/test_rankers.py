@@ -51,15 +51,17 @@ def test_boost_rankers_match_numpy(client: MilvusClient, coll: tuple[str, np.nda
         assert np.allclose([h["distance"] for h in hits], want[order], rtol=1e-5)
 
 
-def test_model_ranker_names_its_provider(client: MilvusClient, coll: tuple[str, np.ndarray]) -> None:
+def test_model_ranker_checks_its_input_field_before_its_provider(
+    client: MilvusClient, coll: tuple[str, np.ndarray]
+) -> None:
     name, _ = coll
     model = Function(
         name="semantic", input_field_names=["cat"], function_type=FunctionType.RERANK,
         params={"reranker": "model", "provider": "tei", "queries": ["x"], "endpoint": "http://localhost:8080"},
     )
-    with pytest.raises(MilvusException, match="tei") as err:
+    with pytest.raises(MilvusException, match="model input field cat must be VarChar, got Int64") as err:
         client.search(name, data=[[0.1, 0.2, 0.3, 0.4]], limit=3, ranker=model)
-    assert err.value.code == 10
+    assert err.value.code == 65535  # the unreachable provider (code 10): test_milvus_suite_rerank.py
 
 
 def test_query_order_by(client: MilvusClient, coll: tuple[str, np.ndarray]) -> None:

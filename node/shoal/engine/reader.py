@@ -52,7 +52,7 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
-from shoal.engine.rerank import to_greater
+from shoal.engine.rerank import FusionRerank, fusion_params, normalize, to_greater
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
@@ -541,7 +541,7 @@ class Reader:
         if req.rerank is not None:
             if group_field is not None or req.iterator:
                 raise not_supported("a function reranker with group_by or an iterator")
-            hits = self._rerank(segments, hits, req.rerank, metric)
+            hits = self._rerank(segments, hits, req.rerank, metric, req.offset)
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
@@ -729,7 +729,9 @@ class Reader:
         return out
 
     @staticmethod
-    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str) -> list[_Hits]:
+    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str, offset: int) -> list[_Hits]:
+        if isinstance(rerank, FusionRerank):
+            return [_Hits(rerank.rescore(h.scores, metric, offset), h.segs, h.rows) for h in hits]
         field = FieldSchema(name=rerank.field, dtype=DataType.DOUBLE)
         out = []
         for h in hits:
@@ -939,25 +941,7 @@ class Reader:
             raise not_supported("a function reranker with group_by")
         if strategy not in ("rrf", "weighted") and decay is None:
             raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
-        weights = req.rerank.params.get("weights") or []
-        if strategy == "weighted" and not isinstance(weights, list):
-            raise invalid("The weights param should be an array")
-        if strategy == "weighted" and any(
-            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
-        ):
-            raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
-        if strategy == "weighted" and len(weights) != len(req.requests):
-            raise invalid(
-                f"the length of weights param mismatch with ann search requests: "
-                f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
-            )
-        raw_k = req.rerank.params.get("k", 60)
-        if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
-            raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
-        rrf_k = float(raw_k)
-        if strategy == "rrf" and not 0 < rrf_k < 16384:
-            raise invalid("The rank params k should be in range (0, 16384)")
-        norm = bool(req.rerank.params.get("norm_score", True))
+        rrf_k, weights, norm = fusion_params(strategy, req.rerank.params, len(req.requests))
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
         if req.group_size < 1:
             raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
@@ -977,7 +961,7 @@ class Reader:
                     if strategy == "rrf":
                         add = 1.0 / (rrf_k + rank + 1)
                     elif strategy == "weighted":
-                        add = float(weights[i]) * (_normalize(score, metric) if norm else score)
+                        add = float(weights[i]) * (normalize(score, metric) if norm else score)
                     else:  # decay: the best "greater is better" score of any sub search, scaled below
                         greater = float(to_greater(np.array([score]), metric)[0])
                         fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
@@ -1028,19 +1012,6 @@ def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: i
         segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
     found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
     return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
-
-
-def _normalize(score: float, metric: str) -> float:
-    metric = metric.upper()
-    if metric == "COSINE":
-        return (1.0 + score) / 2.0
-    if metric == "IP":
-        return 0.5 + math.atan(score) / math.pi
-    if metric == "BM25":
-        return 2.0 * math.atan(score) / math.pi
-    if metric == "MHJACCARD":  # already a similarity in [0, 1]
-        return score
-    return 1.0 - 2.0 * math.atan(score) / math.pi
 
 
 def _hashable(value: object) -> object:

@@ -9,15 +9,20 @@ reorders the `limit + offset` hits the search found.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from shoal.engine.rerank_model import input_field, refuse, refuse_model_ranker
 from shoal.errors import invalid, not_supported
 from shoal.schema import CollectionSchema, DataType
 
 _NUMERIC = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.FLOAT, DataType.DOUBLE)
+# the other types Milvus's rerank input converter carries (its builder then asks for a number)
+_CONVERTED = (DataType.BOOL, DataType.STRING, DataType.VARCHAR, DataType.TEXT, DataType.TIMESTAMPTZ)
 _FUNCTIONS = ("gauss", "exp", "linear")
 _SIMILARITIES = ("IP", "COSINE", "BM25", "MHJACCARD")
 
@@ -49,6 +54,63 @@ class DecayRerank:
         return factors * greater
 
 
+@dataclass
+class FusionRerank:
+    """An RRF or weighted ranker given as a rerank function: the hybrid search's fusion
+    (`engine.requests.RerankSpec`) with the params of Milvus's legacy `rank_params`; in a
+    single search it rescores one result list."""
+
+    strategy: str  # "rrf" | "weighted"
+    params: dict[str, Any]
+
+    def rescore(self, scores: np.ndarray, metric: str, offset: int) -> np.ndarray:
+        """A single search's hits, best first, rescored in place of their order. As Milvus ranks
+        the page the reduce left (its offset applied first), RRF ranks start at the offset."""
+        k, weights, norm = fusion_params(self.strategy, self.params, 1)
+        if self.strategy == "rrf":
+            ranks = np.maximum(np.arange(len(scores)) - offset, 0) + 1
+            return (1.0 / (k + ranks)).astype(np.float32)
+        base = [normalize(float(s), metric) for s in scores.tolist()] if norm else scores.astype(np.float64)
+        return (float(weights[0]) * np.asarray(base, dtype=np.float64)).astype(np.float32)
+
+
+def fusion_params(strategy: str, params: dict[str, Any], requests: int) -> tuple[float, list[float], bool]:
+    """RRF `k`, the weights and `norm_score` of a rank fusion over `requests` searches, checked
+    with Milvus's `rank_params` texts (`norm_score` defaults to on, as Milvus's legacy ranker)."""
+    weights = params.get("weights") or []
+    if strategy == "weighted" and not isinstance(weights, list):
+        raise invalid("The weights param should be an array")
+    if strategy == "weighted" and any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+    ):
+        raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
+    if strategy == "weighted" and len(weights) != requests:
+        raise invalid(
+            f"the length of weights param mismatch with ann search requests: "
+            f"invalid parameter[expected={requests}][actual={len(weights)}]"
+        )
+    raw_k = params.get("k", 60)
+    if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+        raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+    if strategy == "rrf" and not 0 < float(raw_k) < 16384:
+        raise invalid("The rank params k should be in range (0, 16384)")
+    return float(raw_k), weights, bool(params.get("norm_score", True))
+
+
+def normalize(score: float, metric: str) -> float:
+    """A score mapped into [0, 1], greater is better, as Milvus's weighted ranker normalizes."""
+    metric = metric.upper()
+    if metric == "COSINE":
+        return (1.0 + score) / 2.0
+    if metric == "IP":
+        return 0.5 + math.atan(score) / math.pi
+    if metric == "BM25":
+        return 2.0 * math.atan(score) / math.pi
+    if metric == "MHJACCARD":  # already a similarity in [0, 1]
+        return score
+    return 1.0 - 2.0 * math.atan(score) / math.pi
+
+
 def to_greater(scores: np.ndarray, metric: str) -> np.ndarray:
     """Scores where greater is better: distances pass through 1 - 2·atan(d)/π, as in Milvus."""
     if metric.upper() in _SIMILARITIES:
@@ -60,32 +122,41 @@ def _number(params: dict[str, str], key: str) -> float:
     try:
         return float(params[key])
     except ValueError:
-        raise invalid(f"Param {key}:{params[key]} is not a number") from None
+        raise refuse(f"Param {key}:{params[key]} is not a number") from None
 
 
 def parse_function_rerank(
-    schema: CollectionSchema, functions: list[tuple[str, list[str], dict[str, str]]]
-) -> DecayRerank:
-    """The function score of a search request (name, input fields, params per function)."""
+    schema: CollectionSchema, functions: list[tuple[str, list[str], dict[str, str]]], nq: int
+) -> DecayRerank | FusionRerank:
+    """The function score of a search request (name, input fields, params per function) for
+    `nq` query vectors.
+
+    Milvus's rerank layer answers its refusals with code 65535, naming the reranker first: a
+    missing or empty `reranker` param, then an unknown one, then the reranker's own params.
+    """
     if len(functions) != 1:
         raise not_supported("more than one rerank function in a search")
-    _, inputs, raw = functions[0]
+    name, inputs, raw = functions[0]
     params = {k.lower(): v for k, v in raw.items()}
-    kind = params.get("reranker", "")
+    kind = params.get("reranker", "").lower()
+    if not kind:
+        raise refuse("rerank_builder: reranker name not specified")
+    if kind == "model":
+        refuse_model_ranker(schema, name, inputs, raw, nq)
+    if kind in ("rrf", "weighted"):
+        return _fusion(kind, params)
     if kind != "decay":
-        if kind in ("model", "rrf", "weighted"):
-            raise not_supported(f"the {kind} rerank function in search")
-        raise invalid(f"Unsupported rerank function: [{kind}] , list of supported [decay,model,rrf,weighted]")
+        raise refuse(f"rerank_builder: unsupported reranker {kind}")
     if len(inputs) != 1:
-        raise invalid(f"Decay function only supoorts single input, but gets [{inputs}] input")
-    field = schema.field(inputs[0])
-    if field is None:
-        raise invalid(f"Function input field not found: {inputs[0]}")
+        raise refuse(f"Decay function only supoorts single input, but gets [{inputs}] input")
+    field = input_field(schema, inputs[0])
+    if field.dtype not in _NUMERIC + _CONVERTED:
+        raise refuse(f"unsupported field type: {field.dtype.milvus_name}")
     if field.dtype not in _NUMERIC:
-        raise invalid(f"Decay rerank: unsupported input field type:{field.dtype.name}, only support numberic field")
+        raise refuse(f"rerank_builder: decay input field {field.name} must be numeric, got {field.dtype.milvus_name}")
     for key in ("origin", "scale"):
         if key not in params:
-            raise invalid(f"Decay function lost param: {key}")
+            raise refuse(f"Decay function lost param: {key}")
     spec = DecayRerank(
         field=field.name,
         function=params.get("function", ""),
@@ -95,11 +166,39 @@ def parse_function_rerank(
         decay=_number(params, "decay") if "decay" in params else 0.5,
     )
     if spec.scale <= 0:
-        raise invalid(f"Decay function param: scale must > 0, but got {spec.scale:f}")
+        raise refuse(f"Decay function param: scale must > 0, but got {spec.scale:f}")
     if spec.offset < 0:
-        raise invalid(f"Decay function param: offset must >= 0, but got {spec.offset:f}")
+        raise refuse(f"Decay function param: offset must >= 0, but got {spec.offset:f}")
     if not 0 < spec.decay < 1:
-        raise invalid(f"Decay function param: decay must 0 < decay < 1, but got {spec.decay:f}")
+        raise refuse(f"Decay function param: decay must 0 < decay < 1, but got {spec.decay:f}")
     if spec.function not in _FUNCTIONS:
-        raise invalid(f"Invaild decay function: decay, only support [{','.join(_FUNCTIONS)}]")
+        raise refuse(f"Invaild decay function: decay, only support [{','.join(_FUNCTIONS)}]")
     return spec
+
+
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def _fusion(kind: str, params: dict[str, str]) -> FusionRerank:
+    """The params of an RRF (`k`) or weighted (`weights`, `norm_score`, off by default) ranker;
+    the hybrid search checks their ranges as it does for `rank_params`."""
+    if kind == "rrf":
+        if "k" not in params:
+            return FusionRerank("rrf", {})
+        try:
+            return FusionRerank("rrf", {"k": float(params["k"])})
+        except ValueError:
+            raise refuse(f"{params['k']} is not a number") from None
+    if "weights" not in params:
+        raise refuse("rerank_builder: weighted reranker requires weights parameter")
+    try:
+        weights = json.loads(params["weights"])
+    except json.JSONDecodeError as err:
+        raise refuse(f"failed to parse weights: {err.msg}") from None
+    if not isinstance(weights, list) or not weights:
+        raise refuse("rerank_builder: weighted reranker requires weights parameter")
+    norm = params.get("norm_score", "false")
+    if norm not in _GO_BOOLS:
+        raise refuse(f'failed to parse norm_score: strconv.ParseBool: parsing "{norm}": invalid syntax')
+    return FusionRerank("weighted", {"weights": weights, "norm_score": _GO_BOOLS[norm]})

@@ -19,7 +19,7 @@ from shoal.api.translate.search import (
     search_result_to_proto,
 )
 from shoal.engine.requests import CollectionInfo, QueryRequest
-from shoal.errors import invalid
+from shoal.errors import Code, ShoalError, invalid
 
 
 class DataRPCs(RpcBase):
@@ -116,8 +116,10 @@ class DataRPCs(RpcBase):
     ) -> Any:
         """Search by primary key: the stored vectors of `ids`, in the order asked.
 
-        `scope` is the request whose partitions and consistency the keys are read with: the
-        search itself, or the hybrid search around a sub-request.
+        As in Milvus, a key whose vector is null is left out (the search has one query fewer);
+        when every key's vector is null the search is refused. `scope` is the request whose
+        partitions and consistency the keys are read with: the search itself, or the hybrid
+        search around a sub-request.
         """
         scope = scope or request
         kv = kv_to_dict(request.search_params)
@@ -150,9 +152,9 @@ class DataRPCs(RpcBase):
         if missing:
             raise invalid(f"search by primary keys: primary keys not found: {missing[:10]}")
         column = found.fields[anns]
-        if column.valid is not None and not all(column.valid[where[k]] for k in ids):
-            raise invalid(f"search by primary keys: the vector field {anns} of some keys is null")
-        order = [where[k] for k in ids]
+        order = [where[k] for k in ids if column.valid is None or column.valid[where[k]]]
+        if not order:
+            raise ShoalError(Code.UNEXPECTED, "all provided IDs have null vector values")
         values = column.values
         return [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
 

@@ -34,7 +34,7 @@ from shoal.api.translate.field_data import (
 from shoal.api.validate import check_nq, check_offset_limit, check_result_window, check_topk
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
-from shoal.engine.rerank import parse_function_rerank
+from shoal.engine.rerank import FusionRerank, parse_function_rerank
 from shoal.errors import invalid, not_supported
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -168,12 +168,10 @@ def search_from_proto(
     """
     if search_ids(req) and id_vectors is None:
         raise not_supported("search by primary keys in this request")
-    rerank = None
     boosts, boost_params = rankers_from_proto(req) or ([], {})
-    if req.HasField("function_score") and len(req.function_score.functions) and not boosts:
-        if schema is None:
-            raise not_supported("function rerankers in this request")
-        rerank = parse_function_rerank(schema, _functions(req.function_score))
+    function_rerank = req.HasField("function_score") and len(req.function_score.functions) and not boosts
+    if function_rerank and schema is None:
+        raise not_supported("function rerankers in this request")
     kv = kv_to_dict(req.search_params)
     params = parse_json_params(kv.get("params", ""), "search params")
     anns_field = kv.get("anns_field", "")
@@ -200,8 +198,9 @@ def search_from_proto(
             queries = _as_field_layout(kind, queries, field)
     nq = len(queries)
     check_nq(nq)
-    if req.nq and req.nq != nq:
+    if req.nq and req.nq != nq and id_vectors is None:  # keys whose vectors are null send no query
         raise invalid(f"nq [{req.nq}] does not match the number of query vectors [{nq}]")
+    rerank = parse_function_rerank(schema, _functions(req.function_score), nq) if function_rerank else None
 
     topk_raw = kv.get("topk", kv.get("limit", params.get("topk", params.get("limit"))))
     topk = _int_or_none(topk_raw)
@@ -266,10 +265,8 @@ def search_from_proto(
 
 def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]] | None:
     """The boost rankers of a search's function_score (their params) and the score's own
-    params; None when the function score is not made of boost rankers (a decay ranker).
-
-    A model ranker needs an external service this node cannot reach: it answers code 10
-    naming its provider.
+    params; None when the function score is not made of boost rankers (a decay or model ranker:
+    `engine.rerank.parse_function_rerank` reads those).
     """
     if not req.HasField("function_score") or not len(req.function_score.functions):
         return [], {}
@@ -277,12 +274,6 @@ def rankers_from_proto(req: Any) -> tuple[list[dict[str, str]], dict[str, str]] 
     for fn in req.function_score.functions:
         params = kv_to_dict(fn.params)
         reranker = str(params.get("reranker", "")).lower()
-        if reranker == "model":
-            provider = params.get("provider", "unknown")
-            raise not_supported(
-                f"the model ranker {fn.name!r}: its provider {provider!r} cannot be reached from this Shoal node "
-                "(no external model service is configured)"
-            )
         if reranker != "boost":
             return None
         if "random_score" in params:
@@ -315,17 +306,18 @@ def hybrid_from_proto(
         check_nq(0)  # Milvus words an empty request list as nq 0
     if len(req.requests) > MAX_HYBRID_REQUESTS:
         raise invalid(f"maximum of ann search requests is {MAX_HYBRID_REQUESTS}")
-    function = None
-    if req.HasField("function_score") and len(req.function_score.functions):
-        if rankers_from_proto(req) is not None:  # a model ranker names its unreachable provider
+    function_rerank = req.HasField("function_score") and len(req.function_score.functions)
+    if function_rerank:
+        if rankers_from_proto(req) is not None:
             raise not_supported("boost rankers in hybrid search")
         if schema is None:
             raise not_supported("function rerankers in this request")
-        function = parse_function_rerank(schema, _functions(req.function_score))
     vectors = id_vectors or [None] * len(req.requests)
     raw_rank = kv_to_dict(req.rank_params)
     outer = (_int_or_none(raw_rank.get("limit")) or 0) + (_int_or_none(raw_rank.get("offset")) or 0)
     subs = [search_from_proto(r, schema, v, outer) for r, v in zip(req.requests, vectors, strict=True)]
+    nq = len(subs[0].queries) if subs else 0
+    function = parse_function_rerank(schema, _functions(req.function_score), nq) if function_rerank else None
     if any(sub.boosts for sub in subs):
         raise not_supported("boost rankers in hybrid search sub-requests")
     rank = {k: _rank_value(v) for k, v in raw_rank.items()}
@@ -333,6 +325,8 @@ def hybrid_from_proto(
     rparams = rank.get("params", {})
     if isinstance(rparams, str):
         rparams = parse_json_params(rparams, "rank params")
+    if isinstance(function, FusionRerank):  # an RRF or weighted ranker given as a function
+        strategy, rparams, function = function.strategy, function.params, None
     limit = parse_int(str(rank.get("limit", subs[0].topk)), "limit")
     offset = parse_int(str(rank.get("offset", 0)), "offset")
     check_result_window(offset, limit)
