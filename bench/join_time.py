@@ -11,9 +11,10 @@ tail replayed). Reports the seconds, the bytes the new node fetched (its segment
 seconds per GB and per million rows. Not part of CI: a figure for the notes.
 
 `--share` runs share mode (`segment_placement: share`, segments of rows / 8): the new node then
-registers once it holds everything as before, and the figure is the rebalancing: from the scale
-call until the two nodes serve disjoint shares (the old node released the moved segments), with
-the rows each serves and the seconds per GB moved.
+registers without loading the segments the share document gives the old node (it loads what no
+share names and then its own share), and the figure is also the rebalancing: from the scale call
+until the two nodes serve disjoint shares (the old node released the moved segments), with the
+rows each serves and the seconds per GB moved.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ from shoal.storage.object_store import S3ObjectStore
 from shoal.storage.segment_files import write_array_atomic
 
 log = logging.getLogger(__name__)
+
+Keep = Callable[[int, dict[str, Any]], bool]  # (collection id, checkpoint segment entry) -> load it?
 
 
 def checkpoint_key(channel: int = WAL_CHANNEL) -> str:
@@ -176,10 +179,11 @@ def read_index_records(env: ClusterEnv) -> dict[str, dict[str, Any]]:
 
 
 def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cache_dir: Path,
-                    index_records: dict[str, dict[str, Any]] | None = None) -> int:
+                    index_records: dict[str, dict[str, Any]] | None = None, keep: Keep | None = None) -> int:
     """Load the checkpoint's segments into a fresh engine (before any record is applied), with
     the vector indexes the index role put in S3 for the current index definitions (the rest
-    the engine's indexer builds); returns how many segments were loaded."""
+    the engine's indexer builds); returns how many segments were loaded. `keep(collection id,
+    entry)`: whether to load a segment (share mode: a starting node loads only its share)."""
     index_records = index_records or {}
     engine.tso.observe(int(ckpt.get("max_ts", 0)))
     top = int(ckpt.get("next_id", 0))
@@ -196,6 +200,8 @@ def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cac
             top = max(top, int(seg["id"]))
             if int(seg["partition"]) not in partitions:
                 continue  # its partition was dropped after the checkpoint
+            if keep is not None and not keep(cid, seg):
+                continue
             metas.append(fetch_segment(engine, meta, seg, s3, cache_dir, index_records))
         meta.segments = metas
         meta.checkpoint_lsn = int(col["checkpoint_lsn"])
@@ -251,14 +257,15 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def resume(follower: Any, env: ClusterEnv, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None,
-           cache_dir: Path, with_indexes: bool = True) -> tuple[int, int]:
+           cache_dir: Path, with_indexes: bool = True, keep: Keep | None = None) -> tuple[int, int]:
     """Load the channel's checkpoint into a fresh `Follower`: returns (the Kafka offset to read
-    the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel."""
+    the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel.
+    `keep`: see `load_checkpoint`."""
     if ckpt is None or s3 is None:
         return 0, 0
     follower.catch_up(0)  # a catalog at least as new as the one the checkpoint was taken under
     records = read_index_records(env) if with_indexes else {}
-    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records)
+    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records, keep)
     lsn = int(ckpt["lsn"])
     follower.mark_applied(lsn)
     return lsn, loaded  # LSN = offset + 1, so the first record after it is at offset `lsn`

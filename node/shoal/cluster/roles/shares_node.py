@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster import shares
-from shoal.cluster.roles.checkpoint import fetch_segment, read_checkpoint, read_index_records
+from shoal.cluster.roles.checkpoint import Keep, fetch_segment, read_checkpoint, read_index_records
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.collection_data import CollectionData
@@ -50,6 +50,7 @@ class ShareHolder:
         self._loads = 0
         self.loaded_segments = 0
         self.released_segments = 0
+        self.skipped_segments = 0  # checkpoint segments a start-up left to other nodes (`startup_keep`)
         follower.keep_delete_log = True
 
     # ---- reads
@@ -76,6 +77,30 @@ class ShareHolder:
         with self._lock:
             return {str(cid): [s.segment_id for s in data.segments]
                     for cid, data in list(self.follower.engine.datas.items())}
+
+    # ---- start-up
+    def startup_keep(self) -> Keep:
+        """Which checkpoint segments a starting node loads (`checkpoint.load_checkpoint`): those the
+        share documents do not name (every node holds what no share names: the group's first node
+        may be this one and answer for it) and those targeted or served here; the others are left
+        to their nodes, noted as released here (a read that names one here then answers unavailable
+        and asks again), and load later once a document targets them here (`step`)."""
+        docs = {int(d["collection_id"]): d
+                for d in (json.loads(v) for v in self.env.store.list_prefix(shares.PREFIX).values())}
+        me = self.env.node_id
+
+        def keep(collection_id: int, entry: dict[str, Any]) -> bool:
+            sid = str(entry["id"])
+            groups = (docs.get(collection_id) or {}).get("groups", [])
+            named = [g for g in groups if sid in g.get("target", {}) or sid in g.get("serving", {})]
+            if not named or any(me in (g["target"].get(sid), g["serving"].get(sid)) for g in named):
+                return True
+            with self._lock:
+                self.released.setdefault(collection_id, set()).add(int(sid))
+            self.skipped_segments += 1
+            return False
+
+        return keep
 
     # ---- the loop
     def run(self, stop: threading.Event) -> None:
@@ -106,6 +131,11 @@ class ShareHolder:
                     data.delete_log, data.delete_log_after = [], data.last_lsn
             if col is not None:
                 self._trim(data, int(col["checkpoint_lsn"]))
+            known = {int(s) for g in doc["groups"] for s in (*g["target"], *g["serving"])}
+            known |= {int(e["id"]) for e in (col or {}).get("segments", [])}
+            with self._lock:  # a segment gone from the checkpoint and the document (a dropped partition): asked of no one
+                if data.collection_id in self.released:
+                    self.released[data.collection_id] &= known
             group = next((g for g in doc["groups"] if me in g.get("members", ())), None)
             if group is None:
                 continue  # not in this collection's groups (yet): keep what is held
