@@ -5,8 +5,9 @@ engine with the same apply code as the owner, and answers search/query/counts/in
 with the standalone read path. At start it loads the channel's checkpoint (the sealed
 segments in S3, through a local disk cache, memory-mapped) and tails Kafka from the checkpoint's
 offset, not from 0. While it runs it seals at the same FLUSH records as the owner and keeps its
-own copy, so a later checkpoint needs no download. This version builds indexes on the query
-node itself (the index role idles).
+own copy, so a later checkpoint needs no download (share mode: only the segments no share names
+and its own share, `shares_node.ShareHolder`). This version builds indexes on the query node
+itself (the index role idles).
 
 How fresh a read is follows the request's consistency level as Milvus defines it (the level
 the request names, else the collection's; `read_guarantee` holds the rule):

@@ -1,7 +1,8 @@
 """A query node's side of share mode (`cluster/shares.py`): hold the assigned sealed segments, serve its share.
 
 The node keeps following the whole WAL (growing data, deletes, seals are applied as in copy
-mode), but every `SHARE_PERIOD_S` it reads the coordinator's share documents and, for the
+mode). At start it loads from the checkpoint only what no share names and its own share
+(`startup_keep`). Every `SHARE_PERIOD_S` it reads the coordinator's share documents and, for the
 replica group it is in:
 - loads each segment assigned to it (target or serving) that it does not hold, from the newest
   checkpoint in S3, then applies the deletes logged since that checkpoint
