@@ -69,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             answer = admin_call(data, "POST", "/scale?role=query&count=2")
             seconds = time.monotonic() - started
-            if args.share:
-                return _rebalanced(data, started, seconds, args.rows, args.dim)
             (name,) = answer["steps"][0]["added"]
-            grpc_port = {p["name"]: p for p in admin_call(data, "GET", "/status")["processes"]}[name]["ports"]["grpc"]
-            node = RpcClient(f"127.0.0.1:{grpc_port}")
-            startup = node.call("startup", timeout=60)
-            node.close()
+            if args.share:
+                code = _rebalanced(data, started, seconds, args.rows, args.dim)
+                print(f"{name} at start: {_startup(data, name)}; its segment cache holds "
+                      f"{_bytes(data / 'roles' / name / 'segment-cache') / 1e6:.1f} MB")
+                return code
+            startup = _startup(data, name)
             fetched = _bytes(data / "roles" / name / "segment-cache")
             count = client.query("join", filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
             assert count == args.rows, count
@@ -87,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_all([proc])
     return 0
+
+
+def _startup(data: Path, name: str) -> dict[str, int]:
+    """What the node's start-up loaded (segments from S3, records replayed)."""
+    grpc_port = {p["name"]: p for p in admin_call(data, "GET", "/status")["processes"]}[name]["ports"]["grpc"]
+    node = RpcClient(f"127.0.0.1:{grpc_port}")
+    try:
+        return node.call("startup", timeout=60)
+    finally:
+        node.close()
 
 
 def _rebalanced(data: Path, started: float, joined_s: float, rows: int, dim: int) -> int:
