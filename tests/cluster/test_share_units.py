@@ -87,6 +87,9 @@ class Rig:
         self.balancer._held = lambda addresses: {  # type: ignore[method-assign]
             n: {k: set(v) for k, v in self.holders[n].held().items()} for n in addresses if n in self.answering}
         self.rng = np.random.default_rng(5)
+        self.writer = MemCheckpoints(self.env("streaming-1"), self.s3, self.owner.engine, b"", 1,  # type: ignore[arg-type]
+                                     lambda: len(self.wal.records), None)
+        self.owner.engine.compactor.eligible = self.writer.is_shared  # as the owner in share mode
 
     def env(self, node_id: str) -> SimpleNamespace:
         etcd = self.etcd
@@ -110,7 +113,7 @@ class Rig:
         if from_checkpoint:
             ckpt = json.loads(self.etcd.kv["checkpoint/0"])
             start, loaded = resume(follower, self.env(name), ckpt, self.s3, self.tmp / f"{name}-cache",  # type: ignore[arg-type]
-                                   keep=holder.startup_keep())
+                                   keep=holder.startup_keep(ckpt))
         self.applied[name] = start
         self.tail()
         return loaded
@@ -120,8 +123,7 @@ class Rig:
         self.owner.engine.insert("default", "c", "", {"id": Column(ids), "vec": Column(self.rng.random((n, 2), np.float32))}, n)
 
     def checkpoint(self) -> None:
-        MemCheckpoints(self.env("streaming-1"), self.s3, self.owner.engine, b"", 1, lambda: len(self.wal.records),  # type: ignore[arg-type]
-                       None).checkpoint(False)
+        self.writer.checkpoint(False)
 
     def tail(self) -> None:
         for n, f in self.nodes.items():
@@ -278,3 +280,80 @@ def test_a_joining_or_restarting_node_loads_only_its_share_and_answers_stay_exac
         assert rig.holders["query-a"].loaded_segments == 0 and rig.sealed("query-a") & (named | mine) == a_share
     finally:
         rig.close()
+
+
+def test_the_owners_compaction_moves_to_the_target_in_one_step_and_answers_stay_exact(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    monkeypatch.setattr(shares_node, "RELEASE_AFTER_S", 0.0)
+    rig = Rig(tmp_path, ["query-a", "query-b"])
+    try:
+        for i in range(6):  # small segments (20 rows, under half a full one): the compaction merges them
+            rig.insert(i * 50, 20)
+            rig.owner.engine.flush("default", ["c"])
+        rig.insert(1000, 50)
+        rig.owner.engine.flush("default", ["c"])
+        rig.insert(1100, 15)  # a small segment sealed after the checkpoint: not shared, so not compacted
+        rig.owner.engine.delete("default", "c", "", "id in [0, 51, 1003]")
+        rig.checkpoint()
+        rig.owner.engine.flush("default", ["c"])
+        rig.insert(1200, 10)  # growing
+        rig.tail()
+        rig.group(sorted(rig.live))
+        rig.settle()
+        before = {int(s) for s in rig.doc()["groups"][0]["serving"]}
+        assert len(before) == 7
+        rig.exact()
+
+        state = rig.owner.engine.compaction_state(rig.owner.engine.compact("default", "c"))
+        for _ in range(200):
+            if state.state == "Completed":
+                break
+            threading.Event().wait(0.05)
+        targets = {p.target for p in state.plans if p.state == "Completed"} - {0}
+        sources = {s for p in state.plans for s in p.sources}
+        assert targets and sources <= before and len(sources) > len(targets)
+        rig.owner.engine.delete("default", "c", "", "id in [1, 100, 1004]")  # after the merge
+        rig.tail()  # the nodes note the COMPACT records; they keep the sources, still served
+        rig.exact()
+        rig.checkpoint()  # names the targets, not the sources
+        # query-0 starts from that checkpoint before the document names the targets: it loads
+        # neither them (their sources answer) nor, of course, the sources; then it answers the rest
+        rig.live["query-0"] = {"address": "query-0"}
+        rig.start("query-0")
+        assert not rig.sealed("query-0") & (targets | sources)
+        rig.answering.add("query-0")
+        rig.group(sorted(rig.live))
+        rig.exact()
+        rig.balancer.step()
+        doc = rig.doc()["groups"][0]
+        assert targets <= {int(s) for s in doc["target"]} and not targets & {int(s) for s in doc["serving"]}
+        assert sources <= {int(s) for s in doc["serving"]}  # still answered by the sources
+        rig.exact()
+        for n in sorted(rig.live):
+            rig.holders[n].step()  # the targets' nodes load them (with the deletes since)
+        rig.exact()
+        rig.balancer.step()  # one version: the targets served, the sources dropped
+        doc = rig.doc()["groups"][0]
+        assert targets <= {int(s) for s in doc["serving"]} and not sources & {int(s) for s in doc["serving"]}
+        rig.exact()
+        rig.settle()  # the sources' nodes release them
+        rig.exact()
+        held = [rig.sealed(n) & targets for n in sorted(rig.live)]
+        assert not sources & set().union(*(rig.sealed(n) for n in rig.live))
+        assert sum(len(h) for h in held) == len(targets)  # each merged segment held once
+        assert rig.gathered("query", QueryRequest(expr="", output_fields=["count(*)"])).count == 6 * 20 + 50 + 15 + 10 - 6
+    finally:
+        rig.close()
+
+
+def test_a_merged_segment_no_node_holds_is_answered_by_its_sources() -> None:
+    merged = {9: [1, 2]}  # segment 9 is the owner's merge of 1 (served at a) and 2 (never shared out)
+    serving = {9: "b"}
+    shares.keep_sources(serving, merged, {1: "a"}, {"a": {1, 2}, "b": {2}})
+    assert serving == {1: "a", 2: "a"}
+    serving = {9: "b"}  # a source no node holds any more: the merged segment is served, reads retry
+    shares.keep_sources(serving, merged, {1: "a"}, {"a": {2}, "b": {2}})
+    assert serving == {9: "b"}
+    serving = {9: "b"}  # once held, the merged segment is served and the sources dropped
+    shares.keep_sources(serving, merged, {1: "a"}, {"a": {1, 2}, "b": {9}})
+    assert serving == {9: "b"}

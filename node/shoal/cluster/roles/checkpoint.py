@@ -13,8 +13,9 @@ The checkpoint (JSON):
                  named here (per collection, records up to `checkpoint_lsn`) — a starting node
                  reads Kafka from offset `lsn`
     collections  {collection_id: {checkpoint_lsn, segments: [{id, partition, rows, path, key,
-                 files, deletes}]}}; `path` is the engine's relative segment directory, `key`
-                 the S3 prefix of its files, `deletes` the S3 key of its delete log
+                 files, deletes, from?}]}}; `path` is the engine's relative segment directory, `key`
+                 the S3 prefix of its files, `deletes` the S3 key of its delete log, `from` the
+                 segments a compaction merged into it
     max_ts, next_id, epoch   timestamps and ids a new owner must stay above; the writer's epoch
 
 `load_checkpoint` puts a checkpoint into a fresh `Follower`: the files go to a local disk cache
@@ -93,6 +94,16 @@ class CheckpointWriter:
                 self.uploaded[seg["path"]] = dict(seg)
         self.last_lsn = int(loaded["lsn"]) if loaded else 0
         self.checkpoints = 0
+        self.shared: dict[int, set[int]] = {}  # collection id -> segment ids the committed checkpoint names
+        self._note_shared(loaded or {})
+
+    def _note_shared(self, ckpt: dict[str, Any]) -> None:
+        self.shared = {int(cid): {int(e["id"]) for e in col["segments"]}
+                       for cid, col in ckpt.get("collections", {}).items()}
+
+    def is_shared(self, collection_id: int, seg: Any) -> bool:
+        """Whether the committed checkpoint names the segment (share mode compacts only those)."""
+        return seg.segment_id in self.shared.get(collection_id, ())
 
     def checkpoint(self, seal_all: bool) -> dict[str, Any]:
         """Persist (every collection's growing data too when `seal_all`), upload, commit."""
@@ -122,6 +133,7 @@ class CheckpointWriter:
                 "next_id": engine.catalog.new_id(), "collections": collections,
             }
             self._commit(ckpt)
+            self._note_shared(ckpt)
             self.last_lsn = ckpt["lsn"]
             self.checkpoints += 1
             log.info("checkpoint %d: WAL channel resumes at LSN %d; %d segments in S3", self.checkpoints,
@@ -138,6 +150,8 @@ class CheckpointWriter:
                 self.s3.put_file(f"{key}/{name}", root / name)
             entry = {"id": seg.segment_id, "partition": seg.partition_id, "rows": seg.num_rows,
                      "path": seg.path, "key": key, "files": files, "deletes": ""}
+            if seg.compacted_from:  # share mode: the sources it replaces (`share_coord`)
+                entry["from"] = list(seg.compacted_from)
         raw = np.ascontiguousarray(deleted, dtype=np.int64)
         digest = hashlib.blake2b(raw.tobytes(), digest_size=10).hexdigest()
         deletes = f"{entry['key']}.deletes.{digest}.npy"

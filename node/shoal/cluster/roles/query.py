@@ -142,7 +142,7 @@ class QueryNode:
         try:
             ckpt = read_checkpoint(self.env) if self.s3 is not None else None
             # share mode: only the segments no share names and this node's share; the rest stay on their nodes
-            keep = self.shares.startup_keep() if self.shares is not None else None
+            keep = self.shares.startup_keep(ckpt) if self.shares is not None else None
             start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", keep=keep)
         except Exception:
             log.exception("loading the checkpoint's segments failed; exiting")

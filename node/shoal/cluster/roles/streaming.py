@@ -129,8 +129,11 @@ class StreamingNode:
             wal.on_checkpoint = self._on_engine_checkpoint
         self._imported(replayed_imports)
         follower.lead()
-        if self.env.cfg.segment_placement == "share":  # query nodes cannot repeat a merge of segments they do not hold
-            follower.engine.auto_compact = False
+        if self.env.cfg.segment_placement == "share":  # compact only what query nodes can load from S3
+            if self.checkpointer is None:
+                follower.engine.auto_compact = False
+            else:
+                follower.engine.compactor.eligible = self.checkpointer.is_shared
         self.serving.set()
         if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
             threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
