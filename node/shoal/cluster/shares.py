@@ -12,8 +12,8 @@ per group answers for them (`read_shares`). `target` is where a segment should b
 rows; `serving` is where reads go: a segment moves there only once its new node reports holding
 it, and its old node releases it only after that, so a read never meets a gap or a duplicate.
 
-Compaction: the owner merges only segments its committed checkpoint names (`from` in the next
-checkpoint's entry of the merged segment); query nodes do not repeat the merge, they keep the
+Compaction: the owner merges only segments its committed checkpoint names, then checkpoints
+(`from` in the merged segment's entry); query nodes do not repeat the merge, they keep the
 sources. While no node holds a merged segment it is targeted but not served and its sources
 stay served where they were (`keep_sources`); once its node holds it, one version serves it and
 drops the sources, which their nodes then release. The node answering for the unnamed rest

@@ -143,6 +143,7 @@ class ShareHolder:
             mapped = self.superseded.setdefault(collection_id, {})
             for s in sources:
                 mapped[s] = target
+        log.info("share mode: the owner merged segments %s into %d; they answer until it is served", sources, target)
 
     # ---- the loop
     def run(self, stop: threading.Event) -> None:
@@ -254,4 +255,4 @@ class ShareHolder:
             data.segments = [s for s in data.segments if s.segment_id != sid]
         self._not_mine_since.pop(sid, None)
         self.released_segments += 1
-        log.info("share mode: released segment %d (served by another node)", sid)
+        log.info("share mode: released segment %d (served by another node, or merged into one served)", sid)

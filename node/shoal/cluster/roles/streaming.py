@@ -133,7 +133,18 @@ class StreamingNode:
             if self.checkpointer is None:
                 follower.engine.auto_compact = False
             else:
-                follower.engine.compactor.eligible = self.checkpointer.is_shared
+                compactor = follower.engine.compactor
+                compactor.eligible = self.checkpointer.is_shared
+                log_merge = compactor.on_merged
+
+                def merged(*args: Any) -> None:
+                    # the query nodes load the merged segment once a checkpoint names it: take one
+                    # (it waits on the compactor's gate until this swap is done)
+                    if log_merge is not None:
+                        log_merge(*args)
+                    self._ckpt_wanted.set()
+
+                compactor.on_merged = merged
         self.serving.set()
         if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
             threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
