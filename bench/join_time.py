@@ -11,9 +11,10 @@ tail replayed). Reports the seconds, the bytes the new node fetched (its segment
 seconds per GB and per million rows. Not part of CI: a figure for the notes.
 
 `--share` runs share mode (`segment_placement: share`, segments of rows / 8): the new node then
-registers once it holds everything as before, and the figure is the rebalancing: from the scale
-call until the two nodes serve disjoint shares (the old node released the moved segments), with
-the rows each serves and the seconds per GB moved.
+registers without loading the segments the share document gives the old node (it loads what no
+share names and then its own share), and the figure is also the rebalancing: from the scale call
+until the two nodes serve disjoint shares (the old node released the moved segments), with the
+rows each serves and the seconds per GB moved.
 """
 
 from __future__ import annotations
@@ -68,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             answer = admin_call(data, "POST", "/scale?role=query&count=2")
             seconds = time.monotonic() - started
-            if args.share:
-                return _rebalanced(data, started, seconds, args.rows, args.dim)
             (name,) = answer["steps"][0]["added"]
-            grpc_port = {p["name"]: p for p in admin_call(data, "GET", "/status")["processes"]}[name]["ports"]["grpc"]
-            node = RpcClient(f"127.0.0.1:{grpc_port}")
-            startup = node.call("startup", timeout=60)
-            node.close()
+            if args.share:
+                code = _rebalanced(data, started, seconds, args.rows, args.dim)
+                print(f"{name} at start: {_startup(data, name)}; its segment cache holds "
+                      f"{_bytes(data / 'roles' / name / 'segment-cache') / 1e6:.1f} MB")
+                return code
+            startup = _startup(data, name)
             fetched = _bytes(data / "roles" / name / "segment-cache")
             count = client.query("join", filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
             assert count == args.rows, count
@@ -86,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_all([proc])
     return 0
+
+
+def _startup(data: Path, name: str) -> dict[str, int]:
+    """What the node's start-up loaded (segments from S3, records replayed)."""
+    grpc_port = {p["name"]: p for p in admin_call(data, "GET", "/status")["processes"]}[name]["ports"]["grpc"]
+    node = RpcClient(f"127.0.0.1:{grpc_port}")
+    try:
+        return node.call("startup", timeout=60)
+    finally:
+        node.close()
 
 
 def _rebalanced(data: Path, started: float, joined_s: float, rows: int, dim: int) -> int:

@@ -6,8 +6,11 @@ among the query nodes, the proxy gathers every search, query and count from them
   answers equal an exact brute-force answer computed here (what standalone and copy mode answer
   on a FLAT index), count(*) included.
 - Scaling 1 -> 2 moves segments: `shoal cluster status` shows both nodes holding sealed
-  segments, none held twice once the old holder released them; draining one loads its segments
-  on the other from S3 (with the deletes made since the checkpoint).
+  segments, none held twice once the old holder released them; the new node's start-up loaded
+  none of the segments the first one serves; draining one loads its segments on the other from
+  S3 (with the deletes made since the checkpoint).
+- A compaction (the owner merges, the query nodes load the merged segments from S3) leaves the
+  answers as they were, and the merged segments end up served, their sources held nowhere.
 - Under the mixed load of the fault tests (`loadgen.MixedLoad`) no request fails during either
   move. Rows per node and the time of each move are printed (figures, not asserted).
 """
@@ -40,6 +43,7 @@ from loadgen import (  # noqa: E402
     wait_for,
 )
 
+from shoal.cluster.rpc import RpcClient  # noqa: E402
 from shoal.cluster.supervisor import admin_call  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1200)
@@ -123,6 +127,16 @@ def _spread(cluster: ClusterProcess, nodes: list[str], base: set[int]) -> dict[s
     return shares[0]
 
 
+def _startup(cluster: ClusterProcess, node: str) -> dict[str, int]:
+    """What a query node's start-up loaded (its `startup` call)."""
+    procs = {p["name"]: p for p in _status(cluster)["processes"]}
+    rpc = RpcClient(f"127.0.0.1:{procs[node]['ports']['grpc']}")
+    try:
+        return rpc.call("startup", timeout=60)
+    finally:
+        rpc.close()
+
+
 def _under_load(cluster: ClusterProcess, step, expected: dict) -> object:  # noqa: ANN001
     first = 10**7 + 100_000 * int(time.time() % 1000)
     load = MixedLoad(cluster.uri, COLL, first, expected)
@@ -163,6 +177,9 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
 
     rows = _under_load(cluster, join, expected)
     assert all(v > 0 for v in rows.values()), rows
+    # the new node loaded none of the segments the document gave query-1, only its own share since
+    startup = _startup(cluster, "query-2")
+    assert startup["segments_left"] >= len(base), startup
     assert _answers(client) == _exact(set())
 
     # deletes after the last checkpoint: a segment loaded from S3 later must still lose these rows
@@ -187,3 +204,21 @@ def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess
         with pytest.raises(MilvusException) as err:
             call()
         assert err.value.code == 10 and "segment_placement share" in err.value.message
+
+
+def test_compaction_in_share_mode_keeps_the_answers(cluster: ClusterProcess, client: MilvusClient) -> None:
+    if not client.has_collection(COLL):
+        _create(client)
+    client.delete(COLL, ids=DELETED)  # a manual compaction rewrites each base segment they fall in
+    wait_for(lambda: _status(cluster)["shares"].get(f"default.{COLL}"), 120, "the segments to be shared out")
+    before = _answers(client)
+    old = set().union(*_sealed(cluster).values())
+    job = client.compact(COLL)
+    wait_for(lambda: client.get_compaction_state(job) == "Completed", 120, "the compaction to complete")
+    assert _answers(client) == before
+
+    def merged() -> set[int]:  # sources released everywhere: their merged segments are served
+        return old - set().union(*_sealed(cluster).values())
+
+    wait_for(merged, 120, "the merged segments to be served and their sources released")
+    assert _answers(client) == before

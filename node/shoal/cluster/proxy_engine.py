@@ -6,7 +6,8 @@ role that executes the call, which is the standalone `Engine` too:
 - DDL, load state and index definitions -> the coordinator (the catalog's one writer);
 - insert/upsert/delete/truncate/flush and starting a bulk import -> the streaming node that owns
   the WAL channel (an import's state is read from etcd, `roles/imports.py`);
-- compaction -> the owner, which logs each swap in the WAL for the query nodes to repeat;
+- compaction -> the owner, which logs each swap in the WAL for the query nodes to repeat (share
+  mode: they do not repeat it, the merged segment reaches them through S3, `cluster/shares.py`);
   `compaction_state` reports Completed once the owner and every query node have completed;
 - search/query/counts/index progress/segments -> a query node, once it applied the catalog version
   this proxy last saw and what the request's consistency level asks (the query node decides:
@@ -268,9 +269,6 @@ class ClusterEngine:
         return placement.groups_of(doc, info.num_shards)
 
     def compact(self, database: str, collection: str, force: bool = False) -> int:
-        if self.share_mode:  # a query node cannot repeat a merge of segments it does not hold
-            raise ShoalError(Code.NOT_SUPPORTED, "compaction is not supported with segment_placement share "
-                             "(query nodes hold only their share of the segments)")
         return int(self._write("compact", database, collection, force=force))
 
     def compaction_state(self, compaction_id: int) -> Any:

@@ -11,6 +11,13 @@ the rest (growing data, segments sealed since the checkpoint) every node holds, 
 per group answers for them (`read_shares`). `target` is where a segment should be, balanced by
 rows; `serving` is where reads go: a segment moves there only once its new node reports holding
 it, and its old node releases it only after that, so a read never meets a gap or a duplicate.
+
+Compaction: the owner merges only segments its committed checkpoint names, then checkpoints
+(`from` in the merged segment's entry); query nodes do not repeat the merge, they keep the
+sources. While no node holds a merged segment it is targeted but not served and its sources
+stay served where they were (`keep_sources`); once its node holds it, one version serves it and
+drops the sources, which their nodes then release. The node answering for the unnamed rest
+leaves out merged segments and sources whose merged segment the read's document names.
 """
 
 from __future__ import annotations
@@ -77,6 +84,29 @@ def serving(target: dict[int, str], before: dict[int, str], holds: dict[str, set
         else:
             out[s] = next((n for n in sorted(holds) if n in live and s in holds[n]), t)
     return out
+
+
+def keep_sources(serving: dict[int, str], merged: dict[int, list[int]], before: dict[int, str],
+                 holds: dict[str, set[int]]) -> None:
+    """A compaction's target that no node holds yet is not served: its sources stay served (the
+    owner merged them; query nodes do not repeat it), each where it was while that node still
+    holds it, else by a node holding it, so no document version answers those rows twice or not
+    at all. Once a node holds the target, one version serves it and drops the sources; a source
+    no node holds any more leaves the target served at its node (reads retry until it loaded)."""
+    for t, sources in merged.items():
+        if t not in serving or any(t in h for h in holds.values()):
+            continue
+        kept: dict[int, str] = {}
+        for s in sources:
+            old = before.get(s)
+            node = old if old is not None and s in holds.get(old, ()) else next(
+                (n for n in sorted(holds) if s in holds[n]), None)
+            if node is None:
+                break
+            kept[s] = node
+        else:
+            del serving[t]
+            serving.update(kept)
 
 
 def read_shares(group: dict[str, Any], nodes: list[str]) -> dict[str, dict[str, Any]]:

@@ -47,6 +47,9 @@ class Compactor:
         self.on_merged: Callable[[CollectionMeta, int, list[int], int, int], None] | None = None
         self._last_id = 0
         self._busy: dict[int, int] = {}  # collection id -> compactions running or waiting
+        # which sealed segments a compaction may take (None: every persisted one); a cluster owner in
+        # share mode: those its committed checkpoint names (`CheckpointWriter.shared`)
+        self.eligible: Callable[[int, Segment], bool] | None = None
         self._turns: dict[int, threading.Lock] = {}  # collection id -> held while one runs
 
     def plan(
@@ -61,7 +64,7 @@ class Compactor:
         rewrites nothing (`_run` reports it as its own target)."""
         groups: dict[int, list[Segment]] = {}
         for seg in data.snapshot():
-            if not (seg.sealed and seg.path):
+            if not self._may_take(data, seg):
                 continue
             if force or seg.num_rows < small_rows or (
                 seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows
@@ -82,6 +85,9 @@ class Compactor:
                     room[at] -= live
             plans += [(pid, b) for b in bins if force or len(b) > 1 or b[0].num_deleted]
         return plans
+
+    def _may_take(self, data: CollectionData, seg: Segment) -> bool:
+        return bool(seg.sealed and seg.path) and (self.eligible is None or self.eligible(data.collection_id, seg))
 
     def small_rows(self, data: CollectionData) -> int:
         return max(1, data.seal_rows // 2)
@@ -126,7 +132,7 @@ class Compactor:
         segments, or a segment has lost AUTO_DELETED_RATIO of its rows to deletes."""
         small: dict[int, int] = {}
         for seg in data.snapshot():
-            if not (seg.sealed and seg.path):
+            if not self._may_take(data, seg):
                 continue
             if seg.num_deleted and seg.num_deleted >= AUTO_DELETED_RATIO * seg.num_rows:
                 return True

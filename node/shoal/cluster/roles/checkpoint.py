@@ -13,8 +13,9 @@ The checkpoint (JSON):
                  named here (per collection, records up to `checkpoint_lsn`) — a starting node
                  reads Kafka from offset `lsn`
     collections  {collection_id: {checkpoint_lsn, segments: [{id, partition, rows, path, key,
-                 files, deletes}]}}; `path` is the engine's relative segment directory, `key`
-                 the S3 prefix of its files, `deletes` the S3 key of its delete log
+                 files, deletes, from?}]}}; `path` is the engine's relative segment directory, `key`
+                 the S3 prefix of its files, `deletes` the S3 key of its delete log, `from` the
+                 segments a compaction merged into it
     max_ts, next_id, epoch   timestamps and ids a new owner must stay above; the writer's epoch
 
 `load_checkpoint` puts a checkpoint into a fresh `Follower`: the files go to a local disk cache
@@ -31,6 +32,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,8 @@ from shoal.storage.object_store import S3ObjectStore
 from shoal.storage.segment_files import write_array_atomic
 
 log = logging.getLogger(__name__)
+
+Keep = Callable[[int, dict[str, Any]], bool]  # (collection id, checkpoint segment entry) -> load it?
 
 
 def checkpoint_key(channel: int = WAL_CHANNEL) -> str:
@@ -90,6 +94,16 @@ class CheckpointWriter:
                 self.uploaded[seg["path"]] = dict(seg)
         self.last_lsn = int(loaded["lsn"]) if loaded else 0
         self.checkpoints = 0
+        self.shared: dict[int, set[int]] = {}  # collection id -> segment ids the committed checkpoint names
+        self._note_shared(loaded or {})
+
+    def _note_shared(self, ckpt: dict[str, Any]) -> None:
+        self.shared = {int(cid): {int(e["id"]) for e in col["segments"]}
+                       for cid, col in ckpt.get("collections", {}).items()}
+
+    def is_shared(self, collection_id: int, seg: Any) -> bool:
+        """Whether the committed checkpoint names the segment (share mode compacts only those)."""
+        return seg.segment_id in self.shared.get(collection_id, ())
 
     def checkpoint(self, seal_all: bool) -> dict[str, Any]:
         """Persist (every collection's growing data too when `seal_all`), upload, commit."""
@@ -119,6 +133,7 @@ class CheckpointWriter:
                 "next_id": engine.catalog.new_id(), "collections": collections,
             }
             self._commit(ckpt)
+            self._note_shared(ckpt)
             self.last_lsn = ckpt["lsn"]
             self.checkpoints += 1
             log.info("checkpoint %d: WAL channel resumes at LSN %d; %d segments in S3", self.checkpoints,
@@ -135,6 +150,8 @@ class CheckpointWriter:
                 self.s3.put_file(f"{key}/{name}", root / name)
             entry = {"id": seg.segment_id, "partition": seg.partition_id, "rows": seg.num_rows,
                      "path": seg.path, "key": key, "files": files, "deletes": ""}
+            if seg.compacted_from:  # share mode: the sources it replaces (`share_coord`)
+                entry["from"] = list(seg.compacted_from)
         raw = np.ascontiguousarray(deleted, dtype=np.int64)
         digest = hashlib.blake2b(raw.tobytes(), digest_size=10).hexdigest()
         deletes = f"{entry['key']}.deletes.{digest}.npy"
@@ -176,10 +193,11 @@ def read_index_records(env: ClusterEnv) -> dict[str, dict[str, Any]]:
 
 
 def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cache_dir: Path,
-                    index_records: dict[str, dict[str, Any]] | None = None) -> int:
+                    index_records: dict[str, dict[str, Any]] | None = None, keep: Keep | None = None) -> int:
     """Load the checkpoint's segments into a fresh engine (before any record is applied), with
     the vector indexes the index role put in S3 for the current index definitions (the rest
-    the engine's indexer builds); returns how many segments were loaded."""
+    the engine's indexer builds); returns how many segments were loaded. `keep(collection id,
+    entry)`: whether to load a segment (share mode: a starting node loads only its share)."""
     index_records = index_records or {}
     engine.tso.observe(int(ckpt.get("max_ts", 0)))
     top = int(ckpt.get("next_id", 0))
@@ -196,6 +214,8 @@ def load_checkpoint(engine: Engine, ckpt: dict[str, Any], s3: S3ObjectStore, cac
             top = max(top, int(seg["id"]))
             if int(seg["partition"]) not in partitions:
                 continue  # its partition was dropped after the checkpoint
+            if keep is not None and not keep(cid, seg):
+                continue
             metas.append(fetch_segment(engine, meta, seg, s3, cache_dir, index_records))
         meta.segments = metas
         meta.checkpoint_lsn = int(col["checkpoint_lsn"])
@@ -251,14 +271,15 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def resume(follower: Any, env: ClusterEnv, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None,
-           cache_dir: Path, with_indexes: bool = True) -> tuple[int, int]:
+           cache_dir: Path, with_indexes: bool = True, keep: Keep | None = None) -> tuple[int, int]:
     """Load the channel's checkpoint into a fresh `Follower`: returns (the Kafka offset to read
-    the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel."""
+    the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel.
+    `keep`: see `load_checkpoint`."""
     if ckpt is None or s3 is None:
         return 0, 0
     follower.catch_up(0)  # a catalog at least as new as the one the checkpoint was taken under
     records = read_index_records(env) if with_indexes else {}
-    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records)
+    loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records, keep)
     lsn = int(ckpt["lsn"])
     follower.mark_applied(lsn)
     return lsn, loaded  # LSN = offset + 1, so the first record after it is at offset `lsn`

@@ -78,6 +78,8 @@ class Follower:
         self.imported_jobs: set[int] = set()
         self.on_imported: Any = None
         self.keep_delete_log = False  # share mode: a segment loaded later from S3 needs the deletes since
+        # share mode: a COMPACT record is noted (collection id, sources, target), not repeated
+        self.on_compact: Any = None
         self._applied_cond = threading.Condition()
 
     def lead(self) -> None:
@@ -148,7 +150,10 @@ class Follower:
             elif record.kind == Kind.COMPACT:
                 sources = [int(i) for i in record.batch[wal_records.COMPACT_SOURCES].values]
                 target = int(record.batch[wal_records.COMPACT_TARGET].values[0])
-                self.engine.compactor.merge_as(meta, data, record.partition_id, sources, target, record.ts)
+                if self.on_compact is not None:
+                    self.on_compact(record.collection_id, sources, target)
+                else:
+                    self.engine.compactor.merge_as(meta, data, record.partition_id, sources, target, record.ts)
             else:
                 with data.write_lock:
                     if not data.dropped:

@@ -5,8 +5,9 @@ engine with the same apply code as the owner, and answers search/query/counts/in
 with the standalone read path. At start it loads the channel's checkpoint (the sealed
 segments in S3, through a local disk cache, memory-mapped) and tails Kafka from the checkpoint's
 offset, not from 0. While it runs it seals at the same FLUSH records as the owner and keeps its
-own copy, so a later checkpoint needs no download. This version builds indexes on the query
-node itself (the index role idles).
+own copy, so a later checkpoint needs no download (share mode: only the segments no share names
+and its own share, `shares_node.ShareHolder`). This version builds indexes on the query node
+itself (the index role idles).
 
 How fresh a read is follows the request's consistency level as Milvus defines it (the level
 the request names, else the collection's; `read_guarantee` holds the rule):
@@ -73,7 +74,9 @@ class QueryNode:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shoal-position")
         self.fresh_at = float("-inf")  # monotonic time up to which every acknowledged write is applied
         # what the start-up read: segments from S3, then records from Kafka until caught up
-        self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0}
+        # (share mode: `segments_left`, the checkpoint segments left to the nodes that serve them)
+        self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0,
+                                        "segments_left": 0}
         # share mode (`cluster/shares.py`): hold only the sealed segments assigned here
         self.shares = (ShareHolder(env, self.follower, self.s3, data_dir / "segment-cache", self.caught_up)
                        if env.cfg.segment_placement == "share" and self.s3 is not None else None)
@@ -138,11 +141,14 @@ class QueryNode:
             return
         try:
             ckpt = read_checkpoint(self.env) if self.s3 is not None else None
-            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache")
+            # share mode: only the segments no share names and this node's share; the rest stay on their nodes
+            keep = self.shares.startup_keep(ckpt) if self.shares is not None else None
+            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", keep=keep)
         except Exception:
             log.exception("loading the checkpoint's segments failed; exiting")
             os._exit(3)
-        self.startup.update(checkpoint_lsn=start, segments_loaded=loaded)
+        self.startup.update(checkpoint_lsn=start, segments_loaded=loaded,
+                            segments_left=self.shares.skipped_segments if self.shares is not None else 0)
         tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
         try:
             end = tail.end_offset()
@@ -157,7 +163,8 @@ class QueryNode:
                 if not self.caught_up.is_set() and (at_end or tail.position >= end):
                     self.caught_up.set()
                     log.info("query node caught up with the WAL channel at offset %d: %d segments from S3 "
-                             "(checkpoint offset %d), then %d records from Kafka", tail.position, loaded, start,
+                             "(checkpoint offset %d; %d left to the nodes serving them), then %d records from "
+                             "Kafka", tail.position, loaded, start, self.startup["segments_left"],
                              self.startup["records_replayed"])
         except Exception:
             log.exception("the WAL tail failed; exiting")

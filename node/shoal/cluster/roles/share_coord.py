@@ -73,6 +73,7 @@ class ShareBalancer:
         for cid, gdoc in groups_docs.items():
             col = ckpt.get("collections", {}).get(str(cid), {})
             rows = {int(e["id"]): int(e["rows"]) for e in col.get("segments", [])}
+            merged = {int(e["id"]): [int(s) for s in e["from"]] for e in col.get("segments", []) if e.get("from")}
             self.rows[cid] = rows
             before = docs.get(cid) or {"collection_id": cid, "version": 0, "groups": [], "nodes": {}}
             groups = []
@@ -83,7 +84,9 @@ class ShareBalancer:
                 target, reasons = shares.balance(rows, nodes, current)
                 holds = {n: held[n].get(str(cid), set())  # this group's nodes only, the draining ones included
                          for n in {*nodes, *old["serving"].values()} if n in held}
-                serving = shares.serving(target, {int(s): n for s, n in old["serving"].items()}, holds, set(held))
+                before_serving = {int(s): n for s, n in old["serving"].items()}
+                serving = shares.serving(target, before_serving, holds, set(held))
+                shares.keep_sources(serving, merged, before_serving, holds)
                 for reason in reasons:
                     action = "assign" if reason.endswith("(new)") else "reload" if reason.endswith("left)") else "move"
                     self.decide("share", action, f"{gdoc['database']}.{gdoc['name']} group {i}: {reason}")

@@ -129,8 +129,22 @@ class StreamingNode:
             wal.on_checkpoint = self._on_engine_checkpoint
         self._imported(replayed_imports)
         follower.lead()
-        if self.env.cfg.segment_placement == "share":  # query nodes cannot repeat a merge of segments they do not hold
-            follower.engine.auto_compact = False
+        if self.env.cfg.segment_placement == "share":  # compact only what query nodes can load from S3
+            if self.checkpointer is None:
+                follower.engine.auto_compact = False
+            else:
+                compactor = follower.engine.compactor
+                compactor.eligible = self.checkpointer.is_shared
+                log_merge = compactor.on_merged
+
+                def merged(*args: Any) -> None:
+                    # the query nodes load the merged segment once a checkpoint names it: take one
+                    # (it waits on the compactor's gate until this swap is done)
+                    if log_merge is not None:
+                        log_merge(*args)
+                    self._ckpt_wanted.set()
+
+                compactor.on_merged = merged
         self.serving.set()
         if self.checkpointer is not None:  # after `serving`: the loop ends once it is cleared
             threading.Thread(target=self._checkpoint_loop, name="shoal-checkpoint", daemon=True).start()
