@@ -61,9 +61,9 @@ def invalid(message: str) -> ShoalError:
     return ShoalError(Code.PARAMETER_INVALID, message)
 
 
-def invalid_value(expected: str, actual: str) -> ShoalError:
-    """Code 1100 in Milvus's wrapped form: "invalid parameter[expected=E][actual=A]"."""
-    return invalid(f"invalid parameter[expected={expected}][actual={actual}]")
+def invalid_value(expected: str, actual: str, what: str = "") -> ShoalError:
+    """Code 1100 in Milvus's wrapped form: "[what: ]invalid parameter[expected=E][actual=A]"."""
+    return invalid(f"{what + ': ' if what else ''}invalid parameter[expected={expected}][actual={actual}]")
 
 
 def unknown_index_type(index_type: object) -> ShoalError:

@@ -57,21 +57,21 @@ def test_malformed_filter_reports_position(expr: str, pos: int, words: str) -> N
 
 # (expression, schema, words the message must contain — usually the field's name)
 TYPE_ERRORS: list[tuple[str, CollectionSchema, str]] = [
-    ("age and flag", SCHEMA, "field 'age'"),
-    ("name > 3", SCHEMA, "field 'name' of type VARCHAR"),
-    ("age == 'x'", SCHEMA, "field 'age' of type INT32"),
+    ("age and flag", SCHEMA, "'and' can only be used between boolean expressions"),
+    ("name > 3", SCHEMA, "comparisons between VarChar and Int64 are not supported"),
+    ("age == 'x'", SCHEMA, "comparisons between Int32 and VarChar are not supported"),
     ("name + 1 > 2", SCHEMA, "field 'name'"),
     ("-name < 0", SCHEMA, "field 'name'"),
     ("flag * 2 > 1", SCHEMA, "field 'flag'"),
     ("nosuch > 1", STATIC, "field nosuch not exist"),
     ("$meta['k'] > 1", STATIC, "dynamic field"),
     ("vec > 1", SCHEMA, "vector field 'vec'"),
-    ("age like 'a%'", SCHEMA, "field 'age'"),
+    ("age like 'a%'", SCHEMA, "like operation on non-string or no-json field is unsupported"),
     ("name like age", SCHEMA, "pattern"),
     ("age in [1, 'a']", SCHEMA, "value 'string_val:\"a\"' in list cannot be casted to Int32"),
     ("flag in [0]", SCHEMA, "value 'int64_val:0' in list cannot be casted to Bool"),
     ("age in not [1, 2]", SCHEMA, "not can only apply on boolean"),
-    ("age > 1 and 2", SCHEMA, "and can only apply on boolean"),
+    ("age > 1 and 2", SCHEMA, "'and' can only be used between boolean expressions"),
     ("age in age", SCHEMA, "value 'age' in list cannot be a non-const expression"),
     ("age in (age)", SCHEMA, "value '(age)' in list cannot be a non-const expression"),
     ("age in 1", SCHEMA, "the right-hand side of 'in' must be a list, but got: 1"),
@@ -90,7 +90,7 @@ TYPE_ERRORS: list[tuple[str, CollectionSchema, str]] = [
     ("array_length(age) > 1", SCHEMA, "field 'age'"),
     ("exists age", SCHEMA, "field 'age'"),
     ("flag < true", SCHEMA, "field 'flag'"),
-    ("(age & 1) == name", SCHEMA, "field 'name'"),
+    ("(age & 1) == name", SCHEMA, "comparisons between Int64 and VarChar are not supported"),
     ("name << 1 == 2", SCHEMA, "field 'name'"),
     ("~price == 1", SCHEMA, "field 'price'"),
     ("nums < [1]", SCHEMA, "field 'nums'"),
@@ -165,3 +165,48 @@ def test_error_for_a_huge_filter_quotes_only_its_start() -> None:
     assert info.value.code == Code.PARAMETER_INVALID
     assert len(info.value.message) < 1000
     assert "cannot be casted to Int64" in info.value.message
+
+
+# What Milvus's planner (planparserv2) refuses, in its words: a bare BOOL column or a literal
+# as a predicate, a constant beside a predicate, arithmetic or a comparison across two columns
+# it cannot plan, and constants that do not cast to the column's type.
+MILVUS_REFUSALS: list[tuple[str, str]] = [
+    ("flag", "failed to create query plan: predicate is not a boolean expression: flag, data type: Bool"),
+    ("true", "failed to create query plan: predicate is not a boolean expression: true, data type: Bool"),
+    ("!flag", "cannot parse expression: !flag, error: not op can only be applied on boolean expression"),
+    ("not meta['a']", "error: not op can only be applied on boolean expression"),
+    ("age > 0 and flag", "cannot parse expression: age > 0 and flag, error: 'and' can only be used between boolean expressions"),
+    ("age > 0 or false", "cannot parse expression: age > 0 or false, error: 'or' can only be used between boolean expressions"),
+    ("true and age > 0", "error: 'and' can only be used between boolean expressions"),
+    ("age + price > 3", "error: not supported to do arithmetic operations between multiple fields"),
+    ("size + age > 40", "error: not supported to do arithmetic operations between multiple fields"),
+    ("meta['a'] > age", "error: two column comparison with JSON type is not supported"),
+    ("$meta['a'] > $meta['b']", "error: two column comparison with JSON type is not supported"),
+    ("color == size", "error: two column comparison with JSON type is not supported"),
+    ("age + 1 > price", "error: only comparison between two fields is supported"),
+    ("name > 1", "error: comparisons between VarChar and Int64 are not supported"),
+    ("flag == 1", "error: comparisons between Bool and Int64 are not supported"),
+    ("tags[0] == 1", "error: comparisons between Array[VarChar] and Int64 are not supported"),
+    ("age == 1.2", "error: cannot cast value to Int32, value: float_val:1.2"),
+    ("id >= 10.0", "error: cannot cast value to Int64, value: float_val:10"),
+    ("age + 1 < 2.5", "error: cannot cast value to Int64, value: float_val:2.5"),
+    ("price like 'a%'", "error: like operation on non-string or no-json field is unsupported"),
+    ("(age + 1) like 'a%'", "error: like operation on complicated expr is unsupported"),
+]
+
+
+@pytest.mark.parametrize(("expr", "words"), MILVUS_REFUSALS, ids=[e[0] for e in MILVUS_REFUSALS])
+def test_filters_milvus_refuses_answer_with_its_words(expr: str, words: str) -> None:
+    with pytest.raises(ShoalError) as info:
+        compile_filter(expr, SCHEMA)
+    assert info.value.code == Code.PARAMETER_INVALID
+    assert info.value.message.startswith("failed to create query plan: ")
+    assert words in info.value.message
+
+
+@pytest.mark.parametrize("expr", [
+    "flag == true", "not (flag == false)", "1 == 1", "not false", "true and 1 < 2", "age > price",
+    "flag != flag", "price > 1", "score == 0", "age * 1.5 > 3", "meta['a'] == 1.5", "age > 0 and (name == 'a' or price < 2)",
+])
+def test_forms_milvus_plans_still_compile(expr: str) -> None:
+    assert compile_filter(expr, SCHEMA).root is not None

@@ -28,7 +28,7 @@ EXPRESSIONS = [
     "price in [0.5, 1.5]", "tag == 'ab'", "tag != 'ab'",
     "tag < 'b'", "tag >= 'b'", "tag > 'ab'", "tag <= 'ab'", "tag in ['a', 'bc', 'zz']", "tag not in ['a']",
     "tag like 'a%'", "tag like 'ab'", "tag like '%b'", "not (tag == 'a')", "num > 2 and tag like 'b%'",
-    "num == 2.5", "num in []",
+    "num == -1", "num in []",
 ]
 
 

@@ -106,6 +106,22 @@ def null_column(field: FieldSchema, n: int) -> Column:
 # A dynamic key asked for as an output field must parse as an identifier (or `$meta[...]`/a
 # path), as Milvus's proxy parses it; "**", "*%" or "@" are refused.
 _DYNAMIC_OUTPUT = re.compile(r"(\$meta|[^\W\d]\w*)(\[.*\])?")
+# An output field Milvus's proxy reads as an aggregation, before any field or dynamic key
+_AGGREGATION = re.compile(r"(?i)(sum|count|avg|min|max)\s*\(\s*([\w*]*)\s*\)")
+
+
+def _check_aggregation(schema: CollectionSchema, name: str) -> None:
+    match = _AGGREGATION.fullmatch(name)
+    if match is None:
+        return
+    func, target = match.group(1).lower(), match.group(2).strip()
+    if target == "*":
+        if func != "count":
+            raise invalid(f"{func}(*) is not supported, only count(*) is allowed")
+        return
+    if schema.field(target) is None:
+        raise invalid(f"target field {target} for aggregation:{func} does not exist")
+    raise not_supported(f"the aggregation {name} in output fields")
 
 
 def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[list[FieldSchema], list[str]]:
@@ -117,6 +133,7 @@ def resolve_output_fields(schema: CollectionSchema, names: list[str]) -> tuple[l
     for name in names:
         if name in bm25_outputs:
             raise invalid(f"not allowed to retrieve raw data of field {name}: it is the output of a BM25 function")
+        _check_aggregation(schema, name)
         if name in ("*", "%"):
             for f in schema.fields:
                 at = next((i for i, x in enumerate(fields) if x.name == f.name), None)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.fulltext import fill_outputs, function_outputs
-from shoal.errors import invalid
+from shoal.errors import invalid, invalid_value
 from shoal.geometry import geometry_wkt
 from shoal.schema import (
     DYNAMIC_FIELD,
@@ -85,11 +85,10 @@ def normalize_insert(
         col = batch.get(f.name)
         if f.is_primary:
             if f.auto_id and col is not None and not for_upsert:
-                raise invalid(
-                    # Milvus's words first (it counts the fields): clients and suites match on them
-                    f"more fieldData has pass in: the value of primary key field ({f.name}) "
-                    "should not be provided when auto_id is true"
-                )
+                # Milvus counts the fields given plus those it generates (the key, function outputs)
+                given = {name for name in batch if schema.field(name) is not None or name == DYNAMIC_FIELD}
+                actual = len(given) + 1 + len(outputs - given)
+                raise invalid_value(str(len(schema.fields)), str(actual), "more fieldData has pass in")
             if f.auto_id and col is None and not for_upsert:
                 continue
             if col is None:

@@ -24,6 +24,9 @@ from shoal.geometry import DISTANCE_PREDICATES, PREDICATES, parse_wkt
 from shoal.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+# nodes whose value is data or a constant, not a computed predicate (Milvus: nodeDependent)
+_VALUES = (t.Const, t.Field, t.JsonPath, t.ArrayElement, t.Arith, t.Negate, t.ArrayLength)
+_COLUMNS = (t.Field, t.JsonPath, t.ArrayElement)
 _ARITHMETIC = ("+", "-", "*", "/", "%", "**")
 _BITWISE = ("&", "|", "^")
 _SHIFTS = ("<<", ">>")
@@ -44,11 +47,20 @@ def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[st
     root = _Binder(source, schema, params or {}).bind(node)
     if isinstance(root, t.Const) and root.type is not t.T.BOOL:
         raise syntax_error(source, node.pos, f"the filter is a constant {describe(root)}, not a boolean expression")
-    if root.type is not t.T.BOOL:
-        # Milvus's planner refuses any non-boolean root, a bare JSON path or dynamic key included.
+    # Milvus's planner runs only a computed predicate: a non-boolean root, a bare column (a BOOL
+    # field, a JSON path, a dynamic key) or a literal `true` written as the whole filter is refused;
+    # a constant it folded (`1 == 1`, `not false`) is kept.
+    literal = isinstance(node, s.Literal | s.Template)
+    if not (is_predicate(root) or isinstance(root, t.Const) and not literal):
         shown = source if len(source) <= 300 else source[:300] + "..."
         raise invalid(f"predicate is not a boolean expression: {shown}, data type: {milvus_type_name(root)}")
     return root
+
+
+def is_predicate(node: t.Node) -> bool:
+    """A boolean the planner computes per row (Milvus's canBeExecuted): not a constant, a bare
+    column or an arithmetic value."""
+    return node.type is t.T.BOOL and not isinstance(node, _VALUES)
 
 
 def bind_json_path(source: str, schema: CollectionSchema) -> t.JsonPath | None:
@@ -82,7 +94,29 @@ def milvus_type_name(node: t.Node) -> str:
     """The schemapb.DataType name Milvus's planner gives a node's values."""
     if isinstance(node, t.Field):
         return _MILVUS_TYPE_NAMES.get(node.dtype, node.dtype.name)
+    if isinstance(node, t.ArrayElement):  # a column of the ARRAY field, subscripted
+        return "Array"
     return _T_MILVUS_NAMES[node.type]
+
+
+def _compared_type_name(node: t.Node) -> str:
+    """A comparison operand's type as Milvus's "comparisons between A and B" names it."""
+    if isinstance(node, t.Field) and node.dtype is DataType.ARRAY or isinstance(node, t.ArrayElement):
+        element = node.element_type or DataType.NONE  # an element is still a column of the ARRAY field
+        return f"Array[{_MILVUS_TYPE_NAMES.get(element, element.name)}]"
+    return milvus_type_name(node)
+
+
+def _cast_type_name(node: t.Node) -> str | None:
+    """The integer type a constant compared with `node` is cast to (Milvus's castValue), or None
+    when `node` is no integer column or computed integer."""
+    if isinstance(node, t.Field) and node.dtype.is_integer:
+        return _MILVUS_TYPE_NAMES[node.dtype]
+    if isinstance(node, t.ArrayElement) and node.element_type.is_integer:
+        return _MILVUS_TYPE_NAMES[node.element_type]
+    if isinstance(node, t.Arith | t.Negate) and node.type is t.T.INT:
+        return "Int64"
+    return None
 
 
 def describe(node: t.Node) -> str:
@@ -236,9 +270,11 @@ class _Binder:
             return t.Const(t.T.INT, INT64_MIN)
         operand = self.bind(node.operand)
         if node.op == "not":
-            self.need_predicate(operand, node.operand, "not")
             if isinstance(operand, t.Const):
+                self.need_bool_constant(operand, node.operand, "not")
                 return t.Const(t.T.BOOL, not operand.value)
+            if not is_predicate(operand):
+                raise self.error(node.operand, "not op can only be applied on boolean expression")
             if isinstance(operand, t.Not):
                 return operand.operand
             return t.Not(t.T.BOOL, operand)
@@ -266,11 +302,16 @@ class _Binder:
                 stack.append(current.left)
             else:
                 operands.append(current)
-        parts = []
-        for src in operands:
-            bound = self.bind(src)
-            self.need_predicate(bound, src, op)
-            parts.append(bound)
+        parts = [self.bind(src) for src in operands]
+        if all(isinstance(part, t.Const) for part in parts):
+            for part, src in zip(parts, operands, strict=True):
+                self.need_bool_constant(part, src, op)
+            return _logical(op, parts)
+        # Milvus folds constants only between constants: beside a predicate, a constant, a bare
+        # column (a BOOL field, a JSON path) or an arithmetic value is refused
+        for part, src in zip(parts, operands, strict=True):
+            if not is_predicate(part):
+                raise self.error(src, f"'{op}' can only be used between boolean expressions")
         return _logical(op, parts)
 
     def binary(self, node: s.Binary) -> t.Node:
@@ -279,8 +320,10 @@ class _Binder:
         if op in _COMPARISONS:
             return self.comparison(op, left, right, node)
         if op == "like":
+            if not isinstance(left, (*_COLUMNS, t.Const)):
+                raise self.error(node.left, "like operation on complicated expr is unsupported")
             if left.type not in (t.T.STRING, t.T.JSON):
-                raise self.error(node.left, f"'like' needs a VARCHAR field or JSON value, got {describe(left)}")
+                raise self.error(node.left, "like operation on non-string or no-json field is unsupported")
             if not (isinstance(right, t.Const) and right.type is t.T.STRING):
                 raise self.error(node.right, f"the pattern of 'like' must be a string, got {describe(right)}")
             if isinstance(left, t.Const):
@@ -289,6 +332,9 @@ class _Binder:
         return self.arithmetic(op, left, right, node)
 
     def arithmetic(self, op: str, left: t.Node, right: t.Node, node: s.Binary) -> t.Node:
+        if not isinstance(left, t.Const) and not isinstance(right, t.Const):
+            # Milvus computes on one column and constants only (`a + b > 3` is refused)
+            raise self.error(node, "not supported to do arithmetic operations between multiple fields")
         if op in _BITWISE and left.type is t.T.BOOL and right.type is t.T.BOOL:
             return self.fold(t.Arith(t.T.BOOL, op, left, right), node)
         if op in _BITWISE or op in _SHIFTS:
@@ -315,7 +361,22 @@ class _Binder:
             or ({lt, rt} <= {t.T.ARRAY, t.T.LIST} and op in ("==", "!="))
         )
         if not ok:
-            raise self.error(node, f"cannot compare {describe(left)} with {describe(right)} using '{op}'")
+            if {lt, rt} & {t.T.ARRAY, t.T.LIST} or lt is rt is t.T.BOOL:
+                raise self.error(node, f"cannot compare {describe(left)} with {describe(right)} using '{op}'")
+            raise self.error(
+                node, f"comparisons between {_compared_type_name(left)} and {_compared_type_name(right)} are not supported"
+            )
+        if not isinstance(left, t.Const) and not isinstance(right, t.Const):
+            # two columns: compared as they are, never through arithmetic or a JSON value
+            if not isinstance(left, _COLUMNS) or not isinstance(right, _COLUMNS):
+                raise self.error(node, "only comparison between two fields is supported")
+            if t.T.JSON in (lt, rt):
+                raise self.error(node, "two column comparison with JSON type is not supported")
+        for column, value in ((left, right), (right, left)):
+            cast_to = _cast_type_name(column)
+            if cast_to and isinstance(value, t.Const) and value.type is t.T.FLOAT:
+                # Milvus casts the constant to the integer column's type and refuses a fraction
+                raise self.error(node, f"cannot cast value to {cast_to}, value: {_proto_text(value.value)}")
         if isinstance(left, t.Const) and isinstance(right, t.Const):
             result = jv.compare(op, left.value, right.value)
             if result is None:
@@ -474,11 +535,9 @@ class _Binder:
         return t.Contains(t.T.BOOL, mode, operand, value.value)
 
     # -- checks and folding --------------------------------------------------------------
-    def need_predicate(self, operand: t.Node, src: s.Node, op: str) -> None:
-        if operand.type not in (t.T.BOOL, t.T.JSON):
-            if isinstance(operand, t.Const):  # Milvus's constant folding words it so
-                raise self.error(src, f"{op} can only apply on boolean, got {describe(operand)}")
-            raise self.error(src, f"'{op}' needs boolean operands, got {describe(operand)}")
+    def need_bool_constant(self, operand: t.Const, src: s.Node, op: str) -> None:
+        if operand.type is not t.T.BOOL:  # Milvus's constant folding words it so
+            raise self.error(src, f"{op} can only apply on boolean, got {describe(operand)}")
 
     def need_number(self, operand: t.Node, src: s.Node, op: str) -> None:
         if not (operand.type.numeric or operand.type is t.T.JSON):

@@ -35,7 +35,7 @@ from shoal.api.validate import check_nq, check_offset_limit, check_result_window
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.requests import HybridSearchRequest, RerankSpec, SearchRequest, SearchResult
 from shoal.engine.rerank import FusionRerank, parse_function_rerank
-from shoal.errors import invalid, not_supported
+from shoal.errors import Code, ShoalError, invalid, not_supported
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_HYBRID_REQUESTS,
@@ -101,6 +101,25 @@ def _num(value: Any, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise invalid(f"{name} [{value}] is invalid, it should be a number") from None
+
+
+_JSON_KINDS = {str: "string", list: "array", dict: "object", bool: "boolean", type(None): "null"}
+SEARCH_HINTS = ("iterative_filter",)
+
+
+def _range_bound(value: Any) -> float:
+    """`radius` / `range_filter` from the search params JSON: a JSON number, or the error Milvus's
+    query node raises reading it (its JSON library's words, code 65535)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    kind = _JSON_KINDS.get(type(value), type(value).__name__)
+    raise ShoalError(Code.UNEXPECTED, f"[json.exception.type_error.302] type must be number, but is {kind}")
+
+
+def _check_hints(hints: Any) -> None:
+    if hints not in (None, "", *SEARCH_HINTS):
+        # Milvus's query node plans the search with the hint and refuses one it does not know
+        raise invalid(f"Create Plan by expr failed:  => hints: {hints} not supported")
 
 
 def _as_field_layout(kind: DataType, queries: Any, field: FieldSchema | None) -> Any:
@@ -217,7 +236,8 @@ def search_from_proto(
     metric = kv.get("metric_type") or params.get("metric_type") or None
     for key in ("radius", "range_filter"):
         if key in params:
-            params[key] = _num(params[key], key)
+            params[key] = _range_bound(params[key])
+    _check_hints(params.get("hints", kv.get("hints")))
     if kv.get("analyzer_name"):  # the query text's analyzer on a multi-analyzer field
         params["analyzer_name"] = kv["analyzer_name"]
     group_by = kv.get("group_by_field") or None
