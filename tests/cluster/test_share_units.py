@@ -118,15 +118,19 @@ def test_two_nodes_share_the_segments_and_a_leaving_nodes_half_loads_on_the_othe
             doc = json.loads(etcd.kv[shares.key(cid)])
             plan = shares.read_shares(doc["groups"][0], sorted(live))
             args = ("default", "c", req)
+            schema = owner.engine.describe_collection("default", "c").schema
+            gather.check(method, args, schema)
             parts = []
-            for n, share in sorted(plan.items()):
-                token = READ_SHARE.set(holders[n].select(share))
-                try:
-                    parts.append({"result": getattr(nodes[n].engine, method)(*gather.node_args(method, args)),
-                                  "desc": False})
-                finally:
-                    READ_SHARE.reset(token)
-            return gather.merge(method, args, parts)
+            for call, asked in gather.node_calls(method, args, schema):
+                parts.append([])
+                for n, share in sorted(plan.items()):
+                    token = READ_SHARE.set(holders[n].select(share))
+                    try:
+                        engine = nodes[n].engine
+                        parts[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
+                    finally:
+                        READ_SHARE.reset(token)
+            return gather.merge(method, args, parts, schema)
 
         def sealed(n: str) -> set[int]:
             return {s.segment_id for s in nodes[n].engine.datas[cid].segments if s.sealed}

@@ -17,7 +17,7 @@ from shoal.cluster.roles.shares_node import ShareHolder
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import open_engine
 from shoal.engine.collection_data import READ_SHARE, CollectionData
-from shoal.engine.requests import QueryRequest, SearchRequest
+from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
@@ -93,18 +93,19 @@ def _gathered(engine, method: str, request) -> object:
     serving = {str(s): ("a" if i % 2 else "b") for i, s in enumerate(ids)}
     plan = shares.read_shares({"serving": serving}, ["a", "b"])
     args = ("", "c", request)
-    gather.check(method, args)
-    asked = gather.node_args(method, args)
+    schema = engine.describe_collection("", "c").schema
+    gather.check(method, args, schema)
     holder = _holder(data)
     parts = []
-    for node in sorted(plan):
-        token = READ_SHARE.set(holder.select(plan[node]))
-        try:
-            result = getattr(engine, method)(*asked)
-        finally:
-            READ_SHARE.reset(token)
-        parts.append({"result": result, "desc": False})
-    return gather.merge(method, args, parts)
+    for call, asked in gather.node_calls(method, args, schema):
+        parts.append([])
+        for node in sorted(plan):
+            token = READ_SHARE.set(holder.select(plan[node]))
+            try:
+                parts[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
+            finally:
+                READ_SHARE.reset(token)
+    return gather.merge(method, args, parts, schema)
 
 
 @pytest.mark.parametrize("request_", [
@@ -150,7 +151,7 @@ def test_ties_go_to_the_smaller_key_and_a_key_counts_once() -> None:
 
     parts = [real(part([9, 5], [0.9, 0.5])), real(part([2, 9, 1], [0.9, 0.9, 0.1]))]
     req = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM), np.float32), topk=3)
-    merged = gather.merge("search", ("", "c", req), parts)
+    merged = gather.merge("search", ("", "c", req), [parts], _schema())
     assert merged.ids.tolist() == [2, 9, 5] and dataclasses.is_dataclass(merged)
 
 
@@ -167,17 +168,93 @@ def test_a_released_segment_the_read_needs_makes_it_unavailable(engine) -> None:
     assert first not in {s.segment_id for s in picked}
 
 
+def _vec(n: int = 1, seed: int = 9) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def _same_hits(got, want) -> None:
+    assert got.topks == want.topks
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    assert sorted(got.fields) == sorted(want.fields) and got.output_fields == want.output_fields
+    for name, col in want.fields.items():
+        np.testing.assert_array_equal(got.fields[name].values, col.values)
+
+
+@pytest.mark.parametrize("params,offset", [
+    ({"radius": 9.0}, 0),  # L2: every hit closer than 9, best first
+    ({"radius": 12.0, "range_filter": 6.0}, 3),  # between 6 and 12 only
+])
+def test_a_gathered_range_search_equals_the_whole_engines_answer(engine, params, offset) -> None:
+    req = SearchRequest(anns_field="vec", queries=_vec(3), topk=15, offset=offset, metric_type="L2", params=params,
+                        output_fields=["cat"])
+    want = engine.search("", "c", req)
+    assert sum(want.topks) > 0 and all(lo >= params.get("range_filter", 0) for lo in want.scores)
+    _same_hits(_gathered(engine, "search", req), want)
+
+
+@pytest.mark.parametrize("group_size,offset", [(1, 0), (3, 2)])
+def test_a_gathered_group_by_search_equals_the_whole_engines_answer(engine, group_size, offset) -> None:
+    req = SearchRequest(anns_field="vec", queries=_vec(2), topk=4, offset=offset, metric_type="L2",
+                        group_by_field="cat", group_size=group_size, output_fields=["cat"])
+    want = engine.search("", "c", req)
+    got = _gathered(engine, "search", req)
+    assert want.topks == [4 * group_size] * 2
+    _same_hits(got, want)
+    assert got.group_by_values.values.tolist() == want.group_by_values.values.tolist()
+
+
+def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_node(engine) -> None:
+    from shoal.engine.rerank import DecayRerank
+
+    rounded = SearchRequest(anns_field="vec", queries=_vec(2), topk=6, metric_type="L2", round_decimal=1)
+    _same_hits(_gathered(engine, "search", rounded), engine.search("", "c", rounded))
+    for outputs in ([], ["cat"]):  # the reranker's field travels to the proxy and is dropped if not asked for
+        req = SearchRequest(anns_field="vec", queries=_vec(2), topk=5, offset=2, metric_type="L2", output_fields=outputs,
+                            rerank=DecayRerank(field="cat", function="gauss", origin=3.0, scale=2.0))
+        want = engine.search("", "c", req)
+        _same_hits(_gathered(engine, "search", req), want)
+
+
+@pytest.mark.parametrize("rerank", [RerankSpec("rrf", {"k": 10}), RerankSpec("weighted", {"weights": [0.3, 0.9]})])
+def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank) -> None:
+    subs = [SearchRequest(anns_field="vec", queries=_vec(2, 1), topk=20, metric_type="L2", expr="cat != 2"),
+            SearchRequest(anns_field="vec", queries=_vec(2, 2), topk=12, metric_type="L2")]
+    req = HybridSearchRequest(requests=subs, rerank=rerank, limit=8, offset=3, output_fields=["cat"], round_decimal=3)
+    want = engine.hybrid_search("", "c", req)
+    assert want.topks == [8, 8]
+    _same_hits(_gathered(engine, "hybrid_search", req), want)
+
+
+@pytest.mark.parametrize("request_", [
+    QueryRequest(expr="id < 900", output_fields=["id"], order_by=[("cat", True)], limit=40, offset=250),
+    QueryRequest(expr="cat in [1, 5]", output_fields=["cat"], order_by=[("cat", False), ("id", True)], limit=30),
+    QueryRequest(expr="id > 1000", output_fields=["*"], order_by=[("cat", False)]),
+])
+def test_a_gathered_order_by_query_equals_the_whole_engines_answer(engine, request_) -> None:
+    want = engine.query("", "c", request_)
+    got = _gathered(engine, "query", request_)
+    assert sorted(got.fields) == sorted(want.fields) and got.output_fields == want.output_fields
+    assert [f.name for f in got.field_schemas] == [f.name for f in want.field_schemas]
+    for name, col in want.fields.items():
+        np.testing.assert_array_equal(got.fields[name].values, col.values)
+
+
 @pytest.mark.parametrize("method,request_,what", [
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat"), "group_by"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True), "iterator"),
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, params={"radius": 1.0}), "range"),
     ("search", SearchRequest(anns_field="vec", queries=["some words"], topk=3), "BM25"),
-    ("hybrid_search", None, "hybrid"),
-    ("query", QueryRequest(expr="id > 0", order_by=[("cat", False)]), "order_by"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat",
+                             strict_group_size=True), "strict_group_size"),
+    ("hybrid_search", HybridSearchRequest(requests=[], rerank=RerankSpec("rrf"), limit=3, group_by_field="cat"),
+     "hybrid search with group_by"),
+    ("hybrid_search", HybridSearchRequest(requests=[], rerank=RerankSpec("decay"), limit=3),
+     "hybrid search with a function reranker"),
+    ("compaction", None, "compaction"),
 ])
 def test_reads_share_mode_does_not_gather_answer_code_10(method, request_, what) -> None:
     with pytest.raises(ShoalError) as err:
-        gather.check(method, ("", "c", request_))
+        gather.check(method, ("", "c", request_), _schema())
     assert err.value.code == Code.NOT_SUPPORTED and what in str(err.value.message)
     assert "segment_placement share" in str(err.value.message)
 
@@ -260,7 +337,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
             calls.append(self.name)
             token = READ_SHARE.set(holders[self.name].select(share))
             try:
-                return {"result": getattr(engine, method)(*args, **kwargs), "desc": False}
+                return gather.node_part(engine, method, args, getattr(engine, method)(*args, **kwargs))
             finally:
                 READ_SHARE.reset(token)
 
@@ -296,7 +373,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     assert proxy._read("query", "", "c", count).count == want
     assert len(refreshes) == 2
     with pytest.raises(ShoalError) as err:
-        proxy._read("hybrid_search", "", "c", None)
+        proxy._read("search", "", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=3, iterator=True))
     assert err.value.code == Code.NOT_SUPPORTED
     proxy._gather_pool.shutdown()
 

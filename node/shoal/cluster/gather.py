@@ -2,11 +2,20 @@
 the answers become one (`proxy_engine.ClusterEngine._gathered`).
 
 Each node answers for its share of the segments (`cluster/shares.py`), so:
-- search: each node returns its best limit + offset hits per query; the proxy keeps the best
-  across nodes, ties by the smaller primary key (Milvus's proxy reduce), a key once, then applies
-  the offset;
-- query: each node returns its first limit + offset rows in primary-key order; the proxy merges by
-  primary key, then applies offset and limit; `count(*)` is the sum;
+- search (range search too): each node returns its best limit + offset hits per query, scores
+  unrounded; the proxy keeps the best across nodes, ties by the smaller primary key (Milvus's
+  proxy reduce), a key once, then applies the offset and round_decimal;
+- search with group_by: each node returns its best limit + offset groups of group_size hits;
+  the proxy walks every hit best first, a group's first hit placing it, up to group_size hits a
+  group and limit + offset groups, then skips offset groups;
+- search with a decay function reranker: each node returns its best limit + offset hits by the
+  search's own score with the reranker's field; the proxy keeps the best limit + offset across
+  nodes, then rescores, reorders and pages them as the engine does;
+- hybrid search: each sub search is gathered as a search of its own limit (its best hits over
+  every node), then the proxy fuses them by primary key (`engine/fusion.py`) and pages;
+- query: each node returns its first limit + offset rows in primary-key order (with order_by:
+  in that order, with the order_by fields); the proxy merges in the same order, then applies
+  offset and limit; `count(*)` is the sum;
 - row counts and index progress are sums, segment listings are concatenated.
 A read whose answer cannot be assembled from per-node answers this way is refused with code 10
 (`check`), so share mode never answers wrong.
@@ -15,15 +24,23 @@ A read whose answer cannot be assembled from per-node answers this way is refuse
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from shoal.engine.embedding_list import struct_member
+from shoal.engine.fusion import fusion_of
+from shoal.engine.group_by import resolve_group_key
+from shoal.engine.order_by import order_fields, order_rows
+from shoal.engine.reader import higher_is_better, resolve_output_fields
+from shoal.engine.requests import HybridSearchRequest, QueryRequest, SearchRequest, SearchResult
 from shoal.errors import Code, ShoalError
-from shoal.schema import Column
+from shoal.schema import CollectionSchema, Column, DataType
 
-GATHERED = frozenset({"search", "query", "collection_row_count", "partition_row_count", "describe_index",
-                      "persistent_segments", "query_segments"})
+GATHERED = frozenset({"search", "hybrid_search", "query", "collection_row_count", "partition_row_count",
+                      "describe_index", "persistent_segments", "query_segments"})
+Call = tuple[str, tuple[Any, ...]]  # a method and its arguments, asked of every node of the group
 
 
 def _refuse(what: str) -> ShoalError:
@@ -31,39 +48,107 @@ def _refuse(what: str) -> ShoalError:
                       "divides sealed segments among query nodes and gathers reads); run segment_placement copy")
 
 
-def check(method: str, args: tuple[Any, ...]) -> None:
+def _is_text(queries: Any) -> bool:
+    return isinstance(queries, list) and bool(queries) and isinstance(queries[0], str)
+
+
+BM25_WHY = ("full-text (BM25) search (its avgdl and document frequencies are computed over the segments a node "
+            "holds, so one node's share would score differently from the whole collection)")
+
+
+def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
     """Code 10 for a read kind share mode does not gather."""
     if method not in GATHERED:
-        raise _refuse("hybrid search" if method == "hybrid_search" else method)
+        raise _refuse(method)
     req = args[2] if len(args) > 2 else None
     if method == "search":
-        if req.group_by_field:
-            raise _refuse("search with group_by")
         if req.iterator or req.iterator_v2 or req.iterator_token or req.iterator_last_bound is not None:
             raise _refuse("a search iterator")
-        if req.params.get("radius") is not None or req.params.get("range_filter") is not None:
-            raise _refuse("range search")
-        if isinstance(req.queries, list) and req.queries and isinstance(req.queries[0], str):
-            raise _refuse("full-text (BM25) search")
-        if req.rerank is not None or req.boosts:
-            raise _refuse("search with a function reranker or boost")
-    if method == "query" and req.order_by:
-        raise _refuse("query with order_by")
+        if _is_text(req.queries):
+            raise _refuse(BM25_WHY)
+        if req.boosts:
+            raise _refuse("search with a boost ranker")
+        if req.group_by_field and req.strict_group_size:
+            raise _refuse("search with group_by and strict_group_size")
+        if req.group_by_field and req.rerank is not None:
+            raise _refuse("search with group_by and a function reranker")
+        if req.anns_field and struct_member(schema, req.anns_field) is not None:
+            raise _refuse("search of a struct array member (element-level or embedding-list search)")
+    if method == "hybrid_search":
+        if req.group_by_field:
+            raise _refuse("hybrid search with group_by")
+        if req.rerank.strategy.lower() == "decay":
+            raise _refuse("hybrid search with a function reranker")
+        for sub in req.requests:
+            if _is_text(sub.queries):
+                raise _refuse(BM25_WHY)
+            if sub.anns_field and struct_member(schema, sub.anns_field) is not None:
+                raise _refuse("hybrid search of a struct array member")
 
 
-def node_args(method: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """What each node is asked: the first limit + offset hits or rows, no offset."""
+def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> list[Call]:
+    """What each node is asked: the first limit + offset hits, groups or rows, no offset."""
     req = args[2] if len(args) > 2 else None
     if method == "search":
-        return (*args[:2], dataclasses.replace(req, topk=req.topk + req.offset, offset=0), *args[3:])
-    if method == "query" and req.offset:
+        return [("search", (*args[:2], _node_search(req, schema), *args[3:]))]
+    if method == "hybrid_search":
+        return [("search", (*args[:2], _sub_search(req, sub, schema), *args[3:])) for sub in req.requests]
+    if method == "query" and (req.offset or req.order_by):
         limit = None if req.limit is None else req.limit + req.offset
-        return (*args[:2], dataclasses.replace(req, limit=limit, offset=0), *args[3:])
-    return args
+        outputs = [*req.output_fields, *_order_extra(schema, req)]
+        return [("query", (*args[:2], dataclasses.replace(req, limit=limit, offset=0, output_fields=outputs),
+                           *args[3:]))]
+    return [(method, args)]
 
 
-def merge(method: str, args: tuple[Any, ...], parts: list[dict[str, Any]]) -> Any:
-    results = [p["result"] for p in parts]
+def _node_search(req: SearchRequest, schema: CollectionSchema) -> SearchRequest:
+    extra = [req.rerank.field] if req.rerank is not None and not _has_output(schema, req.output_fields,
+                                                                             req.rerank.field) else []
+    return dataclasses.replace(req, topk=req.topk + req.offset, offset=0, round_decimal=-1, rerank=None,
+                               output_fields=[*req.output_fields, *extra])
+
+
+def _sub_search(req: HybridSearchRequest, sub: SearchRequest, schema: CollectionSchema) -> SearchRequest:
+    """A hybrid sub search as a search of its own: its limit, the hybrid's outputs, partitions and level."""
+    return dataclasses.replace(sub, offset=0, round_decimal=-1, output_fields=list(req.output_fields),
+                               partition_names=list(req.partition_names), consistency=req.consistency,
+                               group_by_field=None)
+
+
+def _has_output(schema: CollectionSchema, outputs: list[str], name: str) -> bool:
+    fields, _ = resolve_output_fields(schema, outputs)
+    return any(f.name == name for f in fields) or name == schema.primary_field.name
+
+
+def _order_extra(schema: CollectionSchema, req: QueryRequest) -> list[str]:
+    """ORDER BY fields the query does not output: the nodes return them for the merge, which drops them."""
+    if [f.lower().replace(" ", "") for f in req.output_fields] == ["count(*)"]:
+        return []
+    out: list[str] = []
+    for name, _ in req.order_by:
+        if schema.field(name) is not None and name not in out and not _has_output(schema, req.output_fields, name):
+            out.append(name)
+    return out
+
+
+def node_part(engine: Any, method: str, args: tuple[Any, ...], result: Any) -> dict[str, Any]:
+    """One node's answer (its engine read `result`): for a search also its metric and whether
+    higher scores rank first, which the merge needs."""
+    out: dict[str, Any] = {"result": result}
+    if method == "search":
+        meta = engine.catalog.require(str(args[0]), str(args[1]))
+        field = engine.reader._vector_field(meta, args[2].anns_field)
+        out["metric"] = engine.reader._metric(meta, field, args[2].metric_type)
+        out["desc"] = higher_is_better(out["metric"])
+    return out
+
+
+def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]], schema: CollectionSchema) -> Any:
+    """The answer from every node's answer to each call of `node_calls` (parts[call][node])."""
+    req = args[2] if len(args) > 2 else None
+    if method == "hybrid_search":
+        return _merge_hybrid(req, parts, schema)
+    results = [p["result"] for p in parts[0]]
     if method in ("collection_row_count", "partition_row_count"):
         return sum(int(r) for r in results)
     if method in ("persistent_segments", "query_segments"):
@@ -71,8 +156,11 @@ def merge(method: str, args: tuple[Any, ...], parts: list[dict[str, Any]]) -> An
     if method == "describe_index":
         return _merge_index_progress(results)
     if method == "query":
-        return _merge_query(results, args[2])
-    return _merge_search(results, args[2], any(bool(p.get("desc")) for p in parts))
+        return _merge_query(results, req, schema)
+    desc = any(bool(p.get("desc")) for p in parts[0])
+    if req.rerank is not None:
+        return _reranked(_merge_search(results, req, desc, schema, page=False), req, parts[0], schema)
+    return _rounded(_merge_search(results, req, desc, schema), req.round_decimal)
 
 
 def _merge_index_progress(results: list[list[Any]]) -> list[Any]:
@@ -90,27 +178,50 @@ def _concat(batches: list[dict[str, Column]]) -> dict[str, Column]:
     return {name: Column.concat([b[name] for b in batches]) for name in batches[0]}
 
 
-def _merge_query(results: list[Any], req: Any) -> Any:
+def _merge_query(results: list[Any], req: Any, schema: CollectionSchema) -> Any:
     first = results[0]
     if first.count is not None:
         total = sum(int(r.count) for r in results)
         return dataclasses.replace(first, fields={"count(*)": Column(np.array([total], dtype=np.int64))}, count=total)
-    pk = next(f.name for f in first.field_schemas if f.is_primary)
+    pk = schema.primary_field.name
     fields = _concat([r.fields for r in results])
-    order = np.argsort(fields[pk].values, kind="stable")
+    if req.order_by:
+        by = order_fields(schema, req.order_by)
+        order = order_rows({**fields, **{f.name: _sortable(fields[f.name]) for f, _ in by
+                                         if f.dtype is DataType.TIMESTAMPTZ}}, by, pk)
+    else:
+        order = np.argsort(fields[pk].values, kind="stable")
     stop = None if req.limit is None else req.offset + req.limit
     order = order[req.offset:stop]
-    return dataclasses.replace(first, fields={n: c.take(order) for n, c in fields.items()},
-                               session_ts=max(r.session_ts for r in results))
+    extra = set(_order_extra(schema, req)) if req.order_by else set()
+    return dataclasses.replace(
+        first, fields={n: c.take(order) for n, c in fields.items() if n not in extra},
+        output_fields=[n for n in first.output_fields if n not in extra],
+        field_schemas=[f for f in first.field_schemas if f.name not in extra],
+        session_ts=max(r.session_ts for r in results))
 
 
-def _merge_search(results: list[Any], req: Any, desc: bool) -> Any:
+def _sortable(col: Column) -> Column:
+    """A TIMESTAMPTZ column as the node presented it (ISO text) back to microseconds."""
+    ok = col.valid
+    micros = [int(datetime.fromisoformat(v).timestamp() * 1_000_000) if (ok is None or ok[i]) and v else 0
+              for i, v in enumerate(col.values.tolist())]
+    return Column(np.array(micros, dtype=np.int64), ok)
+
+
+def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSchema, page: bool = True) -> Any:
+    """The best hits of every node's, per query; `page`: skip the offset (else keep limit + offset)."""
     first = results[0]
     nq = first.num_queries
     ids = np.concatenate([r.ids for r in results]) if len(results) > 1 else first.ids
     scores = np.concatenate([r.scores for r in results]).astype(np.float32, copy=False)
+    groups = Column.concat([r.group_by_values for r in results]) if first.group_by_field else None
+    group_key = (resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+                 if groups is not None else None)
     base = np.cumsum([0] + [len(r.ids) for r in results])
     starts = [np.concatenate([[0], np.cumsum(r.topks)]) for r in results]
+    skip = req.offset if page else 0
+    want = req.topk if page else req.topk + req.offset
     picked: list[int] = []
     topks: list[int] = []
     for q in range(nq):
@@ -122,7 +233,10 @@ def _merge_search(results: list[Any], req: Any, desc: bool) -> Any:
             if ids[i] not in seen:
                 seen.add(ids[i])
                 kept.append(i)
-        kept = kept[req.offset:req.offset + req.topk]
+        if group_key is not None and groups is not None:
+            kept = _grouped(kept, [group_key.hashable(groups.values[i]) for i in kept], req.group_size, skip, want)
+        else:
+            kept = kept[skip:skip + want]
         picked += kept
         topks.append(len(kept))
     take = np.array(picked, dtype=np.int64)
@@ -130,4 +244,89 @@ def _merge_search(results: list[Any], req: Any, desc: bool) -> Any:
     return dataclasses.replace(
         first, top_k=req.topk, topks=topks, ids=ids[take], scores=scores[take],
         fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(r.session_ts for r in results),
-        all_search_count=sum(r.all_search_count for r in results))
+        all_search_count=sum(r.all_search_count for r in results),
+        group_by_values=None if groups is None else groups.take(take))
+
+
+def _grouped(hits: list[int], keys: list[Any], group_size: int, skip: int, want: int) -> list[int]:
+    """Hits best first -> groups in the order of their best hit, group_size hits each, no new
+    group past skip + want groups; then the groups skip .. skip + want (the engine's `_group`)."""
+    members: dict[Any, list[int]] = {}
+    for hit, key in zip(hits, keys, strict=True):
+        group = members.get(key)
+        if group is None:
+            if len(members) >= skip + want:
+                continue
+            members[key] = group = []
+        if len(group) < max(group_size, 1):
+            group.append(hit)
+    return [h for g in list(members.values())[skip:skip + want] for h in g]
+
+
+def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, Any]], schema: CollectionSchema) -> Any:
+    """A decay function reranker over the limit + offset best hits of every node's, as the engine does."""
+    metric = str(parts[0].get("metric", ""))
+    col = merged.fields[req.rerank.field]
+    starts = np.concatenate([[0], np.cumsum(merged.topks)])
+    picked: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    topks = []
+    for q in range(merged.num_queries):
+        at = np.arange(int(starts[q]), int(starts[q + 1]))
+        rescored = req.rerank.rescore(merged.scores[at], metric, np.asarray(col.values[at], dtype=np.float64),
+                                      None if col.valid is None else col.valid[at])
+        order = np.argsort(-rescored, kind="stable")[req.offset:req.offset + req.topk]
+        picked.append(at[order])
+        scores.append(rescored[order])
+        topks.append(len(order))
+    take = np.concatenate(picked).astype(np.int64) if picked else np.empty(0, np.int64)
+    extra = set() if _has_output(schema, req.output_fields, req.rerank.field) else {req.rerank.field}
+    out = dataclasses.replace(
+        merged, topks=topks, ids=merged.ids[take],
+        scores=(np.concatenate(scores) if scores else np.empty(0)).astype(np.float32),
+        fields={n: c.take(take) for n, c in merged.fields.items() if n not in extra},
+        field_schemas=[f for f in merged.field_schemas if f.name not in extra],
+        output_fields=[n for n in merged.output_fields if n not in extra])
+    return _rounded(out, req.round_decimal)
+
+
+def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], schema: CollectionSchema) -> Any:
+    fusion = fusion_of(req.rerank, len(req.requests))
+    subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema),
+                          any(bool(p.get("desc")) for p in sub_parts), schema)
+            for sub, sub_parts in zip(req.requests, parts, strict=True)]
+    metrics = [str(sub_parts[0].get("metric", "")) for sub_parts in parts]
+    first = subs[0]
+    nq = first.num_queries
+    ids = np.concatenate([s.ids for s in subs]) if len(subs) > 1 else first.ids
+    fields = _concat([s.fields for s in subs]) if first.fields else {}
+    base = np.cumsum([0] + [len(s.ids) for s in subs])
+    starts = [np.concatenate([[0], np.cumsum(s.topks)]) for s in subs]
+    picked: list[int] = []
+    scores: list[float] = []
+    topks = []
+    for q in range(nq):
+        fused: dict[Any, float] = {}
+        where: dict[Any, int] = {}  # a key's row in the concatenated sub answers (its first)
+        for i, s in enumerate(subs):
+            rows = range(int(base[i] + starts[i][q]), int(base[i] + starts[i][q + 1]))
+            keys = [ids[r] for r in rows]
+            for key, r in zip(keys, rows, strict=True):
+                where.setdefault(key, r)
+            fusion.add(fused, i, metrics[i], keys, s.scores[int(starts[i][q]):int(starts[i][q + 1])].tolist())
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1])[req.offset:req.offset + req.limit]
+        picked += [where[k] for k, _ in ranked]
+        scores += [v for _, v in ranked]
+        topks.append(len(ranked))
+    take = np.array(picked, dtype=np.int64)
+    out = dataclasses.replace(
+        first, top_k=req.limit, topks=topks, ids=ids[take], scores=np.array(scores, dtype=np.float32),
+        fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(s.session_ts for s in subs),
+        all_search_count=len(picked), iterator_token="", iterator_last_bound=0.0)
+    return _rounded(out, req.round_decimal)
+
+
+def _rounded(result: Any, round_decimal: int) -> Any:
+    if round_decimal is None or round_decimal < 0:
+        return result
+    return dataclasses.replace(result, scores=np.round(result.scores.astype(np.float64), round_decimal).astype(np.float32))

@@ -43,7 +43,9 @@ from shoal.engine.embedding_list import (
 from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
 from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
+from shoal.engine.fusion import fusion_of
 from shoal.engine.group_by import GroupKey, resolve_group_key
+from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -52,7 +54,6 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
-from shoal.engine.rerank import to_greater
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
@@ -318,7 +319,8 @@ class Reader:
         seg_of = np.concatenate(seg_parts) if seg_parts else np.empty(0, np.int64)
         row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
         if req.order_by:
-            order = self._order_by(meta.schema, segments, seg_of, row_of, req.order_by, pk)
+            by = order_fields(meta.schema, req.order_by)
+            order = order_rows(gather(segments, seg_of, row_of, [f for f, _ in by] + [pk]), by, pk.name)
             stop = None if req.limit is None else req.offset + req.limit
             order = order[req.offset : stop]
             seg_of, row_of = seg_of[order], row_of[order]
@@ -336,37 +338,6 @@ class Reader:
             field_schemas=fields,
             session_ts=read_ts,
         )
-
-    @staticmethod
-    def _order_by(
-        schema: CollectionSchema,
-        segments: list[Segment],
-        seg_of: np.ndarray,
-        row_of: np.ndarray,
-        order_by: list[tuple[str, bool]],
-        pk: FieldSchema,
-    ) -> np.ndarray:
-        """Row order for ORDER BY: each key ascending or descending, nulls last, ties by primary key."""
-        fields = []
-        for name, desc in order_by:
-            f = schema.field(name)
-            if f is None:
-                raise invalid(f"order by field {name} not found in schema")
-            if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY, DataType.ARRAY_OF_STRUCT):
-                raise invalid(f"order by field {name} of type {f.dtype.name} is not sortable")
-            fields.append((f, desc))
-        cols = gather(segments, seg_of, row_of, [f for f, _ in fields] + [pk])
-        keys: list[np.ndarray] = [np.unique(cols[pk.name].values, return_inverse=True)[1]]
-        for f, desc in reversed(fields):  # np.lexsort sorts by the last key first
-            col = cols[f.name]
-            values = col.values
-            if col.valid is not None and values.dtype == object:
-                values = np.where(col.valid, values, "")  # null placeholders may be None
-            _, rank = np.unique(values, return_inverse=True)
-            rank = -rank if desc else rank
-            keys.append(rank)
-            keys.append(np.zeros(len(rank), bool) if col.valid is None else ~col.valid)  # nulls last
-        return np.lexsort(keys) if len(seg_of) else np.empty(0, np.int64)
 
     # ---- search
     def _vector_field(self, meta: CollectionMeta, anns_field: str) -> FieldSchema:
@@ -957,34 +928,14 @@ class Reader:
         decay = req.rerank.function if strategy == "decay" else None
         if decay is not None and req.group_by_field:
             raise not_supported("a function reranker with group_by")
-        if strategy not in ("rrf", "weighted") and decay is None:
-            raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
-        weights = req.rerank.params.get("weights") or []
-        if strategy == "weighted" and not isinstance(weights, list):
-            raise invalid("The weights param should be an array")
-        if strategy == "weighted" and any(
-            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
-        ):
-            raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
-        if strategy == "weighted" and len(weights) != len(req.requests):
-            raise invalid(
-                f"the length of weights param mismatch with ann search requests: "
-                f"invalid parameter[expected={len(req.requests)}][actual={len(weights)}]"
-            )
-        raw_k = req.rerank.params.get("k", 60)
-        if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
-            raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
-        rrf_k = float(raw_k)
-        if strategy == "rrf" and not 0 < rrf_k < 16384:
-            raise invalid("The rank params k should be in range (0, 16384)")
-        norm = bool(req.rerank.params.get("norm_score", True))
+        fusion = fusion_of(req.rerank, len(req.requests))
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
         if req.group_size < 1:
             raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
         scorer = (req.group_scorer or "max").lower()
         if scorer not in ("max", "sum", "avg"):
             raise invalid(f"rank_group_scorer [{req.group_scorer}] is invalid, it should be one of max, sum, avg")
-        fused: list[dict[tuple[int, int], float]] = [{} for _ in range(nq)]
+        fused: list[dict[Any, float]] = [{} for _ in range(nq)]
         for i, sub in enumerate(req.requests):
             if len(sub.queries) != nq:
                 raise invalid("all sub search requests of a hybrid search must have the same nq")
@@ -993,16 +944,7 @@ class Reader:
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
             hits, metric = self._sub_hits(meta, segments, sub, masks, members.get(sub.anns_field), group_field, req.group_size, read_ts)
             for q, h in enumerate(hits):
-                for rank, (score, seg, row) in enumerate(zip(h.scores.tolist(), h.segs.tolist(), h.rows.tolist(), strict=True)):
-                    if strategy == "rrf":
-                        add = 1.0 / (rrf_k + rank + 1)
-                    elif strategy == "weighted":
-                        add = float(weights[i]) * (_normalize(score, metric) if norm else score)
-                    else:  # decay: the best "greater is better" score of any sub search, scaled below
-                        greater = float(to_greater(np.array([score]), metric)[0])
-                        fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
-                        continue
-                    fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+                fusion.add(fused[q], i, metric, list(zip(h.segs.tolist(), h.rows.tolist(), strict=True)), h.scores.tolist())
         if decay is not None:
             fused = [self._decayed(segments, f, decay) for f in fused]
         hits_out = []
@@ -1048,19 +990,6 @@ def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: i
         segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
     found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
     return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
-
-
-def _normalize(score: float, metric: str) -> float:
-    metric = metric.upper()
-    if metric == "COSINE":
-        return (1.0 + score) / 2.0
-    if metric == "IP":
-        return 0.5 + math.atan(score) / math.pi
-    if metric == "BM25":
-        return 2.0 * math.atan(score) / math.pi
-    if metric == "MHJACCARD":  # already a similarity in [0, 1]
-        return score
-    return 1.0 - 2.0 * math.atan(score) / math.pi
 
 
 def _hashable(value: object) -> object:

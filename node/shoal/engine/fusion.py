@@ -1,0 +1,81 @@
+"""How a hybrid search fuses its sub searches' ranked hits into one score per entity: Milvus's
+RRF and weighted rerank strategies, or a decay function reranker's "best greater-is-better
+score" (scaled afterwards by the caller). One rule for both readers of it: the engine's hybrid
+search (hits keyed by segment position and row) and share mode's proxy, which fuses the sub
+searches it gathered from the query nodes (hits keyed by primary key).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoal.engine.requests import RerankSpec
+from shoal.engine.rerank import to_greater
+from shoal.errors import invalid
+
+
+@dataclass(frozen=True)
+class Fusion:
+    strategy: str  # rrf | weighted | decay
+    weights: tuple[float, ...]
+    rrf_k: float
+    norm: bool
+
+    def add(self, fused: dict[Hashable, float], sub: int, metric: str, keys: Sequence[Hashable],
+            scores: Sequence[float]) -> None:
+        """Fold one sub search's ranked hits of one query (best first) into `fused`."""
+        for rank, (key, score) in enumerate(zip(keys, scores, strict=True)):
+            if self.strategy == "rrf":
+                add = 1.0 / (self.rrf_k + rank + 1)
+            elif self.strategy == "weighted":
+                add = self.weights[sub] * (normalize(score, metric) if self.norm else score)
+            else:  # decay: the best "greater is better" score of any sub search, scaled later
+                greater = float(to_greater(np.array([score]), metric)[0])
+                fused[key] = max(fused.get(key, -math.inf), greater)
+                continue
+            fused[key] = fused.get(key, 0.0) + add
+
+
+def fusion_of(rerank: RerankSpec, subs: int) -> Fusion:
+    """The rerank of a hybrid search of `subs` sub searches, checked as Milvus checks it."""
+    strategy = rerank.strategy.lower()
+    decay = strategy == "decay" and rerank.function is not None
+    if strategy not in ("rrf", "weighted") and not decay:
+        raise invalid(f"unsupported rerank function: [{rerank.strategy}] , only support [rrf weighted]")
+    weights = rerank.params.get("weights") or []
+    if strategy == "weighted" and not isinstance(weights, list):
+        raise invalid("The weights param should be an array")
+    if strategy == "weighted" and any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1 for w in weights
+    ):
+        raise invalid(f"rank param weight should be in range [0, 1], got {weights}")
+    if strategy == "weighted" and len(weights) != subs:
+        raise invalid(
+            f"the length of weights param mismatch with ann search requests: "
+            f"invalid parameter[expected={subs}][actual={len(weights)}]"
+        )
+    raw_k = rerank.params.get("k", 60)
+    if isinstance(raw_k, bool) or not isinstance(raw_k, (int, float)):
+        raise invalid(f"The type of rank param k should be float, got {raw_k!r}")
+    rrf_k = float(raw_k)
+    if strategy == "rrf" and not 0 < rrf_k < 16384:
+        raise invalid("The rank params k should be in range (0, 16384)")
+    norm = bool(rerank.params.get("norm_score", True))
+    return Fusion(strategy, tuple(float(w) for w in weights) if strategy == "weighted" else (), rrf_k, norm)
+
+
+def normalize(score: float, metric: str) -> float:
+    metric = metric.upper()
+    if metric == "COSINE":
+        return (1.0 + score) / 2.0
+    if metric == "IP":
+        return 0.5 + math.atan(score) / math.pi
+    if metric == "BM25":
+        return 2.0 * math.atan(score) / math.pi
+    if metric == "MHJACCARD":  # already a similarity in [0, 1]
+        return score
+    return 1.0 - 2.0 * math.atan(score) / math.pi
