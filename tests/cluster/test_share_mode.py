@@ -14,6 +14,7 @@ among the query nodes, the proxy gathers every search, query and count from them
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, WeightedRanker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -164,6 +165,7 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
     rows = _under_load(cluster, join, expected)
     assert all(v > 0 for v in rows.values()), rows
     assert _answers(client) == _exact(set())
+    _gathered_reads_answer_as_standalone(client)
 
     # deletes after the last checkpoint: a segment loaded from S3 later must still lose these rows
     client.delete(COLL, ids=DELETED)
@@ -179,11 +181,40 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
     assert _answers(client) == gone
 
 
+def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
+    """With the sealed segments spread over two nodes: range search, group_by, hybrid search and
+    query order_by, each equal to the exact answer over the base rows (computed here)."""
+    vectors = np.array([r["vector"] for r in base_rows()], dtype=np.float32)
+    queries = np.array(QUERY_VECTORS, dtype=np.float32)
+    dist = [((vectors - q) ** 2).sum(axis=1) for q in queries]  # Milvus's L2: squared
+    rank = [np.argsort(d, kind="stable") for d in dist]
+    base = f"id < {BASE}"
+    for q in range(2):  # hits between the 6th and the 41st best: the 6th to the 15th
+        d = dist[q][rank[q]]
+        params = {"radius": float(d[40] + d[41]) / 2, "range_filter": float(d[4] + d[5]) / 2}
+        hits = client.search(COLL, [QUERY_VECTORS[q]], limit=10, filter=base, search_params={"params": params})
+        assert [h["id"] for h in hits[0]] == rank[q][5:15].tolist()
+    hits = client.search(COLL, QUERY_VECTORS[:2], limit=4, offset=2, filter=base, group_by_field="id")
+    assert [[h["id"] for h in row] for row in hits] == [rank[q][2:6].tolist() for q in range(2)]
+    weights = (0.3, 0.9)
+    subs = [AnnSearchRequest([QUERY_VECTORS[q]], "vector", {"metric_type": "L2"}, limit=20, expr=base) for q in (0, 1)]
+    hits = client.hybrid_search(COLL, subs, WeightedRanker(*weights), limit=6)
+    fused: dict[int, float] = {}
+    for w, q in zip(weights, (0, 1), strict=True):
+        for i in rank[q][:20].tolist():
+            fused[i] = fused.get(i, 0.0) + w * (1 - 2 * math.atan(float(dist[q][i])) / math.pi)
+    assert [h["id"] for h in hits[0]] == sorted(fused, key=lambda i: -fused[i])[:6]
+    rows = client.query(COLL, filter=base, output_fields=["id"], limit=7, offset=300,
+                        order_by_fields=[{"field": "id", "order": "desc"}])
+    assert [r["id"] for r in rows] == list(range(BASE - 301, BASE - 308, -1))
+
+
 def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess, client: MilvusClient) -> None:
     if not client.has_collection(COLL):
         _create(client)
-    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id"),
-                 lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, search_params={"params": {"radius": 9.0}})):
+    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id", group_size=2,
+                                       strict_group_size=True),
+                 lambda: client.compact(COLL)):
         with pytest.raises(MilvusException) as err:
             call()
         assert err.value.code == 10 and "segment_placement share" in err.value.message
