@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, WeightedRanker
+from pymilvus.client.iterator import SearchIteratorV2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -182,8 +183,8 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
 
 
 def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
-    """With the sealed segments spread over two nodes: range search, group_by, hybrid search and
-    query order_by, each equal to the exact answer over the base rows (computed here)."""
+    """With the sealed segments spread over two nodes: range search, group_by, hybrid search,
+    query order_by and a search iterator, each equal to the exact answer over the base rows (computed here)."""
     vectors = np.array([r["vector"] for r in base_rows()], dtype=np.float32)
     queries = np.array(QUERY_VECTORS, dtype=np.float32)
     dist = [((vectors - q) ** 2).sum(axis=1) for q in queries]  # Milvus's L2: squared
@@ -207,6 +208,13 @@ def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
     rows = client.query(COLL, filter=base, output_fields=["id"], limit=7, offset=300,
                         order_by_fields=[{"field": "id", "order": "desc"}])
     assert [r["id"] for r in rows] == list(range(BASE - 301, BASE - 308, -1))
+    it = client.search_iterator(COLL, [QUERY_VECTORS[0]], batch_size=300, filter=base)
+    assert isinstance(it, SearchIteratorV2)  # not the client's fallback to range searches
+    pages: list[int] = []
+    while page := it.next():
+        pages += [h["id"] for h in page]
+    it.close()
+    assert pages == rank[0].tolist()
 
 
 def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess, client: MilvusClient) -> None:

@@ -5,6 +5,7 @@ share, and the gathered answer must equal the engine's full answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from shoal.cluster.roles.shares_node import ShareHolder
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import open_engine
 from shoal.engine.collection_data import READ_SHARE, CollectionData
+from shoal.engine.iterators import IteratorStates
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
@@ -85,7 +87,7 @@ def _holder(data: CollectionData) -> ShareHolder:
     return ShareHolder(env, follower, None, Path("."), threading.Event())  # type: ignore[arg-type]
 
 
-def _gathered(engine, method: str, request) -> object:
+def _gathered(engine, method: str, request, states: IteratorStates | None = None) -> object:
     """The proxy's path: per-node requests, each node's read over its share, the merge."""
     _, data = engine._resolve("", "c")
     ids = [s.segment_id for s in data.segments if s.sealed]
@@ -97,7 +99,8 @@ def _gathered(engine, method: str, request) -> object:
     gather.check(method, args, schema)
     holder = _holder(data)
     parts = []
-    for call, asked in gather.node_calls(method, args, schema):
+    step = gather.iterator_step(method, args, states) if states is not None else None
+    for call, asked in gather.node_calls(method, args, schema, step):
         parts.append([])
         for node in sorted(plan):
             token = READ_SHARE.set(holder.select(plan[node]))
@@ -105,7 +108,7 @@ def _gathered(engine, method: str, request) -> object:
                 parts[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
             finally:
                 READ_SHARE.reset(token)
-    return gather.merge(method, args, parts, schema)
+    return gather.merge(method, args, parts, schema, step, states)
 
 
 @pytest.mark.parametrize("request_", [
@@ -226,6 +229,30 @@ def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank
     _same_hits(_gathered(engine, "hybrid_search", req), want)
 
 
+@pytest.mark.parametrize("metric,round_decimal", [("L2", -1), ("IP", 1)])
+def test_a_gathered_search_iterator_pages_as_the_whole_engine(engine, metric, round_decimal) -> None:
+    """Every step over both nodes, the proxy keeping the iterator's state; with scores rounded to
+    one decimal, many hits tie with each page's reported bound and must come back once."""
+    states = IteratorStates()
+    token, alone, bound = "", "", None  # the gathered iterator's token, the whole engine's
+    pages = []
+    for _ in range(40):
+        req = SearchRequest(anns_field="vec", queries=_vec(), topk=60, metric_type=metric, expr="cat != 3",
+                            round_decimal=round_decimal, output_fields=["cat"], iterator=True, iterator_v2=True,
+                            iterator_token=token, iterator_last_bound=bound)
+        page = _gathered(engine, "search", req, states)
+        want = engine.search("", "c", dataclasses.replace(req, iterator_token=alone))
+        assert page.ids.tolist() == want.ids.tolist() and page.iterator_last_bound == want.iterator_last_bound
+        if not len(page.ids):
+            break
+        pages += page.ids.tolist()
+        token, alone, bound = page.iterator_token, want.iterator_token, page.iterator_last_bound
+        assert not set(page.fields["cat"].values.tolist()) & {3}
+    full = engine.search("", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=1500, metric_type=metric,
+                                               expr="cat != 3"))
+    assert sorted(pages) == sorted(full.ids.tolist()) and len(pages) == len(set(pages))
+
+
 @pytest.mark.parametrize("request_", [
     QueryRequest(expr="id < 900", output_fields=["id"], order_by=[("cat", True)], limit=40, offset=250),
     QueryRequest(expr="cat in [1, 5]", output_fields=["cat"], order_by=[("cat", False), ("id", True)], limit=30),
@@ -241,7 +268,8 @@ def test_a_gathered_order_by_query_equals_the_whole_engines_answer(engine, reque
 
 
 @pytest.mark.parametrize("method,request_,what", [
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True), "iterator"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True,
+                             group_by_field="cat"), "iterator"),
     ("search", SearchRequest(anns_field="vec", queries=["some words"], topk=3), "BM25"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat",
@@ -345,6 +373,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     proxy.share_mode, proxy.meta_version, proxy._session_lsn = True, 0, 0
     proxy._lock, proxy._rr = threading.Lock(), itertools.count()
     proxy._gather_pool = ThreadPoolExecutor(4)
+    proxy._iterator_states = IteratorStates()
     proxy._node_addrs = {"query-a": "query-a", "query-b": "query-b"}
     proxy._query_addrs = sorted(proxy._node_addrs.values())
     proxy._query_seen = time.monotonic() + 3600  # no etcd: the documents below stay current
@@ -373,7 +402,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     assert proxy._read("query", "", "c", count).count == want
     assert len(refreshes) == 2
     with pytest.raises(ShoalError) as err:
-        proxy._read("search", "", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=3, iterator=True))
+        proxy._read("search", "", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=3, boosts=[{"weight": "2"}]))
     assert err.value.code == Code.NOT_SUPPORTED
     proxy._gather_pool.shutdown()
 

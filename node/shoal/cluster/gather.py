@@ -11,6 +11,9 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
 - search with a decay function reranker: each node returns its best limit + offset hits by the
   search's own score with the reranker's field; the proxy keeps the best limit + offset across
   nodes, then rescores, reorders and pages them as the engine does;
+- a search iterator's step: the proxy keeps the iterator's state (`engine/iterators.py`); each
+  node is asked for a range search from the step's unrounded bound, as many more hits as keys
+  were returned at it; the proxy merges, drops those keys, pages and remembers the new bound;
 - hybrid search: each sub search is gathered as a search of its own limit (its best hits over
   every node), then the proxy fuses them by primary key (`engine/fusion.py`) and pages;
 - query: each node returns its first limit + offset rows in primary-key order (with order_by:
@@ -24,6 +27,8 @@ A read whose answer cannot be assembled from per-node answers this way is refuse
 from __future__ import annotations
 
 import dataclasses
+import math
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +37,7 @@ import numpy as np
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.fusion import fusion_of
 from shoal.engine.group_by import resolve_group_key
+from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.reader import higher_is_better, resolve_output_fields
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, SearchRequest, SearchResult
@@ -62,8 +68,8 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
         raise _refuse(method)
     req = args[2] if len(args) > 2 else None
     if method == "search":
-        if req.iterator or req.iterator_v2 or req.iterator_token or req.iterator_last_bound is not None:
-            raise _refuse("a search iterator")
+        if (req.iterator or req.iterator_last_bound is not None) and (req.group_by_field or req.rerank is not None):
+            raise _refuse("a search iterator with group_by or a function reranker")
         if _is_text(req.queries):
             raise _refuse(BM25_WHY)
         if req.boosts:
@@ -86,9 +92,29 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
                 raise _refuse("hybrid search of a struct array member")
 
 
-def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> list[Call]:
-    """What each node is asked: the first limit + offset hits, groups or rows, no offset."""
+Step = tuple[float, set]  # a search iterator step: the unrounded bound it resumes from, keys returned at it
+
+
+def iterator_step(method: str, args: tuple[Any, ...], states: IteratorStates) -> Step | None:
+    """For a search iterator's step, where it resumes (the proxy keeps the iterator's state: each
+    node sees only its share of the hits at the bound); None for any other read."""
     req = args[2] if len(args) > 2 else None
+    if method != "search" or not (req.iterator or req.iterator_last_bound is not None):
+        return None
+    if req.iterator_last_bound is None:
+        return math.nan, set()
+    return states.resume(req.iterator_token, float(req.iterator_last_bound))
+
+
+def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema, step: Step | None = None) -> list[Call]:
+    """What each node is asked: the first limit + offset hits, groups or rows, no offset; an
+    iterator's step from its unrounded bound, as many more hits as keys were returned at it."""
+    req = args[2] if len(args) > 2 else None
+    if method == "search" and step is not None:
+        bound, seen = step
+        asked = dataclasses.replace(_node_search(req, schema), topk=req.topk + req.offset + len(seen), iterator_token="",
+                                    iterator_last_bound=None if math.isnan(bound) else bound)
+        return [("search", (*args[:2], asked, *args[3:]))]
     if method == "search":
         return [("search", (*args[:2], _node_search(req, schema), *args[3:]))]
     if method == "hybrid_search":
@@ -143,8 +169,10 @@ def node_part(engine: Any, method: str, args: tuple[Any, ...], result: Any) -> d
     return out
 
 
-def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]], schema: CollectionSchema) -> Any:
-    """The answer from every node's answer to each call of `node_calls` (parts[call][node])."""
+def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]], schema: CollectionSchema,
+          step: Step | None = None, states: IteratorStates | None = None) -> Any:
+    """The answer from every node's answer to each call of `node_calls` (parts[call][node]); an
+    iterator's step also leaves its state in `states`."""
     req = args[2] if len(args) > 2 else None
     if method == "hybrid_search":
         return _merge_hybrid(req, parts, schema)
@@ -158,9 +186,12 @@ def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]],
     if method == "query":
         return _merge_query(results, req, schema)
     desc = any(bool(p.get("desc")) for p in parts[0])
+    if step is not None and states is not None:
+        return _iterated(_merge_search(results, req, desc, schema, 0, req.topk + req.offset + len(step[1])), req, step,
+                         states, schema)
     if req.rerank is not None:
-        return _reranked(_merge_search(results, req, desc, schema, page=False), req, parts[0], schema)
-    return _rounded(_merge_search(results, req, desc, schema), req.round_decimal)
+        return _reranked(_merge_search(results, req, desc, schema, 0, req.topk + req.offset), req, parts[0], schema)
+    return _rounded(_merge_search(results, req, desc, schema, req.offset, req.topk), req.round_decimal)
 
 
 def _merge_index_progress(results: list[list[Any]]) -> list[Any]:
@@ -209,8 +240,8 @@ def _sortable(col: Column) -> Column:
     return Column(np.array(micros, dtype=np.int64), ok)
 
 
-def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSchema, page: bool = True) -> Any:
-    """The best hits of every node's, per query; `page`: skip the offset (else keep limit + offset)."""
+def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSchema, skip: int, want: int) -> Any:
+    """The best hits (groups with group_by) of every node's, per query: `want` of them after the first `skip`."""
     first = results[0]
     nq = first.num_queries
     ids = np.concatenate([r.ids for r in results]) if len(results) > 1 else first.ids
@@ -220,8 +251,6 @@ def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSc
                  if groups is not None else None)
     base = np.cumsum([0] + [len(r.ids) for r in results])
     starts = [np.concatenate([[0], np.cumsum(r.topks)]) for r in results]
-    skip = req.offset if page else 0
-    want = req.topk if page else req.topk + req.offset
     picked: list[int] = []
     topks: list[int] = []
     for q in range(nq):
@@ -293,7 +322,7 @@ def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, An
 def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], schema: CollectionSchema) -> Any:
     fusion = fusion_of(req.rerank, len(req.requests))
     subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema),
-                          any(bool(p.get("desc")) for p in sub_parts), schema)
+                          any(bool(p.get("desc")) for p in sub_parts), schema, 0, sub.topk)
             for sub, sub_parts in zip(req.requests, parts, strict=True)]
     metrics = [str(sub_parts[0].get("metric", "")) for sub_parts in parts]
     first = subs[0]
@@ -324,6 +353,26 @@ def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], s
         fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(s.session_ts for s in subs),
         all_search_count=len(picked), iterator_token="", iterator_last_bound=0.0)
     return _rounded(out, req.round_decimal)
+
+
+def _iterated(merged: SearchResult, req: SearchRequest, step: Step, states: IteratorStates,
+              schema: CollectionSchema) -> Any:
+    """One iterator step: the merged hits less the keys returned at the bound, paged; its token
+    and bound, and its state kept for the next step (as the engine's reader does)."""
+    bound, seen = step
+    keep = np.array([hashable(x) not in seen for x in np.asarray(merged.ids).tolist()], dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(merged.topks)])
+    take_parts = [np.flatnonzero(keep[int(starts[q]):int(starts[q + 1])])[req.offset:req.offset + req.topk] + int(starts[q])
+                  for q in range(merged.num_queries)]
+    take = np.concatenate(take_parts).astype(np.int64) if take_parts else np.empty(0, np.int64)
+    raw = merged.scores[take]
+    out = _rounded(dataclasses.replace(
+        merged, topks=[len(t) for t in take_parts], ids=merged.ids[take], scores=raw,
+        fields={n: c.take(take) for n, c in merged.fields.items()}), req.round_decimal)
+    last = float(out.scores[-1]) if len(out.scores) else (req.iterator_last_bound or 0.0)
+    out = dataclasses.replace(out, iterator_token=req.iterator_token or uuid.uuid4().hex, iterator_last_bound=last)
+    states.remember(out.iterator_token, last, out.ids, raw, step)
+    return out
 
 
 def _rounded(result: Any, round_decimal: int) -> Any:

@@ -42,6 +42,7 @@ from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.catalog import DEFAULT_DB
 from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties
 from shoal.engine.importer import ImportJob
+from shoal.engine.iterators import IteratorStates
 from shoal.engine.replicas import ReplicaGroup
 from shoal.engine.requests import LoadState
 from shoal.errors import Code, ShoalError
@@ -80,6 +81,7 @@ class ClusterEngine:
         self._group_docs: dict[int, list[list[str]]] = {}
         self._shares: dict[int, dict[str, Any]] = {}
         self._gather_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="shoal-gather") if self.share_mode else None
+        self._iterator_states = IteratorStates()  # share mode: search iterators' steps, gathered here
         self._query_seen = 0.0
         self._rr = itertools.count()
         self._described: dict[tuple[str, str], tuple[int, Any]] = {}
@@ -210,7 +212,8 @@ class ClusterEngine:
         info = self.describe_collection(str(args[0]), str(args[1]))
         gather.check(method, args, info.schema)
         cid = info.collection_id
-        calls = gather.node_calls(method, args, info.schema)
+        step = gather.iterator_step(method, args, self._iterator_states)
+        calls = gather.node_calls(method, args, info.schema, step)
 
         def attempt() -> Any:
             self._refresh_query_nodes()
@@ -230,7 +233,7 @@ class ClusterEngine:
                     log.info("%s gathered from group %d: %s; trying the next group", method, i, e.message)
                     failed = e
                     continue
-                return gather.merge(method, args, parts, info.schema)
+                return gather.merge(method, args, parts, info.schema, step, self._iterator_states)
             raise failed or Unavailable("no query node is registered")
 
         return self._retrying(method, attempt)

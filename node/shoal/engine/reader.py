@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +43,7 @@ from shoal.engine.filter_cache import FilterCache
 from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
 from shoal.engine.fusion import fusion_of
 from shoal.engine.group_by import GroupKey, resolve_group_key
+from shoal.engine.iterators import IteratorStates, window
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
     HybridSearchRequest,
@@ -77,7 +76,6 @@ from shoal.timestamptz import format_iso
 
 QUERY_WINDOW = 16384
 DEPTH_KEYS = ("ef", "search_list", "itopk_size")
-ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
 MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
@@ -225,9 +223,7 @@ class Reader:
     def __init__(self, tso: TimestampOracle, filter_cache: FilterCache | None = None) -> None:
         self.tso = tso
         self.filter_cache = filter_cache if filter_cache is not None else FilterCache(0)
-        # search iterator V2: token -> (bound reported, unrounded bound, keys returned at it)
-        self._iterators: OrderedDict[str, tuple[float, float, frozenset]] = OrderedDict()
-        self._iterators_lock = threading.Lock()
+        self._iterators = IteratorStates()  # search iterator V2's state between steps
 
     # ---- shared
     def read_ts(self, consistency: ReadConsistency) -> int:
@@ -500,7 +496,8 @@ class Reader:
         seen_at_bound: set = set()
         real_bound = math.nan
         if req.iterator_last_bound is not None:
-            params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
+            real_bound, seen_at_bound = self._iterators.resume(req.iterator_token, float(req.iterator_last_bound))
+            params = window(params, real_bound, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
         index_meta = meta.index_for_field(field.name)
         if index_meta is not None:
@@ -532,7 +529,8 @@ class Reader:
         )
         if req.iterator:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
-            self._remember_bound(result, raw, (real_bound, seen_at_bound))
+            self._iterators.remember(result.iterator_token, result.iterator_last_bound, result.ids, raw,
+                                     (real_bound, seen_at_bound))
         return result
 
     def _element_metric(self, meta: CollectionMeta, req: SearchRequest) -> str:
@@ -745,45 +743,6 @@ class Reader:
         return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
 
 
-    def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
-        """Search params of one search-iterator step: a range search from the last bound on.
-
-        The bound is inclusive so that rows tying with the last returned score are not lost;
-        the keys already returned at exactly that score are handed back to be skipped.
-        """
-        bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
-        seen: set = set()
-        state = self._iterators.get(req.iterator_token)
-        # The bound we reported (a float32 on the wire), maybe rounded by round_decimal: pymilvus
-        # echoes the float64 it decoded, the Java SDK the float32's shortest decimal ("0.7968475").
-        if state is not None and np.float32(state[0]) == np.float32(bound):
-            bound, seen = state[1], set(state[2])
-        params = dict(params)
-        radius = params.get("radius")
-        user_filter = params.get("range_filter")
-        if desc:
-            params["radius"] = -math.inf if radius is None else float(radius)
-            params["range_filter"] = bound if user_filter is None else min(bound, float(user_filter))
-        else:
-            params["radius"] = math.inf if radius is None else float(radius)
-            params["range_filter"] = bound if user_filter is None else max(bound, float(user_filter))
-        return params, bound, seen
-
-    def _remember_bound(self, result: SearchResult, raw: np.ndarray, step: tuple[float, set]) -> None:
-        """Keep, per iterator token, the unrounded last score and the keys returned at it."""
-        if not len(raw):
-            return
-        last = float(raw[-1])
-        at_bound = {_hashable(x) for x in np.asarray(result.ids)[raw == raw[-1]].tolist()}
-        real_bound, seen = step
-        if real_bound == last:
-            at_bound |= seen
-        with self._iterators_lock:
-            self._iterators[result.iterator_token] = (result.iterator_last_bound, last, frozenset(at_bound))
-            self._iterators.move_to_end(result.iterator_token)
-            while len(self._iterators) > ITERATOR_STATES:
-                self._iterators.popitem(last=False)
-
     def _group(
         self,
         segments: list[Segment],
@@ -990,11 +949,3 @@ def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: i
         segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
     found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
     return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
-
-
-def _hashable(value: object) -> object:
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-    return value
