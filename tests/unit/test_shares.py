@@ -22,7 +22,7 @@ from shoal.engine.iterators import IteratorStates
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
-from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
 DIM = 8
 
@@ -98,17 +98,25 @@ def _gathered(engine, method: str, request, states: IteratorStates | None = None
     schema = engine.describe_collection("", "c").schema
     gather.check(method, args, schema)
     holder = _holder(data)
-    parts = []
     step = gather.iterator_step(method, args, states) if states is not None else None
-    for call, asked in gather.node_calls(method, args, schema, step):
-        parts.append([])
-        for node in sorted(plan):
-            token = READ_SHARE.set(holder.select(plan[node]))
-            try:
-                parts[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
-            finally:
-                READ_SHARE.reset(token)
-    return gather.merge(method, args, parts, schema, step, states)
+
+    def each_node(calls: list[gather.Call]) -> list[list[dict]]:
+        out = []
+        for call, asked in calls:
+            out.append([])
+            for node in sorted(plan):
+                token = READ_SHARE.set(holder.select(plan[node]))
+                try:
+                    out[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
+                finally:
+                    READ_SHARE.reset(token)
+        return out
+
+    calls = gather.node_calls(method, args, schema, step)
+    stats = gather.text_stats_calls(calls)
+    if stats:
+        calls = gather.with_text_stats(calls, [i for i, _ in stats], each_node([c for _, c in stats]))
+    return gather.merge(method, args, each_node(calls), schema, step, states)
 
 
 @pytest.mark.parametrize("request_", [
@@ -253,6 +261,41 @@ def test_a_gathered_search_iterator_pages_as_the_whole_engine(engine, metric, ro
     assert sorted(pages) == sorted(full.ids.tolist()) and len(pages) == len(set(pages))
 
 
+@pytest.fixture(scope="module")
+def text_engine(tmp_path_factory: pytest.TempPathFactory):
+    """Full-text rows whose words are spread unevenly over the segments: the first segments say
+    "apple" often, the last "pear", so one node's statistics are far from the whole collection's."""
+    eng = open_engine(tmp_path_factory.mktemp("shares-text"), {"segment_max_rows": 100, "min_index_rows": 1 << 40})
+    eng.create_collection("", "c", CollectionSchema(fields=[
+        FieldSchema("id", DataType.INT64, field_id=100, is_primary=True),
+        FieldSchema("text", DataType.VARCHAR, field_id=101, type_params={"max_length": "200", "enable_analyzer": "true"}),
+        FieldSchema("sparse", DataType.SPARSE_FLOAT_VECTOR, field_id=102),
+    ], functions=[{"name": "bm25", "type": 1, "input_field_names": ["text"], "output_field_names": ["sparse"]}]))
+    rng = np.random.default_rng(4)
+    words = np.array(["apple", "pear", "plum", "fig", "kiwi", "lime"])
+    for start in range(0, 600, 100):
+        fruit = "apple" if start < 300 else "pear"
+        texts = [" ".join([*rng.choice(words, rng.integers(2, 9)), *([fruit] * int(rng.integers(0, 4)))])
+                 for _ in range(100)]
+        eng.insert("", "c", "", {"id": Column(np.arange(start, start + 100)), "text": Column(object_array(texts))}, 100)
+    eng.load_collection("", "c")
+    yield eng
+    eng.close()
+
+
+def test_a_gathered_full_text_search_scores_with_the_whole_collections_statistics(text_engine) -> None:
+    req = SearchRequest(anns_field="sparse", queries=["apple pear", "fig apple apple"], topk=12, offset=3,
+                        metric_type="BM25", output_fields=["text"])
+    want = text_engine.search("", "c", req)
+    assert want.topks == [12, 12]
+    _same_hits(_gathered(text_engine, "search", req), want)
+    subs = [dataclasses.replace(req, queries=["apple pear"], offset=0, topk=30),
+            dataclasses.replace(req, queries=["plum pear"], offset=0, topk=30)]
+    hybrid = HybridSearchRequest(requests=subs, rerank=RerankSpec("weighted", {"weights": [0.5, 0.7]}), limit=10,
+                                 output_fields=["id"])
+    _same_hits(_gathered(text_engine, "hybrid_search", hybrid), text_engine.hybrid_search("", "c", hybrid))
+
+
 @pytest.mark.parametrize("request_", [
     QueryRequest(expr="id < 900", output_fields=["id"], order_by=[("cat", True)], limit=40, offset=250),
     QueryRequest(expr="cat in [1, 5]", output_fields=["cat"], order_by=[("cat", False), ("id", True)], limit=30),
@@ -270,7 +313,6 @@ def test_a_gathered_order_by_query_equals_the_whole_engines_answer(engine, reque
 @pytest.mark.parametrize("method,request_,what", [
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True,
                              group_by_field="cat"), "iterator"),
-    ("search", SearchRequest(anns_field="vec", queries=["some words"], topk=3), "BM25"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat",
                              strict_group_size=True), "strict_group_size"),

@@ -14,6 +14,9 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
 - a search iterator's step: the proxy keeps the iterator's state (`engine/iterators.py`); each
   node is asked for a range search from the step's unrounded bound, as many more hits as keys
   were returned at it; the proxy merges, drops those keys, pages and remembers the new bound;
+- full-text (BM25) search: first every node's BM25 statistics of its share for the query terms
+  (rows, total length, rows per term), summed, then the search with those statistics, so each
+  node scores its share as the whole collection would;
 - hybrid search: each sub search is gathered as a search of its own limit (its best hits over
   every node), then the proxy fuses them by primary key (`engine/fusion.py`) and pages;
 - query: each node returns its first limit + offset rows in primary-key order (with order_by:
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from shoal.engine.embedding_list import struct_member
+from shoal.engine.fulltext import Bm25Stats
 from shoal.engine.fusion import fusion_of
 from shoal.engine.group_by import resolve_group_key
 from shoal.engine.iterators import IteratorStates, hashable
@@ -58,10 +62,6 @@ def _is_text(queries: Any) -> bool:
     return isinstance(queries, list) and bool(queries) and isinstance(queries[0], str)
 
 
-BM25_WHY = ("full-text (BM25) search (its avgdl and document frequencies are computed over the segments a node "
-            "holds, so one node's share would score differently from the whole collection)")
-
-
 def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
     """Code 10 for a read kind share mode does not gather."""
     if method not in GATHERED:
@@ -70,8 +70,6 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
     if method == "search":
         if (req.iterator or req.iterator_last_bound is not None) and (req.group_by_field or req.rerank is not None):
             raise _refuse("a search iterator with group_by or a function reranker")
-        if _is_text(req.queries):
-            raise _refuse(BM25_WHY)
         if req.boosts:
             raise _refuse("search with a boost ranker")
         if req.group_by_field and req.strict_group_size:
@@ -86,8 +84,6 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
         if req.rerank.strategy.lower() == "decay":
             raise _refuse("hybrid search with a function reranker")
         for sub in req.requests:
-            if _is_text(sub.queries):
-                raise _refuse(BM25_WHY)
             if sub.anns_field and struct_member(schema, sub.anns_field) is not None:
                 raise _refuse("hybrid search of a struct array member")
 
@@ -154,6 +150,25 @@ def _order_extra(schema: CollectionSchema, req: QueryRequest) -> list[str]:
     for name, _ in req.order_by:
         if schema.field(name) is not None and name not in out and not _has_output(schema, req.output_fields, name):
             out.append(name)
+    return out
+
+
+def text_stats_calls(calls: list[Call]) -> list[tuple[int, Call]]:
+    """For each search call with raw-text queries (full-text search), the call asking every node
+    for its share's BM25 statistics: a node's own would score its share unlike the whole."""
+    return [(i, ("text_stats", args)) for i, (method, args) in enumerate(calls)
+            if method == "search" and _is_text(args[2].queries)]
+
+
+def with_text_stats(calls: list[Call], at: list[int], parts: list[list[dict[str, Any]]]) -> list[Call]:
+    """The calls, each full-text search carrying the sum of the nodes' statistics."""
+    out = list(calls)
+    for i, answers in zip(at, parts, strict=True):
+        found = [a["result"] for a in answers]
+        if any(f is None for f in found):
+            continue  # not a BM25 output (a MinHash field's text): nothing collection-wide to score with
+        method, args = calls[i]
+        out[i] = (method, (*args[:2], dataclasses.replace(args[2], bm25_stats=Bm25Stats.total(found)), *args[3:]))
     return out
 
 

@@ -228,7 +228,12 @@ class ClusterEngine:
                 plan = shares.read_shares(share_group, members)
                 addrs = {**(doc or {}).get("nodes", {}), **self._node_addrs}
                 try:
-                    parts = self._gather_once(calls, kwargs, plan, addrs)
+                    asked = calls
+                    stats = gather.text_stats_calls(calls)
+                    if stats:  # full-text search: the collection's statistics first
+                        found = self._gather_once([c for _, c in stats], kwargs, plan, addrs)
+                        asked = gather.with_text_stats(calls, [i for i, _ in stats], found)
+                    parts = self._gather_once(asked, kwargs, plan, addrs)
                 except Unavailable as e:
                     log.info("%s gathered from group %d: %s; trying the next group", method, i, e.message)
                     failed = e

@@ -40,7 +40,15 @@ from shoal.engine.embedding_list import (
 )
 from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
-from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
+from shoal.engine.fulltext import (
+    Bm25Stats,
+    bm25_input,
+    bm25_pairs,
+    bm25_queries,
+    bm25_stats,
+    minhash_function,
+    minhash_signatures,
+)
 from shoal.engine.fusion import fusion_of
 from shoal.engine.group_by import GroupKey, resolve_group_key
 from shoal.engine.iterators import IteratorStates, window
@@ -374,9 +382,11 @@ class Reader:
         queries: Any,
         params: dict,
         read_ts: int,
+        stats: Bm25Stats | None = None,
     ) -> tuple[Any, dict]:
         """Raw-text queries on a BM25 output: idf-weighted term vectors and the BM25 context
-        (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count)."""
+        (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count;
+        or `stats`, given)."""
         text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
         if text_field is None:
             mh = minhash_function(meta.schema, field) if meta.schema.functions else None
@@ -388,9 +398,23 @@ class Reader:
         live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
         bq = bm25_queries(
             text_field, field, list(queries), segments, live, index.params if index else None,
-            params.get("analyzer_name"),
+            params.get("analyzer_name"), stats,
         )
         return bq.queries, {**params, BM25_KEY: bq.context}
+
+    def text_stats(self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest) -> Bm25Stats | None:
+        """The BM25 statistics a raw-text search `req` would score with over `segments`; None
+        when its field is not a BM25 function's output."""
+        field = self._vector_field(meta, req.anns_field)
+        text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
+        if text_field is None:
+            return None
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        floor = self.ttl_floor(meta, read_ts)
+        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
+        return bm25_stats(text_field, field, list(req.queries), segments, live, req.params.get("analyzer_name"))
 
     def _segment_hits(
         self,
@@ -504,7 +528,7 @@ class Reader:
             check_search_params(index_meta.params.get("index_type", ""), field.dtype, params, page_k)
         if k > page_k:  # boost candidates: search deeper than the user's depth params reach
             params = {**params, **{d: max(int(float(params[d])), k) for d in DEPTH_KEYS if params.get(d) not in (None, "")}}
-        queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts)
+        queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts, req.bm25_stats)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field

@@ -227,7 +227,7 @@ class QueryNode:
     def read_guarantee(self, method: str, args: tuple[Any, ...]) -> tuple[ConsistencyLevel, int]:
         """The level a read asks for (its own, else its collection's) and its guarantee timestamp;
         reads without a consistency (counts, index progress, segments, compaction) are Strong."""
-        request = args[2] if method in ("query", "search", "hybrid_search") and len(args) > 2 else None
+        request = args[2] if method in ("query", "search", "hybrid_search", "text_stats") and len(args) > 2 else None
         consistency = getattr(request, "consistency", None)
         if consistency is None:
             return ConsistencyLevel.STRONG, 0
