@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, WeightedRanker
+from pymilvus import (
+    AnnSearchRequest,
+    DataType,
+    Function,
+    FunctionType,
+    MilvusClient,
+    MilvusException,
+    WeightedRanker,
+)
 from pymilvus.client.iterator import SearchIteratorV2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,6 +54,7 @@ from shoal.cluster.supervisor import admin_call  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1200)
 COLL = "share_load"
+TEXT = "share_text"
 KINDS = ("search", "query", "insert")
 DELETED = [5, 17, 260, 1001, 1999]
 
@@ -83,6 +92,34 @@ def _create(client: MilvusClient) -> None:
     for at in range(0, BASE, 250):
         client.insert(COLL, rows[at:at + 250])
     client.flush(COLL)
+
+
+def _create_text(client: MilvusClient) -> None:
+    """A full-text collection of 4 sealed segments whose words are spread unevenly: the first two
+    say "apple" often, the last two "pear", so one node's BM25 statistics are far from the whole's."""
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=200, enable_analyzer=True)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                 output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    client.create_collection(TEXT, schema=schema, index_params=index, consistency_level="Strong")
+    rng = np.random.default_rng(4)
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime"]
+    for at in range(0, 1000, 250):
+        fruit = "apple" if at < 500 else "pear"
+        client.insert(TEXT, [{"id": at + i, "text": " ".join([*rng.choice(words, int(rng.integers(2, 9))),
+                                                               *[fruit] * int(rng.integers(0, 4))])}
+                             for i in range(250)])
+    client.flush(TEXT)
+
+
+def _text_answers(client: MilvusClient) -> list[list[tuple[int, float]]]:
+    hits = client.search(TEXT, ["apple pear", "fig apple apple"], anns_field="sparse", limit=8,
+                         search_params={"metric_type": "BM25"})
+    return [[(int(h["id"]), round(float(h["distance"]), 4)) for h in row] for row in hits]
 
 
 def _exact(deleted: set[int]) -> dict[str, object]:
@@ -154,6 +191,8 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
                                                                            client: MilvusClient) -> None:
     _create(client)
     assert _answers(client) == _exact(set())
+    _create_text(client)
+    text_alone = _text_answers(client)  # one query node: the whole collection's statistics
     base = wait_for(lambda: _sealed(cluster).get("query-1"), 120, "query-1 to hold the sealed segments")
     assert len(base) == BASE // 250, base
     wait_for(lambda: _spread(cluster, ["query-1"], base), 120, "query-1 to serve every sealed segment")
@@ -167,6 +206,10 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
     assert all(v > 0 for v in rows.values()), rows
     assert _answers(client) == _exact(set())
     _gathered_reads_answer_as_standalone(client)
+    wait_for(lambda: all(v > 0 for v in ((_status(cluster)["shares"].get(f"default.{TEXT}") or [{}])[0].values()))
+             and len((_status(cluster)["shares"].get(f"default.{TEXT}") or [{}])[0]) == 2, 120,
+             "the full-text collection's segments to spread over two nodes")
+    assert _text_answers(client) == text_alone
 
     # deletes after the last checkpoint: a segment loaded from S3 later must still lose these rows
     client.delete(COLL, ids=DELETED)
