@@ -20,6 +20,7 @@ from shoal.engine import open_engine
 from shoal.engine.collection_data import READ_SHARE, CollectionData
 from shoal.engine.iterators import IteratorStates
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
+from shoal.engine.rerank import DecayRerank
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
@@ -216,8 +217,6 @@ def test_a_gathered_group_by_search_equals_the_whole_engines_answer(engine, grou
 
 
 def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_node(engine) -> None:
-    from shoal.engine.rerank import DecayRerank
-
     rounded = SearchRequest(anns_field="vec", queries=_vec(2), topk=6, metric_type="L2", round_decimal=1)
     _same_hits(_gathered(engine, "search", rounded), engine.search("", "c", rounded))
     for outputs in ([], ["cat"]):  # the reranker's field travels to the proxy and is dropped if not asked for
@@ -235,6 +234,10 @@ def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank
     want = engine.hybrid_search("", "c", req)
     assert want.topks == [8, 8]
     _same_hits(_gathered(engine, "hybrid_search", req), want)
+    bad = dataclasses.replace(req, requests=[subs[0], dataclasses.replace(subs[1], queries=_vec(3))])
+    for run in (lambda: engine.hybrid_search("", "c", bad), lambda: _gathered(engine, "hybrid_search", bad)):
+        with pytest.raises(ShoalError, match="must have the same nq"):
+            run()
 
 
 @pytest.mark.parametrize("metric,round_decimal", [("L2", -1), ("IP", 1)])
@@ -310,16 +313,19 @@ def test_a_gathered_order_by_query_equals_the_whole_engines_answer(engine, reque
         np.testing.assert_array_equal(got.fields[name].values, col.values)
 
 
+_SUB = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3)
+
+
 @pytest.mark.parametrize("method,request_,what", [
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True,
                              group_by_field="cat"), "iterator"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat",
                              strict_group_size=True), "strict_group_size"),
-    ("hybrid_search", HybridSearchRequest(requests=[], rerank=RerankSpec("rrf"), limit=3, group_by_field="cat"),
+    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=RerankSpec("rrf"), limit=3, group_by_field="cat"),
      "hybrid search with group_by"),
-    ("hybrid_search", HybridSearchRequest(requests=[], rerank=RerankSpec("decay"), limit=3),
-     "hybrid search with a function reranker"),
+    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=RerankSpec("decay", function=DecayRerank(
+        field="cat", function="exp", origin=0.0, scale=1.0)), limit=3), "hybrid search with a function reranker"),
     ("compaction", None, "compaction"),
 ])
 def test_reads_share_mode_does_not_gather_answer_code_10(method, request_, what) -> None:

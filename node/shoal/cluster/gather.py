@@ -39,7 +39,7 @@ import numpy as np
 
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.fulltext import Bm25Stats
-from shoal.engine.fusion import fusion_of
+from shoal.engine.fusion import check_subs, fusion_of
 from shoal.engine.group_by import resolve_group_key
 from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
@@ -79,6 +79,8 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
         if req.anns_field and struct_member(schema, req.anns_field) is not None:
             raise _refuse("search of a struct array member (element-level or embedding-list search)")
     if method == "hybrid_search":
+        check_subs(req.requests)
+        fusion_of(req.rerank, len(req.requests))
         if req.group_by_field:
             raise _refuse("hybrid search with group_by")
         if req.rerank.strategy.lower() == "decay":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoal.engine.requests import RerankSpec
+from shoal.engine.requests import RerankSpec, SearchRequest
 from shoal.engine.rerank import to_greater
 from shoal.errors import invalid
 
@@ -38,6 +38,14 @@ class Fusion:
                 fused[key] = max(fused.get(key, -math.inf), greater)
                 continue
             fused[key] = fused.get(key, 0.0) + add
+
+
+def check_subs(requests: list[SearchRequest]) -> None:
+    """A hybrid search has sub searches, all of the same number of queries."""
+    if not requests:
+        raise invalid("hybrid search needs at least one sub search request")
+    if any(len(r.queries) != len(requests[0].queries) for r in requests):
+        raise invalid("all sub search requests of a hybrid search must have the same nq")
 
 
 def fusion_of(rerank: RerankSpec, subs: int) -> Fusion:

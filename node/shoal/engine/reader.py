@@ -49,7 +49,7 @@ from shoal.engine.fulltext import (
     minhash_function,
     minhash_signatures,
 )
-from shoal.engine.fusion import fusion_of
+from shoal.engine.fusion import check_subs, fusion_of
 from shoal.engine.group_by import GroupKey, resolve_group_key
 from shoal.engine.iterators import IteratorStates, window
 from shoal.engine.order_by import order_fields, order_rows
@@ -892,8 +892,7 @@ class Reader:
     def hybrid_search(
         self, meta: CollectionMeta, segments: list[Segment], req: HybridSearchRequest
     ) -> SearchResult:
-        if not req.requests:
-            raise invalid("hybrid search needs at least one sub search request")
+        check_subs(req.requests)
         members = {r.anns_field: struct_member(meta.schema, r.anns_field) for r in req.requests if r.anns_field}
         lists = [r.anns_field for r in req.requests if members.get(r.anns_field) and not isinstance(r.queries, np.ndarray)]
         if lists:
@@ -920,8 +919,6 @@ class Reader:
             raise invalid(f"rank_group_scorer [{req.group_scorer}] is invalid, it should be one of max, sum, avg")
         fused: list[dict[Any, float]] = [{} for _ in range(nq)]
         for i, sub in enumerate(req.requests):
-            if len(sub.queries) != nq:
-                raise invalid("all sub search requests of a hybrid search must have the same nq")
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
             if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
