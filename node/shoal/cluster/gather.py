@@ -40,7 +40,7 @@ import numpy as np
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.fulltext import Bm25Stats
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import resolve_group_key
+from shoal.engine.group_by import pick_groups, resolve_group_key
 from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.reader import higher_is_better, resolve_output_fields
@@ -280,7 +280,9 @@ def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSc
                 seen.add(ids[i])
                 kept.append(i)
         if group_key is not None and groups is not None:
-            kept = _grouped(kept, [group_key.hashable(groups.values[i]) for i in kept], req.group_size, skip, want)
+            at = pick_groups([group_key.hashable(groups.values[i]) for i in kept], scores[kept], want, skip,
+                             req.group_size, False)
+            kept = [kept[i] for i in at]
         else:
             kept = kept[skip:skip + want]
         picked += kept
@@ -292,21 +294,6 @@ def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSc
         fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(r.session_ts for r in results),
         all_search_count=sum(r.all_search_count for r in results),
         group_by_values=None if groups is None else groups.take(take))
-
-
-def _grouped(hits: list[int], keys: list[Any], group_size: int, skip: int, want: int) -> list[int]:
-    """Hits best first -> groups in the order of their best hit, group_size hits each, no new
-    group past skip + want groups; then the groups skip .. skip + want (the engine's `_group`)."""
-    members: dict[Any, list[int]] = {}
-    for hit, key in zip(hits, keys, strict=True):
-        group = members.get(key)
-        if group is None:
-            if len(members) >= skip + want:
-                continue
-            members[key] = group = []
-        if len(group) < max(group_size, 1):
-            group.append(hit)
-    return [h for g in list(members.values())[skip:skip + want] for h in g]
 
 
 def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, Any]], schema: CollectionSchema) -> Any:

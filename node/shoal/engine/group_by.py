@@ -76,6 +76,30 @@ class GroupKey:
         return Column(np.array(values, dtype=dtype))
 
 
+def pick_groups(keys: list[Any], scores: np.ndarray, topk: int, offset: int, group_size: int, strict: bool,
+                scorer: str = "max") -> list[int]:
+    """Of hits ranked best first (`keys`: each one's hashable group value), the ones a grouped
+    search returns: groups ordered by their best hit (hybrid search: by the max, sum or avg of
+    their rows' fused `scores`, higher first), at most group_size hits each, the groups offset ..
+    offset + topk; strict skips a group that cannot fill group_size and takes the next."""
+    groups: dict[Any, list[int]] = {}
+    order: list[Any] = []
+    for i, key in enumerate(keys):
+        members = groups.get(key)
+        if members is None:
+            if not strict and scorer == "max" and len(order) >= topk + offset:
+                continue
+            groups[key] = members = []
+            order.append(key)
+        if len(members) < group_size:
+            members.append(i)
+    if scorer != "max":  # fused scores: higher is better
+        agg = np.sum if scorer == "sum" else np.mean
+        order.sort(key=lambda g: -float(agg(scores[groups[g]])))
+    full = [g for g in order if not strict or len(groups[g]) >= group_size]
+    return [i for g in full[offset : offset + topk] for i in groups[g]]
+
+
 def _cast(value: Any, cast: DataType | None) -> Any:
     if cast is None:
         return value

@@ -50,7 +50,7 @@ from shoal.engine.fulltext import (
     minhash_signatures,
 )
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import GroupKey, resolve_group_key
+from shoal.engine.group_by import GroupKey, pick_groups, resolve_group_key
 from shoal.engine.iterators import IteratorStates, window
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
@@ -784,25 +784,8 @@ class Reader:
         values_out = []
         for h in hits:
             keys = group_field.values(gather(segments, h.segs, h.rows, [group_field.field])[group_field.field.name])
-            groups: dict[object, list[int]] = {}
-            order: list[object] = []
-            for i, key in enumerate(keys):
-                key = group_field.hashable(key)
-                members = groups.get(key)
-                if members is None:
-                    if not strict and scorer == "max" and len(order) >= topk + offset:
-                        continue
-                    groups[key] = members = []
-                    order.append(key)
-                if len(members) < group_size:
-                    members.append(i)
-            if scorer != "max":  # fused scores: higher is better
-                agg = np.sum if scorer == "sum" else np.mean
-                order.sort(key=lambda g: -float(agg(h.scores[groups[g]])))
-            # strict: skip groups that cannot fill group_size and take the next ones instead
-            full = [g for g in order if not strict or len(groups[g]) >= group_size]
-            chosen_groups = full[offset : offset + topk]
-            picks = [i for g in chosen_groups for i in groups[g]]
+            picks = pick_groups([group_field.hashable(k) for k in keys], h.scores, topk, offset, group_size, strict,
+                                scorer)
             idx = np.array(picks, dtype=np.int64)
             out.append(_Hits(h.scores[idx], h.segs[idx], h.rows[idx]))
             values_out.extend(keys[i] for i in picks)
