@@ -263,8 +263,7 @@ def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
 def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess, client: MilvusClient) -> None:
     if not client.has_collection(COLL):
         _create(client)
-    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id", group_size=2,
-                                       strict_group_size=True),
+    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id", group_size=2),
                  lambda: client.compact(COLL)):
         with pytest.raises(MilvusException) as err:
             call()

@@ -205,13 +205,27 @@ def test_a_gathered_range_search_equals_the_whole_engines_answer(engine, params,
     _same_hits(_gathered(engine, "search", req), want)
 
 
-@pytest.mark.parametrize("group_size,offset", [(1, 0), (3, 2)])
-def test_a_gathered_group_by_search_equals_the_whole_engines_answer(engine, group_size, offset) -> None:
+@pytest.mark.parametrize("offset,strict", [(0, False), (2, True)])
+def test_a_gathered_group_by_search_equals_the_whole_engines_answer(engine, offset, strict) -> None:
     req = SearchRequest(anns_field="vec", queries=_vec(2), topk=4, offset=offset, metric_type="L2",
-                        group_by_field="cat", group_size=group_size, output_fields=["cat"])
+                        group_by_field="cat", strict_group_size=strict, output_fields=["cat"])
     want = engine.search("", "c", req)
     got = _gathered(engine, "search", req)
-    assert want.topks == [4 * group_size] * 2
+    assert want.topks == [4, 4]
+    _same_hits(got, want)
+    assert got.group_by_values.values.tolist() == want.group_by_values.values.tolist()
+
+
+@pytest.mark.parametrize("scorer,strict", [("max", False), ("sum", True), ("avg", False)])
+def test_a_gathered_grouped_hybrid_search_equals_the_whole_engines_answer(engine, scorer, strict) -> None:
+    subs = [SearchRequest(anns_field="vec", queries=_vec(2, 3), topk=4, metric_type="L2"),
+            SearchRequest(anns_field="vec", queries=_vec(2, 4), topk=3, metric_type="COSINE", expr="id > 100")]
+    req = HybridSearchRequest(requests=subs, rerank=RerankSpec("weighted", {"weights": [0.6, 0.5]}), limit=3,
+                              offset=1, output_fields=["cat"], group_by_field="cat", group_scorer=scorer,
+                              strict_group_size=strict)
+    want = engine.hybrid_search("", "c", req)
+    assert sum(want.topks) > 0
+    got = _gathered(engine, "hybrid_search", req)
     _same_hits(got, want)
     assert got.group_by_values.values.tolist() == want.group_by_values.values.tolist()
 
@@ -226,15 +240,21 @@ def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_
         _same_hits(_gathered(engine, "search", req), want)
 
 
-@pytest.mark.parametrize("rerank", [RerankSpec("rrf", {"k": 10}), RerankSpec("weighted", {"weights": [0.3, 0.9]})])
-def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank) -> None:
+_DECAY = RerankSpec("decay", function=DecayRerank(field="cat", function="linear", origin=2.0, scale=3.0, decay=0.2))
+
+
+@pytest.mark.parametrize("rerank,outputs", [(RerankSpec("rrf", {"k": 10}), ["cat"]),
+                                            (RerankSpec("weighted", {"weights": [0.3, 0.9]}), ["cat"]),
+                                            (_DECAY, []), (_DECAY, ["cat"])])
+def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank, outputs) -> None:
     subs = [SearchRequest(anns_field="vec", queries=_vec(2, 1), topk=20, metric_type="L2", expr="cat != 2"),
-            SearchRequest(anns_field="vec", queries=_vec(2, 2), topk=12, metric_type="L2")]
-    req = HybridSearchRequest(requests=subs, rerank=rerank, limit=8, offset=3, output_fields=["cat"], round_decimal=3)
+            SearchRequest(anns_field="vec", queries=_vec(2, 2), topk=12, metric_type="IP")]
+    req = HybridSearchRequest(requests=subs, rerank=rerank, limit=8, offset=3, output_fields=outputs, round_decimal=3)
     want = engine.hybrid_search("", "c", req)
     assert want.topks == [8, 8]
     _same_hits(_gathered(engine, "hybrid_search", req), want)
-    bad = dataclasses.replace(req, requests=[subs[0], dataclasses.replace(subs[1], queries=_vec(3))])
+    bad = dataclasses.replace(req, requests=[subs[0], dataclasses.replace(subs[1], queries=_vec(3))],
+                              rerank=RerankSpec("rrf"))
     for run in (lambda: engine.hybrid_search("", "c", bad), lambda: _gathered(engine, "hybrid_search", bad)):
         with pytest.raises(ShoalError, match="must have the same nq"):
             run()
@@ -321,11 +341,11 @@ _SUB = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3)
                              group_by_field="cat"), "iterator"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
     ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat",
-                             strict_group_size=True), "strict_group_size"),
-    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=RerankSpec("rrf"), limit=3, group_by_field="cat"),
-     "hybrid search with group_by"),
-    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=RerankSpec("decay", function=DecayRerank(
-        field="cat", function="exp", origin=0.0, scale=1.0)), limit=3), "hybrid search with a function reranker"),
+                             group_size=2), "group_size above 1"),
+    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=RerankSpec("rrf"), limit=3, group_by_field="cat",
+                                          group_size=3), "group_size above 1"),
+    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=_DECAY, limit=3, group_by_field="cat"),
+     "hybrid search with group_by and a function reranker"),
     ("compaction", None, "compaction"),
 ])
 def test_reads_share_mode_does_not_gather_answer_code_10(method, request_, what) -> None:

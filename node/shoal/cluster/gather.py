@@ -5,9 +5,9 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
 - search (range search too): each node returns its best limit + offset hits per query, scores
   unrounded; the proxy keeps the best across nodes, ties by the smaller primary key (Milvus's
   proxy reduce), a key once, then applies the offset and round_decimal;
-- search with group_by: each node returns its best limit + offset groups of group_size hits;
-  the proxy walks every hit best first, a group's first hit placing it, up to group_size hits a
-  group and limit + offset groups, then skips offset groups;
+- search with group_by (group_size 1): each node returns its best hit of each of its best
+  limit + offset groups; the proxy walks every hit best first, a group's first hit placing it,
+  limit + offset groups, then skips offset groups (`group_by.pick_groups`, the engine's rule);
 - search with a decay function reranker: each node returns its best limit + offset hits by the
   search's own score with the reranker's field; the proxy keeps the best limit + offset across
   nodes, then rescores, reorders and pages them as the engine does;
@@ -40,7 +40,7 @@ import numpy as np
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.fulltext import Bm25Stats
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import pick_groups, resolve_group_key
+from shoal.engine.group_by import group_scorer, pick_groups, resolve_group_key
 from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.reader import higher_is_better, resolve_output_fields
@@ -62,6 +62,10 @@ def _is_text(queries: Any) -> bool:
     return isinstance(queries, list) and bool(queries) and isinstance(queries[0], str)
 
 
+GROUP_SIZE_WHY = ("group_by with a group_size above 1 (a node returns the hits of its own best groups only, so a "
+                  "group's other hits on other nodes could be missed)")
+
+
 def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
     """Code 10 for a read kind share mode does not gather."""
     if method not in GATHERED:
@@ -72,19 +76,22 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
             raise _refuse("a search iterator with group_by or a function reranker")
         if req.boosts:
             raise _refuse("search with a boost ranker")
-        if req.group_by_field and req.strict_group_size:
-            raise _refuse("search with group_by and strict_group_size")
+        if req.group_by_field and req.group_size > 1:
+            raise _refuse(GROUP_SIZE_WHY)
         if req.group_by_field and req.rerank is not None:
             raise _refuse("search with group_by and a function reranker")
         if req.anns_field and struct_member(schema, req.anns_field) is not None:
             raise _refuse("search of a struct array member (element-level or embedding-list search)")
     if method == "hybrid_search":
         check_subs(req.requests)
+        if req.group_by_field and req.rerank.strategy.lower() == "decay":
+            raise _refuse("hybrid search with group_by and a function reranker")
         fusion_of(req.rerank, len(req.requests))
         if req.group_by_field:
-            raise _refuse("hybrid search with group_by")
-        if req.rerank.strategy.lower() == "decay":
-            raise _refuse("hybrid search with a function reranker")
+            resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+            group_scorer(req.group_size, req.group_scorer)
+            if req.group_size > 1:
+                raise _refuse(GROUP_SIZE_WHY)
         for sub in req.requests:
             if sub.anns_field and struct_member(schema, sub.anns_field) is not None:
                 raise _refuse("hybrid search of a struct array member")
@@ -133,10 +140,19 @@ def _node_search(req: SearchRequest, schema: CollectionSchema) -> SearchRequest:
 
 
 def _sub_search(req: HybridSearchRequest, sub: SearchRequest, schema: CollectionSchema) -> SearchRequest:
-    """A hybrid sub search as a search of its own: its limit, the hybrid's outputs, partitions and level."""
-    return dataclasses.replace(sub, offset=0, round_decimal=-1, output_fields=list(req.output_fields),
+    """A hybrid sub search as a search of its own: its limit, the hybrid's outputs (and a decay
+    reranker's field), partitions and level; grouped as the hybrid search groups."""
+    decay = _decay(req)
+    extra = [decay.field] if decay is not None and not _has_output(schema, req.output_fields, decay.field) else []
+    return dataclasses.replace(sub, offset=0, round_decimal=-1, output_fields=[*req.output_fields, *extra],
                                partition_names=list(req.partition_names), consistency=req.consistency,
-                               group_by_field=None)
+                               group_by_field=req.group_by_field, group_by_json_path=req.group_by_json_path,
+                               group_by_json_type=req.group_by_json_type, group_size=req.group_size,
+                               strict_group_size=False)
+
+
+def _decay(req: HybridSearchRequest) -> Any:
+    return req.rerank.function if req.rerank.strategy.lower() == "decay" else None
 
 
 def _has_output(schema: CollectionSchema, outputs: list[str], name: str) -> bool:
@@ -324,38 +340,62 @@ def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, An
 
 
 def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], schema: CollectionSchema) -> Any:
+    """Each sub search's best hits over every node (grouped ones re-ranked by score), fused by
+    primary key (`engine/fusion.py`), a decay reranker's scaling, then paged or grouped."""
     fusion = fusion_of(req.rerank, len(req.requests))
-    subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema),
-                          any(bool(p.get("desc")) for p in sub_parts), schema, 0, sub.topk)
-            for sub, sub_parts in zip(req.requests, parts, strict=True)]
+    decay = _decay(req)
+    key = resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+    scorer = group_scorer(req.group_size, req.group_scorer) if key is not None else "max"
+    descs = [any(bool(p.get("desc")) for p in sub_parts) for sub_parts in parts]
+    subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema), desc, schema, 0, sub.topk)
+            for sub, sub_parts, desc in zip(req.requests, parts, descs, strict=True)]
     metrics = [str(sub_parts[0].get("metric", "")) for sub_parts in parts]
     first = subs[0]
-    nq = first.num_queries
     ids = np.concatenate([s.ids for s in subs]) if len(subs) > 1 else first.ids
+    scores = np.concatenate([s.scores for s in subs])
     fields = _concat([s.fields for s in subs]) if first.fields else {}
+    groups = Column.concat([s.group_by_values for s in subs]) if key is not None else None
     base = np.cumsum([0] + [len(s.ids) for s in subs])
     starts = [np.concatenate([[0], np.cumsum(s.topks)]) for s in subs]
     picked: list[int] = []
-    scores: list[float] = []
+    fused_scores: list[float] = []
     topks = []
-    for q in range(nq):
+    for q in range(first.num_queries):
         fused: dict[Any, float] = {}
         where: dict[Any, int] = {}  # a key's row in the concatenated sub answers (its first)
-        for i, s in enumerate(subs):
-            rows = range(int(base[i] + starts[i][q]), int(base[i] + starts[i][q + 1]))
-            keys = [ids[r] for r in rows]
-            for key, r in zip(keys, rows, strict=True):
-                where.setdefault(key, r)
-            fusion.add(fused, i, metrics[i], keys, s.scores[int(starts[i][q]):int(starts[i][q + 1])].tolist())
-        ranked = sorted(fused.items(), key=lambda kv: -kv[1])[req.offset:req.offset + req.limit]
+        for i in range(len(subs)):
+            rows = list(range(int(base[i] + starts[i][q]), int(base[i] + starts[i][q + 1])))
+            if key is not None:  # as the engine: a sub search's groups' hits ranked by score again
+                rows.sort(key=lambda r, d=descs[i]: -float(scores[r]) if d else float(scores[r]))
+            for r in rows:
+                where.setdefault(ids[r], r)
+            fusion.add(fused, i, metrics[i], [ids[r] for r in rows], [float(scores[r]) for r in rows])
+        if decay is not None:
+            col = fields[decay.field]
+            at = np.array([where[k] for k in fused], dtype=np.int64)
+            fused = dict(zip(fused, decay.decayed(list(fused.values()), col.values[at],
+                                                None if col.valid is None else col.valid[at]), strict=True))
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1])
+        if key is None or groups is None:
+            ranked = ranked[req.offset:req.offset + req.limit]
+        else:
+            chosen = pick_groups([key.hashable(groups.values[where[k]]) for k, _ in ranked],
+                                 np.array([v for _, v in ranked]), req.limit, req.offset, req.group_size,
+                                 req.strict_group_size, scorer)
+            ranked = [ranked[i] for i in chosen]
         picked += [where[k] for k, _ in ranked]
-        scores += [v for _, v in ranked]
+        fused_scores += [v for _, v in ranked]
         topks.append(len(ranked))
     take = np.array(picked, dtype=np.int64)
+    extra = {decay.field} if decay is not None and not _has_output(schema, req.output_fields, decay.field) else set()
     out = dataclasses.replace(
-        first, top_k=req.limit, topks=topks, ids=ids[take], scores=np.array(scores, dtype=np.float32),
-        fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(s.session_ts for s in subs),
-        all_search_count=len(picked), iterator_token="", iterator_last_bound=0.0)
+        first, top_k=req.limit, topks=topks, ids=ids[take], scores=np.array(fused_scores, dtype=np.float32),
+        fields={n: c.take(take) for n, c in fields.items() if n not in extra},
+        field_schemas=[f for f in first.field_schemas if f.name not in extra],
+        output_fields=[n for n in first.output_fields if n not in extra],
+        group_by_values=None if key is None else key.column([groups.values[i] for i in picked]),  # type: ignore[union-attr]
+        session_ts=max(s.session_ts for s in subs), all_search_count=len(picked), iterator_token="",
+        iterator_last_bound=0.0)
     return _rounded(out, req.round_decimal)
 
 

@@ -76,6 +76,16 @@ class GroupKey:
         return Column(np.array(values, dtype=dtype))
 
 
+def group_scorer(group_size: int, scorer: str | None) -> str:
+    """A hybrid search's group_size and rank_group_scorer, checked; the scorer (max, sum, avg)."""
+    if group_size < 1:
+        raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
+    out = (scorer or "max").lower()
+    if out not in ("max", "sum", "avg"):
+        raise invalid(f"rank_group_scorer [{scorer}] is invalid, it should be one of max, sum, avg")
+    return out
+
+
 def pick_groups(keys: list[Any], scores: np.ndarray, topk: int, offset: int, group_size: int, strict: bool,
                 scorer: str = "max") -> list[int]:
     """Of hits ranked best first (`keys`: each one's hashable group value), the ones a grouped

@@ -50,7 +50,7 @@ from shoal.engine.fulltext import (
     minhash_signatures,
 )
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import GroupKey, pick_groups, resolve_group_key
+from shoal.engine.group_by import GroupKey, group_scorer, pick_groups, resolve_group_key
 from shoal.engine.iterators import IteratorStates, window
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
@@ -761,10 +761,7 @@ class Reader:
         segs = np.array([k[0] for k in keys], dtype=np.int64)
         rows = np.array([k[1] for k in keys], dtype=np.int64)
         col = gather(segments, segs, rows, [field])[field.name]
-        factors = decay.factors(np.asarray(col.values, dtype=np.float64)).astype(np.float32)
-        if col.valid is not None:
-            factors[~col.valid] = 0.0
-        return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
+        return dict(zip(keys, decay.decayed([scores[k] for k in keys], col.values, col.valid), strict=True))
 
 
     def _group(
@@ -895,11 +892,7 @@ class Reader:
             raise not_supported("a function reranker with group_by")
         fusion = fusion_of(req.rerank, len(req.requests))
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
-        if req.group_size < 1:
-            raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
-        scorer = (req.group_scorer or "max").lower()
-        if scorer not in ("max", "sum", "avg"):
-            raise invalid(f"rank_group_scorer [{req.group_scorer}] is invalid, it should be one of max, sum, avg")
+        scorer = group_scorer(req.group_size, req.group_scorer)
         fused: list[dict[Any, float]] = [{} for _ in range(nq)]
         for i, sub in enumerate(req.requests):
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
