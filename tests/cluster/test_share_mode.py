@@ -248,6 +248,8 @@ def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
         for i in rank[q][:20].tolist():
             fused[i] = fused.get(i, 0.0) + w * (1 - 2 * math.atan(float(dist[q][i])) / math.pi)
     assert [h["id"] for h in hits[0]] == sorted(fused, key=lambda i: -fused[i])[:6]
+    grouped = client.hybrid_search(COLL, subs, WeightedRanker(*weights), limit=6, group_by_field="id")
+    assert [h["id"] for h in grouped[0]] == [h["id"] for h in hits[0]]  # one hit per key: the same
     rows = client.query(COLL, filter=base, output_fields=["id"], limit=7, offset=300,
                         order_by_fields=[{"field": "id", "order": "desc"}])
     assert [r["id"] for r in rows] == list(range(BASE - 301, BASE - 308, -1))

@@ -18,7 +18,9 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
   (rows, total length, rows per term), summed, then the search with those statistics, so each
   node scores its share as the whole collection would;
 - hybrid search: each sub search is gathered as a search of its own limit (its best hits over
-  every node), then the proxy fuses them by primary key (`engine/fusion.py`) and pages;
+  every node; grouped, then ranked by score again, when the hybrid search groups), then the
+  proxy fuses them by primary key (`engine/fusion.py`), scales them by a decay reranker, and
+  pages or groups them;
 - query: each node returns its first limit + offset rows in primary-key order (with order_by:
   in that order, with the order_by fields); the proxy merges in the same order, then applies
   offset and limit; `count(*)` is the sum;
