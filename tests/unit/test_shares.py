@@ -233,9 +233,10 @@ def test_a_gathered_grouped_hybrid_search_equals_the_whole_engines_answer(engine
 def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_node(engine) -> None:
     rounded = SearchRequest(anns_field="vec", queries=_vec(2), topk=6, metric_type="L2", round_decimal=1)
     _same_hits(_gathered(engine, "search", rounded), engine.search("", "c", rounded))
-    for outputs in ([], ["cat"]):  # the reranker's field travels to the proxy and is dropped if not asked for
+    # the reranker's field travels to the proxy and is dropped if not asked for (the key too)
+    for field, outputs in (("cat", []), ("cat", ["cat"]), ("id", [])):
         req = SearchRequest(anns_field="vec", queries=_vec(2), topk=5, offset=2, metric_type="L2", output_fields=outputs,
-                            rerank=DecayRerank(field="cat", function="gauss", origin=3.0, scale=2.0))
+                            rerank=DecayRerank(field=field, function="gauss", origin=3.0, scale=2.0))
         want = engine.search("", "c", req)
         _same_hits(_gathered(engine, "search", req), want)
 

@@ -157,9 +157,10 @@ def _decay(req: HybridSearchRequest) -> Any:
     return req.rerank.function if req.rerank.strategy.lower() == "decay" else None
 
 
-def _has_output(schema: CollectionSchema, outputs: list[str], name: str) -> bool:
+def _has_output(schema: CollectionSchema, outputs: list[str], name: str, query: bool = False) -> bool:
+    """Whether a read with `outputs` returns field `name` (a query always returns the primary key)."""
     fields, _ = resolve_output_fields(schema, outputs)
-    return any(f.name == name for f in fields) or name == schema.primary_field.name
+    return any(f.name == name for f in fields) or (query and name == schema.primary_field.name)
 
 
 def _order_extra(schema: CollectionSchema, req: QueryRequest) -> list[str]:
@@ -168,7 +169,8 @@ def _order_extra(schema: CollectionSchema, req: QueryRequest) -> list[str]:
         return []
     out: list[str] = []
     for name, _ in req.order_by:
-        if schema.field(name) is not None and name not in out and not _has_output(schema, req.output_fields, name):
+        if schema.field(name) is not None and name not in out and not _has_output(schema, req.output_fields, name,
+                                                                                   query=True):
             out.append(name)
     return out
 
