@@ -238,7 +238,7 @@ def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
         params = {"radius": float(d[40] + d[41]) / 2, "range_filter": float(d[4] + d[5]) / 2}
         hits = client.search(COLL, [QUERY_VECTORS[q]], limit=10, filter=base, search_params={"params": params})
         assert [h["id"] for h in hits[0]] == rank[q][5:15].tolist()
-    hits = client.search(COLL, QUERY_VECTORS[:2], limit=4, offset=2, filter=base, group_by_field="id")
+    hits = client.search(COLL, QUERY_VECTORS[:2], limit=4, offset=2, filter=base, group_by_field="id", group_size=2)
     assert [[h["id"] for h in row] for row in hits] == [rank[q][2:6].tolist() for q in range(2)]
     weights = (0.3, 0.9)
     subs = [AnnSearchRequest([QUERY_VECTORS[q]], "vector", {"metric_type": "L2"}, limit=20, expr=base) for q in (0, 1)]
@@ -265,7 +265,9 @@ def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
 def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess, client: MilvusClient) -> None:
     if not client.has_collection(COLL):
         _create(client)
-    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id", group_size=2),
+    boost = Function(name="b", input_field_names=[], function_type=FunctionType.RERANK,
+                     params={"reranker": "boost", "filter": "id < 10", "weight": 2.0})
+    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, ranker=boost),
                  lambda: client.compact(COLL)):
         with pytest.raises(MilvusException) as err:
             call()

@@ -42,13 +42,20 @@ import numpy as np
 from shoal.engine.embedding_list import struct_member
 from shoal.engine.fulltext import Bm25Stats
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import group_scorer, pick_groups, resolve_group_key
+from shoal.engine.group_by import (
+    GroupKey,
+    check_group_vector,
+    group_candidates,
+    group_scorer,
+    pick_groups,
+    resolve_group_key,
+)
 from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.reader import higher_is_better, resolve_output_fields
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, SearchRequest, SearchResult
 from shoal.errors import Code, ShoalError
-from shoal.schema import CollectionSchema, Column, DataType
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
 
 GATHERED = frozenset({"search", "hybrid_search", "query", "collection_row_count", "partition_row_count",
                       "describe_index", "persistent_segments", "query_segments"})
@@ -64,8 +71,12 @@ def _is_text(queries: Any) -> bool:
     return isinstance(queries, list) and bool(queries) and isinstance(queries[0], str)
 
 
-GROUP_SIZE_WHY = ("group_by with a group_size above 1 (a node returns the hits of its own best groups only, so a "
-                  "group's other hits on other nodes could be missed)")
+def _vector_field(schema: CollectionSchema, anns_field: str) -> FieldSchema:
+    field = schema.field(anns_field) if anns_field else None
+    if field is None:
+        vectors = schema.vector_fields
+        return vectors[0] if len(vectors) == 1 else FieldSchema(name="", dtype=DataType.FLOAT_VECTOR)
+    return field
 
 
 def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
@@ -78,8 +89,9 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
             raise _refuse("a search iterator with group_by or a function reranker")
         if req.boosts:
             raise _refuse("search with a boost ranker")
-        if req.group_by_field and req.group_size > 1:
-            raise _refuse(GROUP_SIZE_WHY)
+        if req.group_by_field:
+            resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+            check_group_vector(_vector_field(schema, req.anns_field))
         if req.group_by_field and req.rerank is not None:
             raise _refuse("search with group_by and a function reranker")
         if req.anns_field and struct_member(schema, req.anns_field) is not None:
@@ -92,8 +104,6 @@ def check(method: str, args: tuple[Any, ...], schema: CollectionSchema) -> None:
         if req.group_by_field:
             resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
             group_scorer(req.group_size, req.group_scorer)
-            if req.group_size > 1:
-                raise _refuse(GROUP_SIZE_WHY)
         for sub in req.requests:
             if sub.anns_field and struct_member(schema, sub.anns_field) is not None:
                 raise _refuse("hybrid search of a struct array member")
@@ -135,10 +145,27 @@ def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema, ste
 
 
 def _node_search(req: SearchRequest, schema: CollectionSchema) -> SearchRequest:
+    """A search as a node runs it: limit + offset hits unrounded; a decay reranker's field with
+    them, not reranked; with group_by, ungrouped: the best hits a grouped search would group, with
+    the group field (`_ungrouped`)."""
     extra = [req.rerank.field] if req.rerank is not None and not _has_output(schema, req.output_fields,
                                                                              req.rerank.field) else []
-    return dataclasses.replace(req, topk=req.topk + req.offset, offset=0, round_decimal=-1, rerank=None,
-                               output_fields=[*req.output_fields, *extra])
+    asked = dataclasses.replace(req, topk=req.topk + req.offset, offset=0, round_decimal=-1, rerank=None,
+                                output_fields=[*req.output_fields, *extra])
+    return _ungrouped(asked, schema, req.topk + req.offset, req.group_size)
+
+
+def _ungrouped(req: SearchRequest, schema: CollectionSchema, want: int, group_size: int) -> SearchRequest:
+    """A grouped search as each node is asked it: its best hits (as many as the engine groups,
+    `group_candidates`) with the group field, so the proxy groups the best of every node's; a
+    node grouping its own would miss a group's hits on a node that did not rank that group."""
+    key = resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+    if key is None:
+        return req
+    extra = [] if _has_output(schema, req.output_fields, key.field.name) else [key.field.name]
+    return dataclasses.replace(req, topk=group_candidates(want, group_size), group_by_field=None,
+                               group_by_json_path=None, group_by_json_type=None, group_size=1,
+                               strict_group_size=False, output_fields=[*req.output_fields, *extra])
 
 
 def _sub_search(req: HybridSearchRequest, sub: SearchRequest, schema: CollectionSchema) -> SearchRequest:
@@ -146,11 +173,11 @@ def _sub_search(req: HybridSearchRequest, sub: SearchRequest, schema: Collection
     reranker's field), partitions and level; grouped as the hybrid search groups."""
     decay = _decay(req)
     extra = [decay.field] if decay is not None and not _has_output(schema, req.output_fields, decay.field) else []
-    return dataclasses.replace(sub, offset=0, round_decimal=-1, output_fields=[*req.output_fields, *extra],
-                               partition_names=list(req.partition_names), consistency=req.consistency,
-                               group_by_field=req.group_by_field, group_by_json_path=req.group_by_json_path,
-                               group_by_json_type=req.group_by_json_type, group_size=req.group_size,
-                               strict_group_size=False)
+    asked = dataclasses.replace(sub, offset=0, round_decimal=-1, output_fields=[*req.output_fields, *extra],
+                                partition_names=list(req.partition_names), consistency=req.consistency,
+                                group_by_field=req.group_by_field, group_by_json_path=req.group_by_json_path,
+                                group_by_json_type=req.group_by_json_type)
+    return _ungrouped(asked, schema, sub.topk, req.group_size)
 
 
 def _decay(req: HybridSearchRequest) -> Any:
@@ -228,6 +255,8 @@ def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]],
                          states, schema)
     if req.rerank is not None:
         return _reranked(_merge_search(results, req, desc, schema, 0, req.topk + req.offset), req, parts[0], schema)
+    if req.group_by_field:
+        return _rounded(_grouped_search(results, req, desc, schema), req.round_decimal)
     return _rounded(_merge_search(results, req, desc, schema, req.offset, req.topk), req.round_decimal)
 
 
@@ -278,14 +307,11 @@ def _sortable(col: Column) -> Column:
 
 
 def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSchema, skip: int, want: int) -> Any:
-    """The best hits (groups with group_by) of every node's, per query: `want` of them after the first `skip`."""
+    """The best hits of every node's, per query: `want` of them after the first `skip`."""
     first = results[0]
     nq = first.num_queries
     ids = np.concatenate([r.ids for r in results]) if len(results) > 1 else first.ids
     scores = np.concatenate([r.scores for r in results]).astype(np.float32, copy=False)
-    groups = Column.concat([r.group_by_values for r in results]) if first.group_by_field else None
-    group_key = (resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
-                 if groups is not None else None)
     base = np.cumsum([0] + [len(r.ids) for r in results])
     starts = [np.concatenate([[0], np.cumsum(r.topks)]) for r in results]
     picked: list[int] = []
@@ -299,12 +325,7 @@ def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSc
             if ids[i] not in seen:
                 seen.add(ids[i])
                 kept.append(i)
-        if group_key is not None and groups is not None:
-            at = pick_groups([group_key.hashable(groups.values[i]) for i in kept], scores[kept], want, skip,
-                             req.group_size, False)
-            kept = [kept[i] for i in at]
-        else:
-            kept = kept[skip:skip + want]
+        kept = kept[skip:skip + want]
         picked += kept
         topks.append(len(kept))
     take = np.array(picked, dtype=np.int64)
@@ -312,8 +333,37 @@ def _merge_search(results: list[Any], req: Any, desc: bool, schema: CollectionSc
     return dataclasses.replace(
         first, top_k=req.topk, topks=topks, ids=ids[take], scores=scores[take],
         fields={n: c.take(take) for n, c in fields.items()}, session_ts=max(r.session_ts for r in results),
-        all_search_count=sum(r.all_search_count for r in results),
-        group_by_values=None if groups is None else groups.take(take))
+        all_search_count=sum(r.all_search_count for r in results))
+
+
+def _groups(merged: SearchResult, key: GroupKey, topk: int, offset: int, group_size: int,
+            strict: bool) -> tuple[list[np.ndarray], list[Any]]:
+    """Per query, the hits of `merged` (best first, ungrouped) a grouped search returns, and
+    their group values."""
+    values = key.values(merged.fields[key.field.name])
+    starts = np.concatenate([[0], np.cumsum(merged.topks)])
+    picks = []
+    for q in range(merged.num_queries):
+        rows = np.arange(int(starts[q]), int(starts[q + 1]))
+        at = pick_groups([key.hashable(values[r]) for r in rows], merged.scores[rows], topk, offset, group_size, strict)
+        picks.append(rows[np.array(at, dtype=np.int64)])
+    return picks, values
+
+
+def _grouped_search(results: list[Any], req: SearchRequest, desc: bool, schema: CollectionSchema) -> Any:
+    key = resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
+    assert key is not None
+    merged = _merge_search(results, req, desc, schema, 0, group_candidates(req.topk + req.offset, req.group_size))
+    picks, values = _groups(merged, key, req.topk, req.offset, req.group_size, req.strict_group_size)
+    take = np.concatenate(picks).astype(np.int64) if picks else np.empty(0, np.int64)
+    extra = set() if _has_output(schema, req.output_fields, key.field.name) else {key.field.name}
+    return dataclasses.replace(
+        merged, topks=[len(p) for p in picks], ids=merged.ids[take], scores=merged.scores[take],
+        fields={n: c.take(take) for n, c in merged.fields.items() if n not in extra},
+        field_schemas=[f for f in merged.field_schemas if f.name not in extra],
+        output_fields=[n for n in merged.output_fields if n not in extra],
+        group_by_field=key.name, group_by_schema=key.reported,
+        group_by_values=key.column([values[i] for i in take.tolist()]))
 
 
 def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, Any]], schema: CollectionSchema) -> Any:
@@ -351,16 +401,20 @@ def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], s
     key = resolve_group_key(schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
     scorer = group_scorer(req.group_size, req.group_scorer) if key is not None else "max"
     descs = [any(bool(p.get("desc")) for p in sub_parts) for sub_parts in parts]
-    subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema), desc, schema, 0, sub.topk)
-            for sub, sub_parts, desc in zip(req.requests, parts, descs, strict=True)]
+    depth = [sub.topk if key is None else group_candidates(sub.topk, req.group_size) for sub in req.requests]
+    subs = [_merge_search([p["result"] for p in sub_parts], _sub_search(req, sub, schema), desc, schema, 0, k)
+            for sub, sub_parts, desc, k in zip(req.requests, parts, descs, depth, strict=True)]
     metrics = [str(sub_parts[0].get("metric", "")) for sub_parts in parts]
     first = subs[0]
     ids = np.concatenate([s.ids for s in subs]) if len(subs) > 1 else first.ids
     scores = np.concatenate([s.scores for s in subs])
     fields = _concat([s.fields for s in subs]) if first.fields else {}
-    groups = Column.concat([s.group_by_values for s in subs]) if key is not None else None
     base = np.cumsum([0] + [len(s.ids) for s in subs])
     starts = [np.concatenate([[0], np.cumsum(s.topks)]) for s in subs]
+    # grouped: each sub search's hits are its groups' (group_size each), ranked by score again
+    chosen = ([_groups(s, key, sub.topk, 0, req.group_size, False)[0] for s, sub in zip(subs, req.requests, strict=True)]
+              if key is not None else None)
+    values = key.values(fields[key.field.name]) if key is not None else []
     picked: list[int] = []
     fused_scores: list[float] = []
     topks = []
@@ -369,7 +423,8 @@ def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], s
         where: dict[Any, int] = {}  # a key's row in the concatenated sub answers (its first)
         for i in range(len(subs)):
             rows = list(range(int(base[i] + starts[i][q]), int(base[i] + starts[i][q + 1])))
-            if key is not None:  # as the engine: a sub search's groups' hits ranked by score again
+            if chosen is not None:
+                rows = [int(base[i]) + int(r) for r in chosen[i][q]]
                 rows.sort(key=lambda r, d=descs[i]: -float(scores[r]) if d else float(scores[r]))
             for r in rows:
                 where.setdefault(ids[r], r)
@@ -380,24 +435,25 @@ def _merge_hybrid(req: HybridSearchRequest, parts: list[list[dict[str, Any]]], s
             fused = dict(zip(fused, decay.decayed(list(fused.values()), col.values[at],
                                                 None if col.valid is None else col.valid[at]), strict=True))
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])
-        if key is None or groups is None:
+        if key is None:
             ranked = ranked[req.offset:req.offset + req.limit]
         else:
-            chosen = pick_groups([key.hashable(groups.values[where[k]]) for k, _ in ranked],
-                                 np.array([v for _, v in ranked]), req.limit, req.offset, req.group_size,
-                                 req.strict_group_size, scorer)
-            ranked = [ranked[i] for i in chosen]
+            at = pick_groups([key.hashable(values[where[k]]) for k, _ in ranked], np.array([v for _, v in ranked]),
+                             req.limit, req.offset, req.group_size, req.strict_group_size, scorer)
+            ranked = [ranked[i] for i in at]
         picked += [where[k] for k, _ in ranked]
         fused_scores += [v for _, v in ranked]
         topks.append(len(ranked))
     take = np.array(picked, dtype=np.int64)
-    extra = {decay.field} if decay is not None and not _has_output(schema, req.output_fields, decay.field) else set()
+    extra = {f for f in (decay.field if decay is not None else "", key.field.name if key is not None else "")
+             if f and not _has_output(schema, req.output_fields, f)}
     out = dataclasses.replace(
         first, top_k=req.limit, topks=topks, ids=ids[take], scores=np.array(fused_scores, dtype=np.float32),
         fields={n: c.take(take) for n, c in fields.items() if n not in extra},
         field_schemas=[f for f in first.field_schemas if f.name not in extra],
         output_fields=[n for n in first.output_fields if n not in extra],
-        group_by_values=None if key is None else key.column([groups.values[i] for i in picked]),  # type: ignore[union-attr]
+        group_by_field=None if key is None else key.name, group_by_schema=None if key is None else key.reported,
+        group_by_values=None if key is None else key.column([values[i] for i in picked]),
         session_ts=max(s.session_ts for s in subs), all_search_count=len(picked), iterator_token="",
         iterator_last_bound=0.0)
     return _rounded(out, req.round_decimal)

@@ -18,7 +18,15 @@ import numpy as np
 from shoal.errors import invalid
 from shoal.expr import jsonvalues as jv
 from shoal.expr.binder import bind_json_path
-from shoal.schema import DYNAMIC_FIELD, CollectionSchema, Column, DataType, FieldSchema, object_array
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    MAX_TOPK,
+    CollectionSchema,
+    Column,
+    DataType,
+    FieldSchema,
+    object_array,
+)
 
 # pymilvus's json_type names (lower-cased) -> what the value must be
 JSON_CASTS: dict[str, DataType] = {
@@ -74,6 +82,17 @@ class GroupKey:
         if dtype.kind == "O" or any(v is None for v in values):
             return Column(object_array(values))
         return Column(np.array(values, dtype=dtype))
+
+
+def group_candidates(want: int, group_size: int) -> int:
+    """How many best hits a grouped search groups (`want` groups of `group_size`): Milvus's
+    segments search deeper than the page for the groups to fill."""
+    return min(MAX_TOPK, max(want * max(group_size, 1) * 8, 256))
+
+
+def check_group_vector(field: FieldSchema) -> None:
+    if field.dtype is DataType.BINARY_VECTOR:
+        raise invalid("not support search_group_by operation based on binary vector")
 
 
 def group_scorer(group_size: int, scorer: str | None) -> str:

@@ -50,7 +50,14 @@ from shoal.engine.fulltext import (
     minhash_signatures,
 )
 from shoal.engine.fusion import check_subs, fusion_of
-from shoal.engine.group_by import GroupKey, group_scorer, pick_groups, resolve_group_key
+from shoal.engine.group_by import (
+    GroupKey,
+    check_group_vector,
+    group_candidates,
+    group_scorer,
+    pick_groups,
+    resolve_group_key,
+)
 from shoal.engine.iterators import IteratorStates, window
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
@@ -499,8 +506,8 @@ class Reader:
         metric = self._metric(meta, field, req.metric_type)
         if metric == "MHJACCARD" and req.params.get("radius") is not None:
             raise invalid("metric MHJACCARD does not support range search: not support range search")
-        if req.group_by_field and field.dtype is DataType.BINARY_VECTOR:
-            raise invalid("not support search_group_by operation based on binary vector")
+        if req.group_by_field:
+            check_group_vector(field)
         read_ts = self.read_ts(req.consistency)
         if req.ignore_growing:
             segments = [s for s in segments if s.sealed]
@@ -508,7 +515,7 @@ class Reader:
         desc = higher_is_better(metric)
         want = req.topk + req.offset
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
-        k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        k = want if group_field is None else group_candidates(want, req.group_size)
         page_k = k
         if req.boosts:  # boosts reorder candidates: take more than the page (Milvus: each segment's top-k)
             k = min(MAX_TOPK, max(k * 4, k + 100))
@@ -859,7 +866,7 @@ class Reader:
         if group_field is None:
             return self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params), metric
         # as Milvus: every sub search is grouped itself, then the groups' rows are fused
-        k = min(MAX_TOPK, max(sub.topk * max(group_size, 1) * 8, 256))
+        k = group_candidates(sub.topk, group_size)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, sub_params)
         hits, _ = self._group(segments, hits, group_field, sub.topk, 0, group_size, False)
         desc = higher_is_better(metric)
