@@ -5,9 +5,10 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
 - search (range search too): each node returns its best limit + offset hits per query, scores
   unrounded; the proxy keeps the best across nodes, ties by the smaller primary key (Milvus's
   proxy reduce), a key once, then applies the offset and round_decimal;
-- search with group_by (group_size 1): each node returns its best hit of each of its best
-  limit + offset groups; the proxy walks every hit best first, a group's first hit placing it,
-  limit + offset groups, then skips offset groups (`group_by.pick_groups`, the engine's rule);
+- search with group_by: each node returns its best hits, as many as the engine groups
+  (`group_candidates`), with the group field; the proxy keeps the best of all and groups them
+  with the engine's rule (`group_by.pick_groups`), so a group's hits on a node that did not
+  rank that group among its own best still count;
 - search with a decay function reranker: each node returns its best limit + offset hits by the
   search's own score with the reranker's field; the proxy keeps the best limit + offset across
   nodes, then rescores, reorders and pages them as the engine does;
@@ -18,7 +19,7 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
   (rows, total length, rows per term), summed, then the search with those statistics, so each
   node scores its share as the whole collection would;
 - hybrid search: each sub search is gathered as a search of its own limit (its best hits over
-  every node; grouped, then ranked by score again, when the hybrid search groups), then the
+  every node; grouped as above, then ranked by score again, when the hybrid search groups), then the
   proxy fuses them by primary key (`engine/fusion.py`), scales them by a decay reranker, and
   pages or groups them;
 - query: each node returns its first limit + offset rows in primary-key order (with order_by:
