@@ -53,7 +53,7 @@ from shoal.engine.group_by import (
 )
 from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
-from shoal.engine.reader import higher_is_better, resolve_output_fields
+from shoal.engine.reader import DEPTH_KEYS, higher_is_better, resolve_output_fields
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, SearchRequest, SearchResult
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
@@ -130,7 +130,11 @@ def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema, ste
     req = args[2] if len(args) > 2 else None
     if method == "search" and step is not None:
         bound, seen = step
-        asked = dataclasses.replace(_node_search(req, schema), topk=req.topk + req.offset + len(seen), iterator_token="",
+        k = req.topk + req.offset + len(seen)
+        # as the engine: the search depth the user gave (checked against limit + offset) reaches the extra hits
+        params = {**req.params, **{d: max(_number(req.params[d]), k) for d in DEPTH_KEYS
+                                   if seen and _number(req.params.get(d)) > 0}}
+        asked = dataclasses.replace(_node_search(req, schema), topk=k, params=params, iterator_token="",
                                     iterator_last_bound=None if math.isnan(bound) else bound)
         return [("search", (*args[:2], asked, *args[3:]))]
     if method == "search":
@@ -143,6 +147,14 @@ def node_calls(method: str, args: tuple[Any, ...], schema: CollectionSchema, ste
         return [("query", (*args[:2], dataclasses.replace(req, limit=limit, offset=0, output_fields=outputs),
                            *args[3:]))]
     return [(method, args)]
+
+
+def _number(value: Any) -> int:
+    """A search depth param as a number; 0 when it is not one (the node then checks it)."""
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _node_search(req: SearchRequest, schema: CollectionSchema) -> SearchRequest:
