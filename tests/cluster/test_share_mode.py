@@ -17,6 +17,7 @@ among the query nodes, the proxy gathers every search, query and count from them
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -25,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import (
+    AnnSearchRequest,
+    DataType,
+    Function,
+    FunctionType,
+    MilvusClient,
+    MilvusException,
+    WeightedRanker,
+)
+from pymilvus.client.iterator import SearchIteratorV2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +58,7 @@ from shoal.cluster.supervisor import admin_call  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1200)
 COLL = "share_load"
+TEXT = "share_text"
 KINDS = ("search", "query", "insert")
 DELETED = [5, 17, 260, 1001, 1999]
 
@@ -85,6 +96,34 @@ def _create(client: MilvusClient) -> None:
     for at in range(0, BASE, 250):
         client.insert(COLL, rows[at:at + 250])
     client.flush(COLL)
+
+
+def _create_text(client: MilvusClient) -> None:
+    """A full-text collection of 4 sealed segments whose words are spread unevenly: the first two
+    say "apple" often, the last two "pear", so one node's BM25 statistics are far from the whole's."""
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=200, enable_analyzer=True)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                 output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    client.create_collection(TEXT, schema=schema, index_params=index, consistency_level="Strong")
+    rng = np.random.default_rng(4)
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime"]
+    for at in range(0, 1000, 250):
+        fruit = "apple" if at < 500 else "pear"
+        client.insert(TEXT, [{"id": at + i, "text": " ".join([*rng.choice(words, int(rng.integers(2, 9))),
+                                                               *[fruit] * int(rng.integers(0, 4))])}
+                             for i in range(250)])
+    client.flush(TEXT)
+
+
+def _text_answers(client: MilvusClient) -> list[list[tuple[int, float]]]:
+    hits = client.search(TEXT, ["apple pear", "fig apple apple"], anns_field="sparse", limit=8,
+                         search_params={"metric_type": "BM25"})
+    return [[(int(h["id"]), round(float(h["distance"]), 4)) for h in row] for row in hits]
 
 
 def _exact(deleted: set[int]) -> dict[str, object]:
@@ -166,6 +205,8 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
                                                                            client: MilvusClient) -> None:
     _create(client)
     assert _answers(client) == _exact(set())
+    _create_text(client)
+    text_alone = _text_answers(client)  # one query node: the whole collection's statistics
     base = wait_for(lambda: _sealed(cluster).get("query-1"), 120, "query-1 to hold the sealed segments")
     assert len(base) == BASE // 250, base
     wait_for(lambda: _spread(cluster, ["query-1"], base), 120, "query-1 to serve every sealed segment")
@@ -181,6 +222,11 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
     startup = _startup(cluster, "query-2")
     assert startup["segments_left"] >= len(base), startup
     assert _answers(client) == _exact(set())
+    _gathered_reads_answer_as_standalone(client)
+    wait_for(lambda: all(v > 0 for v in ((_status(cluster)["shares"].get(f"default.{TEXT}") or [{}])[0].values()))
+             and len((_status(cluster)["shares"].get(f"default.{TEXT}") or [{}])[0]) == 2, 120,
+             "the full-text collection's segments to spread over two nodes")
+    assert _text_answers(client) == text_alone
 
     # deletes after the last checkpoint: a segment loaded from S3 later must still lose these rows
     client.delete(COLL, ids=DELETED)
@@ -196,14 +242,51 @@ def test_share_mode_divides_segments_moves_them_and_answers_as_standalone(cluste
     assert _answers(client) == gone
 
 
+def _gathered_reads_answer_as_standalone(client: MilvusClient) -> None:
+    """With the sealed segments spread over two nodes: range search, group_by, hybrid search,
+    query order_by and a search iterator, each equal to the exact answer over the base rows (computed here)."""
+    vectors = np.array([r["vector"] for r in base_rows()], dtype=np.float32)
+    queries = np.array(QUERY_VECTORS, dtype=np.float32)
+    dist = [((vectors - q) ** 2).sum(axis=1) for q in queries]  # Milvus's L2: squared
+    rank = [np.argsort(d, kind="stable") for d in dist]
+    base = f"id < {BASE}"
+    for q in range(2):  # hits between the 6th and the 41st best: the 6th to the 15th
+        d = dist[q][rank[q]]
+        params = {"radius": float(d[40] + d[41]) / 2, "range_filter": float(d[4] + d[5]) / 2}
+        hits = client.search(COLL, [QUERY_VECTORS[q]], limit=10, filter=base, search_params={"params": params})
+        assert [h["id"] for h in hits[0]] == rank[q][5:15].tolist()
+    hits = client.search(COLL, QUERY_VECTORS[:2], limit=4, offset=2, filter=base, group_by_field="id", group_size=2)
+    assert [[h["id"] for h in row] for row in hits] == [rank[q][2:6].tolist() for q in range(2)]
+    weights = (0.3, 0.9)
+    subs = [AnnSearchRequest([QUERY_VECTORS[q]], "vector", {"metric_type": "L2"}, limit=20, expr=base) for q in (0, 1)]
+    hits = client.hybrid_search(COLL, subs, WeightedRanker(*weights), limit=6)
+    fused: dict[int, float] = {}
+    for w, q in zip(weights, (0, 1), strict=True):
+        for i in rank[q][:20].tolist():
+            fused[i] = fused.get(i, 0.0) + w * (1 - 2 * math.atan(float(dist[q][i])) / math.pi)
+    assert [h["id"] for h in hits[0]] == sorted(fused, key=lambda i: -fused[i])[:6]
+    grouped = client.hybrid_search(COLL, subs, WeightedRanker(*weights), limit=6, group_by_field="id")
+    assert [h["id"] for h in grouped[0]] == [h["id"] for h in hits[0]]  # one hit per key: the same
+    rows = client.query(COLL, filter=base, output_fields=["id"], limit=7, offset=300,
+                        order_by_fields=[{"field": "id", "order": "desc"}])
+    assert [r["id"] for r in rows] == list(range(BASE - 301, BASE - 308, -1))
+    it = client.search_iterator(COLL, [QUERY_VECTORS[0]], batch_size=300, filter=base)
+    assert isinstance(it, SearchIteratorV2)  # not the client's fallback to range searches
+    pages: list[int] = []
+    while page := it.next():
+        pages += [h["id"] for h in page]
+    it.close()
+    assert pages == rank[0].tolist()
+
+
 def test_reads_share_mode_does_not_gather_answer_code_10(cluster: ClusterProcess, client: MilvusClient) -> None:
     if not client.has_collection(COLL):
         _create(client)
-    for call in (lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, group_by_field="id"),
-                 lambda: client.search(COLL, QUERY_VECTORS[:1], limit=3, search_params={"params": {"radius": 9.0}})):
-        with pytest.raises(MilvusException) as err:
-            call()
-        assert err.value.code == 10 and "segment_placement share" in err.value.message
+    boost = Function(name="b", input_field_names=[], function_type=FunctionType.RERANK,
+                     params={"reranker": "boost", "filter": "id < 10", "weight": 2.0})
+    with pytest.raises(MilvusException) as err:
+        client.search(COLL, QUERY_VECTORS[:1], limit=3, ranker=boost)
+    assert err.value.code == 10 and "segment_placement share" in err.value.message
 
 
 def test_compaction_in_share_mode_keeps_the_answers(cluster: ClusterProcess, client: MilvusClient) -> None:

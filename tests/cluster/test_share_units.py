@@ -150,15 +150,19 @@ class Rig:
         members = json.loads(self.etcd.kv[f"replicas/{self.cid}"])["groups"][0]
         plan = shares.read_shares(self.doc()["groups"][0], [n for n in members if n in self.live])
         args = ("default", "c", req)
+        schema = self.owner.engine.describe_collection("default", "c").schema
+        gather.check(method, args, schema)
         parts = []
-        for n, share in sorted(plan.items()):
-            token = READ_SHARE.set(self.holders[n].select(share))
-            try:
-                parts.append({"result": getattr(self.nodes[n].engine, method)(*gather.node_args(method, args)),
-                              "desc": False})
-            finally:
-                READ_SHARE.reset(token)
-        return gather.merge(method, args, parts)
+        for call, asked in gather.node_calls(method, args, schema):
+            parts.append([])
+            for n, share in sorted(plan.items()):
+                token = READ_SHARE.set(self.holders[n].select(share))
+                try:
+                    engine = self.nodes[n].engine
+                    parts[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
+                finally:
+                    READ_SHARE.reset(token)
+        return gather.merge(method, args, parts, schema)
 
     def exact(self) -> None:
         """The gathered count(*), search and query equal the owner's own answers."""

@@ -5,6 +5,7 @@ share, and the gathered answer must equal the engine's full answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,10 +18,12 @@ from shoal.cluster.roles.shares_node import ShareHolder
 from shoal.cluster.rpc import Unavailable
 from shoal.engine import open_engine
 from shoal.engine.collection_data import READ_SHARE, CollectionData
-from shoal.engine.requests import QueryRequest, SearchRequest
+from shoal.engine.iterators import IteratorStates
+from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
+from shoal.engine.rerank import DecayRerank
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
-from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
+from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
 DIM = 8
 
@@ -85,7 +88,7 @@ def _holder(data: CollectionData) -> ShareHolder:
     return ShareHolder(env, follower, None, Path("."), threading.Event())  # type: ignore[arg-type]
 
 
-def _gathered(engine, method: str, request) -> object:
+def _gathered(engine, method: str, request, states: IteratorStates | None = None) -> object:
     """The proxy's path: per-node requests, each node's read over its share, the merge."""
     _, data = engine._resolve("", "c")
     ids = [s.segment_id for s in data.segments if s.sealed]
@@ -93,18 +96,28 @@ def _gathered(engine, method: str, request) -> object:
     serving = {str(s): ("a" if i % 2 else "b") for i, s in enumerate(ids)}
     plan = shares.read_shares({"serving": serving}, ["a", "b"])
     args = ("", "c", request)
-    gather.check(method, args)
-    asked = gather.node_args(method, args)
+    schema = engine.describe_collection("", "c").schema
+    gather.check(method, args, schema)
     holder = _holder(data)
-    parts = []
-    for node in sorted(plan):
-        token = READ_SHARE.set(holder.select(plan[node]))
-        try:
-            result = getattr(engine, method)(*asked)
-        finally:
-            READ_SHARE.reset(token)
-        parts.append({"result": result, "desc": False})
-    return gather.merge(method, args, parts)
+    step = gather.iterator_step(method, args, states) if states is not None else None
+
+    def each_node(calls: list[gather.Call]) -> list[list[dict]]:
+        out = []
+        for call, asked in calls:
+            out.append([])
+            for node in sorted(plan):
+                token = READ_SHARE.set(holder.select(plan[node]))
+                try:
+                    out[-1].append(gather.node_part(engine, call, asked, getattr(engine, call)(*asked)))
+                finally:
+                    READ_SHARE.reset(token)
+        return out
+
+    calls = gather.node_calls(method, args, schema, step)
+    stats = gather.text_stats_calls(calls)
+    if stats:
+        calls = gather.with_text_stats(calls, [i for i, _ in stats], each_node([c for _, c in stats]))
+    return gather.merge(method, args, each_node(calls), schema, step, states)
 
 
 @pytest.mark.parametrize("request_", [
@@ -150,7 +163,7 @@ def test_ties_go_to_the_smaller_key_and_a_key_counts_once() -> None:
 
     parts = [real(part([9, 5], [0.9, 0.5])), real(part([2, 9, 1], [0.9, 0.9, 0.1]))]
     req = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM), np.float32), topk=3)
-    merged = gather.merge("search", ("", "c", req), parts)
+    merged = gather.merge("search", ("", "c", req), [parts], _schema())
     assert merged.ids.tolist() == [2, 9, 5] and dataclasses.is_dataclass(merged)
 
 
@@ -167,17 +180,177 @@ def test_a_released_segment_the_read_needs_makes_it_unavailable(engine) -> None:
     assert first not in {s.segment_id for s in picked}
 
 
+def _vec(n: int = 1, seed: int = 9) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def _same_hits(got, want) -> None:
+    assert got.topks == want.topks
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    assert sorted(got.fields) == sorted(want.fields) and got.output_fields == want.output_fields
+    for name, col in want.fields.items():
+        np.testing.assert_array_equal(got.fields[name].values, col.values)
+
+
+@pytest.mark.parametrize("params,offset", [
+    ({"radius": 9.0}, 0),  # L2: every hit closer than 9, best first
+    ({"radius": 12.0, "range_filter": 6.0}, 3),  # between 6 and 12 only
+])
+def test_a_gathered_range_search_equals_the_whole_engines_answer(engine, params, offset) -> None:
+    req = SearchRequest(anns_field="vec", queries=_vec(3), topk=15, offset=offset, metric_type="L2", params=params,
+                        output_fields=["cat"])
+    want = engine.search("", "c", req)
+    assert sum(want.topks) > 0 and all(lo >= params.get("range_filter", 0) for lo in want.scores)
+    _same_hits(_gathered(engine, "search", req), want)
+
+
+@pytest.mark.parametrize("group_size,offset,strict,outputs", [
+    (1, 0, False, ["cat"]), (3, 2, False, []), (2, 1, True, ["id"]), (40, 0, True, ["cat"])])
+def test_a_gathered_group_by_search_equals_the_whole_engines_answer(engine, group_size, offset, strict, outputs) -> None:
+    """Every node's best hits grouped at the proxy: a group's hits on a node that did not rank it
+    among its own best groups count too (group_size 40: groups strict-full only across nodes)."""
+    req = SearchRequest(anns_field="vec", queries=_vec(2), topk=4, offset=offset, metric_type="L2",
+                        group_by_field="cat", group_size=group_size, strict_group_size=strict, output_fields=outputs)
+    want = engine.search("", "c", req)
+    got = _gathered(engine, "search", req)
+    assert sum(want.topks) > 0
+    _same_hits(got, want)
+    assert got.group_by_values.values.tolist() == want.group_by_values.values.tolist()
+
+
+@pytest.mark.parametrize("scorer,group_size,strict", [("max", 1, False), ("sum", 2, True), ("avg", 3, False)])
+def test_a_gathered_grouped_hybrid_search_equals_the_whole_engines_answer(engine, scorer, group_size, strict) -> None:
+    subs = [SearchRequest(anns_field="vec", queries=_vec(2, 3), topk=4, metric_type="L2"),
+            SearchRequest(anns_field="vec", queries=_vec(2, 4), topk=3, metric_type="COSINE", expr="id > 100")]
+    req = HybridSearchRequest(requests=subs, rerank=RerankSpec("weighted", {"weights": [0.6, 0.5]}), limit=3,
+                              offset=1, output_fields=["cat"], group_by_field="cat", group_size=group_size,
+                              group_scorer=scorer, strict_group_size=strict)
+    want = engine.hybrid_search("", "c", req)
+    assert sum(want.topks) > 0
+    got = _gathered(engine, "hybrid_search", req)
+    _same_hits(got, want)
+    assert got.group_by_values.values.tolist() == want.group_by_values.values.tolist()
+
+
+def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_node(engine) -> None:
+    rounded = SearchRequest(anns_field="vec", queries=_vec(2), topk=6, metric_type="L2", round_decimal=1)
+    _same_hits(_gathered(engine, "search", rounded), engine.search("", "c", rounded))
+    # the reranker's field travels to the proxy and is dropped if not asked for (the key too)
+    for field, outputs in (("cat", []), ("cat", ["cat"]), ("id", [])):
+        req = SearchRequest(anns_field="vec", queries=_vec(2), topk=5, offset=2, metric_type="L2", output_fields=outputs,
+                            rerank=DecayRerank(field=field, function="gauss", origin=3.0, scale=2.0))
+        want = engine.search("", "c", req)
+        _same_hits(_gathered(engine, "search", req), want)
+
+
+_DECAY = RerankSpec("decay", function=DecayRerank(field="cat", function="linear", origin=2.0, scale=3.0, decay=0.2))
+
+
+@pytest.mark.parametrize("rerank,outputs", [(RerankSpec("rrf", {"k": 10}), ["cat"]),
+                                            (RerankSpec("weighted", {"weights": [0.3, 0.9]}), ["cat"]),
+                                            (_DECAY, []), (_DECAY, ["cat"])])
+def test_a_gathered_hybrid_search_equals_the_whole_engines_answer(engine, rerank, outputs) -> None:
+    subs = [SearchRequest(anns_field="vec", queries=_vec(2, 1), topk=20, metric_type="L2", expr="cat != 2"),
+            SearchRequest(anns_field="vec", queries=_vec(2, 2), topk=12, metric_type="IP")]
+    req = HybridSearchRequest(requests=subs, rerank=rerank, limit=8, offset=3, output_fields=outputs, round_decimal=3)
+    want = engine.hybrid_search("", "c", req)
+    assert want.topks == [8, 8]
+    _same_hits(_gathered(engine, "hybrid_search", req), want)
+    bad = dataclasses.replace(req, requests=[subs[0], dataclasses.replace(subs[1], queries=_vec(3))],
+                              rerank=RerankSpec("rrf"))
+    for run in (lambda: engine.hybrid_search("", "c", bad), lambda: _gathered(engine, "hybrid_search", bad)):
+        with pytest.raises(ShoalError, match="must have the same nq"):
+            run()
+
+
+@pytest.mark.parametrize("metric,round_decimal", [("L2", -1), ("IP", 1)])
+def test_a_gathered_search_iterator_pages_as_the_whole_engine(engine, metric, round_decimal) -> None:
+    """Every step over both nodes, the proxy keeping the iterator's state; with scores rounded to
+    one decimal, many hits tie with each page's reported bound and must come back once."""
+    states = IteratorStates()
+    token, alone, bound = "", "", None  # the gathered iterator's token, the whole engine's
+    pages = []
+    for _ in range(40):
+        req = SearchRequest(anns_field="vec", queries=_vec(), topk=60, metric_type=metric, expr="cat != 3",
+                            round_decimal=round_decimal, output_fields=["cat"], iterator=True, iterator_v2=True,
+                            iterator_token=token, iterator_last_bound=bound)
+        page = _gathered(engine, "search", req, states)
+        want = engine.search("", "c", dataclasses.replace(req, iterator_token=alone))
+        assert page.ids.tolist() == want.ids.tolist() and page.iterator_last_bound == want.iterator_last_bound
+        if not len(page.ids):
+            break
+        pages += page.ids.tolist()
+        token, alone, bound = page.iterator_token, want.iterator_token, page.iterator_last_bound
+        assert not set(page.fields["cat"].values.tolist()) & {3}
+    full = engine.search("", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=1500, metric_type=metric,
+                                               expr="cat != 3"))
+    assert sorted(pages) == sorted(full.ids.tolist()) and len(pages) == len(set(pages))
+
+
+@pytest.fixture(scope="module")
+def text_engine(tmp_path_factory: pytest.TempPathFactory):
+    """Full-text rows whose words are spread unevenly over the segments: the first segments say
+    "apple" often, the last "pear", so one node's statistics are far from the whole collection's."""
+    eng = open_engine(tmp_path_factory.mktemp("shares-text"), {"segment_max_rows": 100, "min_index_rows": 1 << 40})
+    eng.create_collection("", "c", CollectionSchema(fields=[
+        FieldSchema("id", DataType.INT64, field_id=100, is_primary=True),
+        FieldSchema("text", DataType.VARCHAR, field_id=101, type_params={"max_length": "200", "enable_analyzer": "true"}),
+        FieldSchema("sparse", DataType.SPARSE_FLOAT_VECTOR, field_id=102),
+    ], functions=[{"name": "bm25", "type": 1, "input_field_names": ["text"], "output_field_names": ["sparse"]}]))
+    rng = np.random.default_rng(4)
+    words = np.array(["apple", "pear", "plum", "fig", "kiwi", "lime"])
+    for start in range(0, 600, 100):
+        fruit = "apple" if start < 300 else "pear"
+        texts = [" ".join([*rng.choice(words, rng.integers(2, 9)), *([fruit] * int(rng.integers(0, 4)))])
+                 for _ in range(100)]
+        eng.insert("", "c", "", {"id": Column(np.arange(start, start + 100)), "text": Column(object_array(texts))}, 100)
+    eng.load_collection("", "c")
+    yield eng
+    eng.close()
+
+
+def test_a_gathered_full_text_search_scores_with_the_whole_collections_statistics(text_engine) -> None:
+    req = SearchRequest(anns_field="sparse", queries=["apple pear", "fig apple apple"], topk=12, offset=3,
+                        metric_type="BM25", output_fields=["text"])
+    want = text_engine.search("", "c", req)
+    assert want.topks == [12, 12]
+    _same_hits(_gathered(text_engine, "search", req), want)
+    subs = [dataclasses.replace(req, queries=["apple pear"], offset=0, topk=30),
+            dataclasses.replace(req, queries=["plum pear"], offset=0, topk=30)]
+    hybrid = HybridSearchRequest(requests=subs, rerank=RerankSpec("weighted", {"weights": [0.5, 0.7]}), limit=10,
+                                 output_fields=["id"])
+    _same_hits(_gathered(text_engine, "hybrid_search", hybrid), text_engine.hybrid_search("", "c", hybrid))
+
+
+@pytest.mark.parametrize("request_", [
+    QueryRequest(expr="id < 900", output_fields=["id"], order_by=[("cat", True)], limit=40, offset=250),
+    QueryRequest(expr="cat in [1, 5]", output_fields=["cat"], order_by=[("cat", False), ("id", True)], limit=30),
+    QueryRequest(expr="id > 1000", output_fields=["*"], order_by=[("cat", False)]),
+])
+def test_a_gathered_order_by_query_equals_the_whole_engines_answer(engine, request_) -> None:
+    want = engine.query("", "c", request_)
+    got = _gathered(engine, "query", request_)
+    assert sorted(got.fields) == sorted(want.fields) and got.output_fields == want.output_fields
+    assert [f.name for f in got.field_schemas] == [f.name for f in want.field_schemas]
+    for name, col in want.fields.items():
+        np.testing.assert_array_equal(got.fields[name].values, col.values)
+
+
+_SUB = SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3)
+
+
 @pytest.mark.parametrize("method,request_,what", [
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, group_by_field="cat"), "group_by"),
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True), "iterator"),
-    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, params={"radius": 1.0}), "range"),
-    ("search", SearchRequest(anns_field="vec", queries=["some words"], topk=3), "BM25"),
-    ("hybrid_search", None, "hybrid"),
-    ("query", QueryRequest(expr="id > 0", order_by=[("cat", False)]), "order_by"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, iterator=True,
+                             group_by_field="cat"), "iterator"),
+    ("search", SearchRequest(anns_field="vec", queries=np.zeros((1, DIM)), topk=3, boosts=[{"weight": "2"}]), "boost"),
+    ("hybrid_search", HybridSearchRequest(requests=[_SUB], rerank=_DECAY, limit=3, group_by_field="cat"),
+     "hybrid search with group_by and a function reranker"),
+    ("compaction", None, "compaction"),
 ])
 def test_reads_share_mode_does_not_gather_answer_code_10(method, request_, what) -> None:
     with pytest.raises(ShoalError) as err:
-        gather.check(method, ("", "c", request_))
+        gather.check(method, ("", "c", request_), _schema())
     assert err.value.code == Code.NOT_SUPPORTED and what in str(err.value.message)
     assert "segment_placement share" in str(err.value.message)
 
@@ -260,7 +433,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
             calls.append(self.name)
             token = READ_SHARE.set(holders[self.name].select(share))
             try:
-                return {"result": getattr(engine, method)(*args, **kwargs), "desc": False}
+                return gather.node_part(engine, method, args, getattr(engine, method)(*args, **kwargs))
             finally:
                 READ_SHARE.reset(token)
 
@@ -268,6 +441,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     proxy.share_mode, proxy.meta_version, proxy._session_lsn = True, 0, 0
     proxy._lock, proxy._rr = threading.Lock(), itertools.count()
     proxy._gather_pool = ThreadPoolExecutor(4)
+    proxy._iterator_states = IteratorStates()
     proxy._node_addrs = {"query-a": "query-a", "query-b": "query-b"}
     proxy._query_addrs = sorted(proxy._node_addrs.values())
     proxy._query_seen = time.monotonic() + 3600  # no etcd: the documents below stay current
@@ -296,7 +470,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     assert proxy._read("query", "", "c", count).count == want
     assert len(refreshes) == 2
     with pytest.raises(ShoalError) as err:
-        proxy._read("hybrid_search", "", "c", None)
+        proxy._read("search", "", "c", SearchRequest(anns_field="vec", queries=_vec(), topk=3, boosts=[{"weight": "2"}]))
     assert err.value.code == Code.NOT_SUPPORTED
     proxy._gather_pool.shutdown()
 

@@ -43,6 +43,7 @@ from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.catalog import DEFAULT_DB
 from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties
 from shoal.engine.importer import ImportJob
+from shoal.engine.iterators import IteratorStates
 from shoal.engine.replicas import ReplicaGroup
 from shoal.engine.requests import LoadState
 from shoal.errors import Code, ShoalError
@@ -81,6 +82,7 @@ class ClusterEngine:
         self._group_docs: dict[int, list[list[str]]] = {}
         self._shares: dict[int, dict[str, Any]] = {}
         self._gather_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="shoal-gather") if self.share_mode else None
+        self._iterator_states = IteratorStates()  # share mode: search iterators' steps, gathered here
         self._query_seen = 0.0
         self._rr = itertools.count()
         self._described: dict[tuple[str, str], tuple[int, Any]] = {}
@@ -208,9 +210,11 @@ class ClusterEngine:
         """Share mode: one read answered by every node of one replica group, each for its share
         (`cluster/gather.py`); a group that fails is replaced by the next within the request, and
         the whole read is retried (with fresh documents) while nodes load and release."""
-        gather.check(method, args)
-        cid = self.describe_collection(str(args[0]), str(args[1])).collection_id
-        asked = gather.node_args(method, args)
+        info = self.describe_collection(str(args[0]), str(args[1]))
+        gather.check(method, args, info.schema)
+        cid = info.collection_id
+        step = gather.iterator_step(method, args, self._iterator_states)
+        calls = gather.node_calls(method, args, info.schema, step)
 
         def attempt() -> Any:
             self._refresh_query_nodes()
@@ -225,28 +229,34 @@ class ClusterEngine:
                 plan = shares.read_shares(share_group, members)
                 addrs = {**(doc or {}).get("nodes", {}), **self._node_addrs}
                 try:
-                    parts = self._gather_once(method, asked, kwargs, plan, addrs)
+                    asked = calls
+                    stats = gather.text_stats_calls(calls)
+                    if stats:  # full-text search: the collection's statistics first
+                        found = self._gather_once([c for _, c in stats], kwargs, plan, addrs)
+                        asked = gather.with_text_stats(calls, [i for i, _ in stats], found)
+                    parts = self._gather_once(asked, kwargs, plan, addrs)
                 except Unavailable as e:
                     log.info("%s gathered from group %d: %s; trying the next group", method, i, e.message)
                     failed = e
                     continue
-                return gather.merge(method, args, parts)
+                return gather.merge(method, args, parts, info.schema, step, self._iterator_states)
             raise failed or Unavailable("no query node is registered")
 
         return self._retrying(method, attempt)
 
-    def _gather_once(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                     plan: dict[str, dict[str, Any]], addrs: dict[str, str]) -> list[dict[str, Any]]:
+    def _gather_once(self, calls: list[gather.Call], kwargs: dict[str, Any], plan: dict[str, dict[str, Any]],
+                     addrs: dict[str, str]) -> list[list[dict[str, Any]]]:
+        """Every call asked of every node of the plan at once; the answers per call, per node."""
         if not plan:
             raise Unavailable("no query node of the replica group is registered")
         missing = [n for n in plan if not addrs.get(n)]
         if missing:
             raise Unavailable(f"query node(s) {missing} serve segments but have no address")
         assert self._gather_pool is not None
-        calls = [self._gather_pool.submit(self._client(addrs[n]).call, "read_share", method, self.meta_version,
-                                          self._session_lsn, share, args, kwargs, timeout=READ_ATTEMPT_S)
-                 for n, share in sorted(plan.items())]
-        return [c.result() for c in calls]
+        asked = [[self._gather_pool.submit(self._client(addrs[n]).call, "read_share", method, self.meta_version,
+                                           self._session_lsn, share, args, kwargs, timeout=READ_ATTEMPT_S)
+                  for n, share in sorted(plan.items())] for method, args in calls]
+        return [[c.result() for c in per_node] for per_node in asked]
 
     def _read_on(self, node: RpcClient, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:

@@ -15,7 +15,7 @@ COORD_METHODS = frozenset({
 WRITE_METHODS = frozenset({"insert", "upsert", "delete", "truncate_collection", "flush"})
 # query nodes
 READ_METHODS = frozenset({
-    "query", "search", "hybrid_search", "describe_index", "collection_row_count", "partition_row_count",
+    "query", "search", "hybrid_search", "text_stats", "describe_index", "collection_row_count", "partition_row_count",
     "persistent_segments", "query_segments",
 })
 # the shard's owner decides and runs compactions; it logs each in the WAL and the query nodes

@@ -29,7 +29,7 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.embedding_list import member_index_params
 from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties, unexpired
 from shoal.engine.filter_cache import DEFAULT_CAPACITY_BYTES, FilterCache
-from shoal.engine.fulltext import bm25_input, check_functions, minhash_function
+from shoal.engine.fulltext import Bm25Stats, bm25_input, check_functions, minhash_function
 from shoal.engine.importer import Importer, ImportJob
 from shoal.engine.indexer import MIN_INDEX_ROWS, Indexer
 from shoal.engine.maintenance import Compactor
@@ -680,6 +680,11 @@ class Engine:
         meta, data = self._loaded(database, collection, request.partition_names)
         parts = self._partition_ids(meta, request.partition_names, for_read=True)
         return self.reader.search(meta, data.snapshot(parts), request)
+
+    def text_stats(self, database: str, collection: str, request: SearchRequest) -> Bm25Stats | None:
+        meta, data = self._loaded(database, collection, request.partition_names)
+        parts = self._partition_ids(meta, request.partition_names, for_read=True)
+        return self.reader.text_stats(meta, data.snapshot(parts), request)
 
     def hybrid_search(self, database: str, collection: str, request: HybridSearchRequest) -> SearchResult:
         meta, data = self._loaded(database, collection, request.partition_names)

@@ -128,6 +128,7 @@ class EngineAPI(Protocol):
     def hybrid_search(
         self, database: str, collection: str, request: HybridSearchRequest
     ) -> SearchResult: ...
+    def text_stats(self, database: str, collection: str, request: SearchRequest) -> Any: ...
 
     # indexes
     def create_index(

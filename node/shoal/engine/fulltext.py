@@ -300,23 +300,44 @@ def _segment_stats(
     return int(np.count_nonzero(live)), float(lengths[live].sum()), df
 
 
-def bm25_queries(
+@dataclass
+class Bm25Stats:
+    """BM25's collection statistics for one search: live rows, their total length, and per
+    query term the rows holding it. Share mode's proxy sums the query nodes' (`text_stats`)."""
+
+    rows: int
+    length: float
+    df: dict[int, int]
+
+    @staticmethod
+    def total(parts: list[Bm25Stats]) -> Bm25Stats:
+        df: dict[int, int] = {}
+        for p in parts:
+            for t, n in p.df.items():
+                df[t] = df.get(t, 0) + n
+        return Bm25Stats(sum(p.rows for p in parts), sum(p.length for p in parts), df)
+
+
+def _query_counts(text_field: FieldSchema, field: FieldSchema, texts: list[Any],
+                  analyzer_name: str | None) -> list[dict[int, float]]:
+    if not all(isinstance(t, str) for t in texts):
+        raise invalid(f"field {field.name} is the output of a BM25 function: search it with raw text")
+    chooser = multi_analyzer(text_field)
+    analyzer = field_analyzer(text_field) if chooser is None else chooser.named(analyzer_name)
+    return [analyzer.term_counts(t) for t in texts]
+
+
+def bm25_stats(
     text_field: FieldSchema,
     field: FieldSchema,
     texts: list[Any],
     segments: list[Any],
     live: list[np.ndarray | None],
-    index_params: Any,
     analyzer_name: str | None = None,
-) -> Bm25Query:
-    """Raw-text queries as idf-weighted term vectors, with the BM25 statistics of the
-    collection's live rows (`live`: per segment, the rows visible to this read; None = all).
-    `analyzer_name` picks the query's analyzer on a multi-analyzer field."""
-    if not all(isinstance(t, str) for t in texts):
-        raise invalid(f"field {field.name} is the output of a BM25 function: search it with raw text")
-    chooser = multi_analyzer(text_field)
-    analyzer = field_analyzer(text_field) if chooser is None else chooser.named(analyzer_name)
-    counts = [analyzer.term_counts(t) for t in texts]
+) -> Bm25Stats:
+    """The statistics of `segments`' live rows (`live`: per segment, the rows visible to this
+    read; None = all) for the terms of raw-text queries."""
+    counts = _query_counts(text_field, field, texts, analyzer_name)
     terms = np.array(sorted({t for c in counts for t in c}), dtype=np.int64)
     total_rows, total_len = 0, 0.0
     df = np.zeros(len(terms), np.int64)
@@ -325,8 +346,30 @@ def bm25_queries(
         total_rows += n
         total_len += length
         df += seg_df
-    idf = np.log1p((total_rows - df + 0.5) / (df + 0.5))
+    return Bm25Stats(total_rows, total_len, dict(zip(terms.tolist(), df.tolist(), strict=True)))
+
+
+def bm25_queries(
+    text_field: FieldSchema,
+    field: FieldSchema,
+    texts: list[Any],
+    segments: list[Any],
+    live: list[np.ndarray | None],
+    index_params: Any,
+    analyzer_name: str | None = None,
+    stats: Bm25Stats | None = None,
+) -> Bm25Query:
+    """Raw-text queries as idf-weighted term vectors, with the BM25 statistics of the
+    collection's live rows (`live`: per segment, the rows visible to this read; None = all),
+    or `stats` where given (share mode: the whole collection's, gathered by the proxy).
+    `analyzer_name` picks the query's analyzer on a multi-analyzer field."""
+    counts = _query_counts(text_field, field, texts, analyzer_name)
+    if stats is None:
+        stats = bm25_stats(text_field, field, texts, segments, live, analyzer_name)
+    terms = np.array(sorted({t for c in counts for t in c}), dtype=np.int64)
+    df = np.array([stats.df.get(t, 0) for t in terms.tolist()], dtype=np.int64)
+    idf = np.log1p((stats.rows - df + 0.5) / (df + 0.5))
     weight = dict(zip(terms.tolist(), idf.tolist(), strict=True))
     k1, b = bm25_params(index_params)
-    avgdl = total_len / total_rows if total_rows else 1.0
+    avgdl = stats.length / stats.rows if stats.rows else 1.0
     return Bm25Query([{t: c * weight[t] for t, c in q.items()} for q in counts], Bm25Context(k1, b, avgdl))

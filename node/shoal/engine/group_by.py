@@ -18,7 +18,15 @@ import numpy as np
 from shoal.errors import invalid
 from shoal.expr import jsonvalues as jv
 from shoal.expr.binder import bind_json_path
-from shoal.schema import DYNAMIC_FIELD, CollectionSchema, Column, DataType, FieldSchema, object_array
+from shoal.schema import (
+    DYNAMIC_FIELD,
+    MAX_TOPK,
+    CollectionSchema,
+    Column,
+    DataType,
+    FieldSchema,
+    object_array,
+)
 
 # pymilvus's json_type names (lower-cased) -> what the value must be
 JSON_CASTS: dict[str, DataType] = {
@@ -74,6 +82,51 @@ class GroupKey:
         if dtype.kind == "O" or any(v is None for v in values):
             return Column(object_array(values))
         return Column(np.array(values, dtype=dtype))
+
+
+def group_candidates(want: int, group_size: int) -> int:
+    """How many best hits a grouped search groups (`want` groups of `group_size`): Milvus's
+    segments search deeper than the page for the groups to fill."""
+    return min(MAX_TOPK, max(want * max(group_size, 1) * 8, 256))
+
+
+def check_group_vector(field: FieldSchema) -> None:
+    if field.dtype is DataType.BINARY_VECTOR:
+        raise invalid("not support search_group_by operation based on binary vector")
+
+
+def group_scorer(group_size: int, scorer: str | None) -> str:
+    """A hybrid search's group_size and rank_group_scorer, checked; the scorer (max, sum, avg)."""
+    if group_size < 1:
+        raise invalid(f"group_size [{group_size}] is invalid, it should be positive")
+    out = (scorer or "max").lower()
+    if out not in ("max", "sum", "avg"):
+        raise invalid(f"rank_group_scorer [{scorer}] is invalid, it should be one of max, sum, avg")
+    return out
+
+
+def pick_groups(keys: list[Any], scores: np.ndarray, topk: int, offset: int, group_size: int, strict: bool,
+                scorer: str = "max") -> list[int]:
+    """Of hits ranked best first (`keys`: each one's hashable group value), the ones a grouped
+    search returns: groups ordered by their best hit (hybrid search: by the max, sum or avg of
+    their rows' fused `scores`, higher first), at most group_size hits each, the groups offset ..
+    offset + topk; strict skips a group that cannot fill group_size and takes the next."""
+    groups: dict[Any, list[int]] = {}
+    order: list[Any] = []
+    for i, key in enumerate(keys):
+        members = groups.get(key)
+        if members is None:
+            if not strict and scorer == "max" and len(order) >= topk + offset:
+                continue
+            groups[key] = members = []
+            order.append(key)
+        if len(members) < group_size:
+            members.append(i)
+    if scorer != "max":  # fused scores: higher is better
+        agg = np.sum if scorer == "sum" else np.mean
+        order.sort(key=lambda g: -float(agg(scores[groups[g]])))
+    full = [g for g in order if not strict or len(groups[g]) >= group_size]
+    return [i for g in full[offset : offset + topk] for i in groups[g]]
 
 
 def _cast(value: Any, cast: DataType | None) -> Any:

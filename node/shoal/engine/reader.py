@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +40,26 @@ from shoal.engine.embedding_list import (
 )
 from shoal.engine.entity_ttl import TTL_FIELD, unexpired
 from shoal.engine.filter_cache import FilterCache
-from shoal.engine.fulltext import bm25_input, bm25_pairs, bm25_queries, minhash_function, minhash_signatures
-from shoal.engine.group_by import GroupKey, resolve_group_key
+from shoal.engine.fulltext import (
+    Bm25Stats,
+    bm25_input,
+    bm25_pairs,
+    bm25_queries,
+    bm25_stats,
+    minhash_function,
+    minhash_signatures,
+)
+from shoal.engine.fusion import check_subs, fusion_of
+from shoal.engine.group_by import (
+    GroupKey,
+    check_group_vector,
+    group_candidates,
+    group_scorer,
+    pick_groups,
+    resolve_group_key,
+)
+from shoal.engine.iterators import IteratorStates, window
+from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.requests import (
     HybridSearchRequest,
     QueryRequest,
@@ -52,7 +68,7 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
-from shoal.engine.rerank import FusionRerank, fusion_params, normalize, to_greater
+from shoal.engine.rerank import FusionRerank
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
@@ -76,7 +92,6 @@ from shoal.timestamptz import format_iso
 
 QUERY_WINDOW = 16384
 DEPTH_KEYS = ("ef", "search_list", "itopk_size")
-ITERATOR_STATES = 4096  # live search iterators whose tie state is kept
 MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
@@ -241,9 +256,7 @@ class Reader:
     def __init__(self, tso: TimestampOracle, filter_cache: FilterCache | None = None) -> None:
         self.tso = tso
         self.filter_cache = filter_cache if filter_cache is not None else FilterCache(0)
-        # search iterator V2: token -> (bound reported, unrounded bound, keys returned at it)
-        self._iterators: OrderedDict[str, tuple[float, float, frozenset]] = OrderedDict()
-        self._iterators_lock = threading.Lock()
+        self._iterators = IteratorStates()  # search iterator V2's state between steps
 
     # ---- shared
     def read_ts(self, consistency: ReadConsistency) -> int:
@@ -335,7 +348,8 @@ class Reader:
         seg_of = np.concatenate(seg_parts) if seg_parts else np.empty(0, np.int64)
         row_of = np.concatenate(row_parts) if row_parts else np.empty(0, np.int64)
         if req.order_by:
-            order = self._order_by(meta.schema, segments, seg_of, row_of, req.order_by, pk)
+            by = order_fields(meta.schema, req.order_by)
+            order = order_rows(gather(segments, seg_of, row_of, [f for f, _ in by] + [pk]), by, pk.name)
             stop = None if req.limit is None else req.offset + req.limit
             order = order[req.offset : stop]
             seg_of, row_of = seg_of[order], row_of[order]
@@ -353,37 +367,6 @@ class Reader:
             field_schemas=fields,
             session_ts=read_ts,
         )
-
-    @staticmethod
-    def _order_by(
-        schema: CollectionSchema,
-        segments: list[Segment],
-        seg_of: np.ndarray,
-        row_of: np.ndarray,
-        order_by: list[tuple[str, bool]],
-        pk: FieldSchema,
-    ) -> np.ndarray:
-        """Row order for ORDER BY: each key ascending or descending, nulls last, ties by primary key."""
-        fields = []
-        for name, desc in order_by:
-            f = schema.field(name)
-            if f is None:
-                raise invalid(f"order by field {name} not found in schema")
-            if f.dtype.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY, DataType.GEOMETRY, DataType.ARRAY_OF_STRUCT):
-                raise invalid(f"order by field {name} of type {f.dtype.name} is not sortable")
-            fields.append((f, desc))
-        cols = gather(segments, seg_of, row_of, [f for f, _ in fields] + [pk])
-        keys: list[np.ndarray] = [np.unique(cols[pk.name].values, return_inverse=True)[1]]
-        for f, desc in reversed(fields):  # np.lexsort sorts by the last key first
-            col = cols[f.name]
-            values = col.values
-            if col.valid is not None and values.dtype == object:
-                values = np.where(col.valid, values, "")  # null placeholders may be None
-            _, rank = np.unique(values, return_inverse=True)
-            rank = -rank if desc else rank
-            keys.append(rank)
-            keys.append(np.zeros(len(rank), bool) if col.valid is None else ~col.valid)  # nulls last
-        return np.lexsort(keys) if len(seg_of) else np.empty(0, np.int64)
 
     # ---- search
     def _vector_field(self, meta: CollectionMeta, anns_field: str) -> FieldSchema:
@@ -414,9 +397,11 @@ class Reader:
         queries: Any,
         params: dict,
         read_ts: int,
+        stats: Bm25Stats | None = None,
     ) -> tuple[Any, dict]:
         """Raw-text queries on a BM25 output: idf-weighted term vectors and the BM25 context
-        (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count)."""
+        (statistics of the rows visible at `read_ts`: deleted and replaced rows do not count;
+        or `stats`, given)."""
         text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
         if text_field is None:
             mh = minhash_function(meta.schema, field) if meta.schema.functions else None
@@ -428,9 +413,23 @@ class Reader:
         live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
         bq = bm25_queries(
             text_field, field, list(queries), segments, live, index.params if index else None,
-            params.get("analyzer_name"),
+            params.get("analyzer_name"), stats,
         )
         return bq.queries, {**params, BM25_KEY: bq.context}
+
+    def text_stats(self, meta: CollectionMeta, segments: list[Segment], req: SearchRequest) -> Bm25Stats | None:
+        """The BM25 statistics a raw-text search `req` would score with over `segments`; None
+        when its field is not a BM25 function's output."""
+        field = self._vector_field(meta, req.anns_field)
+        text_field = bm25_input(meta.schema, field) if meta.schema.functions else None
+        if text_field is None:
+            return None
+        read_ts = self.read_ts(req.consistency)
+        if req.ignore_growing:
+            segments = [s for s in segments if s.sealed]
+        floor = self.ttl_floor(meta, read_ts)
+        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
+        return bm25_stats(text_field, field, list(req.queries), segments, live, req.params.get("analyzer_name"))
 
     def _segment_hits(
         self,
@@ -515,8 +514,8 @@ class Reader:
         metric = self._metric(meta, field, req.metric_type)
         if metric == "MHJACCARD" and req.params.get("radius") is not None:
             raise invalid("metric MHJACCARD does not support range search: not support range search")
-        if req.group_by_field and field.dtype is DataType.BINARY_VECTOR:
-            raise invalid("not support search_group_by operation based on binary vector")
+        if req.group_by_field:
+            check_group_vector(field)
         read_ts = self.read_ts(req.consistency)
         if req.ignore_growing:
             segments = [s for s in segments if s.sealed]
@@ -524,7 +523,7 @@ class Reader:
         desc = higher_is_better(metric)
         want = req.topk + req.offset
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
-        k = want if group_field is None else min(MAX_TOPK, max(want * max(req.group_size, 1) * 8, 256))
+        k = want if group_field is None else group_candidates(want, req.group_size)
         page_k = k
         if req.boosts:  # boosts reorder candidates: take more than the page (Milvus: each segment's top-k)
             k = min(MAX_TOPK, max(k * 4, k + 100))
@@ -536,14 +535,15 @@ class Reader:
         seen_at_bound: set = set()
         real_bound = math.nan
         if req.iterator_last_bound is not None:
-            params, real_bound, seen_at_bound = self._iterator_window(req, params, desc)
+            real_bound, seen_at_bound = self._iterators.resume(req.iterator_token, float(req.iterator_last_bound))
+            params = window(params, real_bound, desc)
             k = min(MAX_TOPK, k + len(seen_at_bound))
         index_meta = meta.index_for_field(field.name)
         if index_meta is not None:
             check_search_params(index_meta.params.get("index_type", ""), field.dtype, params, page_k)
         if k > page_k:  # boost candidates: search deeper than the user's depth params reach
             params = {**params, **{d: max(int(float(params[d])), k) for d in DEPTH_KEYS if params.get(d) not in (None, "")}}
-        queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts)
+        queries, params = self._text_queries(meta, field, segments, req.queries, params, read_ts, req.bm25_stats)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, params)
         if seen_at_bound:
             pk = meta.schema.primary_field
@@ -568,7 +568,8 @@ class Reader:
         )
         if req.iterator:
             raw = np.concatenate([h.scores for h in hits]) if hits else np.empty(0, np.float32)
-            self._remember_bound(result, raw, (real_bound, seen_at_bound))
+            self._iterators.remember(result.iterator_token, result.iterator_last_bound, result.ids, raw,
+                                     (real_bound, seen_at_bound))
         return result
 
     def _element_metric(self, meta: CollectionMeta, req: SearchRequest) -> str:
@@ -767,50 +768,8 @@ class Reader:
         segs = np.array([k[0] for k in keys], dtype=np.int64)
         rows = np.array([k[1] for k in keys], dtype=np.int64)
         col = gather(segments, segs, rows, [field])[field.name]
-        factors = decay.factors(np.asarray(col.values, dtype=np.float64)).astype(np.float32)
-        if col.valid is not None:
-            factors[~col.valid] = 0.0
-        return {k: float(np.float32(scores[k]) * f) for k, f in zip(keys, factors.tolist(), strict=True)}
+        return dict(zip(keys, decay.decayed([scores[k] for k in keys], col.values, col.valid), strict=True))
 
-
-    def _iterator_window(self, req: SearchRequest, params: dict, desc: bool) -> tuple[dict, float, set]:
-        """Search params of one search-iterator step: a range search from the last bound on.
-
-        The bound is inclusive so that rows tying with the last returned score are not lost;
-        the keys already returned at exactly that score are handed back to be skipped.
-        """
-        bound = float(req.iterator_last_bound)  # type: ignore[arg-type]
-        seen: set = set()
-        state = self._iterators.get(req.iterator_token)
-        # The bound we reported (a float32 on the wire), maybe rounded by round_decimal: pymilvus
-        # echoes the float64 it decoded, the Java SDK the float32's shortest decimal ("0.7968475").
-        if state is not None and np.float32(state[0]) == np.float32(bound):
-            bound, seen = state[1], set(state[2])
-        params = dict(params)
-        radius = params.get("radius")
-        user_filter = params.get("range_filter")
-        if desc:
-            params["radius"] = -math.inf if radius is None else float(radius)
-            params["range_filter"] = bound if user_filter is None else min(bound, float(user_filter))
-        else:
-            params["radius"] = math.inf if radius is None else float(radius)
-            params["range_filter"] = bound if user_filter is None else max(bound, float(user_filter))
-        return params, bound, seen
-
-    def _remember_bound(self, result: SearchResult, raw: np.ndarray, step: tuple[float, set]) -> None:
-        """Keep, per iterator token, the unrounded last score and the keys returned at it."""
-        if not len(raw):
-            return
-        last = float(raw[-1])
-        at_bound = {_hashable(x) for x in np.asarray(result.ids)[raw == raw[-1]].tolist()}
-        real_bound, seen = step
-        if real_bound == last:
-            at_bound |= seen
-        with self._iterators_lock:
-            self._iterators[result.iterator_token] = (result.iterator_last_bound, last, frozenset(at_bound))
-            self._iterators.move_to_end(result.iterator_token)
-            while len(self._iterators) > ITERATOR_STATES:
-                self._iterators.popitem(last=False)
 
     def _group(
         self,
@@ -829,25 +788,8 @@ class Reader:
         values_out = []
         for h in hits:
             keys = group_field.values(gather(segments, h.segs, h.rows, [group_field.field])[group_field.field.name])
-            groups: dict[object, list[int]] = {}
-            order: list[object] = []
-            for i, key in enumerate(keys):
-                key = group_field.hashable(key)
-                members = groups.get(key)
-                if members is None:
-                    if not strict and scorer == "max" and len(order) >= topk + offset:
-                        continue
-                    groups[key] = members = []
-                    order.append(key)
-                if len(members) < group_size:
-                    members.append(i)
-            if scorer != "max":  # fused scores: higher is better
-                agg = np.sum if scorer == "sum" else np.mean
-                order.sort(key=lambda g: -float(agg(h.scores[groups[g]])))
-            # strict: skip groups that cannot fill group_size and take the next ones instead
-            full = [g for g in order if not strict or len(groups[g]) >= group_size]
-            chosen_groups = full[offset : offset + topk]
-            picks = [i for g in chosen_groups for i in groups[g]]
+            picks = pick_groups([group_field.hashable(k) for k in keys], h.scores, topk, offset, group_size, strict,
+                                scorer)
             idx = np.array(picks, dtype=np.int64)
             out.append(_Hits(h.scores[idx], h.segs[idx], h.rows[idx]))
             values_out.extend(keys[i] for i in picks)
@@ -924,7 +866,7 @@ class Reader:
         if group_field is None:
             return self._segment_hits(field, metric, segments, masks, queries, sub.topk, sub_params), metric
         # as Milvus: every sub search is grouped itself, then the groups' rows are fused
-        k = min(MAX_TOPK, max(sub.topk * max(group_size, 1) * 8, 256))
+        k = group_candidates(sub.topk, group_size)
         hits = self._segment_hits(field, metric, segments, masks, queries, k, sub_params)
         hits, _ = self._group(segments, hits, group_field, sub.topk, 0, group_size, False)
         desc = higher_is_better(metric)
@@ -937,8 +879,7 @@ class Reader:
     def hybrid_search(
         self, meta: CollectionMeta, segments: list[Segment], req: HybridSearchRequest
     ) -> SearchResult:
-        if not req.requests:
-            raise invalid("hybrid search needs at least one sub search request")
+        check_subs(req.requests)
         members = {r.anns_field: struct_member(meta.schema, r.anns_field) for r in req.requests if r.anns_field}
         lists = [r.anns_field for r in req.requests if members.get(r.anns_field) and not isinstance(r.queries, np.ndarray)]
         if lists:
@@ -956,34 +897,17 @@ class Reader:
         decay = req.rerank.function if strategy == "decay" else None
         if decay is not None and req.group_by_field:
             raise not_supported("a function reranker with group_by")
-        if strategy not in ("rrf", "weighted") and decay is None:
-            raise invalid(f"unsupported rerank function: [{req.rerank.strategy}] , only support [rrf weighted]")
-        rrf_k, weights, norm = fusion_params(strategy, req.rerank.params, len(req.requests))
+        fusion = fusion_of(req.rerank, len(req.requests))
         group_field = resolve_group_key(meta.schema, req.group_by_field, req.group_by_json_path, req.group_by_json_type)
-        if req.group_size < 1:
-            raise invalid(f"group_size [{req.group_size}] is invalid, it should be positive")
-        scorer = (req.group_scorer or "max").lower()
-        if scorer not in ("max", "sum", "avg"):
-            raise invalid(f"rank_group_scorer [{req.group_scorer}] is invalid, it should be one of max, sum, avg")
-        fused: list[dict[tuple[int, int], float]] = [{} for _ in range(nq)]
+        scorer = group_scorer(req.group_size, req.group_scorer)
+        fused: list[dict[Any, float]] = [{} for _ in range(nq)]
         for i, sub in enumerate(req.requests):
-            if len(sub.queries) != nq:
-                raise invalid("all sub search requests of a hybrid search must have the same nq")
             masks = self._masks(meta, segments, sub.expr, sub.expr_params, read_ts)
             if sub.ignore_growing:  # masked out, not removed: fused hits key on segment positions
                 masks = [m if seg.sealed else np.zeros(seg.num_rows, bool) for seg, m in zip(segments, masks, strict=True)]
             hits, metric = self._sub_hits(meta, segments, sub, masks, members.get(sub.anns_field), group_field, req.group_size, read_ts)
             for q, h in enumerate(hits):
-                for rank, (score, seg, row) in enumerate(zip(h.scores.tolist(), h.segs.tolist(), h.rows.tolist(), strict=True)):
-                    if strategy == "rrf":
-                        add = 1.0 / (rrf_k + rank + 1)
-                    elif strategy == "weighted":
-                        add = float(weights[i]) * (normalize(score, metric) if norm else score)
-                    else:  # decay: the best "greater is better" score of any sub search, scaled below
-                        greater = float(to_greater(np.array([score]), metric)[0])
-                        fused[q][(seg, row)] = max(fused[q].get((seg, row), -math.inf), greater)
-                        continue
-                    fused[q][(seg, row)] = fused[q].get((seg, row), 0.0) + add
+                fusion.add(fused[q], i, metric, list(zip(h.segs.tolist(), h.rows.tolist(), strict=True)), h.scores.tolist())
         if decay is not None:
             fused = [self._decayed(segments, f, decay) for f in fused]
         hits_out = []
@@ -1029,14 +953,6 @@ def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: i
         segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
     found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
     return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
-
-
-def _hashable(value: object) -> object:
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-    return value
 
 
 def _index_metric(meta: CollectionMeta, field: str, asked: str) -> str:

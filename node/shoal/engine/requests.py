@@ -140,6 +140,7 @@ class SearchRequest:
     iterator_token: str = ""
     iterator_last_bound: float | None = None
     rerank: Any = None  # a function reranker (engine.rerank.DecayRerank) over the limit + offset hits
+    bm25_stats: Any = None  # share mode: the collection's BM25 statistics (engine.fulltext.Bm25Stats), gathered
 
 
 @dataclass

@@ -44,6 +44,14 @@ class DecayRerank:
             return np.exp(math.log(self.decay) / self.scale * distance)
         return np.maximum(self.decay, 1 - (1 - self.decay) / self.scale * distance)
 
+    def decayed(self, fused: list[float], values: np.ndarray, valid: np.ndarray | None) -> list[float]:
+        """A hybrid search's fused "greater is better" scores scaled by the field's `values`
+        (a null one scales to 0)."""
+        factors = self.factors(np.asarray(values, dtype=np.float64)).astype(np.float32)
+        if valid is not None:
+            factors[~np.asarray(valid, bool)] = 0.0
+        return [float(np.float32(s) * f) for s, f in zip(fused, factors.tolist(), strict=True)]
+
     def rescore(
         self, scores: np.ndarray, metric: str, values: np.ndarray, valid: np.ndarray | None = None
     ) -> np.ndarray:

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from shoal.cluster import shares
+from shoal.cluster import gather, shares
 from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, resume
 from shoal.cluster.roles.common import ClusterEnv, Registration, owner_key, wait_until
 from shoal.cluster.roles.follower import Follower
@@ -46,7 +46,6 @@ from shoal.cluster.roles.shares_node import ShareHolder
 from shoal.cluster.routing import READ_METHODS
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.collection_data import READ_SHARE
-from shoal.engine.reader import higher_is_better
 from shoal.engine.requests import ConsistencyLevel
 from shoal.errors import Code, ShoalError
 from shoal.storage.kafka_wal import KafkaTail, topic_exists
@@ -94,7 +93,8 @@ class QueryNode:
     def read_share(self, method: str, meta_version: int, session_lsn: int, share: dict[str, Any],
                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """One node's part of a gathered read (share mode): the read at its level over the segments
-        `share` names (`ShareHolder.select`); for a search also whether higher scores rank first."""
+        `share` names (`ShareHolder.select`); for a search also its metric and whether higher scores
+        rank first."""
         if self.shares is None:
             raise ShoalError(Code.NOT_SUPPORTED, f"query node {self.env.node_id} runs segment_placement copy: it "
                              "cannot answer for a share (every role must run the same segment_placement)")
@@ -103,13 +103,7 @@ class QueryNode:
             result = self.read_at_level(method, meta_version, session_lsn, args, kwargs)
         finally:
             READ_SHARE.reset(token)
-        out: dict[str, Any] = {"result": result}
-        if method == "search":
-            engine = self.follower.engine
-            meta = engine.catalog.require(str(args[0]), str(args[1]))
-            field = engine.reader._vector_field(meta, args[2].anns_field)
-            out["desc"] = higher_is_better(engine.reader._metric(meta, field, args[2].metric_type))
-        return out
+        return gather.node_part(self.follower.engine, method, args, result)
 
     def holdings(self) -> dict[str, Any]:
         """What this node holds per collection: its sealed segments ([id, rows]) and growing rows
@@ -240,7 +234,7 @@ class QueryNode:
     def read_guarantee(self, method: str, args: tuple[Any, ...]) -> tuple[ConsistencyLevel, int]:
         """The level a read asks for (its own, else its collection's) and its guarantee timestamp;
         reads without a consistency (counts, index progress, segments, compaction) are Strong."""
-        request = args[2] if method in ("query", "search", "hybrid_search") and len(args) > 2 else None
+        request = args[2] if method in ("query", "search", "hybrid_search", "text_stats") and len(args) > 2 else None
         consistency = getattr(request, "consistency", None)
         if consistency is None:
             return ConsistencyLevel.STRONG, 0
