@@ -172,6 +172,9 @@ def test_a_released_segment_the_read_needs_makes_it_unavailable(engine) -> None:
     holder = _holder(data)
     first = data.segments[0].segment_id
     holder.released[data.collection_id] = {first}
+    # released: gone from the node's own segment list (one the node loaded back is no longer gone)
+    assert holder.select({"mine": [first], "others": [], "rest": False})(data)[0].segment_id == first
+    data = SimpleNamespace(collection_id=data.collection_id, segments=[s for s in data.segments if s.segment_id != first])
     with pytest.raises(Unavailable):
         holder.select({"mine": [first], "others": [], "rest": False})(data)
     with pytest.raises(Unavailable):
@@ -423,6 +426,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     sealed = [s.segment_id for s in data.segments if s.sealed]
     holders = {"query-a": _holder(data), "query-b": _holder(data)}
     calls: list[str] = []
+    lacks: dict[str, set[int]] = {}
 
     class Node:
         def __init__(self, name: str) -> None:
@@ -431,7 +435,10 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
         def call(self, what: str, method: str, _version: int, _lsn: int, share: dict, args: tuple, kwargs: dict,
                  timeout: float) -> dict:
             calls.append(self.name)
-            token = READ_SHARE.set(holders[self.name].select(share))
+            pick = holders[self.name].select(share)
+            lacking = lacks.get(self.name, set())  # the segments this node released: not in its own list
+            token = READ_SHARE.set(lambda d: pick(SimpleNamespace(
+                collection_id=d.collection_id, segments=[s for s in d.segments if s.segment_id not in lacking])))
             try:
                 return gather.node_part(engine, method, args, getattr(engine, method)(*args, **kwargs))
             finally:
@@ -458,6 +465,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
     # document moved it to query-a by the time the retry re-reads it)
     moved = next(int(s) for s, n in serving.items() if n == "query-b")
     holders["query-b"].released[meta.collection_id] = {moved}
+    lacks["query-b"] = {moved}
 
     refreshes: list[int] = []
 
