@@ -9,6 +9,8 @@ substring. A search by primary keys leaves out the keys whose vectors are null.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from milvus_errors import fails
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient
@@ -177,4 +179,36 @@ def test_rrf_and_weighted_function_rankers_rescore_a_single_search(client: Milvu
     assert [h["distance"] for h in weighted] == pytest.approx([0.5 * (1 + h["distance"]) / 2 for h in plain], rel=1e-5)
     fails(lambda: client.search(name, q, limit=3, ranker=fn(reranker="weighted", weights=[0.5, 0.5])), 1100,
           "invalid parameter[expected=1][actual=2]")
+    client.drop_collection(name)
+
+
+def test_a_decay_ranker_reorders_only_the_page_after_the_offset(client: MilvusClient, name: str) -> None:
+    """Milvus's proxy reduces with the offset first (the search's own order), then reranks the
+    `limit` hits left: a decay ranker never pulls a hit of the skipped offset into the page."""
+    schema = client.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("t", DataType.INT64)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(name, [{"id": i, "t": i, "v": [0.1 * i, 0.0]} for i in range(12)])
+    q = [[0.0, 0.0]]
+    origin, scale = 10.0, 3.0  # far hits (larger t) decay least
+    decay = Function(name="near_ten", input_field_names=["t"], function_type=FunctionType.RERANK,
+                     params={"reranker": "decay", "function": "gauss", "origin": origin, "scale": scale})
+    plain = client.search(name, q, limit=8, output_fields=["t"])[0]
+
+    def milvus_rule(page: list[dict]) -> list[tuple[int, float]]:
+        def score(h: dict) -> float:
+            factor = math.exp((h["entity"]["t"] - origin) ** 2 / (scale**2 / math.log(0.5)))
+            return factor * (1 - 2 * math.atan(h["distance"]) / math.pi)
+        return sorted(((h["id"], score(h)) for h in page), key=lambda p: -p[1])
+
+    for offset, limit in ((0, 5), (2, 3), (3, 5)):
+        got = client.search(name, q, limit=limit, offset=offset, ranker=decay)[0]
+        want = milvus_rule(plain[offset:offset + limit])
+        assert [h["id"] for h in got] == [i for i, _ in want]
+        assert [h["distance"] for h in got] == pytest.approx([s for _, s in want], rel=1e-5)
+    assert [h["id"] for h in client.search(name, q, limit=3, offset=2, ranker=decay)[0]] == [4, 3, 2]
     client.drop_collection(name)

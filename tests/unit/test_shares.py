@@ -20,7 +20,7 @@ from shoal.engine import open_engine
 from shoal.engine.collection_data import READ_SHARE, CollectionData
 from shoal.engine.iterators import IteratorStates
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, RerankSpec, SearchRequest
-from shoal.engine.rerank import DecayRerank
+from shoal.engine.rerank import DecayRerank, FusionRerank
 from shoal.engine.segments import NOT_DELETED
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
@@ -245,6 +245,10 @@ def test_a_gathered_search_rounds_after_the_merge_and_reranks_the_best_of_every_
                             rerank=DecayRerank(field=field, function="gauss", origin=3.0, scale=2.0))
         want = engine.search("", "c", req)
         _same_hits(_gathered(engine, "search", req), want)
+    # RRF / weighted function rankers read no field: the page is rescored after the offset
+    for fusion in (FusionRerank("rrf", {"k": 5.0}), FusionRerank("weighted", {"weights": [0.5], "norm_score": True})):
+        req = SearchRequest(anns_field="vec", queries=_vec(2), topk=4, offset=3, metric_type="L2", rerank=fusion)
+        _same_hits(_gathered(engine, "search", req), engine.search("", "c", req))
 
 
 _DECAY = RerankSpec("decay", function=DecayRerank(field="cat", function="linear", origin=2.0, scale=3.0, decay=0.2))

@@ -9,9 +9,10 @@ Each node answers for its share of the segments (`cluster/shares.py`), so:
   (`group_candidates`), with the group field; the proxy keeps the best of all and groups them
   with the engine's rule (`group_by.pick_groups`), so a group's hits on a node that did not
   rank that group among its own best still count;
-- search with a decay function reranker: each node returns its best limit + offset hits by the
-  search's own score with the reranker's field; the proxy keeps the best limit + offset across
-  nodes, then rescores, reorders and pages them as the engine does;
+- search with a function reranker (decay, RRF, weighted): each node returns its best limit +
+  offset hits by the search's own score (with a decay reranker's field); the proxy merges and
+  applies the offset as for any search, then reranks that page as the engine does
+  (`engine/rerank.rerank_page`, Milvus's proxy order);
 - a search iterator's step: the proxy keeps the iterator's state (`engine/iterators.py`); each
   node is asked for a range search from the step's unrounded bound, as many more hits as keys
   were returned at it; the proxy merges, drops those keys, pages and remembers the new bound;
@@ -55,6 +56,7 @@ from shoal.engine.iterators import IteratorStates, hashable
 from shoal.engine.order_by import order_fields, order_rows
 from shoal.engine.reader import DEPTH_KEYS, higher_is_better, resolve_output_fields
 from shoal.engine.requests import HybridSearchRequest, QueryRequest, SearchRequest, SearchResult
+from shoal.engine.rerank import rerank_field, rerank_page
 from shoal.errors import Code, ShoalError
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
 
@@ -161,8 +163,8 @@ def _node_search(req: SearchRequest, schema: CollectionSchema) -> SearchRequest:
     """A search as a node runs it: limit + offset hits unrounded; a decay reranker's field with
     them, not reranked; with group_by, ungrouped: the best hits a grouped search would group, with
     the group field (`_ungrouped`)."""
-    extra = [req.rerank.field] if req.rerank is not None and not _has_output(schema, req.output_fields,
-                                                                             req.rerank.field) else []
+    field = None if req.rerank is None else rerank_field(req.rerank)
+    extra = [field] if field is not None and not _has_output(schema, req.output_fields, field) else []
     asked = dataclasses.replace(req, topk=req.topk + req.offset, offset=0, round_decimal=-1, rerank=None,
                                 output_fields=[*req.output_fields, *extra])
     return _ungrouped(asked, schema, req.topk + req.offset, req.group_size)
@@ -267,7 +269,7 @@ def merge(method: str, args: tuple[Any, ...], parts: list[list[dict[str, Any]]],
         return _iterated(_merge_search(results, req, desc, schema, 0, req.topk + req.offset + len(step[1])), req, step,
                          states, schema)
     if req.rerank is not None:
-        return _reranked(_merge_search(results, req, desc, schema, 0, req.topk + req.offset), req, parts[0], schema)
+        return _reranked(_merge_search(results, req, desc, schema, req.offset, req.topk), req, parts[0], schema)
     if req.group_by_field:
         return _rounded(_grouped_search(results, req, desc, schema), req.round_decimal)
     return _rounded(_merge_search(results, req, desc, schema, req.offset, req.topk), req.round_decimal)
@@ -380,23 +382,24 @@ def _grouped_search(results: list[Any], req: SearchRequest, desc: bool, schema: 
 
 
 def _reranked(merged: SearchResult, req: SearchRequest, parts: list[dict[str, Any]], schema: CollectionSchema) -> Any:
-    """A decay function reranker over the limit + offset best hits of every node's, as the engine does."""
+    """A function reranker over the merged page (offset applied), as the engine does."""
     metric = str(parts[0].get("metric", ""))
-    col = merged.fields[req.rerank.field]
+    field = rerank_field(req.rerank)
+    col = None if field is None else merged.fields[field]
     starts = np.concatenate([[0], np.cumsum(merged.topks)])
     picked: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     topks = []
     for q in range(merged.num_queries):
         at = np.arange(int(starts[q]), int(starts[q + 1]))
-        rescored = req.rerank.rescore(merged.scores[at], metric, np.asarray(col.values[at], dtype=np.float64),
-                                      None if col.valid is None else col.valid[at])
-        order = np.argsort(-rescored, kind="stable")[req.offset:req.offset + req.topk]
+        order, rescored = rerank_page(req.rerank, merged.scores[at], metric,
+                                      None if col is None else col.values[at],
+                                      None if col is None or col.valid is None else col.valid[at])
         picked.append(at[order])
-        scores.append(rescored[order])
+        scores.append(rescored)
         topks.append(len(order))
     take = np.concatenate(picked).astype(np.int64) if picked else np.empty(0, np.int64)
-    extra = set() if _has_output(schema, req.output_fields, req.rerank.field) else {req.rerank.field}
+    extra = set() if field is None or _has_output(schema, req.output_fields, field) else {field}
     out = dataclasses.replace(
         merged, topks=topks, ids=merged.ids[take],
         scores=(np.concatenate(scores) if scores else np.empty(0)).astype(np.float32),

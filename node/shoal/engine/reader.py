@@ -68,7 +68,7 @@ from shoal.engine.requests import (
     SearchRequest,
     SearchResult,
 )
-from shoal.engine.rerank import FusionRerank
+from shoal.engine.rerank import rerank_field, rerank_page
 from shoal.engine.segments import Segment
 from shoal.engine.tso import TimestampOracle, compose, physical_ms
 from shoal.errors import Code, ShoalError, invalid, not_supported
@@ -555,14 +555,14 @@ class Reader:
         if req.boosts:
             hits = self._boost(meta, segments, hits, req.boosts, req.boost_params, req.expr_params, desc)
         group_values = None
-        if req.rerank is not None:
-            if group_field is not None or req.iterator:
-                raise not_supported("a function reranker with group_by or an iterator")
-            hits = self._rerank(segments, hits, req.rerank, metric, req.offset)
+        if req.rerank is not None and (group_field is not None or req.iterator):
+            raise not_supported("a function reranker with group_by or an iterator")
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
         else:
             hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
+        if req.rerank is not None:
+            hits = self._rerank(segments, hits, req.rerank, metric)
         result = self._result(
             meta, segments, hits, req.output_fields, read_ts, req.round_decimal, req.topk, group_field, group_values, req
         )
@@ -747,16 +747,16 @@ class Reader:
         return out
 
     @staticmethod
-    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str, offset: int) -> list[_Hits]:
-        if isinstance(rerank, FusionRerank):
-            return [_Hits(rerank.rescore(h.scores, metric, offset), h.segs, h.rows) for h in hits]
-        field = FieldSchema(name=rerank.field, dtype=DataType.DOUBLE)
+    def _rerank(segments: list[Segment], hits: list[_Hits], rerank: Any, metric: str) -> list[_Hits]:
+        """Each query's page reordered by the function ranker (the offset is already applied)."""
+        name = rerank_field(rerank)
+        field = None if name is None else FieldSchema(name=name, dtype=DataType.DOUBLE)
         out = []
         for h in hits:
-            col = gather(segments, h.segs, h.rows, [field])[field.name]
-            scores = rerank.rescore(h.scores, metric, np.asarray(col.values, dtype=np.float64), col.valid)
-            order = np.argsort(-scores, kind="stable")
-            out.append(_Hits(scores[order], h.segs[order], h.rows[order]))
+            col = None if field is None else gather(segments, h.segs, h.rows, [field])[field.name]
+            order, scores = rerank_page(rerank, h.scores, metric, None if col is None else col.values,
+                                        None if col is None else col.valid)
+            out.append(_Hits(scores, h.segs[order], h.rows[order]))
         return out
 
     @staticmethod

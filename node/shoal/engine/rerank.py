@@ -3,8 +3,11 @@
 A decay reranker scales each hit's score by how far a numeric field lies from `origin`:
 `gauss`, `exp` or `linear` decay reaching `decay` at `offset + scale` from the origin. As in
 Milvus, distances (L2, HAMMING, ...) are first turned into "greater is better" scores with
-`1 - 2·atan(d)/π`; similarities (IP, COSINE, BM25) are used as they are. The reranker
-reorders the `limit + offset` hits the search found.
+`1 - 2·atan(d)/π`; similarities (IP, COSINE, BM25) are used as they are.
+
+In a plain search a function ranker (decay, RRF, weighted) sees only the page: as Milvus's
+proxy, the search's own score picks the hits at `offset .. offset + limit` first, and the
+ranker then rescores and reorders those (`rerank_page`).
 """
 
 from __future__ import annotations
@@ -71,15 +74,33 @@ class FusionRerank:
     strategy: str  # "rrf" | "weighted"
     params: dict[str, Any]
 
-    def rescore(self, scores: np.ndarray, metric: str, offset: int) -> np.ndarray:
-        """A single search's hits, best first, rescored in place of their order. As Milvus ranks
-        the page the reduce left (its offset applied first), RRF ranks start at the offset."""
+    def rescore(self, scores: np.ndarray, metric: str) -> np.ndarray:
+        """A single search's page, best first, rescored in place of their order (RRF ranks
+        count from the page's first hit)."""
         k, weights, norm = fusion_params(self.strategy, self.params, 1)
         if self.strategy == "rrf":
-            ranks = np.maximum(np.arange(len(scores)) - offset, 0) + 1
-            return (1.0 / (k + ranks)).astype(np.float32)
+            return (1.0 / (k + np.arange(len(scores)) + 1)).astype(np.float32)
         base = [normalize(float(s), metric) for s in scores.tolist()] if norm else scores.astype(np.float64)
         return (float(weights[0]) * np.asarray(base, dtype=np.float64)).astype(np.float32)
+
+
+def rerank_field(rerank: DecayRerank | FusionRerank) -> str | None:
+    """The field a plain search's function ranker reads, if any."""
+    return rerank.field if isinstance(rerank, DecayRerank) else None
+
+
+def rerank_page(
+    rerank: DecayRerank | FusionRerank, scores: np.ndarray, metric: str,
+    values: np.ndarray | None = None, valid: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The order and new scores of one query's page (the hits left after the offset, best
+    first by the search's score; `values`/`valid` are the ranker's field for them)."""
+    if isinstance(rerank, FusionRerank):
+        return np.arange(len(scores)), rerank.rescore(scores, metric)
+    assert values is not None
+    rescored = rerank.rescore(scores, metric, np.asarray(values, dtype=np.float64), valid)
+    order = np.argsort(-rescored, kind="stable")
+    return order, rescored[order]
 
 
 def fusion_params(strategy: str, params: dict[str, Any], requests: int) -> tuple[float, list[float], bool]:
