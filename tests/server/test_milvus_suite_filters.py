@@ -74,6 +74,33 @@ def test_arithmetic_between_two_fields_cannot_be_parsed(client: MilvusClient, ty
     assert sorted(r["int64"] for r in client.query(typed, filter="int64 > int64_2")) == [3, 4]
 
 
+@pytest.mark.parametrize(("expr", "words"), [
+    ("(int64 & 1) == 1", "BitAnd is not supported: int64&1"),
+    ("int64 | 2 == 3", "BitOr is not supported: int64|2==3"),
+    ("(int64 ^ 1) == 0", "BitXor is not supported: int64^1"),
+    ("int64 << 1 == 4", "shift is not supported: int64<<1"),
+    ("int64 ** 2 == 4", "power can only apply on constants: int64**2"),
+    ("-int64 < -2", "unexpected op: -"),
+    ("~int64 == -3", "unexpected op: ~"),
+    ("(int64 + 1) * 2 > 3", "complicated arithmetic operations are not supported"),
+    ("10 - int64 == 7", "module field is not yet supported"),
+])
+def test_operators_milvus_cannot_plan_on_a_field(client: MilvusClient, typed: str, expr: str, words: str) -> None:
+    _fails(lambda: _search(client, typed, expr), 1100, f"{_PLAN}cannot parse expression: {expr}, error: {words}")
+    _fails(lambda: client.query(typed, filter=expr, limit=3), 1100, f"error: {words}")
+
+
+def test_one_column_arithmetic_and_constants_still_filter(client: MilvusClient, typed: str) -> None:
+    def keys(expr: str) -> list[int]:
+        return sorted(r["int64"] for r in client.query(typed, filter=expr))
+
+    assert keys("int64 * 2 > 3") == [2, 3, 4]
+    assert keys("int64 % 2 == 0") == [0, 2, 4]
+    assert keys("2 + int64 == 5") == [3]
+    assert keys("int64 == 2 ** 2 - -1 - 2") == [3]
+    _fails(lambda: _search(client, typed, "1.2"), 1100, f"{_PLAN}predicate is not a boolean expression: 1.2, data type: Double")
+
+
 def test_two_dynamic_keys_are_not_compared(client: MilvusClient, name: str) -> None:
     client.create_collection(name, dimension=4)
     try:

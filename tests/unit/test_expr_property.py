@@ -465,21 +465,38 @@ def const_predicate(e: Expr) -> bool:
     return False
 
 
+def one_column_arithmetic(e: Expr) -> bool:
+    """`column op constant`, `constant + column` or `constant * column`: the only arithmetic Milvus
+    compares with a constant."""
+    left, right = e[2], e[3]
+    if left[0] in COLUMNS and is_const(right):
+        return True
+    return is_const(left) and right[0] in COLUMNS and e[1] in ("+", "*")
+
+
 def milvus_refuses(e: Expr, as_predicate: bool = True) -> bool:
     """Does Milvus's planner refuse `e` somewhere: a bare BOOL field as a predicate, a constant beside
-    a predicate under and/or, arithmetic on two columns, a comparison of two values that are not
-    both plain non-JSON columns, or a fraction compared with an integer column?"""
+    a predicate under and/or, arithmetic on two columns, bitwise operators and shifts, a power or a
+    negation of a column, nested arithmetic compared with a constant, a comparison of two values that
+    are not both plain non-JSON columns, or a fraction compared with an integer column?"""
     kind = e[0]
     if as_predicate and e == ("field", "b"):
         return True
     if kind in ("and", "or") and not const_predicate(e) and (const_predicate(e[1]) or const_predicate(e[2])):
         return True
-    if kind == "arith" and not is_const(e[2]) and not is_const(e[3]):
+    if kind == "arith" and (e[1] in BITWISE or not is_const(e[2]) and not is_const(e[3])):
+        return True
+    if kind == "arith" and e[1] == "**" and not is_const(e):
+        return True
+    if kind == "neg" and not is_const(e[1]):
         return True
     if kind == "cmp":
         left, right = e[2], e[3]
         if not is_const(left) and not is_const(right):
             if left[0] not in COLUMNS or right[0] not in COLUMNS or "json" in (static_type(left), static_type(right)):
+                return True
+        for side, value in ((left, right), (right, left)):
+            if side[0] == "arith" and not is_const(side) and is_const(value) and not one_column_arithmetic(side):
                 return True
         for column, value in ((left, right), (right, left)):
             integer_column = static_type(column) == "int" and column[0] != "alen" and not is_const(column)

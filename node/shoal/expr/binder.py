@@ -28,7 +28,7 @@ _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _VALUES = (t.Const, t.Field, t.JsonPath, t.ArrayElement, t.Arith, t.Negate, t.ArrayLength)
 _COLUMNS = (t.Field, t.JsonPath, t.ArrayElement)
 _ARITHMETIC = ("+", "-", "*", "/", "%", "**")
-_BITWISE = ("&", "|", "^")
+_BITWISE = {"&": "BitAnd", "|": "BitOr", "^": "BitXor"}  # Milvus's planner names them so
 _SHIFTS = ("<<", ">>")
 _CONTAINS = {
     "json_contains": "one", "array_contains": "one",
@@ -45,13 +45,12 @@ _ELEMENT_CALLS = {
 
 def bind(source: str, node: s.Node, schema: CollectionSchema, params: Mapping[str, Any] | None) -> t.Node:
     root = _Binder(source, schema, params or {}).bind(node)
-    if isinstance(root, t.Const) and root.type is not t.T.BOOL:
-        raise syntax_error(source, node.pos, f"the filter is a constant {describe(root)}, not a boolean expression")
-    # Milvus's planner runs only a computed predicate: a non-boolean root, a bare column (a BOOL
-    # field, a JSON path, a dynamic key) or a literal `true` written as the whole filter is refused;
-    # a constant it folded (`1 == 1`, `not false`) is kept.
+    # Milvus's planner runs only a computed predicate: a non-boolean root (`1.2` too), a bare column
+    # (a BOOL field, a JSON path, a dynamic key) or a literal `true` written as the whole filter is
+    # refused; a boolean constant it folded (`1 == 1`, `not false`) is kept.
     literal = isinstance(node, s.Literal | s.Template)
-    if not (is_predicate(root) or isinstance(root, t.Const) and not literal):
+    folded = isinstance(root, t.Const) and root.type is t.T.BOOL and not literal
+    if not (is_predicate(root) or folded):
         shown = source if len(source) <= 300 else source[:300] + "..."
         raise invalid(f"predicate is not a boolean expression: {shown}, data type: {milvus_type_name(root)}")
     return root
@@ -281,13 +280,11 @@ class _Binder:
         if node.op == "+":
             self.need_number(operand, node.operand, "unary '+'")
             return operand
-        if node.op == "-":
-            self.need_number(operand, node.operand, "unary '-'")
-            result_type = t.T.INT if operand.type is t.T.INT else t.T.FLOAT
-        else:
-            if operand.type not in (t.T.INT, t.T.JSON):
-                raise self.error(node.operand, f"'~' needs an integer, got {describe(operand)}")
-            result_type = t.T.INT
+        # Milvus's planner negates constants only and has no `~` at all
+        if node.op == "~" or not isinstance(operand, t.Const):
+            raise self.error(node, f"unexpected op: {node.op}")
+        self.need_number(operand, node.operand, "unary '-'")
+        result_type = t.T.INT if operand.type is t.T.INT else t.T.FLOAT
         return self.fold(t.Negate(result_type, node.op, operand), node)
 
     def logical_chain(self, node: s.Binary) -> t.Node:
@@ -332,16 +329,17 @@ class _Binder:
         return self.arithmetic(op, left, right, node)
 
     def arithmetic(self, op: str, left: t.Node, right: t.Node, node: s.Binary) -> t.Node:
+        # Milvus's planner refuses bitwise operators and shifts even between constants, and
+        # computes a power of constants only
+        if op in _BITWISE:
+            raise self.error(node, f"{_BITWISE[op]} is not supported: {node.text}")
+        if op in _SHIFTS:
+            raise self.error(node, f"shift is not supported: {node.text}")
+        if op == "**" and not (isinstance(left, t.Const) and isinstance(right, t.Const)):
+            raise self.error(node, f"power can only apply on constants: {node.text}")
         if not isinstance(left, t.Const) and not isinstance(right, t.Const):
             # Milvus computes on one column and constants only (`a + b > 3` is refused)
             raise self.error(node, "not supported to do arithmetic operations between multiple fields")
-        if op in _BITWISE and left.type is t.T.BOOL and right.type is t.T.BOOL:
-            return self.fold(t.Arith(t.T.BOOL, op, left, right), node)
-        if op in _BITWISE or op in _SHIFTS:
-            for operand, src in ((left, node.left), (right, node.right)):
-                if operand.type not in (t.T.INT, t.T.JSON):
-                    raise self.error(src, f"'{op}' needs integers, got {describe(operand)}")
-            return self.fold(t.Arith(t.T.INT, op, left, right), node)
         self.need_number(left, node.left, f"'{op}'")
         self.need_number(right, node.right, f"'{op}'")
         if op in ("/", "%") and isinstance(right, t.Const) and right.value == 0:
@@ -377,6 +375,9 @@ class _Binder:
             if cast_to and isinstance(value, t.Const) and value.type is t.T.FLOAT:
                 # Milvus casts the constant to the integer column's type and refuses a fraction
                 raise self.error(node, f"cannot cast value to {cast_to}, value: {_proto_text(value.value)}")
+        for side, value in ((left, right), (right, left)):
+            if isinstance(side, t.Arith) and isinstance(value, t.Const):
+                self.need_one_column_arithmetic(side, node)
         if isinstance(left, t.Const) and isinstance(right, t.Const):
             result = jv.compare(op, left.value, right.value)
             if result is None:
@@ -535,6 +536,17 @@ class _Binder:
         return t.Contains(t.T.BOOL, mode, operand, value.value)
 
     # -- checks and folding --------------------------------------------------------------
+    def need_one_column_arithmetic(self, arith: t.Arith, src: s.Node) -> None:
+        """Milvus plans a comparison of `column op constant` (or `constant + column`, `constant *
+        column`) with a constant, never nested arithmetic such as `(a + 1) * 2 > 3`."""
+        if isinstance(arith.left, _COLUMNS) and isinstance(arith.right, t.Const):
+            return
+        if isinstance(arith.left, t.Const) and isinstance(arith.right, _COLUMNS):
+            if arith.op not in ("+", "*"):
+                raise self.error(src, "module field is not yet supported")
+            return
+        raise self.error(src, "complicated arithmetic operations are not supported")
+
     def need_bool_constant(self, operand: t.Const, src: s.Node, op: str) -> None:
         if operand.type is not t.T.BOOL:  # Milvus's constant folding words it so
             raise self.error(src, f"{op} can only apply on boolean, got {describe(operand)}")

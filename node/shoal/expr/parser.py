@@ -31,6 +31,8 @@ _INFIX_BP: dict[str, int] = {
 }
 _UNARY_OPERAND = 14  # operand of unary - + ~ : only `**` and `like` bind tighter
 _RELATIONAL = ("<", "<=", ">", ">=")
+# operators whose refusals quote the sub-expression's text (Milvus: the rule context's GetText)
+_QUOTED = ("&", "|", "^", "<<", ">>", "**")
 
 
 def parse(source: str) -> s.Node | None:
@@ -99,6 +101,7 @@ class _Parser:
         return None
 
     def expr(self, min_bp: int) -> s.Node:
+        start = self.i
         left = self.prefix()
         while True:
             found = self.infix_op()
@@ -120,7 +123,8 @@ class _Parser:
                 left = self.relational(left, op, tok)
             else:
                 right = self.expr(bp + 1)
-                left = s.Binary(left.pos, op, left, right)
+                text = "".join(tok.text for tok in self.toks[start:self.i]) if op in _QUOTED else ""
+                left = s.Binary(left.pos, op, left, right, text)
 
     def relational(self, left: s.Node, op: str, tok: Token) -> s.Node:
         middle = self.expr(_INFIX_BP[op] + 1)

@@ -50,6 +50,7 @@ class Binary(Node):
     op: str  # arithmetic, bitwise, comparison, "and", "or", "like"
     left: Node
     right: Node
+    text: str = ""  # its tokens run together, as Milvus's planner quotes a sub-expression
 
 
 @dataclass(frozen=True)
