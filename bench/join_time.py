@@ -14,12 +14,14 @@ seconds per GB and per million rows. Not part of CI: a figure for the notes.
 registers without loading the segments the share document gives the old node (it loads what no
 share names and then its own share), and the figure is also the rebalancing: from the scale call
 until the two nodes serve disjoint shares (the old node released the moved segments), with the
-rows each serves and the seconds per GB moved.
+rows each serves and the seconds per GB moved. `--json PATH` also writes the share-mode figures
+there (with the load average at the scale call and when the shares settled).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--batch", type=int, default=5000)
     p.add_argument("--share", action="store_true", help="segment_placement share: time the rebalancing")
+    p.add_argument("--json", type=Path, help="with --share: write the figures to this file")
     args = p.parse_args(argv)
     if args.share:
         os.environ.update(SHOAL_SEGMENT_PLACEMENT="share", SHOAL_SEGMENT_MAX_ROWS=str(max(1, args.rows // 8)))
@@ -66,15 +69,23 @@ def main(argv: list[str] | None = None) -> int:
                 chunk = vectors[at:at + args.batch]
                 client.insert("join", [{"id": at + i, "vector": v} for i, v in enumerate(chunk.tolist())])
             client.flush("join")
+            load_at_scale = os.getloadavg()
             started = time.monotonic()
             answer = admin_call(data, "POST", "/scale?role=query&count=2")
             seconds = time.monotonic() - started
             (name,) = answer["steps"][0]["added"]
             if args.share:
-                code = _rebalanced(data, started, seconds, args.rows, args.dim)
-                print(f"{name} at start: {_startup(data, name)}; its segment cache holds "
-                      f"{_bytes(data / 'roles' / name / 'segment-cache') / 1e6:.1f} MB")
-                return code
+                result = _rebalanced(data, started, seconds, args.rows, args.dim)
+                startup, cache = _startup(data, name), _bytes(data / "roles" / name / "segment-cache")
+                print(f"{name} at start: {startup}; its segment cache holds {cache / 1e6:.1f} MB")
+                if result is None:
+                    return 1
+                if args.json:
+                    result.update(new_node_startup=startup, new_node_cache_bytes=cache,
+                                  settle_s_per_cache_gb=result["settled_s"] / (cache / 1e9),
+                                  load_average_at_scale=load_at_scale)
+                    args.json.write_text(json.dumps(result, indent=2) + "\n")
+                return 0
             startup = _startup(data, name)
             fetched = _bytes(data / "roles" / name / "segment-cache")
             count = client.query("join", filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
@@ -99,8 +110,9 @@ def _startup(data: Path, name: str) -> dict[str, int]:
         node.close()
 
 
-def _rebalanced(data: Path, started: float, joined_s: float, rows: int, dim: int) -> int:
-    """Share mode: wait until both nodes serve a share and no sealed segment is held twice."""
+def _rebalanced(data: Path, started: float, joined_s: float, rows: int, dim: int) -> dict | None:
+    """Share mode: wait until both nodes serve a share and no sealed segment is held twice; the figures,
+    or None if that took over 30 minutes."""
     while time.monotonic() - started < 1800:
         status = admin_call(data, "GET", "/status")
         served = (status["shares"].get("default.join") or [{}])[0]
@@ -111,10 +123,11 @@ def _rebalanced(data: Path, started: float, joined_s: float, rows: int, dim: int
             print(f"{rows} rows x {dim} dim, share mode: the new node registered {joined_s:.1f} s after the scale "
                   f"call, the shares settled at {seconds:.1f} s; rows served per node {served}; "
                   f"{moved * 1e3:.0f} MB of vectors moved: {seconds / max(moved, 1e-9):.0f} s per GB moved")
-            return 0
+            return {"rows": rows, "dim": dim, "joined_s": joined_s, "settled_s": seconds, "served": served,
+                    "vector_bytes_moved": round(moved * 1e9), "load_average_settled": os.getloadavg()}
         time.sleep(0.5)
     print("the shares did not settle within 30 minutes")
-    return 1
+    return None
 
 
 if __name__ == "__main__":
