@@ -4,12 +4,16 @@ indexes; the two masks must agree, and the best time of `repeat` runs is kept.""
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.machine import machine, versions
 from shoal.expr import compile_filter
 from shoal.schema import CollectionSchema
 
@@ -40,3 +44,20 @@ def scan_vs_index(filters: list[str], schema: CollectionSchema, batch: dict[str,
         print(f"{expr[:width]:{width}s} {int(indexed.sum()):>8d} rows  scan {scan_s * 1e3:9.1f} ms  "
               f"indexed {index_s * 1e3:8.2f} ms  x{scan_s / index_s:,.0f}", flush=True)
     return results
+
+
+def bench_main(run: Callable[[int, int, int], dict[str, Any]], doc: str, out_name: str, rows: int, repeat: int,
+               summary: str) -> None:
+    """The command line of a scalar-index benchmark: `--rows`, `--repeat`, `--seed`, `--out DIR`
+    (writes `out_name` there with the machine and versions); prints the report's `summary` entry."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=rows)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    report = {"machine": machine(), "versions": versions(), **run(args.rows, args.repeat, args.seed)}
+    print(json.dumps(report[summary], indent=1))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / out_name).write_text(json.dumps(report, indent=1) + "\n")

@@ -11,16 +11,12 @@ measures the filter step of a query in-process; a query through pymilvus adds it
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.filter_timing import scan_vs_index
-from bench.machine import machine, versions
+from bench.filter_timing import bench_main, scan_vs_index
 from shoal.index.rtree import GeometryIndex
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema, object_array
 
@@ -50,19 +46,5 @@ def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     return {"rows": rows, "build": build, "filters": results}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    report = {"machine": machine(), "versions": versions(), **run(args.rows, args.repeat, args.seed)}
-    print(json.dumps(report["build"], indent=1))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "geo_index.json").write_text(json.dumps(report, indent=1) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__ or "", "geo_index.json", 200_000, 5, "build")

@@ -12,16 +12,12 @@ This measures the filter step of a query in-process; a query through pymilvus ad
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.filter_timing import scan_vs_index
-from bench.machine import machine, versions
+from bench.filter_timing import bench_main, scan_vs_index
 from shoal.expr.binder import bind_json_path
 from shoal.index.array import array_index
 from shoal.index.json_path import json_path_index
@@ -90,19 +86,5 @@ def run(rows: int, repeat: int, seed: int) -> dict[str, Any]:
     return {"rows": rows, "builds": builds, "filters": results}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    report = {"machine": machine(), "versions": versions(), **run(args.rows, args.repeat, args.seed)}
-    print(json.dumps(report["builds"], indent=1))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "json_index.json").write_text(json.dumps(report, indent=1) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__ or "", "json_index.json", 1_000_000, 3, "builds")
