@@ -179,6 +179,16 @@ class Rig:
     def sealed(self, n: str) -> set[int]:
         return {s.segment_id for s in self.nodes[n].engine.datas[self.cid].segments if s.sealed}
 
+    def shared_base(self) -> None:
+        """Eight sealed 50-row segments in a checkpoint, shared out over the live nodes."""
+        for i in range(8):
+            self.insert(i * 50, 50)
+        self.owner.engine.flush("default", ["c"])
+        self.checkpoint()
+        self.tail()
+        self.group(sorted(self.live))
+        self.settle()
+
     def close(self) -> None:
         for f in (self.owner, *self.nodes.values()):
             f.close()
@@ -190,13 +200,7 @@ def test_two_nodes_share_the_segments_and_a_leaving_nodes_half_loads_on_the_othe
     monkeypatch.setattr(shares_node, "RELEASE_AFTER_S", 0.0)
     rig = Rig(tmp_path, ["query-a", "query-b"])
     try:
-        for i in range(8):
-            rig.insert(i * 50, 50)
-        rig.owner.engine.flush("default", ["c"])
-        rig.checkpoint()
-        rig.tail()
-        rig.group(sorted(rig.live))
-        rig.settle()
+        rig.shared_base()
         base = rig.sealed("query-a") | rig.sealed("query-b")
         assert len(base) == 8 and len(rig.sealed("query-a")) == 4 and not rig.sealed("query-a") & rig.sealed("query-b")
         assert rig.gathered("query", QueryRequest(expr="", output_fields=["count(*)"])).count == 400
@@ -234,13 +238,7 @@ def test_a_joining_or_restarting_node_loads_only_its_share_and_answers_stay_exac
     monkeypatch.setattr(shares_node, "RELEASE_AFTER_S", 0.0)
     rig = Rig(tmp_path, ["query-a", "query-b"])
     try:
-        for i in range(8):
-            rig.insert(i * 50, 50)
-        rig.owner.engine.flush("default", ["c"])
-        rig.checkpoint()
-        rig.tail()
-        rig.group(sorted(rig.live))
-        rig.settle()
+        rig.shared_base()
         named = {int(s) for s in rig.doc()["groups"][0]["serving"]}
         assert len(named) == 8
         # a segment sealed into a newer checkpoint the document does not name yet, growing rows,
