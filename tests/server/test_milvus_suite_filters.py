@@ -8,18 +8,11 @@ Forms Milvus plans (a BOOL field compared with `true`, two numeric columns compa
 from __future__ import annotations
 
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
 
 _Q = [[0.1, 0.2, 0.3, 0.4]]
 _PLAN = "failed to create query plan: "
-
-
-def _fails(call, code: int, text: str) -> str:
-    with pytest.raises(MilvusException) as err:
-        call()
-    assert err.value.code == code, err.value
-    assert text in err.value.message, err.value.message
-    return err.value.message
 
 
 @pytest.fixture()
@@ -47,15 +40,15 @@ def _search(client: MilvusClient, collection: str, expr: str, **kwargs) -> objec
 
 def test_a_bare_bool_field_or_literal_is_no_predicate(client: MilvusClient, typed: str) -> None:
     for expr in ("bool", "true", "false"):
-        _fails(lambda e=expr: _search(client, typed, e), 1100,
+        fails(lambda e=expr: _search(client, typed, e), 1100,
                f"{_PLAN}predicate is not a boolean expression: {expr}, data type: Bool")
-    _fails(lambda: _search(client, typed, "!bool"), 1100,
+    fails(lambda: _search(client, typed, "!bool"), 1100,
            "cannot parse expression: !bool, error: not op can only be applied on boolean expression")
-    _fails(lambda: _search(client, typed, "int64 > 0 and bool"), 1100,
+    fails(lambda: _search(client, typed, "int64 > 0 and bool"), 1100,
            "cannot parse expression: int64 > 0 and bool, error: 'and' can only be used between boolean expressions")
-    _fails(lambda: _search(client, typed, "int64 > 0 or false"), 1100,
+    fails(lambda: _search(client, typed, "int64 > 0 or false"), 1100,
            "cannot parse expression: int64 > 0 or false, error: 'or' can only be used between boolean expressions")
-    _fails(lambda: client.query(typed, filter="bool", limit=3), 1100,
+    fails(lambda: client.query(typed, filter="bool", limit=3), 1100,
            f"{_PLAN}predicate is not a boolean expression: bool, data type: Bool")
     # compared with a literal, the field is a predicate; a constant Milvus folds is one too
     assert sorted(hit["int64"] for hit in _search(client, typed, "bool == true")[0]) == [0, 2, 4]
@@ -69,7 +62,7 @@ def test_a_bare_bool_field_or_literal_is_no_predicate(client: MilvusClient, type
     "int64 ** int64_2 != 4 and int64 + int64_2 > 5",
 ])
 def test_arithmetic_between_two_fields_cannot_be_parsed(client: MilvusClient, typed: str, expr: str) -> None:
-    _fails(lambda: _search(client, typed, expr), 1100, f"{_PLAN}cannot parse expression: {expr}")
+    fails(lambda: _search(client, typed, expr), 1100, f"{_PLAN}cannot parse expression: {expr}")
     # two columns compared as they are: planned
     assert sorted(r["int64"] for r in client.query(typed, filter="int64 > int64_2")) == [3, 4]
 
@@ -86,8 +79,8 @@ def test_arithmetic_between_two_fields_cannot_be_parsed(client: MilvusClient, ty
     ("10 - int64 == 7", "module field is not yet supported"),
 ])
 def test_operators_milvus_cannot_plan_on_a_field(client: MilvusClient, typed: str, expr: str, words: str) -> None:
-    _fails(lambda: _search(client, typed, expr), 1100, f"{_PLAN}cannot parse expression: {expr}, error: {words}")
-    _fails(lambda: client.query(typed, filter=expr, limit=3), 1100, f"error: {words}")
+    fails(lambda: _search(client, typed, expr), 1100, f"{_PLAN}cannot parse expression: {expr}, error: {words}")
+    fails(lambda: client.query(typed, filter=expr, limit=3), 1100, f"error: {words}")
 
 
 def test_one_column_arithmetic_and_constants_still_filter(client: MilvusClient, typed: str) -> None:
@@ -98,7 +91,7 @@ def test_one_column_arithmetic_and_constants_still_filter(client: MilvusClient, 
     assert keys("int64 % 2 == 0") == [0, 2, 4]
     assert keys("2 + int64 == 5") == [3]
     assert keys("int64 == 2 ** 2 - -1 - 2") == [3]
-    _fails(lambda: _search(client, typed, "1.2"), 1100, f"{_PLAN}predicate is not a boolean expression: 1.2, data type: Double")
+    fails(lambda: _search(client, typed, "1.2"), 1100, f"{_PLAN}predicate is not a boolean expression: 1.2, data type: Double")
 
 
 def test_two_dynamic_keys_are_not_compared(client: MilvusClient, name: str) -> None:
@@ -106,7 +99,7 @@ def test_two_dynamic_keys_are_not_compared(client: MilvusClient, name: str) -> N
     try:
         client.insert(name, [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4], "float": 2.0, "int64": 1}])
         for expr in ("float >= int64", '$meta["float"] >= $meta["int64"]'):
-            _fails(lambda e=expr: _search(client, name, e), 1100,
+            fails(lambda e=expr: _search(client, name, e), 1100,
                    "error: two column comparison with JSON type is not supported")
         assert [hit["id"] for hit in _search(client, name, "float >= 1")[0]] == [1]
     finally:
@@ -114,22 +107,22 @@ def test_two_dynamic_keys_are_not_compared(client: MilvusClient, name: str) -> N
 
 
 def test_types_milvus_cannot_compare_or_cast_are_refused(client: MilvusClient, typed: str) -> None:
-    _fails(lambda: client.query(typed, filter="float like 'a%'", limit=3), 1100,
+    fails(lambda: client.query(typed, filter="float like 'a%'", limit=3), 1100,
            "error: like operation on non-string or no-json field is unsupported")
-    _fails(lambda: _search(client, typed, "varchar == 0"), 1100,
+    fails(lambda: _search(client, typed, "varchar == 0"), 1100,
            "cannot parse expression: varchar == 0, error: comparisons between VarChar and Int64 are not supported")
-    _fails(lambda: client.query(typed, filter="varchar >= 0", limit=3), 1100,
+    fails(lambda: client.query(typed, filter="varchar >= 0", limit=3), 1100,
            "error: comparisons between VarChar and Int64 are not supported")
     # the suite's `filter=f"int64=={1.2}"`: Milvus casts 1.2 to the INT64 column and refuses it
-    _fails(lambda: _search(client, typed, "int64==1.2"), 1100,
+    fails(lambda: _search(client, typed, "int64==1.2"), 1100,
            f"{_PLAN}cannot parse expression: int64==1.2, error: cannot cast value to Int64, value: float_val:1.2")
     assert sorted(r["int64"] for r in client.query(typed, filter="float > 1")) == [3, 4]
 
 
 def test_an_aggregation_output_names_an_existing_field(client: MilvusClient, typed: str) -> None:
-    _fails(lambda: client.query(typed, filter="int64 >= 0", output_fields=["count(int)"]), 1100,
+    fails(lambda: client.query(typed, filter="int64 >= 0", output_fields=["count(int)"]), 1100,
            "target field int for aggregation:count does not exist")
-    _fails(lambda: client.query(typed, filter="int64 >= 0", output_fields=["SUM(*)"]), 1100,
+    fails(lambda: client.query(typed, filter="int64 >= 0", output_fields=["SUM(*)"]), 1100,
            "sum(*) is not supported, only count(*) is allowed")
     assert client.query(typed, filter="int64 >= 2", output_fields=["count(*)"])[0]["count(*)"] == 3
 
@@ -138,11 +131,11 @@ def test_range_bounds_must_be_numbers_and_hints_known(client: MilvusClient, type
     for bad, kind in (("0.5", "string"), ([0.5], "array")):
         for key in ("radius", "range_filter"):
             params = {"radius": 0.1, "range_filter": 1.0, key: bad}
-            _fails(lambda p=params: _search(client, typed, "", search_params={"params": p}), 65535,
+            fails(lambda p=params: _search(client, typed, "", search_params={"params": p}), 65535,
                    f"type must be number, but is {kind}")
     hits = _search(client, typed, "", search_params={"params": {"radius": 0.1, "range_filter": 1.0}})[0]
     assert len(hits) == 5
-    _fails(lambda: _search(client, typed, "int64 >= 1", search_params={"hints": "not_supported_hints"}), 1100,
+    fails(lambda: _search(client, typed, "int64 >= 1", search_params={"hints": "not_supported_hints"}), 1100,
            "Create Plan by expr failed:  => hints: not_supported_hints not supported")
     hits = _search(client, typed, "int64 >= 1", search_params={"hints": "iterative_filter"})[0]
     assert sorted(hit["int64"] for hit in hits) == [1, 2, 3, 4]
@@ -155,7 +148,7 @@ def test_an_auto_id_key_given_is_more_field_data(client: MilvusClient, name: str
     schema.add_field("s", DataType.VARCHAR, max_length=3)
     client.create_collection(name, schema=schema)
     try:
-        message = _fails(lambda: client.insert(name, [{"id": 7, "v": [0.1, 0.2], "s": "a"}]), 1100,
+        message = fails(lambda: client.insert(name, [{"id": 7, "v": [0.1, 0.2], "s": "a"}]), 1100,
                          "more fieldData has pass in: invalid parameter")
         assert message == "more fieldData has pass in: invalid parameter[expected=3][actual=4]"
         assert client.insert(name, [{"v": [0.1, 0.2], "s": "a"}])["insert_count"] == 1

@@ -7,17 +7,10 @@ pymilvus; the suite checks the message as a substring.
 from __future__ import annotations
 
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
+from milvus_errors import fails
+from pymilvus import DataType, MilvusClient
 
 _Q = [[0.1, 0.2, 0.3, 0.4]]
-
-
-def _fails(call, code: int, text: str) -> str:
-    with pytest.raises(MilvusException) as err:
-        call()
-    assert err.value.code == code, err.value
-    assert text in err.value.message, err.value.message
-    return err.value.message
 
 
 @pytest.fixture()
@@ -40,37 +33,37 @@ def fixed(client: MilvusClient, name: str):
 
 def test_a_filter_that_is_not_boolean_is_refused(client: MilvusClient, fixed: str, name: str) -> None:
     plan = "failed to create query plan: predicate is not a boolean expression"
-    _fails(lambda: client.search(fixed, _Q, filter="f"), 1100, f"{plan}: f, data type: Float")
-    _fails(lambda: client.search(fixed, _Q, filter="j['a']"), 1100, f"{plan}: j['a'], data type: JSON")
-    _fails(lambda: client.query(fixed, filter="f + 1", limit=3), 1100, f"{plan}: f + 1, data type: Double")
+    fails(lambda: client.search(fixed, _Q, filter="f"), 1100, f"{plan}: f, data type: Float")
+    fails(lambda: client.search(fixed, _Q, filter="j['a']"), 1100, f"{plan}: j['a'], data type: JSON")
+    fails(lambda: client.query(fixed, filter="f + 1", limit=3), 1100, f"{plan}: f + 1, data type: Double")
     # With the dynamic field on, a bare name is a key of $meta: still not a boolean.
     dyn = f"{name}_d"
     client.create_collection(dyn, dimension=4)
     try:
         client.insert(dyn, [{"id": 1, "vector": [0.1, 0.2, 0.3, 0.4], "flag": True}])
-        _fails(lambda: client.search(dyn, _Q, filter="invalidexpr"), 1100,
+        fails(lambda: client.search(dyn, _Q, filter="invalidexpr"), 1100,
                f"{plan}: invalidexpr, data type: JSON")
         it = client.search_iterator(dyn, _Q, batch_size=10, filter="flag == true")
         assert [hit["id"] for hit in it.next()] == [1]
         it.close()
     finally:
         client.drop_collection(dyn)
-    _fails(lambda: client.search(fixed, _Q, filter="1.2"), 1100, f"{plan}: 1.2, data type: Double")
+    fails(lambda: client.search(fixed, _Q, filter="1.2"), 1100, f"{plan}: 1.2, data type: Double")
     assert len(client.search(fixed, _Q, filter="f >= 0", limit=10)[0]) == 5
 
 
 def test_too_many_query_vectors_use_milvus_wording(client: MilvusClient, fixed: str) -> None:
-    _fails(lambda: client.search(fixed, _Q * 16385), 1100,
+    fails(lambda: client.search(fixed, _Q * 16385), 1100,
            "nq (number of search vector per search request) should be in range [1, 16384]")
 
 
 def test_null_checks_on_vectors_array_elements_and_missing_fields(client: MilvusClient, fixed: str) -> None:
     for op in ("is null", "IS NOT NULL"):
-        _fails(lambda op=op: client.search(fixed, _Q, filter=f"vec {op}"), 1100,
+        fails(lambda op=op: client.search(fixed, _Q, filter=f"vec {op}"), 1100,
                "IsNull/IsNotNull operations are not supported on vector fields")
-        _fails(lambda op=op: client.search(fixed, _Q, filter=f"arr[0] {op}"), 1100,
+        fails(lambda op=op: client.search(fixed, _Q, filter=f"arr[0] {op}"), 1100,
                "IsNull/IsNotNull operations are not supported on array element access")
-        _fails(lambda op=op: client.search(fixed, _Q, filter=f"not_exist_field {op}"), 1100,
+        fails(lambda op=op: client.search(fixed, _Q, filter=f"not_exist_field {op}"), 1100,
                "field not_exist_field not exist")
     assert len(client.query(fixed, filter="arr is not null", limit=10)) == 5
     assert len(client.query(fixed, filter="j['b'] is null", limit=10)) == 5
