@@ -1,7 +1,7 @@
 """Answers that must equal Milvus's, through real pymilvus against `shoal run`.
 
 One row per primary key (the last written) in every segment layout, defaults of added
-fields, VARCHAR auto ids, iterator snapshots, upsert across partitions, the dynamic field
+fields, VARCHAR auto ids, iterator snapshots, a key in several partitions, the dynamic field
 switched on later. Milvus behaviour is taken from its proxy code and docs (see
 docs/compat.md).
 """
@@ -111,16 +111,79 @@ def test_upsert_refuses_repeated_keys_in_one_batch(client, name) -> None:
     client.drop_collection(name)
 
 
-def test_upsert_into_a_partition_leaves_one_row_per_key(client, name) -> None:
+@pytest.mark.parametrize("flush", [True, False])
+def test_a_key_upserted_into_two_partitions_lives_in_both(client, name, flush: bool) -> None:
+    """The suite's test_partition_upsert_same_pk_in_diff_partitions: an upsert deletes only in
+    the partition it names, so a key upserted into p1 and then p2 reads the same in each."""
+    client.create_collection(name, schema=_schema())
+    for p in ("p1", "p2"):
+        client.create_partition(name, p)
+    client.insert(name, [_row(i, "p1", i) for i in range(1000)], partition_name="p1")
+    client.insert(name, [_row(i, "p2", i) for i in range(1000, 2000)], partition_name="p2")
+    client.upsert(name, [_row(0, "up")], partition_name="p1")
+    client.upsert(name, [_row(0, "up")], partition_name="p2")
+    if flush:
+        client.flush(name)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_index(name, index)
+    client.load_collection(name)
+    in_p1 = client.query(name, filter="id == 0", partition_names=["p1"], output_fields=["tag"])
+    in_p2 = client.query(name, filter="id == 0", partition_names=["p2"], output_fields=["tag"])
+    assert in_p1 == in_p2 and [r["tag"] for r in in_p1] == ["up"]
+    assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 2000
+    client.drop_collection(name)
+
+
+def _two_partitions_one_key(client: MilvusClient, name: str) -> None:
+    """Key 1 written into p1 ("old") and then into p2 ("new"); key 2 only in p1."""
     _create(client, name)
     client.create_partition(name, "p1")
     client.create_partition(name, "p2")
-    client.insert(name, [_row(1, "old")], partition_name="p2")
-    client.upsert(name, [_row(1, "new")], partition_name="p1")
-    rows = client.query(name, filter="id == 1", output_fields=["tag"])
-    assert [r["tag"] for r in rows] == ["new"]
-    assert client.query(name, filter="id == 1", partition_names=["p1"], output_fields=["tag"])[0]["tag"] == "new"
+    client.insert(name, [_row(1, "old"), _row(2, "two", 1.0)], partition_name="p1")
+    client.flush(name)  # the older row sealed, the newer growing
+    client.upsert(name, [_row(1, "new")], partition_name="p2")
+
+
+def _partition_reads(client: MilvusClient, name: str, newest: str) -> None:
+    """Each partition sees its own row of key 1; reads spanning both see only `newest`."""
+    _one_row_per_key(client, name, {1: newest, 2: "two"})
+    both = client.query(name, filter="id >= 0", partition_names=["p1", "p2"], output_fields=["tag"])
+    assert sorted((r["id"], r["tag"]) for r in both) == [(1, newest), (2, "two")]
+    assert client.query(name, filter="", partition_names=["p1", "p2"], output_fields=["count(*)"])[0]["count(*)"] == 2
+    p1 = client.query(name, filter="id >= 0", partition_names=["p1"], output_fields=["tag"])
+    assert sorted((r["id"], r["tag"]) for r in p1) == [(1, "old"), (2, "two")]
+    hits = client.search(name, data=[[0.0] * DIM], limit=5, partition_names=["p1"], output_fields=["tag"])[0]
+    assert sorted((h["id"], h["entity"]["tag"]) for h in hits) == [(1, "old"), (2, "two")]
+    assert [r["tag"] for r in client.get(name, ids=[1], partition_names=["p2"], output_fields=["tag"])] == ["new"]
+
+
+def test_reads_spanning_partitions_see_a_keys_newest_row(client, name) -> None:
+    _two_partitions_one_key(client, name)
+    _partition_reads(client, name, "new")
+    client.flush(name)
+    _compact(client, name)
+    _partition_reads(client, name, "new")
+    # deleting p2's row (the newest) brings p1's back to reads that span both
+    client.delete(name, filter="id in [1]", partition_name="p2")
+    _one_row_per_key(client, name, {1: "old", 2: "two"})
+    assert client.query(name, filter="id == 1", partition_names=["p2"]) == []
     client.drop_collection(name)
+
+
+def test_a_key_in_two_partitions_reads_the_same_after_a_restart(shoal_process) -> None:
+    client = MilvusClient(uri=shoal_process.uri)
+    _two_partitions_one_key(client, "parts")
+    client.flush("parts")  # both rows sealed: recomputed on load
+    client.insert("parts", [_row(2, "two-p2", 1.0)], partition_name="p2")  # only in the WAL
+    client.close()
+    shoal_process.restart()
+    client = MilvusClient(uri=shoal_process.uri)
+    client.load_collection("parts")
+    _one_row_per_key(client, "parts", {1: "new", 2: "two-p2"})
+    p1 = client.query("parts", filter="id >= 0", partition_names=["p1"], output_fields=["tag"])
+    assert sorted((r["id"], r["tag"]) for r in p1) == [(1, "old"), (2, "two")]
+    client.close()
 
 
 def test_an_added_field_reads_its_default_on_older_rows(client, name) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from shoal.engine.segments import Segment, default_column
+from shoal.engine.segments import NOT_DELETED, Segment, default_column
+from shoal.engine.shadows import NO_SHADOW, with_partition
 from shoal.schema import Batch, CollectionSchema
 
 LSN_ID_BASE = 1 << 51  # above every catalog id; ids stay below 2**53 (exact in JSON readers)
@@ -35,6 +36,15 @@ def lsn_segment_id(lsn: int, opened: int) -> int:
     if opened >= OPENED_PER_RECORD:
         raise ValueError(f"record {lsn} opened more than {OPENED_PER_RECORD} segments")
     return LSN_ID_BASE + lsn * OPENED_PER_RECORD + opened
+
+
+def _sorted_probe(pks: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    """The keys to probe segments with, and their bounds: numeric keys sorted, as sorted probes
+    walk each sorted run in order (cache-friendly)."""
+    if pks.dtype != object:
+        pks = np.sort(pks)
+        return pks, pks[0], pks[-1]
+    return pks, pks.min(), pks.max()
 
 
 class CollectionData:
@@ -112,21 +122,107 @@ class CollectionData:
         return max(1, min(self.segment_max_rows, self.segment_max_bytes // self.schema.approx_row_bytes()))
 
     def apply_delete(self, pks: np.ndarray, ts: int, partition_ids: set[int] | None) -> int:
-        """Delete the rows older than `ts` with these keys; inserts call it too (one row per key)."""
+        """Delete the rows older than `ts` with these keys (in `partition_ids` only, when given).
+        A key's row shadowing its rows in other partitions may be among those deleted: the
+        newest row left then shadows the others (`settle_shadows`)."""
         if len(pks) == 0:
             return 0
-        if pks.dtype != object:
-            pks = np.sort(pks)  # sorted probes walk each sorted run in order (cache-friendly)
-            lo, hi = pks[0], pks[-1]
-        else:
-            lo, hi = pks.min(), pks.max()
-        if self.delete_log is not None:
-            self.delete_log.append((self.last_lsn, pks, lo, hi, ts, partition_ids))
+        pks, lo, hi = _sorted_probe(pks)
+        self._log_delete(pks, lo, hi, ts, partition_ids)
         count = 0
         for seg in self.segments:
             if partition_ids is None or seg.partition_id in partition_ids:
                 count += seg.hide_older(pks, lo, hi, ts)
+        if count and partition_ids is not None and any(s.num_shadowed for s in self.segments):
+            self.settle_shadows(pks)
         return count
+
+    def write_over(self, pks: np.ndarray, pids: np.ndarray, ts: int) -> int:
+        """An insert or upsert of keys `pks` into partitions `pids` (one per key): the older rows
+        of each key in its own partition are deleted, those in other partitions shadowed (as in
+        Milvus, a key lives in every partition it was written to). Returns rows deleted."""
+        if len(pks) == 0:
+            return 0
+        one = int(pids[0]) if bool(np.all(pids == pids[0])) else None
+        if pks.dtype != object:
+            order = np.argsort(pks, kind="stable")  # sorted probes walk each sorted run in order
+            pks, pids = pks[order], pids[order]
+        lo, hi = (pks[0], pks[-1]) if pks.dtype != object else (pks.min(), pks.max())
+        if self.delete_log is not None:
+            for pid in [one] if one is not None else np.unique(pids).tolist():
+                mine = pks if one is not None else pks[pids == pid]
+                self._log_delete(mine, mine.min(), mine.max(), ts, {int(pid)})
+        count = 0
+        for seg in self.segments:
+            keys = seg.key_column()
+            if not seg.keys.may_hold(keys, lo, hi):
+                continue
+            hit = seg.keys.holds(keys, pks)
+            if not hit.any():
+                continue
+            if one is not None:
+                if seg.partition_id == one:
+                    count += seg.apply_delete(pks[hit], ts)
+                else:
+                    seg.shadow_older(pks[hit], one, ts)
+                continue
+            own = hit & (pids == seg.partition_id)
+            if own.any():
+                count += seg.apply_delete(pks[own], ts)
+            other = hit & ~own
+            if other.any():
+                seg.shadow_older(pks[other], pids[other], ts)
+        return count
+
+    def settle_shadows(self, keys: np.ndarray | None = None) -> None:
+        """Recompute the shadows of these keys (None: of every key) from the live rows: of a key
+        live in several partitions, the newest row shadows the others."""
+        pos_parts, row_parts, key_parts, ts_parts = [], [], [], []
+        lo_hi = None if keys is None or len(keys) == 0 else (keys.min(), keys.max())
+        for pos, seg in enumerate(self.segments):
+            n = seg.num_rows
+            if n == 0:
+                continue
+            col = seg.key_column()
+            if lo_hi is not None and not seg.keys.may_hold(col, *lo_hi):
+                continue
+            live = seg.deleted_ts[:n] == NOT_DELETED
+            if keys is not None:
+                live &= np.isin(col, keys)
+            rows = np.flatnonzero(live)
+            if len(rows):
+                pos_parts.append(np.full(len(rows), pos, np.int64))
+                row_parts.append(rows)
+                key_parts.append(col[rows])
+                ts_parts.append(seg.ts[rows])
+        if not pos_parts:
+            return
+        pos, rows, ts = np.concatenate(pos_parts), np.concatenate(row_parts), np.concatenate(ts_parts)
+        part_of = np.array([s.partition_id for s in self.segments], np.int64)[pos]
+        _, code = np.unique(np.concatenate(key_parts), return_inverse=True)
+        code = code.reshape(-1)
+        order = np.lexsort((ts, code))  # each key's rows together, oldest first
+        by_key, parts, times = code[order], part_of[order], ts[order]
+        ids = np.full(len(order), NO_SHADOW, np.int64)
+        for step in range(1, len(order)):  # a row's set: the partitions of its key's newer rows
+            newer = np.flatnonzero((by_key[:-step] == by_key[step:]) & (parts[:-step] != parts[step:]))
+            if not len(newer) and not bool(np.any(by_key[:-step] == by_key[step:])):
+                break
+            if len(newer):
+                ids[newer] = with_partition(ids[newer], parts[newer + step])
+        last = np.ones(len(order), bool)
+        last[:-1] = by_key[1:] != by_key[:-1]
+        newest = np.zeros(int(by_key.max()) + 1, np.int64)
+        newest[by_key[last]] = times[last]
+        settled, since = np.empty_like(ids), np.empty_like(ids)
+        settled[order], since[order] = ids, newest[by_key]
+        for p in np.unique(pos).tolist():
+            mine = pos == p
+            self.segments[p].set_shadows(rows[mine], settled[mine], since[mine])
+
+    def _log_delete(self, pks: np.ndarray, lo: Any, hi: Any, ts: int, partition_ids: set[int] | None) -> None:
+        if self.delete_log is not None:
+            self.delete_log.append((self.last_lsn, pks, lo, hi, ts, partition_ids))
 
     def seal_growing(self, partition_id: int | None = None) -> list[Segment]:
         """Seal the growing segment of one partition (or all); returns what was sealed."""
@@ -187,7 +283,7 @@ class CollectionData:
         parts = []
         for seg in self.snapshot():
             batch, n = seg.snapshot_batch()
-            mask = seg.visible(read_ts)
+            mask = seg.visible(read_ts, 0, None)
             if select is not None:
                 chosen = select(seg, n)
                 if chosen is None:

@@ -21,7 +21,7 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.indexer import Indexer
 from shoal.engine.persistence import Persistence, deletes_path, segment_dir
 from shoal.engine.requests import CompactionPlan, CompactionState
-from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, carry_shadows
 from shoal.errors import invalid
 from shoal.schema import Column
 from shoal.storage.segment_files import read_segment, write_array_atomic, write_segment
@@ -249,6 +249,7 @@ class Compactor:
                 new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
                 new.num_deleted = int((new.deleted_ts != NOT_DELETED).sum())
                 write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
+                carry_shadows(new, olds, keep_rows)
             if self.on_merged is not None:  # a cluster's owner logs it for its followers, here in order
                 try:
                     self.on_merged(meta, pid, [s.segment_id for s in olds], new_id if new is not None else 0, now_ts)

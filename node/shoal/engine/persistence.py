@@ -100,6 +100,7 @@ class Persistence:
             # Deletes applied while the files were written land in the shared array.
             twin.deleted_ts = seg.deleted_ts[:n]
             twin.num_deleted = seg.num_deleted
+            twin.shadow_ts, twin.shadow_by, twin.num_shadowed = seg.shadow_ts, seg.shadow_by, seg.num_shadowed
             twin.deletes_dirty = seg.deletes_dirty
             twin.indexes = seg.indexes
             twin.keys = seg.keys
@@ -135,6 +136,11 @@ class Persistence:
     def load_segments(self, meta: CollectionMeta, data: CollectionData) -> None:
         data.segments = [self.load_segment(meta, sm) for sm in meta.segments]
         data.fill_added_fields()
+        if meta.schema.partition_key_field is None and len({sm.partition_id for sm in meta.segments}) > 1:
+            # shadows live in memory only: a key a partition-key field routes, or keys all in
+            # one partition, never have any
+            with data.write_lock:
+                data.settle_shadows()
 
     def load_segment(self, meta: CollectionMeta, sm: SegmentMeta) -> Segment:
         """One segment directory, memory-mapped, with its delete log and the indexes found beside it."""

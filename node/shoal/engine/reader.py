@@ -252,6 +252,11 @@ class _Hits:
     rows: np.ndarray  # (m,)
 
 
+def read_scope(segments: list[Segment]) -> frozenset[int]:
+    """The partitions a read spans: those of the segments it was given."""
+    return frozenset(s.partition_id for s in segments)
+
+
 class Reader:
     def __init__(self, tso: TimestampOracle, filter_cache: FilterCache | None = None) -> None:
         self.tso = tso
@@ -270,9 +275,12 @@ class Reader:
         return compose(max(0, physical_ms(read_ts) - ttl * 1000)) if ttl > 0 else 0
 
     @staticmethod
-    def _visible(meta: CollectionMeta, seg: Segment, read_ts: int, floor: int) -> np.ndarray | None:
-        """Rows visible at read_ts: written by then, not deleted, not expired by either TTL."""
-        mask = seg.visible(read_ts, floor)
+    def _visible(
+        meta: CollectionMeta, seg: Segment, read_ts: int, floor: int, scope: frozenset[int]
+    ) -> np.ndarray | None:
+        """Rows visible at read_ts: written by then, not deleted, not expired by either TTL, not
+        shadowed by a newer row of their key in a partition of `scope` (the read's partitions)."""
+        mask = seg.visible(read_ts, floor, scope)
         ttl_field = meta.properties.get(TTL_FIELD)
         if not ttl_field:
             return mask
@@ -292,10 +300,11 @@ class Reader:
         """Per segment: rows visible at read_ts that pass the filter (None = all rows)."""
         flt = compile_filter(expr, meta.schema, params) if expr else None
         floor = self.ttl_floor(meta, read_ts)
+        scope = read_scope(segments)
         masks: list[np.ndarray | None] = []
         for seg in segments:
             batch, n = seg.snapshot_batch()
-            mask = self._visible(meta, seg, read_ts, floor)
+            mask = self._visible(meta, seg, read_ts, floor, scope)
             if mask is not None and len(mask) > n:
                 mask = mask[:n]  # rows appended after the snapshot are not this read's
             if flt is not None:
@@ -410,7 +419,8 @@ class Reader:
             return queries, params
         index = meta.index_for_field(field.name)
         floor = self.ttl_floor(meta, read_ts)
-        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
+        scope = read_scope(segments)
+        live = [self._visible(meta, seg, read_ts, floor, scope) for seg in segments]
         bq = bm25_queries(
             text_field, field, list(queries), segments, live, index.params if index else None,
             params.get("analyzer_name"), stats,
@@ -428,7 +438,8 @@ class Reader:
         if req.ignore_growing:
             segments = [s for s in segments if s.sealed]
         floor = self.ttl_floor(meta, read_ts)
-        live = [self._visible(meta, seg, read_ts, floor) for seg in segments]
+        scope = read_scope(segments)
+        live = [self._visible(meta, seg, read_ts, floor, scope) for seg in segments]
         return bm25_stats(text_field, field, list(req.queries), segments, live, req.params.get("analyzer_name"))
 
     def _segment_hits(

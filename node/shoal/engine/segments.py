@@ -6,6 +6,10 @@ directory) and may carry one vector index per vector field. Both carry, per row,
 insert timestamp and the timestamp of the first delete that removed it (`NOT_DELETED`
 when none), so an MVCC read at T keeps rows with `ts <= T < deleted_ts`.
 
+A row whose key was written again into another partition is *shadowed*, not deleted
+(`shadow_ts`, `shadow_by`: allocated on the first shadow, in memory only; see `shadows`): a
+read hides it only when a newer row's partition is among the partitions it reads.
+
 Readers take `num_rows` once and only look below it; writers only append above it, so
 reads need no lock against appends.
 """
@@ -13,6 +17,7 @@ reads need no lock against appends.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +25,7 @@ import numpy as np
 
 from shoal.engine.key_index import KeyIndex
 from shoal.engine.prefault import PREFAULTER, window_bytes
+from shoal.engine.shadows import NO_SHADOW, hidden_sets, with_partition
 from shoal.schema import (
     DYNAMIC_FIELD,
     SCALAR_DTYPES,
@@ -116,6 +122,9 @@ class Segment:
     reserve_rows: int = 0  # rows a growing segment may reach before it seals
     keys: KeyIndex = field(default_factory=KeyIndex)  # which primary keys it holds, built on demand
     compacted_from: tuple[int, ...] = ()  # the segments a compaction merged into this one
+    shadow_ts: np.ndarray | None = None  # per row: the newest write of its key elsewhere (may be short)
+    shadow_by: np.ndarray | None = None  # per row: the partitions holding a newer row (`shadows.set_id`)
+    num_shadowed: int = 0
     _key_ordered: bool | None = None  # rows_in_key_order() of a sealed segment, once asked
     _buffers: dict[str, _Buffer] = field(default_factory=dict)
     _ts_buf: np.ndarray | None = None
@@ -226,6 +235,56 @@ class Segment:
             self.deletes_dirty = True
         return count
 
+    def set_shadows(self, rows: np.ndarray, by: np.ndarray | int, ts: np.ndarray | int) -> None:
+        """Mark `rows` shadowed by the partition sets `by` (`shadows.set_id`; NO_SHADOW: not
+        shadowed) since `ts`."""
+        if len(rows) == 0 or (self.shadow_by is None and not np.any(by)):
+            return
+        n = self.num_rows
+        if self.shadow_by is None or len(self.shadow_by) < n:
+            size = n if self.sealed or self._ts_buf is None else len(self._ts_buf)
+            shadow_ts = np.full(size, NOT_DELETED, np.int64)
+            shadow_by = np.full(size, NO_SHADOW, np.int64)
+            if self.shadow_by is not None and self.shadow_ts is not None:
+                shadow_ts[: len(self.shadow_ts)] = self.shadow_ts
+                shadow_by[: len(self.shadow_by)] = self.shadow_by
+            self.shadow_ts, self.shadow_by = shadow_ts, shadow_by
+        assert self.shadow_ts is not None
+        self.shadow_ts[rows] = np.where(np.asarray(by) != NO_SHADOW, ts, NOT_DELETED)
+        self.shadow_by[rows] = by
+        self.num_shadowed = int(np.count_nonzero(self.shadow_by))
+
+    def shadow_older(self, pks: np.ndarray, partition: np.ndarray | int, ts: int) -> None:
+        """Shadow the live rows older than `ts` whose key is in `pks` (sorted when numeric) by
+        the partition each key is written to now (`partition`: one, or one per key of `pks`)."""
+        n = self.num_rows
+        keys = self.columns[self.pk_field].values[:n]
+        hit = np.isin(keys, pks)
+        hit &= (self.ts[:n] < ts) & (self.deleted_ts[:n] == NOT_DELETED)
+        rows = np.flatnonzero(hit)
+        if len(rows) == 0:
+            return
+        if not np.isscalar(partition):
+            parts = np.asarray(partition)
+            if pks.dtype != object:
+                partition = parts[np.searchsorted(pks, keys[rows])]
+            else:
+                where = {k: i for i, k in enumerate(pks.tolist())}
+                partition = parts[[where[k] for k in keys[rows].tolist()]]
+        held = self.shadows(n)
+        before = held[1][rows] if held is not None else np.full(len(rows), NO_SHADOW, np.int64)
+        self.set_shadows(rows, with_partition(before, partition), ts)
+
+    def shadows(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(shadow_ts, shadow_by) of the first `n` rows, or None when none is shadowed."""
+        if not self.num_shadowed or self.shadow_ts is None or self.shadow_by is None:
+            return None
+        ts, by = self.shadow_ts[:n], self.shadow_by[:n]
+        if len(ts) < n:
+            ts = np.concatenate([ts, np.full(n - len(ts), NOT_DELETED, np.int64)])
+            by = np.concatenate([by, np.full(n - len(by), NO_SHADOW, np.int64)])
+        return ts, by
+
     def fill_added_field(self, f: FieldSchema) -> None:
         """Rows written before `f` was added read its default, as in Milvus (else they read null)."""
         n = self.num_rows
@@ -253,10 +312,12 @@ class Segment:
         return self.apply_delete(probe[hit], ts) if hit.any() else 0
 
     # ---- reads
-    def visible(self, read_ts: int, ttl_floor: int = 0) -> np.ndarray | None:
-        """Bool mask of rows visible at `read_ts`, or None when every row is."""
+    def visible(self, read_ts: int, ttl_floor: int = 0, scope: Collection[int] | None = None) -> np.ndarray | None:
+        """Bool mask of rows visible at `read_ts`, or None when every row is. `scope`: the
+        partitions the read spans (None: all), which decides the shadowed rows it hides."""
         n = self.num_rows
-        if self.num_deleted == 0 and self.max_ts <= read_ts and ttl_floor == 0:
+        shadows = self.shadows(n) if scope is None or len(scope) > 1 else None
+        if self.num_deleted == 0 and self.max_ts <= read_ts and ttl_floor == 0 and shadows is None:
             return None
         ts = self.ts[:n]
         mask = ts <= read_ts
@@ -264,6 +325,10 @@ class Segment:
             mask &= self.deleted_ts[:n] > read_ts
         if ttl_floor:
             mask &= ts >= ttl_floor
+        if shadows is not None:
+            shadow_ts, by = shadows
+            by = np.array(by)  # a copy: the table below knows every set named before it is made
+            mask &= ~(hidden_sets(scope)[by] & (shadow_ts <= read_ts))
         return mask
 
     def live_rows(self) -> int:
@@ -287,3 +352,19 @@ class Segment:
         if self.sealed:
             return cols, n
         return {k: Column(c.values[:n], None if c.valid is None else c.valid[:n]) for k, c in cols.items()}, n
+
+
+def carry_shadows(new: Segment, olds: list[Segment], keep_rows: list[np.ndarray]) -> None:
+    """Give a compacted segment the shadows of the rows it kept from `olds`."""
+    if not any(seg.num_shadowed for seg in olds):
+        return
+    parts = [seg.shadows(seg.num_rows) for seg in olds]
+    new.shadow_ts = np.concatenate([
+        np.full(len(rows), NOT_DELETED, np.int64) if sh is None else sh[0][rows]
+        for sh, rows in zip(parts, keep_rows, strict=True)
+    ])
+    new.shadow_by = np.concatenate([
+        np.full(len(rows), NO_SHADOW, np.int64) if sh is None else sh[1][rows]
+        for sh, rows in zip(parts, keep_rows, strict=True)
+    ])
+    new.num_shadowed = int(np.count_nonzero(new.shadow_by))

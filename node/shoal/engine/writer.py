@@ -41,21 +41,31 @@ def apply_record(data: CollectionData, record: Record) -> int:
     """Apply one logged write to a collection's segments; returns rows deleted."""
     deleted = 0
     batch = dict(record.batch)
+    pk = data.schema.primary_field
     if DELETE_KEYS in batch:
-        pks = batch.pop(DELETE_KEYS).values
-        parts = None if record.partition_id == 0 else {record.partition_id}
-        deleted = data.apply_delete(pks, record.ts, parts)
+        pks = np.asarray(batch.pop(DELETE_KEYS).values)
+        if record.kind != Kind.UPSERT:
+            deleted = data.apply_delete(pks, record.ts, None if record.partition_id == 0 else {record.partition_id})
+        elif pk.auto_id:
+            # as Milvus: an upsert deletes its old keys only in the partition each row goes to
+            pids = np.asarray(batch[PARTITION_COLUMN].values)
+            parts = np.unique(pids).tolist()
+            for pid in parts:
+                mine = pks if len(parts) == 1 else pks[pids == pid]
+                deleted += data.apply_delete(mine, record.ts, {int(pid)})
+        # else the upsert's keys are its rows' keys: `write_over` below deletes them in their partitions
     if record.kind in (Kind.INSERT, Kind.UPSERT) and batch:
-        pk = data.schema.primary_field
-        if not pk.auto_id or record.kind == Kind.UPSERT:
-            # One row per primary key, the last written: a repeated key in the batch keeps its
-            # last row, and an insert hides older rows of its keys as an upsert does.
+        pids = np.asarray(batch[PARTITION_COLUMN].values)
+        if not pk.auto_id:
+            # One row per primary key and partition, the last written: a repeated key in the
+            # batch keeps its last row; older rows of its keys are deleted in the partition
+            # written to and shadowed in the others (`CollectionData.write_over`).
             keep = last_of_each(np.asarray(batch[pk.name].values))
             if keep is not None:
                 batch = {k: c.take(keep) for k, c in batch.items()}
-            if record.kind == Kind.INSERT:
-                data.apply_delete(np.asarray(batch[pk.name].values), record.ts, None)
-        pids = batch.pop(PARTITION_COLUMN).values
+                pids = np.asarray(batch[PARTITION_COLUMN].values)
+            deleted += data.write_over(np.asarray(batch[pk.name].values), pids, record.ts)
+        batch.pop(PARTITION_COLUMN)
         for pid in np.unique(pids):
             rows = np.flatnonzero(pids == pid)
             part = batch if len(rows) == len(pids) else {k: c.take(rows) for k, c in batch.items()}
