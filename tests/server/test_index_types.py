@@ -216,6 +216,31 @@ def test_binary_indexes(client: MilvusClient, name: str, index_type: str, metric
     assert r >= 0.9 if index_type == "BIN_IVF_FLAT" else r >= 0.8  # exact up to ties
 
 
+@pytest.mark.parametrize("metric", ["SUBSTRUCTURE", "SUPERSTRUCTURE"])
+def test_structure_metrics_on_bin_flat_match_bit_containment(client: MilvusClient, name: str, metric: str) -> None:
+    """Milvus's chemical-structure metrics (BIN_FLAT only): a row matches when the query's bits all
+    lie in it (SUBSTRUCTURE) or its bits all lie in the query (SUPERSTRUCTURE), at distance 0;
+    rows that do not match are not returned."""
+    rng = np.random.default_rng(3)
+    bits = (rng.random((N, 32)) < 0.3).astype(np.uint8)
+    rows = [{"id": i, "v": np.packbits(bits[i]).tobytes()} for i in range(N)]
+    build_and_load(client, name, DataType.BINARY_VECTOR, rows, "BIN_FLAT", metric, dim=32)
+    queries = [bits[5] & (rng.random(32) < 0.5), bits[9] | (rng.random(32) < 0.5)]
+    hits = client.search(name, data=[np.packbits(q).tobytes() for q in queries], limit=N, anns_field="v",
+                         search_params={"metric_type": metric})
+    for q, row in zip(queries, hits, strict=True):
+        inside = (bits & q) == q if metric == "SUBSTRUCTURE" else (bits & q) == bits
+        assert sorted(h["id"] for h in row) == np.flatnonzero(inside.all(axis=1)).tolist()
+        assert {h["distance"] for h in row} <= {0.0}
+    client.release_collection(name)
+    client.drop_index(name, "v")
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="BIN_IVF_FLAT", metric_type=metric, params={"nlist": 8})
+    with pytest.raises(MilvusException) as err:
+        client.create_index(name, index)
+    assert f"metric type {metric} not found or not supported, supported: [HAMMING JACCARD]" in err.value.message
+
+
 @pytest.mark.parametrize("index_type", ["SPARSE_INVERTED_INDEX", "SPARSE_WAND"])
 def test_sparse_indexes(client: MilvusClient, name: str, index_type: str) -> None:
     rng = np.random.default_rng(13)

@@ -83,7 +83,11 @@ class CollectionData:
         if not self.first_unpersisted_lsn:
             self.first_unpersisted_lsn = lsn
 
-    def apply_insert(self, partition_id: int, batch: Batch, n: int, ts: int) -> None:
+    def apply_insert(
+        self, partition_id: int, batch: Batch, n: int, ts: int, hidden: np.ndarray | None = None
+    ) -> None:
+        """Append rows to the partition's growing segment; rows of `hidden` (a bool mask over the
+        batch) are stored but deleted at `ts` from the start: a key repeated within one insert."""
         # A written batch carries every field its schema had (the write path fills defaults), so a
         # field it lacks was added after it was written: a WAL record applied after the catalog
         # learned of the field (a follower behind its WAL, a replay) gives those rows the default.
@@ -100,7 +104,10 @@ class CollectionData:
                 f = self.schema.field(name)
                 if f is not None:
                     seg.fill_added_field(f)
+        first = seg.num_rows
         seg.append(batch, n, ts)
+        if hidden is not None and hidden.any():
+            seg.delete_rows(first + np.flatnonzero(hidden), ts)
         if seg.num_rows >= self.seal_rows:
             self.seal_growing(partition_id)
 

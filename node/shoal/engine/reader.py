@@ -94,7 +94,7 @@ QUERY_WINDOW = 16384
 DEPTH_KEYS = ("ef", "search_list", "itopk_size")
 MAX_NPROBE = 65536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
-ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD"}
+ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD", "SUBSTRUCTURE", "SUPERSTRUCTURE"}
 
 
 def higher_is_better(metric: str) -> bool:

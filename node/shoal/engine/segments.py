@@ -285,6 +285,15 @@ class Segment:
             by = np.concatenate([by, np.full(n - len(by), NO_SHADOW, np.int64)])
         return ts, by
 
+    def delete_rows(self, rows: np.ndarray, ts: int) -> None:
+        """Mark these live rows deleted at `ts`."""
+        n = self.num_rows
+        live = rows[self.deleted_ts[:n][rows] == NOT_DELETED]
+        if len(live):
+            self.deleted_ts[:n][live] = ts
+            self.num_deleted += len(live)
+            self.deletes_dirty = True
+
     def fill_added_field(self, f: FieldSchema) -> None:
         """Rows written before `f` was added read its default, as in Milvus (else they read null)."""
         n = self.num_rows

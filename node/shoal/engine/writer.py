@@ -56,20 +56,26 @@ def apply_record(data: CollectionData, record: Record) -> int:
         # else the upsert's keys are its rows' keys: `write_over` below deletes them in their partitions
     if record.kind in (Kind.INSERT, Kind.UPSERT) and batch:
         pids = np.asarray(batch[PARTITION_COLUMN].values)
+        hidden = None
         if not pk.auto_id:
-            # One row per primary key and partition, the last written: a repeated key in the
-            # batch keeps its last row; older rows of its keys are deleted in the partition
-            # written to and shadowed in the others (`CollectionData.write_over`).
-            keep = last_of_each(np.asarray(batch[pk.name].values))
+            # One row per primary key and partition, the last written: older rows of its keys are
+            # deleted in the partition written to and shadowed in the others
+            # (`CollectionData.write_over`), and a key repeated in the batch keeps only its last
+            # row visible. The earlier ones are stored deleted, as Milvus stores them: its
+            # statistics count every written row until a compaction.
+            keys = np.asarray(batch[pk.name].values)
+            keep = last_of_each(keys)
             if keep is not None:
-                batch = {k: c.take(keep) for k, c in batch.items()}
-                pids = np.asarray(batch[PARTITION_COLUMN].values)
-            deleted += data.write_over(np.asarray(batch[pk.name].values), pids, record.ts)
+                hidden = np.ones(len(keys), bool)
+                hidden[keep] = False
+                keys, last_pids = keys[keep], pids[keep]
+            deleted += data.write_over(keys, pids if keep is None else last_pids, record.ts)
         batch.pop(PARTITION_COLUMN)
         for pid in np.unique(pids):
             rows = np.flatnonzero(pids == pid)
-            part = batch if len(rows) == len(pids) else {k: c.take(rows) for k, c in batch.items()}
-            data.apply_insert(int(pid), part, len(rows), record.ts)
+            whole = len(rows) == len(pids)
+            part = batch if whole else {k: c.take(rows) for k, c in batch.items()}
+            data.apply_insert(int(pid), part, len(rows), record.ts, hidden if whole or hidden is None else hidden[rows])
     return deleted
 
 

@@ -1,4 +1,5 @@
-"""Binary vector indexes: BIN_FLAT and BIN_IVF_FLAT with HAMMING and JACCARD.
+"""Binary vector indexes: BIN_FLAT and BIN_IVF_FLAT with HAMMING and JACCARD (and on BIN_FLAT
+MHJACCARD, SUBSTRUCTURE and SUPERSTRUCTURE).
 
 Vectors are packed bits (uint8, dim/8 bytes per row). HAMMING (bit count, ascending) goes
 through faiss `IndexBinaryFlat` / `IndexBinaryIVF`; JACCARD (1 - |a&b| / |a|b|, ascending)
@@ -19,7 +20,7 @@ import faiss
 import numpy as np
 
 from shoal.index.base import VectorIndex, save_npy
-from shoal.index.params import IndexSpec, get_int
+from shoal.index.params import STRUCTURE_METRICS, IndexSpec, get_int
 from shoal.index.vectors import allowed_rows, check_dense, empty_results, mask_invalid, merge_topk, topk_rows
 from shoal.storage.npy import load_npy
 from shoal.text.minhash import mh_jaccard
@@ -46,6 +47,12 @@ def binary_scores(block: np.ndarray, queries: np.ndarray, metric: str) -> np.nda
     if metric == "MHJACCARD":
         return mh_jaccard(queries, block)
     qw, bw = _words(queries), _words(block)
+    if metric in STRUCTURE_METRICS:
+        # Milvus's structure metrics are a match or not: 0 when the query's bits all lie in the
+        # row (SUBSTRUCTURE) or the row's bits all lie in the query (SUPERSTRUCTURE), else none
+        both = qw[:, None, :] & bw[None, :, :]
+        inside = qw[:, None, :] if metric == "SUBSTRUCTURE" else np.broadcast_to(bw[None, :, :], both.shape)
+        return np.where((both == inside).all(axis=2), np.float32(0), np.float32(np.inf))
     diff = np.bitwise_count(qw[:, None, :] ^ bw[None, :, :]).sum(axis=2, dtype=np.int64)
     if metric == "HAMMING":
         return diff.astype(np.float32)
@@ -68,7 +75,7 @@ def binary_exact(
         ids = np.arange(start, stop) if rows is None else rows[start:stop]
         block = np.asarray(base[start:stop] if rows is None else base[ids])
         s, cols = topk_rows(binary_scores(block, queries, metric), k, metric)
-        found = np.where(cols >= 0, ids[np.maximum(cols, 0)], -1)
+        found = np.where((cols >= 0) & np.isfinite(s), ids[np.maximum(cols, 0)], -1)
         best = (s, found) if start == 0 else merge_topk(best, (s, found), k, metric)
     return best
 

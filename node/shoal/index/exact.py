@@ -23,7 +23,7 @@ import numpy as np
 from shoal.errors import invalid
 from shoal.index.base import VectorIndex
 from shoal.index.binary import binary_exact
-from shoal.index.params import IndexSpec, check_topk
+from shoal.index.params import BINARY_METRICS, IndexSpec, check_topk
 from shoal.index.sparse import SparseRows, sparse_exact
 from shoal.index.vectors import (
     CHUNK_ROWS,
@@ -179,7 +179,7 @@ class ExactIndex(VectorIndex):
 
 
 def _dense_type(dtype: np.dtype, metric: str) -> DataType:
-    if metric in ("HAMMING", "JACCARD", "MHJACCARD"):
+    if metric in BINARY_METRICS:
         return DataType.BINARY_VECTOR
     return {
         np.dtype(np.float16): DataType.FLOAT16_VECTOR,
@@ -202,7 +202,7 @@ def _exact(
         raise invalid(f"vectors should be a 2-d array, got shape {base.shape}")
     mask = check_allowed(allowed, len(base))
     rows = None if mask is None else allowed_rows(mask)
-    if metric in ("HAMMING", "JACCARD", "MHJACCARD"):
+    if metric in BINARY_METRICS:
         q = np.asarray(queries, dtype=np.uint8)
         q = q.reshape(1, -1) if q.ndim == 1 else q
         if base.dtype != np.uint8 or q.shape[1:] != base.shape[1:]:

@@ -25,6 +25,8 @@ SQ_TYPES = ("SQ4U", "SQ6", "SQ8", "BF16", "FP16")
 REFINE_TYPES = ("SQ6", "SQ8", "BF16", "FP16", "FP32")
 SPARSE_ALGOS = ("TAAT_NAIVE", "DAAT_WAND", "DAAT_MAXSCORE")
 CAGRA_BUILD_ALGOS = ("IVF_PQ", "NN_DESCENT")
+BINARY_METRICS = ("HAMMING", "JACCARD", "MHJACCARD", "SUBSTRUCTURE", "SUPERSTRUCTURE")
+STRUCTURE_METRICS = ("SUBSTRUCTURE", "SUPERSTRUCTURE")  # a match or not: brute force only (BIN_FLAT)
 
 # Build-parameter defaults (Milvus's documented ones where it has them).
 DEFAULT_NLIST = 128

@@ -18,6 +18,7 @@ from shoal.errors import invalid, not_supported, unknown_index_type
 from shoal.index.params import (
     AUTOINDEX_EF_CONSTRUCTION,
     AUTOINDEX_M,
+    BINARY_METRICS,
     CAGRA_BUILD_ALGOS,
     DEFAULT_EF_CONSTRUCTION,
     DEFAULT_HNSW_M,
@@ -26,6 +27,7 @@ from shoal.index.params import (
     REFINE_TYPES,
     SPARSE_ALGOS,
     SQ_TYPES,
+    STRUCTURE_METRICS,
     IndexSpec,
     flatten_params,
     get_bool,
@@ -43,8 +45,8 @@ ParamsFn = Callable[[Flat, int, DataType, bool], dict[str, Any]]
 FLOAT_TYPES = (DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR)
 FLOAT_AND_INT8 = (*FLOAT_TYPES, DataType.INT8_VECTOR)
 DENSE_METRICS = ("L2", "IP", "COSINE")
-BINARY_METRICS = ("HAMMING", "JACCARD", "MHJACCARD")
 MHJACCARD_INDEXES = ("BIN_FLAT", "MINHASH_LSH")
+BIN_IVF_METRICS = ("HAMMING", "JACCARD")
 SPARSE_METRICS = ("IP", "BM25")
 
 
@@ -345,6 +347,10 @@ def validate_index_params(fld: FieldSchema, params: Mapping[str, Any], *, creati
     dim = _check_dim(fld)
     metric = check_metric(dtype, str(flat.get("metric_type") or default_metric(dtype, asked)), asked)
 
+    if asked == "BIN_IVF_FLAT" and metric not in BIN_IVF_METRICS:
+        raise invalid(f"metric type {flat.get('metric_type')} not found or not supported, supported: [{' '.join(BIN_IVF_METRICS)}]")
+    if metric in STRUCTURE_METRICS and asked != "BIN_FLAT":
+        raise invalid(f"metric type {metric} is only supported by BIN_FLAT, not {asked}")
     if (metric == "MHJACCARD") != (asked == "MINHASH_LSH") and not (metric == "MHJACCARD" and asked in MHJACCARD_INDEXES):
         raise invalid(
             "index MINHASH_LSH only supports metric type MHJACCARD" if asked == "MINHASH_LSH"
