@@ -157,3 +157,24 @@ def test_index_properties_alter_as_milvus(client: MilvusClient, released: str) -
     assert message.endswith(": invalid parameter")
     client.alter_index_properties(released, "vector", properties={"mmap.enabled": True})
     assert str(client.describe_index(released, "vector")["mmap.enabled"]).lower() == "true"
+
+
+@pytest.mark.parametrize(("path", "text"), [
+    ("1", "cannot parse identifier: 1"), ("1.0", "cannot parse identifier: 1.0"), ("/", "mismatched input '/'"),
+])
+def test_a_dynamic_keys_json_path_must_be_an_identifier(client: MilvusClient, released: str, path: str, text: str) -> None:
+    # the suite's index `json_path_index_invalid_json_path`: Milvus parses the path first (code 65535)
+    params = {"json_cast_type": "Double", "json_path": path}
+    fails(lambda: client.create_index(released, _index("my_json", index_type="INVERTED", params=params)), 65535, text)
+    assert "$meta/my_json" not in client.list_indexes(released)
+
+
+def test_gpu_index_types_on_int8_vectors_are_unknown_as_in_milvus_cpu_builds(client: MilvusClient, name: str) -> None:
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.INT8_VECTOR, dim=8)
+    client.create_collection(name, schema=schema)
+    for kind in ("GPU_IVF_FLAT", "GPU_IVF_PQ"):
+        fails(lambda kind=kind: client.create_index(name, _index("v", index_type=kind, metric_type="L2")),
+              1100, f"invalid parameter[expected=valid index][actual=invalid index type: {kind}]")
+    client.drop_collection(name)

@@ -65,6 +65,7 @@ from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import Writer
 from shoal.errors import Code, ShoalError, invalid
 from shoal.expr import compile_filter
+from shoal.expr.parser import parse_identifier
 from shoal.index import validate_index_params
 from shoal.index.params import check_index_properties, flatten_params
 from shoal.index.scalar import json_index_name, scalar_index_params
@@ -705,6 +706,8 @@ class Engine:
         if fld is None and meta.schema.enable_dynamic_field and "json_cast_type" in params:
             # a dynamic-field key: a JSON-path index of $meta, described under the key's name
             given = str(params.get("json_path") or "")
+            if given:
+                parse_identifier(given)  # Milvus reads the path as an identifier first
             under_key = given.startswith(field) and given[len(field):][:1] in ("", "[")
             key_path = given if under_key else ""
             internal = f'{DYNAMIC_FIELD}["{field}"]' + (given[len(field):] if under_key else "")

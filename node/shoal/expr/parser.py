@@ -10,7 +10,9 @@ Keywords are case-insensitive (`AND`, `Or`, `IN`, `Like`). Schemas are `binder`'
 
 from __future__ import annotations
 
-from shoal.errors import ShoalError
+import re
+
+from shoal.errors import Code, ShoalError
 from shoal.expr import syntax as s
 from shoal.expr.lexer import Kind, Token, syntax_error, tokenize
 from shoal.timestamptz import parse_iso
@@ -41,6 +43,23 @@ def parse(source: str) -> s.Node | None:
     if tokens[0].kind is Kind.EOF:
         return None
     return _Parser(source, tokens).parse_all()
+
+
+def parse_identifier(source: str) -> s.Name:
+    """`source` read as one identifier (a field, a dynamic key, a JSON path), as Milvus's
+    ParseIdentifier reads an index's `json_path`: anything else is code 65535 in its words."""
+    tokens = tokenize(source)
+    if tokens[0].kind is Kind.EOF:
+        raise ShoalError(Code.UNEXPECTED, f"cannot parse identifier: {source}")
+    try:
+        node = _Parser(source, tokens).parse_all()
+    except ShoalError as e:
+        at = re.search(r"found (.+) at position (\d+)$", e.message)
+        detail = f", error: line 1:{at.group(2)} mismatched input {at.group(1)}" if at else ""
+        raise ShoalError(Code.UNEXPECTED, f"cannot parse identifier: {source}{detail}") from None
+    if not isinstance(node, s.Name):
+        raise ShoalError(Code.UNEXPECTED, f"cannot parse identifier: {source}")
+    return node
 
 
 class _Parser:
