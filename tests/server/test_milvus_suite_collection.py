@@ -100,3 +100,17 @@ def test_collection_calls_use_milvus_wording(client: MilvusClient, name: str) ->
                "not support to add pk field, field name = field_new")
     finally:
         client.drop_collection(name)
+
+
+def test_a_timestamptz_field_takes_an_iso_default(client: MilvusClient, name: str) -> None:
+    # the suite's collection `truncate_collection_add_more_index`: pymilvus sends the default as text
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    client.insert(name, [{"id": 1, "vector": [0.1] * 4}])
+    client.add_collection_field(name, "at", DataType.TIMESTAMPTZ, nullable=True, default_value="2026-01-01T00:00:00Z")
+    client.insert(name, [{"id": 2, "vector": [0.1] * 4}, {"id": 3, "vector": [0.1] * 4, "at": "2027-01-01T09:00:00+09:00"}])
+    rows = client.query(name, filter="id > 0", output_fields=["at"])
+    assert sorted((r["id"], r["at"]) for r in rows) == [
+        (1, "2026-01-01T00:00:00Z"), (2, "2026-01-01T00:00:00Z"), (3, "2027-01-01T00:00:00Z")]
+    field = next(f for f in client.describe_collection(name)["fields"] if f["name"] == "at")
+    assert field["default_value"].string_data == "2026-01-01T00:00:00Z"
+    client.drop_collection(name)

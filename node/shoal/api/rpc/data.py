@@ -13,6 +13,7 @@ from shoal.api.translate.common import kv_to_dict, read_consistency, template_va
 from shoal.api.translate.field_data import fields_data_to_batch
 from shoal.api.translate.query import query_from_proto, query_result_to_proto
 from shoal.api.translate.search import (
+    empty_search_results,
     hybrid_from_proto,
     search_from_proto,
     search_ids,
@@ -101,18 +102,28 @@ class DataRPCs(RpcBase):
             raise invalid("sub requests are only supported by HybridSearch")
         info = self.engine.describe_collection(db, request.collection_name)
         ids = search_ids(request)
-        vectors = self._vectors_of(db, info, request, ids) if ids else None
+        vectors, nulls = self._vectors_of(db, info, request, ids, null_rows=True) if ids else (None, [])
+        if ids and len(nulls) == len(ids):
+            return empty_search_results(len(ids), info.name, info.schema)
         req = search_from_proto(request, info.schema, vectors)
         res = self.engine.search(db, request.collection_name, req)
         if self.metrics is not None:
             self.metrics.searches.inc()
             self.metrics.search_nq.inc(len(req.queries))
         out = search_result_to_proto(res, req.output_fields, info.name, info.schema)
+        if nulls:  # as Milvus: a key whose vector is null keeps its place, with no hits
+            topks = list(out.results.topks)
+            for at in nulls:
+                topks.insert(at, 0)
+            del out.results.topks[:]
+            out.results.topks.extend(topks)
+            out.results.num_queries = len(topks)
         out.status.CopyFrom(ok())
         return out
 
     def _vectors_of(
-        self, db: str, info: CollectionInfo, request: milvus_pb2.SearchRequest, ids: list, scope: Any = None
+        self, db: str, info: CollectionInfo, request: milvus_pb2.SearchRequest, ids: list, scope: Any = None,
+        null_rows: bool = False,
     ) -> Any:
         """Search by primary key: the stored vectors of `ids`, in the order asked.
 
@@ -153,9 +164,15 @@ class DataRPCs(RpcBase):
             raise invalid(f"search by primary keys: primary keys not found: {missing[:10]}")
         column = found.fields[anns]
         order = [where[k] for k in ids if column.valid is None or column.valid[where[k]]]
+        values = column.values
+        if null_rows:  # a plain search: the positions of null vectors answer no hits
+            nulls = [i for i, k in enumerate(ids) if column.valid is not None and not column.valid[where[k]]]
+            if len(nulls) == len(ids):
+                return None, nulls
+            picked = [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
+            return picked, nulls
         if not order:
             raise ShoalError(Code.UNEXPECTED, "all provided IDs have null vector values")
-        values = column.values
         return [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
 
     def HybridSearch(self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext) -> Any:

@@ -30,6 +30,7 @@ from shoal.schema import (
     DataType,
     FieldSchema,
 )
+from shoal.timestamptz import format_iso, parse_iso
 
 FIRST_FIELD_ID = 100
 
@@ -113,6 +114,8 @@ def default_to_proto(field: FieldSchema) -> schema_pb2.ValueField | None:
         return schema_pb2.ValueField(double_data=float(v))
     if dt.is_string:
         return schema_pb2.ValueField(string_data=str(v))
+    if dt is DataType.TIMESTAMPTZ:  # stored as microseconds; given (by pymilvus) as ISO 8601 text
+        return schema_pb2.ValueField(string_data=format_iso(int(v)))
     if dt is DataType.JSON:
         return schema_pb2.ValueField(bytes_data=v if isinstance(v, bytes) else json.dumps(v).encode())
     return None
@@ -125,6 +128,9 @@ def _check_default(f: FieldSchema, kind: str | None = None) -> None:
     dt = f.dtype
     if dt.is_vector or dt in (DataType.JSON, DataType.ARRAY):
         raise invalid(f"type not support default_value, type:{dt.milvus_name}, name:{f.name}")
+    if dt is DataType.TIMESTAMPTZ and isinstance(v, str):
+        f.default_value = parse_iso(v)  # the instant, kept as the column stores it
+        return
     if kind is not None and kind in _KIND_FITS:
         ok = dt in _KIND_FITS[kind] or (kind == "string_data" and dt.is_string)
     else:

@@ -396,6 +396,17 @@ def result_output_fields(
     return keys, names
 
 
+def empty_search_results(nq: int, collection: str, schema: CollectionSchema) -> milvus_pb2.SearchResults:
+    """An answer of `nq` queries with no hits (a search by keys whose vectors are all null)."""
+    pk = schema.primary_field
+    ids = schema_pb2.IDs()
+    (ids.str_id if pk.dtype.is_string else ids.int_id).SetInParent()
+    data = schema_pb2.SearchResultData(num_queries=nq, topks=[0] * nq, ids=ids, primary_field_name=pk.name)
+    out = milvus_pb2.SearchResults(results=data, collection_name=collection)
+    out.status.CopyFrom(common_pb2.Status())
+    return out
+
+
 def search_result_to_proto(
     res: SearchResult, requested_output: list[str], collection: str = "", schema: CollectionSchema | None = None
 ) -> milvus_pb2.SearchResults:
