@@ -114,3 +114,17 @@ def test_a_timestamptz_field_takes_an_iso_default(client: MilvusClient, name: st
     field = next(f for f in client.describe_collection(name)["fields"] if f["name"] == "at")
     assert field["default_value"].string_data == "2026-01-01T00:00:00Z"
     client.drop_collection(name)
+
+
+def test_truncate_leaves_no_segment(client: MilvusClient, name: str) -> None:
+    # the suite's collection `truncate_collection`: Milvus drops the segments
+    client.create_collection(name, dimension=4, consistency_level="Strong")
+    client.insert(name, [{"id": i, "vector": [0.1] * 4} for i in range(50)])
+    client.flush(name)
+    assert len(client.list_persistent_segments(name)) == 1
+    client.truncate_collection(name)
+    assert client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
+    assert client.list_persistent_segments(name) == []
+    client.insert(name, [{"id": 7, "vector": [0.1] * 4}])
+    assert [r["id"] for r in client.query(name, filter="id >= 0")] == [7]
+    client.drop_collection(name)

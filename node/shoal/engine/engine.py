@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ from shoal.storage.wal import DEFAULT_POLICY, WriteAheadLog
 
 log = logging.getLogger(__name__)
 DEFAULT_NUM_PARTITIONS = 16
+TRUNCATE_WAIT_S = 60.0  # how long a truncate waits for its compaction to drop the segments
 
 
 class Engine:
@@ -640,7 +642,12 @@ class Engine:
         with data.write_lock:
             keys = data.visible_keys(pk, self.tso.now())
             res = self.writer.delete(meta, data, 0, unique_in_order(keys))
-        self._flush_wanted.set()  # lets automatic compaction reclaim the space
+        # as Milvus, the collection holds no segment afterwards: compacting rows that are all
+        # deleted writes nothing, so this waits only for the bookkeeping
+        job = self.compact(database, name)
+        deadline = time.monotonic() + TRUNCATE_WAIT_S
+        while self.compactor.state(job).state != "Completed" and time.monotonic() < deadline:
+            time.sleep(0.02)
         return res
 
     def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
