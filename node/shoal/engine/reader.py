@@ -559,7 +559,7 @@ class Reader:
             raise not_supported("a function reranker with group_by or an iterator")
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
-        else:
+        elif req.offset or k != want:  # else every query has at most `want` hits already: the page
             hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
         if req.rerank is not None:
             hits = self._rerank(segments, hits, req.rerank, metric)
