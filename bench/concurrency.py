@@ -6,7 +6,8 @@
 for `--seconds` against a `shoal run` holding `--rows` × `--dim` vectors under HNSW (M 16,
 efConstruction 100, searched at ef 64), then the same clients against `bench.instant` (the
 concurrency floor: what pymilvus and gRPC alone allow on this machine). Server CPU per search
-is the server process's user + system time over the phase divided by the searches answered.
+is the server process's user + system time over the phase divided by the searches answered
+(with the system share and the context switches per search beside it).
 The order is instant, shoal, instant, shoal, so a busy spell on a shared machine falls on both.
 
 `--shoal NAME=COMMAND` (repeatable) serves the same data from several Shoal builds (each its
@@ -60,6 +61,21 @@ def _client(uri: str, dim: int, seconds: float, ef: int, ready: Any, start: Any,
     out.put(lat)
 
 
+def _ctx_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of `pid` (psutil counts the main
+    thread's only)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
@@ -69,12 +85,14 @@ def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -
     for _ in procs:  # every client connected and warm before the clock starts
         ready.get(timeout=600)
     server = psutil.Process(pid)
-    cpu0 = sum(server.cpu_times()[:2])
+    times0, switches0 = server.cpu_times(), _ctx_switches(pid)
     t0 = time.perf_counter()
     start.set()
     lats = [out.get(timeout=seconds + 300) for _ in procs]
     wall = time.perf_counter() - t0
-    cpu = sum(server.cpu_times()[:2]) - cpu0
+    times, switches = server.cpu_times(), _ctx_switches(pid)
+    user, system = times.user - times0.user, times.system - times0.system
+    cpu = user + system
     for p in procs:
         p.join(60)
     all_lat = np.concatenate([np.array(x) for x in lats])
@@ -83,6 +101,9 @@ def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -
         "p50_ms": round(float(np.percentile(all_lat, 50)) * 1e3, 2),
         "p99_ms": round(float(np.percentile(all_lat, 99)) * 1e3, 2),
         "server_cpu_ms_per_search": round(cpu / len(all_lat) * 1e3, 3),
+        "server_system_share": round(system / cpu, 3) if cpu else 0.0,
+        # context switches of the server's threads per search: GIL and thread-pool hand-offs
+        "server_ctx_switches_per_search": round((switches - switches0) / len(all_lat), 2),
         "searches": int(len(all_lat)),
     }
 
