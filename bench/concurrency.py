@@ -6,8 +6,14 @@
 for `--seconds` against a `shoal run` holding `--rows` × `--dim` vectors under HNSW (M 16,
 efConstruction 100, searched at ef 64), then the same clients against `bench.instant` (the
 concurrency floor: what pymilvus and gRPC alone allow on this machine). Server CPU per search
-is the server process's user + system time over the phase divided by the searches answered.
+is the server process's user + system time over the phase divided by the searches answered
+(with the system share and the context switches per search beside it).
 The order is instant, shoal, instant, shoal, so a busy spell on a shared machine falls on both.
+
+`--shoal NAME=COMMAND` (repeatable) serves the same data from several Shoal builds (each its
+own `shoal` command, e.g. a checkout of main beside a branch), every phase taking them in turn:
+instant, NAME1, NAME2, instant, NAME1, NAME2. `--batch-seconds S` adds a batch phase per build
+(one client, nq=100, top 10) beside in-process faiss HNSW built with the same parameters.
 """
 
 from __future__ import annotations
@@ -55,6 +61,21 @@ def _client(uri: str, dim: int, seconds: float, ef: int, ready: Any, start: Any,
     out.put(lat)
 
 
+def _ctx_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of `pid` (psutil counts the main
+    thread's only)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
@@ -64,12 +85,14 @@ def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -
     for _ in procs:  # every client connected and warm before the clock starts
         ready.get(timeout=600)
     server = psutil.Process(pid)
-    cpu0 = sum(server.cpu_times()[:2])
+    times0, switches0 = server.cpu_times(), _ctx_switches(pid)
     t0 = time.perf_counter()
     start.set()
     lats = [out.get(timeout=seconds + 300) for _ in procs]
     wall = time.perf_counter() - t0
-    cpu = sum(server.cpu_times()[:2]) - cpu0
+    times, switches = server.cpu_times(), _ctx_switches(pid)
+    user, system = times.user - times0.user, times.system - times0.system
+    cpu = user + system
     for p in procs:
         p.join(60)
     all_lat = np.concatenate([np.array(x) for x in lats])
@@ -78,8 +101,50 @@ def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -
         "p50_ms": round(float(np.percentile(all_lat, 50)) * 1e3, 2),
         "p99_ms": round(float(np.percentile(all_lat, 99)) * 1e3, 2),
         "server_cpu_ms_per_search": round(cpu / len(all_lat) * 1e3, 3),
+        "server_system_share": round(system / cpu, 3) if cpu else 0.0,
+        # context switches of the server's threads per search: GIL and thread-pool hand-offs
+        "server_ctx_switches_per_search": round((switches - switches0) / len(all_lat), 2),
         "searches": int(len(all_lat)),
     }
+
+
+def batch_phase(uri: str, dim: int, seconds: float, ef: int) -> dict[str, float]:
+    """One pymilvus client searching nq=100 batches for `seconds`: queries per second."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri, timeout=60)
+    queries = np.random.default_rng(7).standard_normal((1000, dim)).astype(np.float32)
+    params = {"metric_type": "L2", "params": {"ef": ef}}
+    client.search("bench", data=queries[:100], limit=K, anns_field="vec", search_params=params)
+    done, i = 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        lo = (i % 10) * 100
+        client.search("bench", data=queries[lo : lo + 100], limit=K, anns_field="vec", search_params=params)
+        done, i = done + 100, i + 1
+    wall = time.perf_counter() - t0
+    client.close()
+    return {"qps": round(done / wall, 1), "batches": i}
+
+
+def faiss_batch_phase(rows: int, dim: int, seconds: float, ef: int) -> dict[str, float]:
+    """In-process faiss HNSW (M 16, efConstruction 100) over the same vectors, nq=100 batches."""
+    import faiss
+
+    data = np.random.default_rng(42).standard_normal((rows, dim)).astype(np.float32)
+    index = faiss.IndexHNSWFlat(dim, 16)
+    index.hnsw.efConstruction = 100
+    index.add(data)
+    sp = faiss.SearchParametersHNSW()
+    sp.efSearch = ef
+    queries = np.random.default_rng(7).standard_normal((1000, dim)).astype(np.float32)
+    done, i = 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        lo = (i % 10) * 100
+        index.search(queries[lo : lo + 100], K, params=sp)
+        done, i = done + 100, i + 1
+    return {"qps": round(done / (time.perf_counter() - t0), 1), "batches": i}
 
 
 def load_shoal(uri: str, rows: int, dim: int) -> None:
@@ -104,6 +169,17 @@ def load_shoal(uri: str, rows: int, dim: int) -> None:
     client.close()
 
 
+def _builds(specs: list[str]) -> list[tuple[str, str]]:
+    """`NAME=COMMAND` pairs; none given: the `shoal` of this environment, named shoal."""
+    out = []
+    for spec in specs:
+        name, sep, command = spec.partition("=")
+        if not sep or not name or not command:
+            raise SystemExit(f"--shoal takes NAME=COMMAND, got {spec!r}")
+        out.append((name, command))
+    return out or [("shoal", "")]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.concurrency")
     ap.add_argument("--rows", type=int, default=100_000)
@@ -111,41 +187,79 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--ef", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--shoal", action="append", default=[], metavar="NAME=COMMAND")
+    ap.add_argument("--batch-seconds", type=float, default=0.0)
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
+    builds = _builds(args.shoal)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     port = free_port()
     instant = subprocess.Popen([sys.executable, "-m", "bench.instant", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     runs: list[dict[str, Any]] = []
+    load_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="shoal-conc-") as work:
-        shoal = server_for("shoal", work)
-        shoal.start()
+        servers = []
         try:
-            assert shoal.proc is not None
-            t0 = time.perf_counter()
-            load_shoal(shoal.uri, args.rows, args.dim)
-            load_s = time.perf_counter() - t0
-            for _ in range(2):
-                for system, uri, pid in (("instant", f"http://127.0.0.1:{port}", instant.pid),
-                                         ("shoal", shoal.uri, shoal.proc.pid)):
+            for name, command in builds:
+                saved = os.environ.get("SHOAL_BENCH_SHOAL")
+                if command:
+                    os.environ["SHOAL_BENCH_SHOAL"] = command
+                try:
+                    server = server_for("shoal", work)
+                    servers.append((name, server))
+                    server.start()
+                finally:
+                    if saved is None:
+                        os.environ.pop("SHOAL_BENCH_SHOAL", None)
+                    else:
+                        os.environ["SHOAL_BENCH_SHOAL"] = saved
+                assert server.proc is not None
+                t0 = time.perf_counter()
+                load_shoal(server.uri, args.rows, args.dim)
+                load_s[name] = round(time.perf_counter() - t0, 1)
+            targets = [("instant", f"http://127.0.0.1:{port}", instant.pid)]
+            targets += [(name, server.uri, server.proc.pid) for name, server in servers if server.proc is not None]
+            for _ in range(args.rounds):
+                for system, uri, pid in targets:
                     r = phase(uri, pid, args.clients, args.dim, args.seconds, args.ef)
                     runs.append({"system": system, **r, "load_avg": os.getloadavg()[0]})
                     print(json.dumps(runs[-1]), flush=True)
+            batches: list[dict[str, Any]] = []
+            if args.batch_seconds > 0:
+                for _ in range(args.rounds):
+                    batches.append({"system": "faiss", **faiss_batch_phase(args.rows, args.dim, args.batch_seconds,
+                                                                             args.ef), "load_avg": os.getloadavg()[0]})
+                    print(json.dumps(batches[-1]), flush=True)
+                    for name, server in servers:
+                        batches.append({"system": name, **batch_phase(server.uri, args.dim, args.batch_seconds, args.ef),
+                                        "load_avg": os.getloadavg()[0]})
+                        print(json.dumps(batches[-1]), flush=True)
         finally:
-            shoal.stop()
+            for _, server in servers:
+                server.stop()
             instant.terminate()
             instant.wait(10)
+    systems = ["instant"] + [name for name, _ in builds]
     mean = {s: {k: float(np.mean([r[k] for r in runs if r["system"] == s])) for k in runs[0] if k != "system"}
-            for s in ("instant", "shoal")}
-    summary = {
-        "qps_ratio": round(mean["shoal"]["qps"] / mean["instant"]["qps"], 2),
-        "cpu_per_search_ratio": round(
-            mean["shoal"]["server_cpu_ms_per_search"] / mean["instant"]["server_cpu_ms_per_search"], 2),
-        "shoal_p99_ms": round(mean["shoal"]["p99_ms"], 2),
-    }
+            for s in systems}
+    summaries = {}
+    for name, _ in builds:
+        summaries[name] = {
+            "qps_ratio": round(mean[name]["qps"] / mean["instant"]["qps"], 2),
+            "cpu_per_search_ratio": round(
+                mean[name]["server_cpu_ms_per_search"] / mean["instant"]["server_cpu_ms_per_search"], 2),
+            f"{name}_p99_ms": round(mean[name]["p99_ms"], 2),
+        }
+        if batches:
+            faiss_qps = float(np.mean([b["qps"] for b in batches if b["system"] == "faiss"]))
+            own = float(np.mean([b["qps"] for b in batches if b["system"] == name]))
+            summaries[name]["batch_qps_vs_faiss"] = round(own / faiss_qps, 2)
+    summary = summaries[builds[0][0]] if len(builds) == 1 else summaries
     report = {"started": started, "args": vars(args), "machine": machine(), "versions": versions(),
-              "load_s": round(load_s, 1), "runs": runs, "mean": mean, "summary": summary}
+              "load_s": load_s if len(builds) > 1 else load_s[builds[0][0]], "runs": runs, "batches": batches,
+              "mean": mean, "summary": summary}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -9,8 +9,8 @@ when the engine offers that method.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +75,8 @@ def _request_id(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str) and value:
             return value[:128]
-    return uuid.uuid4().hex[:16]
+    # only log lines read it: 64 random bits, not uuid4's urandom read and UUID object per call
+    return f"{random.getrandbits(64):016x}"
 
 
 def _status_code(response: Any) -> int:
@@ -90,6 +91,18 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        # (method, code) -> its latency and request-count children: `labels()` takes a lock and
+        # builds its key on every call; a dict read does not
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # full method -> (inner handler, its wrapper)
+
+    def _record(self, method: str, code: int, seconds: float) -> None:
+        children = self._children.get((method, code))
+        if children is None:
+            children = (self._m.latency.labels(method, str(code)), self._m.requests.labels(method, str(code)))
+            self._children[(method, code)] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -97,7 +110,17 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = details.method.rsplit("/", 1)[-1]
+        # gRPC asks on every call; the servicer answers a method with the same handler each
+        # time (the auth and quota interceptors build new ones), so its wrapper is reused
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(details.method, handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, full_method: str, handler: Any) -> Any:
+        method = full_method.rsplit("/", 1)[-1]
         inner = handler.unary_unary
         m = self._m
 
@@ -116,8 +139,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             finally:
                 REQUEST_ID.reset(token)
                 seconds = time.perf_counter() - start
-                m.latency.labels(method, str(code)).observe(seconds)
-                m.requests.labels(method, str(code)).inc()
+                self._record(method, code, seconds)
                 try:
                     m.milvus.observe(method, request, response, code, seconds)
                 except Exception:  # a metric must never fail the call it measures

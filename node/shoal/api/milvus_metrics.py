@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from prometheus_client.utils import floatToGoString
+from pymilvus.grpc_gen.milvus_pb2 import SearchResults
 
 BUCKETS_MS = tuple(float(2**i) for i in range(18))
 _LE = tuple(f'le="{int(b)}"' for b in BUCKETS_MS)  # as Go writes them: "1", not "1.0"
@@ -81,6 +82,13 @@ def payload_bytes(message: Any) -> int:
     some 400 ms, longer than the insert itself. The byte counters only need the bulk of
     it: the columns (and a search reply's ids and scores); small messages use ByteSize.
     """
+    if isinstance(message, SearchResults):  # the hot path: read its fields, no attribute probing
+        results = message.results
+        ids = results.ids
+        return (
+            sum(_column_bytes(f) for f in results.fields_data) + 4 * len(results.scores)
+            + 8 * len(ids.int_id.data) + _sized(ids.str_id.data)
+        )
     columns = getattr(message, "fields_data", None)
     results = getattr(message, "results", None)
     if results is not None and hasattr(results, "scores"):

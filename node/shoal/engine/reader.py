@@ -570,7 +570,7 @@ class Reader:
             raise not_supported("a function reranker with group_by or an iterator")
         if group_field is not None:
             hits, group_values = self._group(segments, hits, group_field, req.topk, req.offset, req.group_size, req.strict_group_size)
-        else:
+        elif req.offset or k != want:  # else every query has at most `want` hits already: the page
             hits = [_Hits(h.scores[req.offset : want], h.segs[req.offset : want], h.rows[req.offset : want]) for h in hits]
         if req.rerank is not None:
             hits = self._rerank(segments, hits, req.rerank, metric)
@@ -955,13 +955,17 @@ def _merge_top_k(blocks: list[tuple[np.ndarray, np.ndarray, int]], nq: int, k: i
         rows = np.concatenate([b[1] for b in blocks], axis=1)
     key = -scores if desc else scores.copy()
     key[rows < 0] = np.inf
-    order = np.argsort(key, axis=1, kind="stable")[:, :k]
-    at = np.arange(nq)[:, None]
-    scores, rows = scores[at, order], rows[at, order]
-    if len(blocks) == 1:
+    if len(blocks) == 1 and key.shape[1] <= k and bool((key[:, 1:] >= key[:, :-1]).all()):
+        # one segment whose index answered in order (faiss does): the stable sort would not move a hit
         segs = np.full(rows.shape, pos, dtype=np.int64)
     else:
-        segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
+        order = np.argsort(key, axis=1, kind="stable")[:, :k]
+        at = np.arange(nq)[:, None]
+        scores, rows = scores[at, order], rows[at, order]
+        if len(blocks) == 1:
+            segs = np.full(rows.shape, pos, dtype=np.int64)
+        else:
+            segs = np.concatenate([np.full(b[1].shape, b[2], dtype=np.int64) for b in blocks], axis=1)[at, order]
     found = (rows >= 0).sum(axis=1).tolist()  # the missing sort last
     return [_Hits(scores[q, :c], segs[q, :c], rows[q, :c]) for q, c in enumerate(found)]
 
