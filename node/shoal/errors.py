@@ -22,6 +22,7 @@ class Code(IntEnum):
     COLLECTION_NOT_FOUND = 100
     COLLECTION_NOT_LOADED = 101
     COLLECTION_NUM_LIMIT = 102
+    COLLECTION_SCHEMA_MISMATCH = 109  # a write made against an older schema (pymilvus re-reads it and retries)
     PARTITION_NOT_FOUND = 200
     PARTITION_NOT_LOADED = 201
     INDEX_NOT_FOUND = 700

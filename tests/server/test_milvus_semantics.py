@@ -339,3 +339,26 @@ def test_vectors_of_shadowed_rows_never_surface_in_search(client, name) -> None:
     hits = client.search(name, data=[[0.5] * DIM], limit=50)[0]
     assert sorted(h["id"] for h in hits) == list(range(20))
     client.drop_collection(name)
+
+
+def test_a_write_built_for_an_older_schema_is_refused_as_a_schema_mismatch(client, name) -> None:
+    """As Milvus's proxy: an insert or upsert naming the schema version it was built for
+    (`schema_timestamp`) gets code 109 / SchemaMismatch once the schema changed, so pymilvus
+    re-reads the schema and builds the rows again; a client with a stale schema would otherwise
+    file a new field's values under the dynamic field."""
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+    client.create_collection(name, dimension=DIM, consistency_level="Strong")
+    old = client.describe_collection(name)["update_timestamp"]
+    client.add_collection_field(name, "extra", DataType.INT64, nullable=True)
+    new = client.describe_collection(name)["update_timestamp"]
+    assert new != old
+    stub = client._get_connection()._stub
+    for call, kind in ((stub.Insert, milvus_pb2.InsertRequest), (stub.Upsert, milvus_pb2.UpsertRequest)):
+        status = call(kind(collection_name=name, schema_timestamp=old, num_rows=1)).status
+        assert (status.code, status.error_code) == (109, common_pb2.SchemaMismatch)
+        assert status.reason == f"collection schema mismatch[collection={name}]"
+        assert call(kind(collection_name=name, schema_timestamp=new, num_rows=1)).status.code != 109
+    client.insert(name, [{"id": 1, "vector": [0.1] * DIM, "extra": 5}])  # pymilvus with a fresh schema
+    assert client.query(name, filter="extra == 5", output_fields=["extra"])[0]["extra"] == 5
+    client.drop_collection(name)

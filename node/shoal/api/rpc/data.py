@@ -34,7 +34,19 @@ class DataRPCs(RpcBase):
             raise invalid("no field data in the request")
         return n
 
+    def _check_schema_version(self, db: str, request: Any) -> None:
+        """As Milvus's proxy: a write that names the schema version it was built for
+        (`schema_timestamp`, the collection's `update_timestamp` when the client read it) is
+        refused once the schema changed since, so the client re-reads it and builds the rows
+        again (pymilvus retries on code 109 by itself) instead of filing a new field's values
+        under the dynamic field."""
+        if request.schema_timestamp:
+            info = self.engine.describe_collection(db, request.collection_name)
+            if info.updated_ts and request.schema_timestamp != info.updated_ts:
+                raise ShoalError(Code.COLLECTION_SCHEMA_MISMATCH, f"collection schema mismatch[collection={info.name}]")
+
     def Insert(self, request: milvus_pb2.InsertRequest, context: grpc.ServicerContext) -> Any:
+        self._check_schema_version(self._db(request, context), request)
         n = self._check_rows(request)
         batch = fields_data_to_batch(request.fields_data, n)
         res = self.engine.insert(self._db(request, context), request.collection_name, request.partition_name, batch, n)
@@ -43,6 +55,7 @@ class DataRPCs(RpcBase):
         return self._mutation(res)
 
     def Upsert(self, request: milvus_pb2.UpsertRequest, context: grpc.ServicerContext) -> Any:
+        self._check_schema_version(self._db(request, context), request)
         n = self._check_rows(request)
         batch = fields_data_to_batch(request.fields_data, n)
         res = self.engine.upsert(

@@ -17,6 +17,7 @@ _LEGACY: dict[int, int] = {
     Code.RATE_LIMITED: common_pb2.RateLimit,
     Code.QUOTA_EXCEEDED: common_pb2.DiskQuotaExhausted,
     Code.COLLECTION_NOT_FOUND: common_pb2.CollectionNotExists,
+    Code.COLLECTION_SCHEMA_MISMATCH: common_pb2.SchemaMismatch,
     Code.INDEX_NOT_FOUND: common_pb2.IndexNotExist,
     Code.PARAMETER_INVALID: common_pb2.IllegalArgument,
     Code.PARAMETER_MISSING: common_pb2.IllegalArgument,
