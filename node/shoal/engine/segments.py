@@ -227,13 +227,18 @@ class Segment:
         hit = np.isin(keys, pks)
         if not hit.any():
             return 0
-        hit &= (self.ts[:n] < ts) & (self.deleted_ts[:n] == NOT_DELETED)
-        count = int(hit.sum())
-        if count:
-            self.deleted_ts[:n][hit] = ts
-            self.num_deleted += count
+        hit &= self.ts[:n] < ts
+        return self.delete_rows(np.flatnonzero(hit), ts)
+
+    def delete_rows(self, rows: np.ndarray, ts: int) -> int:
+        """Mark these rows deleted at `ts`, those not deleted yet; returns how many."""
+        n = self.num_rows
+        live = rows[self.deleted_ts[:n][rows] == NOT_DELETED]
+        if len(live):
+            self.deleted_ts[:n][live] = ts
+            self.num_deleted += len(live)
             self.deletes_dirty = True
-        return count
+        return len(live)
 
     def set_shadows(self, rows: np.ndarray, by: np.ndarray | int, ts: np.ndarray | int) -> None:
         """Mark `rows` shadowed by the partition sets `by` (`shadows.set_id`; NO_SHADOW: not
@@ -284,15 +289,6 @@ class Segment:
             ts = np.concatenate([ts, np.full(n - len(ts), NOT_DELETED, np.int64)])
             by = np.concatenate([by, np.full(n - len(by), NO_SHADOW, np.int64)])
         return ts, by
-
-    def delete_rows(self, rows: np.ndarray, ts: int) -> None:
-        """Mark these live rows deleted at `ts`."""
-        n = self.num_rows
-        live = rows[self.deleted_ts[:n][rows] == NOT_DELETED]
-        if len(live):
-            self.deleted_ts[:n][live] = ts
-            self.num_deleted += len(live)
-            self.deletes_dirty = True
 
     def fill_added_field(self, f: FieldSchema) -> None:
         """Rows written before `f` was added read its default, as in Milvus (else they read null)."""

@@ -177,16 +177,15 @@ class DataRPCs(RpcBase):
             raise invalid(f"search by primary keys: primary keys not found: {missing[:10]}")
         column = found.fields[anns]
         order = [where[k] for k in ids if column.valid is None or column.valid[where[k]]]
-        values = column.values
-        if null_rows:  # a plain search: the positions of null vectors answer no hits
-            nulls = [i for i, k in enumerate(ids) if column.valid is not None and not column.valid[where[k]]]
-            if len(nulls) == len(ids):
-                return None, nulls
-            picked = [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
-            return picked, nulls
+        # a plain search (`null_rows`): the positions of null vectors answer no hits
+        nulls = [i for i, k in enumerate(ids) if column.valid is not None and not column.valid[where[k]]]
         if not order:
+            if null_rows:
+                return None, nulls
             raise ShoalError(Code.UNEXPECTED, "all provided IDs have null vector values")
-        return [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
+        values = column.values
+        picked = [values[i] for i in order] if isinstance(values, list) or values.dtype == object else values[order]
+        return (picked, nulls) if null_rows else picked
 
     def HybridSearch(self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext) -> Any:
         db = self._db(request, context)
