@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster import shares
-from shoal.cluster.roles.checkpoint import Keep, fetch_segment, read_checkpoint, read_index_records
+from shoal.cluster.roles.checkpoint import Keep, checkpointed_collections, fetch_segment, read_index_records
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.collection_data import CollectionData
@@ -159,7 +159,7 @@ class ShareHolder:
         docs = [json.loads(v) for v in self.env.store.list_prefix(shares.PREFIX).values()]
         if not docs:
             return
-        ckpt = read_checkpoint(self.env) or {}
+        ckpt = {"collections": checkpointed_collections(self.env)}  # every channel's
         me = self.env.node_id
         engine = self.follower.engine
         records: dict[str, dict[str, Any]] | None = None
