@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 # bulk import: the job runs here, in the background (`imports.ClusterImporter`); delete_expired:
 # what a dropped ttl_field had expired is deleted through the WAL before the coordinator drops it
 WRITE_METHODS = routing.WRITE_METHODS | routing.COMPACTION_METHODS | {"import_files", "delete_expired"}
+RELEASE_WAIT_S = 15.0  # a released channel's writes in flight may finish (the proxy's attempt timeout)
 
 
 class ChannelOwner:
@@ -59,6 +61,8 @@ class ChannelOwner:
         self._ckpt_wanted = threading.Event()
         self._ckpt_seen = 0
         self.startup: dict[str, int] = {}
+        self.calls = InFlight(f"WAL channel {channel} on {env.node_id}")
+        self.local: Path | None = None  # the engine's directory, one per takeover
 
     def take_over(self, epoch: int) -> bool:
         """Serve the channel at `epoch`; False when the owner key moved on meanwhile."""
@@ -73,7 +77,9 @@ class ChannelOwner:
             self.env.kafka, self.env.topic, channel, self.env.transactional_id(channel),
             meta_version=lambda: follower_box[0].version if follower_box else 0,
         )
-        follower = Follower(self.env, self.data_dir / f"local-{channel}", wal=self.wal, build_indexes=False)
+        # a directory per takeover: the engine of an earlier takeover of the channel may still be closing
+        self.local = self.data_dir / f"local-{channel}.e{epoch}"
+        follower = Follower(self.env, self.local, wal=self.wal, build_indexes=False)
         follower_box.append(follower)
         replayed_imports: list[dict[str, Any]] = []
         if self.s3 is not None:
@@ -97,7 +103,7 @@ class ChannelOwner:
         self.follower = follower
         self.epoch = epoch
         self.startup = {"checkpoint_lsn": start, "segments_loaded": loaded, "records_replayed": count}
-        importer = ClusterImporter(follower.engine, self.env, self.s3, epoch, self.data_dir / f"import-files-{channel}",
+        importer = ClusterImporter(follower.engine, self.env, self.s3, epoch, self.data_dir / f"import-files-{channel}.e{epoch}",
                                    self._imported, lambda why: self._lost(channel, why), channel)
         follower.engine.importer.close()
         follower.engine.importer = importer
@@ -176,6 +182,10 @@ class ChannelOwner:
         return self.wal.acked_next
 
     def write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.calls:  # a channel being released refuses new writes and lets these finish
+            return self._write(method, meta_version, args, kwargs)
+
+    def _write(self, method: str, meta_version: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         follower = self.check()
         if method not in WRITE_METHODS:
             raise Unavailable(f"{method} is not a streaming-node call")
@@ -196,12 +206,20 @@ class ChannelOwner:
                     raise Unavailable(f"the checkpoint after the flush failed: {e}") from None
         return result
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop serving; writes in flight get up to `wait_s` to finish (a fenced one fails and
+        the proxy retries it on the new owner), then the engine closes and its directory goes."""
         self._stop.set()
         self.serving.clear()
+        self.calls.close()
         self._ckpt_wanted.set()
+        if wait_s and not self.calls.wait_idle(wait_s):
+            log.warning("WAL channel %d: writes still running as its engine closes", self.channel)
         if self.follower is not None:
             self.follower.close()
+        if self.local is not None:
+            shutil.rmtree(self.local, ignore_errors=True)
+            shutil.rmtree(self.data_dir / f"import-files-{self.channel}.e{self.epoch}", ignore_errors=True)
 
 
 class OwnedEngines:
@@ -235,6 +253,8 @@ class StreamingNode:
         self.data_dir = data_dir
         self.s3 = open_segment_store(env)
         self.owners: dict[int, ChannelOwner] = {}  # the channels this node serves (or takes over)
+        for stale in data_dir.glob("local-*"):  # engines of an earlier process: this one owns nothing yet
+            shutil.rmtree(stale, ignore_errors=True)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.calls = InFlight(f"streaming node {env.node_id}")
@@ -305,7 +325,7 @@ class StreamingNode:
         if not self._stop.is_set():  # draining or closing: channels moving away are expected
             log.warning("no longer the owner of WAL channel %d: %s; its engine closes", channel, why)
         held.serving.clear()
-        threading.Thread(target=held.close, name=f"shoal-release-{channel}", daemon=True).start()
+        threading.Thread(target=held.close, args=(RELEASE_WAIT_S,), name=f"shoal-release-{channel}", daemon=True).start()
 
     def _owner_of(self, channel: int) -> ChannelOwner:
         held = self.owners.get(channel)
