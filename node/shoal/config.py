@@ -22,6 +22,7 @@ from shoal.storage.wal import POLICIES as WAL_FSYNC
 
 ROLES = ("standalone", "proxy", "coord", "streaming", "query", "index")
 SEGMENT_PLACEMENTS = ("copy", "share")
+MAX_WAL_CHANNELS = 64
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -69,6 +70,7 @@ class Config:
     reuse_port: bool = False  # SO_REUSEPORT on the proxy's ports: `shoal cluster` starts a replacement beside it
     drain_grace_s: int = 20  # SIGTERM: a role hands its work over and exits within this (Kubernetes waits 30 s)
     segment_placement: str = "copy"  # copy: every query node holds every sealed segment; share: divided (cluster/shares.py)
+    wal_channels: int = 1  # WAL channels (Kafka partitions), set when the cluster's topic is made; collections spread over them
     # security (docs/security.md)
     authorization_enabled: bool = False
     root_password: str = ""  # used once, at the first start; empty: Milvus's default
@@ -110,7 +112,7 @@ _INT_KEYS = {
     "port", "http_port", "segment_max_rows", "segment_max_bytes", "index_build_threads", "filter_cache_mb",
     "grpc_workers", "max_message_bytes", "auth_max_failed_attempts", "auth_failed_window_s", "tls_mode",
     "max_collections_per_db", "max_insert_bytes", "disk_quota_mb", "node_lease_s",
-    "checkpoint_interval_s", "drain_grace_s",
+    "checkpoint_interval_s", "drain_grace_s", "wal_channels",
 }
 _FLOAT_KEYS = {"dml_rate_mb_per_collection", "search_rate_vps_per_collection"}
 _BOOL_KEYS = {"authorization_enabled", "reuse_port"}
@@ -220,6 +222,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"checkpoint_interval_s must be 1 or more, got {cfg.checkpoint_interval_s}")
     if cfg.drain_grace_s < 2:
         raise ConfigError(f"drain_grace_s must be 2 or more, got {cfg.drain_grace_s}")
+    if not 1 <= cfg.wal_channels <= MAX_WAL_CHANNELS:
+        raise ConfigError(f"wal_channels must be 1 to {MAX_WAL_CHANNELS}, got {cfg.wal_channels}")
     if cfg.segment_placement not in SEGMENT_PLACEMENTS:
         raise ConfigError(f"segment_placement must be one of {', '.join(SEGMENT_PLACEMENTS)}, got {cfg.segment_placement!r}")
     if not cfg.cluster_prefix.endswith("/"):

@@ -96,7 +96,8 @@ def write_report(result: dict[str, Any], out: Path, layout: str) -> Path:
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Chaos run, {result['started']}", "",
              f"Regenerate: `scripts/chaos.sh --minutes {result['seconds'] / 60:.0f} --seed {result['seed']} "
-             f"--replicas {result['replicas']} --proxies {result['proxies']}` "
+             f"--replicas {result['replicas']} --proxies {result['proxies']} "
+             f"--wal-channels {result.get('wal_channels', 1)}` "
              "(tests/chaos/chaos_run.py).", "",
              f"- Cluster: {layout}; the checkers' collection loaded with replica_number={result['replicas']}; "
              "every checker its own pymilvus `MilvusClient` with default retries.",
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--proxies", type=int, default=2,
                         help="proxies, all on one port (`--shared-proxy-port`: as pods behind a Service); default 2")
     parser.add_argument("--data", type=Path, default=None, help="cluster directory (default: a fresh one under /tmp)")
+    parser.add_argument("--wal-channels", type=int, default=2,
+                        help="WAL channels, shared by the 2 streaming nodes (default 2: one each)")
     args = parser.parse_args()
     from fixtures_cluster import missing_tools, start_cluster
 
@@ -157,14 +160,16 @@ def main() -> int:
     import tempfile
 
     data = args.data or Path(tempfile.mkdtemp(prefix="shoal-chaos-")) / "data"
-    layout = (f"2 coordinators, 2 streaming nodes, 2 query nodes, 1 index node, {args.proxies} "
+    layout = (f"2 coordinators, 2 streaming nodes sharing {args.wal_channels} WAL channel(s), 2 query nodes, "
+              f"1 index node, {args.proxies} "
               f"prox{'ies on one port (--shared-proxy-port)' if args.proxies > 1 else 'y'}, 3 Kafka brokers")
     cluster = start_cluster(data, streaming_nodes=2, query_nodes=2, kafka_brokers=3, coords=2, proxies=args.proxies,
-                            extra_args=["--shared-proxy-port"])
+                            extra_args=["--shared-proxy-port", "--wal-channels", str(args.wal_channels)])
     try:
         print(f"chaos: cluster at {cluster.uri} ({data}); {args.minutes:g} minutes", flush=True)
         result = run_chaos(cluster.uri, data, seconds=args.minutes * 60, seed=args.seed, replicas=args.replicas)
         result["proxies"] = args.proxies
+        result["wal_channels"] = args.wal_channels
     finally:
         cluster.stop()
     report = write_report(result, out, layout)

@@ -154,8 +154,8 @@ def test_followers_track_the_coordinators_catalog_and_apply_the_owners_records(t
         cid = coord.describe_collection("default", "c").collection_id
         wal.append(wal_records.encode(Record(Kind.FLUSH, cid, 0, owner.tso.allocate(), {})))
         for lsn, payload in enumerate(wal.records, 1):
-            follower.apply(TailRecord(lsn, payload, follower.version))
-        assert follower.applied == len(wal.records)
+            follower.apply(0, TailRecord(lsn, payload, follower.version))
+        assert follower.applied == {0: len(wal.records)}
         assert [s.path != "" for s in reader.datas[cid].segments] == [True]  # the flush marker persisted it
         coord.load_collection("default", "c")
         follower.catch_up(0)
@@ -220,7 +220,7 @@ def test_every_node_of_the_channel_seals_the_same_segments_under_the_same_ids(tm
         assert [wal_records.decode(p).kind for p in wal.records].count(Kind.FLUSH) >= 2
         for reader in readers:
             for lsn, payload in enumerate(list(wal.records), 1):
-                reader.apply(TailRecord(lsn, payload, reader.version))
+                reader.apply(0, TailRecord(lsn, payload, reader.version))
         expected = _layout(owner.engine, cid)
         assert sum(rows for _, _, rows, _ in expected) == 36 and len(expected) >= 6
         assert all(seg_id > 1 << 51 for seg_id, *_ in expected)  # from the WAL position, not a counter
@@ -236,7 +236,7 @@ def test_every_node_of_the_channel_seals_the_same_segments_under_the_same_ids(tm
         for reader in readers:
             for lsn, payload in enumerate(list(wal.records), 1):
                 if lsn > applied - 1:
-                    reader.apply(TailRecord(lsn, payload, reader.version))
+                    reader.apply(0, TailRecord(lsn, payload, reader.version))
         compacted = _layout(owner.engine, cid)
         assert compacted != expected and sum(rows for _, _, rows, _ in compacted) == 32
         for reader in readers:
@@ -278,6 +278,9 @@ class _JobsEnv:
     def meta_store(self) -> MemStore:
         return self.catalog
 
+    def channels(self) -> int:
+        return 1
+
 
 def _wait_job(importer, job_id: int):  # noqa: ANN001, ANN202
     import time
@@ -304,7 +307,7 @@ def test_a_cluster_import_commits_with_one_record_and_a_new_owner_settles_unfini
     follower = Follower(env, tmp_path / "reader")  # type: ignore[arg-type]
     follower.import_source = (s3, tmp_path / "cache")
     committed: list[dict] = []
-    importer = ClusterImporter(owner, env, s3, 1, tmp_path / "scratch", committed.extend, lambda why: None)  # type: ignore[arg-type]
+    importer = ClusterImporter(owner, env, s3, 1, tmp_path / "scratch", committed.extend, lambda why: None, 0)  # type: ignore[arg-type]
     owner.importer.close()
     owner.importer = importer
     try:
@@ -332,7 +335,7 @@ def test_a_cluster_import_commits_with_one_record_and_a_new_owner_settles_unfini
 
         follower.catch_up(0)
         for lsn, payload in enumerate(wal.records, 1):
-            follower.apply(TailRecord(lsn, payload, follower.version))
+            follower.apply(0, TailRecord(lsn, payload, follower.version))
         assert follower.imported_jobs == {first.job_id, second.job_id}
         coord.load_collection("default", "c")
         follower.catch_up(0)
@@ -344,7 +347,7 @@ def test_a_cluster_import_commits_with_one_record_and_a_new_owner_settles_unfini
             env.store.put(job_key(job_id), json.dumps({**json.loads(env.store.get(job_key(first.job_id))),
                                                       "job_id": job_id, "state": "Importing"}).encode())
         later = ClusterImporter(follower.engine, env, s3, 2, tmp_path / "scratch2", committed.extend,  # type: ignore[arg-type]
-                                lambda why: None)
+                                lambda why: None, 0)
         try:
             later.adopt(follower.imported_jobs)
         finally:

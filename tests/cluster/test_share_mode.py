@@ -1,6 +1,8 @@
 """Share mode (`segment_placement: share`) on a cluster of this module's own (one broker, small
-segments so the base rows make 8 sealed segments): the coordinator divides the sealed segments
-among the query nodes, the proxy gathers every search, query and count from them.
+segments so the base rows make 8 sealed segments, two WAL channels so the load and full-text
+collections sit on different channels and their segments share ids): the coordinator divides
+the sealed segments among the query nodes, the proxy gathers every search, query and count from
+them.
 
 - With one query node, then after scaling to two, and after the second drains (SIGTERM), the
   answers equal an exact brute-force answer computed here (what standalone and copy mode answer
@@ -68,7 +70,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess
     saved = {k: os.environ.get(k) for k in ("SHOAL_SEGMENT_PLACEMENT", "SHOAL_SEGMENT_MAX_ROWS")}
     os.environ.update(SHOAL_SEGMENT_PLACEMENT="share", SHOAL_SEGMENT_MAX_ROWS="250")
     try:
-        yield from own_cluster(tmp_path_factory, "share")
+        yield from own_cluster(tmp_path_factory, "share", extra_args=["--wal-channels", "2"])  # type: ignore[arg-type]
     finally:
         for k, v in saved.items():
             if v is None:

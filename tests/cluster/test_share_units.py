@@ -87,7 +87,7 @@ class Rig:
         self.balancer._held = lambda addresses: {  # type: ignore[method-assign]
             n: {k: set(v) for k, v in self.holders[n].held().items()} for n in addresses if n in self.answering}
         self.rng = np.random.default_rng(5)
-        self.writer = MemCheckpoints(self.env("streaming-1"), self.s3, self.owner.engine, b"", 1,  # type: ignore[arg-type]
+        self.writer = MemCheckpoints(self.env("streaming-1"), 0, self.s3, self.owner.engine, b"", 1,  # type: ignore[arg-type]
                                      lambda: len(self.wal.records), None)
         self.owner.engine.compactor.eligible = self.writer.is_shared  # as the owner in share mode
 
@@ -112,7 +112,7 @@ class Rig:
         start, loaded = 0, 0
         if from_checkpoint:
             ckpt = json.loads(self.etcd.kv["checkpoint/0"])
-            start, loaded = resume(follower, self.env(name), ckpt, self.s3, self.tmp / f"{name}-cache",  # type: ignore[arg-type]
+            start, loaded = resume(follower, self.env(name), 0, ckpt, self.s3, self.tmp / f"{name}-cache",  # type: ignore[arg-type]
                                    keep=holder.startup_keep(ckpt))
         self.applied[name] = start
         self.tail()
@@ -129,7 +129,7 @@ class Rig:
         for n, f in self.nodes.items():
             for lsn, payload in enumerate(list(self.wal.records), 1):
                 if lsn > self.applied[n]:
-                    f.apply(TailRecord(lsn, payload, f.version))
+                    f.apply(0, TailRecord(lsn, payload, f.version))
             self.applied[n] = len(self.wal.records)
 
     def group(self, members: list[str]) -> None:

@@ -5,7 +5,8 @@ parsing and every api-layer rule are the standalone ones; the engine-level rules
 role that executes the call, which is the standalone `Engine` too:
 - DDL, load state and index definitions -> the coordinator (the catalog's one writer);
 - insert/upsert/delete/truncate/flush and starting a bulk import -> the streaming node that owns
-  the WAL channel (an import's state is read from etcd, `roles/imports.py`);
+  the collection's WAL channel (`routing.channel_of`; an import's state is read from etcd,
+  `roles/imports.py`);
 - compaction -> the owner, which logs each swap in the WAL for the query nodes to repeat (share
   mode: they do not repeat it, the merged segment reaches them through S3, `cluster/shares.py`);
   `compaction_state` reports Completed once the owner and every query node have completed;
@@ -38,7 +39,7 @@ from shoal.cluster import gather, placement, shares
 from shoal.cluster.roles.catalog_sync import VERSION_KEY
 from shoal.cluster.roles.common import LEADER_KEY, ClusterEnv, owner_key
 from shoal.cluster.roles.imports import list_jobs, read_job
-from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS
+from shoal.cluster.routing import COORD_METHODS, READ_METHODS, WRITE_METHODS, channel_of
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.catalog import DEFAULT_DB
 from shoal.engine.entity_ttl import TTL_FIELD, check_ttl_properties
@@ -48,6 +49,7 @@ from shoal.engine.replicas import ReplicaGroup
 from shoal.engine.requests import LoadState
 from shoal.errors import Code, ShoalError
 from shoal.security.catalog import SecurityCatalog
+from shoal.storage.kafka_wal import WalUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class ClusterEngine:
         self._clients: dict[str, RpcClient] = {}
         self._lock = threading.Lock()
         self._coord_addr = ""
-        self._owner_addr = ""
+        self._owner_addrs: dict[int, str] = {}  # WAL channel -> its owner's address
         self._query_addrs: list[str] = []
         self._node_addrs: dict[str, str] = {}  # query node id -> address
         self._groups: dict[tuple[str, str], list[list[str]]] = {}  # (database, collection) -> node ids per group
@@ -86,7 +88,9 @@ class ClusterEngine:
         self._query_seen = 0.0
         self._rr = itertools.count()
         self._described: dict[tuple[str, str], tuple[int, Any]] = {}
-        self._session_lsn = 0  # the owner's acknowledged position after this proxy's newest write  # id answered -> each query node's own id
+        # per WAL channel: the owner's acknowledged position after this proxy's newest write there
+        self._session: dict[int, int] = {}
+        self._compactions: dict[int, int] = {}  # compaction id -> its collection's channel
         self._meta_checked = 0.0
 
     # ---- plumbing
@@ -115,7 +119,8 @@ class ClusterEngine:
                 log.info("%s: %s; retrying", what, e.message)
                 time.sleep(delay)
                 delay = min(1.0, delay * 2)
-                self._coord_addr = self._owner_addr = ""
+                self._coord_addr = ""
+                self._owner_addrs = {}
                 self._query_seen = 0.0
 
     def _coord(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -128,25 +133,43 @@ class ClusterEngine:
 
         return self._retrying(method, attempt)
 
-    def _owner(self) -> RpcClient:
-        if not self._owner_addr:
-            self._owner_addr = self._address(owner_key())
-        return self._client(self._owner_addr)
+    def _owner(self, channel: int) -> RpcClient:
+        address = self._owner_addrs.get(channel)
+        if not address:
+            address = self._owner_addrs[channel] = self._address(owner_key(channel))
+        return self._client(address)
+
+    def _channel(self, database: str, collection: str) -> int:
+        """The WAL channel of a collection (its id, from the described-collection cache)."""
+        return channel_of(self.describe_collection(database, collection).collection_id, self.env.channels())
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A write on the owner of the collection's channel (database and collection come first)."""
+        return self._write_on(self._channel(str(args[0]), str(args[1])), method, args, kwargs)
+
+    def _write_on(self, channel: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         def attempt() -> Any:
-            owner = self._owner()
-            try:
-                lsn, result = owner.call("write_at", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
-            except ShoalError as e:
-                if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
-                    raise
-                return owner.call("write", method, self.meta_version, args, kwargs, timeout=WRITE_ATTEMPT_S)
-            with self._lock:
-                self._session_lsn = max(self._session_lsn, int(lsn))
+            owner = self._owner(channel)
+            lsn, result = owner.call("write_at_on", channel, method, self.meta_version, args, kwargs,
+                                     timeout=WRITE_ATTEMPT_S)
+            self._saw(channel, int(lsn))
             return result
 
         return self._retrying(method, attempt)
+
+    def _saw(self, channel: int, lsn: int) -> None:
+        with self._lock:
+            self._session[channel] = max(self._session.get(channel, 0), lsn)
+
+    def flush(self, database: str, collections: list[str]) -> dict[str, tuple[list[int], int]]:
+        """Each channel's owner flushes its collections."""
+        by_channel: dict[int, list[str]] = {}
+        for name in collections:
+            by_channel.setdefault(self._channel(database, name), []).append(name)
+        out: dict[str, tuple[list[int], int]] = {}
+        for channel, names in sorted(by_channel.items()):
+            out.update(self._write_on(channel, "flush", (database, names), {}))
+        return out
 
     def _query_nodes(self) -> list[str]:
         self._refresh_query_nodes()
@@ -253,22 +276,14 @@ class ClusterEngine:
         if missing:
             raise Unavailable(f"query node(s) {missing} serve segments but have no address")
         assert self._gather_pool is not None
-        asked = [[self._gather_pool.submit(self._client(addrs[n]).call, "read_share", method, self.meta_version,
-                                           self._session_lsn, share, args, kwargs, timeout=READ_ATTEMPT_S)
+        asked = [[self._gather_pool.submit(self._client(addrs[n]).call, "read_share_at", method, self.meta_version,
+                                           dict(self._session), share, args, kwargs, timeout=READ_ATTEMPT_S)
                   for n, share in sorted(plan.items())] for method, args in calls]
         return [[c.result() for c in per_node] for per_node in asked]
 
     def _read_on(self, node: RpcClient, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return node.call(
-                "read_at_level", method, self.meta_version, self._session_lsn, args, kwargs, timeout=READ_ATTEMPT_S
-            )
-        except ShoalError as e:
-            if e.code != Code.NOT_SUPPORTED or "internal method" not in e.message:
-                raise
-        # a query node of protocol 1 (rolling upgrade): it waits for the position we pass
-        lsn = int(self._owner().call("position", timeout=5))
-        return node.call("read", method, self.meta_version, lsn, args, kwargs, timeout=READ_ATTEMPT_S)
+        return node.call("read_at", method, self.meta_version, dict(self._session), args, kwargs,
+                         timeout=READ_ATTEMPT_S)
 
     def describe_replicas(self, database: str, name: str) -> list[ReplicaGroup]:
         """The coordinator's replica groups of the collection (`cluster/placement.py`), from etcd."""
@@ -279,17 +294,26 @@ class ClusterEngine:
         return placement.groups_of(doc, info.num_shards)
 
     def compact(self, database: str, collection: str, force: bool = False) -> int:
-        return int(self._write("compact", database, collection, force=force))
+        channel = self._channel(database, collection)
+        compaction_id = int(self._write_on(channel, "compact", (database, collection), {"force": force}))
+        with self._lock:
+            if len(self._compactions) > 4096:
+                self._compactions.clear()
+            self._compactions[compaction_id] = channel
+        return compaction_id
 
     def compaction_state(self, compaction_id: int) -> Any:
-        state = self._write("compaction_state", compaction_id)
+        channel = self._compactions.get(compaction_id)
+        if channel is None:  # asked of another proxy, or before a restart: the owner that knows it
+            channel = self._channel_knowing(compaction_id)
+        state = self._write_on(channel, "compaction_state", (compaction_id,), {})
         if state.state != "Completed":
             return state
-        lsn = self._session_lsn  # past the owner's COMPACT records: the query nodes repeat them
+        lsn = self._session.get(channel, 0)  # past the owner's COMPACT records: the query nodes repeat them
         self._refresh_query_nodes()
         for addr in list(self._query_addrs):  # none registered: nothing left to repeat it
             try:
-                settled = self._client(addr).call("compactions_settled", lsn, timeout=READ_ATTEMPT_S)
+                settled = self._client(addr).call("compactions_settled_on", channel, lsn, timeout=READ_ATTEMPT_S)
             except Unavailable:
                 continue  # gone: it is no longer asked to read
             except ShoalError as e:
@@ -331,13 +355,27 @@ class ClusterEngine:
             self._write("delete_expired", database, name, old)
         self._coord("alter_collection", database, name, properties, delete_keys)
 
+    def _channel_knowing(self, compaction_id: int) -> int:
+        """The channel whose owner knows the compaction (its state is not the unknown id's)."""
+        for channel in range(self.env.channels()):
+            try:
+                self._write_on(channel, "compaction_state", (compaction_id,), {})
+                return channel
+            except ShoalError as e:
+                if e.code == Code.SERVICE_UNAVAILABLE:
+                    raise
+        return 0  # none knows it: its owner answers "not found"
+
     def ready(self) -> bool:
-        """The cluster serves: a coordinator answers, the channel's owner serves, a query node is up."""
+        """The cluster serves: a coordinator answers, every channel's owner serves, a query node is up."""
         try:
             self.meta_version = max(self.meta_version, int(self._client(self._address(LEADER_KEY)).call("meta_version", timeout=5)))
-            self._owner().call("position", timeout=5)
+            for channel in range(self.env.channels()):
+                self._owner(channel).call("position_of", channel, timeout=5)
         except Unavailable:
-            self._owner_addr = ""
+            self._owner_addrs = {}
+            return False
+        except WalUnavailable:  # no WAL topic yet
             return False
         return bool(self.env.live_nodes("query"))
 
@@ -358,8 +396,8 @@ class ClusterEngine:
     def _seen_jobs(self, jobs: list[ImportJob]) -> list[ImportJob]:
         """A client that saw an import complete reads its rows through this proxy at any level
         but Eventually, as on standalone: the commit joins this proxy's session position."""
-        with self._lock:
-            self._session_lsn = max([self._session_lsn, *(j.commit_lsn for j in jobs)])
+        for job in jobs:
+            self._saw(channel_of(job.collection_id, self.env.channels()), job.commit_lsn)
         return jobs
 
     def flush_state(self, database: str, collection: str, flush_ts: int) -> bool:
@@ -388,7 +426,7 @@ def _forward(kind: str, name: str) -> Any:
 
 for _name in sorted(COORD_METHODS - {"describe_collection", "alter_collection"}):
     setattr(ClusterEngine, _name, _forward("_coord", _name))
-for _name in sorted(WRITE_METHODS):
+for _name in sorted(WRITE_METHODS - {"flush"}):
     setattr(ClusterEngine, _name, _forward("_write", _name))
 for _name in sorted(READ_METHODS):
     setattr(ClusterEngine, _name, _forward("_read", _name))

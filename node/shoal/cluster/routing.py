@@ -21,3 +21,10 @@ READ_METHODS = frozenset({
 # the shard's owner decides and runs compactions; it logs each in the WAL and the query nodes
 # repeat it, so every node holds the same segments under the same ids
 COMPACTION_METHODS = frozenset({"compact", "compaction_state"})
+
+
+def channel_of(collection_id: int, channels: int) -> int:
+    """The WAL channel (Kafka partition) that takes a collection's writes. Collection ids are
+    handed out in order, so collections spread round robin; `channels` is the topic's partition
+    count, fixed when the cluster's topic is made, so a collection never changes channel."""
+    return collection_id % channels

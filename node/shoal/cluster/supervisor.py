@@ -2,7 +2,7 @@
 
     shoal cluster run --data DIR [--port 19530] [--http-port 9091] [--query-nodes N]
                       [--streaming-nodes N] [--proxies N] [--coords N] [--kafka-brokers N]
-                      [--config FILE] [--auth] [--shared-proxy-port]
+                      [--config FILE] [--auth] [--shared-proxy-port] [--wal-channels N]
 
 `Supervisor` starts etcd, Kafka and SeaweedFS (`shoal.cluster.deps`), then one
 `shoal run --role R` process per role (coords, streaming, query, index, then the proxies),
@@ -62,6 +62,7 @@ from shoal.cluster.deps import (
     prepare_dependencies,
 )
 from shoal.cluster.rpc import RpcClient, Unavailable
+from shoal.config import MAX_WAL_CHANNELS
 from shoal.errors import ShoalError
 from shoal.http_reply import send_json
 
@@ -88,6 +89,7 @@ class ClusterLayout:
     kafka_brokers: int = 1
     host: str = "127.0.0.1"
     shared_proxy_port: bool = False  # every proxy on proxy-1's ports (SO_REUSEPORT), as pods behind one Service
+    wal_channels: int = 0  # WAL channels of a new cluster (0: the configuration's `wal_channels`)
     extra_args: list[str] = field(default_factory=list)  # passed to every role (e.g. --log-level)
 
 
@@ -175,6 +177,8 @@ class Supervisor:
         self._next_index[role] = max(self._next_index.get(role, 1), i + 1)
         if role == "proxy":
             env["SHOAL_REUSE_PORT"] = "true"
+        if lay.wal_channels:
+            env["SHOAL_WAL_CHANNELS"] = str(lay.wal_channels)
         if same_ports is not None:
             port, http = same_ports["grpc"], same_ports["http"]
         elif role == "proxy" and (i == 1 or lay.shared_proxy_port):
@@ -314,7 +318,16 @@ class Supervisor:
             {"name": s.name, "pid": s.pid, "alive": s.alive(), "ports": s.ports,
              "ready": bool(s.name in watches and not watches[s.name].starting and s.alive())}
             for s in [*(self.deps.services() if self.deps is not None else []), *self.roles]],
-            "replicas": self._replicas(coord), "holdings": self._holdings(), "shares": self._shares(coord)}
+            "replicas": self._replicas(coord), "channels": self._channels(coord), "holdings": self._holdings(),
+            "shares": self._shares(coord)}
+
+    def _channels(self, coord: tuple[dict[str, Any], dict[str, str]] | None) -> dict[str, Any]:
+        """Each WAL channel's owner (process name, as the coordinator named it) and epoch."""
+        if coord is None:
+            return {}
+        by_port = {s.ports.get("grpc"): s.name for s in self.roles if s.name.startswith("streaming-")}
+        return {c: {"owner": by_port.get(int(str(o["address"]).rsplit(":", 1)[1]), o["node"]), "epoch": o["epoch"]}
+                for c, o in coord[0].get("channels", {}).items()}
 
     def _holdings(self) -> dict[str, Any]:
         """Per query node (by process name): per collection its segment count, sealed and growing
@@ -516,6 +529,9 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--shared-proxy-port", action="store_true",
                      help="every proxy listens on the first one's ports (SO_REUSEPORT: the kernel spreads new "
                      "connections over them, as a Service over pods)")
+    run.add_argument("--wal-channels", type=int, default=0,
+                     help="WAL channels (Kafka partitions) of a new cluster; collections spread over them and the "
+                     "streaming nodes share them (default: the configuration's wal_channels, 1)")
     run.add_argument("--log-level", default=None, help="log level of every role")
     run.add_argument("--config", default=None,
                      help="YAML configuration every role reads (authorization, TLS, quotas: docs/configuration.md)")
@@ -574,6 +590,9 @@ def run(args: Any) -> int:
     if bad:
         print(f"shoal cluster run: --{bad[0].replace('_', '-')} must be at least 1", file=sys.stderr)
         return 2
+    if not 0 <= args.wal_channels <= MAX_WAL_CHANNELS:
+        print(f"shoal cluster run: --wal-channels must be 1 to {MAX_WAL_CHANNELS}", file=sys.stderr)
+        return 2
     extra = ["--log-level", args.log_level] if args.log_level else []
     if args.config:
         from shoal.config import ConfigError, load_config
@@ -588,7 +607,7 @@ def run(args: Any) -> int:
     if args.auth:
         extra.append("--auth")
     layout = ClusterLayout(port=args.port, http_port=args.http_port, host=args.host, extra_args=extra,
-                           shared_proxy_port=args.shared_proxy_port, **counts)
+                           shared_proxy_port=args.shared_proxy_port, wal_channels=args.wal_channels, **counts)
     supervisor = Supervisor(Path(args.data_dir), layout)
     stop = threading.Event()
     starting = [True]

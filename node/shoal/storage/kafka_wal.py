@@ -56,15 +56,17 @@ class WalUnavailable(ShoalError):
         super().__init__(Code.UNEXPECTED, message)
 
 
-def create_topic(bootstrap: Kafka, topic: str, partitions: int = 1, timeout_s: float = 60.0) -> None:
-    """Create the WAL topic (infinite retention; replicas = min(3, brokers)) unless it exists."""
+def create_topic(bootstrap: Kafka, topic: str, partitions: int = 1, timeout_s: float = 60.0) -> int:
+    """Create the WAL topic (infinite retention; replicas = min(3, brokers)) unless it exists;
+    returns its partitions. An existing topic keeps its partitions: a collection's channel
+    follows from their count (`routing.channel_of`), so it never changes."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(_conf(bootstrap))
     meta = admin.list_topics(timeout=timeout_s)
-    if topic in meta.topics and not meta.topics[topic].error:
-        return
+    if topic in meta.topics and not meta.topics[topic].error and meta.topics[topic].partitions:
+        return len(meta.topics[topic].partitions)
     replicas = min(3, max(1, len(meta.brokers)))
     config = {
         "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "2" if replicas >= 3 else "1",
@@ -77,6 +79,19 @@ def create_topic(bootstrap: Kafka, topic: str, partitions: int = 1, timeout_s: f
     except KafkaException as e:
         if "TOPIC_ALREADY_EXISTS" not in str(e):
             raise
+        return topic_partitions(bootstrap, topic, timeout_s)
+    return partitions
+
+
+def topic_partitions(bootstrap: Kafka, topic: str, timeout_s: float = 10.0) -> int:
+    """The topic's partitions (the cluster's WAL channels); raises while it does not exist."""
+    from confluent_kafka.admin import AdminClient
+
+    meta = AdminClient(_conf(bootstrap)).list_topics(topic, timeout=timeout_s)
+    t = meta.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        raise WalUnavailable(f"the WAL topic {topic} does not exist yet")
+    return len(t.partitions)
 
 
 def topic_exists(bootstrap: Kafka, topic: str, timeout_s: float = 10.0) -> bool:

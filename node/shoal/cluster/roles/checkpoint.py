@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.cluster.roles.common import WAL_CHANNEL, ClusterEnv, owner_key
+from shoal.cluster.roles.common import ClusterEnv, owner_key
 from shoal.engine.catalog import SegmentMeta
 from shoal.engine.engine import Engine
 from shoal.engine.persistence import deletes_path, index_dir
@@ -51,8 +51,11 @@ log = logging.getLogger(__name__)
 Keep = Callable[[int, dict[str, Any]], bool]  # (collection id, checkpoint segment entry) -> load it?
 
 
-def checkpoint_key(channel: int = WAL_CHANNEL) -> str:
-    return f"checkpoint/{channel}"
+CHECKPOINT_PREFIX = "checkpoint/"
+
+
+def checkpoint_key(channel: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{channel}"
 
 
 def open_segment_store(env: ClusterEnv) -> S3ObjectStore | None:
@@ -71,16 +74,26 @@ def s3_root(env: ClusterEnv) -> str:
     return (base + "/" if base else "") + env.prefix
 
 
-def read_checkpoint(env: ClusterEnv) -> dict[str, Any] | None:
-    return env.get_json(checkpoint_key())
+def read_checkpoint(env: ClusterEnv, channel: int) -> dict[str, Any] | None:
+    return env.get_json(checkpoint_key(channel))
+
+
+def checkpointed_collections(env: ClusterEnv) -> dict[str, Any]:
+    """Every channel's checkpointed collections, by collection id (text): each collection is on
+    one channel, so the union is what the index role and share mode read."""
+    out: dict[str, Any] = {}
+    for raw in env.store.list_prefix(CHECKPOINT_PREFIX).values():
+        out.update(json.loads(raw).get("collections", {}))
+    return out
 
 
 class CheckpointWriter:
     """The owner's side: upload what the checkpoint names, then commit it (one at a time)."""
 
-    def __init__(self, env: ClusterEnv, s3: S3ObjectStore, engine: Engine, owner_raw: bytes, epoch: int,
-                 acked: Any, loaded: dict[str, Any] | None) -> None:
+    def __init__(self, env: ClusterEnv, channel: int, s3: S3ObjectStore, engine: Engine, owner_raw: bytes,
+                 epoch: int, acked: Any, loaded: dict[str, Any] | None) -> None:
         self.env = env
+        self.channel = channel
         self.s3 = s3
         self.engine = engine
         self.owner_raw = owner_raw
@@ -136,8 +149,8 @@ class CheckpointWriter:
             self._note_shared(ckpt)
             self.last_lsn = ckpt["lsn"]
             self.checkpoints += 1
-            log.info("checkpoint %d: WAL channel resumes at LSN %d; %d segments in S3", self.checkpoints,
-                     ckpt["lsn"], sum(len(c["segments"]) for c in collections.values()))
+            log.info("checkpoint %d: WAL channel %d resumes at LSN %d; %d segments in S3", self.checkpoints,
+                     self.channel, ckpt["lsn"], sum(len(c["segments"]) for c in collections.values()))
             return ckpt
 
     def _upload(self, collection_id: int, seg: Any, deleted: np.ndarray) -> dict[str, Any]:
@@ -168,8 +181,8 @@ class CheckpointWriter:
 
     def _commit(self, ckpt: dict[str, Any]) -> None:
         store = self.env.store
-        owner = store._key(owner_key())
-        key = store._key(checkpoint_key())
+        owner = store._key(owner_key(self.channel))
+        key = store._key(checkpoint_key(self.channel))
         value = json.dumps(ckpt, separators=(",", ":")).encode()
 
         async def txn(c: Any) -> bool:
@@ -180,7 +193,7 @@ class CheckpointWriter:
             return bool(ok)
 
         if not store._call(txn):
-            raise ShoalError(Code.UNEXPECTED, "the WAL channel moved to another owner; checkpoint not committed")
+            raise ShoalError(Code.UNEXPECTED, f"WAL channel {self.channel} moved to another owner; checkpoint not committed")
 
 
 def index_record_key(collection_id: int | str, seg: dict[str, Any], field_name: str) -> str:
@@ -270,7 +283,7 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def resume(follower: Any, env: ClusterEnv, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None,
+def resume(follower: Any, env: ClusterEnv, channel: int, ckpt: dict[str, Any] | None, s3: S3ObjectStore | None,
            cache_dir: Path, with_indexes: bool = True, keep: Keep | None = None) -> tuple[int, int]:
     """Load the channel's checkpoint into a fresh `Follower`: returns (the Kafka offset to read
     the channel from, segments loaded). Without S3 or a checkpoint: (0, 0), the whole channel.
@@ -281,5 +294,5 @@ def resume(follower: Any, env: ClusterEnv, ckpt: dict[str, Any] | None, s3: S3Ob
     records = read_index_records(env) if with_indexes else {}
     loaded = load_checkpoint(follower.engine, ckpt, s3, cache_dir, records, keep)
     lsn = int(ckpt["lsn"])
-    follower.mark_applied(lsn)
+    follower.mark_applied(channel, lsn)
     return lsn, loaded  # LSN = offset + 1, so the first record after it is at offset `lsn`

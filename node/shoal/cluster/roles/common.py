@@ -5,6 +5,7 @@ etcd layout under `cluster_prefix` (default "shoal/"):
 - `nodes/<role>/<id>`      JSON {address, pid, http}; leased, so a dead node disappears
 - `coord/leader`           JSON of the active coordinator; leased (active-standby election)
 - `wal/owner/<channel>`    JSON {node, address, epoch}: the streaming node that owns a channel
+                           (channels: the WAL topic's partitions, `routing.channel_of`)
 - `security/state`         users, roles, grants, privilege groups (`security.catalog`), which
                            every proxy reads and changes by compare-and-swap
 """
@@ -22,17 +23,17 @@ from typing import Any
 
 from shoal.config import Config
 from shoal.http_reply import send_body
-from shoal.storage.kafka_wal import client_config
+from shoal.storage.kafka_wal import client_config, topic_partitions
 from shoal.storage.meta_store import EtcdMetaStore
 
 log = logging.getLogger(__name__)
 
 LEADER_KEY = "coord/leader"
-WAL_CHANNEL = 0  # this version has one WAL channel (one Kafka partition) for every collection
+OWNER_PREFIX = "wal/owner/"
 
 
-def owner_key(channel: int = WAL_CHANNEL) -> str:
-    return f"wal/owner/{channel}"
+def owner_key(channel: int) -> str:
+    return f"{OWNER_PREFIX}{channel}"
 
 
 class ClusterEnv:
@@ -49,9 +50,19 @@ class ClusterEnv:
         self.prefix = cfg.cluster_prefix
         self.store = EtcdMetaStore(cfg.etcd_endpoints, self.prefix)
         self.topic = self.prefix.strip("/").replace("/", ".") + ".wal"
-        self.transactional_id = f"{self.prefix}wal-{WAL_CHANNEL}"
         self.kafka = client_config(cfg.kafka_bootstrap, cfg.kafka_username, cfg.kafka_password)
         self._leader_lease: Any = None
+        self._channels: int | None = None
+
+    def transactional_id(self, channel: int) -> str:
+        """The Kafka producer id of a channel's owner: a new owner's producer fences the old one."""
+        return f"{self.prefix}wal-{channel}"
+
+    def channels(self) -> int:
+        """How many WAL channels the cluster has: the topic's partitions (once it exists)."""
+        if self._channels is None:
+            self._channels = topic_partitions(self.kafka, self.topic)
+        return self._channels
 
     def meta_store(self) -> EtcdMetaStore:
         return EtcdMetaStore(self.cfg.etcd_endpoints, self.prefix + "meta/")

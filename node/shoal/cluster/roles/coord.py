@@ -1,4 +1,4 @@
-"""The coordinator: the catalog's only writer, and the one that assigns the WAL channel.
+"""The coordinator: the catalog's only writer, and the one that assigns the WAL channels.
 
 Active-standby: every coord process campaigns for `coord/leader` (an etcd lease); only the
 holder opens the catalog and serves. DDL runs through the standalone `Engine` over the etcd
@@ -11,9 +11,13 @@ kept `TSO_WINDOW_MS` ahead of the clock, so a new leader never issues a timestam
 predecessor may have issued. Streaming nodes stamp writes with their own oracle, floored by the
 newest timestamp they replayed (one owner per channel keeps them increasing).
 
-Channel assignment: the owner key names a live streaming node and an epoch. When the owner's
-registration lapses (its lease expired: the process died or hung), the coordinator names the
-next live streaming node with epoch + 1; that node's `init_transactions` fences the old one.
+Channel assignment: each channel's owner key names a live streaming node and an epoch. When the
+owner's registration lapses (its lease expired: the process died or hung, or it drained), the
+coordinator names the live streaming node with the fewest channels, epoch + 1; that node's
+`init_transactions` fences the old one. Balance: while one node owns two channels more than
+another (a node joined), one channel moves to the one with the fewest per round, the same way
+(the old owner sees the key move, refuses that channel's writes, and the proxies retry them on
+the new owner once it replayed the channel).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 from shoal.cluster import placement, shares
 from shoal.cluster.roles.catalog_sync import VersionedStore
-from shoal.cluster.roles.common import ClusterEnv, InFlight, Registration, owner_key, wait_until
+from shoal.cluster.roles.common import OWNER_PREFIX, ClusterEnv, InFlight, Registration, owner_key, wait_until
 from shoal.cluster.roles.share_coord import ShareBalancer
 from shoal.cluster.routing import COORD_METHODS
 from shoal.cluster.rpc import Unavailable
@@ -60,7 +64,11 @@ class Coordinator:
 
     def become_leader(self, stop: threading.Event) -> None:
         def topic() -> bool:
-            create_topic(self.env.kafka, self.env.topic)
+            channels = create_topic(self.env.kafka, self.env.topic, self.env.cfg.wal_channels)
+            if channels != self.env.cfg.wal_channels:
+                log.warning("the WAL topic %s has %d partitions: the cluster keeps %d WAL channels (wal_channels %d "
+                            "applies only to a new cluster)", self.env.topic, channels, channels,
+                            self.env.cfg.wal_channels)
             return True
 
         if not wait_until(topic, stop, "Kafka, to create the WAL topic"):
@@ -85,11 +93,13 @@ class Coordinator:
 
     def replicas(self) -> dict[str, Any]:
         """Who serves what, for `shoal cluster status`: each loaded collection's replica groups
-        (query node ids) and each live query node's address."""
+        (query node ids), each WAL channel's owner and each live query node's address."""
         with self.calls:
             if self.engine is None:
                 raise Unavailable("this coordinator is a standby")
+            owners = self.env.store.list_prefix(OWNER_PREFIX)
             return {"collections": list(self._placements().values()),
+                    "channels": {k.rsplit("/", 1)[1]: json.loads(v) for k, v in sorted(owners.items())},
                     "shares": self._share_rows(),
                     "nodes": {n: str(i["address"]) for n, i in self.env.live_nodes("query").items()}}
 
@@ -198,16 +208,37 @@ class Coordinator:
                 log.warning("coordinator loop: %s", e)
 
     def _assign_once(self) -> None:
+        """Every channel owned by a live streaming node; then at most one channel moved toward
+        an even spread (a joining node gets channels from the one that holds most)."""
         live = self.env.live_nodes("streaming")
-        owner = self.env.get_json(owner_key())
-        if owner is not None and owner.get("node") in live:
-            return
         if not live:
             return
-        node = sorted(live)[0]
+        owners = {int(k.rsplit("/", 1)[1]): json.loads(v) for k, v in self.env.store.list_prefix(OWNER_PREFIX).items()}
+        load = {node: 0 for node in live}
+        orphans = []
+        for channel in range(self.env.channels()):
+            owner = owners.get(channel)
+            if owner is not None and owner.get("node") in live:
+                load[owner["node"]] += 1
+            else:
+                orphans.append(channel)
+        for channel in orphans:
+            node = min(sorted(load), key=lambda n: load[n])
+            load[node] += 1
+            self._give(channel, node, live, owners.get(channel), "its owner is gone" if channel in owners else "new")
+        if orphans:
+            return
+        most = max(sorted(load), key=lambda n: load[n])
+        least = min(sorted(load), key=lambda n: load[n])
+        if load[most] - load[least] >= 2:
+            channel = max(c for c, o in owners.items() if o.get("node") == most)
+            self._give(channel, least, live, owners[channel], f"balance: {most} owns {load[most]}, {least} {load[least]}")
+
+    def _give(self, channel: int, node: str, live: dict[str, Any], owner: dict[str, Any] | None, why: str) -> None:
         epoch = int(owner["epoch"]) + 1 if owner else 1
-        self.env.put_json(owner_key(), {"node": node, "address": live[node]["address"], "epoch": epoch})
-        log.info("WAL channel 0 -> %s (epoch %d)", node, epoch)
+        self.env.put_json(owner_key(channel), {"node": node, "address": live[node]["address"], "epoch": epoch})
+        action = "move" if owner is not None and owner.get("node") in live else "assign"
+        self._decide("channel", action, f"WAL channel {channel} -> {node} (epoch {epoch}; {why})")
 
     def _balance_once(self) -> None:
         """Notice query nodes joining and leaving, and log and count what placement does about it.

@@ -1,11 +1,13 @@
 """A node-local copy of the engine that follows the cluster: catalog from etcd, rows from the WAL.
 
-Streaming and query nodes both hold one `Follower`: the standalone `Engine` over a
+Streaming and query nodes both hold `Follower`s: the standalone `Engine` over a
 `FollowerStore` (the catalog the coordinator writes) on a local directory that is wiped at
-start, first loaded with the sealed segments of the channel's checkpoint (S3, see
+start, first loaded with the sealed segments of a channel's checkpoint (S3, see
 `checkpoint.py`), then fed by `apply` from the checkpoint on: the standalone replay
 (`writer.apply_record`, skipping what a collection's segments already hold) with a catalog
-catch-up in front.
+catch-up in front. A streaming node holds one per channel it owns; a query node one for every
+channel (each collection is on one channel, so the channels' records never touch the same
+collection), with what it applied kept per channel.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ class Follower:
             options["min_index_rows"] = 1 << 62
         self.engine = Engine(local_dir, options, meta_store=self.store, wal=wal or NoWAL())
         self._lock = threading.Lock()
-        self.applied = 0  # LSN (Kafka offset + 1) of the newest record applied
-        self.applied_ts = 0  # the newest write timestamp applied (one owner at a time: increasing)
+        # per channel: the LSN (Kafka offset + 1) of the newest record applied, and the newest
+        # write timestamp applied (one owner at a time: increasing)
+        self.applied: dict[int, int] = {}
+        self.applied_ts: dict[int, int] = {}
         # bulk imports: where their segments are (S3 and the local disk cache), the jobs whose
         # IMPORT record this node applied, and who wants each import's attached segments
         self.import_source: tuple[Any, Path] | None = None
@@ -83,7 +87,7 @@ class Follower:
         self._applied_cond = threading.Condition()
 
     def lead(self) -> None:
-        """This node now owns the WAL channel (it replayed up to the end): it seals on its own
+        """This node now owns the follower's WAL channel (it replayed up to the end): it seals on its own
         (Flush, its background flush, checkpoints), each time right after logging a FLUSH record
         under the collection's write lock, where the followers then seal too."""
         engine = self.engine
@@ -128,7 +132,7 @@ class Follower:
                 raise
         return getattr(self.engine, method)(*args, **kwargs)
 
-    def apply(self, rec: TailRecord) -> None:
+    def apply(self, channel: int, rec: TailRecord) -> None:
         self.catch_up(rec.meta_version)
         record = wal_records.decode(rec.payload)
         self.engine.tso.observe(record.ts)
@@ -161,8 +165,9 @@ class Follower:
                             data.delete_log, data.delete_log_after = [], data.last_lsn
                         data.note_lsn(rec.lsn)
                         apply_record(data, record)
-        self.applied_ts = max(self.applied_ts, record.ts)
-        self.mark_applied(rec.lsn)
+        with self._applied_cond:
+            self.applied_ts[channel] = max(self.applied_ts.get(channel, 0), record.ts)
+        self.mark_applied(channel, rec.lsn)
 
     def _apply_import(self, meta: Any, data: Any, record: Any, lsn: int) -> None:
         if self.import_source is None:
@@ -172,15 +177,15 @@ class Follower:
         if self.on_imported is not None and entries:
             self.on_imported(entries)
 
-    def mark_applied(self, lsn: int) -> None:
+    def mark_applied(self, channel: int, lsn: int) -> None:
         with self._applied_cond:
-            if lsn > self.applied:
-                self.applied = lsn
+            if lsn > self.applied.get(channel, 0):
+                self.applied[channel] = lsn
                 self._applied_cond.notify_all()
 
-    def wait_applied(self, lsn: int, timeout_s: float) -> bool:
+    def wait_applied(self, channel: int, lsn: int, timeout_s: float) -> bool:
         with self._applied_cond:
-            return self._applied_cond.wait_for(lambda: self.applied >= lsn, timeout_s)
+            return self._applied_cond.wait_for(lambda: self.applied.get(channel, 0) >= lsn, timeout_s)
 
     def close(self) -> None:
         try:

@@ -24,6 +24,7 @@ against existing data either).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -97,8 +98,13 @@ def import_segment_dir(job_id: int) -> Callable[[int, int], str]:
 
 class ClusterImporter(Importer):
     def __init__(self, engine: Any, env: ClusterEnv, s3: S3ObjectStore | None, epoch: int, scratch: Path,
-                 on_committed: Callable[[list[dict[str, Any]]], None], on_wal_error: Callable[[str], None]) -> None:
+                 on_committed: Callable[[list[dict[str, Any]]], None], on_wal_error: Callable[[str], None],
+                 channel: int) -> None:
         super().__init__(engine.root, engine.catalog, engine.tso, engine.writer, engine.datas.get, engine.indexer.kick)
+        # job ids are keys in etcd: each channel's owner hands out only ids congruent to its channel
+        channels = env.channels()
+        first = (int(time.time() * 1000) << 8) // channels + 1
+        self._ids = itertools.count(first * channels + channel, channels)
         self.engine, self.env, self.s3, self.epoch, self.scratch = engine, env, s3, epoch, scratch
         self._on_committed = on_committed  # the segment entries, for the owner's checkpoints
         self._on_wal_error = on_wal_error

@@ -25,9 +25,9 @@ from typing import Any
 from shoal.cluster.roles.catalog_sync import FollowerStore
 from shoal.cluster.roles.checkpoint import (
     _cached,
+    checkpointed_collections,
     index_record_key,
     open_segment_store,
-    read_checkpoint,
     read_index_records,
 )
 from shoal.cluster.roles.common import ClusterEnv
@@ -72,8 +72,8 @@ class IndexNode:
 
     def build_pending(self) -> int:
         """Build every missing index of the current checkpoint; returns how many were built."""
-        ckpt = read_checkpoint(self.env)
-        if ckpt is None:
+        ckpt = {"collections": checkpointed_collections(self.env)}  # every channel's
+        if not ckpt["collections"]:
             return 0
         version = self.store.version()
         if version != self.version:

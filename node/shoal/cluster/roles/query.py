@@ -1,16 +1,18 @@
-"""A query node: a full copy of the WAL channel's data, serving reads.
+"""A query node: a full copy of the WAL channels' data, serving reads.
 
-It tails the channel (read_committed: only acknowledged writes) into a local `Follower`
-engine with the same apply code as the owner, and answers search/query/counts/index progress
-with the standalone read path. At start it loads the channel's checkpoint (the sealed
-segments in S3, through a local disk cache, memory-mapped) and tails Kafka from the checkpoint's
-offset, not from 0. While it runs it seals at the same FLUSH records as the owner and keeps its
+It tails every channel (read_committed: only acknowledged writes) into one local `Follower`
+engine with the same apply code as the owners (a collection is on one channel, so the channels
+never touch the same collection; what is applied is kept per channel), and answers
+search/query/counts/index progress with the standalone read path. At start it loads each
+channel's checkpoint (the sealed segments in S3, through a local disk cache, memory-mapped) and
+tails Kafka from the checkpoint's offset, not from 0. While it runs it seals at the same FLUSH records as the owner and keeps its
 own copy, so a later checkpoint needs no download (share mode: only the segments no share names
 and its own share, `shares_node.ShareHolder`). This version builds indexes on the query node
 itself (the index role idles).
 
 How fresh a read is follows the request's consistency level as Milvus defines it (the level
-the request names, else the collection's; `read_guarantee` holds the rule):
+the request names, else the collection's; `read_guarantee` holds the rule); positions and
+waits are those of the collection's channel:
 - Strong: every write acknowledged before the read arrived is visible. The node asks the
   owner for its acknowledged position *while* it runs the read; when the answer is not past
   what was applied before the read began (the usual case), the result stands, else the node
@@ -43,7 +45,7 @@ from shoal.cluster.roles.checkpoint import open_segment_store, read_checkpoint, 
 from shoal.cluster.roles.common import ClusterEnv, Registration, owner_key, wait_until
 from shoal.cluster.roles.follower import Follower
 from shoal.cluster.roles.shares_node import ShareHolder
-from shoal.cluster.routing import READ_METHODS
+from shoal.cluster.routing import READ_METHODS, channel_of
 from shoal.cluster.rpc import RpcClient, Unavailable
 from shoal.engine.collection_data import READ_SHARE
 from shoal.engine.requests import ConsistencyLevel
@@ -68,10 +70,11 @@ class QueryNode:
             self.follower.import_source = (self.s3, data_dir / "segment-cache")
         self.caught_up = threading.Event()
         self._stop = threading.Event()
-        self._owner: RpcClient | None = None
+        self._owners: dict[int, RpcClient] = {}  # channel -> its owner
         self._owner_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shoal-position")
-        self.fresh_at = float("-inf")  # monotonic time up to which every acknowledged write is applied
+        # channel -> monotonic time up to which every acknowledged write of the channel is applied
+        self.fresh_at: dict[int, float] = {}
         # what the start-up read: segments from S3, then records from Kafka until caught up
         # (share mode: `segments_left`, the checkpoint segments left to the nodes that serve them)
         self.startup: dict[str, int] = {"checkpoint_lsn": 0, "segments_loaded": 0, "records_replayed": 0,
@@ -81,16 +84,21 @@ class QueryNode:
                        if env.cfg.segment_placement == "share" and self.s3 is not None else None)
 
     def handlers(self) -> dict[str, Any]:
-        return {"read": self.read, "read_at_level": self.read_at_level, "applied": lambda: self.follower.applied,
+        return {"read_at": self.read_at_level, "applied": lambda: dict(self.follower.applied),
                 "startup": lambda: dict(self.startup), "holdings": self.holdings,
-                "compactions_settled": self.compactions_settled, "read_share": self.read_share,
-                "share_held": self.share_held}
+                "compactions_settled_on": self.compactions_settled, "read_share_at": self.read_share,
+                "share_held": self.share_held,
+                # before WAL channels (one channel, 0): what a proxy of that version calls
+                "read": lambda m, v, lsn, a, k: self.read(m, v, {0: lsn}, a, k),
+                "read_at_level": lambda m, v, lsn, a, k: self.read_at_level(m, v, {0: lsn}, a, k),
+                "read_share": lambda m, v, lsn, sh, a, k: self.read_share(m, v, {0: lsn}, sh, a, k),
+                "compactions_settled": lambda lsn: self.compactions_settled(0, lsn)}
 
     def share_held(self) -> dict[str, list[int]] | None:
         """Segment ids held per collection id in share mode; None in copy mode."""
         return self.shares.held() if self.shares is not None else None
 
-    def read_share(self, method: str, meta_version: int, session_lsn: int, share: dict[str, Any],
+    def read_share(self, method: str, meta_version: int, session: dict[int, int], share: dict[str, Any],
                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """One node's part of a gathered read (share mode): the read at its level over the segments
         `share` names (`ShareHolder.select`); for a search also its metric and whether higher scores
@@ -100,7 +108,7 @@ class QueryNode:
                              "cannot answer for a share (every role must run the same segment_placement)")
         token = READ_SHARE.set(self.shares.select(share))
         try:
-            result = self.read_at_level(method, meta_version, session_lsn, args, kwargs)
+            result = self.read_at_level(method, meta_version, session, args, kwargs)
         finally:
             READ_SHARE.reset(token)
         return gather.node_part(self.follower.engine, method, args, result)
@@ -117,11 +125,12 @@ class QueryNode:
             }
         return out
 
-    def compactions_settled(self, lsn: int) -> bool:
-        """Whether this node applied the WAL up to `lsn` and finished repeating the compactions
+    def compactions_settled(self, channel: int, lsn: int) -> bool:
+        """Whether this node applied the channel up to `lsn` and finished repeating the compactions
         logged there (the proxy's `compaction_state` is Completed only then)."""
         engine = self.follower.engine
-        return self.follower.wait_applied(lsn, 5.0) and not any(engine.compactor.running(c) for c in list(engine.datas))
+        return (self.follower.wait_applied(channel, lsn, 5.0)
+                and not any(engine.compactor.running(c) for c in list(engine.datas)))
 
     def start(self) -> None:
         threading.Thread(target=self._tail_loop, name="shoal-wal-tail", daemon=True).start()
@@ -133,35 +142,56 @@ class QueryNode:
     def _tail_loop(self) -> None:
         if not wait_until(lambda: topic_exists(self.env.kafka, self.env.topic), self._stop, "the WAL topic"):
             return
+        channels = self.env.channels()
+        starts: dict[int, int] = {}
         try:
-            ckpt = read_checkpoint(self.env) if self.s3 is not None else None
-            # share mode: only the segments no share names and this node's share; the rest stay on their nodes
-            keep = self.shares.startup_keep(ckpt) if self.shares is not None else None
-            start, loaded = resume(self.follower, self.env, ckpt, self.s3, self.data_dir / "segment-cache", keep=keep)
+            for channel in range(channels):
+                ckpt = read_checkpoint(self.env, channel) if self.s3 is not None else None
+                # share mode: only the segments no share names and this node's share; the rest stay on their nodes
+                keep = self.shares.startup_keep(ckpt) if self.shares is not None else None
+                starts[channel], loaded = resume(self.follower, self.env, channel, ckpt, self.s3,
+                                                 self.data_dir / "segment-cache", keep=keep)
+                self.startup["segments_loaded"] += loaded
         except Exception:
-            log.exception("loading the checkpoint's segments failed; exiting")
+            log.exception("loading the checkpoints' segments failed; exiting")
             os._exit(3)
-        self.startup.update(checkpoint_lsn=start, segments_loaded=loaded,
+        self.startup.update(checkpoint_lsn=sum(starts.values()),
                             segments_left=self.shares.skipped_segments if self.shares is not None else 0)
-        tail = KafkaTail(self.env.kafka, self.env.topic, 0, start)
+        behind = set(starts)
+        done = threading.Lock()
+
+        def caught_up(channel: int) -> None:
+            with done:
+                behind.discard(channel)
+                if behind or self.caught_up.is_set():
+                    return
+                self.caught_up.set()
+            log.info("query node caught up with %d WAL channel(s): %d segments from S3 (%d left to the nodes "
+                     "serving them), then %d records from Kafka", channels, self.startup["segments_loaded"],
+                     self.startup["segments_left"], self.startup["records_replayed"])
+
+        for channel in range(channels):
+            threading.Thread(target=self._tail, args=(channel, starts[channel], caught_up),
+                             name=f"shoal-wal-tail-{channel}", daemon=True).start()
+
+    def _tail(self, channel: int, start: int, caught_up: Any) -> None:
+        tail = KafkaTail(self.env.kafka, self.env.topic, channel, start)
         try:
             end = tail.end_offset()
+            reached = False
             while not self._stop.is_set():
                 records, at_end = tail.poll(0.2)
                 for rec in records:
-                    self.follower.apply(rec)
-                if not self.caught_up.is_set():
+                    self.follower.apply(channel, rec)
+                if not reached:
                     self.startup["records_replayed"] += len(records)
-                if tail.position > self.follower.applied:
-                    self.follower.mark_applied(tail.position)  # past commit markers and aborted records
-                if not self.caught_up.is_set() and (at_end or tail.position >= end):
-                    self.caught_up.set()
-                    log.info("query node caught up with the WAL channel at offset %d: %d segments from S3 "
-                             "(checkpoint offset %d; %d left to the nodes serving them), then %d records from "
-                             "Kafka", tail.position, loaded, start, self.startup["segments_left"],
-                             self.startup["records_replayed"])
+                if tail.position > self.follower.applied.get(channel, 0):
+                    self.follower.mark_applied(channel, tail.position)  # past commit markers and aborted records
+                if not reached and (at_end or tail.position >= end):
+                    reached = True
+                    caught_up(channel)
         except Exception:
-            log.exception("the WAL tail failed; exiting")
+            log.exception("the tail of WAL channel %d failed; exiting", channel)
             os._exit(3)
         finally:
             tail.close()
@@ -173,63 +203,76 @@ class QueryNode:
             except Exception as e:
                 log.warning("catalog poll: %s", e)
 
-    # ---- the owner's acknowledged position
-    def _owner_position(self) -> int:
-        """The owner's acknowledged LSN; 0 when no owner answers (a failover: writes wait too).
-        A cached address that fails is looked up again once (the owner may have moved)."""
-        position = self._ask_owner()
-        return position if position >= 0 else max(0, self._ask_owner())
+    # ---- the owners' acknowledged positions
+    def _owner_position(self, channel: int) -> int:
+        """The channel owner's acknowledged LSN; 0 when no owner answers (a failover: writes wait
+        too). A cached address that fails is looked up again once (the owner may have moved)."""
+        position = self._ask_owner(channel)
+        return position if position >= 0 else max(0, self._ask_owner(channel))
 
-    def _ask_owner(self) -> int:
+    def _ask_owner(self, channel: int) -> int:
         try:
             with self._owner_lock:
-                if self._owner is None:
-                    value = self.env.get_json(owner_key())
+                owner = self._owners.get(channel)
+                if owner is None:
+                    value = self.env.get_json(owner_key(channel))
                     if value is None:
-                        raise Unavailable("no owner of the WAL channel yet")
-                    self._owner = RpcClient(str(value["address"]))
-                owner = self._owner
-            return int(owner.call("position", timeout=5))
+                        raise Unavailable(f"no owner of WAL channel {channel} yet")
+                    owner = self._owners[channel] = RpcClient(str(value["address"]))
+            return int(owner.call("position_of", channel, timeout=5))
         except Unavailable as e:
             log.info("read without the owner's position: %s", e.message)
             with self._owner_lock:
-                if self._owner is not None:
-                    self._owner.close()
-                self._owner = None
+                gone = self._owners.pop(channel, None)
+            if gone is not None:
+                gone.close()
             return -1
 
     def _fresh_loop(self) -> None:
         while not self._stop.wait(FRESH_PERIOD_S):
-            asked = time.monotonic()
-            position = self._owner_position()
-            if position and self.follower.wait_applied(position, GRACEFUL_S):
-                self.fresh_at = max(self.fresh_at, asked)
+            if not self.caught_up.is_set():
+                continue  # the channels are known once the tails run
+            for channel in range(self.env.channels()):
+                asked = time.monotonic()
+                position = self._owner_position(channel)
+                if position and self.follower.wait_applied(channel, position, GRACEFUL_S):
+                    self.fresh_at[channel] = max(self.fresh_at.get(channel, float("-inf")), asked)
 
     # ---- reads
-    def read(self, method: str, meta_version: int, lsn: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _channel(self, args: tuple[Any, ...]) -> int:
+        """The WAL channel of the collection a read names (database, collection first); 0 for a
+        name this node does not know (the read then fails as standalone would)."""
+        meta = self.follower.engine.catalog.find(str(args[0]), str(args[1])) if len(args) >= 2 else None
+        return channel_of(meta.collection_id, self.env.channels()) if meta is not None else 0
+
+    def read(self, method: str, meta_version: int, lsns: dict[int, int], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Any:
         """Protocol 1's read: wait for the LSN the proxy fetched from the owner (always Strong)."""
         if method not in READ_METHODS:
             raise Unavailable(f"{method} is not a query-node call")
         self.follower.catch_up(meta_version)
-        self._wait_applied(lsn)
+        channel = self._channel(args)
+        self._wait_applied(channel, lsns.get(channel, 0))
         return self.follower.call(method, args, kwargs)
 
     def read_at_level(
-        self, method: str, meta_version: int, session_lsn: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, method: str, meta_version: int, session: dict[int, int], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """`session_lsn`: the owner's position after the proxy's newest write (its session)."""
+        """`session`: per channel, the owner's position after the proxy's newest write there."""
         if method not in READ_METHODS:
             raise Unavailable(f"{method} is not a query-node call")
         self.follower.catch_up(meta_version)
         level, guarantee_ts = self.read_guarantee(method, args)
         if level == ConsistencyLevel.EVENTUALLY:
             return self.follower.call(method, args, kwargs)
+        channel = self._channel(args)
         if level != ConsistencyLevel.STRONG:
-            self._wait_applied(session_lsn)  # the proxy's own writes: a local wait, no round trip
-        if level != ConsistencyLevel.STRONG and guarantee_ts <= self.follower.applied_ts:
-            if level != ConsistencyLevel.BOUNDED or time.monotonic() - self.fresh_at <= GRACEFUL_S:
+            self._wait_applied(channel, session.get(channel, 0))  # the proxy's own writes: a local wait
+        if level != ConsistencyLevel.STRONG and guarantee_ts <= self.follower.applied_ts.get(channel, 0):
+            fresh = time.monotonic() - self.fresh_at.get(channel, float("-inf")) <= GRACEFUL_S
+            if level != ConsistencyLevel.BOUNDED or fresh:
                 return self.follower.call(method, args, kwargs)
-        return self._strong(method, args, kwargs)
+        return self._strong(channel, method, args, kwargs)
 
     def read_guarantee(self, method: str, args: tuple[Any, ...]) -> tuple[ConsistencyLevel, int]:
         """The level a read asks for (its own, else its collection's) and its guarantee timestamp;
@@ -246,9 +289,9 @@ class QueryNode:
             level = ConsistencyLevel(meta.consistency_level) if meta is not None else ConsistencyLevel.STRONG
         return ConsistencyLevel(level), int(consistency.guarantee_ts)
 
-    def _strong(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        applied = self.follower.applied
-        position = self._pool.submit(self._owner_position)
+    def _strong(self, channel: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        applied = self.follower.applied.get(channel, 0)
+        position = self._pool.submit(self._owner_position, channel)
         try:
             result: Any = self.follower.call(method, args, kwargs)
             error: ShoalError | None = None
@@ -256,24 +299,24 @@ class QueryNode:
             result, error = None, e
         lsn = position.result()
         if lsn > applied:
-            self._wait_applied(lsn)
+            self._wait_applied(channel, lsn)
             return self.follower.call(method, args, kwargs)
         if error is not None:
             raise error
         return result
 
-    def _wait_applied(self, lsn: int) -> None:
+    def _wait_applied(self, channel: int, lsn: int) -> None:
         started = time.monotonic()
-        if not self.follower.wait_applied(lsn, READ_WAIT_S):
+        if not self.follower.wait_applied(channel, lsn, READ_WAIT_S):
             raise Unavailable(
-                f"query node {self.env.node_id} did not reach LSN {lsn} within {READ_WAIT_S:.0f} s "
-                f"(applied {self.follower.applied})"
+                f"query node {self.env.node_id} did not reach LSN {lsn} of WAL channel {channel} within "
+                f"{READ_WAIT_S:.0f} s (applied {self.follower.applied.get(channel, 0)})"
             )
         if time.monotonic() - started > 1.0:
-            log.info("read waited %.1f s for LSN %d", time.monotonic() - started, lsn)
+            log.info("read waited %.1f s for LSN %d of WAL channel %d", time.monotonic() - started, lsn, channel)
 
     def drain(self, registration: Registration | None, deadline: float) -> None:
-        """SIGTERM: every query node holds every segment of the channel, so handing over means
+        """SIGTERM: every query node holds every segment of the channels, so handing over means
         another query node serves them: wait (up to half the grace period) until one is
         registered, which a rolling update's replacement does once it loaded the checkpoint and
         caught up. Then withdraw the registration and keep answering for `ROUTE_CACHE_S`, while

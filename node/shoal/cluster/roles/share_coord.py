@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from shoal.cluster import placement, shares
-from shoal.cluster.roles.checkpoint import read_checkpoint
+from shoal.cluster.roles.checkpoint import checkpointed_collections
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.cluster.rpc import RpcClient
 from shoal.errors import ShoalError
@@ -59,7 +59,7 @@ class ShareBalancer:
             self.rows.pop(cid, None)
         if not groups_docs:
             return
-        ckpt = read_checkpoint(self.env) or {}
+        ckpt = {"collections": checkpointed_collections(self.env)}  # every channel's
         live = self.env.live_nodes("query")
         # a node that left its registration but still serves (draining) keeps serving until the
         # new holder has loaded: it is asked too, at the address the document recorded

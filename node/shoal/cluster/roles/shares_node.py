@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.cluster import shares
-from shoal.cluster.roles.checkpoint import Keep, fetch_segment, read_checkpoint, read_index_records
+from shoal.cluster.roles.checkpoint import Keep, checkpointed_collections, fetch_segment, read_index_records
 from shoal.cluster.roles.common import ClusterEnv
 from shoal.cluster.rpc import Unavailable
 from shoal.engine.collection_data import CollectionData
@@ -46,7 +46,9 @@ class ShareHolder:
         self.cache_dir = cache_dir
         self.ready = ready  # the node has caught up with the WAL: shares may move from then on
         self.released: dict[int, set[int]] = {}  # collection id -> segment ids released here
-        self._not_mine_since: dict[int, float] = {}
+        # (collection id, segment id) -> since when it is neither targeted nor served here; ids
+        # are unique within a collection only (each WAL channel numbers its collections' segments)
+        self._not_mine_since: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()  # a read's check and its segment list vs. a load or release
         self._loads = 0
         self.loaded_segments = 0
@@ -159,7 +161,7 @@ class ShareHolder:
         docs = [json.loads(v) for v in self.env.store.list_prefix(shares.PREFIX).values()]
         if not docs:
             return
-        ckpt = read_checkpoint(self.env) or {}
+        ckpt = {"collections": checkpointed_collections(self.env)}  # every channel's
         me = self.env.node_id
         engine = self.follower.engine
         records: dict[str, dict[str, Any]] | None = None
@@ -205,9 +207,9 @@ class ShareHolder:
             for sid, seg in held.items():
                 kept = target.get(sid, me) == me or serving.get(sid, me) == me
                 if not seg.sealed or (kept and not (sid in merged_away and sid not in serving)):
-                    self._not_mine_since.pop(sid, None)
+                    self._not_mine_since.pop((cid, sid), None)
                     continue
-                since = self._not_mine_since.setdefault(sid, now)
+                since = self._not_mine_since.setdefault((cid, sid), now)
                 if now - since >= RELEASE_AFTER_S:
                     self._release(data, sid)
 
@@ -253,6 +255,6 @@ class ShareHolder:
         with data.write_lock, self._lock:
             self.released.setdefault(data.collection_id, set()).add(sid)
             data.segments = [s for s in data.segments if s.segment_id != sid]
-        self._not_mine_since.pop(sid, None)
+        self._not_mine_since.pop((data.collection_id, sid), None)
         self.released_segments += 1
         log.info("share mode: released segment %d (served by another node, or merged into one served)", sid)
