@@ -436,8 +436,9 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
         def __init__(self, name: str) -> None:
             self.name = name
 
-        def call(self, what: str, method: str, _version: int, _lsn: int, share: dict, args: tuple, kwargs: dict,
+        def call(self, what: str, method: str, _version: int, session: dict, share: dict, args: tuple, kwargs: dict,
                  timeout: float) -> dict:
+            assert what == "read_share_at" and session == {}  # per WAL channel; this proxy wrote nothing
             calls.append(self.name)
             pick = holders[self.name].select(share)
             lacking = lacks.get(self.name, set())  # the segments this node released: not in its own list
@@ -449,7 +450,7 @@ def test_the_proxy_gathers_from_every_node_of_a_group_and_asks_again_when_a_shar
                 READ_SHARE.reset(token)
 
     proxy = object.__new__(ClusterEngine)
-    proxy.share_mode, proxy.meta_version, proxy._session_lsn = True, 0, 0
+    proxy.share_mode, proxy.meta_version, proxy._session = True, 0, {}
     proxy._lock, proxy._rr = threading.Lock(), itertools.count()
     proxy._gather_pool = ThreadPoolExecutor(4)
     proxy._iterator_states = IteratorStates()

@@ -84,7 +84,7 @@ class QueryNode:
                        if env.cfg.segment_placement == "share" and self.s3 is not None else None)
 
     def handlers(self) -> dict[str, Any]:
-        return {"read_at": self.read_at_level, "applied": lambda: dict(self.follower.applied),
+        return {"read_at": self.read_at_level, "applied_by_channel": lambda: dict(self.follower.applied),
                 "startup": lambda: dict(self.startup), "holdings": self.holdings,
                 "compactions_settled_on": self.compactions_settled, "read_share_at": self.read_share,
                 "share_held": self.share_held,
