@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing as mp
+import os
 import shlex
 import signal
 import sys
@@ -38,7 +40,7 @@ from bench import measure
 from bench.config import TOP_K, IndexSpec, parse_size
 from bench.echo import EchoProbe
 from bench.machine import machine, versions
-from bench.scale_data import ScaleData, prepare
+from bench.scale_data import ScaleData, open_rows, prepare
 from bench.systems.milvus import COLLECTION, MilvusSystem, create_bench_collection
 from bench.systems.servers import ServerProcess, dir_size_mb
 from bench.workloads import recall
@@ -95,7 +97,8 @@ class Sampler:
                     pass  # between a kill and the restart
             self.samples.append({"t": round(time.monotonic() - self._t0, 1), "phase": self.phase,
                                  "server_rss_mb": rss, "self_rss_mb": psutil.Process().memory_info().rss / 1e6,
-                                 "available_mb": psutil.virtual_memory().available / 1e6})
+                                 "available_mb": psutil.virtual_memory().available / 1e6,
+                                 "load1": os.getloadavg()[0]})
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,49 +107,69 @@ class Sampler:
         return min((s["available_mb"] for s in self.samples), default=float("nan"))
 
 
-def ingest(uri: str, data: ScaleData, batch: int, threads: int, cap_s: float) -> dict[str, Any]:
-    """Every row through pymilvus: ``threads`` clients take the batches in order."""
+def _insert_worker(uri: str, root: str, rows: int, dim: int, seed: int, batch: int, first: int, step: int,
+                   cap_s: float, go: Any, report: Any) -> None:
+    """One client process: batches ``first``, ``first + step``, ... of the rows, each reported when
+    done; it connects, says it is ready and waits for ``go`` (process start is not timed)."""
     from pymilvus import MilvusClient
 
-    lock = threading.Lock()
-    next_lo = [0]
+    data = open_rows(Path(root), rows, dim, seed)
+    client = MilvusClient(uri=uri, timeout=600)
+    try:
+        report.put(("ready", 0))
+        go.wait()
+        deadline = time.monotonic() + cap_s
+        for lo in range(first * batch, rows, step * batch):
+            if time.monotonic() > deadline:
+                raise TimeoutError("ingest passed its time cap")
+            hi = min(rows, lo + batch)
+            client.insert(COLLECTION, data.rows_of(lo, hi))
+            report.put(("rows", hi - lo))
+    except BaseException as exc:  # the parent reports it and stops
+        report.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        client.close()
+        report.put(("done", 0))
+
+
+def ingest(uri: str, data: ScaleData, batch: int, procs: int, cap_s: float) -> dict[str, Any]:
+    """Every row through pymilvus from ``procs`` client processes (one client's row encoding
+    takes a whole core of this process's GIL; the server is not the limit)."""
+    ctx = mp.get_context("spawn")  # the bench process has threads and gRPC channels: no fork
+    report, go = ctx.Queue(), ctx.Event()
+    workers = [ctx.Process(target=_insert_worker, args=(uri, str(data.root), data.rows, data.dim, data.seed, batch,
+                                                        k, procs, cap_s, go, report), daemon=True)
+               for k in range(procs)]
+    for w in workers:
+        w.start()
     timeline: list[tuple[float, int]] = []
-    done = [0]
-    errors: list[BaseException] = []
+    done, running, ready, error = 0, procs, 0, ""
+    step = max(data.rows // 10, 1)
     t0 = time.perf_counter()
-
-    def work() -> None:
-        client = MilvusClient(uri=uri, timeout=600)
-        try:
-            while not errors:
-                with lock:
-                    lo = next_lo[0]
-                    next_lo[0] += batch
-                if lo >= data.rows:
-                    return
-                if time.perf_counter() - t0 > cap_s:
-                    raise TimeoutError(f"ingest passed the {cap_s:.0f} s cap at {done[0]:,} rows")
-                hi = min(data.rows, lo + batch)
-                client.insert(COLLECTION, data.rows_of(lo, hi))
-                with lock:
-                    done[0] += hi - lo
-                    timeline.append((time.perf_counter() - t0, done[0]))
-                    step = max(data.rows // 10, 1)
-                    if done[0] // step != (done[0] - (hi - lo)) // step:
-                        log(f"ingest {done[0]:,} rows, {done[0] / timeline[-1][0]:,.0f} rows/s")
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-        finally:
-            client.close()
-
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    while running:
+        kind, msg = report.get(timeout=cap_s + 600)
+        if kind == "ready":
+            ready += 1
+            if ready == procs:
+                t0 = time.perf_counter()
+                go.set()
+        elif kind == "done":
+            running -= 1
+        elif kind == "error":
+            error = str(msg)
+            for w in workers:
+                w.terminate()
+            break
+        else:
+            done += int(msg)
+            timeline.append((time.perf_counter() - t0, done))
+            if done // step != (done - msg) // step:
+                log(f"ingest {done:,} rows, {done / timeline[-1][0]:,.0f} rows/s")
+    for w in workers:
+        w.join(timeout=30)
     total = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
+    if error:
+        raise RuntimeError(f"ingest stopped at {done:,} rows: {error}")
     window = max(data.rows // 10, batch)
     rates, last_t, mark = [], 0.0, window
     for t, rows in timeline:
@@ -154,7 +177,7 @@ def ingest(uri: str, data: ScaleData, batch: int, threads: int, cap_s: float) ->
             rates.append(window / max(t - last_t, 1e-9))
             last_t, mark = t, mark + window
     return {"rows": data.rows, "seconds": total, "rows_per_s": data.rows / total, "batch": batch,
-            "threads": threads, "window_rows": window, "window_rows_per_s": rates,
+            "client_processes": procs, "window_rows": window, "window_rows_per_s": rates,
             "slowest_window_rows_per_s": min(rates) if rates else float("nan")}
 
 
@@ -177,7 +200,7 @@ def wait_index(client: Any, cap_s: float, t0: float) -> dict[str, Any]:
             raise RuntimeError(f"index build failed: {info.get('index_state_fail_reason', info)}")
         if now > cap_s:
             raise TimeoutError(f"index not finished within the {cap_s:.0f} s cap ({point})")
-        time.sleep(2.0)
+        time.sleep(min(2.0, 0.2 + now / 50))  # short builds are timed to a fraction of a second
 
 
 def index_dirs_mb(data_dir: Path) -> float:
@@ -245,7 +268,7 @@ def run_server(name: str, data: ScaleData, args: argparse.Namespace, rec: dict[s
         create_bench_collection(client, data.dim)
         sampler.phase = f"{name} ingest"
         log(f"{name}: ingest {data.rows:,} rows")
-        rec["ingest"] = ingest(server.uri, data, args.insert_batch, args.insert_threads, args.cap_s)
+        rec["ingest"] = ingest(server.uri, data, args.insert_batch, args.insert_procs, args.cap_s)
         save()
         sampler.phase = f"{name} flush"
         t0 = time.perf_counter()
@@ -401,7 +424,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--nlist", type=int, default=0, help="IVF lists (0: 4096 from 4M rows up, else 1024)")
     p.add_argument("--threads", type=int, default=2, help="faiss build threads (Shoal builds with every CPU)")
     p.add_argument("--insert-batch", type=int, default=10_000)
-    p.add_argument("--insert-threads", type=int, default=2)
+    p.add_argument("--insert-procs", type=int, default=2, help="pymilvus client processes inserting at once")
     p.add_argument("--phase-seconds", type=float, default=60.0, help="time budget of each sweep point")
     p.add_argument("--cap-s", type=float, default=7200.0, help="a server's ingest or index build stops after this")
     p.add_argument("--port", type=int, default=0, help="shoal's port (+1 its HTTP port, +10 milvus-lite); 0: free")

@@ -80,6 +80,14 @@ def chunked_ground_truth(vectors: np.ndarray, queries: np.ndarray, k: int = TOP_
     return best_i
 
 
+def open_rows(root: Path, rows: int, dim: int, seed: int) -> ScaleData:
+    """The rows :func:`prepare` wrote under ``root`` (its own directory), read-only, without queries."""
+    vectors = np.memmap(root / "vectors.f32", dtype=np.float32, mode="r", shape=(rows, dim))
+    cat = np.memmap(root / "cat.i64", dtype=np.int64, mode="r", shape=(rows,))
+    empty = np.zeros((0, dim), dtype=np.float32)
+    return ScaleData(root, rows, dim, seed, vectors, cat, empty, np.zeros((0, TOP_K), dtype=np.int64))
+
+
 def prepare(root: Path, rows: int, dim: int, seed: int, n_queries: int, log=print) -> ScaleData:
     """Generate (or reuse) the rows, the queries and their exact top-k under ``root``."""
     where = root / f"mog-{rows}-{dim}d-s{seed}"
@@ -107,12 +115,14 @@ def prepare(root: Path, rows: int, dim: int, seed: int, n_queries: int, log=prin
         cat = np.memmap(where / "cat.i64", dtype=np.int64, mode="r", shape=(rows,))
     queries, _ = gen.take(0, n_queries, stream=2)
     gt_path = where / f"truth-{n_queries}.npy"
-    truth_s = 0.0
+    gt_info = gt_path.with_suffix(".json")
     if gt_path.exists():
         truth = np.load(gt_path)
+        truth_s = float(json.loads(gt_info.read_text())["truth_s"]) if gt_info.exists() else float("nan")
     else:
         t0 = time.perf_counter()
         truth = chunked_ground_truth(vectors, queries)
         truth_s = time.perf_counter() - t0
         np.save(gt_path, truth)
+        gt_info.write_text(json.dumps({"truth_s": truth_s}))
     return ScaleData(where, rows, dim, seed, vectors, cat, queries, truth, gen_s, truth_s)

@@ -98,10 +98,10 @@ def render(results: dict[str, Any]) -> str:
     out += ["", f"Data: mixture of Gaussians (the synthetic workload's generator, seed {data.get('seed')}), "
             f"{fmt(data.get('raw_mb'))} MB of raw vectors in memory-mapped files; {data.get('queries')} queries, "
             f"exact top-10 (L2) by faiss IndexFlatL2 over 1M-row chunks. Generated in {fmt(data.get('gen_s'))} s, "
-            f"ground truth in {fmt(data.get('truth_s'))} s (0: reused from the cache).",
+            f"ground truth in {fmt(data.get('truth_s'))} s (both timed when first made; later runs reuse the cache).",
             f"Parameters: HNSW M {p['hnsw_m']}, efConstruction {p['ef_construction']}; IVF nlist {p['nlist']}; "
             f"faiss builds with {p['threads']} threads (IVF trained on {_train_rows()} sampled rows, as Shoal trains "
-            f"each segment); inserts of {p['insert_batch']} rows from {p['insert_threads']} pymilvus clients; "
+            f"each segment); inserts of {p['insert_batch']} rows from {p['insert_procs']} pymilvus client processes; "
             "serial nq=1 top-10 searches, the echo floor timed after every server query.", "",
             "## Issue 21 targets", ""]
     out += targets(results)
@@ -140,6 +140,13 @@ def render(results: dict[str, Any]) -> str:
                        f"{fmt((idx.get('after_restart') or {}).get('rss_mb'))} | {fmt(end.get('disk_mb'))} |")
     out += ["", f"Lowest available memory on the machine during the run: {fmt(meta.get('min_available_mb'))} MB "
             "(`memory.png`: the server's RSS and the machine's available memory over the run).", ""]
+    loads: dict[str, list[float]] = {}
+    for s in results.get("memory") or []:
+        if "load1" in s:
+            loads.setdefault(s["phase"], []).append(s["load1"])
+    if loads:
+        out += ["Load average (1 min) per phase, min–max (2 CPUs; above 2 means something else ran too): "
+                + "; ".join(f"{ph} {min(v):.1f}–{max(v):.1f}" for ph, v in loads.items()) + ".", ""]
     restarts = [(n, i, r) for n, rec in results["systems"].items() for i, idx in rec.get("indexes", {}).items()
                 for r in idx.get("restart") or []]
     if restarts:
