@@ -101,7 +101,7 @@ def render(results: dict[str, Any]) -> str:
             f"ground truth in {fmt(data.get('truth_s'))} s (both timed when first made; later runs reuse the cache).",
             f"Parameters: HNSW M {p['hnsw_m']}, efConstruction {p['ef_construction']}; IVF nlist {p['nlist']}; "
             f"faiss builds with {p['threads']} threads (IVF trained on {_train_rows()} sampled rows, as Shoal trains "
-            f"each segment); inserts of {p['insert_batch']} rows from {p['insert_procs']} pymilvus client processes; "
+            f"each segment); inserts of {p['insert_batch']} rows from {_clients(p)}; "
             "serial nq=1 top-10 searches, the echo floor timed after every server query.", "",
             "## Issue 21 targets", ""]
     out += targets(results)
@@ -155,6 +155,9 @@ def render(results: dict[str, Any]) -> str:
         out += [f"| {n} | {i} | {r['signal']} | {fmt(r['process_ready_s'])} | {fmt(r['serving_s'])} | "
                 f"{r['loaded_by_itself']} |" for n, i, r in restarts]
         out.append("")
+    notes = meta.get("notes") or []
+    if notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     errors = [(n, i, idx["error"]) for n, rec in results["systems"].items()
               for i, idx in rec.get("indexes", {}).items() if idx.get("error")]
     errors += [(n, "", rec["error"]) for n, rec in results["systems"].items() if rec.get("error")]
@@ -163,6 +166,12 @@ def render(results: dict[str, Any]) -> str:
         out += [f"| {n} | {i} | {e} |" for n, i, e in errors]
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _clients(p: dict[str, Any]) -> str:
+    if "insert_procs" in p:
+        return f"{p['insert_procs']} pymilvus client processes"
+    return f"{p['insert_threads']} pymilvus client threads in one process"  # runs before the processes
 
 
 def _train_rows() -> str:
@@ -215,3 +224,27 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "memory.png", dpi=110)
         plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.scale_report DIR [--note TEXT ...]``: README.md and the plots again from
+    DIR/results.json, after adding each note (what the numbers alone do not say) to it."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m bench.scale_report")
+    p.add_argument("folder")
+    p.add_argument("--note", action="append", default=[])
+    a = p.parse_args(argv)
+    out = Path(a.folder)
+    results = json.loads((out / "results.json").read_text())
+    if a.note:
+        results["meta"].setdefault("notes", []).extend(a.note)
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "README.md").write_text(render(results))
+    write_plots(results, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
