@@ -128,6 +128,14 @@ def render(results: dict[str, Any]) -> str:
                 out.append(f"| {name} | {iname} | {_param(pt)} | {fmt(pt['p50_ms'])} | {fmt(pt['p99_ms'])} | "
                            f"{pt['recall_at_10']:.3f} | {fmt(pt['qps'])} | {fmt(pt.get('echo_p50_ms'))} | {fmt(floor)} | "
                            f"{ratio} |")
+    firsts = [(n, i, idx["first_pass"]) for n, rec in results["systems"].items()
+              for i, idx in rec.get("indexes", {}).items() if idx.get("first_pass")]
+    if firsts:
+        out += ["", "The first pass over the queries right after load (before the sweep, at the sweep's last "
+                "parameter; index pages the page cache lost are read from disk):", "",
+                "| system | index | param | queries | p50 ms | p99 ms | recall@10 |", "|---|---|---|---|---|---|---|"]
+        out += [f"| {n} | {i} | {_param(f)} | {fmt(f['queries'])} | {fmt(f['p50_ms'])} | {fmt(f['p99_ms'])} | "
+                f"{f['recall_at_10']:.3f} |" for n, i, f in firsts]
     out += ["", "## Memory and disk (MB)", "",
             "| system | index | raw vectors | index files | RSS after load | VmHWM | RSS after restart | disk |",
             "|---|---|---|---|---|---|---|---|"]
