@@ -31,11 +31,11 @@ def free_port() -> int:
 
 
 def proc_status_mb(pid: int) -> dict[str, float]:
-    """VmHWM (peak resident) and VmRSS of a live process, in MB."""
+    """VmHWM (peak resident), VmRSS and its anonymous and file-backed parts of a live process, in MB."""
     out: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
+        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0]) / 1024.0
     return out
 
@@ -164,6 +164,9 @@ class ServerProcess:
             status = proc_status_mb(self.proc.pid)
             out["vmhwm_mb"] = status.get("VmHWM", float("nan"))
             out["rss_mb"] = status.get("VmRSS", float("nan"))
+            # memory-mapped segment and index files count in RSS while the page cache holds them
+            out["rss_anon_mb"] = status.get("RssAnon", float("nan"))
+            out["rss_file_mb"] = status.get("RssFile", float("nan"))
         if self.root is not None and self.data_dir.exists():
             out["disk_mb"] = dir_size_mb(self.data_dir)
         return out
