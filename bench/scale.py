@@ -349,8 +349,11 @@ def _one_index(name: str, server: ServerProcess, system: MilvusSystem, client: A
         idx["after_restart"] = server.resources()
 
 
-def faiss_index(spec: IndexSpec, data: ScaleData) -> tuple[Any, float, float]:
-    """The same index built in-process; returns it, training and adding seconds."""
+def faiss_index(spec: IndexSpec, data: ScaleData,
+                progress: Callable[[int, float], None]) -> tuple[Any, float, float]:
+    """The same index built in-process; returns it, training and adding seconds.
+    ``progress(rows, seconds)`` after every million rows added (a build cut short still tells
+    how far it got)."""
     t0 = time.perf_counter()
     if spec.index_type == "HNSW":
         index = faiss.IndexHNSWFlat(data.dim, spec.build_params["M"], faiss.METRIC_L2)
@@ -368,7 +371,7 @@ def faiss_index(spec: IndexSpec, data: ScaleData) -> tuple[Any, float, float]:
     step = 1_000_000
     for lo in range(0, data.rows, step):
         index.add(np.ascontiguousarray(data.vectors[lo: lo + step]))
-        log(f"faiss {spec.index_type}: {min(data.rows, lo + step):,} rows added, {time.perf_counter() - t0:.0f} s")
+        progress(min(data.rows, lo + step), time.perf_counter() - t0)
     return index, t1 - t0, time.perf_counter() - t1
 
 
@@ -389,7 +392,12 @@ def run_faiss(data: ScaleData, args: argparse.Namespace, rec: dict[str, Any], sa
             sampler.phase = f"faiss build {spec.index_type}"
             faiss.omp_set_num_threads(args.threads)
             log(f"faiss: build {spec.index_type} {spec.build_params} with {args.threads} threads")
-            index, train_s, add_s = faiss_index(spec, data)
+            def progress(rows: int, seconds: float, idx: dict[str, Any] = idx) -> None:
+                idx.setdefault("add_progress", []).append({"rows": rows, "s": seconds})
+                log(f"faiss {idx.get('index_type', '')}: {rows:,} rows added, {seconds:.0f} s")
+                save()
+
+            index, train_s, add_s = faiss_index(spec, data, progress)
             idx.update(build_s=train_s + add_s, train_s=train_s, add_s=add_s, threads=args.threads,
                        index_mb=faiss_index_mb(index), process_rss_mb=psutil.Process().memory_info().rss / 1e6)
             log(f"faiss: {spec.index_type} built in {idx['build_s']:.1f} s")
