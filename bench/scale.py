@@ -392,9 +392,9 @@ def run_faiss(data: ScaleData, args: argparse.Namespace, rec: dict[str, Any], sa
             sampler.phase = f"faiss build {spec.index_type}"
             faiss.omp_set_num_threads(args.threads)
             log(f"faiss: build {spec.index_type} {spec.build_params} with {args.threads} threads")
-            def progress(rows: int, seconds: float, idx: dict[str, Any] = idx) -> None:
+            def progress(rows: int, seconds: float, idx: dict[str, Any] = idx, kind: str = spec.index_type) -> None:
                 idx.setdefault("add_progress", []).append({"rows": rows, "s": seconds})
-                log(f"faiss {idx.get('index_type', '')}: {rows:,} rows added, {seconds:.0f} s")
+                log(f"faiss {kind}: {rows:,} rows added, {seconds:.0f} s")
                 save()
 
             index, train_s, add_s = faiss_index(spec, data, progress)

@@ -218,7 +218,8 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
             ax.set_ylabel("recall@10")
             ax.set_title(f"{iname}, {fmt(results.get('data', {}).get('rows'))} rows", fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "recall_vs_latency.png", dpi=110)
         plt.close(fig)
