@@ -76,7 +76,14 @@ def targets(results: dict[str, Any]) -> list[str]:
         for r in idx.get("restart") or []:
             rows.append(f"| restart serves in ≤ 60 s ({r['signal']}) | {fmt(r['serving_s'])} s to a search over every "
                         f"row (process answering after {fmt(r['process_ready_s'])} s) | {_verdict(r['serving_s'] <= 60)} |")
-        fb = (f.get("indexes", {}).get(name) or {}).get("build_s")
+        fidx = f.get("indexes", {}).get(name) or {}
+        fb = fidx.get("build_s")
+        partial = (fidx.get("add_progress") or [None])[-1]
+        if idx.get("build_s") and not fb and partial:
+            bound = idx["build_s"] / partial["s"]
+            rows.append(f"| {name}: build ≤ in-process faiss, same threads | Shoal {fmt(idx['build_s'])} s; faiss had "
+                        f"added {partial['rows']:,} of {results['data']['rows']:,} rows after {fmt(partial['s'])} s "
+                        f"when it stopped: at most {bound:.2f}x | {_verdict(bound <= 1.0) if bound <= 1.0 else '—'} |")
         if idx.get("build_s") and fb:
             ratio = idx["build_s"] / fb
             rows.append(f"| {name}: build ≤ in-process faiss, same threads | Shoal {fmt(idx['build_s'])} s, faiss "
