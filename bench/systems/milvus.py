@@ -21,6 +21,16 @@ COLLECTION = "bench"
 TIMEOUT_S = 600.0
 
 
+def create_bench_collection(client: MilvusClient, dim: int) -> None:
+    """The bench's collection (``id``, ``vec``, ``cat``, ``tag``), no index yet, Strong reads."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("cat", DataType.INT64)
+    schema.add_field("tag", DataType.VARCHAR, max_length=256)
+    client.create_collection(COLLECTION, schema=schema, consistency_level="Strong")
+
+
 class MilvusSystem:
     """A server process plus the pymilvus code that loads and queries it."""
 
@@ -43,12 +53,7 @@ class MilvusSystem:
         self.client = c = self._connect()
         self.metric = workload.metric
         self.search_params = {"metric_type": workload.metric, "params": dict(index.search_params)}
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=workload.dim)
-        schema.add_field("cat", DataType.INT64)
-        schema.add_field("tag", DataType.VARCHAR, max_length=256)
-        c.create_collection(COLLECTION, schema=schema, consistency_level="Strong")
+        create_bench_collection(c, workload.dim)
 
         timings: dict[str, float] = {"server_start_s": self.server.start_s}
         t0 = time.perf_counter()

@@ -31,11 +31,11 @@ def free_port() -> int:
 
 
 def proc_status_mb(pid: int) -> dict[str, float]:
-    """VmHWM (peak resident) and VmRSS of a live process, in MB."""
+    """VmHWM (peak resident), VmRSS and its anonymous and file-backed parts of a live process, in MB."""
     out: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
+        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0]) / 1024.0
     return out
 
@@ -85,6 +85,7 @@ class ServerProcess:
         self.root: Path | None = None
         self.port = 0
         self.start_s = 0.0
+        self._argv: list[str] = []
 
     @property
     def uri(self) -> str:
@@ -100,17 +101,34 @@ class ServerProcess:
         assert self.root is not None
         return self.root / "server.log"
 
-    def start(self) -> None:
+    def start(self, port: int = 0, http_port: int = 0) -> None:
+        """Start on a fresh data dir; ports 0 pick free ones."""
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self.workdir))
-        self.port = free_port()
-        argv = ARGV[self.name](self.data_dir, self.port, free_port())
+        self.port = port or free_port()
+        self._argv = ARGV[self.name](self.data_dir, self.port, http_port or free_port())
+        self._launch()
+
+    def _launch(self) -> None:
         t0 = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self._argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready()
         self.start_s = time.perf_counter() - t0
+
+    def restart(self, sig: int = signal.SIGKILL) -> float:
+        """End the process with ``sig`` and start it again on the same data dir and ports;
+        returns the seconds from the new process's start until it answers."""
+        assert self.proc is not None and self.root is not None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self._launch()
+        return self.start_s
 
     def _wait_ready(self) -> None:
         from pymilvus import MilvusClient
@@ -146,6 +164,9 @@ class ServerProcess:
             status = proc_status_mb(self.proc.pid)
             out["vmhwm_mb"] = status.get("VmHWM", float("nan"))
             out["rss_mb"] = status.get("VmRSS", float("nan"))
+            # memory-mapped segment and index files count in RSS while the page cache holds them
+            out["rss_anon_mb"] = status.get("RssAnon", float("nan"))
+            out["rss_file_mb"] = status.get("RssFile", float("nan"))
         if self.root is not None and self.data_dir.exists():
             out["disk_mb"] = dir_size_mb(self.data_dir)
         return out

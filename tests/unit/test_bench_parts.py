@@ -165,3 +165,18 @@ def test_fortunes_corpus_is_read_whole_and_missing_corpus_says_how_to_fix(monkey
     monkeypatch.setattr(corpus, "FORTUNES_DIR", tmp_path / "absent")
     with pytest.raises(corpus.CorpusUnavailable, match="apt-get install fortunes"):
         corpus.read_fortunes()
+
+
+def test_chunked_ground_truth_equals_brute_force_and_merge_keeps_the_smallest() -> None:
+    from bench.scale_data import chunked_ground_truth, merge_top_k
+
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(1234, 12)).astype(np.float32)
+    queries = rng.normal(size=(17, 12)).astype(np.float32)
+    d = ((queries[:, None, :] - base[None, :, :]) ** 2).sum(-1)
+    want = np.argsort(d, axis=1)[:, :10]
+    for chunk in (100, 333, 1234, 5000):  # uneven last chunk, one chunk, fewer rows than a chunk
+        assert np.array_equal(chunked_ground_truth(base, queries, k=10, chunk=chunk), want)
+    dist, ids = merge_top_k(np.array([[1.0, 4.0]]), np.array([[7, 8]]),
+                            np.array([[2.0, 0.5]]), np.array([[9, -1]]), 3)
+    assert ids.tolist() == [[7, 9, 8]] and dist.tolist() == [[1.0, 2.0, 4.0]]
