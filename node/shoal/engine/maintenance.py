@@ -38,7 +38,7 @@ def in_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
 
 def _rewrites(seg: Segment) -> bool:
     """Whether compacting this segment alone changes it: deleted rows to drop, or rows to put
-    in key order (segments written before flushes sorted them)."""
+    in key order (a segment written before flushes sorted them)."""
     return bool(seg.num_deleted) or not seg.rows_in_key_order()
 
 
@@ -66,9 +66,9 @@ class Compactor:
         self, data: CollectionData, small_rows: int, deleted_ratio: float = 0.0, force: bool = False
     ) -> list[tuple[int, list[Segment]]]:
         """The merges to run, as (partition, segments) pairs: per partition, the persisted segments
-        worth rewriting (small ones, ones not in key order, and those whose deleted rows reach
-        `deleted_ratio`; 0: any delete, for a compaction the user asked for), packed so no merge
-        outgrows a full segment. Every merge writes its rows in primary-key order.
+        worth rewriting (small ones, and those whose deleted rows reach `deleted_ratio`; 0: any
+        delete, for a compaction the user asked for, which also takes segments not in key order),
+        packed so no merge outgrows a full segment. Every merge writes its rows in key order.
 
         `force` (Milvus's force merge, a compaction with a target size) takes every persisted
         segment; one left alone in its pack with nothing to drop is a plan of its own that
@@ -77,7 +77,10 @@ class Compactor:
         for seg in data.snapshot():
             if not self._may_take(data, seg):
                 continue
-            if force or seg.num_rows < small_rows or not seg.rows_in_key_order() or (
+            # Unsorted segments (written before flushes sorted them) wait for a compaction the
+            # user asks for: sorting a large data set after an upgrade rebuilds all its indexes.
+            asked = deleted_ratio == 0.0
+            if force or seg.num_rows < small_rows or (asked and not seg.rows_in_key_order()) or (
                 seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows
             ):
                 groups.setdefault(seg.partition_id, []).append(seg)
@@ -146,8 +149,6 @@ class Compactor:
             if not self._may_take(data, seg):
                 continue
             if seg.num_deleted and seg.num_deleted >= AUTO_DELETED_RATIO * seg.num_rows:
-                return True
-            if not seg.rows_in_key_order():  # written before segments were kept in key order
                 return True
             if seg.num_rows < self.small_rows(data):
                 small[seg.partition_id] = small.get(seg.partition_id, 0) + 1
