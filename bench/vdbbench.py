@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     exe = vdb_bin(Path(a.vdb_venv))
     data_dir, info = dataset(Path(a.data_root), parse_size(a.rows), a.dim, a.metric, a.queries, a.k, a.seed)
     rec["dataset"] = info
+    shutil.rmtree(out / "vdb-results", ignore_errors=True)  # only this run's result file is read back
     os.environ["SHOAL_SEGMENT_MAX_BYTES"] = str(a.segment_max_bytes)  # the server inherits it
     server = ServerProcess("shoal", a.workdir)
     server.start(a.port, a.port + 1 if a.port else 0)
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     rec["load_min"], rec["load_max"] = (min(loads), max(loads)) if loads else (0.0, 0.0)
-    found = sorted((out / "vdb-results").rglob("result_*.json"))
+    found = sorted((out / "vdb-results").rglob("result_*.json"), key=lambda f: f.stat().st_mtime)
     if found:
         result = json.loads(found[-1].read_text())["results"][0]
         rec["metrics"] = result["metrics"]
