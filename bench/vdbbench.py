@@ -36,7 +36,7 @@ import psutil
 from bench.config import parse_size
 from bench.machine import machine, versions
 from bench.systems.servers import ServerProcess
-from bench.vdbbench_data import write_dataset
+from bench.vdbbench_data import add_dataset_args, write_dataset
 
 VDB_VERSION = "2.0.0"
 # The published figure this run is held against (VectorDBBench's results/Milvus, 2026-04-03).
@@ -161,12 +161,7 @@ def render(rec: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.vdbbench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rows", default="1m")
-    p.add_argument("--dim", type=int, default=768)
-    p.add_argument("--metric", choices=("L2", "COSINE"), default="COSINE")
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--seed", type=int, default=42)
+    add_dataset_args(p)
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef-search", type=int, default=200)

@@ -86,14 +86,19 @@ def write_dataset(out: Path, rows: int, dim: int, n_queries: int, k: int, seed: 
     return info
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.vdbbench_data", description=__doc__.split("\n\n")[0])
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """The options naming a dataset (shared with :mod:`bench.vdbbench`)."""
     p.add_argument("--rows", default="1m")
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--metric", choices=("L2", "COSINE"), default="COSINE")
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.vdbbench_data", description=__doc__.split("\n\n")[0])
+    add_dataset_args(p)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     info = write_dataset(Path(a.out), parse_size(a.rows), a.dim, a.queries, a.k, a.seed, a.metric)
