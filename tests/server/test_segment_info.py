@@ -105,12 +105,47 @@ def test_compaction_plans_name_sources_and_target(client: MilvusClient, name: st
     assert [s.segment_id for s in after] == [plans[0].target] and plans[0].target not in before
 
 
-def test_is_sorted_reports_primary_key_order(client: MilvusClient, name: str) -> None:
+def test_flushed_segments_are_kept_in_key_order(client: MilvusClient, name: str) -> None:
+    """Rows written out of key order (two clients' batches interleave) are flushed in key
+    order, as Milvus sorts every flushed segment: each row keeps its own fields, searches and
+    deletes still find it."""
+    new_collection(client, name)
+    rng = np.random.default_rng(7)
+    keys = rng.permutation(3000)
+    vectors = {int(k): rng.normal(size=DIM).astype(np.float32) for k in keys}
+    for part in np.array_split(keys, 3):
+        client.insert(name, [{"id": int(k), "v": vectors[int(k)]} for k in part])
+    client.delete(name, ids=[int(keys[0]), int(keys[1])])  # deletes before the flush move with their rows
+    client.flush(name)
+    segments = client.list_persistent_segments(name)
+    assert sum(s.num_rows for s in segments) == 3000
+    assert all(s.is_sorted for s in segments)
+
+    client.delete(name, ids=[int(keys[2])])  # and after it
+    client.load_collection(name)
+    wait_until(lambda: client.describe_index(name, "vidx")["pending_index_rows"] == 0, "the index")
+    assert client.query(name, "", output_fields=["count(*)"])[0]["count(*)"] == 2997
+    sample = [int(k) for k in keys[3:40]]
+    got = client.query(name, f"id in {sample}", output_fields=["v"])
+    assert sorted(r["id"] for r in got) == sorted(sample)
+    for row in got:
+        assert np.allclose(row["v"], vectors[row["id"]])
+    for k in sample[:5]:
+        hit = client.search(name, [vectors[k].tolist()], limit=1, anns_field="v")[0][0]
+        assert hit["id"] == k and hit["distance"] == pytest.approx(0.0, abs=1e-5)
+    assert client.query(name, f"id in {[int(k) for k in keys[:3]]}") == []
+
+
+def test_compaction_output_is_in_key_order(client: MilvusClient, name: str) -> None:
     new_collection(client, name)
     insert_flushed(client, name, [50, 10, 30, 20])
-    insert_flushed(client, name, [60, 70, 80])
-    got = sorted((s.num_rows, s.is_sorted) for s in client.list_persistent_segments(name))
-    assert got == [(3, True), (4, False)]
+    insert_flushed(client, name, [45, 5, 25])
+    compact_and_wait(client, name, target_size=FORCE_MERGE_TARGET_MB)
+    segments = client.list_persistent_segments(name)
+    assert [(s.num_rows, s.is_sorted) for s in segments] == [(7, True)]
+    client.load_collection(name)
+    got = client.query(name, "id >= 0", output_fields=["id"])
+    assert [r["id"] for r in got] == [5, 10, 20, 25, 30, 45, 50]
 
 
 def test_growing_segments_listed_only_when_asked(client: MilvusClient, name: str) -> None:

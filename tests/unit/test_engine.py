@@ -125,6 +125,60 @@ def test_restart_recovers_wal_and_segments(tmp_path: Path) -> None:
         eng2.close()
 
 
+def test_flush_writes_rows_in_key_order_and_restarts(tmp_path: Path) -> None:
+    """A flush writes each segment's rows in primary-key order (Milvus's sorted segments):
+    every field moves with its row, and deletes and shadows made before the flush stay on it."""
+    rng = np.random.default_rng(5)
+    eng = open_engine(tmp_path, {"segment_max_rows": 400})
+    eng.create_collection("", "c", _schema())
+    eng.load_collection("", "c")
+    keys = rng.permutation(1000)
+    for part in np.array_split(keys, 4):
+        eng.insert("", "c", "", _batch(part, rng), len(part))
+    eng.delete("", "c", "", "id in [3, 500, 999]")
+    eng.flush("", ["c"])
+    data = eng.datas[eng.catalog.require("", "c").collection_id]
+    flushed = [s for s in data.segments if s.path]
+    assert sum(s.num_rows for s in flushed) == 1000
+    for seg in flushed:
+        pks = np.asarray(seg.columns["id"].values)
+        assert np.all(pks[1:] >= pks[:-1]) and seg.rows_in_key_order()
+        assert list(seg.columns["title"].values) == [f"t{k}" for k in pks]
+        assert list(np.asarray(seg.columns["cat"].values)) == list(pks % 10)
+    assert _count(eng) == 997 and _count(eng, "id in [3, 500, 999]") == 0
+    eng.close()
+    eng2 = open_engine(tmp_path, {"segment_max_rows": 400})
+    try:
+        assert _count(eng2) == 997 and _count(eng2, "id in [3, 500, 999]") == 0
+        got = eng2.query("", "c", QueryRequest(expr="id in [4, 501]", output_fields=["title"]))
+        assert sorted(got.fields["title"].values) == ["t4", "t501"]
+    finally:
+        eng2.close()
+
+
+def test_unsorted_segments_wait_for_a_compaction_the_user_asks_for(engine) -> None:
+    """A segment written before flushes sorted their rows is put in key order by a compaction
+    the user asks for, never automatically (that would rebuild every index after an upgrade)."""
+    from shoal.engine.segments import TS_COLUMN, Segment
+
+    rng = np.random.default_rng(6)
+    engine.create_collection("", "c", _schema())
+    engine.insert("", "c", "", _batch(np.arange(400), rng), 400)
+    engine.flush("", ["c"])
+    data = engine.datas[engine.catalog.require("", "c").collection_id]
+    (seg,) = [s for s in data.segments if s.path]
+    shuffled = rng.permutation(seg.num_rows)
+    columns = {name: col.take(shuffled) for name, col in seg.columns.items()}
+    columns[TS_COLUMN] = Column(seg.ts[shuffled])
+    legacy = Segment.sealed_from(seg.segment_id, seg.partition_id, "id", columns, seg.deleted_ts[shuffled], seg.path)
+    data.segments = [legacy if s is seg else s for s in data.segments]
+    assert not legacy.rows_in_key_order()
+    compactor = engine.compactor
+    assert compactor.plan(data, small_rows=1, deleted_ratio=0.2) == []
+    assert not compactor.wanted(data)
+    assert compactor.plan(data, small_rows=1) == [(legacy.partition_id, [legacy])]
+
+
 def test_index_built_in_background_and_used(engine) -> None:
     rng = np.random.default_rng(3)
     engine.create_collection("", "c", _schema())

@@ -132,7 +132,10 @@ def test_hnsw_sq_types() -> None:
         validate_index_params(FLOAT, {"index_type": "HNSW_SQ", "sq_type": "fp16"}).build["sq_type"] == "FP16"
     )
     rejects(FLOAT, {"index_type": "HNSW_SQ", "sq_type": "SQ3"}, "sq_type")
-    rejects(FLOAT, {"index_type": "HNSW_SQ", "refine_type": "FP16"}, "refine")
+    # refine_type without refine: accepted and unused, as Milvus does (VectorDBBench sends both)
+    unrefined = validate_index_params(FLOAT, {"index_type": "HNSW_SQ", "refine": "false", "refine_type": "FP16"})
+    assert unrefined.build["refine"] is False
+    rejects(FLOAT, {"index_type": "HNSW_SQ", "refine_type": "INT8"}, "refine")
 
 
 def test_sparse_drop_ratio_range() -> None:

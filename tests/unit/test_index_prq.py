@@ -67,7 +67,7 @@ def test_codes_are_residual_and_smaller_than_the_vectors() -> None:
     assert error(index) < error(one)
 
 
-@pytest.mark.parametrize("params", [{"nrq": "0"}, {"nrq": "17"}, {"nbits": "25"}, {"m": "5"}, {"refine_type": "SQ8"}])
+@pytest.mark.parametrize("params", [{"nrq": "0"}, {"nrq": "17"}, {"nbits": "25"}, {"m": "5"}, {"refine_type": "INT8"}])
 def test_bad_params_are_1100(params: dict) -> None:
     with pytest.raises(ShoalError) as err:
         validate_index_params(FIELD, {"index_type": "HNSW_PRQ", "metric_type": "L2", **params})

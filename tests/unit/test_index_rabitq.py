@@ -49,7 +49,7 @@ def test_recall_against_exact(metric: str, params: dict, search: dict, floor: fl
 
 def test_bad_params() -> None:
     with pytest.raises(ShoalError):
-        validate_index_params(FIELD, {"index_type": "IVF_RABITQ", "metric_type": "L2", "refine_type": "SQ8"})
+        validate_index_params(FIELD, {"index_type": "IVF_RABITQ", "metric_type": "L2", "refine_type": "INT8"})
     spec = validate_index_params(FIELD, {"index_type": "IVF_RABITQ", "metric_type": "L2"})
     index = build_index(spec, BASE[:500])
     with pytest.raises(ShoalError):

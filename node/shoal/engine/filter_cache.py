@@ -8,7 +8,7 @@ cache as well (`queryNode.exprResCacheEnabled`).
 
 The key is the segment id (ids are never reused), its row count and the bound filter tree, so
 the same text bound differently (a field added since, other template values) is a new entry.
-Growing segments and small segments are evaluated every time. Entries are evicted least
+Growing, unwritten and small segments are evaluated every time. Entries are evicted least
 recently used first once their masks exceed the byte budget; a budget of 0 turns it off.
 """
 
@@ -43,7 +43,8 @@ class FilterCache:
 
     def evaluate(self, flt: CompiledFilter, seg: Segment, batch: Batch, n: int) -> np.ndarray:
         """The filter's mask over the segment's first `n` rows; read-only when it comes from the cache."""
-        if not seg.sealed or n < MIN_ROWS or self.capacity_bytes == 0:
+        # (a sealed segment not yet written may still be put in key order: cached once written)
+        if not seg.sealed or not seg.path or n < MIN_ROWS or self.capacity_bytes == 0:
             return flt.evaluate(batch, n, seg.scalar_indexes)
         key = (seg.segment_id, n, flt.cache_key)
         with self._lock:

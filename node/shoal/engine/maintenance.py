@@ -21,7 +21,7 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.indexer import Indexer
 from shoal.engine.persistence import Persistence, deletes_path, segment_dir
 from shoal.engine.requests import CompactionPlan, CompactionState
-from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, carry_shadows
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, carry_shadows, key_order, permute_shadows
 from shoal.errors import invalid
 from shoal.schema import Column
 from shoal.storage.segment_files import read_segment, write_array_atomic, write_segment
@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 # Automatic compaction (checked after every flush and periodically by the engine).
 AUTO_SMALL_SEGMENTS = 4
 AUTO_DELETED_RATIO = 0.2
+
+
+def in_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    return values if order is None else values[order]
+
+
+def _rewrites(seg: Segment) -> bool:
+    """Whether compacting this segment alone changes it: deleted rows to drop, or rows to put
+    in key order (a segment written before flushes sorted them)."""
+    return bool(seg.num_deleted) or not seg.rows_in_key_order()
 
 
 class Compactor:
@@ -57,7 +67,8 @@ class Compactor:
     ) -> list[tuple[int, list[Segment]]]:
         """The merges to run, as (partition, segments) pairs: per partition, the persisted segments
         worth rewriting (small ones, and those whose deleted rows reach `deleted_ratio`; 0: any
-        delete, for a compaction the user asked for), packed so no merge outgrows a full segment.
+        delete, for a compaction the user asked for, which also takes segments not in key order),
+        packed so no merge outgrows a full segment. Every merge writes its rows in key order.
 
         `force` (Milvus's force merge, a compaction with a target size) takes every persisted
         segment; one left alone in its pack with nothing to drop is a plan of its own that
@@ -66,7 +77,10 @@ class Compactor:
         for seg in data.snapshot():
             if not self._may_take(data, seg):
                 continue
-            if force or seg.num_rows < small_rows or (
+            # Unsorted segments (written before flushes sorted them) wait for a compaction the
+            # user asks for: sorting a large data set after an upgrade rebuilds all its indexes.
+            asked = deleted_ratio == 0.0
+            if force or seg.num_rows < small_rows or (asked and not seg.rows_in_key_order()) or (
                 seg.num_deleted and seg.num_deleted >= deleted_ratio * seg.num_rows
             ):
                 groups.setdefault(seg.partition_id, []).append(seg)
@@ -83,7 +97,7 @@ class Compactor:
                 else:
                     bins[at].append(seg)
                     room[at] -= live
-            plans += [(pid, b) for b in bins if force or len(b) > 1 or b[0].num_deleted]
+            plans += [(pid, b) for b in bins if force or len(b) > 1 or _rewrites(b[0])]
         return plans
 
     def _may_take(self, data: CollectionData, seg: Segment) -> bool:
@@ -167,7 +181,7 @@ class Compactor:
                     if data.dropped:
                         break
                     try:
-                        if len(olds) == 1 and not olds[0].num_deleted:
+                        if len(olds) == 1 and not _rewrites(olds[0]):
                             record.target = olds[0].segment_id  # already whole: nothing to rewrite
                         else:
                             record.target = self._merge(meta, data, pid, olds, now_ts)
@@ -224,6 +238,7 @@ class Compactor:
         total = sum(len(r) for r in keep_rows)
         new_id = target or self.catalog.new_id()
         rel = segment_dir(meta.collection_id, new_id)
+        order: np.ndarray | None = None
         if total:
             names = set().union(*(seg.columns.keys() for seg in olds))
             columns = {}
@@ -231,11 +246,14 @@ class Compactor:
                 parts = [seg.columns[name].take(rows) for seg, rows in zip(olds, keep_rows, strict=True) if name in seg.columns]
                 columns[name] = Column.concat(parts)
             columns[TS_COLUMN] = Column(np.concatenate([seg.ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]))
+            order = key_order(np.asarray(columns[meta.schema.primary_field.name].values))
+            if order is not None:  # the merged segment keeps primary-key order, as every flushed one
+                columns = {name: col.take(order) for name, col in columns.items()}
             write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": new_id})
         new = built = None
         if total:
             loaded, _ = read_segment(self.root / rel, mmap=True)
-            current = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
+            current = in_order(np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]), order)
             new = Segment.sealed_from(new_id, pid, meta.schema.primary_field.name, loaded, current, rel)
             new.compacted_from = tuple(seg.segment_id for seg in olds)
             # Indexed before it is swapped in: searches stay on an index and DescribeIndex
@@ -246,10 +264,14 @@ class Compactor:
                 return 0
             if new is not None:
                 # deletes that landed on the old rows while the new segment was being written
-                new.deleted_ts = np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)])
+                new.deleted_ts = in_order(
+                    np.concatenate([seg.deleted_ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]), order
+                )
                 new.num_deleted = int((new.deleted_ts != NOT_DELETED).sum())
                 write_array_atomic(deletes_path(self.root, rel), np.array(new.deleted_ts))
                 carry_shadows(new, olds, keep_rows)
+                if order is not None:
+                    permute_shadows(new, order)
             if self.on_merged is not None:  # a cluster's owner logs it for its followers, here in order
                 try:
                     self.on_merged(meta, pid, [s.segment_id for s in olds], new_id if new is not None else 0, now_ts)

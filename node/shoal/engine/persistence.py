@@ -20,7 +20,7 @@ import numpy as np
 from shoal.engine import wal_records
 from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
 from shoal.engine.collection_data import CollectionData
-from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, key_order, permute_shadows
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import apply_record
 from shoal.index import load_index
@@ -92,18 +92,30 @@ class Persistence:
         batch, n = seg.snapshot_batch()
         columns = dict(batch)
         columns[TS_COLUMN] = Column(np.array(seg.ts[:n]))
+        # The file holds the rows in primary-key order (deterministic: every node following the
+        # WAL writes the same file); `order` maps its rows back to the growing segment's.
+        order = key_order(np.asarray(columns[seg.pk_field].values)) if seg.pk_field in columns else None
+        if order is not None:
+            columns = {name: col.take(order) for name, col in columns.items()}
         write_segment(self.root / rel, columns, {"partition_id": seg.partition_id, "segment_id": seg.segment_id})
-        write_array_atomic(deletes_path(self.root, rel), np.array(seg.deleted_ts[:n]))
+        deleted = seg.deleted_ts[:n] if order is None else seg.deleted_ts[:n][order]
+        write_array_atomic(deletes_path(self.root, rel), np.array(deleted))
         loaded, _ = read_segment(self.root / rel, mmap=True)
-        twin = Segment.sealed_from(seg.segment_id, seg.partition_id, seg.pk_field, loaded, seg.deleted_ts[:n], rel)
+        twin = Segment.sealed_from(seg.segment_id, seg.partition_id, seg.pk_field, loaded, deleted, rel)
         with data.write_lock:
-            # Deletes applied while the files were written land in the shared array.
-            twin.deleted_ts = seg.deleted_ts[:n]
             twin.num_deleted = seg.num_deleted
             twin.shadow_ts, twin.shadow_by, twin.num_shadowed = seg.shadow_ts, seg.shadow_by, seg.num_shadowed
             twin.deletes_dirty = seg.deletes_dirty
-            twin.indexes = seg.indexes
-            twin.keys = seg.keys
+            twin.keys = seg.keys  # the same keys, whatever their order
+            if order is None:
+                # Deletes applied while the files were written land in the shared array.
+                twin.deleted_ts = seg.deleted_ts[:n]
+                twin.indexes = seg.indexes
+            else:
+                # No write reaches `seg` once the lock is held: a copy in file order has them all.
+                twin.deleted_ts = seg.deleted_ts[:n][order]
+                permute_shadows(twin, order)
+                # (indexes are only built on persisted segments: none to carry over)
             data.replace(seg, twin)
 
     def persisted_state(self, meta: CollectionMeta, data: CollectionData) -> tuple[list[Segment], list[np.ndarray], int, int]:

@@ -345,8 +345,7 @@ class Segment:
         if self._key_ordered is not None:
             return self._key_ordered
         col = self.columns.get(self.pk_field)
-        keys = np.asarray(col.values[: self.num_rows]) if col is not None else np.empty(0)
-        ordered = bool(len(keys) < 2 or np.all(keys[1:] >= keys[:-1]))
+        ordered = col is None or in_key_order(np.asarray(col.values[: self.num_rows]))
         if self.sealed:
             self._key_ordered = ordered
         return ordered
@@ -357,6 +356,24 @@ class Segment:
         if self.sealed:
             return cols, n
         return {k: Column(c.values[:n], None if c.valid is None else c.valid[:n]) for k, c in cols.items()}, n
+
+
+def in_key_order(keys: np.ndarray) -> bool:
+    return bool(len(keys) < 2 or np.all(keys[1:] >= keys[:-1]))
+
+
+def key_order(keys: np.ndarray) -> np.ndarray | None:
+    """The row order that sorts `keys` (stable: a repeated key keeps its rows' write order), or
+    None when they are sorted already. Milvus keeps every flushed segment in primary-key order
+    and reports it (`is_sorted`); VectorDBBench waits for that before it searches."""
+    return None if in_key_order(keys) else np.argsort(keys, kind="stable")
+
+
+def permute_shadows(seg: Segment, order: np.ndarray) -> None:
+    """Put `seg`'s shadows in the row order `order` (its rows were just reordered by it)."""
+    shadows = seg.shadows(len(order))
+    if shadows is not None:
+        seg.shadow_ts, seg.shadow_by = shadows[0][order], shadows[1][order]
 
 
 def carry_shadows(new: Segment, olds: list[Segment], keep_rows: list[np.ndarray]) -> None:
