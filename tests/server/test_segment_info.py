@@ -148,6 +148,22 @@ def test_compaction_output_is_in_key_order(client: MilvusClient, name: str) -> N
     assert [r["id"] for r in got] == [5, 10, 20, 25, 30, 45, 50]
 
 
+def test_compaction_across_an_added_field(client: MilvusClient, name: str) -> None:
+    """Segments written before a field was added (nullable, no default) merge with later ones:
+    their rows read null, the later rows keep their values."""
+    new_collection(client, name)
+    insert_flushed(client, name, [30, 10, 20])
+    client.add_collection_field(name, "extra", DataType.INT64, nullable=True)
+    client.insert(name, [{"id": k, "v": [0.5] * DIM, "extra": k * 10} for k in (25, 5, 15)])
+    client.flush(name)
+    compact_and_wait(client, name, target_size=FORCE_MERGE_TARGET_MB)
+    segments = client.list_persistent_segments(name)
+    assert [(s.num_rows, s.is_sorted) for s in segments] == [(6, True)]
+    client.load_collection(name)
+    got = client.query(name, "id >= 0", output_fields=["extra"])
+    assert [(r["id"], r["extra"]) for r in got] == [(5, 50), (10, None), (15, 150), (20, None), (25, 250), (30, None)]
+
+
 def test_growing_segments_listed_only_when_asked(client: MilvusClient, name: str) -> None:
     from pymilvus.client.types import SegmentState
 

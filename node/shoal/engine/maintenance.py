@@ -21,7 +21,15 @@ from shoal.engine.collection_data import CollectionData
 from shoal.engine.indexer import Indexer
 from shoal.engine.persistence import Persistence, deletes_path, segment_dir
 from shoal.engine.requests import CompactionPlan, CompactionState
-from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, carry_shadows, key_order, permute_shadows
+from shoal.engine.segments import (
+    NOT_DELETED,
+    TS_COLUMN,
+    Segment,
+    carry_shadows,
+    key_order,
+    null_column,
+    permute_shadows,
+)
 from shoal.errors import invalid
 from shoal.schema import Column
 from shoal.storage.segment_files import read_segment, write_array_atomic, write_segment
@@ -243,7 +251,11 @@ class Compactor:
             names = set().union(*(seg.columns.keys() for seg in olds))
             columns = {}
             for name in names:
-                parts = [seg.columns[name].take(rows) for seg, rows in zip(olds, keep_rows, strict=True) if name in seg.columns]
+                like = next(seg.columns[name] for seg in olds if name in seg.columns)
+                parts = [
+                    seg.columns[name].take(rows) if name in seg.columns else null_column(like, len(rows))
+                    for seg, rows in zip(olds, keep_rows, strict=True)
+                ]
                 columns[name] = Column.concat(parts)
             columns[TS_COLUMN] = Column(np.concatenate([seg.ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]))
             order = key_order(np.asarray(columns[meta.schema.primary_field.name].values))

@@ -106,16 +106,17 @@ class Persistence:
             twin.num_deleted = seg.num_deleted
             twin.shadow_ts, twin.shadow_by, twin.num_shadowed = seg.shadow_ts, seg.shadow_by, seg.num_shadowed
             twin.deletes_dirty = seg.deletes_dirty
-            twin.keys = seg.keys  # the same keys, whatever their order
             if order is None:
                 # Deletes applied while the files were written land in the shared array.
                 twin.deleted_ts = seg.deleted_ts[:n]
                 twin.indexes = seg.indexes
+                twin.keys = seg.keys
             else:
                 # No write reaches `seg` once the lock is held: a copy in file order has them all.
                 twin.deleted_ts = seg.deleted_ts[:n][order]
                 permute_shadows(twin, order)
-                # (indexes are only built on persisted segments: none to carry over)
+                # The key index counts the rows it has taken in by position, so it starts anew
+                # (indexes are only built on persisted segments: none to carry over).
             data.replace(seg, twin)
 
     def persisted_state(self, meta: CollectionMeta, data: CollectionData) -> tuple[list[Segment], list[np.ndarray], int, int]:

@@ -369,6 +369,14 @@ def key_order(keys: np.ndarray) -> np.ndarray | None:
     return None if in_key_order(keys) else np.argsort(keys, kind="stable")
 
 
+def null_column(like: Column, n: int) -> Column:
+    """`n` null rows shaped like `like`: a field added (nullable, no default) after a segment
+    was written has no column there, and its rows read null."""
+    v = like.values
+    values = np.full(n, None, dtype=object) if v.dtype == object else np.zeros((n,) + v.shape[1:], v.dtype)
+    return Column(values, np.zeros(n, bool))
+
+
 def permute_shadows(seg: Segment, order: np.ndarray) -> None:
     """Put `seg`'s shadows in the row order `order` (its rows were just reordered by it)."""
     shadows = seg.shadows(len(order))
