@@ -138,6 +138,10 @@ def render(rec: dict[str, Any]) -> str:
         qps = float(best["metrics"]["qps"])
         figure = f"ef {best['ef']}: {qps:,.0f} q/s at recall@{ds['k']} {float(best['metrics']['recall']):.4f}"
         verdict = "met" if qps >= TARGET_QPS else "**missed**"
+    # per core at the published ef (200) when it ran, else at the figure above
+    same_ef = next((r for r in runs if r["ef"] == 200), None)
+    per_core_qps = float(same_ef["metrics"]["qps"]) if same_ef else qps
+    per_core_at = "ef 200, as published" if same_ef else "the figure above"
     lines += [
         "## Issue 21 target",
         "",
@@ -145,8 +149,8 @@ def render(rec: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| ≥ {TARGET_QPS:.0f} q/s with concurrent clients at recall ≥ {TARGET_RECALL} | {figure} | {verdict} |",
         f"| per core vs Milvus {pub['version']} published ({pub['qps']:,.0f} q/s on {pub['cores']} cores at recall "
-        f"{pub['recall']}, efConstruction 300) | {qps / cores:,.0f} vs {pub['qps'] / pub['cores']:,.0f} q/s per core: "
-        f"{(qps / cores) / (pub['qps'] / pub['cores']):.2f}x | — |",
+        f"{pub['recall']}, efConstruction 300) | {per_core_at}: {per_core_qps / cores:,.0f} vs "
+        f"{pub['qps'] / pub['cores']:,.0f} q/s per core: {(per_core_qps / cores) / (pub['qps'] / pub['cores']):.2f}x | — |",
         "",
         "## VectorDBBench's figures, per ef",
         "",
