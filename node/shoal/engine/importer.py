@@ -28,7 +28,7 @@ from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
 from shoal.engine.collection_data import CollectionData
 from shoal.engine.import_formats import ImportFileError, group_format, group_rows, read_group
 from shoal.engine.persistence import segment_dir
-from shoal.engine.segments import TS_COLUMN, Segment, key_order
+from shoal.engine.segments import TS_COLUMN, Segment, sorted_by_key
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.validation import normalize_insert
 from shoal.engine.writer import PARTITION_COLUMN, Writer
@@ -102,10 +102,7 @@ class _Stage:
         columns: Batch = {TS_COLUMN: Column(np.zeros(rows, dtype=np.int64))}
         for name in parts[0]:
             columns[name] = Column.concat([p[name] for p in parts])
-        pk = self.meta.schema.primary_field.name
-        order = key_order(np.asarray(columns[pk].values)) if pk in columns else None
-        if order is not None:  # as a flush writes it: rows in primary-key order
-            columns = {name: col.take(order) for name, col in columns.items()}
+        columns, _ = sorted_by_key(columns, self.meta.schema.primary_field.name)  # as a flush writes it
         seg_id = self.catalog.new_id()
         rel = self.path_of(self.meta.collection_id, seg_id)
         write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": seg_id})

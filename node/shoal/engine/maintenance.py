@@ -26,9 +26,10 @@ from shoal.engine.segments import (
     TS_COLUMN,
     Segment,
     carry_shadows,
-    key_order,
+    in_order,
     null_column,
     permute_shadows,
+    sorted_by_key,
 )
 from shoal.errors import invalid
 from shoal.schema import Column
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 # Automatic compaction (checked after every flush and periodically by the engine).
 AUTO_SMALL_SEGMENTS = 4
 AUTO_DELETED_RATIO = 0.2
-
-
-def in_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-    return values if order is None else values[order]
 
 
 def _rewrites(seg: Segment) -> bool:
@@ -258,9 +255,8 @@ class Compactor:
                 ]
                 columns[name] = Column.concat(parts)
             columns[TS_COLUMN] = Column(np.concatenate([seg.ts[rows] for seg, rows in zip(olds, keep_rows, strict=True)]))
-            order = key_order(np.asarray(columns[meta.schema.primary_field.name].values))
-            if order is not None:  # the merged segment keeps primary-key order, as every flushed one
-                columns = {name: col.take(order) for name, col in columns.items()}
+            # the merged segment keeps primary-key order, as every flushed one
+            columns, order = sorted_by_key(columns, meta.schema.primary_field.name)
             write_segment(self.root / rel, columns, {"partition_id": pid, "segment_id": new_id})
         new = built = None
         if total:

@@ -20,7 +20,7 @@ import numpy as np
 from shoal.engine import wal_records
 from shoal.engine.catalog import Catalog, CollectionMeta, SegmentMeta
 from shoal.engine.collection_data import CollectionData
-from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, key_order, permute_shadows
+from shoal.engine.segments import NOT_DELETED, TS_COLUMN, Segment, in_order, permute_shadows, sorted_by_key
 from shoal.engine.tso import TimestampOracle
 from shoal.engine.writer import apply_record
 from shoal.index import load_index
@@ -94,11 +94,9 @@ class Persistence:
         columns[TS_COLUMN] = Column(np.array(seg.ts[:n]))
         # The file holds the rows in primary-key order (deterministic: every node following the
         # WAL writes the same file); `order` maps its rows back to the growing segment's.
-        order = key_order(np.asarray(columns[seg.pk_field].values)) if seg.pk_field in columns else None
-        if order is not None:
-            columns = {name: col.take(order) for name, col in columns.items()}
+        columns, order = sorted_by_key(columns, seg.pk_field)
         write_segment(self.root / rel, columns, {"partition_id": seg.partition_id, "segment_id": seg.segment_id})
-        deleted = seg.deleted_ts[:n] if order is None else seg.deleted_ts[:n][order]
+        deleted = in_order(seg.deleted_ts[:n], order)
         write_array_atomic(deletes_path(self.root, rel), np.array(deleted))
         loaded, _ = read_segment(self.root / rel, mmap=True)
         twin = Segment.sealed_from(seg.segment_id, seg.partition_id, seg.pk_field, loaded, deleted, rel)
@@ -113,7 +111,7 @@ class Persistence:
                 twin.keys = seg.keys
             else:
                 # No write reaches `seg` once the lock is held: a copy in file order has them all.
-                twin.deleted_ts = seg.deleted_ts[:n][order]
+                twin.deleted_ts = in_order(seg.deleted_ts[:n], order)
                 permute_shadows(twin, order)
                 # The key index counts the rows it has taken in by position, so it starts anew
                 # (indexes are only built on persisted segments: none to carry over).

@@ -369,6 +369,20 @@ def key_order(keys: np.ndarray) -> np.ndarray | None:
     return None if in_key_order(keys) else np.argsort(keys, kind="stable")
 
 
+def sorted_by_key(columns: Batch, pk: str) -> tuple[Batch, np.ndarray | None]:
+    """`columns` with their rows in primary-key order, and the order applied (None: they were
+    in order already, or hold no key column)."""
+    order = key_order(np.asarray(columns[pk].values)) if pk in columns else None
+    if order is None:
+        return columns, None
+    return {name: col.take(order) for name, col in columns.items()}, order
+
+
+def in_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """`values` (one per row) in the order `sorted_by_key` applied."""
+    return values if order is None else values[order]
+
+
 def null_column(like: Column, n: int) -> Column:
     """`n` null rows shaped like `like`: a field added (nullable, no default) after a segment
     was written has no column there, and its rows read null."""
