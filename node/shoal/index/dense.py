@@ -468,8 +468,22 @@ def float_chunks(arr: np.ndarray, cosine: bool, rows: np.ndarray | None = None) 
         yield np.ascontiguousarray(normalize(block) if cosine else block)
 
 
+def float_rows(arr: np.ndarray, cosine: bool) -> np.ndarray:
+    """Every row of `arr` as one float32 matrix, normalised for COSINE: `arr` itself when it is
+    one already, else a copy filled a chunk at a time."""
+    if not cosine and arr.dtype == np.float32 and arr.flags.c_contiguous:
+        return arr
+    out = np.empty((len(arr), arr.shape[1]), np.float32)
+    at = 0
+    for block in float_chunks(arr, cosine):
+        out[at : at + len(block)] = block
+        at += len(block)
+    return out
+
+
 def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, use_gpu: bool = False) -> Any:
-    """Train (on a sample) and add every row of `arr`, reporting progress 0..1.
+    """Train (on a sample) and add every row of `arr` (a graph in one call, other indexes a chunk
+    at a time), reporting progress 0..1.
 
     Returns the filled index: `index` itself, or its CPU copy after a GPU build.
     """
@@ -495,6 +509,12 @@ def fill(index: Any, arr: np.ndarray, cosine: bool, progress: Progress | None, u
         _quiet_training(index)
         index.train(sample)
     report(0.2)
+    if _find_hnsw(index) is not None:
+        # faiss inserts the rows of one add() level by level; a graph grown over many calls is
+        # worse (1M x 768 HNSW_SQ, recall@100 at ef 200: 0.916 from 16k-row calls, 0.947 from one)
+        index.add(float_rows(arr, cosine))
+        report(1.0)
+        return index
     done = 0
     for block in float_chunks(arr, cosine):
         index.add(block)
