@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent import futures
+from typing import Any
 
 import grpc
 import numpy as np
@@ -48,18 +49,24 @@ def _connect(request: milvus_pb2.ConnectRequest, context: grpc.ServicerContext) 
     return milvus_pb2.ConnectResponse(status=common_pb2.Status(), identifier=1)
 
 
-def serve(port: int) -> None:
+def milvus_handlers(search: Any = _search, connect: Any = _connect) -> grpc.GenericRpcHandler:
+    """Search and Connect of MilvusService served by `search` and `connect` (plain or async
+    functions: the instant answers by default)."""
     methods = {
         "Search": grpc.unary_unary_rpc_method_handler(
-            _search, milvus_pb2.SearchRequest.FromString, milvus_pb2.SearchResults.SerializeToString
+            search, milvus_pb2.SearchRequest.FromString, milvus_pb2.SearchResults.SerializeToString
         ),
         "Connect": grpc.unary_unary_rpc_method_handler(
-            _connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString
+            connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString
         ),
     }
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def serve(port: int) -> None:
     # pymilvus pings every 10 s while idle: accept those pings as Shoal does (else GOAWAY).
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=KEEPALIVE_POLICY)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
+    server.add_generic_rpc_handlers((milvus_handlers(),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print(f"instant Milvus serving on {port}", flush=True)

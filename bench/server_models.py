@@ -31,10 +31,9 @@ from typing import Any
 import faiss
 import grpc
 import numpy as np
-from pymilvus.grpc_gen import milvus_pb2
 
 from bench.concurrency import phase
-from bench.instant import SERVICE, _connect, _search
+from bench.instant import _connect, _search, milvus_handlers
 from bench.machine import machine, versions
 from bench.systems.servers import free_port
 from shoal.server import KEEPALIVE_POLICY
@@ -71,16 +70,6 @@ class Work:
         self.index.search(self.query, 10)
 
 
-def _handlers(search: Any, connect: Any) -> Any:
-    methods = {
-        "Search": grpc.unary_unary_rpc_method_handler(
-            search, milvus_pb2.SearchRequest.FromString, milvus_pb2.SearchResults.SerializeToString),
-        "Connect": grpc.unary_unary_rpc_method_handler(
-            connect, milvus_pb2.ConnectRequest.FromString, milvus_pb2.ConnectResponse.SerializeToString),
-    }
-    return grpc.method_handlers_generic_handler(SERVICE, methods)
-
-
 def serve(model: str, work_us: float, port: int) -> None:
     work = Work(work_us)
     if model == "threads":
@@ -89,7 +78,7 @@ def serve(model: str, work_us: float, port: int) -> None:
             return _search(request, context)
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=KEEPALIVE_POLICY)
-        server.add_generic_rpc_handlers((_handlers(search, _connect),))
+        server.add_generic_rpc_handlers((milvus_handlers(search),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         server.wait_for_termination()
@@ -104,7 +93,7 @@ def serve(model: str, work_us: float, port: int) -> None:
 
     async def main() -> None:
         server = grpc.aio.server(options=KEEPALIVE_POLICY)
-        server.add_generic_rpc_handlers((_handlers(asearch, aconnect),))
+        server.add_generic_rpc_handlers((milvus_handlers(asearch, aconnect),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
