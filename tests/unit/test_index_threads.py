@@ -1,11 +1,15 @@
-"""The CPU count faiss threads default to: affinity capped by a cgroup CPU quota."""
+"""The CPU count faiss threads default to (affinity capped by a cgroup CPU quota), and the
+spreading of one query's segments over those threads."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shoal.index import threads
 from shoal.index.threads import cgroup_cpus, quota_cpus
 
 
@@ -33,3 +37,35 @@ def test_cgroup_v2_and_v1_layouts(tmp_path: Path) -> None:
     (v1 / "cpu.cfs_quota_us").write_text("-1\n")
     assert cgroup_cpus(tmp_path / "v1") is None
     assert cgroup_cpus(tmp_path / "none") is None
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    before = threads._threads
+    threads.set_threads(2)
+    yield
+    threads.set_threads(before)
+
+
+def test_fan_out_keeps_order_and_runs_pieces_side_by_side(two_threads: None) -> None:
+    both = threading.Barrier(2, timeout=10)  # broken (an error) unless two pieces run at once
+
+    def piece(x: int) -> tuple[int, int]:
+        if x < 2:
+            both.wait()
+        return x * x, threading.get_ident()
+
+    out = threads.fan_out(piece, list(range(6)))
+    assert [v for v, _ in out] == [0, 1, 4, 9, 16, 25]
+    assert len({t for _, t in out[:2]}) == 2
+
+
+def test_fan_out_raises_the_error_of_a_piece(two_threads: None) -> None:
+    def piece(x: int) -> int:
+        if x == 3:
+            raise ValueError("bad piece")
+        return x
+
+    with pytest.raises(ValueError, match="bad piece"):
+        threads.fan_out(piece, list(range(5)))
+    assert threads.fan_out(piece, [0, 1, 2]) == [0, 1, 2]  # the pool still serves
