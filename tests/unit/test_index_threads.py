@@ -69,3 +69,28 @@ def test_fan_out_raises_the_error_of_a_piece(two_threads: None) -> None:
     with pytest.raises(ValueError, match="bad piece"):
         threads.fan_out(piece, list(range(5)))
     assert threads.fan_out(piece, [0, 1, 2]) == [0, 1, 2]  # the pool still serves
+
+
+def test_fan_out_runs_on_the_caller_while_the_helpers_serve_another_query(two_threads: None) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(x: int) -> int:
+        if threading.current_thread().name.startswith("shoal-fan-out"):
+            started.set()
+        release.wait(10)  # the first query holds its caller and the helper
+        return x
+
+    first = threading.Thread(target=threads.fan_out, args=(slow, [1, 2, 3, 4]))
+    first.start()
+    assert started.wait(10)
+    try:
+        here = threading.get_ident()
+        out = threads.fan_out(lambda x: (x, threading.get_ident()), [5, 6, 7])
+        assert [v for v, _ in out] == [5, 6, 7]
+        assert {t for _, t in out} == {here}  # no idle helper: every piece on the caller
+    finally:
+        release.set()
+        first.join(10)
+    again = threads.fan_out(lambda x: threading.get_ident(), [0, 1, 2, 3, 4, 5, 6, 7])
+    assert len(again) == 8  # the helper is idle again once the first query is done

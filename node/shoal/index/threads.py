@@ -25,6 +25,7 @@ import faiss
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_idle_helpers = threading.Semaphore(0)  # pool threads not working for another query right now
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -77,11 +78,12 @@ def available_cpus() -> int:
 
 def set_threads(n: int) -> None:
     """OpenMP threads faiss may use for one batched search or build."""
-    global _threads, _pool
+    global _threads, _pool, _idle_helpers
     _threads = max(1, int(n))
     faiss.omp_set_num_threads(_threads)
     with _pool_lock:
         old, _pool = _pool, None
+        _idle_helpers = threading.Semaphore(_threads - 1)
     if old is not None:
         old.shutdown(wait=False)
 
@@ -101,14 +103,22 @@ def threads_for_builds(n: int) -> int:
 def fan_out(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`[fn(x) for x in items]`, spread over the batched-search thread count: the pieces of one
     small query (a segment each), each searched on one thread. faiss releases the GIL while it
-    searches, so the pieces overlap; the caller works through the pieces beside the pool's threads."""
+    searches, so the pieces overlap; the caller works through the pieces beside the pool's threads.
+
+    Only idle pool threads join in: when other queries keep them busy (many clients at once,
+    every core already searching), the caller takes every piece itself rather than queue them.
+    """
     global _pool
     if _threads <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(_threads - 1, "shoal-fan-out")
-        pool = _pool
+        pool, idle = _pool, _idle_helpers
+    wanted = min(_threads, len(items)) - 1
+    joined = 0
+    while joined < wanted and idle.acquire(blocking=False):
+        joined += 1
     results: list[R | None] = [None] * len(items)
     pending = list(range(len(items) - 1, -1, -1))  # list.pop is atomic: each piece is taken once
 
@@ -125,7 +135,13 @@ def fan_out(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
                 pending.clear()  # the call fails: the other threads stop taking pieces
                 raise
 
-    helpers = [pool.submit(drain) for _ in range(min(_threads, len(items)) - 1)]
+    def help_out() -> None:
+        try:
+            drain()
+        finally:
+            idle.release()
+
+    helpers = [pool.submit(help_out) for _ in range(joined)]
     try:
         drain()
     finally:
