@@ -76,7 +76,9 @@ def _ctx_switches(pid: int) -> int:
     return total
 
 
-def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -> dict[str, float]:
+def phase(uri: str, pid: int | list[int], clients: int, dim: int, seconds: float, ef: int) -> dict[str, float]:
+    """`clients` processes searching `uri` for `seconds`; the server's CPU is that of `pid` (or of
+    every process in the list: several serving processes on one port)."""
     ctx = mp.get_context("spawn")
     ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_client, args=(uri, dim, seconds, ef, ready, start, out)) for _ in range(clients)]
@@ -84,14 +86,16 @@ def phase(uri: str, pid: int, clients: int, dim: int, seconds: float, ef: int) -
         p.start()
     for _ in procs:  # every client connected and warm before the clock starts
         ready.get(timeout=600)
-    server = psutil.Process(pid)
-    times0, switches0 = server.cpu_times(), _ctx_switches(pid)
+    pids = pid if isinstance(pid, list) else [pid]
+    servers = [psutil.Process(p) for p in pids]
+    times0, switches0 = [s.cpu_times() for s in servers], sum(_ctx_switches(p) for p in pids)
     t0 = time.perf_counter()
     start.set()
     lats = [out.get(timeout=seconds + 300) for _ in procs]
     wall = time.perf_counter() - t0
-    times, switches = server.cpu_times(), _ctx_switches(pid)
-    user, system = times.user - times0.user, times.system - times0.system
+    times, switches = [s.cpu_times() for s in servers], sum(_ctx_switches(p) for p in pids)
+    user = sum(t.user - t0.user for t, t0 in zip(times, times0, strict=True))
+    system = sum(t.system - t0.system for t, t0 in zip(times, times0, strict=True))
     cpu = user + system
     for p in procs:
         p.join(60)

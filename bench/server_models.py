@@ -8,11 +8,14 @@ handler does) and then runs one single-thread faiss HNSW search over 20,000 × 6
 lets go of the GIL as Shoal's searches do. Models:
 
 - `threads`: `grpc.server` with a 10-thread pool (how `shoal run` and `bench.instant` serve);
-- `aio`: `grpc.aio.server`, the handler run on the event loop's one thread.
+- `aio`: `grpc.aio.server`, the handler run on the event loop's one thread;
+- `2procs`: two `threads` processes listening on the same port (`SO_REUSEPORT`: the kernel
+  spreads the clients' connections over them), each with its own GIL.
 
 The same `--clients` pymilvus processes as `bench.concurrency` (its `phase`) search each model in
 turn; the report gives q/s, p99 and the server's CPU time per search for every (model, work).
-Issue 21 asked whether grpc.aio would cut Shoal's server CPU per search under many clients.
+Issue 21 asked whether grpc.aio, or several serving processes, would cut Shoal's server CPU per
+search under many clients.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from bench.machine import machine, versions
 from bench.systems.servers import free_port
 from shoal.server import KEEPALIVE_POLICY
 
-MODELS = ("threads", "aio")
+MODELS = ("threads", "aio", "2procs")
+PROCESSES = {"2procs": 2}
 DIM = 64
 
 
@@ -72,12 +76,13 @@ class Work:
 
 def serve(model: str, work_us: float, port: int) -> None:
     work = Work(work_us)
-    if model == "threads":
+    if model in ("threads", "2procs"):
         def search(request: Any, context: Any) -> Any:
             work()
             return _search(request, context)
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=KEEPALIVE_POLICY)
+        reuse = [("grpc.so_reuseport", 1 if model in PROCESSES else 0)]
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), options=[*KEEPALIVE_POLICY, *reuse])
         server.add_generic_rpc_handlers((milvus_handlers(search),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
@@ -104,23 +109,29 @@ def serve(model: str, work_us: float, port: int) -> None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     works = [float(w) for w in args.work_us.split(",")]
+    models = [m for m in args.models.split(",") if m]
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        raise SystemExit(f"unknown models {sorted(unknown)}: choose from {', '.join(MODELS)}")
     for _ in range(args.rounds):
         for work in works:
-            for model in MODELS:
+            for model in models:
                 port = free_port()
-                proc = subprocess.Popen([sys.executable, "-m", "bench.server_models", "--serve", model,
-                                         "--work-us", str(work), "--port", str(port)])
+                procs = [subprocess.Popen([sys.executable, "-m", "bench.server_models", "--serve", model,
+                                           "--work-us", str(work), "--port", str(port)])
+                         for _ in range(PROCESSES.get(model, 1))]
                 try:
                     time.sleep(3)
-                    r = phase(f"http://127.0.0.1:{port}", proc.pid, args.clients, DIM, args.seconds, 64)
+                    r = phase(f"http://127.0.0.1:{port}", [p.pid for p in procs], args.clients, DIM, args.seconds, 64)
                 finally:
-                    proc.terminate()
-                    proc.wait(10)
+                    for proc in procs:
+                        proc.terminate()
+                        proc.wait(10)
                 runs.append({"model": model, "work_us": work, **r, "load_avg": os.getloadavg()[0]})
                 print(json.dumps(runs[-1]), flush=True)
     mean = {}
     for work in works:
-        for model in MODELS:
+        for model in models:
             own = [r for r in runs if r["model"] == model and r["work_us"] == work]
             mean[f"{model}/{work:g}"] = {k: round(float(np.mean([r[k] for r in own])), 3)
                                          for k in ("qps", "p99_ms", "server_cpu_ms_per_search")}
@@ -133,6 +144,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--work-us", default="0,60,200", help="Python microseconds per search, comma-separated")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from " + ", ".join(MODELS))
     ap.add_argument("--out", default="")
     ap.add_argument("--serve", choices=MODELS, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -77,6 +77,7 @@ from shoal.expr.compiled import sample_mask
 from shoal.index import EXACT_ROWS, allowed_rows, range_search_exact, search_exact
 from shoal.index.params import check_search_params
 from shoal.index.sparse import BM25_KEY, sparse_exact
+from shoal.index.threads import fan_out
 from shoal.schema import (
     DYNAMIC_FIELD,
     MAX_NQ,
@@ -93,6 +94,10 @@ from shoal.timestamptz import format_iso
 QUERY_WINDOW = 16384
 DEPTH_KEYS = ("ef", "search_list", "itopk_size")
 MAX_NPROBE = 65536
+# A one-query search spreads its segments over the search threads when at least two indexed
+# segments have this many rows: below it, handing a segment to another thread costs about what
+# searching it does.
+FAN_OUT_ROWS = 65_536
 DYNAMIC_SCHEMA = FieldSchema(name=DYNAMIC_FIELD, dtype=DataType.JSON, is_dynamic=True)
 ASCENDING_METRICS = {"L2", "HAMMING", "JACCARD", "SUBSTRUCTURE", "SUPERSTRUCTURE"}
 
@@ -454,14 +459,12 @@ class Reader:
     ) -> list[_Hits]:
         nq = len(queries)
         radius = params.get("radius")
-        per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in range(nq)]
-        blocks: list[tuple[np.ndarray, np.ndarray, int]] = []  # (nq, k) scores and rows per segment
-        for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True)):
-            if seg.num_rows == 0 or (mask is not None and not mask.any()):
-                continue
-            col = seg.columns.get(field.name)
-            if col is None:
-                continue
+        rf = None if params.get("range_filter") is None else float(params["range_filter"])
+
+        def search_segment(pos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            """One segment's (scores, rows, range limits or None) for every query."""
+            seg, mask = segments[pos], masks[pos]
+            col = seg.columns[field.name]
             n = seg.num_rows
             if mask is not None and len(mask) != n:
                 # a growing segment took rows after `_masks` read it: they are not visible to this read
@@ -474,23 +477,35 @@ class Reader:
             if kept is not None and kept <= EXACT_ROWS and field.dtype.is_dense_vector:
                 index = None  # a handful of rows: exact scores from the stored vectors beat any index
             if radius is not None:
-                range_filter = params.get("range_filter")
-                rf = None if range_filter is None else float(range_filter)
                 if index is not None:
-                    scores, rows, lims = index.range_search(queries, float(radius), rf, params, mask, k)
-                else:
-                    scores, rows, lims = range_search_exact(vectors, queries, float(radius), rf, metric, mask, k)
-                for q in range(nq):
-                    a, b = int(lims[q]), int(lims[q + 1])
-                    per_query[q].append((scores[a:b], rows[a:b], pos))
-                continue
+                    return index.range_search(queries, float(radius), rf, params, mask, k)
+                return range_search_exact(vectors, queries, float(radius), rf, metric, mask, k)
             if index is not None:
                 scores, rows = index.search(queries, min(k, n), params, mask, kept)
             elif BM25_KEY in params:
                 scores, rows = sparse_exact(vectors, queries, min(k, n), mask, bm25=params[BM25_KEY])
             else:
                 scores, rows = search_exact(vectors, queries, min(k, n), metric, mask)
-            blocks.append((np.asarray(scores, dtype=np.float32).reshape(nq, -1), np.asarray(rows, dtype=np.int64).reshape(nq, -1), pos))
+            return scores, rows, None
+
+        todo = [
+            pos
+            for pos, (seg, mask) in enumerate(zip(segments, masks, strict=True))
+            if seg.num_rows > 0 and (mask is None or mask.any()) and field.name in seg.columns
+        ]
+        big = sum(1 for pos in todo if field.name in segments[pos].indexes and segments[pos].num_rows >= FAN_OUT_ROWS)
+        # One query over several large indexed segments: search them side by side (a batch
+        # already spreads each segment's search over every thread)
+        found = fan_out(search_segment, todo) if nq == 1 and big > 1 else [search_segment(pos) for pos in todo]
+        per_query: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in range(nq)]
+        blocks: list[tuple[np.ndarray, np.ndarray, int]] = []  # (nq, k) scores and rows per segment
+        for pos, (scores, rows, lims) in zip(todo, found, strict=True):
+            if lims is None:
+                blocks.append((np.asarray(scores, dtype=np.float32).reshape(nq, -1), np.asarray(rows, dtype=np.int64).reshape(nq, -1), pos))
+                continue
+            for q in range(nq):
+                a, b = int(lims[q]), int(lims[q + 1])
+                per_query[q].append((scores[a:b], rows[a:b], pos))
         desc = higher_is_better(metric)
         if radius is None:
             return _merge_top_k(blocks, nq, k, desc)

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 
 _threads = 1
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_idle_helpers = threading.Semaphore(0)  # pool threads not working for another query right now
+T = TypeVar("T")
+R = TypeVar("R")
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -69,9 +78,14 @@ def available_cpus() -> int:
 
 def set_threads(n: int) -> None:
     """OpenMP threads faiss may use for one batched search or build."""
-    global _threads
+    global _threads, _pool, _idle_helpers
     _threads = max(1, int(n))
     faiss.omp_set_num_threads(_threads)
+    with _pool_lock:
+        old, _pool = _pool, None
+        _idle_helpers = threading.Semaphore(_threads - 1)
+    if old is not None:
+        old.shutdown(wait=False)
 
 
 def threads_for_queries(nq: int) -> None:
@@ -84,3 +98,53 @@ def threads_for_builds(n: int) -> int:
     returns the count faiss now reports for this thread."""
     faiss.omp_set_num_threads(max(1, int(n)) if n > 0 else _threads)
     return int(faiss.omp_get_max_threads())
+
+
+def fan_out(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`[fn(x) for x in items]`, spread over the batched-search thread count: the pieces of one
+    small query (a segment each), each searched on one thread. faiss releases the GIL while it
+    searches, so the pieces overlap; the caller works through the pieces beside the pool's threads.
+
+    Only idle pool threads join in: when other queries keep them busy (many clients at once,
+    every core already searching), the caller takes every piece itself rather than queue them.
+    """
+    global _pool
+    if _threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads - 1, "shoal-fan-out")
+        pool, idle = _pool, _idle_helpers
+    wanted = min(_threads, len(items)) - 1
+    joined = 0
+    while joined < wanted and idle.acquire(blocking=False):
+        joined += 1
+    results: list[R | None] = [None] * len(items)
+    pending = list(range(len(items) - 1, -1, -1))  # list.pop is atomic: each piece is taken once
+
+    def drain() -> None:
+        faiss.omp_set_num_threads(1)
+        while True:
+            try:
+                i = pending.pop()
+            except IndexError:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException:
+                pending.clear()  # the call fails: the other threads stop taking pieces
+                raise
+
+    def help_out() -> None:
+        try:
+            drain()
+        finally:
+            idle.release()
+
+    helpers = [pool.submit(help_out) for _ in range(joined)]
+    try:
+        drain()
+    finally:
+        for helper in helpers:
+            helper.result()
+    return results  # type: ignore[return-value]
