@@ -33,6 +33,7 @@ import numpy as np
 import psutil
 
 from bench.machine import machine, versions
+from bench.plots import write_concurrency_plot
 from bench.systems.servers import free_port, server_for
 
 K = 10
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "concurrency.json").write_text(text + "\n")
+        write_concurrency_plot(report, out)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,57 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=110)
     plt.close(fig)
+
+
+def write_vdbbench_plot(rec: dict[str, Any], out: Path) -> None:
+    """VectorDBBench's q/s at each concurrency, a line per ef (with its recall@k), beside issue
+    21's target and Milvus's published q/s per core times this machine's cores."""
+    runs = [r for r in rec.get("runs", []) if r.get("metrics", {}).get("conc_num_list")]
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for r in runs:
+        m = r["metrics"]
+        ax.plot(m["conc_num_list"], m["conc_qps_list"], marker="o", label=f"Shoal, ef {r['ef']} (recall {m['recall']:.3f})")
+    cores = int(rec.get("machine", {}).get("cpus") or 1)
+    pub = rec.get("published") or {}
+    if pub.get("qps") and pub.get("cores"):
+        per_core = pub["qps"] / pub["cores"]
+        ax.axhline(per_core * cores, color="grey", ls="--", lw=1,
+                   label=f"Milvus {pub.get('version', '')} published, per core x {cores} ({per_core * cores:.0f})")
+    ax.axhline(500, color="tab:red", ls=":", lw=1, label="issue 21 target (500 q/s at recall >= 0.96)")
+    ax.set_xscale("log", base=2)
+    ticks = sorted({c for r in runs for c in r["metrics"]["conc_num_list"]})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("concurrent VectorDBBench clients")
+    ax.set_ylabel("q/s")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"VectorDBBench {rec.get('dataset', {}).get('rows', '')} x {rec.get('dataset', {}).get('dim', '')}, "
+                 f"{rec.get('index', '')}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "qps_vs_concurrency.png", dpi=110)
+    plt.close(fig)
+
+
+def write_concurrency_plot(report: dict[str, Any], out: Path) -> None:
+    """`bench.concurrency`: q/s and server CPU per search of each server (means over rounds),
+    the instant server first: the floor the ratios are taken against."""
+    mean = report.get("mean") or {}
+    if not mean:
+        return
+    names = sorted(mean, key=lambda n: n != "instant")
+    clients = (report.get("args") or {}).get("clients", "")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, key, label in ((axes[0], "qps", "q/s"), (axes[1], "server_cpu_ms_per_search", "server CPU ms per search")):
+        values = [mean[n][key] for n in names]
+        ax.bar(names, values, color=["tab:grey" if n == "instant" else "tab:blue" for n in names])
+        for x, v in enumerate(values):
+            ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{clients} pymilvus client processes, nq=1: Shoal beside the instant server", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "concurrency.png", dpi=110)
+    plt.close(fig)

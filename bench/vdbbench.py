@@ -38,6 +38,7 @@ import psutil
 
 from bench.config import parse_size
 from bench.machine import machine, versions
+from bench.plots import write_vdbbench_plot
 from bench.systems.servers import ServerProcess
 from bench.vdbbench_data import add_dataset_args, write_dataset
 
@@ -260,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="/tmp/shoal-vdbbench-servers")
     p.add_argument("--out", required=True)
     p.add_argument("--note", action="append", default=[])
+    p.add_argument("--plot", action="store_true", help="only draw the plot of --out from its results.json")
     a = p.parse_args(argv)
+    if a.plot:
+        write_vdbbench_plot(json.loads((Path(a.out) / "results.json").read_text()), Path(a.out))
+        return 0
     efs = [int(x) for x in str(a.ef_search).split(",")]
     out = Path(a.out).resolve()  # VectorDBBench runs in the workdir: its result path must be absolute
     out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         (out / "results.json").write_text(json.dumps(rec, indent=1, default=str))
         (out / "README.md").write_text(render(rec))
+        write_vdbbench_plot(rec, out)
 
     exe = vdb_bin(Path(a.vdb_venv))
     data_dir, info = dataset(Path(a.data_root), parse_size(a.rows), a.dim, a.metric, a.queries, a.k, a.seed)

@@ -180,3 +180,18 @@ def test_chunked_ground_truth_equals_brute_force_and_merge_keeps_the_smallest() 
     dist, ids = merge_top_k(np.array([[1.0, 4.0]]), np.array([[7, 8]]),
                             np.array([[2.0, 0.5]]), np.array([[9, -1]]), 3)
     assert ids.tolist() == [[7, 9, 8]] and dist.tolist() == [[1.0, 2.0, 4.0]]
+
+
+def test_plots_of_committed_vdbbench_and_concurrency_runs_are_drawn(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    from bench.plots import write_concurrency_plot, write_vdbbench_plot
+
+    results = Path(__file__).resolve().parents[2] / "bench" / "results"
+    write_vdbbench_plot(json.loads((results / "2026-12-07-vdbbench-1m-efc300" / "results.json").read_text()), tmp_path)
+    write_concurrency_plot(json.loads((results / "2026-12-06-i21-cpu" / "concurrency.json").read_text()), tmp_path)
+    for name in ("qps_vs_concurrency.png", "concurrency.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    write_vdbbench_plot({"runs": [{"ef": 200, "rc": 1}]}, tmp_path / "none")  # a run with no figures draws nothing
+    assert not (tmp_path / "none").exists()
