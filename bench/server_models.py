@@ -1,4 +1,4 @@
-"""Which serving model suits a Python search handler: gRPC's thread pool or grpc.aio, measured.
+"""Which serving model suits a Python search handler: gRPC's thread pool, grpc.aio or two processes, measured.
 
     python -m bench.server_models --clients 16 --seconds 10 --rounds 2 --work-us 0,60,200 --out bench/results/<dir>
 

@@ -4,7 +4,6 @@ spreading of one query's segments over those threads."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,6 @@ def test_cgroup_v2_and_v1_layouts(tmp_path: Path) -> None:
     (v1 / "cpu.cfs_quota_us").write_text("-1\n")
     assert cgroup_cpus(tmp_path / "v1") is None
     assert cgroup_cpus(tmp_path / "none") is None
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = threads._threads
-    threads.set_threads(2)
-    yield
-    threads.set_threads(before)
 
 
 def test_fan_out_keeps_order_and_runs_pieces_side_by_side(two_threads: None) -> None:

@@ -14,7 +14,6 @@ import pytest
 import shoal.engine.reader as reader
 from shoal.engine import open_engine
 from shoal.engine.requests import SearchRequest
-from shoal.index import threads
 from shoal.schema import CollectionSchema, Column, DataType, FieldSchema
 
 DIM = 8
@@ -55,26 +54,23 @@ def _answers(eng, requests: list[SearchRequest]) -> list[tuple[list[int], list[f
     return out
 
 
-def test_side_by_side_segments_answer_as_one_after_another(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = threads._threads
-    threads.set_threads(2)
+def test_side_by_side_segments_answer_as_one_after_another(
+    engine, two_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = np.random.default_rng(9)
     queries = rng.standard_normal((12, DIM)).astype(np.float32)
     requests = [SearchRequest(anns_field="vec", queries=q[None], topk=10, params={"ef": 64}) for q in queries[:6]]
     requests += [SearchRequest(anns_field="vec", queries=q[None], topk=5, expr="cat == 3", params={"ef": 64}) for q in queries[6:9]]
     requests += [SearchRequest(anns_field="vec", queries=q[None], topk=20, params={"radius": 2.0, "ef": 64}) for q in queries[9:]]
-    try:
-        calls: list[int] = []
-        real = reader.fan_out
-        monkeypatch.setattr(reader, "fan_out", lambda fn, items: calls.append(len(items)) or real(fn, items))
-        side_by_side = _answers(engine, requests)
-        assert calls and all(n == 3 for n in calls)  # every request went through the threads
-        monkeypatch.setattr(reader, "FAN_OUT_ROWS", 1 << 40)
-        calls.clear()
-        one_after_another = _answers(engine, requests)
-        assert not calls
-    finally:
-        threads.set_threads(before)
+    calls: list[int] = []
+    real = reader.fan_out
+    monkeypatch.setattr(reader, "fan_out", lambda fn, items: calls.append(len(items)) or real(fn, items))
+    side_by_side = _answers(engine, requests)
+    assert calls and all(n == 3 for n in calls)  # every request went through the threads
+    monkeypatch.setattr(reader, "FAN_OUT_ROWS", 1 << 40)
+    calls.clear()
+    one_after_another = _answers(engine, requests)
+    assert not calls
     assert side_by_side == one_after_another
     segments_hit = {i // SEGMENT for ids, _ in side_by_side[:6] for i in ids}
     assert segments_hit == {0, 1, 2}  # answers merge hits from every segment
